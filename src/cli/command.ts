@@ -1,0 +1,46 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** A user-facing failure: printed as one line, never with a stack trace. */
+export class CliError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+    this.name = "CliError";
+  }
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Full help text printed by `dsv4 <name> --help`. */
+  usage: string;
+  run(argv: string[]): Promise<number | void>;
+}
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+export interface ParsedArgs {
+  values: Record<string, string | boolean | string[] | boolean[] | undefined>;
+  positionals: string[];
+}
+
+/** parseArgs with errors turned into a usage CliError (exit code 2). */
+export function parseCommandArgs(command: Command, argv: string[], options: Options, allowPositionals = false): ParsedArgs {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true }) as ParsedArgs;
+  } catch (err) {
+    throw new CliError(`${(err as Error).message} (see \`dsv4 ${command.name} --help\`)`, 2);
+  }
+}
+
+/** A string option's value; `required` turns absence into a usage error. */
+export function stringOption(command: Command, args: ParsedArgs, flag: string, required: true): string;
+export function stringOption(command: Command, args: ParsedArgs, flag: string, required?: false): string | undefined;
+export function stringOption(command: Command, args: ParsedArgs, flag: string, required = false): string | undefined {
+  const value = args.values[flag];
+  if (value === undefined || value === "") {
+    if (!required) return undefined;
+    throw new CliError(`missing required option --${flag} (see \`dsv4 ${command.name} --help\`)`, 2);
+  }
+  if (typeof value !== "string") throw new CliError(`--${flag} takes a value`, 2);
+  return value;
+}

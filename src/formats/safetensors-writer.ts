@@ -1,0 +1,82 @@
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { DTYPE_BYTES, type DType } from "./dtypes.js";
+import { INDEX_FILE, elementCount } from "./safetensors.js";
+
+export interface TensorToWrite {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  data: Uint8Array;
+}
+
+/** Header alignment the reference writer uses, so tensor data starts 8-byte aligned. */
+const HEADER_ALIGN = 8;
+
+/** Write one `.safetensors` file; data is written tensor by tensor, never concatenated in memory. */
+export function writeSafetensors(path: string, tensors: readonly TensorToWrite[], metadata: Record<string, string> = {}): void {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of tensors) {
+    const expected = elementCount(t.shape) * DTYPE_BYTES[t.dtype];
+    if (t.data.byteLength !== expected) {
+      throw new Error(`${path}: tensor "${t.name}" has ${t.data.byteLength} bytes, shape ${JSON.stringify(t.shape)} of ${t.dtype} needs ${expected}`);
+    }
+    if (Object.prototype.hasOwnProperty.call(header, t.name)) throw new Error(`${path}: duplicate tensor "${t.name}"`);
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] };
+    offset += expected;
+  }
+  let json = JSON.stringify(header);
+  json += " ".repeat((HEADER_ALIGN - ((8 + Buffer.byteLength(json)) % HEADER_ALIGN)) % HEADER_ALIGN);
+  const headerBytes = Buffer.from(json, "utf8");
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(headerBytes.length));
+  const fd = openSync(path, "w");
+  try {
+    writeAll(fd, len);
+    writeAll(fd, headerBytes);
+    for (const t of tensors) writeAll(fd, t.data);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeAll(fd: number, data: Uint8Array): void {
+  let done = 0;
+  while (done < data.byteLength) done += writeSync(fd, data, done, Math.min(1 << 30, data.byteLength - done));
+}
+
+/**
+ * Write tensors as `model-0000K-of-0000N.safetensors` shards of roughly `shardBytes` each,
+ * plus `model.safetensors.index.json`, the layout of the official checkpoints.
+ */
+export function writeShardedCheckpoint(dir: string, tensors: readonly TensorToWrite[], shardBytes: number, metadata: Record<string, string> = {}): string[] {
+  mkdirSync(dir, { recursive: true });
+  const groups: TensorToWrite[][] = [[]];
+  let size = 0;
+  for (const t of tensors) {
+    if (size > 0 && size + t.data.byteLength > shardBytes) {
+      groups.push([]);
+      size = 0;
+    }
+    groups[groups.length - 1]!.push(t);
+    size += t.data.byteLength;
+  }
+  const n = groups.length;
+  const pad = (k: number) => String(k).padStart(5, "0");
+  const weightMap: Record<string, string> = {};
+  const files: string[] = [];
+  let total = 0;
+  groups.forEach((group, i) => {
+    const file = `model-${pad(i + 1)}-of-${pad(n)}.safetensors`;
+    writeSafetensors(join(dir, file), group, metadata);
+    for (const t of group) {
+      weightMap[t.name] = file;
+      total += t.data.byteLength;
+    }
+    files.push(file);
+  });
+  writeFileSync(join(dir, INDEX_FILE), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+  return files;
+}
