@@ -80,3 +80,79 @@ export function writeShardedCheckpoint(dir: string, tensors: readonly TensorToWr
   writeFileSync(join(dir, INDEX_FILE), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
   return files;
 }
+
+/** A tensor whose bytes are produced on demand, in order, through `emit` (chunks may be reused). */
+export interface TensorSource {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  produce(emit: (chunk: Uint8Array) => void): void;
+}
+
+/**
+ * Like writeShardedCheckpoint, but each tensor's bytes are produced while its shard is
+ * written, so memory stays at one chunk whatever the checkpoint size. Shards are planned from
+ * the shapes first (the file names carry the shard count). Returns the shard file names.
+ */
+export function writeShardedCheckpointStreaming(dir: string, tensors: readonly TensorSource[], shardBytes: number, metadata: Record<string, string> = {}): string[] {
+  mkdirSync(dir, { recursive: true });
+  const sizeOf = (t: TensorSource) => elementCount(t.shape) * DTYPE_BYTES[t.dtype];
+  const groups: TensorSource[][] = [[]];
+  let size = 0;
+  for (const t of tensors) {
+    if (size > 0 && size + sizeOf(t) > shardBytes) {
+      groups.push([]);
+      size = 0;
+    }
+    groups[groups.length - 1]!.push(t);
+    size += sizeOf(t);
+  }
+  const n = groups.length;
+  const pad = (k: number) => String(k).padStart(5, "0");
+  const weightMap: Record<string, string> = {};
+  const files: string[] = [];
+  let total = 0;
+  groups.forEach((group, i) => {
+    const file = `model-${pad(i + 1)}-of-${pad(n)}.safetensors`;
+    const path = join(dir, file);
+    const header: Record<string, unknown> = {};
+    if (Object.keys(metadata).length) header.__metadata__ = metadata;
+    let offset = 0;
+    for (const t of group) {
+      if (Object.prototype.hasOwnProperty.call(header, t.name)) throw new Error(`${path}: duplicate tensor "${t.name}"`);
+      header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + sizeOf(t)] };
+      offset += sizeOf(t);
+    }
+    const fd = openSync(path, "w");
+    try {
+      writeAll(fd, headerBytes(header));
+      for (const t of group) {
+        let written = 0;
+        t.produce((chunk) => {
+          written += chunk.byteLength;
+          if (written > sizeOf(t)) throw new Error(`${path}: tensor "${t.name}" produced more than its ${sizeOf(t)} bytes`);
+          writeAll(fd, chunk);
+        });
+        if (written !== sizeOf(t)) throw new Error(`${path}: tensor "${t.name}" produced ${written} bytes, shape ${JSON.stringify(t.shape)} of ${t.dtype} needs ${sizeOf(t)}`);
+        weightMap[t.name] = file;
+        total += written;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    files.push(file);
+  });
+  writeFileSync(join(dir, INDEX_FILE), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+  return files;
+}
+
+/** The 8-byte length prefix and the space-padded JSON header, as writeSafetensors lays them out. */
+function headerBytes(header: Record<string, unknown>): Uint8Array {
+  let json = JSON.stringify(header);
+  json += " ".repeat((HEADER_ALIGN - ((8 + Buffer.byteLength(json)) % HEADER_ALIGN)) % HEADER_ALIGN);
+  const body = Buffer.from(json, "utf8");
+  const out = Buffer.alloc(8 + body.length);
+  out.writeBigUInt64LE(BigInt(body.length), 0);
+  body.copy(out, 8);
+  return out;
+}
