@@ -1,0 +1,91 @@
+/**
+ * The numeric operations the model is written against. A backend owns how numbers sit in
+ * memory and how fast they move; it never changes what is computed. Every backend passes
+ * the same conformance tests (spec §11), so the model code never knows which one runs.
+ *
+ * Conventions: activations are row-major batches `[rows, width]` in the backend's float
+ * type (`Vec`); weights stay in their checkpoint format and are decoded inside kernels.
+ */
+
+export type Vec = Float64Array | Float32Array;
+
+export type WeightFormat = "fp8" | "fp4" | "bf16" | "f32";
+
+/** A weight matrix `[outFeatures, inFeatures]` exactly as the checkpoint stores it. */
+export interface StoredMatrix {
+  name: string;
+  format: WeightFormat;
+  outFeatures: number;
+  inFeatures: number;
+  /** fp8: E4M3 bytes [out, in]; fp4: packed E2M1 [out, in/2] low nibble first; bf16: LE u16 [out, in]; f32: LE f32. */
+  data: Uint8Array;
+  /** Block scales, fp8 [ceil(out/128), ceil(in/128)], fp4 [out, in/32]: E8M0 bytes, or F32 (Base checkpoints). */
+  scale?: Uint8Array;
+  scaleDtype?: "F8_E8M0" | "F32";
+}
+
+/** Opaque handle a backend returns for an uploaded matrix. */
+export interface MatrixHandle {
+  readonly name: string;
+  readonly outFeatures: number;
+  readonly inFeatures: number;
+  readonly format: WeightFormat;
+  /** Bytes the backend keeps for this matrix (weights + scales). */
+  readonly bytes: number;
+}
+
+export interface AttentionQuery {
+  /** Query heads `[heads, headDim]` starting at `qOffset` of `q`. */
+  q: Vec;
+  qOffset: number;
+  /** Where the output `[heads, headDim]` goes. */
+  out: Vec;
+  outOffset: number;
+  /** Key/value row sources: each a buffer of rows `[n, headDim]` and the row indices to attend. */
+  sources: ReadonlyArray<{ rows: Vec; indices: ArrayLike<number>; count: number }>;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** The float type activations are computed in. */
+  readonly precision: "f64" | "f32";
+
+  alloc(n: number): Vec;
+  /** Copy values into a new backend vector (parameters such as norm weights). */
+  fromValues(values: ArrayLike<number>): Vec;
+  /** Take ownership of a stored matrix (kept quantised). */
+  uploadMatrix(m: StoredMatrix): MatrixHandle;
+  /** One row of a matrix, decoded (embedding lookup). */
+  matrixRow(m: MatrixHandle, row: number, out: Vec, outOffset: number): void;
+
+  /**
+   * `out[r, n] = Σ_k x[r, k] · W[n, k]`. With `actQuant` each row of x is first quantised to
+   * E4M3 in blocks of 128 with power-of-two scales (spec §3.5), as the reference does in
+   * front of every FP8/FP4 GEMM; without it x is used as is.
+   */
+  linear(x: Vec, rows: number, w: MatrixHandle, actQuant: boolean, out?: Vec): Vec;
+
+  /** RMSNorm over each `dim`-wide row, times `weight` when given (spec §3.1, §3.2). */
+  rmsNorm(x: Vec, rows: number, dim: number, weight: Vec | null, eps: number, out?: Vec): Vec;
+
+  /**
+   * Rotate interleaved pairs (spec §10) of `segments` vectors starting at `start`, `stride` apart:
+   * pair i of each is multiplied by (cos[i] + i·sin[i]), or by its conjugate when `inverse`.
+   */
+  rope(x: Vec, start: number, segments: number, stride: number, cos: Float64Array, sin: Float64Array, inverse: boolean): void;
+
+  /** Quantise-dequantise in place to E4M3 (block = 64 or 128) or E2M1 (block 32) grids: the reference's "simulation". */
+  fp8Simulate(x: Vec, start: number, length: number, block: number): void;
+  fp4Simulate(x: Vec, start: number, length: number, block: number): void;
+  /** Sylvester Hadamard transform of consecutive `n`-wide segments, scaled by n^-1/2. */
+  hadamard(x: Vec, start: number, length: number, n: number): void;
+
+  /** Sparse attention with a per-head sink logit (spec §5.3), softmax scale given. */
+  attention(query: AttentionQuery, heads: number, headDim: number, sink: Vec, scale: number): void;
+
+  /** Gated softmax pooling per feature over `n` slots: out[j] = Σ_s softmax_s(score[s, j]) · kv[s, j]. */
+  softmaxPool(kv: Vec, score: Vec, slots: ReadonlyArray<{ row: number; offset: number }>, width: number, rowStride: number, out: Vec, outOffset: number): void;
+
+  /** Indexer scores for one query: score[s] = Σ_h w[h] · relu(q[h] · keys[s]) for s < count. */
+  indexerScores(q: Vec, qOffset: number, weights: Vec, wOffset: number, heads: number, headDim: number, keys: Vec, count: number, out: Float64Array): void;
+}

@@ -1,0 +1,69 @@
+import type { AttentionQuery, Backend, MatrixHandle, StoredMatrix, Vec } from "../backend.js";
+import { decodeRow, refLinear, refMatrix, type RefMatrix } from "./linear.js";
+import * as ops from "./ops.js";
+import { fp4SimulateInPlace, fp8SimulateInPlace } from "./quant.js";
+
+/**
+ * Pure-TypeScript reference backend. Computes in float64 throughout, which is what the
+ * float64 goldens (`*_f64`) were made with: it must match them to 1e-9 at every position.
+ */
+export class RefBackend implements Backend {
+  readonly name = "ref";
+  readonly precision = "f64" as const;
+
+  alloc(n: number): Float64Array {
+    return new Float64Array(n);
+  }
+
+  fromValues(values: ArrayLike<number>): Float64Array {
+    return Float64Array.from(values);
+  }
+
+  uploadMatrix(m: StoredMatrix): MatrixHandle {
+    return refMatrix(m);
+  }
+
+  matrixRow(m: MatrixHandle, row: number, out: Vec, outOffset: number): void {
+    decodeRow(m as RefMatrix, row, out, outOffset);
+  }
+
+  linear(x: Vec, rows: number, w: MatrixHandle, actQuant: boolean, out?: Vec): Vec {
+    const y = (out as Float64Array | undefined) ?? new Float64Array(rows * w.outFeatures);
+    refLinear(x, rows, w as RefMatrix, actQuant, y);
+    return y;
+  }
+
+  rmsNorm(x: Vec, rows: number, dim: number, weight: Vec | null, eps: number, out?: Vec): Vec {
+    const y = out ?? new Float64Array(rows * dim);
+    ops.rmsNorm(x, rows, dim, weight, eps, y);
+    return y;
+  }
+
+  rope(x: Vec, start: number, segments: number, stride: number, cos: Float64Array, sin: Float64Array, inverse: boolean): void {
+    ops.rope(x, start, segments, stride, cos, sin, inverse);
+  }
+
+  fp8Simulate(x: Vec, start: number, length: number, block: number): void {
+    fp8SimulateInPlace(x, start, length, block);
+  }
+
+  fp4Simulate(x: Vec, start: number, length: number, block: number): void {
+    fp4SimulateInPlace(x, start, length, block);
+  }
+
+  hadamard(x: Vec, start: number, length: number, n: number): void {
+    ops.hadamard(x, start, length, n);
+  }
+
+  attention(query: AttentionQuery, heads: number, headDim: number, sink: Vec, scale: number): void {
+    ops.attention(query, heads, headDim, sink, scale);
+  }
+
+  softmaxPool(kv: Vec, score: Vec, slots: ReadonlyArray<{ row: number; offset: number }>, width: number, rowStride: number, out: Vec, outOffset: number): void {
+    ops.softmaxPool(kv, score, slots, width, rowStride, out, outOffset);
+  }
+
+  indexerScores(q: Vec, qOffset: number, weights: Vec, wOffset: number, heads: number, headDim: number, keys: Vec, count: number, out: Float64Array): void {
+    ops.indexerScores(q, qOffset, weights, wOffset, heads, headDim, keys, count, out);
+  }
+}

@@ -1,0 +1,153 @@
+import { bf16ToNumber, e2m1Table, e4m3Table, e8m0ToNumber } from "../../formats/dtypes.js";
+import type { MatrixHandle, StoredMatrix, Vec } from "../backend.js";
+import { quantizeE4M3Blocks } from "./quant.js";
+
+const E4M3 = e4m3Table();
+const E2M1 = e2m1Table();
+const ACT_BLOCK = 128;
+const FP8_BLOCK = 128;
+const FP4_BLOCK = 32;
+
+/** The reference backend keeps the stored bytes and the decoded power-of-two scales. */
+export interface RefMatrix extends MatrixHandle {
+  data: Uint8Array;
+  /** Block scales as stored (E8M0 bytes, decoded through a table at use) or F32 values. */
+  scale: Uint8Array | Float32Array | undefined;
+  e8m0: boolean;
+}
+
+const E8M0 = Float32Array.from({ length: 256 }, (_, b) => e8m0ToNumber(b));
+
+function storedScales(m: StoredMatrix): Uint8Array | Float32Array | undefined {
+  if (!m.scale || m.scaleDtype !== "F32") return m.scale;
+  return new Float32Array(m.scale.buffer.slice(m.scale.byteOffset, m.scale.byteOffset + m.scale.byteLength));
+}
+
+function scaleAt(w: RefMatrix, i: number): number {
+  return w.e8m0 ? E8M0[w.scale![i]!]! : w.scale![i]!;
+}
+
+export function refMatrix(m: StoredMatrix): RefMatrix {
+  if ((m.format === "fp8" || m.format === "fp4") && !m.scale) throw new Error(`${m.name}: ${m.format} weight without scales`);
+  return {
+    name: m.name,
+    format: m.format,
+    outFeatures: m.outFeatures,
+    inFeatures: m.inFeatures,
+    data: m.data,
+    scale: storedScales(m),
+    e8m0: m.scaleDtype !== "F32",
+    bytes: m.data.byteLength + (m.scale ? m.scale.byteLength : 0),
+  };
+}
+
+/** Decode weight row `n` (all K values, scales applied) into `out`. */
+export function decodeRow(w: RefMatrix, n: number, out: Float64Array | Float32Array, outOffset = 0): void {
+  const K = w.inFeatures;
+  const d = w.data;
+  switch (w.format) {
+    case "fp8": {
+      const KB = Math.ceil(K / FP8_BLOCK);
+      const srow = Math.floor(n / FP8_BLOCK) * KB;
+      for (let k = 0; k < K; k++) out[outOffset + k] = E4M3[d[n * K + k]!]! * scaleAt(w, srow + Math.floor(k / FP8_BLOCK));
+      break;
+    }
+    case "fp4": {
+      const base = n * (K >> 1);
+      const srow = n * (K / FP4_BLOCK);
+      for (let k = 0; k < K; k += 2) {
+        const byte = d[base + (k >> 1)]!;
+        const s = scaleAt(w, srow + Math.floor(k / FP4_BLOCK));
+        out[outOffset + k] = E2M1[byte & 15]! * s;
+        out[outOffset + k + 1] = E2M1[byte >> 4]! * s;
+      }
+      break;
+    }
+    case "bf16": {
+      const view = new DataView(d.buffer, d.byteOffset + n * K * 2, K * 2);
+      for (let k = 0; k < K; k++) out[outOffset + k] = bf16ToNumber(view.getUint16(k * 2, true));
+      break;
+    }
+    case "f32": {
+      const view = new DataView(d.buffer, d.byteOffset + n * K * 4, K * 4);
+      for (let k = 0; k < K; k++) out[outOffset + k] = view.getFloat32(k * 4, true);
+      break;
+    }
+  }
+}
+
+/**
+ * y = x · Wᵀ in float64. With activation quantisation the block products are exact
+ * (E4M3 × E4M3/E2M1 grid values times powers of two), so the float64 result differs from
+ * the reference's only by the order of the final additions.
+ */
+export function refLinear(x: Vec, rows: number, w: RefMatrix, actQuant: boolean, out: Float64Array): void {
+  const K = w.inFeatures;
+  const N = w.outFeatures;
+  if (x.length < rows * K) throw new Error(`${w.name}: input has ${x.length} values, need ${rows} x ${K}`);
+  let xs: Float64Array | Vec = x;
+  let sx: Float64Array | null = null;
+  const actBlocks = Math.ceil(K / ACT_BLOCK);
+  if (actQuant) {
+    const q = new Float64Array(rows * K);
+    sx = new Float64Array(rows * actBlocks);
+    for (let r = 0; r < rows; r++) {
+      quantizeE4M3Blocks(x, r * K, K, ACT_BLOCK, q.subarray(r * K, (r + 1) * K), sx.subarray(r * actBlocks, (r + 1) * actBlocks));
+    }
+    xs = q;
+  }
+  const wrow = new Float64Array(K);
+  if (w.format === "fp8" || w.format === "fp4") {
+    // Keep the weight's grid values and its scales apart so every block sum is exact.
+    const block = w.format === "fp8" ? FP8_BLOCK : FP4_BLOCK;
+    const nb = Math.ceil(K / block);
+    const wscale = new Float64Array(nb);
+    const d = w.data;
+    for (let n = 0; n < N; n++) {
+      if (w.format === "fp8") {
+        for (let k = 0; k < K; k++) wrow[k] = E4M3[d[n * K + k]!]!;
+        const srow = Math.floor(n / FP8_BLOCK) * nb;
+        for (let b = 0; b < nb; b++) wscale[b] = scaleAt(w, srow + b);
+      } else {
+        const base = n * (K >> 1);
+        for (let k = 0; k < K; k += 2) {
+          const byte = d[base + (k >> 1)]!;
+          wrow[k] = E2M1[byte & 15]!;
+          wrow[k + 1] = E2M1[byte >> 4]!;
+        }
+        for (let b = 0; b < nb; b++) wscale[b] = scaleAt(w, n * nb + b);
+      }
+      for (let r = 0; r < rows; r++) {
+        const xo = r * K;
+        let acc = 0;
+        for (let b = 0; b < nb; b++) {
+          const k0 = b * block;
+          const k1 = Math.min(k0 + block, K);
+          let s = 0;
+          for (let k = k0; k < k1; k++) s += xs[xo + k]! * wrow[k]!;
+          const xscale = sx ? sx[r * actBlocks + Math.floor(k0 / ACT_BLOCK)]! : 1;
+          acc += s * xscale * wscale[b]!;
+        }
+        out[r * N + n] = acc;
+      }
+    }
+    return;
+  }
+  for (let n = 0; n < N; n++) {
+    decodeRow(w, n, wrow);
+    for (let r = 0; r < rows; r++) {
+      const xo = r * K;
+      let acc = 0;
+      if (sx) {
+        for (let b = 0; b < actBlocks; b++) {
+          let s = 0;
+          for (let k = b * ACT_BLOCK; k < Math.min(K, (b + 1) * ACT_BLOCK); k++) s += xs[xo + k]! * wrow[k]!;
+          acc += s * sx[r * actBlocks + b]!;
+        }
+      } else {
+        for (let k = 0; k < K; k++) acc += xs[xo + k]! * wrow[k]!;
+      }
+      out[r * N + n] = acc;
+    }
+  }
+}

@@ -1,0 +1,123 @@
+import type { Backend, Vec } from "../kernels/backend.js";
+import type { ModelConfig } from "./config.js";
+import type { HcWeights } from "./weights.js";
+
+/**
+ * Manifold-constrained hyper-connections (spec §4): the residual is `hc` parallel streams;
+ * each block reads a learned mixture of them and writes back through a doubly-stochastic
+ * (Sinkhorn-normalised) stream-mixing matrix.
+ */
+
+export interface HcMix {
+  pre: Float64Array; // [rows, hc]
+  post: Float64Array; // [rows, hc]
+  comb: Float64Array; // [rows, hc, hc], comb[j][k]: source stream j -> destination k
+}
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+/** Projections of the flattened streams, scaled by their rms: `(fn · v) · rsqrt(mean(v²) + eps)`. */
+function mixes(backend: Backend, X: Vec, rows: number, hcDim: number, fn: HcWeights["fn"], normEps: number): Vec {
+  const m = backend.linear(X, rows, fn, false);
+  const mix = fn.outFeatures;
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let i = r * hcDim; i < (r + 1) * hcDim; i++) ss += X[i]! * X[i]!;
+    const rs = 1 / Math.sqrt(ss / hcDim + normEps);
+    for (let j = 0; j < mix; j++) m[r * mix + j] = m[r * mix + j]! * rs;
+  }
+  return m;
+}
+
+/** pre / post weights and the Sinkhorn-normalised comb matrix from the raw mixes of one row. */
+export function splitSinkhorn(m: ArrayLike<number>, mOffset: number, w: HcWeights, hc: number, iters: number, eps: number, out: HcMix, r: number): void {
+  const { scale, base } = w;
+  for (let j = 0; j < hc; j++) {
+    out.pre[r * hc + j] = sigmoid(m[mOffset + j]! * scale[0]! + base[j]!) + eps;
+    out.post[r * hc + j] = 2 * sigmoid(m[mOffset + hc + j]! * scale[1]! + base[hc + j]!);
+  }
+  const c = out.comb.subarray(r * hc * hc, (r + 1) * hc * hc);
+  for (let j = 0; j < hc; j++) {
+    let mx = -Infinity;
+    for (let k = 0; k < hc; k++) {
+      const v = m[mOffset + 2 * hc + j * hc + k]! * scale[2]! + base[2 * hc + j * hc + k]!;
+      c[j * hc + k] = v;
+      if (v > mx) mx = v;
+    }
+    let sum = 0;
+    for (let k = 0; k < hc; k++) sum += c[j * hc + k] = Math.exp(c[j * hc + k]! - mx);
+    for (let k = 0; k < hc; k++) c[j * hc + k] = c[j * hc + k]! / sum + eps;
+  }
+  const normCols = () => {
+    for (let k = 0; k < hc; k++) {
+      let s = 0;
+      for (let j = 0; j < hc; j++) s += c[j * hc + k]!;
+      for (let j = 0; j < hc; j++) c[j * hc + k] = c[j * hc + k]! / (s + eps);
+    }
+  };
+  const normRows = () => {
+    for (let j = 0; j < hc; j++) {
+      let s = 0;
+      for (let k = 0; k < hc; k++) s += c[j * hc + k]!;
+      for (let k = 0; k < hc; k++) c[j * hc + k] = c[j * hc + k]! / (s + eps);
+    }
+  };
+  normCols();
+  for (let i = 1; i < iters; i++) {
+    normRows();
+    normCols();
+  }
+}
+
+/** Weighted sum of the streams: out[r] = Σ_j pre[r, j] · X[r, j]. */
+function collapse(backend: Backend, X: Vec, rows: number, hc: number, dim: number, pre: Float64Array): Vec {
+  const out = backend.alloc(rows * dim);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < hc; j++) {
+      const p = pre[r * hc + j]!;
+      const xo = (r * hc + j) * dim;
+      for (let i = 0; i < dim; i++) out[r * dim + i] = out[r * dim + i]! + p * X[xo + i]!;
+    }
+  }
+  return out;
+}
+
+export function hcPre(backend: Backend, cfg: ModelConfig, X: Vec, rows: number, w: HcWeights): { collapsed: Vec; mix: HcMix } {
+  const hc = cfg.hcMult;
+  const m = mixes(backend, X, rows, hc * cfg.dim, w.fn, cfg.normEps);
+  const mix: HcMix = { pre: new Float64Array(rows * hc), post: new Float64Array(rows * hc), comb: new Float64Array(rows * hc * hc) };
+  const width = w.fn.outFeatures;
+  for (let r = 0; r < rows; r++) splitSinkhorn(m, r * width, w, hc, cfg.hcSinkhornIters, cfg.hcEps, mix, r);
+  return { collapsed: collapse(backend, X, rows, hc, cfg.dim, mix.pre), mix };
+}
+
+/** X'[k] = post[k] · y + Σ_j comb[j][k] · X[j]. */
+export function hcPost(backend: Backend, cfg: ModelConfig, y: Vec, X: Vec, rows: number, mix: HcMix): Vec {
+  const hc = cfg.hcMult;
+  const D = cfg.dim;
+  const out = backend.alloc(rows * hc * D);
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < hc; k++) {
+      const oo = (r * hc + k) * D;
+      const p = mix.post[r * hc + k]!;
+      for (let i = 0; i < D; i++) out[oo + i] = p * y[r * D + i]!;
+      for (let j = 0; j < hc; j++) {
+        const c = mix.comb[(r * hc + j) * hc + k]!;
+        const xo = (r * hc + j) * D;
+        for (let i = 0; i < D; i++) out[oo + i] = out[oo + i]! + c * X[xo + i]!;
+      }
+    }
+  }
+  return out;
+}
+
+/** Final collapse of the streams before the head (no post/comb). */
+export function hcHead(backend: Backend, cfg: ModelConfig, X: Vec, rows: number, w: HcWeights): Vec {
+  const hc = cfg.hcMult;
+  const m = mixes(backend, X, rows, hc * cfg.dim, w.fn, cfg.normEps);
+  const pre = new Float64Array(rows * hc);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < hc; j++) pre[r * hc + j] = sigmoid(m[r * hc + j]! * w.scale[0]! + w.base[j]!) + cfg.hcEps;
+  }
+  return collapse(backend, X, rows, hc, cfg.dim, pre);
+}

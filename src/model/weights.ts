@@ -1,0 +1,280 @@
+import { decodeToFloat64, e4m3ToNumber } from "../formats/dtypes.js";
+import { Checkpoint, CheckpointFormatError } from "../formats/safetensors.js";
+import type { Backend, MatrixHandle, Vec, WeightFormat } from "../kernels/backend.js";
+import type { LayerSchedule, ModelConfig } from "./config.js";
+import { checkpointTensors } from "./schema.js";
+
+export interface HcWeights {
+  /** [mix, hc·dim] F32 projection, used as an unquantised linear. */
+  fn: MatrixHandle;
+  base: Float64Array;
+  scale: Float64Array;
+}
+
+export interface CompressorWeights {
+  wkv: MatrixHandle;
+  wgate: MatrixHandle;
+  /** [ratio, width] additive score bias per slot of the window. */
+  ape: Float64Array;
+  norm: Vec;
+}
+
+export interface IndexerWeights {
+  wqB: MatrixHandle;
+  weightsProj: MatrixHandle;
+  compressor: CompressorWeights;
+}
+
+export interface AttentionWeights {
+  wqA: MatrixHandle;
+  qNorm: Vec;
+  wqB: MatrixHandle;
+  wkv: MatrixHandle;
+  kvNorm: Vec;
+  /** wo_a split by output group: group g maps heads g·H/G.. to its o_lora_rank outputs. */
+  woA: MatrixHandle[];
+  woB: MatrixHandle;
+  sink: Vec;
+  compressor: CompressorWeights | null;
+  indexer: IndexerWeights | null;
+}
+
+export interface ExpertWeights {
+  w1: MatrixHandle;
+  w2: MatrixHandle;
+  w3: MatrixHandle;
+}
+
+export interface MoeWeights {
+  gate: MatrixHandle;
+  bias: Float64Array | null;
+  /** [vocab, topk] expert ids of hash-routed layers. */
+  tid2eid: Int32Array | null;
+  /** Routed experts, loaded on first use so a load does not read every expert up front. */
+  expert(e: number): ExpertWeights;
+  shared: ExpertWeights;
+}
+
+export interface MtpExtraWeights {
+  eProj: MatrixHandle;
+  hProj: MatrixHandle;
+  enorm: Vec;
+  hnorm: Vec;
+  norm: Vec;
+  hcHead: HcWeights;
+}
+
+export interface BlockWeights {
+  layer: LayerSchedule;
+  attnNorm: Vec;
+  ffnNorm: Vec;
+  hcAttn: HcWeights;
+  hcFfn: HcWeights;
+  attn: AttentionWeights;
+  moe: MoeWeights;
+  mtp: MtpExtraWeights | null;
+}
+
+export interface ModelWeights {
+  embed: MatrixHandle;
+  head: MatrixHandle;
+  norm: Vec;
+  hcHead: HcWeights;
+  blocks: BlockWeights[];
+  mtp: BlockWeights[];
+}
+
+/** Checks every tensor's presence, dtype and shape against the schema before anything is read. */
+export function validateCheckpoint(ckpt: Checkpoint, cfg: ModelConfig): void {
+  for (const spec of checkpointTensors(cfg)) {
+    if (!ckpt.has(spec.name)) {
+      throw new CheckpointFormatError(`tensor missing: the config (${cfg.layers.length} layers, ${cfg.numRoutedExperts} experts) requires it`, ckpt.dir, spec.name);
+    }
+    const info = ckpt.info(spec.name);
+    const scaleF32 = spec.role === "fp8-scale" && info.dtype === "F32"; // Base checkpoints carry F32 scales
+    if ((info.dtype !== spec.dtype && !scaleF32) || info.shape.join(",") !== spec.shape.join(",")) {
+      throw new CheckpointFormatError(`expected ${spec.dtype} ${JSON.stringify(spec.shape)}, found ${info.dtype} ${JSON.stringify(info.shape)}`, info.file, spec.name);
+    }
+  }
+}
+
+class WeightLoader {
+  bytes = 0;
+  constructor(readonly ckpt: Checkpoint, readonly backend: Backend) {}
+
+  values(name: string): Float64Array {
+    const info = this.ckpt.info(name);
+    return decodeToFloat64(info.dtype, this.ckpt.read(name));
+  }
+
+  vec(name: string): Vec {
+    return this.backend.fromValues(this.values(name));
+  }
+
+  private matrix(name: string, format: WeightFormat, out: number, inp: number, scaled: boolean): MatrixHandle {
+    const data = this.ckpt.read(`${name}.weight`);
+    let scale: Uint8Array | undefined;
+    let scaleDtype: "F8_E8M0" | "F32" | undefined;
+    if (scaled) {
+      scale = this.ckpt.read(`${name}.scale`);
+      scaleDtype = this.ckpt.info(`${name}.scale`).dtype === "F32" ? "F32" : "F8_E8M0";
+    }
+    const h = this.backend.uploadMatrix({ name, format, outFeatures: out, inFeatures: inp, data, scale, scaleDtype });
+    this.bytes += h.bytes;
+    return h;
+  }
+
+  /** A `name.weight` matrix in whichever stored format it has. */
+  linear(name: string): MatrixHandle {
+    const info = this.ckpt.info(`${name}.weight`);
+    const [out, stored] = info.shape as [number, number];
+    switch (info.dtype) {
+      case "F8_E4M3": return this.matrix(name, "fp8", out, stored, true);
+      case "I8": return this.matrix(name, "fp4", out, stored * 2, true);
+      case "BF16": return this.matrix(name, "bf16", out, stored, false);
+      case "F32": return this.matrix(name, "f32", out, stored, false);
+      default: throw new CheckpointFormatError(`unsupported weight dtype ${info.dtype}`, info.file, `${name}.weight`);
+    }
+  }
+
+  /**
+   * An FP8 matrix cut into `groups` equal row ranges. Ranges aligned to the 128-row scale
+   * blocks stay FP8; otherwise they are dequantised to F32, which is exact for E4M3·2^k.
+   */
+  rowGroups(name: string, groups: number): MatrixHandle[] {
+    const info = this.ckpt.info(`${name}.weight`);
+    const [out, inp] = info.shape as [number, number];
+    const rows = out / groups;
+    const data = this.ckpt.read(`${name}.weight`);
+    const scale = this.ckpt.read(`${name}.scale`);
+    const scaleDtype = this.ckpt.info(`${name}.scale`).dtype === "F32" ? "F32" : "F8_E8M0";
+    const kb = Math.ceil(inp / 128);
+    const handles: MatrixHandle[] = [];
+    for (let g = 0; g < groups; g++) {
+      const gname = `${name}[group ${g}]`;
+      let h: MatrixHandle;
+      if (rows % 128 === 0 && scaleDtype === "F8_E8M0") {
+        const sRows = rows / 128;
+        h = this.backend.uploadMatrix({
+          name: gname, format: "fp8", outFeatures: rows, inFeatures: inp,
+          data: data.subarray(g * rows * inp, (g + 1) * rows * inp),
+          scale: scale.subarray(g * sRows * kb, (g + 1) * sRows * kb), scaleDtype,
+        });
+      } else {
+        const scales = decodeToFloat64(scaleDtype, scale);
+        const values = new Float32Array(rows * inp);
+        for (let i = 0; i < rows; i++) {
+          const n = g * rows + i;
+          for (let k = 0; k < inp; k++) values[i * inp + k] = e4m3ToNumber(data[n * inp + k]!) * scales[Math.floor(n / 128) * kb + Math.floor(k / 128)]!;
+        }
+        h = this.backend.uploadMatrix({ name: gname, format: "f32", outFeatures: rows, inFeatures: inp, data: new Uint8Array(values.buffer) });
+      }
+      this.bytes += h.bytes;
+      handles.push(h);
+    }
+    return handles;
+  }
+
+  /** A bare tensor (no `.weight` suffix) used as a matrix, e.g. the F32 `hc_*_fn`. */
+  bareMatrix(name: string): MatrixHandle {
+    const info = this.ckpt.info(name);
+    const [out, inp] = info.shape as [number, number];
+    const h = this.backend.uploadMatrix({ name, format: info.dtype === "BF16" ? "bf16" : "f32", outFeatures: out, inFeatures: inp, data: this.ckpt.read(name) });
+    this.bytes += h.bytes;
+    return h;
+  }
+
+  hc(prefix: string, tag: string): HcWeights {
+    return { fn: this.bareMatrix(`${prefix}hc_${tag}_fn`), base: this.values(`${prefix}hc_${tag}_base`), scale: this.values(`${prefix}hc_${tag}_scale`) };
+  }
+
+  compressor(prefix: string): CompressorWeights {
+    return { wkv: this.linear(`${prefix}.wkv`), wgate: this.linear(`${prefix}.wgate`), ape: this.values(`${prefix}.ape`), norm: this.vec(`${prefix}.norm.weight`) };
+  }
+
+  expert(prefix: string): ExpertWeights {
+    return { w1: this.linear(`${prefix}.w1`), w2: this.linear(`${prefix}.w2`), w3: this.linear(`${prefix}.w3`) };
+  }
+
+  block(cfg: ModelConfig, layer: LayerSchedule): BlockWeights {
+    const p = layer.prefix;
+    const a = `${p}.attn`;
+    const attn: AttentionWeights = {
+      wqA: this.linear(`${a}.wq_a`),
+      qNorm: this.vec(`${a}.q_norm.weight`),
+      wqB: this.linear(`${a}.wq_b`),
+      wkv: this.linear(`${a}.wkv`),
+      kvNorm: this.vec(`${a}.kv_norm.weight`),
+      woA: this.rowGroups(`${a}.wo_a`, cfg.oGroups),
+      woB: this.linear(`${a}.wo_b`),
+      sink: this.vec(`${a}.attn_sink`),
+      compressor: layer.compressRatio > 0 ? this.compressor(`${a}.compressor`) : null,
+      indexer: layer.kind === "csa"
+        ? { wqB: this.linear(`${a}.indexer.wq_b`), weightsProj: this.linear(`${a}.indexer.weights_proj`), compressor: this.compressor(`${a}.indexer.compressor`) }
+        : null,
+    };
+    const experts: Array<ExpertWeights | undefined> = new Array(cfg.numRoutedExperts);
+    const moe: MoeWeights = {
+      gate: this.linear(`${p}.ffn.gate`),
+      bias: layer.hashRouted ? null : this.values(`${p}.ffn.gate.bias`),
+      tid2eid: layer.hashRouted ? Int32Array.from(this.values(`${p}.ffn.gate.tid2eid`)) : null,
+      expert: (e) => (experts[e] ??= this.expert(`${p}.ffn.experts.${e}`)),
+      shared: this.expert(`${p}.ffn.shared_experts`),
+    };
+    if (moe.tid2eid) {
+      const bad = moe.tid2eid.findIndex((e) => e < 0 || e >= cfg.numRoutedExperts);
+      if (bad >= 0) throw new CheckpointFormatError(`expert id ${moe.tid2eid[bad]} at flat index ${bad} is outside [0, ${cfg.numRoutedExperts})`, this.ckpt.info(`${p}.ffn.gate.tid2eid`).file, `${p}.ffn.gate.tid2eid`);
+    }
+    const mtp: MtpExtraWeights | null = p.startsWith("mtp.")
+      ? {
+          eProj: this.linear(`${p}.e_proj`),
+          hProj: this.linear(`${p}.h_proj`),
+          enorm: this.vec(`${p}.enorm.weight`),
+          hnorm: this.vec(`${p}.hnorm.weight`),
+          norm: this.vec(`${p}.norm.weight`),
+          hcHead: { fn: this.bareMatrix(`${p}.hc_head_fn`), base: this.values(`${p}.hc_head_base`), scale: this.values(`${p}.hc_head_scale`) },
+        }
+      : null;
+    return {
+      layer,
+      attnNorm: this.vec(`${p}.attn_norm.weight`),
+      ffnNorm: this.vec(`${p}.ffn_norm.weight`),
+      hcAttn: this.hc(`${p}.`, "attn"),
+      hcFfn: this.hc(`${p}.`, "ffn"),
+      attn,
+      moe,
+      mtp,
+    };
+  }
+}
+
+export interface LoadProgress {
+  /** Blocks loaded so far, of `total` (main layers + MTP + the top level). */
+  done: number;
+  total: number;
+  bytes: number;
+}
+
+export function loadWeights(ckpt: Checkpoint, cfg: ModelConfig, backend: Backend, onProgress?: (p: LoadProgress) => void): { weights: ModelWeights; loader: { bytes: number } } {
+  validateCheckpoint(ckpt, cfg);
+  const l = new WeightLoader(ckpt, backend);
+  const total = cfg.layers.length + cfg.mtpLayers.length + 1;
+  let done = 0;
+  const tick = () => onProgress?.({ done: ++done, total, bytes: l.bytes });
+  const embed = l.linear("embed");
+  const head = l.linear("head");
+  const norm = l.vec("norm.weight");
+  const hcHead: HcWeights = { fn: l.bareMatrix("hc_head_fn"), base: l.values("hc_head_base"), scale: l.values("hc_head_scale") };
+  tick();
+  const blocks = cfg.layers.map((layer) => {
+    const b = l.block(cfg, layer);
+    tick();
+    return b;
+  });
+  const mtp = cfg.mtpLayers.map((layer) => {
+    const b = l.block(cfg, layer);
+    tick();
+    return b;
+  });
+  return { weights: { embed, head, norm, hcHead, blocks, mtp }, loader: l };
+}
