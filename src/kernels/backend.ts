@@ -17,8 +17,13 @@ export interface StoredMatrix {
   format: WeightFormat;
   outFeatures: number;
   inFeatures: number;
-  /** fp8: E4M3 bytes [out, in]; fp4: packed E2M1 [out, in/2] low nibble first; bf16: LE u16 [out, in]; f32: LE f32. */
-  data: Uint8Array;
+  /**
+   * The weight bytes, read on call (positional reads): fp8 E4M3 [out, in]; fp4 packed E2M1
+   * [out, in/2], low nibble first; bf16 LE u16 [out, in]; f32 LE [out, in].
+   */
+  readData(): Uint8Array;
+  /** Where those bytes sit in a checkpoint file, when they do, so a backend can map them instead of copying. */
+  location: { file: string; offset: number; byteLength: number } | null;
   /** Block scales, fp8 [ceil(out/128), ceil(in/128)], fp4 [out, in/32]: E8M0 bytes, or F32 (Base checkpoints). */
   scale?: Uint8Array;
   scaleDtype?: "F8_E8M0" | "F32";

@@ -1,6 +1,6 @@
 import { decodeToFloat64, e4m3ToNumber } from "../formats/dtypes.js";
 import { Checkpoint, CheckpointFormatError } from "../formats/safetensors.js";
-import type { Backend, MatrixHandle, Vec, WeightFormat } from "../kernels/backend.js";
+import type { Backend, MatrixHandle, StoredMatrix, Vec, WeightFormat } from "../kernels/backend.js";
 import type { LayerSchedule, ModelConfig } from "./config.js";
 import { checkpointTensors } from "./schema.js";
 
@@ -111,15 +111,24 @@ class WeightLoader {
     return this.backend.fromValues(this.values(name));
   }
 
+  /** How a backend gets a tensor's bytes: read on demand, or mapped from its file range. */
+  private source(name: string, offset = 0, byteLength?: number): Pick<StoredMatrix, "readData" | "location"> {
+    const info = this.ckpt.info(name);
+    const len = byteLength ?? info.byteLength;
+    return {
+      readData: () => this.ckpt.readRange(name, offset, len),
+      location: { file: info.file, offset: info.start + offset, byteLength: len },
+    };
+  }
+
   private matrix(name: string, format: WeightFormat, out: number, inp: number, scaled: boolean): MatrixHandle {
-    const data = this.ckpt.read(`${name}.weight`);
     let scale: Uint8Array | undefined;
     let scaleDtype: "F8_E8M0" | "F32" | undefined;
     if (scaled) {
       scale = this.ckpt.read(`${name}.scale`);
       scaleDtype = this.ckpt.info(`${name}.scale`).dtype === "F32" ? "F32" : "F8_E8M0";
     }
-    const h = this.backend.uploadMatrix({ name, format, outFeatures: out, inFeatures: inp, data, scale, scaleDtype });
+    const h = this.backend.uploadMatrix({ name, format, outFeatures: out, inFeatures: inp, ...this.source(`${name}.weight`), scale, scaleDtype });
     this.bytes += h.bytes;
     return h;
   }
@@ -145,7 +154,6 @@ class WeightLoader {
     const info = this.ckpt.info(`${name}.weight`);
     const [out, inp] = info.shape as [number, number];
     const rows = out / groups;
-    const data = this.ckpt.read(`${name}.weight`);
     const scale = this.ckpt.read(`${name}.scale`);
     const scaleDtype = this.ckpt.info(`${name}.scale`).dtype === "F32" ? "F32" : "F8_E8M0";
     const kb = Math.ceil(inp / 128);
@@ -157,17 +165,19 @@ class WeightLoader {
         const sRows = rows / 128;
         h = this.backend.uploadMatrix({
           name: gname, format: "fp8", outFeatures: rows, inFeatures: inp,
-          data: data.subarray(g * rows * inp, (g + 1) * rows * inp),
+          ...this.source(`${name}.weight`, g * rows * inp, rows * inp),
           scale: scale.subarray(g * sRows * kb, (g + 1) * sRows * kb), scaleDtype,
         });
       } else {
+        const data = this.ckpt.readRange(`${name}.weight`, g * rows * inp, rows * inp);
         const scales = decodeToFloat64(scaleDtype, scale);
         const values = new Float32Array(rows * inp);
         for (let i = 0; i < rows; i++) {
           const n = g * rows + i;
-          for (let k = 0; k < inp; k++) values[i * inp + k] = e4m3ToNumber(data[n * inp + k]!) * scales[Math.floor(n / 128) * kb + Math.floor(k / 128)]!;
+          for (let k = 0; k < inp; k++) values[i * inp + k] = e4m3ToNumber(data[i * inp + k]!) * scales[Math.floor(n / 128) * kb + Math.floor(k / 128)]!;
         }
-        h = this.backend.uploadMatrix({ name: gname, format: "f32", outFeatures: rows, inFeatures: inp, data: new Uint8Array(values.buffer) });
+        const bytes = new Uint8Array(values.buffer);
+        h = this.backend.uploadMatrix({ name: gname, format: "f32", outFeatures: rows, inFeatures: inp, readData: () => bytes, location: null });
       }
       this.bytes += h.bytes;
       handles.push(h);
@@ -179,7 +189,7 @@ class WeightLoader {
   bareMatrix(name: string): MatrixHandle {
     const info = this.ckpt.info(name);
     const [out, inp] = info.shape as [number, number];
-    const h = this.backend.uploadMatrix({ name, format: info.dtype === "BF16" ? "bf16" : "f32", outFeatures: out, inFeatures: inp, data: this.ckpt.read(name) });
+    const h = this.backend.uploadMatrix({ name, format: info.dtype === "BF16" ? "bf16" : "f32", outFeatures: out, inFeatures: inp, ...this.source(name) });
     this.bytes += h.bytes;
     return h;
   }

@@ -29,15 +29,16 @@ function scaleAt(w: RefMatrix, i: number): number {
 
 export function refMatrix(m: StoredMatrix): RefMatrix {
   if ((m.format === "fp8" || m.format === "fp4") && !m.scale) throw new Error(`${m.name}: ${m.format} weight without scales`);
+  const data = m.readData();
   return {
     name: m.name,
     format: m.format,
     outFeatures: m.outFeatures,
     inFeatures: m.inFeatures,
-    data: m.data,
+    data,
     scale: storedScales(m),
     e8m0: m.scaleDtype !== "F32",
-    bytes: m.data.byteLength + (m.scale ? m.scale.byteLength : 0),
+    bytes: data.byteLength + (m.scale ? m.scale.byteLength : 0),
   };
 }
 
