@@ -1,7 +1,11 @@
 import type { Command } from "../command.js";
+import { encodeCommand } from "./encode.js";
 import { tinyCommand } from "./tiny.js";
+import { tokenizeCommand } from "./tokenize.js";
 
 /** Every CLI command, in the order `dsv4 --help` lists them. */
 export const commands: Command[] = [
+  encodeCommand,
   tinyCommand,
+  tokenizeCommand,
 ];
