@@ -21,8 +21,12 @@ export interface TensorInfo {
   byteLength: number;
 }
 
-/** Node's positional reads take at most 2 GiB at once; bigger tensors are read in pieces. */
-const MAX_READ = 1 << 30;
+/**
+ * Node's positional reads take at most 2 GiB at once, so bigger ranges are read in pieces of
+ * this size; 256 MiB keeps each syscall cheap to interrupt and lets tests cover the piecewise
+ * path without gigabyte buffers.
+ */
+export const READ_PIECE_BYTES = 256 << 20;
 const MAX_HEADER = 100 * 1024 * 1024;
 
 export function elementCount(shape: readonly number[]): number {
@@ -108,7 +112,7 @@ export class SafetensorsFile {
     const out = into ?? new Uint8Array(length);
     let done = 0;
     while (done < length) {
-      const n = readSync(this.fd, out, done, Math.min(MAX_READ, length - done), info.start + offset + done);
+      const n = readSync(this.fd, out, done, Math.min(READ_PIECE_BYTES, length - done), info.start + offset + done);
       if (n === 0) throw new CheckpointFormatError("unexpected end of file while reading tensor data (file truncated after open?)", this.path, name);
       done += n;
     }
