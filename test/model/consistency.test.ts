@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { RefBackend } from "../../src/kernels/ref/index.js";
+import { writeTinyCheckpoint } from "../../src/model/tiny.js";
+import { Dsv4Model } from "../../src/model/transformer.js";
+
+// Configurations other than tiny-a (other dims, rope dims, ratios, windows, top-k, expert
+// dtypes and hash-layer counts): the per-token semantics must hold on every one of them.
+const PRESETS: Array<{ preset: string; tokens: number }> = [
+  { preset: "micro", tokens: 40 },
+  { preset: "small-fp8experts", tokens: 72 },
+  { preset: "small-nohash", tokens: 140 },
+];
+
+const root = mkdtempSync(join(tmpdir(), "dsv4-consistency-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function tokensFor(vocab: number, n: number): number[] {
+  return Array.from({ length: n }, (_, i) => (i * 7919 + 13) % vocab);
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
+  return d;
+}
+
+for (const { preset, tokens: T } of PRESETS) {
+  describe(`preset ${preset}`, async () => {
+    const dir = join(root, preset);
+    await writeTinyCheckpoint(dir, { preset, seed: 3 });
+    const model = Dsv4Model.load(dir, { backend: new RefBackend() });
+    after(() => model.close());
+    const ids = tokensFor(model.cfg.vocabSize, T);
+
+    const decodeSeq = model.newSequence();
+    const decoded = ids.map((t) => Float64Array.from(model.forward([{ seq: decodeSeq, tokens: [t] }])[0]!.logits[0]!));
+
+    test("logits are finite at every position", () => {
+      for (const l of decoded) assert.ok(l.every(Number.isFinite));
+    });
+
+    test("prefill in uneven chunks equals token-by-token decode", () => {
+      const seq = model.newSequence();
+      const got: Float64Array[] = [];
+      for (let i = 0, c = 1; i < T; i += c, c = (c * 3) % 17 + 1) {
+        for (const l of model.forward([{ seq, tokens: ids.slice(i, i + c) }], { logits: "all" })[0]!.logits) got.push(Float64Array.from(l));
+      }
+      assert.equal(got.length, T);
+      got.forEach((l, t) => assert.ok(maxDiff(l, decoded[t]!) <= 1e-12, `position ${t}: ${maxDiff(l, decoded[t]!)}`));
+    });
+
+    test("two sequences batched in one step equal each run alone", () => {
+      const a = model.newSequence();
+      const b = model.newSequence();
+      const other = ids.map((t) => (t + 1) % model.cfg.vocabSize).slice(0, 9);
+      const [ra, rb] = model.forward([{ seq: a, tokens: ids.slice(0, 12) }, { seq: b, tokens: other }], { logits: "all" });
+      ra!.logits.forEach((l, t) => assert.ok(maxDiff(l, decoded[t]!) <= 1e-12));
+      const alone = model.newSequence();
+      const rAlone = model.forward([{ seq: alone, tokens: other }], { logits: "all" })[0]!;
+      rb!.logits.forEach((l, t) => assert.ok(maxDiff(l, rAlone.logits[t]!) <= 1e-12));
+    });
+
+    test("compressed rows appear exactly when their window completes", () => {
+      const seq = model.newSequence();
+      for (let t = 0; t < T; t++) {
+        model.forward([{ seq, tokens: [ids[t]!] }], { logits: "none" });
+        model.cfg.layers.forEach((layer, L) => {
+          const st = seq.layers[L]!;
+          const expected = layer.compressRatio ? Math.floor((t + 1) / layer.compressRatio) : 0;
+          assert.equal(st.compressor?.rows.count ?? 0, expected, `layer ${L} after position ${t}`);
+          if (st.indexer) assert.equal(st.indexer.rows.count, expected);
+        });
+      }
+    });
+
+    test("snapshot and restore give identical continuations", () => {
+      const seq = model.newSequence();
+      const cut = Math.floor(T / 2) + 1;
+      model.forward([{ seq, tokens: ids.slice(0, cut) }], { logits: "none" });
+      const snap = seq.snapshot();
+      const first = model.forward([{ seq, tokens: ids.slice(cut) }], { logits: "all" })[0]!.logits.map((l) => Float64Array.from(l));
+      seq.restore(snap);
+      assert.equal(seq.length, cut);
+      const again = model.forward([{ seq, tokens: ids.slice(cut) }], { logits: "all" })[0]!.logits;
+      again.forEach((l, i) => assert.equal(maxDiff(l, first[i]!), 0));
+      first.forEach((l, i) => assert.ok(maxDiff(l, decoded[cut + i]!) <= 1e-12));
+    });
+
+    test("MTP runs on its own incremental state and gives finite logits", () => {
+      const seq = model.newSequence();
+      const out = model.forward([{ seq, tokens: ids.slice(0, 10) }], { logits: "none", residual: "all" })[0]!;
+      for (let i = 0; i < 9; i++) {
+        const [o] = model.mtpForward([{ seq, hidden: out.residual[i]!, token: ids[i + 1]! }]);
+        assert.ok(o!.logits.every(Number.isFinite));
+      }
+      assert.equal(seq.mtpLength, 9);
+    });
+
+    test("a token outside the vocabulary is refused before any state changes", () => {
+      const seq = model.newSequence();
+      assert.throws(() => model.forward([{ seq, tokens: [1, model.cfg.vocabSize] }]), /not in the vocabulary/);
+      assert.equal(seq.length, 0);
+    });
+  });
+}
