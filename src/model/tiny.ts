@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeShardedCheckpointStreaming, type TensorSource } from "../formats/safetensors-writer.js";
 import { DTYPE_BYTES } from "../formats/dtypes.js";
 import { elementCount, INDEX_FILE } from "../formats/safetensors.js";
+import { writeDefaultTokenizerFiles } from "../text/tokenizer.js";
 import { parseConfig, type ModelConfig } from "./config.js";
 import { checkpointTensors, type TensorSpec } from "./schema.js";
 import { DEFAULT_PRESET, TINY_PRESETS, V4_VOCAB_SIZE, type HfConfig } from "./tiny-presets.js";
@@ -34,7 +35,7 @@ export interface TinyResult {
   tensorCount: number;
   /** Tensor bytes (without headers). */
   tensorBytes: number;
-  /** All files written, headers and JSON included. */
+  /** Bytes of every file written (shards with headers, index, config, tokenizer). */
   fileBytes: number;
   tokenizerWritten: boolean;
 }
@@ -123,30 +124,13 @@ export async function writeTinyCheckpoint(dir: string, options: TinyOptions = {}
   });
   const shards = writeShardedCheckpointStreaming(dir, sources, options.shardBytes ?? preset.shardBytes, { format: "pt" });
 
-  const tokenizerWritten = (options.tokenizer ?? cfg.vocabSize === V4_VOCAB_SIZE) && (await writeTokenizer(dir));
+  // The real tokenizer only fits a model with the real vocabulary
+  const tokenizerWritten = options.tokenizer ?? cfg.vocabSize === V4_VOCAB_SIZE;
+  if (tokenizerWritten) await writeDefaultTokenizerFiles(dir);
   writeFileSync(join(dir, "config.json"), JSON.stringify(raw, null, 2) + "\n");
 
-  let fileBytes = 0;
-  for (const f of readdirSync(dir)) fileBytes += statSync(join(dir, f)).size;
+  const written = [...shards, INDEX_FILE, "config.json", ...(tokenizerWritten ? ["tokenizer.json", "tokenizer_config.json"] : [])];
+  const fileBytes = written.reduce((a, f) => a + statSync(join(dir, f)).size, 0);
   const tensorBytes = specs.reduce((a, s) => a + elementCount(s.shape) * DTYPE_BYTES[s.dtype], 0);
   return { dir, config: cfg, shards, tensorCount: specs.length, tensorBytes, fileBytes, tokenizerWritten };
-}
-
-/**
- * The tokenizer files come from src/text/tokenizer.ts (`writeDefaultTokenizerFiles`), owned by
- * the text layer. TODO(tokenizer): replace this lookup with a static import once that module
- * has landed; until then a missing module means "no tokenizer written", reported to the caller.
- */
-async function writeTokenizer(dir: string): Promise<boolean> {
-  const specifier = "../text/tokenizer.js";
-  let mod: { writeDefaultTokenizerFiles?: (dir: string) => void | Promise<void> };
-  try {
-    mod = (await import(specifier)) as typeof mod;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" && !existsSync(new URL(specifier, import.meta.url))) return false;
-    throw err;
-  }
-  if (typeof mod.writeDefaultTokenizerFiles !== "function") return false;
-  await mod.writeDefaultTokenizerFiles(dir);
-  return true;
 }
