@@ -66,22 +66,23 @@ export class BpeEncoder {
   private readonly added: AddedTokenTrie;
   private readonly rules: SplitRule[] | null;
   private readonly fallback: HfTokenizer | null = null;
-  private readonly vocab = new Map<string, number>();
+  private readonly vocab: ReadonlyMap<string, number>;
   /** pair key → rank * ID_SPACE + merged id */
   private readonly merges = new Map<number, number>();
   private readonly byteIds = new Int32Array(256);
   private readonly cache = new Map<string, number[]>();
   private readonly utf8 = new TextEncoder();
 
-  constructor(json: TokenizerJson, addedTokens: ReadonlyArray<readonly [string, number]>) {
+  /** `vocab` is the model's token → id map (added tokens excluded). */
+  constructor(json: TokenizerJson, vocab: ReadonlyMap<string, number>, addedTokens: ReadonlyArray<readonly [string, number]>) {
     const plainAdded = (json.added_tokens ?? []).every(isPlainAdded);
     this.rules = plainAdded ? fastSplitRules(json) : null;
     this.added = new AddedTokenTrie(addedTokens);
+    this.vocab = vocab;
     if (this.rules === null) {
       this.fallback = new HfTokenizer(json, { add_bos_token: false, add_eos_token: false });
       return;
     }
-    for (const [token, id] of Object.entries(json.model.vocab)) this.vocab.set(token, id);
     for (let b = 0; b < 256; b++) {
       const id = this.vocab.get(BYTE_TO_CHAR[b]!);
       if (id === undefined) throw new Error(`byte-level vocabulary lacks byte 0x${b.toString(16)}`);

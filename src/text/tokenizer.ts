@@ -59,12 +59,13 @@ export class Tokenizer {
   constructor(json: TokenizerJson, config: Record<string, unknown> = { ...V4_TOKENIZER_CONFIG }) {
     if (json.model?.type !== "BPE") throw new Error(`unsupported tokenizer model type ${String(json.model?.type)}`);
     this.config = config;
-    this.tokenToIdMap = new Map();
+    const modelVocab = new Map<string, number>();
     this.idToTokenTable = [];
     for (const [token, id] of Object.entries(json.model.vocab)) {
-      this.tokenToIdMap.set(token, id);
+      modelVocab.set(token, id);
       this.idToTokenTable[id] = token;
     }
+    this.tokenToIdMap = new Map(modelVocab);
     this.specialSet = new Set();
     const added = json.added_tokens ?? [];
     for (const t of added) {
@@ -98,7 +99,7 @@ export class Tokenizer {
       dsml: id(DSML),
       latestReminder: id(LATEST_REMINDER),
     };
-    this.encoder = new BpeEncoder(json, added.map((t) => [t.content, t.id] as const));
+    this.encoder = new BpeEncoder(json, modelVocab, added.map((t) => [t.content, t.id] as const));
   }
 
   /** Token ids of `text`; special-token strings in the text become their ids; no BOS is added. */

@@ -1,0 +1,45 @@
+/** Paths and small deterministic helpers shared by the text tests. */
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository root (tests run from dist/test/text). */
+export const repoRoot = resolve(fileURLToPath(new URL(".", import.meta.url)), "..", "..", "..");
+/** `shared/` sits beside the clone, in CI as here. */
+export const sharedDir = resolve(repoRoot, "..", "shared");
+export const fixtureDir = resolve(sharedDir, "fixtures", "encoding");
+
+export function fixtureInput(n: number): unknown {
+  return JSON.parse(readFileSync(resolve(fixtureDir, `test_input_${n}.json`), "utf8"));
+}
+
+export function fixtureOutput(n: number): string {
+  return readFileSync(resolve(fixtureDir, `test_output_${n}.txt`), "utf8");
+}
+
+/** mulberry32, for reproducible random cases. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function pick<T>(next: () => number, items: readonly T[]): T {
+  return items[Math.floor(next() * items.length)]!;
+}
+
+/** Splits `text` into random chunks of 1..maxChunk UTF-16 units (surrogate pairs may split). */
+export function randomChunks(text: string, next: () => number, maxChunk: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; ) {
+    const n = 1 + Math.floor(next() * maxChunk);
+    out.push(text.slice(i, i + n));
+    i += n;
+  }
+  return out;
+}
