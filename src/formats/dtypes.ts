@@ -18,19 +18,27 @@ export function isDType(s: string): s is DType {
 const f32Scratch = new Float32Array(1);
 const u32View = new Uint32Array(f32Scratch.buffer);
 
+const f64Scratch = new Float64Array(1);
+const f64Words = new Uint32Array(f64Scratch.buffer); // little-endian: [low, high]
+
 /** Exact power of two 2^e for any integer e in the double range, subnormals included. */
 export function pow2(e: number): number {
-  if (e >= -1022) return 2 ** e;
+  if (e >= -1022 && e <= 1023) {
+    f64Words[0] = 0;
+    f64Words[1] = (e + 1023) << 20;
+    return f64Scratch[0]!;
+  }
   return 2 ** (e + 600) * 2 ** -600;
 }
 
-/** floor(log2 |x|) for finite non-zero x, exact (no reliance on Math.log2 rounding). */
+/** floor(log2 |x|) for finite non-zero x, exact: read from the exponent bits. */
 export function floorLog2(x: number): number {
-  const a = Math.abs(x);
-  let e = Math.floor(Math.log2(a));
-  if (pow2(e) > a) e -= 1;
-  else if (pow2(e + 1) <= a) e += 1;
-  return e;
+  f64Scratch[0] = x;
+  const biased = (f64Words[1]! >>> 20) & 0x7ff;
+  if (biased !== 0) return biased - 1023;
+  // Subnormal double: scale into the normal range first.
+  f64Scratch[0] = x * 2 ** 64;
+  return ((f64Words[1]! >>> 20) & 0x7ff) - 1023 - 64;
 }
 
 /** Round half to even on an arbitrary double. */

@@ -1,4 +1,4 @@
-import { bf16ToNumber, e2m1Table, e4m3Table, e8m0ToNumber } from "../../formats/dtypes.js";
+import { e2m1Table, e4m3Table, e8m0ToNumber } from "../../formats/dtypes.js";
 import type { MatrixHandle, StoredMatrix, Vec } from "../backend.js";
 import { quantizeE4M3Blocks } from "./quant.js";
 
@@ -11,9 +11,20 @@ const FP4_BLOCK = 32;
 /** The reference backend keeps the stored bytes and the decoded power-of-two scales. */
 export interface RefMatrix extends MatrixHandle {
   data: Uint8Array;
+  /** The same bytes as 16-bit words, for bf16 matrices. */
+  words: Uint16Array | undefined;
   /** Block scales as stored (E8M0 bytes, decoded through a table at use) or F32 values. */
   scale: Uint8Array | Float32Array | undefined;
   e8m0: boolean;
+}
+
+let bf16Bits = new Int32Array(0);
+let bf16Floats = new Float32Array(0);
+function ensureBf16Scratch(K: number): void {
+  if (bf16Bits.length < K) {
+    bf16Bits = new Int32Array(K);
+    bf16Floats = new Float32Array(bf16Bits.buffer);
+  }
 }
 
 const E8M0 = Float32Array.from({ length: 256 }, (_, b) => e8m0ToNumber(b));
@@ -29,13 +40,15 @@ function scaleAt(w: RefMatrix, i: number): number {
 
 export function refMatrix(m: StoredMatrix): RefMatrix {
   if ((m.format === "fp8" || m.format === "fp4") && !m.scale) throw new Error(`${m.name}: ${m.format} weight without scales`);
-  const data = m.readData();
+  let data = m.readData();
+  if (data.byteOffset % 4 !== 0) data = data.slice();
   return {
     name: m.name,
     format: m.format,
     outFeatures: m.outFeatures,
     inFeatures: m.inFeatures,
     data,
+    words: m.format === "bf16" ? new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2) : undefined,
     scale: storedScales(m),
     e8m0: m.scaleDtype !== "F32",
     bytes: data.byteLength + (m.scale ? m.scale.byteLength : 0),
@@ -45,6 +58,7 @@ export function refMatrix(m: StoredMatrix): RefMatrix {
 /** Decode weight row `n` (all K values, scales applied) into `out`. */
 export function decodeRow(w: RefMatrix, n: number, out: Float64Array | Float32Array, outOffset = 0): void {
   const K = w.inFeatures;
+  ensureBf16Scratch(K);
   const d = w.data;
   switch (w.format) {
     case "fp8": {
@@ -65,8 +79,11 @@ export function decodeRow(w: RefMatrix, n: number, out: Float64Array | Float32Ar
       break;
     }
     case "bf16": {
-      const view = new DataView(d.buffer, d.byteOffset + n * K * 2, K * 2);
-      for (let k = 0; k < K; k++) out[outOffset + k] = bf16ToNumber(view.getUint16(k * 2, true));
+      // A bf16 is the top half of an f32: widen the words and reinterpret.
+      const words = w.words!;
+      const base = n * K;
+      for (let k = 0; k < K; k++) bf16Bits[k] = words[base + k]! << 16;
+      for (let k = 0; k < K; k++) out[outOffset + k] = bf16Floats[k]!;
       break;
     }
     case "f32": {
@@ -134,6 +151,10 @@ export function refLinear(x: Vec, rows: number, w: RefMatrix, actQuant: boolean,
     }
     return;
   }
+  if (w.format === "bf16" && !sx) {
+    refLinearBf16(xs, rows, w, out);
+    return;
+  }
   for (let n = 0; n < N; n++) {
     decodeRow(w, n, wrow);
     for (let r = 0; r < rows; r++) {
@@ -148,6 +169,26 @@ export function refLinear(x: Vec, rows: number, w: RefMatrix, actQuant: boolean,
       } else {
         for (let k = 0; k < K; k++) acc += xs[xo + k]! * wrow[k]!;
       }
+      out[r * N + n] = acc;
+    }
+  }
+}
+
+/** Unquantised product with a bf16 matrix: each weight row is widened once and used for every input row. */
+function refLinearBf16(x: Vec, rows: number, w: RefMatrix, out: Float64Array): void {
+  const K = w.inFeatures;
+  const N = w.outFeatures;
+  ensureBf16Scratch(K);
+  const bits = bf16Bits;
+  const wf = bf16Floats;
+  const words = w.words!;
+  for (let n = 0; n < N; n++) {
+    const base = n * K;
+    for (let k = 0; k < K; k++) bits[k] = words[base + k]! << 16;
+    for (let r = 0; r < rows; r++) {
+      const xo = r * K;
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc += x[xo + k]! * wf[k]!;
       out[r * N + n] = acc;
     }
   }
