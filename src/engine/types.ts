@@ -1,0 +1,358 @@
+/**
+ * Public types of the engine: what a Node application (and the HTTP server)
+ * codes against. The lifecycle follows node-llama-cpp (load a model with
+ * progress → Engine → generations / chat sessions → dispose), and the wire
+ * shapes (usage, logprobs, completion objects) are the DeepSeek/OpenAI ones so
+ * the server can forward them without translation.
+ */
+import type { ChatMessage, ToolDefinition } from "../text/messages.js";
+import type { FinishReason, OutputDelta, ParsedOutput, ParsedToolCall } from "../text/parser.js";
+
+export type { ChatMessage, ToolDefinition, FinishReason, OutputDelta, ParsedOutput, ParsedToolCall };
+
+// ───────────────────────────── loading ─────────────────────────────
+
+export interface LoadProgress {
+  phase: "config" | "tokenizer" | "weights" | "prefix-cache" | "ready";
+  /** Units done / total in this phase (bytes for weights, entries for the cache). */
+  loaded: number;
+  total: number;
+  message?: string;
+}
+
+export interface PrefixCacheOptions {
+  /** Default true. */
+  enabled?: boolean;
+  /** Snapshot granularity in tokens (default 64): a hit reuses a multiple of this. */
+  blockTokens?: number;
+  /** LRU budget for in-memory snapshots (default 1 GiB). */
+  memoryBytes?: number;
+  /** Persist snapshots here (`--cache-dir`); reloaded on start, only for the same model identity. */
+  dir?: string;
+  /** Budget for the on-disk cache (default 8 GiB); oldest files are removed beyond it. */
+  diskBytes?: number;
+}
+
+export interface SpeculativeOptions {
+  /** Default for requests that do not say (default true when the checkpoint has an MTP block). */
+  enabled?: boolean;
+  /** Draft tokens per step (default 1: the V4 MTP block predicts one token ahead; >1 chains it). */
+  draftTokens?: number;
+}
+
+export interface EngineOptions {
+  /** Kernel backend name ("ref", "native", …); default: the best available. */
+  backend?: string;
+  /** Public model name used in responses (default "deepseek-v4-flash"). */
+  modelName?: string;
+  /** Sequences decoded together in one step (default 16). */
+  maxConcurrentSequences?: number;
+  /** Requests waiting for a slot beyond the running ones (default 64); more → EngineError "overloaded". */
+  maxQueuedRequests?: number;
+  /** Budget for the state of all running sequences, in bytes (default: 50% of system memory). */
+  stateMemoryBytes?: number;
+  /** Prompt tokens prefilled per sequence per step, so long prompts interleave with decoding (default 256). */
+  prefillChunkTokens?: number;
+  /** Cap on the tokens of one step across all sequences (default 2048). */
+  maxBatchTokens?: number;
+  /** Default context limit for requests (default and maximum: the model's maxPositions). */
+  contextLength?: number;
+  prefixCache?: PrefixCacheOptions;
+  speculative?: SpeculativeOptions;
+  onProgress?: (p: LoadProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface ModelInfo {
+  /** Public name (EngineOptions.modelName). */
+  name: string;
+  /** Hex digest of config.json + tensor index/headers; keys the prefix cache. */
+  identity: string;
+  /** Short fingerprint for responses (`fp_<10 hex>_dsv4`). */
+  systemFingerprint: string;
+  dir: string;
+  backend: string;
+  /** Maximum sequence length accepted (prompt + completion). */
+  contextLength: number;
+  vocabSize: number;
+  /** True when the checkpoint has an MTP block (speculative decoding available). */
+  hasMtp: boolean;
+  layers: number;
+  hiddenSize: number;
+}
+
+// ───────────────────────────── requests ─────────────────────────────
+
+export interface SamplingOptions {
+  /** Default 1.0 (model card); 0 → greedy. */
+  temperature?: number | null;
+  /** Default 1.0. */
+  top_p?: number | null;
+  /** 0 or absent: off. */
+  top_k?: number | null;
+  /** 0 or absent: off. Keep tokens with p ≥ min_p · p_max. */
+  min_p?: number | null;
+  /** Same seed + same request → same output. */
+  seed?: number | null;
+  /** Reasoning tokens count against it. Default: what is left of the context. */
+  max_tokens?: number | null;
+  /** Up to 16 strings; matched on content across token boundaries, never included in the output. */
+  stop?: string | string[] | null;
+  /** Report the chosen token's logprob. */
+  logprobs?: boolean | null;
+  /** 0–20 alternatives per position (needs logprobs). */
+  top_logprobs?: number | null;
+}
+
+export type ThinkingSetting = boolean | { type: "enabled" | "disabled" } | null;
+
+/** The prompt is exactly one of: chat messages, raw token ids, or a FIM prompt/suffix. */
+export interface GenerateRequest extends SamplingOptions {
+  messages?: ChatMessage[];
+  tools?: ToolDefinition[] | null;
+  /** "none" drops the tools from the prompt; "auto" default; "required"/named are treated as "auto" for now. */
+  tool_choice?: "none" | "auto" | "required" | { type: "function"; function: { name: string } } | null;
+  response_format?: { type: "text" | "json_object" } | null;
+  /** Raw prompt ids (no template applied); output parsed as content. */
+  prompt_tokens?: number[];
+  /** FIM (/beta/completions): non-thinking. */
+  fim?: { prompt: string; suffix?: string | null };
+  /** Default enabled (spec §B.1). Ignored for prompt_tokens/fim. */
+  thinking?: ThinkingSetting;
+  /** "low" | "medium" | "high" | "xhigh" | "max" (spec §B.2). */
+  reasoning_effort?: string | null;
+  /**
+   * Cap on reasoning tokens: when reached the engine emits `</think>` itself and
+   * lets the model answer. Null/absent: unbounded (max_tokens still applies).
+   */
+  reasoning_budget?: number | null;
+  /** MTP speculative decoding for this request (default: EngineOptions.speculative.enabled). */
+  speculative?: boolean | null;
+  /** Isolates prefix-cache entries (spec §A.2 user_id): different ids never share cache. */
+  user_id?: string | null;
+  /** Use the prefix cache (default true). */
+  cache?: boolean;
+  /** Cancels: the sequence is freed and the generation finishes with EngineError "aborted". */
+  signal?: AbortSignal;
+  /** Caller's id, echoed in results (default: a UUID). */
+  id?: string;
+}
+
+// ───────────────────────────── events ─────────────────────────────
+
+export interface TopLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+}
+
+export interface TokenLogprob extends TopLogprob {
+  top_logprobs: TopLogprob[];
+}
+
+/** Which part of the output a token belongs to, for the split logprobs of spec §A.5. */
+export type TokenPhase = "reasoning" | "content" | "tool_calls";
+
+export interface EngineUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_cache_hit_tokens: number;
+  prompt_cache_miss_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+  completion_tokens_details: { reasoning_tokens: number };
+}
+
+export interface GenerationStats {
+  queueMs: number;
+  /** From start to the first generated token. */
+  ttftMs: number;
+  prefillMs: number;
+  decodeMs: number;
+  /** Generated tokens per second after the first. */
+  decodeTokensPerSecond: number;
+  speculative: { enabled: boolean; drafted: number; accepted: number; acceptanceRate: number };
+  /** Sequence state bytes at the end. */
+  stateBytes: number;
+  /** True when the reasoning budget forced `</think>`. */
+  reasoningBudgetHit: boolean;
+}
+
+export type GenerationEvent =
+  /** Waiting for a slot; `position` 0 = next. The server can send keep-alives on these. */
+  | { type: "queued"; position: number }
+  /** Prompt progress; emitted after each prefill chunk (keep-alive material for long prompts). */
+  | { type: "prefill"; processed: number; total: number; cached: number }
+  /** One generated token (before stop-string trimming; text is its raw decoded piece). */
+  | { type: "token"; id: number; text: string; phase: TokenPhase; logprob?: TokenLogprob }
+  /** Parser deltas: reasoning / content / tool_call / tool_arguments. */
+  | OutputDelta
+  /** Emitted once, just before finish. */
+  | { type: "usage"; usage: EngineUsage }
+  | {
+      type: "finish";
+      finish_reason: FinishReason;
+      message: ParsedOutput;
+      usage: EngineUsage;
+      /** Per-token logprobs split as in spec §A.5, when requested. */
+      logprobs: { content: TokenLogprob[] | null; reasoning_content: TokenLogprob[] | null } | null;
+      stats: GenerationStats;
+    };
+
+export type FinishEvent = Extract<GenerationEvent, { type: "finish" }>;
+
+export interface GenerationResult {
+  id: string;
+  finish_reason: FinishReason;
+  message: ParsedOutput;
+  usage: EngineUsage;
+  logprobs: FinishEvent["logprobs"];
+  stats: GenerationStats;
+  /** Generated token ids (including a forced `</think>`; excluding EOS). */
+  tokens: number[];
+}
+
+/**
+ * A running generation: iterate its events (single consumer), or await
+ * `result()`. Errors (EngineError) are thrown from the iterator / result.
+ */
+export interface Generation extends AsyncIterable<GenerationEvent> {
+  readonly id: string;
+  result(): Promise<GenerationResult>;
+  cancel(): void;
+}
+
+// ───────────────────────────── metrics ─────────────────────────────
+
+export interface EngineMetrics {
+  requests_total: number;
+  requests_rejected_total: number;
+  requests_cancelled_total: number;
+  prompt_tokens_total: number;
+  prompt_cache_hit_tokens_total: number;
+  prompt_cache_miss_tokens_total: number;
+  generated_tokens_total: number;
+  reasoning_tokens_total: number;
+  speculative_drafted_total: number;
+  speculative_accepted_total: number;
+  steps_total: number;
+  active_sequences: number;
+  queued_requests: number;
+  state_bytes_in_use: number;
+  prefix_cache_entries: number;
+  prefix_cache_bytes: number;
+  prefix_cache_disk_entries: number;
+}
+
+// ─────────────────────── OpenAI-shaped surface ───────────────────────
+
+export interface ChatCompletionCreateParams extends SamplingOptions {
+  model?: string;
+  messages: ChatMessage[];
+  tools?: ToolDefinition[] | null;
+  tool_choice?: GenerateRequest["tool_choice"];
+  response_format?: GenerateRequest["response_format"];
+  thinking?: ThinkingSetting;
+  reasoning_effort?: string | null;
+  reasoning_budget?: number | null;
+  speculative?: boolean | null;
+  user_id?: string | null;
+  max_completion_tokens?: number | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean } | null;
+  n?: number | null;
+  signal?: AbortSignal;
+  [extra: string]: unknown;
+}
+
+export interface ChatCompletionMessage {
+  role: "assistant";
+  content: string;
+  reasoning_content?: string | null;
+  tool_calls?: ParsedToolCall[];
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: "chat.completion";
+  created: number;
+  model: string;
+  system_fingerprint: string;
+  choices: [
+    {
+      index: 0;
+      message: ChatCompletionMessage;
+      logprobs: FinishEvent["logprobs"];
+      finish_reason: FinishReason;
+    },
+  ];
+  usage: EngineUsage;
+}
+
+export interface ChatCompletionChunkDelta {
+  role?: "assistant";
+  content?: string | null;
+  reasoning_content?: string | null;
+  tool_calls?: Array<{
+    index: number;
+    id?: string;
+    type?: "function";
+    function: { name?: string; arguments: string };
+  }>;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: "chat.completion.chunk";
+  created: number;
+  model: string;
+  system_fingerprint: string;
+  choices: Array<{
+    index: 0;
+    delta: ChatCompletionChunkDelta;
+    logprobs: { content: TokenLogprob[] | null; reasoning_content?: TokenLogprob[] | null } | null;
+    finish_reason: FinishReason | null;
+  }>;
+  usage: EngineUsage | null;
+}
+
+export interface ChatCompletions {
+  create(body: ChatCompletionCreateParams & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+  create(body: ChatCompletionCreateParams & { stream?: false | null }): Promise<ChatCompletion>;
+  create(body: ChatCompletionCreateParams): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
+}
+
+// ───────────────────────────── sessions ─────────────────────────────
+
+export interface ChatSessionOptions {
+  system?: string;
+  tools?: ToolDefinition[];
+  /** Defaults for every prompt of the session. */
+  defaults?: Omit<GenerateRequest, "messages" | "prompt_tokens" | "fim" | "signal" | "id">;
+}
+
+/** A conversation whose history is kept; the prefix cache makes each turn prefill only the new part. */
+export interface ChatSession {
+  readonly messages: readonly ChatMessage[];
+  /** Adds a user message (or tool results) and generates the assistant turn; history is updated when it finishes. */
+  prompt(input: string | ChatMessage[], options?: Omit<GenerateRequest, "messages">): Generation;
+  dispose(): void;
+}
+
+// ───────────────────────────── the engine ─────────────────────────────
+
+export interface EngineApi {
+  readonly model: ModelInfo;
+  /** Start a generation; validation and the fit check (context, memory) throw EngineError synchronously-in-promise before any work. */
+  generate(request: GenerateRequest): Generation;
+  /** OpenAI-shaped: `engine.chat.completions.create(body)`. */
+  readonly chat: { completions: ChatCompletions };
+  createSession(options?: ChatSessionOptions): ChatSession;
+  /** Token ids of a request's prompt (what generate would prefill). */
+  promptTokens(request: GenerateRequest): number[];
+  /** Sequence state bytes at `tokens` positions for this model (spec §6), MTP state included. */
+  stateBytesFor(tokens: number): number;
+  metrics(): EngineMetrics;
+  /** Cancels everything, flushes the disk cache, frees the model. */
+  dispose(): Promise<void>;
+}
