@@ -79,6 +79,7 @@ const TOOL_START = `<${DSML}tool_calls`;
 const TOOL_START_AFTER_BREAK = `\n\n${TOOL_START}`;
 const HEAD_LIMIT = 4096;
 const INVOKE_HEAD = /^\s*name\s*=\s*"([^"]*)"\s*$/;
+const MARKUP_CHARS = /[<>｜\n]/;
 const PARAM_HEAD = /^\s*name\s*=\s*"([^"]*)"\s+string\s*=\s*"(true|false)"\s*$/;
 
 const textScanner = new MarkerScanner([TOOL_START_AFTER_BREAK, TOOL_START, ...STRAY_SPECIALS]);
@@ -249,8 +250,8 @@ export class OutputParser {
       this.state = "tool_after";
     } else if (this.buf.startsWith(EOS)) {
       this.buf = this.buf.slice(EOS.length);
-      this.warn(`tool call block not closed with ${TOOL_CALLS_CLOSE}`);
-      this.endBlock();
+      this.unclosedBlock();
+      this.stopAtEos();
     } else if (!final && couldBecome(this.buf, INVOKE_OPEN, TOOL_CALLS_CLOSE, EOS)) {
       return false;
     } else {
@@ -267,7 +268,7 @@ export class OutputParser {
     }
     const m = pattern.exec(this.buf.slice(0, end));
     // A name holding markup would leak it into the call; such a tag is broken anyway.
-    if (m && specialScanner.strip(m[1]!) !== m[1]) return this.malformed("markup inside a DSML name");
+    if (m && MARKUP_CHARS.test(m[1]!)) return this.malformed("markup inside a DSML name");
     if (!m) return this.malformed(`malformed DSML tag ${JSON.stringify(this.buf.slice(0, end + 1))}`);
     this.buf = this.buf.slice(end + 1);
     this.raw = "";
@@ -290,7 +291,7 @@ export class OutputParser {
       this.buf = this.buf.slice(EOS.length);
       this.warn(`tool call not closed with ${INVOKE_CLOSE}`);
       this.endCall();
-      this.endBlock();
+      this.stopAtEos();
     } else if (!final && couldBecome(this.buf, PARAMETER_OPEN, INVOKE_CLOSE, EOS)) {
       return false;
     } else {
@@ -322,7 +323,7 @@ export class OutputParser {
       this.warn("output ended inside a tool call parameter");
       this.endParam();
       this.endCall();
-      this.endBlock();
+      this.stopAtEos();
     } else {
       this.buf = this.buf.slice(r.length);
       this.warn(`special token ${r.marker} removed from tool arguments`);
@@ -369,17 +370,24 @@ export class OutputParser {
         break;
       case "tool_open":
       case "tool_between":
-        if (this.callsInBlock === 0) {
-          this.warn("tool call block without any call; shown as content");
-          this.emitContent(specialScanner.strip(this.raw + this.buf), false);
-        } else {
-          this.warn(`tool call block not closed with ${TOOL_CALLS_CLOSE}`);
-        }
+        this.raw += this.buf;
+        this.unclosedBlock();
         break;
       default:
         break;
     }
     this.buf = "";
+    this.raw = "";
+  }
+
+  /** A block that ends without its closing tag: its calls stand; a block without any is shown as text. */
+  private unclosedBlock(): void {
+    if (this.callsInBlock === 0) {
+      this.warn("tool call block without any call; shown as content");
+      this.emitContent(specialScanner.strip(this.raw), false);
+    } else {
+      this.warn(`tool call block not closed with ${TOOL_CALLS_CLOSE}`);
+    }
     this.raw = "";
   }
 
@@ -440,7 +448,8 @@ export class OutputParser {
     this.callOpen = false;
   }
 
-  private endBlock(): void {
+  /** EOS arrived inside the tool block: generation is over. */
+  private stopAtEos(): void {
     this.raw = "";
     this.state = "done";
   }
