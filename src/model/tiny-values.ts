@@ -20,9 +20,13 @@ export type Recipe =
 export const FP8_CODE_STD = 100;
 export const FP4_CODE_STD = 2;
 
-/** The E8M0 exponent that makes codes of spread `codeStd` have spread about `std`. */
-export function scaleExponent(std: number, codeStd: number): number {
-  return Math.round(Math.log2(std / codeStd));
+/**
+ * The E8M0 exponent that gives codes of spread `codeStd` a spread of about 1/sqrt(fanIn).
+ * Written with log2 of the integers so that half-way cases (odd powers of two) are exact
+ * and round the same way everywhere.
+ */
+export function scaleExponent(fanIn: number, codeStd: number): number {
+  return Math.round(-0.5 * Math.log2(fanIn) - Math.log2(codeStd));
 }
 
 let fp8Table: Uint8Array | null = null;

@@ -78,7 +78,7 @@ export function tinyRecipe(spec: TensorSpec, cfg: ModelConfig, byName: ReadonlyM
       if (!weight) throw new Error(`tiny: scale ${n} has no weight`);
       const fp4 = spec.role === "fp4-scale";
       const fanIn = weight.shape[1]! * (fp4 ? 2 : 1);
-      return { kind: "scale", exponent: scaleExponent(invSqrt(fanIn), fp4 ? FP4_CODE_STD : FP8_CODE_STD) };
+      return { kind: "scale", exponent: scaleExponent(fanIn, fp4 ? FP4_CODE_STD : FP8_CODE_STD) };
     }
     case "plain": break;
   }
