@@ -34,7 +34,7 @@ Options:
     }
     const { messages, tools } = requestParts(request);
     const options = { ...(fileOptions as EncodeOptions) };
-    if (tools !== undefined && options.tools === undefined) options.tools = tools as EncodeOptions["tools"];
+    if (tools !== undefined && (options.tools === undefined || options.tools === null)) options.tools = tools as EncodeOptions["tools"];
     try {
       process.stdout.write(encodeMessages(messages as ChatMessage[], options));
     } catch (err) {
