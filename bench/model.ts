@@ -18,6 +18,9 @@ export interface ModelBenchResult {
   checkpoint_bytes: number;
   rss_growth_on_load_bytes: number;
   rss_over_checkpoint: number;
+  /** Growth of memory held in ArrayBuffers (where weights live), a steadier figure than RSS. */
+  array_buffer_growth_bytes: number;
+  array_buffers_over_checkpoint: number;
   contexts: Array<{ context: number; decode_ms_per_token: number; prefill_tok_s: number; state_bytes: number }>;
 }
 
@@ -41,12 +44,14 @@ export async function runModelBench(opts: { preset?: string; contexts?: number[]
   ckpt.close();
 
   global.gc?.();
-  const rss0 = process.memoryUsage().rss;
+  const mem0 = process.memoryUsage();
   const model = Dsv4Model.load(dir, { backend: createBackend(opts.backend ?? "ref") });
   // Touch every routed expert so lazily loaded weights count too.
   for (const b of [...model.weights.blocks, ...model.weights.mtp]) for (let e = 0; e < model.cfg.numRoutedExperts; e++) b.moe.expert(e);
   global.gc?.();
-  const rssGrowth = process.memoryUsage().rss - rss0;
+  const mem1 = process.memoryUsage();
+  const rssGrowth = mem1.rss - mem0.rss;
+  const abGrowth = mem1.arrayBuffers - mem0.arrayBuffers;
 
   const V = model.cfg.vocabSize;
   const results: ModelBenchResult["contexts"] = [];
@@ -78,6 +83,8 @@ export async function runModelBench(opts: { preset?: string; contexts?: number[]
     checkpoint_bytes: checkpointBytes,
     rss_growth_on_load_bytes: rssGrowth,
     rss_over_checkpoint: rssGrowth / checkpointBytes,
+    array_buffer_growth_bytes: abGrowth,
+    array_buffers_over_checkpoint: abGrowth / checkpointBytes,
     contexts: results,
   };
 }
@@ -85,7 +92,7 @@ export async function runModelBench(opts: { preset?: string; contexts?: number[]
 function printTable(r: ModelBenchResult): void {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   console.log(`model core, backend ${r.backend}, preset ${r.preset}`);
-  console.log(`  checkpoint ${mib(r.checkpoint_bytes)}, RSS growth on load ${mib(r.rss_growth_on_load_bytes)} (${r.rss_over_checkpoint.toFixed(2)}x)`);
+  console.log(`  checkpoint ${mib(r.checkpoint_bytes)}, on load: RSS +${mib(r.rss_growth_on_load_bytes)} (${r.rss_over_checkpoint.toFixed(2)}x), ArrayBuffers +${mib(r.array_buffer_growth_bytes)} (${r.array_buffers_over_checkpoint.toFixed(2)}x)`);
   console.log("  context   decode ms/token   prefill tok/s   state");
   for (const c of r.contexts) {
     console.log(`  ${String(c.context).padStart(7)}   ${c.decode_ms_per_token.toFixed(2).padStart(15)}   ${c.prefill_tok_s.toFixed(1).padStart(13)}   ${mib(c.state_bytes)}`);
