@@ -115,12 +115,11 @@ function resolveOptions(options: EncodeOptions): ResolvedOptions {
 
 function normalizeList(list: unknown, path: string): NormalizedMessage[] {
   if (!Array.isArray(list)) throw new EncodingError(path, "must be an array of messages");
-  const out = list.map((m, i) => normalizeMessage(m, `${path}[${i}]`));
-  out.forEach((m, i) => {
-    const isPrefix = (list[i] as ChatMessage).prefix === true;
-    if (isPrefix && i !== out.length - 1) throw new EncodingError(`${path}[${i}].prefix`, "only the last message can be a prefix");
+  return list.map((m, i) => {
+    const isPrefix = (m as ChatMessage | null)?.prefix === true;
+    if (isPrefix && i !== list.length - 1) throw new EncodingError(`${path}[${i}].prefix`, "only the last message can be a prefix");
+    return normalizeMessage(m, `${path}[${i}]`);
   });
-  return out;
 }
 
 /** §C.2 step 1: request-level tools go on the first message, or on a new empty system message. */
