@@ -1,0 +1,285 @@
+// N-API surface of the native backend. Argument checking lives here so that a wrong call
+// from JavaScript is a thrown error, never an out-of-bounds read in a kernel.
+#include <napi.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "linear.h"
+#include "matrix_io.h"
+#include "ops.h"
+#include "thread_pool.h"
+
+namespace dsv4 {
+namespace {
+
+template <class T>
+struct Span {
+  T* data;
+  size_t length;
+};
+
+template <class T, napi_typedarray_type Type>
+Span<T> typed(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != Type) {
+    throw Napi::TypeError::New(v.Env(), std::string(what) + " has the wrong array type");
+  }
+  auto a = v.As<Napi::TypedArrayOf<T>>();
+  return {a.Data(), a.ElementLength()};
+}
+Span<float> f32(const Napi::Value& v, const char* what) { return typed<float, napi_float32_array>(v, what); }
+Span<double> f64(const Napi::Value& v, const char* what) { return typed<double, napi_float64_array>(v, what); }
+Span<int32_t> i32(const Napi::Value& v, const char* what) { return typed<int32_t, napi_int32_array>(v, what); }
+Span<uint8_t> u8(const Napi::Value& v, const char* what) { return typed<uint8_t, napi_uint8_array>(v, what); }
+
+int64_t integer(const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d != std::floor(d) || d > 9007199254740991.0) throw Napi::RangeError::New(v.Env(), std::string(what) + " must be a non-negative integer");
+  return static_cast<int64_t>(d);
+}
+
+void need(const Napi::Env& env, bool ok, const char* what) {
+  if (!ok) throw Napi::RangeError::New(env, what);
+}
+
+const Matrix& matrix_of(const Napi::Value& v) {
+  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), "not a native matrix handle");
+  return *v.As<Napi::External<Matrix>>().Data();
+}
+
+Napi::Value CreateMatrix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MatrixSource src;
+  const int64_t format = integer(info[0], "format");
+  need(env, format <= 3, "unknown weight format");
+  src.format = static_cast<Format>(format);
+  const int64_t n = integer(info[1], "outFeatures"), k = integer(info[2], "inFeatures");
+  need(env, n > 0 && k > 0 && n < (1LL << 31) && k < (1LL << 31), "matrix dimensions out of range");
+  src.N = static_cast<int>(n);
+  src.K = static_cast<int>(k);
+  if (info[3].IsString()) {
+    src.file = info[3].As<Napi::String>().Utf8Value();
+    src.offset = static_cast<uint64_t>(integer(info[4], "offset"));
+    src.byte_length = static_cast<uint64_t>(integer(info[5], "byteLength"));
+  } else {
+    Span<uint8_t> bytes = u8(info[6], "weight bytes");
+    src.bytes = bytes.data;
+    src.bytes_length = bytes.length;
+  }
+  if (!info[7].IsNull() && !info[7].IsUndefined()) {
+    Span<uint8_t> scale = u8(info[7], "scales");
+    src.scale = scale.data;
+    src.scale_length = scale.length;
+    src.scale_f32 = info[8].ToBoolean().Value();
+  }
+  std::unique_ptr<Matrix> m;
+  try {
+    m = make_matrix(src);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  const int64_t kept = static_cast<int64_t>(m->owned.size() + m->scales.size() * sizeof(float));
+  Napi::MemoryManagement::AdjustExternalMemory(env, kept);
+  return Napi::External<Matrix>::New(env, m.release(), [kept](Napi::Env e, Matrix* p) {
+    Napi::MemoryManagement::AdjustExternalMemory(e, -kept);
+    delete p;
+  });
+}
+
+Napi::Value MatrixRow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Matrix& m = matrix_of(info[0]);
+  const int64_t row = integer(info[1], "row");
+  Span<float> out = f32(info[2], "out");
+  const int64_t off = integer(info[3], "outOffset");
+  need(env, row < m.N, "row outside the matrix");
+  need(env, static_cast<size_t>(off) + m.K <= out.length, "output too short");
+  decode_row(m, static_cast<int>(row), out.data + off);
+  return env.Undefined();
+}
+
+Napi::Value Linear(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> x = f32(info[0], "x");
+  const int64_t rows = integer(info[1], "rows");
+  const Matrix& m = matrix_of(info[2]);
+  const bool act_quant = info[3].ToBoolean().Value();
+  Span<float> out = f32(info[4], "out");
+  need(env, rows < (1LL << 24), "too many rows");
+  need(env, static_cast<size_t>(rows) * m.K <= x.length, "input shorter than rows x inFeatures");
+  need(env, static_cast<size_t>(rows) * m.N <= out.length, "output shorter than rows x outFeatures");
+  if (rows > 0) linear(m, x.data, static_cast<int>(rows), act_quant, out.data);
+  return env.Undefined();
+}
+
+Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> x = f32(info[0], "x");
+  const int64_t rows = integer(info[1], "rows"), dim = integer(info[2], "dim");
+  const float* weight = nullptr;
+  if (!info[3].IsNull() && !info[3].IsUndefined()) {
+    Span<float> w = f32(info[3], "weight");
+    need(env, w.length >= static_cast<size_t>(dim), "weight shorter than dim");
+    weight = w.data;
+  }
+  const float eps = static_cast<float>(info[4].As<Napi::Number>().DoubleValue());
+  Span<float> out = f32(info[5], "out");
+  need(env, dim > 0, "dim must be positive");
+  need(env, static_cast<size_t>(rows * dim) <= x.length && static_cast<size_t>(rows * dim) <= out.length, "arrays shorter than rows x dim");
+  rms_norm(x.data, static_cast<int>(rows), static_cast<int>(dim), weight, eps, out.data);
+  return env.Undefined();
+}
+
+Napi::Value Rope(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> x = f32(info[0], "x");
+  const int64_t start = integer(info[1], "start"), segments = integer(info[2], "segments"), stride = integer(info[3], "stride");
+  Span<double> cos = f64(info[4], "cos"), sin = f64(info[5], "sin");
+  const bool inverse = info[6].ToBoolean().Value();
+  need(env, cos.length == sin.length, "cos and sin differ in length");
+  if (segments == 0 || cos.length == 0) return env.Undefined();
+  need(env, static_cast<size_t>(start + (segments - 1) * stride) + 2 * cos.length <= x.length, "rope range outside x");
+  rope(x.data + start, static_cast<int>(segments), static_cast<int>(stride), cos.data, sin.data, static_cast<int>(cos.length), inverse);
+  return env.Undefined();
+}
+
+template <bool Fp4>
+Napi::Value Simulate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> x = f32(info[0], "x");
+  const int64_t start = integer(info[1], "start"), length = integer(info[2], "length"), block = integer(info[3], "block");
+  need(env, block > 0, "block must be positive");
+  need(env, static_cast<size_t>(start + length) <= x.length, "range outside x");
+  const KernelTable& k = kernels();
+  (Fp4 ? k.fp4_simulate : k.fp8_simulate)(x.data + start, static_cast<int>(length), static_cast<int>(block));
+  return env.Undefined();
+}
+
+Napi::Value Hadamard(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> x = f32(info[0], "x");
+  const int64_t start = integer(info[1], "start"), length = integer(info[2], "length"), n = integer(info[3], "n");
+  need(env, n > 0 && (n & (n - 1)) == 0, "n must be a power of two");
+  need(env, length % n == 0, "length must be a multiple of n");
+  need(env, static_cast<size_t>(start + length) <= x.length, "range outside x");
+  hadamard(x.data + start, static_cast<int>(length), static_cast<int>(n));
+  return env.Undefined();
+}
+
+// attention(q, qOffset, out, outOffset, rowsList, indicesList, counts, heads, headDim, sink, scale)
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> q = f32(info[0], "q");
+  const int64_t qoff = integer(info[1], "qOffset");
+  Span<float> out = f32(info[2], "out");
+  const int64_t ooff = integer(info[3], "outOffset");
+  Napi::Array rows = info[4].As<Napi::Array>(), indices = info[5].As<Napi::Array>();
+  Span<int32_t> counts = i32(info[6], "counts");
+  const int64_t heads = integer(info[7], "heads"), hd = integer(info[8], "headDim");
+  Span<float> sink = f32(info[9], "sink");
+  const float scale = static_cast<float>(info[10].As<Napi::Number>().DoubleValue());
+  need(env, hd > 0, "headDim must be positive");
+  need(env, static_cast<size_t>(qoff + heads * hd) <= q.length, "q too short");
+  need(env, static_cast<size_t>(ooff + heads * hd) <= out.length, "out too short");
+  need(env, sink.length >= static_cast<size_t>(heads), "sink shorter than heads");
+  need(env, rows.Length() == counts.length && indices.Length() == counts.length, "sources do not line up");
+  std::vector<AttentionSource> sources(counts.length);
+  for (uint32_t s = 0; s < counts.length; s++) {
+    Span<float> r = f32(rows.Get(s), "source rows");
+    Span<int32_t> idx = i32(indices.Get(s), "source indices");
+    const int count = counts.data[s];
+    need(env, count >= 0 && static_cast<size_t>(count) <= idx.length, "source count exceeds its indices");
+    const int64_t available = static_cast<int64_t>(r.length / hd);
+    for (int t = 0; t < count; t++) need(env, idx.data[t] < available, "source index outside its rows");
+    sources[s] = {r.data, idx.data, count};
+  }
+  attention(q.data + qoff, out.data + ooff, sources.data(), static_cast<int>(sources.size()), static_cast<int>(heads), static_cast<int>(hd), sink.data, scale);
+  return env.Undefined();
+}
+
+Napi::Value SoftmaxPool(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> kv = f32(info[0], "kv"), score = f32(info[1], "score");
+  Span<int32_t> slots = i32(info[2], "slots");
+  const int64_t width = integer(info[3], "width"), stride = integer(info[4], "rowStride");
+  Span<float> out = f32(info[5], "out");
+  const int64_t ooff = integer(info[6], "outOffset");
+  need(env, slots.length % 2 == 0, "slots must be (row, offset) pairs");
+  need(env, static_cast<size_t>(ooff + width) <= out.length, "out too short");
+  for (size_t s = 0; s < slots.length; s += 2) {
+    need(env, slots.data[s] >= 0 && slots.data[s + 1] >= 0, "negative slot");
+    const size_t end = static_cast<size_t>(slots.data[s]) * stride + slots.data[s + 1] + width;
+    need(env, end <= kv.length && end <= score.length, "slot outside kv / score");
+  }
+  softmax_pool(kv.data, score.data, slots.data, static_cast<int>(slots.length / 2), static_cast<int>(width), static_cast<int>(stride), out.data + ooff);
+  return env.Undefined();
+}
+
+Napi::Value IndexerScores(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> q = f32(info[0], "q");
+  const int64_t qoff = integer(info[1], "qOffset");
+  Span<float> w = f32(info[2], "weights");
+  const int64_t woff = integer(info[3], "wOffset");
+  const int64_t heads = integer(info[4], "heads"), hd = integer(info[5], "headDim");
+  Span<float> keys = f32(info[6], "keys");
+  const int64_t count = integer(info[7], "count");
+  Span<double> out = f64(info[8], "out");
+  need(env, static_cast<size_t>(qoff + heads * hd) <= q.length, "q too short");
+  need(env, static_cast<size_t>(woff + heads) <= w.length, "weights too short");
+  need(env, static_cast<size_t>(count * hd) <= keys.length, "keys too short");
+  need(env, static_cast<size_t>(count) <= out.length, "out too short");
+  indexer_scores(q.data + qoff, w.data + woff, static_cast<int>(heads), static_cast<int>(hd), keys.data, static_cast<int>(count), out.data);
+  return env.Undefined();
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("isa", kernels().isa);
+  o.Set("threads", pool().threads());
+  Napi::Array isas = Napi::Array::New(env);
+  uint32_t i = 0;
+  for (const char* name : {"scalar", "avx2"})
+    if (kernels_named(name)) isas.Set(i++, name);
+  o.Set("isas", isas);
+  return o;
+}
+
+Napi::Value SelectIsa(const Napi::CallbackInfo& info) {
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  return Napi::Boolean::New(info.Env(), select_kernels(name.c_str()));
+}
+
+Napi::Value MemoryBandwidth(const Napi::CallbackInfo& info) {
+  const int64_t bytes = integer(info[0], "bytes"), reps = integer(info[1], "reps");
+  return Napi::Number::New(info.Env(), memory_bandwidth(static_cast<size_t>(bytes), static_cast<int>(reps)));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("createMatrix", Napi::Function::New(env, CreateMatrix));
+  exports.Set("matrixRow", Napi::Function::New(env, MatrixRow));
+  exports.Set("linear", Napi::Function::New(env, Linear));
+  exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
+  exports.Set("rope", Napi::Function::New(env, Rope));
+  exports.Set("fp8Simulate", Napi::Function::New(env, Simulate<false>));
+  exports.Set("fp4Simulate", Napi::Function::New(env, Simulate<true>));
+  exports.Set("hadamard", Napi::Function::New(env, Hadamard));
+  exports.Set("attention", Napi::Function::New(env, Attention));
+  exports.Set("softmaxPool", Napi::Function::New(env, SoftmaxPool));
+  exports.Set("indexerScores", Napi::Function::New(env, IndexerScores));
+  exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("selectIsa", Napi::Function::New(env, SelectIsa));
+  exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
+  return exports;
+}
+
+}  // namespace
+}  // namespace dsv4
+
+static Napi::Object InitDsv4(Napi::Env env, Napi::Object exports) { return dsv4::Init(env, exports); }
+
+NODE_API_MODULE(dsv4, InitDsv4)

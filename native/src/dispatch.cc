@@ -1,0 +1,61 @@
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace dsv4 {
+
+namespace {
+bool cpu_has_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+const KernelTable* widest() {
+#ifdef DSV4_HAVE_AVX2
+  if (cpu_has_avx2()) return kernels_avx2();
+#endif
+  return kernels_scalar();
+}
+}  // namespace
+
+#ifndef DSV4_HAVE_AVX2
+const KernelTable* kernels_avx2() { return nullptr; }
+#endif
+
+const KernelTable* kernels_named(const char* isa) {
+  if (std::strcmp(isa, "scalar") == 0) return kernels_scalar();
+#ifdef DSV4_HAVE_AVX2
+  if (std::strcmp(isa, "avx2") == 0) return cpu_has_avx2() ? kernels_avx2() : nullptr;
+#endif
+  return nullptr;
+}
+
+namespace {
+const KernelTable* initial() {
+  const char* want = std::getenv("DSV4_ISA");
+  if (want && *want) {
+    if (const KernelTable* t = kernels_named(want)) return t;
+  }
+  return widest();
+}
+const KernelTable* current = nullptr;
+}  // namespace
+
+const KernelTable& kernels() {
+  if (!current) current = initial();
+  return *current;
+}
+
+bool select_kernels(const char* isa) {
+  const KernelTable* t = kernels_named(isa);
+  if (!t) return false;
+  current = t;
+  return true;
+}
+
+}  // namespace dsv4

@@ -1,0 +1,40 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "matrix.h"
+
+namespace dsv4 {
+
+// The per-instruction-set kernels. Each table comes from the same source (kernels_impl.h)
+// compiled with different target flags; dispatch picks the widest the CPU supports.
+struct KernelTable {
+  const char* isa;
+  // Floats per prepared activation row for a matrix with K inputs (>= K; rows are padded).
+  size_t (*prepared_width)(const Matrix& w);
+  // Prepare `rows` activation rows for w: E4M3 quantise-dequantise when act_quant (spec §3.5),
+  // then lay them out in the order the kernel decodes weights.
+  void (*prepare)(const Matrix& w, const float* x, int rows, bool act_quant, float* dst);
+  // out[r * ldo + n] = sum_k x[r, k] * W[n, k] for n in [n0, n1) and every row r.
+  void (*linear)(const Matrix& w, const float* xp, int rows, float* out, size_t ldo, int n0, int n1);
+  float (*dot)(const float* a, const float* b, int n);
+  // y += a * x
+  void (*axpy)(float* y, float a, const float* x, int n);
+  // In-place quantise-dequantise in blocks (the reference's FP8 / FP4 "simulation").
+  void (*fp8_simulate)(float* x, int n, int block);
+  void (*fp4_simulate)(float* x, int n, int block);
+  // Reads every byte of [p, p + bytes) (bytes a multiple of 128): the bandwidth probe.
+  uint64_t (*read_sum)(const uint8_t* p, size_t bytes);
+};
+
+const KernelTable* kernels_scalar();
+const KernelTable* kernels_avx2();     // nullptr when not compiled in
+
+// The table in use: the widest this CPU supports, or DSV4_ISA=scalar|avx2 when set.
+const KernelTable& kernels();
+// nullptr when `isa` is unknown, not compiled in, or not supported by this CPU.
+const KernelTable* kernels_named(const char* isa);
+// Switch the table in use (tests compare instruction sets in one process).
+bool select_kernels(const char* isa);
+
+}  // namespace dsv4

@@ -1,0 +1,506 @@
+#pragma once
+// Kernel bodies, included once per instruction-set translation unit (kernels_scalar.cc,
+// kernels_avx2.cc). The vector paths are selected by the compiler's target macros, so the
+// same source yields a portable table and an AVX2+FMA+F16C one. Everything stays in an
+// anonymous namespace (see quant_inline.h for why).
+//
+// Numerics (spec §3.7): activations are E4M3 quantise-dequantised in blocks of 128 before
+// FP8/FP4 products; weights are decoded exactly; per weight-scale block the products are
+// summed in fp32, scaled by the block's scale and accumulated in fp32.
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels.h"
+#include "quant_inline.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define DSV4_AVX2 1
+#endif
+
+namespace dsv4 {
+namespace {
+
+// No std:: templates below: an inline template instantiated in this TU and in one built for
+// another instruction set could be merged by the linker into the wrong version.
+inline int imin(int a, int b) { return a < b ? a : b; }
+
+// ---------------------------------------------------------------------------------------
+// Activation layout: the vector kernels decode some formats in a lane order other than the
+// natural one; activations are permuted once per call to match instead of shuffling weights.
+enum class Layout { Natural, Fp4Group64, Bf16Group16 };
+
+inline Layout layout_of(const Matrix& w) {
+#ifdef DSV4_AVX2
+  if (w.format == Format::FP4 && w.K % 64 == 0) return Layout::Fp4Group64;
+  if (w.format == Format::BF16 && w.K % 16 == 0) return Layout::Bf16Group16;
+#else
+  (void)w;
+#endif
+  return Layout::Natural;
+}
+
+// Position of natural element e inside its permuted group.
+// Fp4Group64: vector v = nibble*4 + q holds, in lanes i < 4, bytes q*4 + i and, in lanes
+// i >= 4, bytes 16 + q*4 + (i-4); element = 2*byte + nibble (low nibble = even element).
+inline int fp4_slot(int e) {
+  int byte = e >> 1, nib = e & 1;
+  int lane_hi = byte >= 16 ? 1 : 0;
+  int within = byte & 15;
+  int q = within >> 2, i = (within & 3) + 4 * lane_hi;
+  return (nib * 4 + q) * 8 + i;
+}
+// Bf16Group16: vector 0 = elements 0-3, 8-11; vector 1 = 4-7, 12-15 (unpack lo/hi per lane).
+inline int bf16_slot(int e) {
+  int lane_hi = e >= 8 ? 1 : 0;
+  int within = e & 7;
+  int v = within >> 2;
+  return v * 8 + (within & 3) + 4 * lane_hi;
+}
+
+// ---------------------------------------------------------------------------------------
+// Block quantise-dequantise (activation quantisation and the in-place simulations).
+
+#ifdef DSV4_AVX2
+inline __m256 abs8(__m256 v) { return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF))); }
+
+inline float hmax8(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+  return _mm_cvtss_f32(m);
+}
+
+inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+// Same rule as round_grid<Emin, Mbits> on 8 lanes.
+template <int Emin, int Mbits>
+inline __m256 round_grid8(__m256 v) {
+  const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
+  __m256 a = _mm256_andnot_ps(sign, v);
+  __m256i eb = _mm256_srli_epi32(_mm256_castps_si256(a), 23);
+  eb = _mm256_max_epi32(eb, _mm256_set1_epi32(127 + Emin));
+  __m256 c = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(eb, _mm256_set1_epi32(23 - Mbits)), 23));
+  __m256 r = _mm256_sub_ps(_mm256_add_ps(a, c), c);
+  return _mm256_or_ps(r, _mm256_and_ps(v, sign));
+}
+
+template <int Emin, int Mbits>
+inline void qdq_block8(const float* x, float* y, int n, float lim, float (*scale)(float)) {
+  __m256 m = _mm256_setzero_ps();
+  for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, abs8(_mm256_loadu_ps(x + i)));
+  float s = scale(hmax8(m));
+  __m256 inv = _mm256_set1_ps(1.0f / s), sv = _mm256_set1_ps(s);
+  __m256 hi = _mm256_set1_ps(lim), lo = _mm256_set1_ps(-lim);
+  for (int i = 0; i < n; i += 8) {
+    __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), inv);
+    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(round_grid8<Emin, Mbits>(v), sv));
+  }
+}
+#endif
+
+inline void qdq_e4m3(const float* x, float* y, int n) {
+#ifdef DSV4_AVX2
+  if (n % 8 == 0) return qdq_block8<-6, 3>(x, y, n, kE4M3Max, fp8_scale);
+#endif
+  qdq_e4m3_block_scalar(x, y, n);
+}
+
+inline void qdq_e2m1(const float* x, float* y, int n) {
+#ifdef DSV4_AVX2
+  if (n % 8 == 0) return qdq_block8<0, 1>(x, y, n, kE2M1Max, fp4_scale);
+#endif
+  qdq_e2m1_block_scalar(x, y, n);
+}
+
+void fp8_simulate_impl(float* x, int n, int block) {
+  for (int i = 0; i < n; i += block) qdq_e4m3(x + i, x + i, imin(block, n - i));
+}
+
+void fp4_simulate_impl(float* x, int n, int block) {
+  for (int i = 0; i < n; i += block) qdq_e2m1(x + i, x + i, imin(block, n - i));
+}
+
+// ---------------------------------------------------------------------------------------
+// Activation preparation.
+
+size_t prepared_width_impl(const Matrix& w) { return static_cast<size_t>(w.K); }
+
+void prepare_impl(const Matrix& w, const float* x, int rows, bool act_quant, float* dst) {
+  const int K = w.K;
+  const Layout layout = layout_of(w);
+  for (int r = 0; r < rows; r++) {
+    const float* xr = x + static_cast<size_t>(r) * K;
+    float* d = dst + static_cast<size_t>(r) * K;
+    if (act_quant) {
+      for (int k = 0; k < K; k += kActBlock) qdq_e4m3(xr + k, d + k, imin(kActBlock, K - k));
+    } else {
+      for (int k = 0; k < K; k++) d[k] = xr[k];
+    }
+    float g[64];
+    if (layout == Layout::Fp4Group64) {
+      for (int k = 0; k < K; k += 64) {
+        for (int e = 0; e < 64; e++) g[e] = d[k + e];
+        for (int e = 0; e < 64; e++) d[k + fp4_slot(e)] = g[e];
+      }
+    } else if (layout == Layout::Bf16Group16) {
+      for (int k = 0; k < K; k += 16) {
+        for (int e = 0; e < 16; e++) g[e] = d[k + e];
+        for (int e = 0; e < 16; e++) d[k + bf16_slot(e)] = g[e];
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Portable kernels: natural layout, one row pair at a time. Also used for vector tails.
+
+struct Fp8Table {
+  float v[256];
+  Fp8Table() {
+    for (int b = 0; b < 256; b++) v[b] = e4m3_value(static_cast<uint8_t>(b));
+  }
+};
+const float* fp8_table() {
+  static const Fp8Table t;
+  return t.v;
+}
+
+// Part of one row's product over inputs [k0, K) in natural order, per scale block.
+float fp8_row_scalar(const Matrix& w, int n, const float* x, int k0) {
+  const float* t = fp8_table();
+  const uint8_t* wr = w.row(n);
+  const float* s = w.scale_row(n);
+  float acc = 0;
+  for (int k = k0; k < w.K; k += kFp8Block) {
+    int k1 = imin(k + kFp8Block, w.K);
+    float blk = 0;
+    for (int i = k; i < k1; i++) blk += x[i] * t[wr[i]];
+    acc += blk * s[k / kFp8Block];
+  }
+  return acc;
+}
+
+float fp4_row_scalar(const Matrix& w, int n, const float* x) {
+  const uint8_t* wr = w.row(n);
+  const float* s = w.scale_row(n);
+  float acc = 0;
+  for (int k = 0; k < w.K; k += kFp4Block) {
+    int k1 = imin(k + kFp4Block, w.K);
+    float blk = 0;
+    for (int i = k; i < k1; i += 2) {
+      uint8_t byte = wr[i >> 1];
+      blk += x[i] * e2m1_value(byte & 15u) + x[i + 1] * e2m1_value(byte >> 4);
+    }
+    acc += blk * s[k / kFp4Block];
+  }
+  return acc;
+}
+
+float bf16_row_scalar(const Matrix& w, int n, const float* x, int k0) {
+  const uint8_t* wr = w.row(n);
+  float acc = 0;
+  for (int k = k0; k < w.K; k++) acc += x[k] * bf16_value(static_cast<uint16_t>(wr[2 * k] | (wr[2 * k + 1] << 8)));
+  return acc;
+}
+
+float f32_row_scalar(const Matrix& w, int n, const float* x, int k0) {
+  const float* wr = reinterpret_cast<const float*>(w.row(n));
+  float acc = 0;
+  for (int k = k0; k < w.K; k++) acc += x[k] * wr[k];
+  return acc;
+}
+
+float row_scalar(const Matrix& w, int n, const float* x) {
+  switch (w.format) {
+    case Format::FP8: return fp8_row_scalar(w, n, x, 0);
+    case Format::FP4: return fp4_row_scalar(w, n, x);
+    case Format::BF16: return bf16_row_scalar(w, n, x, 0);
+    case Format::F32: return f32_row_scalar(w, n, x, 0);
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// AVX2 kernels. NR weight rows x RB activation rows per pass, two accumulator chains per
+// pair so that FMA latency never limits a single-row GEMV.
+#ifdef DSV4_AVX2
+
+template <int NR, int RB>
+void fp8_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+  const int K = w.K, full = K / kFp8Block;
+  const __m256i mask = _mm256_set1_epi16(static_cast<short>(0xBF80));
+  const uint8_t* wr[NR];
+  const float* sr[NR];
+  for (int j = 0; j < NR; j++) wr[j] = w.row(n + j), sr[j] = w.scale_row(n + j);
+  __m256 acc[NR][RB];
+  for (int j = 0; j < NR; j++)
+    for (int r = 0; r < RB; r++) acc[j][r] = _mm256_setzero_ps();
+  for (int b = 0; b < full; b++) {
+    __m256 c0[NR][RB], c1[NR][RB];
+    for (int j = 0; j < NR; j++)
+      for (int r = 0; r < RB; r++) c0[j][r] = c1[j][r] = _mm256_setzero_ps();
+    const int kb = b * kFp8Block;
+    for (int k = kb; k < kb + kFp8Block; k += 16) {
+      __m256 xv0[RB], xv1[RB];
+      for (int r = 0; r < RB; r++) {
+        xv0[r] = _mm256_loadu_ps(x + r * ldx + k);
+        xv1[r] = _mm256_loadu_ps(x + r * ldx + k + 8);
+      }
+      for (int j = 0; j < NR; j++) {
+        // E4M3 -> IEEE half with the same bits shifted: value * 2^-8, subnormals included
+        // (sign-extension sets bit 14, which the mask clears). Undone by * 256 at the end.
+        __m256i h = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wr[j] + k)));
+        h = _mm256_and_si256(_mm256_slli_epi16(h, 7), mask);
+        __m256 w0 = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+        __m256 w1 = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+        for (int r = 0; r < RB; r++) {
+          c0[j][r] = _mm256_fmadd_ps(w0, xv0[r], c0[j][r]);
+          c1[j][r] = _mm256_fmadd_ps(w1, xv1[r], c1[j][r]);
+        }
+      }
+    }
+    for (int j = 0; j < NR; j++) {
+      __m256 s = _mm256_set1_ps(sr[j][b]);
+      for (int r = 0; r < RB; r++) acc[j][r] = _mm256_fmadd_ps(_mm256_add_ps(c0[j][r], c1[j][r]), s, acc[j][r]);
+    }
+  }
+  for (int j = 0; j < NR; j++)
+    for (int r = 0; r < RB; r++) {
+      float v = hsum8(acc[j][r]) * 256.0f;
+      if (full * kFp8Block < K) v += fp8_row_scalar(w, n + j, x + r * ldx, full * kFp8Block);
+      out[r * ldo + n + j] = v;
+    }
+}
+
+// E2M1 code -> bf16 bits, split in low and high bytes for two byte shuffles.
+inline __m256i fp4_lut_lo() {
+  return _mm256_setr_epi8(0x00, 0x00, (char)0x80, (char)0xC0, 0x00, 0x40, (char)0x80, (char)0xC0,
+                          0x00, 0x00, (char)0x80, (char)0xC0, 0x00, 0x40, (char)0x80, (char)0xC0,
+                          0x00, 0x00, (char)0x80, (char)0xC0, 0x00, 0x40, (char)0x80, (char)0xC0,
+                          0x00, 0x00, (char)0x80, (char)0xC0, 0x00, 0x40, (char)0x80, (char)0xC0);
+}
+inline __m256i fp4_lut_hi() {
+  return _mm256_setr_epi8(0x00, 0x3F, 0x3F, 0x3F, 0x40, 0x40, 0x40, 0x40,
+                          (char)0x80, (char)0xBF, (char)0xBF, (char)0xBF, (char)0xC0, (char)0xC0, (char)0xC0, (char)0xC0,
+                          0x00, 0x3F, 0x3F, 0x3F, 0x40, 0x40, 0x40, 0x40,
+                          (char)0x80, (char)0xBF, (char)0xBF, (char)0xBF, (char)0xC0, (char)0xC0, (char)0xC0, (char)0xC0);
+}
+
+// 32 codes (one nibble of 32 bytes) -> 4 float vectors, in the Fp4Group64 lane order.
+inline void fp4_decode(__m256i codes, __m256i lut_lo, __m256i lut_hi, __m256 f[4]) {
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i lo = _mm256_shuffle_epi8(lut_lo, codes);
+  __m256i hi = _mm256_shuffle_epi8(lut_hi, codes);
+  __m256i u0 = _mm256_unpacklo_epi8(lo, hi);
+  __m256i u1 = _mm256_unpackhi_epi8(lo, hi);
+  f[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, u0));
+  f[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, u0));
+  f[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, u1));
+  f[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, u1));
+}
+
+template <int NR, int RB>
+void fp4_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+  const int K = w.K;
+  const __m256i lut_lo = fp4_lut_lo(), lut_hi = fp4_lut_hi();
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  const uint8_t* wr[NR];
+  const float* sr[NR];
+  for (int j = 0; j < NR; j++) wr[j] = w.row(n + j), sr[j] = w.scale_row(n + j);
+  __m256 acc[NR][RB];
+  for (int j = 0; j < NR; j++)
+    for (int r = 0; r < RB; r++) acc[j][r] = _mm256_setzero_ps();
+  for (int g = 0; g < K; g += 64) {
+    __m256 c0[NR][RB], c1[NR][RB];
+    for (int j = 0; j < NR; j++) {
+      __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[j] + g / 2));
+      __m256 f[8];
+      fp4_decode(_mm256_and_si256(raw, low4), lut_lo, lut_hi, f);
+      fp4_decode(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), lut_lo, lut_hi, f + 4);
+      for (int r = 0; r < RB; r++) {
+        const float* xr = x + r * ldx + g;
+        __m256 a = _mm256_mul_ps(f[0], _mm256_loadu_ps(xr));
+        __m256 b = _mm256_mul_ps(f[1], _mm256_loadu_ps(xr + 8));
+        a = _mm256_fmadd_ps(f[2], _mm256_loadu_ps(xr + 16), a);
+        b = _mm256_fmadd_ps(f[3], _mm256_loadu_ps(xr + 24), b);
+        a = _mm256_fmadd_ps(f[4], _mm256_loadu_ps(xr + 32), a);
+        b = _mm256_fmadd_ps(f[5], _mm256_loadu_ps(xr + 40), b);
+        a = _mm256_fmadd_ps(f[6], _mm256_loadu_ps(xr + 48), a);
+        b = _mm256_fmadd_ps(f[7], _mm256_loadu_ps(xr + 56), b);
+        c0[j][r] = a;
+        c1[j][r] = b;
+      }
+      // Lanes 0-3 came from the group's first 32 inputs, lanes 4-7 from the second.
+      __m256 s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[j] + g / kFp4Block)))), spread);
+      for (int r = 0; r < RB; r++) acc[j][r] = _mm256_fmadd_ps(_mm256_add_ps(c0[j][r], c1[j][r]), s, acc[j][r]);
+    }
+  }
+  for (int j = 0; j < NR; j++)
+    for (int r = 0; r < RB; r++) out[r * ldo + n + j] = hsum8(acc[j][r]);
+}
+
+template <int NR, int RB>
+void bf16_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+  const int K = w.K;
+  const __m256i zero = _mm256_setzero_si256();
+  const uint8_t* wr[NR];
+  for (int j = 0; j < NR; j++) wr[j] = w.row(n + j);
+  __m256 c0[NR][RB], c1[NR][RB];
+  for (int j = 0; j < NR; j++)
+    for (int r = 0; r < RB; r++) c0[j][r] = c1[j][r] = _mm256_setzero_ps();
+  for (int k = 0; k < K; k += 16) {
+    __m256 xv0[RB], xv1[RB];
+    for (int r = 0; r < RB; r++) {
+      xv0[r] = _mm256_loadu_ps(x + r * ldx + k);
+      xv1[r] = _mm256_loadu_ps(x + r * ldx + k + 8);
+    }
+    for (int j = 0; j < NR; j++) {
+      __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[j] + 2 * k));
+      __m256 w0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, raw));
+      __m256 w1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, raw));
+      for (int r = 0; r < RB; r++) {
+        c0[j][r] = _mm256_fmadd_ps(w0, xv0[r], c0[j][r]);
+        c1[j][r] = _mm256_fmadd_ps(w1, xv1[r], c1[j][r]);
+      }
+    }
+  }
+  for (int j = 0; j < NR; j++)
+    for (int r = 0; r < RB; r++) out[r * ldo + n + j] = hsum8(_mm256_add_ps(c0[j][r], c1[j][r]));
+}
+
+template <int NR, int RB>
+void f32_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+  const int K = w.K, full = K & ~15;
+  const float* wr[NR];
+  for (int j = 0; j < NR; j++) wr[j] = reinterpret_cast<const float*>(w.row(n + j));
+  __m256 c0[NR][RB], c1[NR][RB];
+  for (int j = 0; j < NR; j++)
+    for (int r = 0; r < RB; r++) c0[j][r] = c1[j][r] = _mm256_setzero_ps();
+  for (int k = 0; k < full; k += 16) {
+    __m256 xv0[RB], xv1[RB];
+    for (int r = 0; r < RB; r++) {
+      xv0[r] = _mm256_loadu_ps(x + r * ldx + k);
+      xv1[r] = _mm256_loadu_ps(x + r * ldx + k + 8);
+    }
+    for (int j = 0; j < NR; j++) {
+      __m256 w0 = _mm256_loadu_ps(wr[j] + k), w1 = _mm256_loadu_ps(wr[j] + k + 8);
+      for (int r = 0; r < RB; r++) {
+        c0[j][r] = _mm256_fmadd_ps(w0, xv0[r], c0[j][r]);
+        c1[j][r] = _mm256_fmadd_ps(w1, xv1[r], c1[j][r]);
+      }
+    }
+  }
+  for (int j = 0; j < NR; j++)
+    for (int r = 0; r < RB; r++) {
+      float v = hsum8(_mm256_add_ps(c0[j][r], c1[j][r]));
+      if (full < K) v += f32_row_scalar(w, n + j, x + r * ldx, full);
+      out[r * ldo + n + j] = v;
+    }
+}
+
+using TileFn = void (*)(const Matrix&, const float*, size_t, float*, size_t, int);
+
+// One pass over output rows [n0, n1) for up to 4 activation rows: pairs of weight rows
+// when a single activation row leaves the FMA units idle, single rows otherwise.
+template <int RB>
+void vector_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n0, int n1) {
+  TileFn pair = nullptr, single = nullptr;
+  switch (w.format) {
+    case Format::FP8: pair = fp8_tile<2, RB>, single = fp8_tile<1, RB>; break;
+    case Format::FP4: pair = fp4_tile<2, RB>, single = fp4_tile<1, RB>; break;
+    case Format::BF16: pair = bf16_tile<2, RB>, single = bf16_tile<1, RB>; break;
+    case Format::F32: pair = f32_tile<2, RB>, single = f32_tile<1, RB>; break;
+  }
+  int n = n0;
+  if (RB <= 2)
+    for (; n + 2 <= n1; n += 2) pair(w, x, ldx, out, ldo, n);
+  for (; n < n1; n++) single(w, x, ldx, out, ldo, n);
+}
+#endif  // DSV4_AVX2
+
+void linear_impl(const Matrix& w, const float* xp, int rows, float* out, size_t ldo, int n0, int n1) {
+  const size_t ldx = prepared_width_impl(w);
+#ifdef DSV4_AVX2
+  const bool vector = layout_of(w) != Layout::Natural || w.format == Format::FP8 || w.format == Format::F32;
+  if (vector) {
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+      const float* x = xp + static_cast<size_t>(r0) * ldx;
+      float* o = out + static_cast<size_t>(r0) * ldo;
+      switch (imin(4, rows - r0)) {
+        case 1: vector_pass<1>(w, x, ldx, o, ldo, n0, n1); break;
+        case 2: vector_pass<2>(w, x, ldx, o, ldo, n0, n1); break;
+        case 3: vector_pass<3>(w, x, ldx, o, ldo, n0, n1); break;
+        default: vector_pass<4>(w, x, ldx, o, ldo, n0, n1); break;
+      }
+    }
+    return;
+  }
+#endif
+  for (int r = 0; r < rows; r++)
+    for (int n = n0; n < n1; n++) out[static_cast<size_t>(r) * ldo + n] = row_scalar(w, n, xp + static_cast<size_t>(r) * ldx);
+}
+
+// ---------------------------------------------------------------------------------------
+// Vector primitives for attention and the indexer.
+
+float dot_impl(const float* a, const float* b, int n) {
+#ifdef DSV4_AVX2
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+  }
+  float s = hsum8(_mm256_add_ps(s0, s1));
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+#else
+  float s = 0;
+  for (int i = 0; i < n; i++) s += a[i] * b[i];
+  return s;
+#endif
+}
+
+void axpy_impl(float* y, float a, const float* x, int n) {
+  int i = 0;
+#ifdef DSV4_AVX2
+  __m256 av = _mm256_set1_ps(a);
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+#endif
+  for (; i < n; i++) y[i] += a * x[i];
+}
+
+uint64_t read_sum_impl(const uint8_t* p, size_t bytes) {
+#ifdef DSV4_AVX2
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i < bytes; i += 128) {
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+  return static_cast<uint64_t>(_mm256_extract_epi64(s, 0) + _mm256_extract_epi64(s, 1) + _mm256_extract_epi64(s, 2) + _mm256_extract_epi64(s, 3));
+#else
+  const uint64_t* w = reinterpret_cast<const uint64_t*>(p);
+  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  for (size_t i = 0; i < bytes / 8; i += 4) {
+    a0 += w[i];
+    a1 += w[i + 1];
+    a2 += w[i + 2];
+    a3 += w[i + 3];
+  }
+  return a0 + a1 + a2 + a3;
+#endif
+}
+
+}  // namespace
+}  // namespace dsv4

@@ -1,0 +1,47 @@
+#include "linear.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels.h"
+#include "thread_pool.h"
+
+namespace dsv4 {
+
+namespace {
+// Below this much work (weight bytes x rows) waking a second thread costs more than it saves.
+constexpr size_t kParallelWork = 256 * 1024;
+// Weight bytes per task tile: with several activation rows the tile is re-read once per
+// group of four rows, so it should stay in L2.
+constexpr size_t kTileBytes = 96 * 1024;
+}  // namespace
+
+void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* out) {
+  const KernelTable& k = kernels();
+  static std::vector<float> prepared;  // JS calls come from one thread
+  const size_t width = k.prepared_width(w);
+  prepared.resize(width * static_cast<size_t>(rows));
+  k.prepare(w, x, rows, act_quant, prepared.data());
+  const float* xp = prepared.data();
+
+  ThreadPool& p = pool();
+  const size_t row_bytes = w.row_bytes();
+  const size_t work = row_bytes * static_cast<size_t>(w.N) * static_cast<size_t>(rows);
+  if (p.threads() == 1 || work < kParallelWork) {
+    k.linear(w, xp, rows, out, w.N, 0, w.N);
+    return;
+  }
+  // Enough tiles for dynamic balancing (threads finish unevenly on a shared machine),
+  // each big enough to amortise the per-task overhead; even, so row pairs stay together.
+  int tile = static_cast<int>(std::max<size_t>(2, kTileBytes / row_bytes));
+  tile = std::min(tile, std::max(2, w.N / (p.threads() * 8)));
+  tile = (tile + 1) & ~1;
+  const int tasks = (w.N + tile - 1) / tile;
+  p.run(tasks, [&](int t, int) {
+    const int n0 = t * tile;
+    const int n1 = std::min(w.N, n0 + tile);
+    k.linear(w, xp, rows, out, w.N, n0, n1);
+  });
+}
+
+}  // namespace dsv4

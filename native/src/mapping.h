@@ -1,0 +1,28 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace dsv4 {
+
+// A read-only memory map of one whole checkpoint file. Every matrix stored in the file keeps
+// a reference, so the file is mapped once and unmapped when its last matrix is collected.
+// Pages are only read when a kernel touches them: opening a checkpoint reads nothing.
+class Mapping {
+ public:
+  static std::shared_ptr<Mapping> open(const std::string& path);
+  ~Mapping();
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  Mapping(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  const uint8_t* data_;
+  size_t size_;
+};
+
+}  // namespace dsv4

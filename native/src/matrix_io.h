@@ -1,0 +1,32 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "matrix.h"
+
+namespace dsv4 {
+
+struct MatrixSource {
+  Format format;
+  int N;
+  int K;
+  // Either a file range (mapped) or bytes to copy.
+  std::string file;
+  uint64_t offset = 0;
+  uint64_t byte_length = 0;
+  const uint8_t* bytes = nullptr;
+  size_t bytes_length = 0;
+  const uint8_t* scale = nullptr;
+  size_t scale_length = 0;
+  bool scale_f32 = false;
+};
+
+// Validates shapes and sizes; throws std::runtime_error with the reason.
+std::unique_ptr<Matrix> make_matrix(const MatrixSource& src);
+
+// Row n decoded to float with its scales applied (embedding lookup).
+void decode_row(const Matrix& m, int n, float* out);
+
+}  // namespace dsv4

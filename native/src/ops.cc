@@ -1,0 +1,174 @@
+#include "ops.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "kernels.h"
+#include "thread_pool.h"
+
+namespace dsv4 {
+
+void rms_norm(const float* x, int rows, int dim, const float* weight, float eps, float* out) {
+  const KernelTable& k = kernels();
+  for (int r = 0; r < rows; r++) {
+    const float* xr = x + static_cast<size_t>(r) * dim;
+    float* o = out + static_cast<size_t>(r) * dim;
+    float inv = 1.0f / std::sqrt(k.dot(xr, xr, dim) / static_cast<float>(dim) + eps);
+    if (weight) {
+      for (int i = 0; i < dim; i++) o[i] = weight[i] * (xr[i] * inv);
+    } else {
+      for (int i = 0; i < dim; i++) o[i] = xr[i] * inv;
+    }
+  }
+}
+
+void rope(float* x, int segments, int stride, const double* cos, const double* sin, int half, bool inverse) {
+  float c[512], s[512];
+  std::vector<float> big;
+  float* cf = c;
+  float* sf = s;
+  if (half > 512) {
+    big.resize(2 * static_cast<size_t>(half));
+    cf = big.data();
+    sf = big.data() + half;
+  }
+  for (int i = 0; i < half; i++) {
+    cf[i] = static_cast<float>(cos[i]);
+    sf[i] = static_cast<float>(inverse ? -sin[i] : sin[i]);
+  }
+  for (int seg = 0; seg < segments; seg++) {
+    float* v = x + static_cast<size_t>(seg) * stride;
+    for (int i = 0; i < half; i++) {
+      float a = v[2 * i], b = v[2 * i + 1];
+      v[2 * i] = a * cf[i] - b * sf[i];
+      v[2 * i + 1] = a * sf[i] + b * cf[i];
+    }
+  }
+}
+
+void hadamard(float* x, int length, int n) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(n));
+  for (int seg = 0; seg < length; seg += n) {
+    float* v = x + seg;
+    for (int h = 1; h < n; h *= 2)
+      for (int i = 0; i < n; i += 2 * h)
+        for (int j = i; j < i + h; j++) {
+          float a = v[j], b = v[j + h];
+          v[j] = a + b;
+          v[j + h] = a - b;
+        }
+    for (int j = 0; j < n; j++) v[j] *= scale;
+  }
+}
+
+void attention(const float* q, float* out, const AttentionSource* sources, int nsources, int heads, int head_dim,
+               const float* sink, float scale) {
+  const KernelTable& k = kernels();
+  int total = 0;
+  for (int s = 0; s < nsources; s++) total += sources[s].count;
+  // One task per head; every head reads the same rows (one KV head), which stay in cache.
+  auto one_head = [&](int h, int) {
+    const float* qh = q + static_cast<size_t>(h) * head_dim;
+    float* oh = out + static_cast<size_t>(h) * head_dim;
+    for (int i = 0; i < head_dim; i++) oh[i] = 0;
+    if (total == 0) return;
+    thread_local std::vector<float> scores;
+    scores.resize(total);
+    float m = -INFINITY;
+    int j = 0;
+    for (int s = 0; s < nsources; s++) {
+      const AttentionSource& src = sources[s];
+      for (int t = 0; t < src.count; t++, j++) {
+        int idx = src.indices[t];
+        float v = idx < 0 ? -INFINITY : k.dot(qh, src.rows + static_cast<size_t>(idx) * head_dim, head_dim) * scale;
+        scores[j] = v;
+        if (v > m) m = v;
+      }
+    }
+    float den = 0;
+    j = 0;
+    for (int s = 0; s < nsources; s++) {
+      const AttentionSource& src = sources[s];
+      for (int t = 0; t < src.count; t++, j++) {
+        int idx = src.indices[t];
+        if (idx < 0) continue;
+        float p = std::exp(scores[j] - m);
+        den += p;
+        k.axpy(oh, p, src.rows + static_cast<size_t>(idx) * head_dim, head_dim);
+      }
+    }
+    // The sink is one more logit with a zero value vector, left out of the max (spec §5.3).
+    den += std::exp(sink[h] - m);
+    const float inv = 1.0f / den;
+    for (int i = 0; i < head_dim; i++) oh[i] *= inv;
+  };
+  const size_t work = static_cast<size_t>(heads) * total * head_dim;
+  if (work < 64 * 1024) {
+    for (int h = 0; h < heads; h++) one_head(h, 0);
+  } else {
+    pool().run(heads, one_head);
+  }
+}
+
+void softmax_pool(const float* kv, const float* score, const int32_t* slots, int nslots, int width, int row_stride,
+                  float* out) {
+  for (int j = 0; j < width; j++) {
+    float m = -INFINITY;
+    for (int s = 0; s < nslots; s++) {
+      float v = score[static_cast<size_t>(slots[2 * s]) * row_stride + slots[2 * s + 1] + j];
+      if (v > m) m = v;
+    }
+    float den = 0, num = 0;
+    for (int s = 0; s < nslots; s++) {
+      size_t i = static_cast<size_t>(slots[2 * s]) * row_stride + slots[2 * s + 1] + j;
+      float p = std::exp(score[i] - m);
+      den += p;
+      num += p * kv[i];
+    }
+    out[j] = num / den;
+  }
+}
+
+void indexer_scores(const float* q, const float* weights, int heads, int head_dim, const float* keys, int count,
+                    double* out) {
+  const KernelTable& k = kernels();
+  for (int s = 0; s < count; s++) {
+    const float* key = keys + static_cast<size_t>(s) * head_dim;
+    float total = 0;
+    for (int h = 0; h < heads; h++) {
+      float d = k.dot(q + static_cast<size_t>(h) * head_dim, key, head_dim);
+      if (d > 0) total += d * weights[h];
+    }
+    out[s] = total;
+  }
+}
+
+double memory_bandwidth(size_t bytes, int reps) {
+  const KernelTable& k = kernels();
+  bytes &= ~static_cast<size_t>(4095);
+  uint8_t* buf = static_cast<uint8_t*>(std::aligned_alloc(4096, bytes));
+  if (!buf) return 0;
+  std::memset(buf, 1, bytes);  // fault every page in before timing
+  ThreadPool& p = pool();
+  // Many chunks, taken dynamically: on a shared machine threads progress unevenly.
+  const int chunks = p.threads() * 16;
+  const size_t per = (bytes / chunks) & ~static_cast<size_t>(127);
+  std::vector<uint64_t> sums(static_cast<size_t>(p.threads()) * 8, 0);
+  double best = 0;
+  for (int r = 0; r < reps; r++) {
+    auto t0 = std::chrono::steady_clock::now();
+    p.run(chunks, [&](int c, int thread) { sums[static_cast<size_t>(thread) * 8] += k.read_sum(buf + static_cast<size_t>(c) * per, per); });
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double gbs = static_cast<double>(per) * chunks / dt / 1e9;
+    if (gbs > best) best = gbs;
+  }
+  volatile uint64_t sink = 0;
+  for (uint64_t v : sums) sink = sink + v;
+  std::free(buf);
+  return best;
+}
+
+}  // namespace dsv4

@@ -1,0 +1,58 @@
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+/** The C++ addon's functions (native/src/addon.cc); argument order mirrors Backend's. */
+export interface NativeAddon {
+  createMatrix(format: number, outFeatures: number, inFeatures: number, file: string | null, offset: number, byteLength: number,
+    bytes: Uint8Array | null, scale: Uint8Array | null, scaleF32: boolean): NativeMatrixPtr;
+  matrixRow(m: NativeMatrixPtr, row: number, out: Float32Array, outOffset: number): void;
+  linear(x: Float32Array, rows: number, m: NativeMatrixPtr, actQuant: boolean, out: Float32Array): void;
+  rmsNorm(x: Float32Array, rows: number, dim: number, weight: Float32Array | null, eps: number, out: Float32Array): void;
+  rope(x: Float32Array, start: number, segments: number, stride: number, cos: Float64Array, sin: Float64Array, inverse: boolean): void;
+  fp8Simulate(x: Float32Array, start: number, length: number, block: number): void;
+  fp4Simulate(x: Float32Array, start: number, length: number, block: number): void;
+  hadamard(x: Float32Array, start: number, length: number, n: number): void;
+  attention(q: Float32Array, qOffset: number, out: Float32Array, outOffset: number, rows: Float32Array[], indices: Int32Array[],
+    counts: Int32Array, heads: number, headDim: number, sink: Float32Array, scale: number): void;
+  softmaxPool(kv: Float32Array, score: Float32Array, slots: Int32Array, width: number, rowStride: number, out: Float32Array, outOffset: number): void;
+  indexerScores(q: Float32Array, qOffset: number, weights: Float32Array, wOffset: number, heads: number, headDim: number,
+    keys: Float32Array, count: number, out: Float64Array): void;
+  info(): { isa: string; threads: number; isas: string[] };
+  /** Switch instruction set (tests); false when this CPU or build lacks it. */
+  selectIsa(isa: string): boolean;
+  /** Best GB/s of a multi-threaded read over a buffer of `bytes`. */
+  memoryBandwidth(bytes: number, reps: number): number;
+}
+
+/** Opaque handle of a matrix owned by the addon. */
+export type NativeMatrixPtr = { readonly __nativeMatrix: unique symbol };
+
+/** Where `npm install` (node-gyp in native/) puts the addon, relative to this file in dist/src/kernels/native. */
+const CANDIDATES = ["../../../../native/build/Release/dsv4.node", "../../../../native/build/Debug/dsv4.node"];
+
+let cached: { addon: NativeAddon } | { error: string } | undefined;
+
+function load(): { addon: NativeAddon } | { error: string } {
+  const paths = process.env.DSV4_NATIVE_ADDON ? [process.env.DSV4_NATIVE_ADDON] : CANDIDATES.map((p) => fileURLToPath(new URL(p, import.meta.url)));
+  const found = paths.find((p) => existsSync(p));
+  if (!found) return { error: `addon not built (no ${paths[0]})` };
+  try {
+    const addon = createRequire(import.meta.url)(found) as NativeAddon;
+    addon.info();
+    return { addon };
+  } catch (err) {
+    return { error: `cannot load ${found}: ${String((err as Error).message).split("\n")[0]}` };
+  }
+}
+
+/** The addon, or why it is unavailable (loaded once per process). */
+export function nativeAddon(): { addon: NativeAddon } | { error: string } {
+  return (cached ??= load());
+}
+
+export function requireNativeAddon(): NativeAddon {
+  const r = nativeAddon();
+  if ("error" in r) throw new Error(`native backend unavailable: ${r.error}`);
+  return r.addon;
+}

@@ -1,0 +1,136 @@
+import { resolve } from "node:path";
+import type { AttentionQuery, Backend, MatrixHandle, StoredMatrix, Vec, WeightFormat } from "../backend.js";
+import { requireNativeAddon, type NativeAddon, type NativeMatrixPtr } from "./addon.js";
+
+const FORMAT_CODE: Record<WeightFormat, number> = { fp8: 0, fp4: 1, bf16: 2, f32: 3 };
+
+export interface NativeMatrix extends MatrixHandle {
+  readonly ptr: NativeMatrixPtr;
+}
+
+/** The addon works on Float32Array; anything else (a caller's Float64Array) goes through a copy. */
+function asF32(v: Vec): Float32Array {
+  return v instanceof Float32Array ? v : Float32Array.from(v);
+}
+
+function asI32(a: ArrayLike<number>): Int32Array {
+  return a instanceof Int32Array ? a : Int32Array.from(a);
+}
+
+/**
+ * The C++ backend (native/): float32 activations, weights used in place from the mapped
+ * checkpoint in their stored FP8/FP4/BF16 formats, SIMD kernels and a thread pool. Same
+ * operations as the reference backend, in float32 (the golden's float32 criterion).
+ */
+export class NativeBackend implements Backend {
+  readonly name = "native";
+  readonly precision = "f32" as const;
+
+  constructor(private readonly addon: NativeAddon = requireNativeAddon()) {}
+
+  /** Instruction set and thread count in use. */
+  info(): { isa: string; threads: number; isas: string[] } {
+    return this.addon.info();
+  }
+
+  alloc(n: number): Float32Array {
+    return new Float32Array(n);
+  }
+
+  fromValues(values: ArrayLike<number>): Float32Array {
+    return Float32Array.from(values);
+  }
+
+  uploadMatrix(m: StoredMatrix): NativeMatrix {
+    const { format, outFeatures, inFeatures } = m;
+    if ((format === "fp8" || format === "fp4") && !m.scale) throw new Error(`${m.name}: ${format} weight without scales`);
+    const scale = m.scale ?? null;
+    const scaleF32 = m.scaleDtype === "F32";
+    let ptr: NativeMatrixPtr;
+    let dataBytes: number;
+    try {
+      if (m.location) {
+        ptr = this.addon.createMatrix(FORMAT_CODE[format], outFeatures, inFeatures, resolve(m.location.file), m.location.offset, m.location.byteLength, null, scale, scaleF32);
+        dataBytes = m.location.byteLength;
+      } else {
+        const data = m.readData();
+        ptr = this.addon.createMatrix(FORMAT_CODE[format], outFeatures, inFeatures, null, 0, 0, data, scale, scaleF32);
+        dataBytes = data.byteLength;
+      }
+    } catch (err) {
+      throw new Error(`${m.name}: ${(err as Error).message}`);
+    }
+    return { name: m.name, format, outFeatures, inFeatures, bytes: dataBytes + (scale ? scale.byteLength : 0), ptr };
+  }
+
+  matrixRow(m: MatrixHandle, row: number, out: Vec, outOffset: number): void {
+    if (out instanceof Float32Array) {
+      this.addon.matrixRow((m as NativeMatrix).ptr, row, out, outOffset);
+      return;
+    }
+    const tmp = new Float32Array(m.inFeatures);
+    this.addon.matrixRow((m as NativeMatrix).ptr, row, tmp, 0);
+    out.set(tmp, outOffset);
+  }
+
+  linear(x: Vec, rows: number, w: MatrixHandle, actQuant: boolean, out?: Vec): Vec {
+    const y = out instanceof Float32Array ? out : new Float32Array(rows * w.outFeatures);
+    this.addon.linear(asF32(x), rows, (w as NativeMatrix).ptr, actQuant, y);
+    if (out && out !== y) out.set(y);
+    return out ?? y;
+  }
+
+  rmsNorm(x: Vec, rows: number, dim: number, weight: Vec | null, eps: number, out?: Vec): Vec {
+    const y = out instanceof Float32Array ? out : new Float32Array(rows * dim);
+    this.addon.rmsNorm(asF32(x), rows, dim, weight ? asF32(weight) : null, eps, y);
+    if (out && out !== y) out.set(y);
+    return out ?? y;
+  }
+
+  rope(x: Vec, start: number, segments: number, stride: number, cos: Float64Array, sin: Float64Array, inverse: boolean): void {
+    this.inPlace(x, (xf) => this.addon.rope(xf, start, segments, stride, cos, sin, inverse));
+  }
+
+  fp8Simulate(x: Vec, start: number, length: number, block: number): void {
+    this.inPlace(x, (xf) => this.addon.fp8Simulate(xf, start, length, block));
+  }
+
+  fp4Simulate(x: Vec, start: number, length: number, block: number): void {
+    this.inPlace(x, (xf) => this.addon.fp4Simulate(xf, start, length, block));
+  }
+
+  hadamard(x: Vec, start: number, length: number, n: number): void {
+    this.inPlace(x, (xf) => this.addon.hadamard(xf, start, length, n));
+  }
+
+  attention(query: AttentionQuery, heads: number, headDim: number, sink: Vec, scale: number): void {
+    const rows = query.sources.map((s) => asF32(s.rows));
+    const indices = query.sources.map((s) => asI32(s.indices));
+    const counts = Int32Array.from(query.sources, (s) => s.count);
+    this.inPlace(query.out, (out) => this.addon.attention(asF32(query.q), query.qOffset, out, query.outOffset, rows, indices, counts, heads, headDim, asF32(sink), scale));
+  }
+
+  softmaxPool(kv: Vec, score: Vec, slots: ReadonlyArray<{ row: number; offset: number }>, width: number, rowStride: number, out: Vec, outOffset: number): void {
+    const pairs = new Int32Array(2 * slots.length);
+    slots.forEach((s, i) => {
+      pairs[2 * i] = s.row;
+      pairs[2 * i + 1] = s.offset;
+    });
+    this.inPlace(out, (o) => this.addon.softmaxPool(asF32(kv), asF32(score), pairs, width, rowStride, o, outOffset));
+  }
+
+  indexerScores(q: Vec, qOffset: number, weights: Vec, wOffset: number, heads: number, headDim: number, keys: Vec, count: number, out: Float64Array): void {
+    this.addon.indexerScores(asF32(q), qOffset, asF32(weights), wOffset, heads, headDim, asF32(keys), count, out);
+  }
+
+  /** Runs an in-place kernel on x, through a float32 copy when x is not float32. */
+  private inPlace(x: Vec, fn: (xf: Float32Array) => void): void {
+    if (x instanceof Float32Array) {
+      fn(x);
+      return;
+    }
+    const xf = Float32Array.from(x);
+    fn(xf);
+    x.set(xf);
+  }
+}
