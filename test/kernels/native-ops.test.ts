@@ -1,0 +1,226 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { numberToBf16 } from "../../src/formats/dtypes.js";
+import type { StoredMatrix, Vec, WeightFormat } from "../../src/kernels/backend.js";
+import { requireNativeAddon } from "../../src/kernels/native/addon.js";
+import { NativeBackend } from "../../src/kernels/native/backend.js";
+import { RefBackend } from "../../src/kernels/ref/index.js";
+import { nativeSkip } from "./native-available.js";
+
+// Every native op against the float64 reference on random inputs, for each instruction set
+// this CPU has (the vector kernels have their own lane orders and tails to get wrong).
+const skip = nativeSkip();
+const ref = new RefBackend();
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+function randomMatrix(format: WeightFormat, N: number, K: number, seed: number): StoredMatrix {
+  const r = rng(seed);
+  let data: Uint8Array;
+  let scale: Uint8Array | undefined;
+  switch (format) {
+    case "fp8":
+      data = Uint8Array.from({ length: N * K }, () => {
+        const b = Math.floor(r() * 256);
+        return (b & 0x7f) === 0x7f ? b - 1 : b; // no NaN codes
+      });
+      scale = Uint8Array.from({ length: Math.ceil(N / 128) * Math.ceil(K / 128) }, () => 118 + Math.floor(r() * 8));
+      break;
+    case "fp4":
+      data = Uint8Array.from({ length: (N * K) / 2 }, () => Math.floor(r() * 256));
+      scale = Uint8Array.from({ length: (N * K) / 32 }, () => 120 + Math.floor(r() * 8));
+      break;
+    case "bf16": {
+      const u = Uint16Array.from({ length: N * K }, () => numberToBf16((r() - 0.5) * 0.2));
+      data = new Uint8Array(u.buffer);
+      break;
+    }
+    case "f32":
+      data = new Uint8Array(Float32Array.from({ length: N * K }, () => (r() - 0.5) * 0.2).buffer);
+      break;
+  }
+  return { name: `${format}-${N}x${K}`, format, outFeatures: N, inFeatures: K, readData: () => data, location: null, scale, scaleDtype: scale ? "F8_E8M0" : undefined };
+}
+
+function randomVec(n: number, seed: number, amp = 1): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n }, () => (r() - 0.5) * 2 * amp);
+}
+
+/** |a - b| within rel · (scale of the terms) + abs floor, element by element. */
+function close(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string): void {
+  assert.equal(a.length, b.length, `${what}: lengths`);
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]!));
+  for (let i = 0; i < a.length; i++) {
+    assert.ok(Math.abs(a[i]! - b[i]!) <= tol * Math.max(scale, 1e-30), `${what}[${i}]: ${a[i]} vs ${b[i]} (scale ${scale})`);
+  }
+}
+
+/** Values with -0 as 0: the sign of a zero that rounding produces is not part of the contract. */
+const plain = (v: ArrayLike<number>) => Array.from(v, (x) => x + 0);
+
+const addon = skip ? null : requireNativeAddon();
+const isas = addon ? addon.info().isas : [];
+const initialIsa = addon ? addon.info().isa : "";
+
+for (const isa of isas) {
+  describe(`native ops vs reference (${isa})`, { skip }, () => {
+    const nb = new NativeBackend();
+    const use = () => assert.ok(addon!.selectIsa(isa));
+    after(() => addon!.selectIsa(initialIsa));
+
+    const shapes: Array<[WeightFormat, number, number]> = [
+      ["fp8", 256, 512], ["fp8", 130, 160], ["fp8", 3, 128],
+      ["fp4", 64, 256], ["fp4", 33, 96], ["fp4", 5, 64],
+      ["bf16", 40, 256], ["bf16", 7, 24],
+      ["f32", 24, 1024], ["f32", 9, 21],
+    ];
+    for (const [format, N, K] of shapes) {
+      for (const actQuant of [true, false]) {
+        test(`linear ${format} ${N}x${K}${actQuant ? " with activation quantisation" : ""}, 1-6 rows`, () => {
+          use();
+          const m = randomMatrix(format, N, K, N * 7 + K);
+          const hr = ref.uploadMatrix(m);
+          const hn = nb.uploadMatrix(m);
+          for (const rows of [1, 2, 3, 4, 5, 6]) {
+            const x = randomVec(rows * K, rows + K, 3);
+            const want = ref.linear(Float64Array.from(x), rows, hr, actQuant);
+            const got = nb.linear(x, rows, hn, actQuant);
+            close(got, want, 2e-5, `${format} rows=${rows}`);
+          }
+        });
+      }
+    }
+
+    test("a matrix mapped from its file range equals the same matrix copied", () => {
+      use();
+      const dir = mkdtempSync(join(tmpdir(), "dsv4-native-"));
+      try {
+        const m = randomMatrix("fp8", 128, 256, 5);
+        const bytes = m.readData();
+        const file = join(dir, "w.bin");
+        const pad = 4096 + 17;
+        const buf = new Uint8Array(pad + bytes.length + 9);
+        buf.set(bytes, pad);
+        writeFileSync(file, buf);
+        const mapped = nb.uploadMatrix({ ...m, location: { file, offset: pad, byteLength: bytes.length } });
+        const copied = nb.uploadMatrix(m);
+        const x = randomVec(2 * 256, 9);
+        assert.deepEqual(nb.linear(x, 2, mapped, true), nb.linear(x, 2, copied, true));
+        assert.throws(() => nb.uploadMatrix({ ...m, location: { file, offset: buf.length - 10, byteLength: bytes.length } }), /outside/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    test("matrixRow decodes every format with its scales", () => {
+      use();
+      for (const [format, N, K] of [["fp8", 200, 160], ["fp4", 6, 96], ["bf16", 4, 24], ["f32", 3, 5]] as Array<[WeightFormat, number, number]>) {
+        const m = randomMatrix(format, N, K, 3);
+        const hr = ref.uploadMatrix(m);
+        const hn = nb.uploadMatrix(m);
+        for (const row of [0, N - 1]) {
+          const a = new Float64Array(K + 2);
+          const b = new Float32Array(K + 2);
+          ref.matrixRow(hr, row, a, 2);
+          nb.matrixRow(hn, row, b, 2);
+          assert.deepEqual(Array.from(b), Array.from(a), `${format} row ${row}`);
+        }
+      }
+    });
+
+    test("FP8 and FP4 simulation give the reference's grid values exactly", () => {
+      use();
+      for (const [block, amp] of [[64, 5], [128, 1e-3], [32, 1e-7], [64, 0]] as Array<[number, number]>) {
+        const x = randomVec(320, block + 1, amp);
+        x[3] = amp * 1.5;
+        const a8 = Float64Array.from(x), b8 = x.slice();
+        ref.fp8Simulate(a8, 0, 320, block);
+        nb.fp8Simulate(b8, 0, 320, block);
+        assert.deepEqual(plain(b8), plain(a8), `fp8 block ${block} amp ${amp}`);
+        const a4 = Float64Array.from(x), b4 = x.slice();
+        ref.fp4Simulate(a4, 32, 256, 32);
+        nb.fp4Simulate(b4, 32, 256, 32);
+        assert.deepEqual(plain(b4), plain(a4), `fp4 amp ${amp}`);
+      }
+    });
+
+    test("rmsNorm, rope, hadamard", () => {
+      use();
+      const x = randomVec(3 * 96, 1, 2);
+      const w = randomVec(96, 2);
+      close(nb.rmsNorm(x, 3, 96, w, 1e-6), ref.rmsNorm(Float64Array.from(x), 3, 96, Float64Array.from(w), 1e-6), 1e-6, "rmsNorm");
+      close(nb.rmsNorm(x, 3, 96, null, 1e-6), ref.rmsNorm(Float64Array.from(x), 3, 96, null, 1e-6), 1e-6, "rmsNorm unweighted");
+      const cos = Float64Array.from({ length: 8 }, (_, i) => Math.cos(i * 0.3));
+      const sin = Float64Array.from({ length: 8 }, (_, i) => Math.sin(i * 0.3));
+      for (const inverse of [false, true]) {
+        const a = Float64Array.from(x), b = x.slice();
+        ref.rope(a, 5, 4, 40, cos, sin, inverse);
+        nb.rope(b, 5, 4, 40, cos, sin, inverse);
+        close(b, a, 1e-6, `rope inverse=${inverse}`);
+      }
+      const a = Float64Array.from(x), b = x.slice();
+      ref.hadamard(a, 32, 256, 64);
+      nb.hadamard(b, 32, 256, 64);
+      close(b, a, 1e-6, "hadamard");
+    });
+
+    test("attention with a sink over two gathered sources", () => {
+      use();
+      for (const [heads, hd, n0, n1] of [[4, 64, 10, 3], [16, 128, 40, 33], [2, 24, 1, 0]]) {
+        const q = randomVec(heads * hd + 5, hd, 1);
+        const rows0 = randomVec(12 * hd, 7, 1);
+        const rows1 = randomVec(40 * hd, 8, 1);
+        const idx0 = Int32Array.from({ length: n0 }, (_, i) => (i * 5) % 12);
+        const idx1 = Int32Array.from({ length: n1 }, (_, i) => (i * 7) % 40);
+        const sink = randomVec(heads, 3, 2);
+        const run = (b: NativeBackend | RefBackend, conv: (v: Float32Array) => Vec) => {
+          const out = b.alloc(heads * hd + 3);
+          b.attention({ q: conv(q), qOffset: 5, out, outOffset: 3, sources: [{ rows: conv(rows0), indices: idx0, count: n0 }, { rows: conv(rows1), indices: idx1, count: n1 }] }, heads, hd, conv(sink), hd ** -0.5);
+          return out;
+        };
+        close(run(nb, (v) => v), run(ref, (v) => Float64Array.from(v)), 1e-5, `attention ${heads}x${hd}`);
+      }
+      assert.throws(() => nb.attention({ q: new Float32Array(8), qOffset: 0, out: new Float32Array(8), outOffset: 0, sources: [{ rows: new Float32Array(16), indices: Int32Array.of(2), count: 1 }] }, 1, 8, new Float32Array(1), 1), /outside/);
+    });
+
+    test("softmaxPool and indexerScores", () => {
+      use();
+      const kv = randomVec(8 * 64, 1);
+      const score = randomVec(8 * 64, 2, 3);
+      score.fill(-Infinity, 0, 10);
+      const slots = [{ row: 0, offset: 0 }, { row: 1, offset: 0 }, { row: 4, offset: 32 }, { row: 7, offset: 32 }];
+      const a = new Float64Array(40), b = new Float32Array(40);
+      ref.softmaxPool(Float64Array.from(kv), Float64Array.from(score), slots, 32, 64, a, 8);
+      nb.softmaxPool(kv, score, slots, 32, 64, b, 8);
+      close(b, a, 1e-6, "softmaxPool");
+      const q = randomVec(4 * 64 + 3, 4);
+      const w = randomVec(6, 5);
+      const keys = randomVec(9 * 64, 6);
+      const sa = new Float64Array(9), sb = new Float64Array(9);
+      ref.indexerScores(Float64Array.from(q), 3, Float64Array.from(w), 2, 4, 64, Float64Array.from(keys), 9, sa);
+      nb.indexerScores(q, 3, w, 2, 4, 64, keys, 9, sb);
+      close(sb, sa, 1e-5, "indexerScores");
+    });
+
+    test("bad arguments are errors, not crashes", () => {
+      use();
+      const h = nb.uploadMatrix(randomMatrix("fp8", 128, 128, 1));
+      assert.throws(() => nb.linear(new Float32Array(100), 1, h, true), /shorter/);
+      assert.throws(() => nb.linear(new Float32Array(256), 2, h, true, new Float32Array(10)), /shorter/);
+      assert.throws(() => nb.uploadMatrix({ ...randomMatrix("fp8", 128, 128, 1), scale: new Uint8Array(3) }), /scale/);
+      assert.throws(() => nb.uploadMatrix({ ...randomMatrix("fp8", 128, 128, 1), location: { file: "/nonexistent/dsv4", offset: 0, byteLength: 128 * 128 } }), /cannot open/);
+      assert.throws(() => nb.hadamard(new Float32Array(12), 0, 12, 12), /power of two/);
+    });
+  });
+}
