@@ -75,20 +75,21 @@ export interface ModelConfig {
 
 type Raw = Record<string, unknown>;
 
-function int(raw: Raw, key: string, min = 0, fallback?: number): number {
+/** `path` names nested keys in errors, e.g. "rope_scaling.factor". */
+function int(raw: Raw, key: string, min = 0, fallback?: number, path = key): number {
   const v = raw[key] ?? fallback;
-  if (v === undefined) throw new ConfigError(`config.json: missing key "${key}"`, key);
+  if (v === undefined) throw new ConfigError(`config.json: missing key "${path}"`, path);
   if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw new ConfigError(`config.json: "${key}" must be an integer >= ${min}, got ${JSON.stringify(v)}`, key);
+    throw new ConfigError(`config.json: "${path}" must be an integer >= ${min}, got ${JSON.stringify(v)}`, path);
   }
   return v;
 }
 
-function num(raw: Raw, key: string, fallback?: number, positive = true): number {
+function num(raw: Raw, key: string, fallback?: number, positive = true, path = key): number {
   const v = raw[key] ?? fallback;
-  if (v === undefined) throw new ConfigError(`config.json: missing key "${key}"`, key);
+  if (v === undefined) throw new ConfigError(`config.json: missing key "${path}"`, path);
   if (typeof v !== "number" || !Number.isFinite(v) || (positive && v <= 0)) {
-    throw new ConfigError(`config.json: "${key}" must be a ${positive ? "positive " : ""}number, got ${JSON.stringify(v)}`, key);
+    throw new ConfigError(`config.json: "${path}" must be a ${positive ? "positive " : ""}number, got ${JSON.stringify(v)}`, path);
   }
   return v;
 }
@@ -160,10 +161,10 @@ export function parseConfig(raw: Raw): ModelConfig {
     const type = rs.type ?? rs.rope_type;
     check(type === "yarn", "rope_scaling.type", `must be "yarn", got ${JSON.stringify(type)}`);
     yarn = {
-      factor: num(rs, "factor"),
-      originalMaxPositions: int(rs, "original_max_position_embeddings", 1),
-      betaFast: num(rs, "beta_fast", 32),
-      betaSlow: num(rs, "beta_slow", 1),
+      factor: num(rs, "factor", undefined, true, "rope_scaling.factor"),
+      originalMaxPositions: int(rs, "original_max_position_embeddings", 1, undefined, "rope_scaling.original_max_position_embeddings"),
+      betaFast: num(rs, "beta_fast", 32, true, "rope_scaling.beta_fast"),
+      betaSlow: num(rs, "beta_slow", 1, true, "rope_scaling.beta_slow"),
     };
   }
 

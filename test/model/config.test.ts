@@ -141,6 +141,8 @@ describe("config errors name the key", () => {
     rejects({ ...raw, quantization_config: { ...(raw.quantization_config as object), weight_block_size: [64, 64] } }, "quantization_config.weight_block_size");
     rejects({ ...raw, quantization_config: { ...(raw.quantization_config as object), fmt: "e5m2" } }, "quantization_config.fmt");
     rejects({ ...raw, rope_scaling: { ...(raw.rope_scaling as object), type: "linear" } }, "rope_scaling.type");
+    rejects({ ...raw, rope_scaling: { ...(raw.rope_scaling as object), factor: -4 } }, "rope_scaling.factor");
+    rejects({ ...raw, rope_scaling: { ...(raw.rope_scaling as object), original_max_position_embeddings: 0 } }, "rope_scaling.original_max_position_embeddings");
   });
 
   it("loadConfig names the file and the key", () => {
