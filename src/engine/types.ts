@@ -36,8 +36,17 @@ export interface PrefixCacheOptions {
 export interface SpeculativeOptions {
   /** Default for requests that do not say (default true when the checkpoint has an MTP block). */
   enabled?: boolean;
-  /** Draft tokens per step (default 1: the V4 MTP block predicts one token ahead; >1 chains it). */
-  draftTokens?: number;
+  /**
+   * MTP positions replayed before the first draft after a prefill (default 8, at most
+   * window − 1): the MTP block attends over its own sliding window, so a warmer window
+   * drafts better, at one MTP pass per position.
+   */
+  warmupTokens?: number;
+  /**
+   * Replaces the MTP proposal (analysis and tests: e.g. an oracle drafter to measure the
+   * ceiling of verification). Output stays exact whatever it returns.
+   */
+  draftOverride?: (ctx: { generated: readonly number[]; pending: number; proposed: number }) => number;
 }
 
 export interface EngineOptions {
@@ -343,7 +352,11 @@ export interface ChatSession {
 
 export interface EngineApi {
   readonly model: ModelInfo;
-  /** Start a generation; validation and the fit check (context, memory) throw EngineError synchronously-in-promise before any work. */
+  /**
+   * Start a generation. Refusals (invalid request, context length, state memory, overloaded,
+   * disposed) throw EngineError synchronously, before any work, so a server can answer with
+   * a status code before opening a stream. One draft token per step (the V4 MTP block).
+   */
   generate(request: GenerateRequest): Generation;
   /** OpenAI-shaped: `engine.chat.completions.create(body)`. */
   readonly chat: { completions: ChatCompletions };

@@ -85,6 +85,16 @@ export interface SequenceSnapshot {
   mtp: LayerSnapshot[];
 }
 
+/**
+ * What appending one token at `position` can destroy that dropping it must put back:
+ * when the token completes a compressor window, that compressor emits a row and (when
+ * overlapping) shifts the window into its "previous" half, overwriting it.
+ */
+export interface TailUndo {
+  position: number;
+  completed: Array<{ c: CompressorState; kv: Vec | null; score: Vec | null }>;
+}
+
 /** Everything one sequence carries between forward steps (spec §6). */
 export class SequenceState {
   /** Tokens processed by the main model (= position of the next token). */
@@ -129,5 +139,40 @@ export class SequenceState {
     this.mtp.forEach((l, i) => restoreL(l, snap.mtp[i]!));
     this.length = snap.length;
     this.mtpLength = snap.mtpLength;
+  }
+
+  /**
+   * Prepare to drop the token that will be processed at `position` (speculative decoding:
+   * a rejected draft). Cheap: saves only the overlapping compressors' previous half-windows
+   * that this token would shift out. The window ring needs nothing: the slot it overwrites
+   * held position `position - window`, which no later query at or after `position` can see.
+   */
+  saveTail(position: number): TailUndo {
+    const completed: TailUndo["completed"] = [];
+    for (const l of this.layers) {
+      for (const c of [l.compressor, l.indexer]) {
+        if (!c || (position + 1) % c.ratio !== 0) continue;
+        const half = c.ratio * c.width;
+        completed.push({ c, kv: c.overlap ? (c.kv.slice(0, half) as Vec) : null, score: c.overlap ? (c.score.slice(0, half) as Vec) : null });
+      }
+    }
+    return { position, completed };
+  }
+
+  /**
+   * Drop the last processed token (which must be `undo.position`), leaving the state as if
+   * it had never been processed. Partial-window slots it wrote are left as they are: the
+   * next token at that position overwrites them before any window completes.
+   */
+  dropTail(undo: TailUndo): void {
+    if (this.length !== undo.position + 1) {
+      throw new Error(`dropTail: the sequence is at length ${this.length}, the saved tail is position ${undo.position}`);
+    }
+    for (const { c, kv, score } of undo.completed) {
+      c.rows.count -= 1;
+      if (kv) c.kv.set(kv, 0);
+      if (score) c.score.set(score, 0);
+    }
+    this.length = undo.position;
   }
 }

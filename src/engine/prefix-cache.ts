@@ -1,0 +1,175 @@
+/**
+ * Prefix cache (context caching): decoding state saved at fixed token
+ * boundaries, so a request that shares a prefix with an earlier one restores
+ * the state instead of prefilling it again.
+ *
+ * Keys form a hash chain over blocks of `blockTokens` tokens (key k covers
+ * tokens [0, k·block)), salted with the model identity and the caller's
+ * isolation id. A sequence is snapshotted at the block boundaries its prefill
+ * chunks end on; each entry is a delta on the sequence's previous snapshot
+ * (see snapshot-delta.ts), so a hit needs that entry's whole parent chain.
+ * Lookup tries the longest cached boundary first and falls back to shorter
+ * ones when a chain is broken. Memory is an LRU within a byte budget; when a
+ * directory is configured every entry is also written there.
+ */
+import { createHash } from "node:crypto";
+import type { SequenceState } from "../model/state.js";
+import { DiskCache } from "./cache-disk.js";
+import { assemble, captureDelta, deltaBytes, type SnapshotDelta } from "./snapshot-delta.js";
+
+export interface PrefixCacheConfig {
+  identity: string;
+  blockTokens: number;
+  memoryBytes: number;
+  dir?: string;
+  diskBytes: number;
+}
+
+interface MemEntry {
+  delta: SnapshotDelta;
+  parent: string | null;
+  bytes: number;
+}
+
+/** Where a sequence's state was last saved or restored: the parent of its next snapshot. */
+export interface CacheAnchor {
+  key: string;
+  length: number;
+}
+
+export interface PrefixHit {
+  /** Prompt tokens covered by the restored state. */
+  tokens: number;
+  anchor: CacheAnchor | null;
+}
+
+export class PrefixCache {
+  readonly blockTokens: number;
+  private readonly mem = new Map<string, MemEntry>();
+  private memBytes = 0;
+  private readonly disk: DiskCache | null;
+  hits = 0;
+  misses = 0;
+
+  constructor(private readonly cfg: PrefixCacheConfig) {
+    this.blockTokens = cfg.blockTokens;
+    this.disk = cfg.dir ? new DiskCache(cfg.dir, cfg.identity, cfg.diskBytes) : null;
+  }
+
+  get entries(): number {
+    return this.mem.size;
+  }
+  get bytes(): number {
+    return this.memBytes;
+  }
+  get diskEntries(): number {
+    return this.disk?.size ?? 0;
+  }
+
+  /** Chain keys of every whole block of `tokens` (keys[k-1] covers k blocks). */
+  keys(tokens: readonly number[], salt: string, blocks = Math.floor(tokens.length / this.blockTokens)): string[] {
+    const out: string[] = [];
+    let prev = createHash("sha256").update(`${this.cfg.identity}\0${salt}`).digest("hex");
+    const B = this.blockTokens;
+    for (let k = 0; k < blocks; k++) {
+      const ids = Int32Array.from(tokens.slice(k * B, (k + 1) * B));
+      prev = createHash("sha256").update(prev).update(new Uint8Array(ids.buffer)).digest("hex");
+      out.push(prev);
+    }
+    return out;
+  }
+
+  private has(key: string): boolean {
+    return this.mem.has(key) || (this.disk?.has(key) ?? false);
+  }
+
+  /**
+   * Restores the longest cached prefix of `tokens` into `seq` (a fresh sequence),
+   * leaving at least one prompt token to prefill so the last position has logits.
+   */
+  restore(seq: SequenceState, tokens: readonly number[], salt: string): PrefixHit {
+    const maxBlocks = Math.floor((tokens.length - 1) / this.blockTokens);
+    const keys = this.keys(tokens, salt, Math.max(0, maxBlocks));
+    for (let n = keys.length; n > 0; n--) {
+      const key = keys[n - 1]!;
+      if (!this.has(key)) continue;
+      const chain = this.loadChain(key);
+      if (!chain) continue; // broken chain: a shorter prefix may still be whole
+      seq.restore(assemble(chain.map((c) => c.delta)));
+      // Touch leaf first so ancestors end up most recent: eviction then takes leaves before the roots they depend on.
+      for (let i = chain.length - 1; i >= 0; i--) this.touch(chain[i]!.key);
+      this.hits++;
+      return { tokens: n * this.blockTokens, anchor: { key, length: n * this.blockTokens } };
+    }
+    this.misses++;
+    return { tokens: 0, anchor: null };
+  }
+
+  /** The entry and its ancestors, root first; null when one is missing or unreadable. */
+  private loadChain(key: string): Array<{ key: string; delta: SnapshotDelta }> | null {
+    const chain: Array<{ key: string; delta: SnapshotDelta }> = [];
+    for (let k: string | null = key; k !== null; ) {
+      let e = this.mem.get(k);
+      if (!e && this.disk) {
+        const r = this.disk.read(k);
+        if (r) {
+          e = { delta: r.delta, parent: r.parent, bytes: deltaBytes(r.delta) };
+          this.putMem(k, e);
+        }
+      }
+      if (!e) return null;
+      chain.push({ key: k, delta: e.delta });
+      k = e.parent;
+    }
+    return chain.reverse();
+  }
+
+  /**
+   * Called when `seq` has processed exactly `tokens.slice(0, seq.length)` and that length
+   * is a block boundary: saves the state (as a delta on `parent`) unless it is cached
+   * already. Returns the new anchor for the sequence.
+   */
+  insert(seq: SequenceState, tokens: readonly number[], salt: string, parent: CacheAnchor | null): CacheAnchor | null {
+    const B = this.blockTokens;
+    const L = seq.length;
+    if (L === 0 || L % B !== 0) return parent;
+    const keys = this.keys(tokens, salt, L / B);
+    const key = keys[keys.length - 1]!;
+    if (this.mem.has(key)) {
+      this.touch(key);
+      return { key, length: L };
+    }
+    if (this.disk?.has(key)) return { key, length: L };
+    const delta = captureDelta(seq, parent?.length ?? 0);
+    this.putMem(key, { delta, parent: parent?.key ?? null, bytes: deltaBytes(delta) });
+    this.disk?.write(key, parent?.key ?? null, L, delta);
+    return { key, length: L };
+  }
+
+  private touch(key: string): void {
+    const e = this.mem.get(key);
+    if (!e) return;
+    this.mem.delete(key);
+    this.mem.set(key, e);
+  }
+
+  private putMem(key: string, e: MemEntry): void {
+    this.mem.set(key, e);
+    this.memBytes += e.bytes;
+    for (const [k, old] of this.mem) {
+      if (this.memBytes <= this.cfg.memoryBytes) break;
+      if (k === key) continue;
+      this.mem.delete(k);
+      this.memBytes -= old.bytes;
+    }
+  }
+
+  clear(): void {
+    this.mem.clear();
+    this.memBytes = 0;
+  }
+
+  async flush(): Promise<void> {
+    await this.disk?.flush();
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * A GenerateRequest checked and resolved into what the scheduler needs:
+ * prompt token ids, sampling parameters, limits and how to parse the output.
+ * Everything that can be refused is refused here, before any model work.
+ */
+import { encodeFim, encodeMessages, encoderEffort, EncodingError, type ThinkingMode } from "../text/encoding.js";
+import { ASSISTANT, THINK_END, THINK_START } from "../text/special-tokens.js";
+import type { Tokenizer } from "../text/tokenizer.js";
+import { EngineError } from "./errors.js";
+import { randomSeed } from "./rng.js";
+import type { SamplingParams } from "./sampler.js";
+import type { GenerateRequest, ThinkingSetting } from "./types.js";
+
+export interface ResolvedRequest {
+  promptTokens: number[];
+  sampling: SamplingParams;
+  seed: number;
+  maxTokens: number;
+  stop: string[];
+  logprobs: boolean;
+  topLogprobs: number;
+  thinkingMode: ThinkingMode;
+  /** The prompt leaves the model inside `<think>`: output starts as reasoning. */
+  startsInReasoning: boolean;
+  reasoningBudget: number | null;
+  speculative: boolean;
+  cacheSalt: string;
+  useCache: boolean;
+}
+
+export interface ResolveContext {
+  tokenizer: Tokenizer | null;
+  contextLength: number;
+  vocabSize: number;
+  speculativeDefault: boolean;
+  hasMtp: boolean;
+}
+
+const bad = (param: string, message: string) => new EngineError("invalid_request", `${param}: ${message}`, { param });
+
+function num(v: number | null | undefined, param: string, dflt: number, lo: number, hi: number): number {
+  if (v === null || v === undefined) return dflt;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < lo || v > hi) throw bad(param, `must be a number in [${lo}, ${hi}]`);
+  return v;
+}
+
+function thinkingMode(t: ThinkingSetting | undefined): ThinkingMode {
+  if (t === null || t === undefined || t === true) return "thinking";
+  if (t === false) return "chat";
+  if (typeof t === "object" && (t.type === "enabled" || t.type === "disabled")) return t.type === "enabled" ? "thinking" : "chat";
+  throw bad("thinking", 'must be {"type":"enabled"|"disabled"}');
+}
+
+/** Whether generation after `prompt` starts inside an unclosed `<think>` of the last assistant turn. */
+function endsInReasoning(prompt: string): boolean {
+  const turn = prompt.slice(prompt.lastIndexOf(ASSISTANT) + ASSISTANT.length);
+  return turn.lastIndexOf(THINK_START) > turn.lastIndexOf(THINK_END);
+}
+
+export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): ResolvedRequest {
+  const sources = [req.messages !== undefined, req.prompt_tokens !== undefined, req.fim !== undefined].filter(Boolean).length;
+  if (sources !== 1) throw bad("messages", "give exactly one of messages, prompt_tokens or fim");
+
+  let mode: ThinkingMode = "chat";
+  let promptTokens: number[];
+  let startsInReasoning = false;
+  const needTokenizer = (what: string) => {
+    if (!ctx.tokenizer) throw bad(what, "this model directory has no tokenizer.json; pass prompt_tokens");
+    return ctx.tokenizer;
+  };
+  try {
+    if (req.messages !== undefined) {
+      const tok = needTokenizer("messages");
+      if (!Array.isArray(req.messages) || req.messages.length === 0) throw bad("messages", "must be a non-empty array");
+      mode = thinkingMode(req.thinking);
+      const tools = req.tool_choice === "none" ? null : (req.tools ?? null);
+      const text = encodeMessages(req.messages, { thinking_mode: mode, reasoning_effort: encoderEffort(req.reasoning_effort ?? null), tools });
+      startsInReasoning = mode === "thinking" && endsInReasoning(text);
+      promptTokens = tok.encode(text);
+    } else if (req.fim !== undefined) {
+      const tok = needTokenizer("prompt");
+      promptTokens = tok.encode(encodeFim(req.fim));
+    } else {
+      const ids = req.prompt_tokens!;
+      if (!Array.isArray(ids) || ids.length === 0) throw bad("prompt_tokens", "must be a non-empty array of token ids");
+      for (const t of ids) if (!Number.isInteger(t) || t < 0 || t >= ctx.vocabSize) throw bad("prompt_tokens", `token id ${t} is not in [0, ${ctx.vocabSize})`);
+      promptTokens = [...ids];
+    }
+  } catch (e) {
+    if (e instanceof EncodingError) throw new EngineError("invalid_request", e.message, { param: e.field, cause: e });
+    throw e;
+  }
+
+  const temperature = num(req.temperature, "temperature", 1, 0, 2);
+  const topP = num(req.top_p, "top_p", 1, 0, 1);
+  const topK = Math.floor(num(req.top_k, "top_k", 0, 0, ctx.vocabSize));
+  const minP = num(req.min_p, "min_p", 0, 0, 1);
+  if (topP === 0) throw bad("top_p", "must be greater than 0");
+
+  const stop = req.stop === null || req.stop === undefined ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
+  if (!Array.isArray(stop) || stop.length > 16 || stop.some((s) => typeof s !== "string" || s === "")) {
+    throw bad("stop", "must be a non-empty string or an array of at most 16 non-empty strings");
+  }
+  if (stop.length > 0 && !ctx.tokenizer) throw bad("stop", "stop strings need a tokenizer");
+  const topLogprobs = Math.floor(num(req.top_logprobs, "top_logprobs", 0, 0, 20));
+  const logprobs = req.logprobs === true || topLogprobs > 0;
+
+  const P = promptTokens.length;
+  const room = ctx.contextLength - P;
+  if (req.max_tokens !== null && req.max_tokens !== undefined && (!Number.isInteger(req.max_tokens) || req.max_tokens < 1)) {
+    throw bad("max_tokens", "must be a positive integer");
+  }
+  const maxTokens = req.max_tokens ?? room;
+  if (room < 1 || P + maxTokens > ctx.contextLength) {
+    throw new EngineError(
+      "context_length_exceeded",
+      `This model's maximum context length is ${ctx.contextLength} tokens. However, you requested ${P + Math.max(maxTokens, 0)} tokens (${P} in the messages, ${Math.max(maxTokens, 0)} in the completion). Please reduce the length of the messages or completion.`,
+      { param: "messages" },
+    );
+  }
+  const budget = req.reasoning_budget ?? null;
+  if (budget !== null && (!Number.isInteger(budget) || budget < 0)) throw bad("reasoning_budget", "must be a non-negative integer");
+  if (budget !== null && ctx.tokenizer?.specialIds.thinkEnd === undefined) throw bad("reasoning_budget", "the tokenizer has no </think> token");
+
+  const speculative = (req.speculative ?? ctx.speculativeDefault) && ctx.hasMtp;
+  const seed = req.seed === null || req.seed === undefined ? randomSeed() : Math.floor(num(req.seed, "seed", 0, -(2 ** 53), 2 ** 53));
+
+  return {
+    promptTokens,
+    sampling: { temperature, topP, topK, minP },
+    seed,
+    maxTokens,
+    stop,
+    logprobs,
+    topLogprobs,
+    thinkingMode: mode,
+    startsInReasoning,
+    reasoningBudget: startsInReasoning ? budget : null,
+    speculative,
+    cacheSalt: req.user_id ?? "",
+    useCache: req.cache !== false,
+  };
+}

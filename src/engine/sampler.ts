@@ -1,0 +1,168 @@
+/**
+ * Logits → next token. Temperature 0 is greedy (lowest id on ties, so batched
+ * and single runs agree bit for bit); otherwise the filters run in the usual
+ * order (temperature, top_k, top_p, min_p) on one dense distribution, which is
+ * also what speculative rejection sampling needs to compare target and draft.
+ */
+import type { Vec } from "../kernels/backend.js";
+import type { Rng } from "./rng.js";
+
+export interface SamplingParams {
+  /** 0 → greedy. */
+  temperature: number;
+  /** 1 → off. */
+  topP: number;
+  /** 0 → off. */
+  topK: number;
+  /** 0 → off. */
+  minP: number;
+}
+
+export const DEFAULT_SAMPLING: SamplingParams = { temperature: 1, topP: 1, topK: 0, minP: 0 };
+
+export function isGreedy(p: SamplingParams): boolean {
+  return p.temperature <= 0;
+}
+
+export function argmax(logits: ArrayLike<number>): number {
+  let best = 0;
+  let bestV = -Infinity;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i]!;
+    if (v > bestV) {
+      bestV = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/**
+ * The sampling distribution as dense probabilities (zeros where filtered out).
+ * For greedy params it is one-hot on the argmax, so the same rejection rule
+ * covers greedy and sampled speculation.
+ */
+export function samplingProbs(logits: Vec | ArrayLike<number>, p: SamplingParams): Float64Array {
+  const V = logits.length;
+  const probs = new Float64Array(V);
+  if (isGreedy(p)) {
+    probs[argmax(logits)] = 1;
+    return probs;
+  }
+  let max = -Infinity;
+  for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < V; i++) {
+    const e = Math.exp((logits[i]! - max) / p.temperature);
+    probs[i] = e;
+    sum += e;
+  }
+  for (let i = 0; i < V; i++) probs[i]! /= sum;
+
+  const needSort = (p.topK > 0 && p.topK < V) || p.topP < 1;
+  if (needSort) {
+    // Ranking only the tokens that can matter keeps this cheap on a 129k vocabulary.
+    const order = rankedIndices(probs, p.topK > 0 ? Math.min(p.topK, V) : V, p.topP);
+    const keep = new Uint8Array(V);
+    let mass = 0;
+    let kept = 0;
+    for (const id of order) {
+      if (p.topK > 0 && kept >= p.topK) break;
+      if (p.topP < 1 && kept > 0 && mass >= p.topP) break;
+      keep[id] = 1;
+      mass += probs[id]!;
+      kept++;
+    }
+    for (let i = 0; i < V; i++) if (!keep[i]) probs[i] = 0;
+  }
+  if (p.minP > 0) {
+    let pmax = 0;
+    for (let i = 0; i < V; i++) if (probs[i]! > pmax) pmax = probs[i]!;
+    const floor = p.minP * pmax;
+    for (let i = 0; i < V; i++) if (probs[i]! < floor) probs[i] = 0;
+  }
+  normalize(probs);
+  return probs;
+}
+
+/**
+ * Indices by descending probability, enough of them to cover `k` entries and
+ * `topP` mass. Ties break on the lower id so the order is deterministic.
+ */
+function rankedIndices(probs: Float64Array, k: number, topP: number): number[] {
+  const V = probs.length;
+  // Candidate threshold: anything below (1 - mass of larger ones)… is unknowable without
+  // sorting, so shrink the set by a probability floor and widen it until it suffices.
+  let floor = Math.min(1 / V, 1e-4);
+  for (;;) {
+    const cand: number[] = [];
+    let mass = 0;
+    for (let i = 0; i < V; i++) {
+      if (probs[i]! >= floor) {
+        cand.push(i);
+        mass += probs[i]!;
+      }
+    }
+    cand.sort((a, b) => probs[b]! - probs[a]! || a - b);
+    if (floor === 0 || (cand.length >= k && (topP >= 1 || mass >= topP))) return cand;
+    floor = floor > 1e-300 ? floor / 1e6 : 0;
+  }
+}
+
+function normalize(probs: Float64Array): void {
+  let sum = 0;
+  for (let i = 0; i < probs.length; i++) sum += probs[i]!;
+  if (sum > 0) for (let i = 0; i < probs.length; i++) probs[i]! /= sum;
+}
+
+/** A categorical draw from dense probabilities summing to ~1. */
+export function drawFrom(probs: Float64Array, rng: Rng): number {
+  const u = rng.next();
+  let acc = 0;
+  let last = 0;
+  for (let i = 0; i < probs.length; i++) {
+    const q = probs[i]!;
+    if (q <= 0) continue;
+    acc += q;
+    last = i;
+    if (u < acc) return i;
+  }
+  return last;
+}
+
+export function sampleToken(logits: Vec | ArrayLike<number>, p: SamplingParams, rng: Rng): number {
+  if (isGreedy(p)) return argmax(logits);
+  return drawFrom(samplingProbs(logits, p), rng);
+}
+
+export interface RawLogprob {
+  logprob: number;
+  top: Array<{ id: number; logprob: number }>;
+}
+
+/**
+ * Log-probabilities of the model's own distribution (log-softmax of the logits,
+ * before temperature and filters, as OpenAI-style APIs report them).
+ */
+export function tokenLogprobs(logits: Vec | ArrayLike<number>, token: number, topN: number): RawLogprob {
+  const V = logits.length;
+  let max = -Infinity;
+  for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < V; i++) sum += Math.exp(logits[i]! - max);
+  const lse = max + Math.log(sum);
+  const top: Array<{ id: number; logprob: number }> = [];
+  if (topN > 0) {
+    // Keep a small sorted buffer instead of sorting the vocabulary.
+    for (let i = 0; i < V; i++) {
+      const v = logits[i]!;
+      if (top.length === topN && v <= top[top.length - 1]!.logprob) continue;
+      let at = top.length;
+      while (at > 0 && top[at - 1]!.logprob < v) at--;
+      top.splice(at, 0, { id: i, logprob: v });
+      if (top.length > topN) top.pop();
+    }
+    for (const t of top) t.logprob -= lse;
+  }
+  return { logprob: logits[token]! - lse, top };
+}

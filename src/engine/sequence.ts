@@ -1,0 +1,234 @@
+/**
+ * One request in flight: its prompt, its decoding state, and everything that
+ * turns chosen tokens into events (logprobs, parser deltas, stop detection,
+ * the reasoning budget, usage). The scheduler decides when it runs; the step
+ * functions decide which tokens it gets; this class only records outcomes.
+ */
+import type { Vec } from "../kernels/backend.js";
+import type { SequenceState } from "../model/state.js";
+import { OutputParser, type FinishCause, type ParsedOutput } from "../text/parser.js";
+import type { Tokenizer, TokenStreamDecoder } from "../text/tokenizer.js";
+import { EngineError } from "./errors.js";
+import { EventQueue } from "./event-queue.js";
+import type { CacheAnchor } from "./prefix-cache.js";
+import type { ResolvedRequest } from "./request.js";
+import { Rng } from "./rng.js";
+import { sampleToken, tokenLogprobs } from "./sampler.js";
+import type { EngineUsage, GenerationEvent, GenerationResult, GenerationStats, TokenLogprob, TokenPhase } from "./types.js";
+
+export interface SequenceEnv {
+  tokenizer: Tokenizer | null;
+  eosId: number;
+  thinkEndId: number | undefined;
+}
+
+/** A main-model position the MTP block has yet to see: its residual streams and the token after it. */
+export interface MtpEntry {
+  pos: number;
+  hidden: Vec;
+  token: number;
+}
+
+export class Sequence {
+  readonly events = new EventQueue<GenerationEvent>();
+  state: SequenceState | null = null;
+  status: "waiting" | "running" | "finished" = "waiting";
+  /** Prompt tokens already in the state (restored or prefilled). */
+  prefilled = 0;
+  cachedTokens = 0;
+  cacheAnchor: CacheAnchor | null = null;
+  /** Bytes of state budget held while running. */
+  reservedBytes = 0;
+  readonly generated: number[] = [];
+  /** The last chosen token, not yet fed to the model. */
+  pending: number | null = null;
+  /** MTP inputs not yet processed, oldest first; the last one is the next draft's input. */
+  mtpEntries: MtpEntry[] = [];
+  drafted = 0;
+  accepted = 0;
+  reasoningTokens = 0;
+  budgetHit = false;
+  readonly rng: Rng;
+
+  private readonly parser: OutputParser | null;
+  private readonly pieces: TokenStreamDecoder | null;
+  private readonly lp: { content: TokenLogprob[]; reasoning: TokenLogprob[] };
+  private readonly createdAt = performance.now();
+  private startedAt = 0;
+  private firstTokenAt = 0;
+  private prefillMs = 0;
+  private settle!: { resolve: (r: GenerationResult) => void; reject: (e: unknown) => void };
+  readonly done: Promise<GenerationResult>;
+
+  constructor(readonly id: string, readonly req: ResolvedRequest, private readonly env: SequenceEnv) {
+    this.rng = new Rng(req.seed);
+    const tok = env.tokenizer;
+    this.parser = tok
+      ? new OutputParser({ tokenizer: tok, thinking_mode: req.thinkingMode, startInContent: !req.startsInReasoning, stop: req.stop })
+      : null;
+    this.pieces = tok ? tok.createStreamDecoder() : null;
+    this.lp = { content: [], reasoning: [] };
+    this.done = new Promise<GenerationResult>((resolve, reject) => (this.settle = { resolve, reject }));
+    // Callers that only iterate events must not get an unhandled rejection from this promise.
+    this.done.catch(() => undefined);
+  }
+
+  get promptLength(): number {
+    return this.req.promptTokens.length;
+  }
+
+  get prefilling(): boolean {
+    return this.prefilled < this.promptLength;
+  }
+
+  get finished(): boolean {
+    return this.status === "finished";
+  }
+
+  /** Tokens the sequence may still generate. */
+  get remaining(): number {
+    return this.req.maxTokens - this.generated.length;
+  }
+
+  /** In reasoning with the budget about to run out within `n` tokens: speculation must not skip the forced close. */
+  budgetWithin(n: number): boolean {
+    const b = this.req.reasoningBudget;
+    return b !== null && this.inReasoning && this.reasoningTokens + n >= b;
+  }
+
+  get inReasoning(): boolean {
+    return this.parser ? this.parser.phase === "reasoning" : false;
+  }
+
+  markStarted(): void {
+    this.status = "running";
+    this.startedAt = performance.now();
+  }
+
+  prefillProgress(): void {
+    this.events.push({ type: "prefill", processed: this.prefilled, total: this.promptLength, cached: this.cachedTokens });
+    if (!this.prefilling) this.prefillMs = performance.now() - this.startedAt;
+  }
+
+  /** The forced `</think>` when the reasoning budget is spent, else undefined. */
+  forcedToken(): number | undefined {
+    const b = this.req.reasoningBudget;
+    if (b === null || !this.inReasoning || this.env.thinkEndId === undefined) return undefined;
+    // The closing token counts as reasoning: a budget of N yields N reasoning tokens in all.
+    return this.reasoningTokens + 1 >= b ? this.env.thinkEndId : undefined;
+  }
+
+  /** Next token from the logits at the last position (budget forcing included). */
+  choose(logits: Vec): number {
+    const forced = this.forcedToken();
+    if (forced !== undefined) {
+      this.budgetHit = true;
+      return forced;
+    }
+    return sampleToken(logits, this.req.sampling, this.rng);
+  }
+
+  /**
+   * Records a generated token. `logits` are those it was chosen from (for logprobs).
+   * Returns true when the sequence has finished.
+   */
+  accept(token: number, logits: Vec | null): boolean {
+    if (this.finished) return true;
+    if (this.firstTokenAt === 0) this.firstTokenAt = performance.now();
+    if (token === this.env.eosId) {
+      this.finish("stop");
+      return true;
+    }
+    this.generated.push(token);
+    this.pending = token;
+    const phase: TokenPhase = this.parser ? (this.parser.phase === "reasoning" ? "reasoning" : this.parser.phase === "tool_calls" ? "tool_calls" : "content") : "content";
+    if (phase === "reasoning") this.reasoningTokens++;
+    let logprob: TokenLogprob | undefined;
+    if (this.req.logprobs && logits) {
+      const raw = tokenLogprobs(logits, token, this.req.topLogprobs);
+      logprob = { ...this.describe(token), logprob: raw.logprob, top_logprobs: raw.top.map((t) => ({ ...this.describe(t.id), logprob: t.logprob })) };
+      (phase === "reasoning" ? this.lp.reasoning : this.lp.content).push(logprob);
+    }
+    const text = this.pieces ? this.pieces.push(token) : "";
+    this.events.push(logprob ? { type: "token", id: token, text, phase, logprob } : { type: "token", id: token, text, phase });
+    if (this.parser) {
+      for (const d of this.parser.pushToken(token)) this.events.push(d);
+      if (this.parser.done) {
+        this.finish("stop");
+        return true;
+      }
+    }
+    if (this.generated.length >= this.req.maxTokens) {
+      this.finish("length");
+      return true;
+    }
+    return false;
+  }
+
+  private describe(id: number): { token: string; bytes: number[] | null } {
+    const tok = this.env.tokenizer;
+    if (!tok) return { token: `<${id}>`, bytes: null };
+    return { token: tok.decode([id]), bytes: [...tok.tokenBytes(id)] };
+  }
+
+  usage(): EngineUsage {
+    const P = this.promptLength;
+    const C = this.generated.length;
+    return {
+      prompt_tokens: P,
+      completion_tokens: C,
+      total_tokens: P + C,
+      prompt_cache_hit_tokens: this.cachedTokens,
+      prompt_cache_miss_tokens: P - this.cachedTokens,
+      prompt_tokens_details: { cached_tokens: this.cachedTokens },
+      completion_tokens_details: { reasoning_tokens: this.reasoningTokens },
+    };
+  }
+
+  private stats(): GenerationStats {
+    const now = performance.now();
+    const start = this.startedAt || now;
+    const first = this.firstTokenAt || now;
+    const decodeMs = now - first;
+    const rate = this.drafted > 0 ? this.accepted / this.drafted : 0;
+    return {
+      queueMs: start - this.createdAt,
+      ttftMs: first - this.createdAt,
+      prefillMs: this.prefillMs,
+      decodeMs,
+      decodeTokensPerSecond: decodeMs > 0 && this.generated.length > 1 ? ((this.generated.length - 1) * 1000) / decodeMs : 0,
+      speculative: { enabled: this.req.speculative, drafted: this.drafted, accepted: this.accepted, acceptanceRate: rate },
+      stateBytes: this.state?.bytes ?? 0,
+      reasoningBudgetHit: this.budgetHit,
+    };
+  }
+
+  finish(cause: FinishCause): void {
+    if (this.finished) return;
+    this.status = "finished";
+    let message: ParsedOutput;
+    if (this.parser) {
+      const { deltas, result } = this.parser.finish(cause);
+      for (const d of deltas) this.events.push(d);
+      message = result;
+    } else {
+      message = { content: "", reasoning_content: null, tool_calls: [], finish_reason: cause, warnings: [] };
+    }
+    const usage = this.usage();
+    const logprobs = this.req.logprobs
+      ? { content: this.lp.content.length ? this.lp.content : null, reasoning_content: this.lp.reasoning.length ? this.lp.reasoning : null }
+      : null;
+    const stats = this.stats();
+    this.events.push({ type: "usage", usage });
+    this.events.push({ type: "finish", finish_reason: message.finish_reason, message, usage, logprobs, stats });
+    this.events.end();
+    this.settle.resolve({ id: this.id, finish_reason: message.finish_reason, message, usage, logprobs, stats, tokens: [...this.generated] });
+  }
+
+  fail(error: EngineError): void {
+    if (this.finished) return;
+    this.status = "finished";
+    this.events.end(error);
+    this.settle.reject(error);
+  }
+}
