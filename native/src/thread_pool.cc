@@ -27,53 +27,59 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stop_.store(true);
-    generation_.fetch_add(1);
+    state_.store(static_cast<uint64_t>(generation_ + 1) << 32);
   }
   wake_.notify_all();
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::take_tasks(int thread) {
-  for (int t = next_.fetch_add(1, std::memory_order_relaxed); t < tasks_; t = next_.fetch_add(1, std::memory_order_relaxed)) {
-    fn_(ctx_, t, thread);
+void ThreadPool::run_tasks(uint32_t generation, int thread) {
+  for (;;) {
+    uint64_t s = state_.load(std::memory_order_acquire);
+    if (static_cast<uint32_t>(s >> 32) != generation) return;
+    const uint32_t task = static_cast<uint32_t>(s);
+    if (task >= static_cast<uint32_t>(tasks_.load(std::memory_order_relaxed))) return;
+    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) continue;
+    // The job cannot finish before this task does, so fn_/ctx_ are still this job's.
+    fn_(ctx_, static_cast<int>(task), thread);
+    done_.fetch_add(1, std::memory_order_release);
   }
 }
 
 void ThreadPool::dispatch(int tasks, Thunk fn, void* ctx) {
   fn_ = fn;
   ctx_ = ctx;
-  tasks_ = tasks;
-  next_.store(0, std::memory_order_relaxed);
-  busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_seq_cst);
+  tasks_.store(tasks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  generation_++;
+  state_.store(static_cast<uint64_t>(generation_) << 32, std::memory_order_seq_cst);
   if (sleeping_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard<std::mutex> lock(mutex_);
     wake_.notify_all();
   }
-  take_tasks(0);
-  // Every worker must check in before the next job may overwrite fn_/ctx_/tasks_.
-  while (busy_.load(std::memory_order_acquire) > 0) cpu_relax();
+  run_tasks(generation_, 0);
+  while (done_.load(std::memory_order_acquire) < tasks) cpu_relax();
 }
 
 void ThreadPool::worker_loop(int thread) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
+  auto current = [this] { return static_cast<uint32_t>(state_.load(std::memory_order_acquire) >> 32); };
   for (;;) {
-    uint64_t g = generation_.load(std::memory_order_acquire);
+    uint32_t g = current();
     for (int i = 0; g == seen && i < kSpinIterations; i++) {
       cpu_relax();
-      g = generation_.load(std::memory_order_acquire);
+      g = current();
     }
     if (g == seen) {
       std::unique_lock<std::mutex> lock(mutex_);
       sleeping_.fetch_add(1, std::memory_order_seq_cst);
-      wake_.wait(lock, [&] { return generation_.load(std::memory_order_seq_cst) != seen; });
+      wake_.wait(lock, [&] { return static_cast<uint32_t>(state_.load(std::memory_order_seq_cst) >> 32) != seen; });
       sleeping_.fetch_sub(1, std::memory_order_relaxed);
-      g = generation_.load(std::memory_order_acquire);
+      g = current();
     }
     seen = g;
     if (stop_.load()) return;
-    take_tasks(thread);
-    busy_.fetch_sub(1, std::memory_order_release);
+    run_tasks(g, thread);
   }
 }
 

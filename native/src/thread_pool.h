@@ -35,18 +35,22 @@ class ThreadPool {
  private:
   using Thunk = void (*)(void*, int, int);
   void dispatch(int tasks, Thunk fn, void* ctx);
-  void take_tasks(int thread);
+  void run_tasks(uint32_t generation, int thread);
   void worker_loop(int thread);
 
   std::vector<std::thread> workers_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> next_{0};
-  std::atomic<int> busy_{0};
+  // Job generation in the high half, next unclaimed task in the low half: claiming a task
+  // and checking that it belongs to the current job is one compare-and-swap, so a worker
+  // that wakes late can never run a task of the wrong job, and the caller never waits for
+  // a descheduled worker to check in (on a shared machine one may sleep for a whole slice).
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int> done_{0};
   std::atomic<int> sleeping_{0};
   std::atomic<bool> stop_{false};
+  uint32_t generation_ = 0;  // caller side only
   Thunk fn_ = nullptr;
   void* ctx_ = nullptr;
-  int tasks_ = 0;
+  std::atomic<int> tasks_{0};
   std::mutex mutex_;
   std::condition_variable wake_;
 };
