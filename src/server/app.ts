@@ -1,0 +1,184 @@
+/**
+ * The HTTP server: a fastify app with DeepSeek's routes on an engine. Owns
+ * the cross-cutting parts: JSON parsing with located errors, API keys,
+ * per-key concurrency and balance, CORS, request counters and the error
+ * envelope. Routes only map requests to the engine and back.
+ */
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { EngineApi } from "../engine/types.js";
+import { KeyRing, presentedKey, type ApiKey } from "./auth.js";
+import type { ServerContext } from "./context.js";
+import { ApiError, authenticationFails, insufficientBalance, invalidRequest, rateLimitReached, toApiError } from "./errors.js";
+import { ServerStats } from "./metrics.js";
+import { DEFAULT_MODEL_NAME, ModelNames } from "./models.js";
+import { anthropicError } from "./anthropic/response.js";
+import { anthropicRoutes } from "./routes/anthropic.js";
+import { chatRoutes } from "./routes/chat.js";
+import { completionRoutes } from "./routes/completions.js";
+import { modelRoutes } from "./routes/models.js";
+import { opsRoutes } from "./routes/ops.js";
+import { DEFAULT_PRICES, type PriceTable } from "./usage.js";
+
+export interface ServerOptions {
+  engine: EngineApi;
+  /** Name the model answers to (default deepseek-v4-flash). */
+  modelName?: string;
+  /** More names for the same model (e.g. deepseek-v4-pro for a Pro checkpoint). */
+  aliases?: string[];
+  /** When non-empty, every route but /health needs one of these keys. */
+  apiKeys?: ApiKey[];
+  prices?: PriceTable;
+  /** Largest accepted request body in bytes (default 32 MiB: a 1M-token prompt fits). */
+  bodyLimit?: number;
+  /** Allowed browser origins: true = any, a list = those; default off. */
+  cors?: boolean | string[];
+  /** Keep-alive cadence for streams and slow JSON answers (default 5000 ms). */
+  keepAliveMs?: number;
+  /** Honour temperature/top_p in thinking mode (the hosted service ignores them). */
+  samplingInThinking?: boolean;
+  /** Concurrent requests per API key (or in all, without keys) before 429 (default 2500, the hosted per-account limit). */
+  maxConcurrentRequests?: number;
+  /** fastify's pino logger (default off). */
+  logger?: boolean;
+}
+
+/** Paths open without a key: liveness only. */
+const PUBLIC = new Set(["/health"]);
+const ANONYMOUS: ApiKey = { digest: Buffer.alloc(32), label: "anonymous", spent: 0, active: 0 };
+
+export function buildServer(options: ServerOptions): FastifyInstance {
+  const stats = new ServerStats();
+  const ctx: ServerContext = {
+    engine: options.engine,
+    models: new ModelNames(options.modelName ?? DEFAULT_MODEL_NAME, options.aliases ?? []),
+    prices: options.prices ?? DEFAULT_PRICES,
+    keys: new KeyRing(options.apiKeys ?? []),
+    stats,
+    keepAliveMs: options.keepAliveMs ?? 5000,
+    firstEventWaitMs: 250,
+    samplingInThinking: options.samplingInThinking ?? false,
+  };
+  const maxConcurrent = options.maxConcurrentRequests ?? 2500;
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 32 * 1024 * 1024,
+    // Keep-alive connections from SDK clients outlive a request; never cut a long generation short.
+    requestTimeout: 0,
+    return503OnClosing: true,
+  });
+  app.decorateRequest("apiKey", undefined);
+
+  installJsonParser(app);
+  if (options.cors) installCors(app, options.cors);
+  app.addHook("onRequest", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    stats.inFlight++;
+    let key: ApiKey | undefined;
+    reply.raw.once("close", () => {
+      stats.inFlight--;
+      if (key) key.active--;
+      if (!reply.raw.writableFinished) stats.disconnects++;
+      stats.request(route, reply.raw.statusCode);
+    });
+    key = authenticate(ctx, request);
+    key.active++;
+    if (key.active > maxConcurrent) throw rateLimitReached(maxConcurrent);
+  });
+
+  app.setErrorHandler((err: FastifyError | Error, request, reply) => sendError(request, reply, classify(err)));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(request, reply, new ApiError(404, `Not Found: ${request.method} ${request.url.split("?")[0]}`, "invalid_request_error", "url", "not_found")),
+  );
+
+  chatRoutes(app, ctx);
+  completionRoutes(app, ctx);
+  modelRoutes(app, ctx);
+  anthropicRoutes(app, ctx);
+  opsRoutes(app, ctx);
+
+  const sampler = setInterval(() => stats.sample(ctx.engine.metrics()), 1000);
+  sampler.unref();
+  stats.sample(ctx.engine.metrics());
+  app.addHook("onClose", async () => clearInterval(sampler));
+  return app;
+}
+
+/** Which key a request uses; throws 401/402. Without keys every request shares one anonymous account. */
+function authenticate(ctx: ServerContext, request: FastifyRequest): ApiKey {
+  if (!ctx.keys.enabled) return ANONYMOUS;
+  if (PUBLIC.has(request.url.split("?")[0]!) || request.method === "OPTIONS") return ANONYMOUS;
+  const key = ctx.keys.find(presentedKey(request.headers));
+  if (!key) throw authenticationFails();
+  if (key.balance !== undefined && key.spent >= key.balance) throw insufficientBalance();
+  request.apiKey = key;
+  return key;
+}
+
+function classify(err: FastifyError | Error): ApiError {
+  if (err instanceof ApiError) return err;
+  const code = (err as FastifyError).code;
+  if (code === "FST_ERR_CTP_BODY_TOO_LARGE") return new ApiError(413, `Request body too large: ${err.message}`, "invalid_request_error", "body");
+  if (code === "FST_ERR_CTP_INVALID_CONTENT_LENGTH") return invalidRequest("body", "the Content-Length header does not match the body");
+  if (code === "FST_ERR_CTP_EMPTY_JSON_BODY") return invalidRequest("body", "Failed to parse the request body as JSON: the body is empty");
+  const status = (err as FastifyError).statusCode;
+  if (status !== undefined && status >= 400 && status < 500) return new ApiError(status, err.message, "invalid_request_error", "body");
+  return toApiError(err);
+}
+
+function sendError(request: FastifyRequest, reply: FastifyReply, err: ApiError): FastifyReply {
+  if (reply.sent || reply.raw.headersSent) {
+    if (!reply.raw.writableEnded) reply.raw.end();
+    return reply;
+  }
+  const anthropic = request.url.startsWith("/anthropic/");
+  return reply
+    .status(err.status)
+    .headers(err.headers)
+    .type("application/json; charset=utf-8")
+    .send(anthropic ? anthropicError(err) : err.body());
+}
+
+/**
+ * JSON for every content type (curl's `-d` sends form-encoded by default), with
+ * axum's wording and the line and column of a syntax error.
+ */
+function installJsonParser(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => {
+    const text = body as string;
+    if (text.trim() === "") return done(invalidRequest("body", "Failed to parse the request body as JSON: the body is empty"), undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(invalidRequest("body", `Failed to parse the request body as JSON: ${jsonErrorText(err, text)}`), undefined);
+    }
+  });
+}
+
+function jsonErrorText(err: unknown, text: string): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const m = /position (\d+)/.exec(message);
+  if (!m) return message;
+  const pos = Number(m[1]);
+  const before = text.slice(0, pos);
+  const line = before.split("\n").length;
+  const column = pos - before.lastIndexOf("\n");
+  return `${message.replace(/ in JSON at position \d+.*$/, "")} at line ${line} column ${column}`;
+}
+
+function installCors(app: FastifyInstance, cors: true | string[]): void {
+  const allowed = (origin: string | undefined) => origin !== undefined && (cors === true || cors.includes(origin));
+  app.addHook("onRequest", async (request, reply) => {
+    const origin = request.headers.origin;
+    if (!allowed(origin)) return;
+    // Set on the raw response so streams, which write their own head, carry them too.
+    reply.raw.setHeader("access-control-allow-origin", cors === true ? "*" : origin!);
+    reply.raw.setHeader("vary", "Origin");
+    if (request.method === "OPTIONS") {
+      reply.raw.setHeader("access-control-allow-methods", "GET, POST, OPTIONS");
+      reply.raw.setHeader("access-control-allow-headers", request.headers["access-control-request-headers"] ?? "authorization, content-type, x-api-key");
+      reply.raw.setHeader("access-control-max-age", "600");
+      await reply.status(204).send();
+    }
+  });
+}

@@ -1,0 +1,212 @@
+/**
+ * A parsed chat body → the engine's GenerateRequest, after the value rules
+ * the hosted service enforces with a 400 (spec §A.2–§A.4, §B). Each rule
+ * names its field; DeepSeek's exact wording is kept where it is known.
+ */
+import type { ChatMessage, GenerateRequest, ToolDefinition } from "../engine/types.js";
+import { invalidParameters, invalidRequest } from "./errors.js";
+import { MAX_OUTPUT_TOKENS, MAX_STOP_STRINGS, MAX_TOP_LOGPROBS, MAX_USER_ID_LENGTH, USER_ID } from "./limits.js";
+import type { ChatRequest, RequestMessage } from "./schemas.js";
+import { checkTools } from "./tool-schema.js";
+
+export interface ChatRouteContext {
+  /** The request came in under /beta (prefix completion, strict tools). */
+  beta: boolean;
+  /** Honour temperature/top_p in thinking mode (the hosted service ignores them, spec §B.3). */
+  samplingInThinking: boolean;
+}
+
+export interface PreparedChat {
+  request: GenerateRequest;
+  thinking: boolean;
+  stream: boolean;
+  includeUsage: boolean;
+  logprobs: boolean;
+}
+
+const EFFORTS: Record<string, string> = { minimal: "low", low: "low", medium: "medium", high: "high", xhigh: "xhigh", max: "max" };
+const ROLES = new Set(["system", "user", "assistant", "tool"]);
+export const BETA_HINT = "set base_url to this server's /beta path";
+export const REASONING_PASSBACK = "The reasoning_content in the thinking mode must be passed back to the API.";
+
+export function maxTokens(value: number | null | undefined, field: string, upper = MAX_OUTPUT_TOKENS): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (value < 1 || value > upper) throw invalidRequest(field, `Invalid ${field} value, the valid range of ${field} is [1, ${upper}]`);
+  return value;
+}
+
+export function checkN(n: number | null | undefined): void {
+  if (n !== null && n !== undefined && n !== 1) throw invalidRequest("n", "Invalid n value (currently only n = 1 is supported)");
+}
+
+export function stopStrings(stop: string | string[] | null | undefined): string[] | undefined {
+  if (stop === null || stop === undefined) return undefined;
+  const list = typeof stop === "string" ? [stop] : stop;
+  if (list.length > MAX_STOP_STRINGS) throw invalidRequest("stop", `too many stop strings: ${list.length} given, at most ${MAX_STOP_STRINGS}`);
+  const empty = list.indexOf("");
+  if (empty >= 0) throw invalidRequest(typeof stop === "string" ? "stop" : `stop[${empty}]`, "a stop string cannot be empty");
+  return list.length > 0 ? list : undefined;
+}
+
+export function range(value: number | null | undefined, field: string, lo: number, hi: number): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (!(value >= lo && value <= hi)) throw invalidRequest(field, `Invalid ${field} value ${value}, the valid range of ${field} is [${lo}, ${hi}]`);
+  return value;
+}
+
+function thinkingEnabled(body: ChatRequest): boolean {
+  if (body.reasoning_effort === "none") return false;
+  const type = body.thinking?.type;
+  if (type === undefined || type === null) return true;
+  if (type === "enabled" || type === "adaptive") return true;
+  if (type === "disabled") return false;
+  throw invalidParameters("thinking.type", `unknown variant ${JSON.stringify(type)}, expected \`enabled\` or \`disabled\``);
+}
+
+function effort(value: string | null | undefined): string | undefined {
+  if (value === null || value === undefined || value === "none") return undefined;
+  const mapped = EFFORTS[value];
+  if (!mapped) throw invalidRequest("reasoning_effort", `unknown reasoning_effort ${JSON.stringify(value)}; use low, high or max`);
+  return mapped;
+}
+
+function checkContentParts(msg: RequestMessage, at: string): void {
+  if (!Array.isArray(msg.content)) return;
+  msg.content.forEach((part, j) => {
+    if (part.type !== "text") throw invalidRequest(`${at}.content[${j}].type`, `content part type ${JSON.stringify(part.type)} is not supported; only "text" is`);
+    if (typeof part.text !== "string") throw invalidParameters(`${at}.content[${j}]`, "missing field `text`");
+  });
+}
+
+function checkMessages(messages: RequestMessage[], thinking: boolean, beta: boolean): void {
+  if (messages.length === 0) throw invalidRequest("messages", "messages must contain at least one message");
+  let openCalls = new Set<string>();
+  messages.forEach((msg, i) => {
+    const at = `messages[${i}]`;
+    if (msg.role === "developer") throw invalidRequest(`${at}.role`, "the developer role is not supported; use system");
+    if (!ROLES.has(msg.role)) {
+      throw invalidParameters(`${at}.role`, `unknown variant ${JSON.stringify(msg.role)}, expected one of \`system\`, \`user\`, \`assistant\`, \`tool\``);
+    }
+    checkContentParts(msg, at);
+    if ((msg.role === "system" || msg.role === "user" || msg.role === "tool") && (msg.content === undefined || msg.content === null)) {
+      throw invalidParameters(at, "missing field `content`");
+    }
+    if (msg.prefix === true) {
+      if (msg.role !== "assistant") throw invalidRequest(`${at}.prefix`, "only an assistant message can be a prefix");
+      if (i !== messages.length - 1) throw invalidRequest(`${at}.prefix`, "a prefix assistant message must be the last message");
+      if (!beta) throw invalidRequest(`${at}.prefix`, `chat prefix completion is only available when using beta api (${BETA_HINT})`);
+    }
+    if (msg.role === "assistant") {
+      const calls = msg.tool_calls ?? [];
+      calls.forEach((call, j) => {
+        if (call.type !== undefined && call.type !== null && call.type !== "function") {
+          throw invalidRequest(`${at}.tool_calls[${j}].type`, `unknown tool call type ${JSON.stringify(call.type)}; only "function" is supported`);
+        }
+      });
+      if (calls.length > 0 && thinking && (msg.reasoning_content === undefined || msg.reasoning_content === null)) {
+        throw invalidRequest(`${at}.reasoning_content`, REASONING_PASSBACK);
+      }
+      openCalls = new Set(calls.map((c) => c.id).filter((id): id is string => typeof id === "string" && id !== ""));
+      // A turn whose calls carry no ids cannot be matched; the encoder orders its results by position.
+      if (calls.length > 0 && openCalls.size === 0) openCalls = new Set(["*"]);
+      return;
+    }
+    if (msg.role === "tool") {
+      if (msg.tool_call_id === undefined || msg.tool_call_id === null) throw invalidParameters(at, "missing field `tool_call_id`");
+      if (!openCalls.has("*") && !openCalls.has(msg.tool_call_id)) {
+        throw invalidRequest(
+          `${at}.tool_call_id`,
+          `tool_call_id ${JSON.stringify(msg.tool_call_id)} does not answer any tool call of the preceding assistant message`,
+        );
+      }
+      return;
+    }
+    openCalls = new Set();
+  });
+}
+
+function toolChoice(body: ChatRequest, tools: ToolDefinition[] | undefined): GenerateRequest["tool_choice"] {
+  const choice = body.tool_choice;
+  if (choice === undefined || choice === null) return undefined;
+  if (typeof choice === "string") {
+    if (choice !== "none" && choice !== "auto" && choice !== "required") {
+      throw invalidRequest("tool_choice", `unknown tool_choice ${JSON.stringify(choice)}; use "none", "auto", "required" or a named function`);
+    }
+    if (choice === "required" && !tools) throw invalidRequest("tool_choice", "tool_choice \"required\" needs tools");
+    return choice;
+  }
+  if (choice.type !== "function") throw invalidRequest("tool_choice.type", `unknown tool_choice type ${JSON.stringify(choice.type)}; use "function"`);
+  const name = choice.function.name;
+  if (!tools?.some((t) => t.function.name === name)) throw invalidRequest("tool_choice.function.name", `no tool named ${JSON.stringify(name)} in tools`);
+  return { type: "function", function: { name } };
+}
+
+function responseFormat(body: ChatRequest): GenerateRequest["response_format"] {
+  const type = body.response_format?.type;
+  if (type === undefined || type === null) return undefined;
+  if (type !== "text" && type !== "json_object") {
+    throw invalidRequest("response_format.type", `unsupported response_format type ${JSON.stringify(type)}; use "text" or "json_object"`);
+  }
+  return { type };
+}
+
+function logprobSettings(body: ChatRequest): { logprobs: boolean; top: number | undefined } {
+  const logprobs = body.logprobs === true;
+  const top = body.top_logprobs ?? undefined;
+  if (top !== undefined) {
+    range(top, "top_logprobs", 0, MAX_TOP_LOGPROBS);
+    if (!logprobs) throw invalidRequest("top_logprobs", "top_logprobs requires logprobs to be true");
+  }
+  return { logprobs, top };
+}
+
+function userId(value: string | null | undefined): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (value.length > MAX_USER_ID_LENGTH || !USER_ID.test(value)) {
+    throw invalidRequest("user_id", `user_id must be 1 to ${MAX_USER_ID_LENGTH} characters from a-z, A-Z, 0-9, - and _`);
+  }
+  return value;
+}
+
+export function prepareChat(body: ChatRequest, ctx: ChatRouteContext): PreparedChat {
+  checkN(body.n);
+  const thinking = thinkingEnabled(body);
+  const max = maxTokens(body.max_tokens, "max_tokens") ?? maxTokens(body.max_completion_tokens, "max_completion_tokens");
+  const temperature = range(body.temperature, "temperature", 0, 2);
+  const topP = range(body.top_p, "top_p", 0, 1);
+  range(body.frequency_penalty, "frequency_penalty", -2, 2);
+  range(body.presence_penalty, "presence_penalty", -2, 2);
+  const tools = body.tools && body.tools.length > 0 ? body.tools : undefined;
+  if (tools) checkTools(tools, ctx.beta);
+  const engineTools = tools as ToolDefinition[] | undefined;
+  checkMessages(body.messages, thinking, ctx.beta);
+  const { logprobs, top } = logprobSettings(body);
+  const honour = !thinking || ctx.samplingInThinking;
+  const request: GenerateRequest = {
+    messages: body.messages as ChatMessage[],
+    tools: engineTools,
+    tool_choice: toolChoice(body, engineTools),
+    response_format: responseFormat(body),
+    thinking: { type: thinking ? "enabled" : "disabled" },
+    reasoning_effort: thinking ? effort(body.reasoning_effort) : undefined,
+    max_tokens: max,
+    stop: stopStrings(body.stop),
+    temperature: honour ? temperature : undefined,
+    top_p: honour ? topP : undefined,
+    top_k: honour ? range(body.top_k, "top_k", 0, Number.MAX_SAFE_INTEGER) : undefined,
+    min_p: honour ? range(body.min_p, "min_p", 0, 1) : undefined,
+    seed: body.seed ?? undefined,
+    logprobs,
+    top_logprobs: top,
+    user_id: userId(body.user_id),
+    reasoning_budget: body.reasoning_budget === null || body.reasoning_budget === undefined ? undefined : range(body.reasoning_budget, "reasoning_budget", 0, MAX_OUTPUT_TOKENS),
+  };
+  if (!thinking) effort(body.reasoning_effort); // still reject nonsense values
+  return {
+    request,
+    thinking,
+    stream: body.stream === true,
+    includeUsage: body.stream_options?.include_usage === true,
+    logprobs,
+  };
+}

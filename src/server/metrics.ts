@@ -1,0 +1,109 @@
+/**
+ * Server counters and the Prometheus text exposition for GET /metrics: the
+ * engine's counters plus HTTP requests, cost, and rates (tokens/s, cache hit
+ * rate) that a dashboard wants without writing PromQL.
+ */
+import type { EngineMetrics } from "../engine/types.js";
+
+const RATE_WINDOW_MS = 10_000;
+
+export class ServerStats {
+  private readonly requests = new Map<string, number>();
+  costUsd = 0;
+  inFlight = 0;
+  disconnects = 0;
+  private samples: Array<{ t: number; generated: number; prompt: number }> = [];
+
+  request(route: string, status: number): void {
+    const key = `${route}\u0000${status}`;
+    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+  }
+
+  /** Records the engine's token counters; called on a timer so rates cover a fixed window. */
+  sample(m: EngineMetrics, now = Date.now()): void {
+    this.samples.push({ t: now, generated: m.generated_tokens_total, prompt: m.prompt_tokens_total });
+    while (this.samples.length > 2 && now - this.samples[1]!.t >= RATE_WINDOW_MS) this.samples.shift();
+  }
+
+  rates(m: EngineMetrics, now = Date.now()): { generated: number; prompt: number } {
+    const first = this.samples[0];
+    if (!first || now - first.t < 1) return { generated: 0, prompt: 0 };
+    const seconds = (now - first.t) / 1000;
+    return { generated: (m.generated_tokens_total - first.generated) / seconds, prompt: (m.prompt_tokens_total - first.prompt) / seconds };
+  }
+
+  requestCounts(): Array<{ route: string; status: number; count: number }> {
+    return [...this.requests].map(([key, count]) => {
+      const [route, status] = key.split("\u0000");
+      return { route: route!, status: Number(status), count };
+    });
+  }
+}
+
+type Kind = "counter" | "gauge";
+
+class Exposition {
+  private readonly lines: string[] = [];
+
+  metric(name: string, kind: Kind, help: string, value: number, labels?: Record<string, string | number>): this {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${kind}`);
+    this.lines.push(`${name}${labelText(labels)} ${formatValue(value)}`);
+    return this;
+  }
+
+  family(name: string, kind: Kind, help: string, rows: Array<{ labels: Record<string, string | number>; value: number }>): this {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${kind}`);
+    for (const row of rows) this.lines.push(`${name}${labelText(row.labels)} ${formatValue(row.value)}`);
+    return this;
+  }
+
+  toString(): string {
+    return this.lines.join("\n") + "\n";
+  }
+}
+
+function labelText(labels?: Record<string, string | number>): string {
+  if (!labels || Object.keys(labels).length === 0) return "";
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`);
+  return `{${parts.join(",")}}`;
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (!Number.isFinite(v)) return v > 0 ? "+Inf" : "-Inf";
+  return String(v);
+}
+
+export function prometheusText(m: EngineMetrics, stats: ServerStats, model: string): string {
+  const rates = stats.rates(m);
+  const cached = m.prompt_cache_hit_tokens_total + m.prompt_cache_miss_tokens_total;
+  const p = "dsv4_";
+  return new Exposition()
+    .metric(`${p}info`, "gauge", "Served model.", 1, { model })
+    .family(`${p}http_requests_total`, "counter", "HTTP requests by route and status.",
+      stats.requestCounts().map((r) => ({ labels: { route: r.route, status: r.status }, value: r.count })))
+    .metric(`${p}http_requests_in_flight`, "gauge", "HTTP requests being served.", stats.inFlight)
+    .metric(`${p}client_disconnects_total`, "counter", "Requests whose client left before the response ended (generation cancelled).", stats.disconnects)
+    .metric(`${p}requests_total`, "counter", "Generations started by the engine.", m.requests_total)
+    .metric(`${p}requests_rejected_total`, "counter", "Generations refused (overloaded, too long).", m.requests_rejected_total)
+    .metric(`${p}requests_cancelled_total`, "counter", "Generations cancelled.", m.requests_cancelled_total)
+    .metric(`${p}queue_depth`, "gauge", "Requests waiting for a sequence slot.", m.queued_requests)
+    .metric(`${p}active_sequences`, "gauge", "Sequences being prefilled or decoded.", m.active_sequences)
+    .metric(`${p}prompt_tokens_total`, "counter", "Prompt tokens of all requests.", m.prompt_tokens_total)
+    .metric(`${p}prompt_cache_hit_tokens_total`, "counter", "Prompt tokens served from the prefix cache.", m.prompt_cache_hit_tokens_total)
+    .metric(`${p}prompt_cache_miss_tokens_total`, "counter", "Prompt tokens prefilled.", m.prompt_cache_miss_tokens_total)
+    .metric(`${p}prompt_cache_hit_ratio`, "gauge", "Share of prompt tokens served from the prefix cache, since start.", cached > 0 ? m.prompt_cache_hit_tokens_total / cached : 0)
+    .metric(`${p}generated_tokens_total`, "counter", "Tokens generated (reasoning included).", m.generated_tokens_total)
+    .metric(`${p}reasoning_tokens_total`, "counter", "Reasoning tokens generated.", m.reasoning_tokens_total)
+    .metric(`${p}generated_tokens_per_second`, "gauge", "Generated tokens per second over the last 10 s.", rates.generated)
+    .metric(`${p}prompt_tokens_per_second`, "gauge", "Prompt tokens per second over the last 10 s.", rates.prompt)
+    .metric(`${p}speculative_drafted_total`, "counter", "MTP draft tokens proposed.", m.speculative_drafted_total)
+    .metric(`${p}speculative_accepted_total`, "counter", "MTP draft tokens accepted.", m.speculative_accepted_total)
+    .metric(`${p}steps_total`, "counter", "Batched model steps.", m.steps_total)
+    .metric(`${p}state_bytes`, "gauge", "Sequence state bytes in use.", m.state_bytes_in_use)
+    .metric(`${p}prefix_cache_entries`, "gauge", "Prefix-cache snapshots in memory.", m.prefix_cache_entries)
+    .metric(`${p}prefix_cache_bytes`, "gauge", "Prefix-cache bytes in memory.", m.prefix_cache_bytes)
+    .metric(`${p}prefix_cache_disk_entries`, "gauge", "Prefix-cache snapshots on disk.", m.prefix_cache_disk_entries)
+    .metric(`${p}cost_usd_total`, "counter", "Price of all completed requests under the server's price table, in USD.", stats.costUsd)
+    .toString();
+}

@@ -1,0 +1,106 @@
+/**
+ * POST /chat/completions (also /v1/… and /beta/…): DeepSeek's chat API
+ * (spec §A.2–§A.6) on the engine.
+ */
+import { randomUUID } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { prepareChat, type PreparedChat } from "../chat-request.js";
+import { ChatChunker, completionBody, type ResponseIdentity } from "../chat-chunks.js";
+import { charge, type ServerContext } from "../context.js";
+import { toApiError } from "../errors.js";
+import { StartedGeneration } from "../generation.js";
+import { drain, jsonWithKeepAlive } from "../respond.js";
+import { chatRequestSchema } from "../schemas.js";
+import { abortOnDisconnect, SseWriter } from "../sse.js";
+import { toDeepSeekUsage } from "../usage.js";
+import { parseWith } from "../validate.js";
+
+export function identityFor(ctx: ServerContext, model: string): ResponseIdentity {
+  return { id: randomUUID(), created: Math.floor(Date.now() / 1000), model, system_fingerprint: ctx.engine.model.systemFingerprint };
+}
+
+export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  for (const [path, beta] of [
+    ["/chat/completions", false],
+    ["/v1/chat/completions", false],
+    ["/beta/chat/completions", true],
+  ] as const) {
+    app.post(path, (request, reply) => handleChat(ctx, request, reply, beta));
+  }
+}
+
+async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, beta: boolean): Promise<FastifyReply> {
+  const body = parseWith(chatRequestSchema, request.body);
+  const model = ctx.models.resolve(body.model);
+  const prepared = prepareChat(body, { beta, samplingInThinking: ctx.samplingInThinking });
+  const ident = identityFor(ctx, model);
+  const disconnect = abortOnDisconnect(reply.raw);
+  const started = await StartedGeneration.start(
+    ctx.engine,
+    { ...prepared.request, id: ident.id, signal: disconnect.signal },
+    ctx.firstEventWaitMs,
+  );
+  if (prepared.stream) {
+    await streamChat(ctx, request, reply, prepared, ident, started);
+    return reply;
+  }
+  await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
+    const finish = await drain(started);
+    const usage = toDeepSeekUsage(finish.usage, ctx.prices);
+    charge(ctx, request, usage.cost);
+    return completionBody(ident, finish, usage, prepared.thinking, prepared.logprobs);
+  });
+  return reply;
+}
+
+async function streamChat(
+  ctx: ServerContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  prepared: PreparedChat,
+  ident: ResponseIdentity,
+  started: StartedGeneration,
+): Promise<void> {
+  reply.hijack();
+  const sse = new SseWriter(reply.raw, { keepAliveMs: ctx.keepAliveMs });
+  const chunker = new ChatChunker(ident, prepared.thinking, prepared.logprobs);
+  sse.open();
+  let finished = false;
+  try {
+    await sse.data(chunker.first());
+    for await (const e of started) {
+      if (sse.closed) break;
+      switch (e.type) {
+        case "token":
+          chunker.token(e.phase, e.logprob);
+          break;
+        case "reasoning":
+        case "content":
+        case "tool_arguments":
+          if (e.text !== "") await sse.data(chunker.delta(e));
+          break;
+        case "tool_call":
+          await sse.data(chunker.delta(e));
+          break;
+        case "finish": {
+          finished = true;
+          const usage = toDeepSeekUsage(e.usage, ctx.prices);
+          charge(ctx, request, usage.cost);
+          await sse.data(chunker.finish(e.finish_reason, usage));
+          if (prepared.includeUsage) await sse.data(chunker.usageOnly(usage));
+          break;
+        }
+        default:
+          // queued / prefill / usage: the keep-alive timer covers the silence.
+          break;
+      }
+    }
+    if (finished) await sse.done();
+  } catch (err) {
+    // A client that left gets nothing; anyone else learns why the stream stopped (spec §A.6 rule 8).
+    if (!sse.closed) await sse.data(toApiError(err).body());
+  } finally {
+    if (!finished) started.cancel();
+    sse.end();
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Operational routes: GET /health (liveness, no key needed), GET /metrics
+ * (Prometheus text) and GET /user/balance (spec §A.1, from the key's balance).
+ */
+import type { FastifyInstance } from "fastify";
+import type { ServerContext } from "../context.js";
+import { prometheusText } from "../metrics.js";
+
+export function opsRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.get("/health", async () => {
+    const m = ctx.engine.metrics();
+    return {
+      status: "ok",
+      model: ctx.models.primary,
+      backend: ctx.engine.model.backend,
+      context_length: ctx.engine.model.contextLength,
+      active_sequences: m.active_sequences,
+      queued_requests: m.queued_requests,
+    };
+  });
+
+  app.get("/metrics", async (_request, reply) => {
+    const text = prometheusText(ctx.engine.metrics(), ctx.stats, ctx.models.primary);
+    return reply.type("text/plain; version=0.0.4; charset=utf-8").send(text);
+  });
+
+  for (const path of ["/user/balance", "/v1/user/balance"]) {
+    app.get(path, async (request) => {
+      const key = request.apiKey;
+      // Amounts are strings, as the hosted service sends them.
+      const total = key?.balance === undefined ? null : Math.max(0, key.balance - key.spent);
+      return {
+        is_available: total === null || total > 0,
+        balance_infos: [
+          {
+            currency: "USD",
+            total_balance: total === null ? "unlimited" : total.toFixed(6),
+            granted_balance: "0.00",
+            topped_up_balance: total === null ? "unlimited" : total.toFixed(6),
+          },
+        ],
+      };
+    });
+  }
+}

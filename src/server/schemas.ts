@@ -1,0 +1,106 @@
+/**
+ * Request bodies of the OpenAI-format routes (spec §A.2, §A.3, §A.7), as zod
+ * schemas: the JSON types a field may hold. Unknown top-level fields are
+ * stripped, as the hosted service ignores them. Value rules that DeepSeek
+ * answers with a 400 (ranges, names, combinations) live in chat-rules.ts.
+ */
+import { z } from "zod";
+
+const nullish = <T extends z.ZodType>(schema: T) => schema.nullish();
+const num = () => nullish(z.number({ error: "expected a number" }));
+const int = () => nullish(z.int({ error: "expected an integer" }));
+const bool = () => nullish(z.boolean({ error: "expected a boolean" }));
+const str = () => nullish(z.string({ error: "expected a string" }));
+
+const contentPart = z.looseObject({ type: z.string({ error: "expected a string" }), text: z.string().optional() });
+const content = z.union([z.string(), z.array(contentPart)], { error: "expected a string or an array of content parts" });
+
+const toolCall = z.looseObject({
+  id: str(),
+  type: str(),
+  function: z.looseObject({
+    name: z.string({ error: "expected a string" }),
+    arguments: nullish(z.union([z.string(), z.record(z.string(), z.unknown())], { error: "expected a JSON string" })),
+  }),
+});
+
+export const messageSchema = z.looseObject({
+  role: z.string({ error: "expected a string" }),
+  content: nullish(content),
+  name: str(),
+  reasoning_content: str(),
+  tool_calls: nullish(z.array(toolCall, { error: "expected a sequence of tool calls" })),
+  tool_call_id: str(),
+  prefix: bool(),
+});
+export type RequestMessage = z.output<typeof messageSchema>;
+
+const functionTool = z.looseObject({
+  type: z.string({ error: "expected a string" }),
+  function: z.looseObject({
+    name: z.string({ error: "expected a string" }),
+    description: str(),
+    parameters: nullish(z.record(z.string(), z.unknown(), { error: "expected a JSON Schema object" })),
+    strict: bool(),
+  }),
+});
+export type RequestTool = z.output<typeof functionTool>;
+
+const toolChoice = z.union(
+  [z.string(), z.looseObject({ type: z.string(), function: z.looseObject({ name: z.string() }) })],
+  { error: "expected \"none\", \"auto\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":…}}" },
+);
+
+const stop = z.union([z.string(), z.array(z.string())], { error: "expected a string or a sequence of strings" });
+
+const streamOptions = z.looseObject({ include_usage: bool() }, { error: "expected struct StreamOptions" });
+
+export const chatRequestSchema = z.object({
+  model: z.string({ error: "expected a string" }),
+  messages: z.array(messageSchema, { error: "expected a sequence of messages" }),
+  thinking: nullish(z.looseObject({ type: z.string({ error: "expected a string" }) }, { error: "expected struct ThinkingOptions" })),
+  reasoning_effort: str(),
+  max_tokens: int(),
+  max_completion_tokens: int(),
+  response_format: nullish(z.looseObject({ type: z.string({ error: "expected a string" }) }, { error: "expected struct ResponseFormat" })),
+  stop: nullish(stop),
+  stream: bool(),
+  stream_options: nullish(streamOptions),
+  temperature: num(),
+  top_p: num(),
+  tools: nullish(z.array(functionTool, { error: "expected a sequence of tools" })),
+  tool_choice: nullish(toolChoice),
+  logprobs: bool(),
+  top_logprobs: int(),
+  user_id: str(),
+  frequency_penalty: num(),
+  presence_penalty: num(),
+  n: int(),
+  // Not DeepSeek fields, but clients send them (seed by LangChain) and they make runs reproducible.
+  seed: int(),
+  top_k: int(),
+  min_p: num(),
+  /** dsv4 extension: cap on reasoning tokens (the engine closes the reasoning when reached). */
+  reasoning_budget: int(),
+});
+export type ChatRequest = z.output<typeof chatRequestSchema>;
+
+export const fimRequestSchema = z.object({
+  model: z.string({ error: "expected a string" }),
+  prompt: z.string({ error: "expected a string" }),
+  suffix: str(),
+  max_tokens: int(),
+  echo: bool(),
+  logprobs: int(),
+  stop: nullish(stop),
+  stream: bool(),
+  stream_options: nullish(streamOptions),
+  temperature: num(),
+  top_p: num(),
+  frequency_penalty: num(),
+  presence_penalty: num(),
+  n: int(),
+  seed: int(),
+  user_id: str(),
+});
+export type FimRequest = z.output<typeof fimRequestSchema>;

@@ -1,0 +1,106 @@
+/**
+ * Server-sent events on a raw Node response, as DeepSeek streams them
+ * (spec §A.6): `data: <json>` events separated by blank lines, `: keep-alive`
+ * comments while nothing else is sent, `data: [DONE]` at the end. Writes wait
+ * for `drain`, so a slow reader slows its own generation instead of growing
+ * a buffer without bound.
+ */
+import { once } from "node:events";
+import type { ServerResponse } from "node:http";
+
+export interface SseOptions {
+  /** Extra response headers (request id, CORS). */
+  headers?: Record<string, string>;
+  /** Send a keep-alive after this long without output; 0 disables. */
+  keepAliveMs: number;
+  /** The keep-alive text: an SSE comment for OpenAI clients, a ping event for Anthropic ones. */
+  keepAlive?: string;
+}
+
+export class SseWriter {
+  private lastWrite = Date.now();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly keepAliveText: string;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly options: SseOptions,
+  ) {
+    this.keepAliveText = options.keepAlive ?? ": keep-alive\n\n";
+  }
+
+  /** True once the client went away (or the stream ended). */
+  get closed(): boolean {
+    return this.res.writableEnded || this.res.destroyed;
+  }
+
+  open(): void {
+    this.res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+      // Stops reverse proxies (nginx) from buffering the stream.
+      "x-accel-buffering": "no",
+      ...this.options.headers,
+    });
+    // Headers go out now, so clients see the 200 before the first token.
+    this.res.flushHeaders();
+    if (this.options.keepAliveMs > 0) {
+      const every = this.options.keepAliveMs;
+      this.timer = setInterval(() => {
+        if (Date.now() - this.lastWrite >= every && !this.closed) this.raw(this.keepAliveText);
+      }, Math.max(10, Math.floor(every / 2)));
+      this.timer.unref();
+    }
+  }
+
+  /** One `data:` event. */
+  data(payload: unknown): Promise<void> {
+    return this.write(`data: ${JSON.stringify(payload)}\n\n`);
+  }
+
+  /** One named event (Anthropic streams). */
+  event(name: string, payload: unknown): Promise<void> {
+    return this.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`);
+  }
+
+  /** `data: [DONE]` and the end of the response. */
+  async done(): Promise<void> {
+    await this.write("data: [DONE]\n\n");
+    this.end();
+  }
+
+  end(): void {
+    this.stopKeepAlive();
+    if (!this.closed) this.res.end();
+  }
+
+  stopKeepAlive(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private raw(text: string): boolean {
+    this.lastWrite = Date.now();
+    return this.res.write(text);
+  }
+
+  private async write(text: string): Promise<void> {
+    if (this.closed) return;
+    if (!this.raw(text)) {
+      await Promise.race([once(this.res, "drain"), once(this.res, "close")]);
+    }
+  }
+}
+
+/**
+ * An AbortSignal that fires when the client disconnects before the response
+ * is complete: the engine frees the sequence at once.
+ */
+export function abortOnDisconnect(res: ServerResponse): AbortController {
+  const controller = new AbortController();
+  res.on("close", () => {
+    if (!res.writableFinished) controller.abort(new Error("client disconnected"));
+  });
+  return controller;
+}
