@@ -1,4 +1,5 @@
 import type { Command } from "../command.js";
+import { benchCommand } from "./bench.js";
 import { encodeCommand } from "./encode.js";
 import { logitsCommand } from "./logits.js";
 import { tinyCommand } from "./tiny.js";
@@ -6,6 +7,7 @@ import { tokenizeCommand } from "./tokenize.js";
 
 /** Every CLI command, in the order `dsv4 --help` lists them. */
 export const commands: Command[] = [
+  benchCommand,
   encodeCommand,
   logitsCommand,
   tinyCommand,

@@ -1,0 +1,172 @@
+/**
+ * End-to-end decode and prefill speed on a generated checkpoint (default: flash-slice, real
+ * V4-Flash dimensions with two layers + MTP), with the weight bytes each decoded token
+ * reads and the fraction of the memory-bandwidth ceiling that speed reaches.
+ * Run: `dsv4 bench decode [--preset flash-slice] [--backend ref|native] [--json]`.
+ */
+import { pathToFileURL } from "node:url";
+import type { Backend, MatrixHandle, Vec } from "../src/kernels/backend.js";
+import { createBackend } from "../src/kernels/index.js";
+import { nativeAddon } from "../src/kernels/native/addon.js";
+import { Dsv4Model } from "../src/model/transformer.js";
+import { cachedPreset } from "./model.js";
+
+export interface DecodeBenchResult {
+  backend: string;
+  preset: string;
+  decode_tok_s: number;
+  prefill_tok_s: number;
+  /** Weight bytes (data + scales) of every matrix the decode step multiplies with, per token. */
+  bytes_per_token: number;
+  bandwidth_gbs: number | null;
+  /** decode_tok_s x bytes_per_token / bandwidth: how close decode gets to being memory bound. */
+  fraction_of_ceiling: number | null;
+  prefill_tokens: number;
+  decode_tokens: number;
+  /** With --profile: seconds per token by operation, from a separate timed pass. */
+  profile?: { prefill: Record<string, number>; decode: Record<string, number> };
+}
+
+export interface DecodeBenchOptions {
+  preset?: string;
+  backend?: string;
+  prefillTokens?: number;
+  decodeTokens?: number;
+  /** Per-op timing pass (adds a run). */
+  profile?: boolean;
+}
+
+/** Wraps a backend to count the weight bytes behind every product and, optionally, time each op. */
+function instrument(inner: Backend): { backend: Backend; bytes: () => number; times: Map<string, number>; timing: (on: boolean) => void } {
+  let bytes = 0;
+  let timing = false;
+  const times = new Map<string, number>();
+  const backend = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== "function") return value;
+      const name = String(prop);
+      return (...args: unknown[]) => {
+        if (name === "linear") bytes += (args[2] as MatrixHandle).bytes;
+        else if (name === "matrixRow") bytes += (args[0] as MatrixHandle).bytes / (args[0] as MatrixHandle).outFeatures;
+        if (!timing) return value.apply(target, args);
+        const t0 = performance.now();
+        const r = value.apply(target, args);
+        const key = name === "linear" ? `linear ${(args[2] as MatrixHandle).format}` : name;
+        times.set(key, (times.get(key) ?? 0) + (performance.now() - t0) / 1000);
+        return r;
+      };
+    },
+  });
+  return { backend, bytes: () => bytes, times, timing: (on) => (timing = on) };
+}
+
+export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<DecodeBenchResult> {
+  const preset = opts.preset ?? "flash-slice";
+  const dir = await cachedPreset(preset);
+  const inner = createBackend(opts.backend);
+  const native = inner.name === "native";
+  // The reference backend needs seconds per token at these sizes: fewer tokens.
+  const P = opts.prefillTokens ?? (native ? 64 : 8);
+  const D = opts.decodeTokens ?? (native ? 16 : 2);
+  const probe = instrument(inner);
+  const model = Dsv4Model.load(dir, { backend: probe.backend });
+  const V = model.cfg.vocabSize;
+  const tokens = Array.from({ length: P + D }, (_, i) => (i * 7919 + 11) % V);
+
+  const run = () => {
+    const seq = model.newSequence();
+    const t0 = performance.now();
+    model.forward([{ seq, tokens: tokens.slice(0, P) }], { logits: "last" });
+    const t1 = performance.now();
+    const b0 = probe.bytes();
+    for (let i = P; i < P + D; i++) model.forward([{ seq, tokens: [tokens[i]!] }], { logits: "last" });
+    const t2 = performance.now();
+    return { prefill: (t1 - t0) / 1000, decode: (t2 - t1) / 1000, decodeBytes: probe.bytes() - b0 };
+  };
+  // With mapped weights the first pass pages the touched experts in; time the second (same
+  // tokens, same experts), as a server that has been running would see.
+  if (native) run();
+  const r = run();
+  let profile: { prefill: Record<string, number>; decode: Record<string, number> } | undefined;
+  if (opts.profile) {
+    // A separate pass with every op timed (the wrapper's timing is itself a small cost).
+    const phase = (fn: () => void, per: number): Record<string, number> => {
+      probe.times.clear();
+      const t0 = performance.now();
+      fn();
+      const total = (performance.now() - t0) / 1000;
+      const out: Record<string, number> = { total: total / per };
+      let inOps = 0;
+      for (const [k, v] of [...probe.times].sort((a, b) => b[1] - a[1])) {
+        out[k] = v / per;
+        inOps += v;
+      }
+      out["model code (JS between ops)"] = (total - inOps) / per;
+      return out;
+    };
+    probe.timing(true);
+    const seq = model.newSequence();
+    const prefill = phase(() => model.forward([{ seq, tokens: tokens.slice(0, P) }], { logits: "last" }), P);
+    const decode = phase(() => {
+      for (let i = P; i < P + D; i++) model.forward([{ seq, tokens: [tokens[i]!] }], { logits: "last" });
+    }, D);
+    probe.timing(false);
+    profile = { prefill, decode };
+  }
+  model.close();
+
+  const loaded = nativeAddon();
+  const bandwidth = "error" in loaded ? null : loaded.addon.memoryBandwidth(2 ** 30, 5);
+  const bytesPerToken = r.decodeBytes / D;
+  const decodeTokS = D / r.decode;
+  return {
+    backend: inner.name,
+    preset,
+    decode_tok_s: decodeTokS,
+    prefill_tok_s: P / r.prefill,
+    bytes_per_token: bytesPerToken,
+    bandwidth_gbs: bandwidth,
+    fraction_of_ceiling: bandwidth ? (decodeTokS * bytesPerToken) / (bandwidth * 1e9) : null,
+    prefill_tokens: P,
+    decode_tokens: D,
+    ...(profile ? { profile } : {}),
+  };
+}
+
+export function printDecodeTable(r: DecodeBenchResult): void {
+  const ceiling = r.bandwidth_gbs ? (r.bandwidth_gbs * 1e9) / r.bytes_per_token : null;
+  console.log(`decode: preset ${r.preset}, backend ${r.backend}`);
+  console.log(`  decode   ${r.decode_tok_s.toFixed(2).padStart(8)} tok/s   (${r.decode_tokens} tokens; ${(r.bytes_per_token / 2 ** 20).toFixed(1)} MiB of weights per token)`);
+  console.log(`  prefill  ${r.prefill_tok_s.toFixed(2).padStart(8)} tok/s   (${r.prefill_tokens} tokens in one forward; ${(r.prefill_tok_s / r.decode_tok_s).toFixed(1)}x decode)`);
+  if (ceiling !== null) console.log(`  ceiling  ${ceiling.toFixed(2).padStart(8)} tok/s   at ${r.bandwidth_gbs!.toFixed(1)} GB/s: decode reaches ${(100 * r.fraction_of_ceiling!).toFixed(0)}%`);
+  if (r.profile) {
+    console.log("  per token (separate timed pass)      decode     prefill");
+    const keys = [...new Set([...Object.keys(r.profile.decode), ...Object.keys(r.profile.prefill)])];
+    const ms = (v: number | undefined) => (v === undefined ? "-" : (v * 1000).toFixed(2)).padStart(9);
+    for (const k of keys) console.log(`    ${k.padEnd(30)} ${ms(r.profile.decode[k])} ms ${ms(r.profile.prefill[k])} ms`);
+  }
+}
+
+/** `--flag value` options shared by the CLI and direct runs. */
+export function decodeOptionsFromArgs(get: (flag: string) => string | undefined, has: (flag: string) => boolean): DecodeBenchOptions {
+  const num = (flag: string) => {
+    const v = get(flag);
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, got "${v}"`);
+    return n;
+  };
+  return { preset: get("preset"), backend: get("backend"), prefillTokens: num("prefill"), decodeTokens: num("decode"), profile: has("profile") };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const args = process.argv.slice(2);
+  const get = (flag: string) => {
+    const i = args.indexOf(`--${flag}`);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const result = await runDecodeBench(decodeOptionsFromArgs(get, (f) => args.includes(`--${f}`)));
+  if (args.includes("--json")) console.log(JSON.stringify(result));
+  else printDecodeTable(result);
+}

@@ -1,0 +1,134 @@
+/**
+ * Kernel benchmark: memory bandwidth of this machine, then GEMV throughput (weight GB/s) of
+ * the quantised matrix-vector products the decode step is made of, on the native and the
+ * reference backends, each as a fraction of that bandwidth.
+ * Run: `dsv4 bench kernels [--json]` or `node dist/bench/kernels.js [--json]`.
+ */
+import { randomFillSync } from "node:crypto";
+import { pathToFileURL } from "node:url";
+import type { Backend, MatrixHandle, StoredMatrix, WeightFormat } from "../src/kernels/backend.js";
+import { nativeAddon } from "../src/kernels/native/addon.js";
+import { NativeBackend } from "../src/kernels/native/backend.js";
+import { RefBackend } from "../src/kernels/ref/index.js";
+
+export interface GemvResult {
+  name: string;
+  backend: string;
+  /** Weight bytes (data + scales) streamed per second. */
+  gbs: number;
+  fraction_of_bandwidth: number | null;
+  ms_per_call: number;
+}
+
+export interface KernelBenchResult {
+  /** Best multi-threaded read bandwidth over a 1 GiB buffer; null without the native addon. */
+  bandwidth_gbs: number | null;
+  threads: number | null;
+  isa: string | null;
+  gemv: GemvResult[];
+  /** Matrix-matrix products (prefill): weight GB/s and fp32 GFLOP/s, native only. */
+  gemm: Array<{ name: string; rows: number; backend: string; gbs: number; gflops: number }>;
+}
+
+interface Shape {
+  name: string;
+  format: WeightFormat;
+  out: number;
+  in: number;
+}
+
+const SHAPES: Shape[] = [
+  { name: "fp8 4096x4096", format: "fp8", out: 4096, in: 4096 },
+  { name: "fp4 2048x4096 (expert w1/w3)", format: "fp4", out: 2048, in: 4096 },
+  { name: "fp4 4096x2048 (expert w2)", format: "fp4", out: 4096, in: 2048 },
+  { name: "bf16 4096x4096", format: "bf16", out: 4096, in: 4096 },
+];
+
+/** Copies of a matrix cycled through so the working set (>= 256 MiB) cannot sit in the last-level cache. */
+const WORKING_SET = 256 * 2 ** 20;
+
+function randomStored(s: Shape): StoredMatrix {
+  const bytes = s.format === "fp8" ? s.out * s.in : s.format === "fp4" ? (s.out * s.in) / 2 : s.out * s.in * 2;
+  const data = new Uint8Array(bytes);
+  randomFillSync(data);
+  if (s.format === "fp8") for (let i = 0; i < data.length; i++) if ((data[i]! & 0x7f) === 0x7f) data[i] = data[i]! - 1;
+  if (s.format === "bf16") for (let i = 1; i < data.length; i += 2) data[i] = data[i]! & 0xbf; // finite, |v| < 2
+  let scale: Uint8Array | undefined;
+  if (s.format === "fp8") scale = new Uint8Array(Math.ceil(s.out / 128) * Math.ceil(s.in / 128)).fill(120);
+  if (s.format === "fp4") scale = new Uint8Array((s.out * s.in) / 32).fill(124);
+  return { name: s.name, format: s.format, outFeatures: s.out, inFeatures: s.in, readData: () => data, location: null, scale, scaleDtype: scale ? "F8_E8M0" : undefined };
+}
+
+function time(fn: () => void, minSeconds: number, minCalls: number): number {
+  fn(); // warm-up: page faults, lazy allocations
+  let calls = 0;
+  const t0 = performance.now();
+  let elapsed = 0;
+  while (calls < minCalls || elapsed < minSeconds * 1000) {
+    fn();
+    calls++;
+    elapsed = performance.now() - t0;
+  }
+  return elapsed / calls;
+}
+
+function gemv(backend: Backend, s: Shape, copies: number, rows: number, minSeconds: number, minCalls: number): { ms: number; bytes: number } {
+  const stored = randomStored(s);
+  const handles: MatrixHandle[] = Array.from({ length: copies }, () => backend.uploadMatrix(stored));
+  const x = backend.alloc(rows * s.in);
+  for (let i = 0; i < x.length; i++) x[i] = Math.sin(i) * 2;
+  const out = backend.alloc(rows * s.out);
+  let next = 0;
+  const ms = time(() => backend.linear(x, rows, handles[next++ % copies]!, s.format === "fp8" || s.format === "fp4", out), minSeconds, minCalls);
+  return { ms, bytes: handles[0]!.bytes };
+}
+
+export async function runKernelBench(opts: { ref?: boolean; quick?: boolean } = {}): Promise<KernelBenchResult> {
+  const loaded = nativeAddon();
+  const addon = "error" in loaded ? null : loaded.addon;
+  const bandwidth = addon ? addon.memoryBandwidth(opts.quick ? 256 * 2 ** 20 : 2 ** 30, opts.quick ? 3 : 8) : null;
+  const info = addon?.info() ?? null;
+  const result: KernelBenchResult = { bandwidth_gbs: bandwidth, threads: info?.threads ?? null, isa: info?.isa ?? null, gemv: [], gemm: [] };
+  const fraction = (gbs: number) => (bandwidth ? gbs / bandwidth : null);
+  const backends: Backend[] = [];
+  if (addon) backends.push(new NativeBackend(addon));
+  if (opts.ref !== false) backends.push(new RefBackend());
+  for (const backend of backends) {
+    const native = backend.name === "native";
+    for (const s of SHAPES) {
+      const bytes = randomStored({ ...s }).readData().byteLength;
+      const copies = native && !opts.quick ? Math.max(1, Math.ceil(WORKING_SET / bytes)) : 1;
+      const r = gemv(backend, s, copies, 1, native ? (opts.quick ? 0.2 : 1) : 0, native ? 5 : opts.quick ? 1 : 2);
+      const gbs = r.bytes / (r.ms / 1000) / 1e9;
+      result.gemv.push({ name: s.name, backend: backend.name, gbs, fraction_of_bandwidth: fraction(gbs), ms_per_call: r.ms });
+    }
+    if (native) {
+      for (const rows of [8, 32]) {
+        for (const s of SHAPES.slice(0, 2)) {
+          const r = gemv(backend, s, 1, rows, opts.quick ? 0.2 : 1, 3);
+          result.gemm.push({ name: s.name, rows, backend: backend.name, gbs: r.bytes / (r.ms / 1000) / 1e9, gflops: (2 * rows * s.out * s.in) / (r.ms / 1000) / 1e9 });
+        }
+      }
+    }
+  }
+  return result;
+}
+
+export function printKernelTable(r: KernelBenchResult): void {
+  const pct = (f: number | null) => (f === null ? "   -" : `${(100 * f).toFixed(0).padStart(3)}%`);
+  console.log(`kernels: memory bandwidth ${r.bandwidth_gbs?.toFixed(1) ?? "?"} GB/s (${r.threads ?? "?"} threads, ${r.isa ?? "no native addon"})`);
+  console.log("  GEMV (1 row)                    backend   weight GB/s   of bandwidth   ms/call");
+  for (const g of r.gemv) {
+    console.log(`  ${g.name.padEnd(31)} ${g.backend.padEnd(7)} ${g.gbs.toFixed(2).padStart(13)}   ${pct(g.fraction_of_bandwidth).padStart(12)}   ${g.ms_per_call.toFixed(2).padStart(7)}`);
+  }
+  if (r.gemm.length) {
+    console.log("  GEMM (prefill rows)             backend   rows   weight GB/s   GFLOP/s");
+    for (const g of r.gemm) console.log(`  ${g.name.padEnd(31)} ${g.backend.padEnd(7)} ${String(g.rows).padStart(6)} ${g.gbs.toFixed(2).padStart(13)} ${g.gflops.toFixed(1).padStart(9)}`);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const result = await runKernelBench({ quick: process.argv.includes("--quick"), ref: !process.argv.includes("--no-ref") });
+  if (process.argv.includes("--json")) console.log(JSON.stringify(result));
+  else printKernelTable(result);
+}
