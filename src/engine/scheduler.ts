@@ -45,8 +45,8 @@ export class Scheduler {
 
   /** Refuses when the queue is full; a request that can never fit is refused earlier (engine). */
   enqueue(seq: Sequence): void {
-    const canStartNow = this.running.length < this.cfg.maxRunning && this.waiting.length === 0;
-    if (!canStartNow && this.waiting.length >= this.cfg.maxQueued) {
+    // Requests not yet admitted count against free slots first, then against the queue.
+    if (this.running.length + this.waiting.length >= this.cfg.maxRunning + this.cfg.maxQueued) {
       throw new EngineError(
         "overloaded",
         `the engine is overloaded: ${this.running.length} sequences running and ${this.waiting.length} queued (limit ${this.cfg.maxQueued}); retry later`,

@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Engine } from "../../src/engine/engine.js";
+import { EngineError } from "../../src/engine/errors.js";
+import { checkpoint, promptIds } from "./helpers.js";
+
+const isCode = (code: string) => (e: unknown) => e instanceof EngineError && e.code === code;
+
+describe("engine lifecycle and limits", async () => {
+  const dir = await checkpoint("micro");
+
+  test("cancellation frees the sequence", async () => {
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false } });
+    try {
+      const ac = new AbortController();
+      const gen = engine.generate({ prompt_tokens: promptIds(20), max_tokens: 200, temperature: 0, signal: ac.signal });
+      let tokens = 0;
+      await assert.rejects(
+        (async () => {
+          for await (const ev of gen) {
+            if (ev.type === "token" && ++tokens === 3) ac.abort();
+          }
+        })(),
+        isCode("aborted"),
+      );
+      await assert.rejects(gen.result(), isCode("aborted"));
+      const m = engine.metrics();
+      assert.equal(m.active_sequences, 0);
+      assert.equal(m.state_bytes_in_use, 0);
+      assert.equal(m.requests_cancelled_total, 1);
+      // A queued request can be cancelled too, and the engine keeps serving.
+      const g2 = engine.generate({ prompt_tokens: promptIds(5), max_tokens: 3, temperature: 0 });
+      g2.cancel();
+      await assert.rejects(g2.result(), isCode("aborted"));
+      const r = await engine.generate({ prompt_tokens: promptIds(5), max_tokens: 3, temperature: 0 }).result();
+      assert.equal(r.tokens.length, 3);
+      assert.equal(r.finish_reason, "length");
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test("a full queue answers overloaded", async () => {
+    const engine = await Engine.load(dir, { maxConcurrentSequences: 1, maxQueuedRequests: 1, prefixCache: { enabled: false } });
+    try {
+      const a = engine.generate({ prompt_tokens: promptIds(5), max_tokens: 4, temperature: 0 });
+      const b = engine.generate({ prompt_tokens: promptIds(6), max_tokens: 4, temperature: 0 });
+      assert.throws(() => engine.generate({ prompt_tokens: promptIds(7), max_tokens: 4, temperature: 0 }), (e: unknown) => {
+        assert.ok(e instanceof EngineError);
+        assert.equal(e.code, "overloaded");
+        assert.equal(e.status, 429);
+        return true;
+      });
+      assert.equal(engine.metrics().requests_rejected_total, 1);
+      await Promise.all([a.result(), b.result()]);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test("requests that cannot fit are refused before any work", async () => {
+    const probe = await Engine.load(dir, { prefixCache: { enabled: false } });
+    const ctx = probe.model.contextLength;
+    const small = probe.stateBytesFor(20);
+    const big = probe.stateBytesFor(ctx);
+    await probe.dispose();
+    assert.ok(big > small);
+    const budget = Math.floor((small + big) / 2);
+    const engine = await Engine.load(dir, { stateMemoryBytes: budget, prefixCache: { enabled: false } });
+    try {
+      assert.throws(() => engine.generate({ prompt_tokens: promptIds(ctx - 4), max_tokens: 10 }), (e: unknown) => {
+        assert.ok(isCode("context_length_exceeded")(e));
+        assert.match((e as Error).message, new RegExp(`maximum context length is ${ctx} tokens`));
+        return true;
+      });
+      assert.throws(() => engine.generate({ prompt_tokens: promptIds(10), max_tokens: ctx - 10 }), isCode("insufficient_memory"));
+      assert.throws(() => engine.generate({ prompt_tokens: [5000] }), isCode("invalid_request"));
+      assert.throws(() => engine.generate({ prompt_tokens: [5], top_logprobs: 21 }), isCode("invalid_request"));
+      assert.equal(engine.metrics().steps_total, 0);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test("logprobs: chosen token and up to 20 alternatives per position", async () => {
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false } });
+    try {
+      const r = await engine.generate({ prompt_tokens: promptIds(8), max_tokens: 4, temperature: 0, logprobs: true, top_logprobs: 20 }).result();
+      const lp = r.logprobs!.content!;
+      assert.equal(lp.length, 4);
+      for (const item of lp) {
+        assert.equal(item.top_logprobs.length, 20);
+        assert.equal(item.top_logprobs[0]!.logprob, item.logprob, "greedy picks the most likely");
+        assert.ok(item.logprob <= 0);
+      }
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test("dispose fails what is running and refuses new work", async () => {
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false } });
+    const g = engine.generate({ prompt_tokens: promptIds(5), max_tokens: 100 });
+    await engine.dispose();
+    await assert.rejects(g.result(), isCode("disposed"));
+    assert.throws(() => engine.generate({ prompt_tokens: [5] }), isCode("disposed"));
+  });
+});
