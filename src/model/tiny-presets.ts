@@ -117,13 +117,13 @@ const MiB = 1 << 20;
 
 export const TINY_PRESETS: Readonly<Record<string, TinyPreset>> = {
   tiny: {
-    summary: "the embedded default model: real V4 vocabulary, hidden 128, SWA/CSA/HCA(16)/CSA + MTP",
+    summary: "the embedded default model: real V4 vocabulary, hidden 128, SWA/CSA/HCA(16)/CSA + MTP, 1M context",
     shardBytes: 32 * MiB,
     config: v4Config({
       vocab: V4_VOCAB_SIZE, hidden: 128, ratios: [0, 4, 16, 4, 0], mtp: 1, hashLayers: 1,
       heads: 4, headDim: 128, ropeDim: 64, qLora: 128, oGroups: 2, oLora: 128,
       experts: 8, topk: 2, moeInter: 128, expertDtype: "fp4",
-      indexHeads: 2, indexHeadDim: 64, indexTopk: 8, window: 32, yarnFactor: 4, yarnOriginal: 4096,
+      indexHeads: 2, indexHeadDim: 64, indexTopk: 8, window: 32, yarnFactor: 16, yarnOriginal: 65536,
     }),
   },
   micro: {
