@@ -9,6 +9,7 @@
 // summed in fp32, scaled by the block's scale and accumulated in fp32.
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 
 #include "kernels.h"
 #include "quant_inline.h"
@@ -232,8 +233,17 @@ float row_scalar(const Matrix& w, int n, const float* x) {
 // pair so that FMA latency never limits a single-row GEMV.
 #ifdef DSV4_AVX2
 
-template <int NR, int RB>
-void fp8_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+// E4M3 -> IEEE half with the same bits shifted: value * 2^-8, subnormals included
+// (sign-extension sets bit 14, which the mask clears). Undone by * 256 after the sum.
+inline void fp8_decode16(const uint8_t* p, __m256i mask, __m256& w0, __m256& w1) {
+  __m256i h = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  h = _mm256_and_si256(_mm256_slli_epi16(h, 7), mask);
+  w0 = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+  w1 = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+}
+
+template <int NR, int RB, bool Tiled>
+void fp8_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n) {
   const int K = w.K, full = K / kFp8Block;
   const __m256i mask = _mm256_set1_epi16(static_cast<short>(0xBF80));
   const uint8_t* wr[NR];
@@ -254,12 +264,13 @@ void fp8_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ld
         xv1[r] = _mm256_loadu_ps(x + r * ldx + k + 8);
       }
       for (int j = 0; j < NR; j++) {
-        // E4M3 -> IEEE half with the same bits shifted: value * 2^-8, subnormals included
-        // (sign-extension sets bit 14, which the mask clears). Undone by * 256 at the end.
-        __m256i h = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wr[j] + k)));
-        h = _mm256_and_si256(_mm256_slli_epi16(h, 7), mask);
-        __m256 w0 = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
-        __m256 w1 = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+        __m256 w0, w1;
+        if (Tiled) {
+          w0 = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k);
+          w1 = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k + 8);
+        } else {
+          fp8_decode16(wr[j] + k, mask, w0, w1);
+        }
         for (int r = 0; r < RB; r++) {
           c0[j][r] = _mm256_fmadd_ps(w0, xv0[r], c0[j][r]);
           c1[j][r] = _mm256_fmadd_ps(w1, xv1[r], c1[j][r]);
@@ -306,8 +317,15 @@ inline void fp4_decode(__m256i codes, __m256i lut_lo, __m256i lut_hi, __m256 f[4
   f[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, u1));
 }
 
-template <int NR, int RB>
-void fp4_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+// 64 inputs (32 bytes) -> 8 float vectors in the Fp4Group64 order, unscaled.
+inline void fp4_decode64(const uint8_t* p, __m256i lut_lo, __m256i lut_hi, __m256i low4, __m256 f[8]) {
+  __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  fp4_decode(_mm256_and_si256(raw, low4), lut_lo, lut_hi, f);
+  fp4_decode(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), lut_lo, lut_hi, f + 4);
+}
+
+template <int NR, int RB, bool Tiled>
+void fp4_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n) {
   const int K = w.K;
   const __m256i lut_lo = fp4_lut_lo(), lut_hi = fp4_lut_hi();
   const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -321,10 +339,12 @@ void fp4_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ld
   for (int g = 0; g < K; g += 64) {
     __m256 c0[NR][RB], c1[NR][RB];
     for (int j = 0; j < NR; j++) {
-      __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[j] + g / 2));
       __m256 f[8];
-      fp4_decode(_mm256_and_si256(raw, low4), lut_lo, lut_hi, f);
-      fp4_decode(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), lut_lo, lut_hi, f + 4);
+      if (Tiled) {
+        for (int i = 0; i < 8; i++) f[i] = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + g + 8 * i);
+      } else {
+        fp4_decode64(wr[j] + g / 2, lut_lo, lut_hi, low4, f);
+      }
       for (int r = 0; r < RB; r++) {
         const float* xr = x + r * ldx + g;
         __m256 a = _mm256_mul_ps(f[0], _mm256_loadu_ps(xr));
@@ -347,8 +367,8 @@ void fp4_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ld
     for (int r = 0; r < RB; r++) out[r * ldo + n + j] = hsum8(acc[j][r]);
 }
 
-template <int NR, int RB>
-void bf16_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+template <int NR, int RB, bool Tiled>
+void bf16_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n) {
   const int K = w.K;
   const __m256i zero = _mm256_setzero_si256();
   const uint8_t* wr[NR];
@@ -363,9 +383,15 @@ void bf16_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t l
       xv1[r] = _mm256_loadu_ps(x + r * ldx + k + 8);
     }
     for (int j = 0; j < NR; j++) {
-      __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[j] + 2 * k));
-      __m256 w0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, raw));
-      __m256 w1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, raw));
+      __m256 w0, w1;
+      if (Tiled) {
+        w0 = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k);
+        w1 = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k + 8);
+      } else {
+        __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[j] + 2 * k));
+        w0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, raw));
+        w1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, raw));
+      }
       for (int r = 0; r < RB; r++) {
         c0[j][r] = _mm256_fmadd_ps(w0, xv0[r], c0[j][r]);
         c1[j][r] = _mm256_fmadd_ps(w1, xv1[r], c1[j][r]);
@@ -376,8 +402,8 @@ void bf16_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t l
     for (int r = 0; r < RB; r++) out[r * ldo + n + j] = hsum8(_mm256_add_ps(c0[j][r], c1[j][r]));
 }
 
-template <int NR, int RB>
-void f32_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+template <int NR, int RB, bool Tiled>
+void f32_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n) {
   const int K = w.K, full = K & ~15;
   const float* wr[NR];
   for (int j = 0; j < NR; j++) wr[j] = reinterpret_cast<const float*>(w.row(n + j));
@@ -406,42 +432,116 @@ void f32_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ld
     }
 }
 
-using TileFn = void (*)(const Matrix&, const float*, size_t, float*, size_t, int);
+using TileFn = void (*)(const Matrix&, const float*, const float*, size_t, float*, size_t, int);
+
+template <int RB, bool Tiled>
+void pick(Format f, TileFn& pair, TileFn& single) {
+  switch (f) {
+    case Format::FP8: pair = fp8_tile<2, RB, Tiled>, single = fp8_tile<1, RB, Tiled>; break;
+    case Format::FP4: pair = fp4_tile<2, RB, Tiled>, single = fp4_tile<1, RB, Tiled>; break;
+    case Format::BF16: pair = bf16_tile<2, RB, Tiled>, single = bf16_tile<1, RB, Tiled>; break;
+    case Format::F32: pair = f32_tile<2, RB, false>, single = f32_tile<1, RB, false>; break;
+  }
+}
 
 // One pass over output rows [n0, n1) for up to 4 activation rows: pairs of weight rows
-// when a single activation row leaves the FMA units idle, single rows otherwise.
-template <int RB>
-void vector_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n0, int n1) {
+// when a single activation row leaves the FMA units idle, single rows otherwise. With a
+// tile, weight row n0 + j comes decoded from tile row j.
+template <int RB, bool Tiled>
+void vector_pass(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n0, int n1) {
   TileFn pair = nullptr, single = nullptr;
-  switch (w.format) {
-    case Format::FP8: pair = fp8_tile<2, RB>, single = fp8_tile<1, RB>; break;
-    case Format::FP4: pair = fp4_tile<2, RB>, single = fp4_tile<1, RB>; break;
-    case Format::BF16: pair = bf16_tile<2, RB>, single = bf16_tile<1, RB>; break;
-    case Format::F32: pair = f32_tile<2, RB>, single = f32_tile<1, RB>; break;
-  }
+  pick<RB, Tiled>(w.format, pair, single);
+  const size_t K = static_cast<size_t>(w.K);
   int n = n0;
-  if (RB <= 2)
-    for (; n + 2 <= n1; n += 2) pair(w, x, ldx, out, ldo, n);
-  for (; n < n1; n++) single(w, x, ldx, out, ldo, n);
+  if (RB <= 2 || Tiled)
+    for (; n + 2 <= n1; n += 2) pair(w, tile ? tile + (n - n0) * K : nullptr, x, ldx, out, ldo, n);
+  for (; n < n1; n++) single(w, tile ? tile + (n - n0) * K : nullptr, x, ldx, out, ldo, n);
+}
+
+template <bool Tiled>
+void rows_pass(const Matrix& w, const float* tile, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+  // Tiled passes take two activation rows at a time: with decoding gone the kernel is
+  // bound by registers, and 2 weight rows x 2 activation rows fill them.
+  const int step = Tiled ? 2 : 4;
+  for (int r0 = 0; r0 < rows; r0 += step) {
+    const float* x = xp + static_cast<size_t>(r0) * ldx;
+    float* o = out + static_cast<size_t>(r0) * ldo;
+    switch (imin(step, rows - r0)) {
+      case 1: vector_pass<1, Tiled>(w, tile, x, ldx, o, ldo, n0, n1); break;
+      case 2: vector_pass<2, Tiled>(w, tile, x, ldx, o, ldo, n0, n1); break;
+      case 3: vector_pass<3, Tiled>(w, tile, x, ldx, o, ldo, n0, n1); break;
+      default: vector_pass<4, Tiled>(w, tile, x, ldx, o, ldo, n0, n1); break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Many activation rows (prefill): decode a few weight rows once into floats, then run the
+// very kernels above on them for every activation row. The decoded values are the ones the
+// on-the-fly kernels compute, and the per-row arithmetic is the same, so a token's result
+// does not depend on how many rows share its batch (prefill equals decode, bit for bit).
+constexpr int kTiledRows = 5;  // from here on decoding once beats decoding per 4 rows
+constexpr int kTileRows = 4;
+
+float* tile_scratch(size_t floats) {
+  // Per thread and never freed: the pool's threads live as long as the process.
+  static thread_local float* p = nullptr;
+  static thread_local size_t have = 0;
+  if (have < floats) {
+    free(p);
+    p = static_cast<float*>(aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64));
+    have = floats;
+  }
+  return p;
+}
+
+void decode_tile(const Matrix& w, int n0, int nt, float* tile) {
+  const int K = w.K;
+  const __m256i mask = _mm256_set1_epi16(static_cast<short>(0xBF80));
+  const __m256i lut_lo = fp4_lut_lo(), lut_hi = fp4_lut_hi(), low4 = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
+  for (int j = 0; j < nt; j++) {
+    const uint8_t* wr = w.row(n0 + j);
+    float* d = tile + static_cast<size_t>(j) * K;
+    if (w.format == Format::FP8) {
+      for (int k = 0; k + 16 <= K; k += 16) {
+        __m256 w0, w1;
+        fp8_decode16(wr + k, mask, w0, w1);
+        _mm256_storeu_ps(d + k, w0);
+        _mm256_storeu_ps(d + k + 8, w1);
+      }
+    } else if (w.format == Format::FP4) {
+      for (int g = 0; g < K; g += 64) {
+        __m256 f[8];
+        fp4_decode64(wr + g / 2, lut_lo, lut_hi, low4, f);
+        for (int i = 0; i < 8; i++) _mm256_storeu_ps(d + g + 8 * i, f[i]);
+      }
+    } else {
+      for (int k = 0; k < K; k += 16) {
+        __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + 2 * k));
+        _mm256_storeu_ps(d + k, _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, raw)));
+        _mm256_storeu_ps(d + k + 8, _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, raw)));
+      }
+    }
+  }
+}
+
+void tiled_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+  float* tile = tile_scratch(static_cast<size_t>(kTileRows) * w.K);
+  for (int t = n0; t < n1; t += kTileRows) {
+    const int nt = imin(kTileRows, n1 - t);
+    decode_tile(w, t, nt, tile);
+    rows_pass<true>(w, tile, xp, ldx, rows, out, ldo, t, t + nt);
+  }
 }
 #endif  // DSV4_AVX2
 
 void linear_impl(const Matrix& w, const float* xp, int rows, float* out, size_t ldo, int n0, int n1) {
   const size_t ldx = prepared_width_impl(w);
 #ifdef DSV4_AVX2
-  const bool vector = layout_of(w) != Layout::Natural || w.format == Format::FP8 || w.format == Format::F32;
-  if (vector) {
-    for (int r0 = 0; r0 < rows; r0 += 4) {
-      const float* x = xp + static_cast<size_t>(r0) * ldx;
-      float* o = out + static_cast<size_t>(r0) * ldo;
-      switch (imin(4, rows - r0)) {
-        case 1: vector_pass<1>(w, x, ldx, o, ldo, n0, n1); break;
-        case 2: vector_pass<2>(w, x, ldx, o, ldo, n0, n1); break;
-        case 3: vector_pass<3>(w, x, ldx, o, ldo, n0, n1); break;
-        default: vector_pass<4>(w, x, ldx, o, ldo, n0, n1); break;
-      }
-    }
-    return;
+  const Layout layout = layout_of(w);
+  if (layout != Layout::Natural || w.format == Format::FP8 || w.format == Format::F32) {
+    if (rows >= kTiledRows && w.format != Format::F32) return tiled_pass(w, xp, ldx, rows, out, ldo, n0, n1);
+    return rows_pass<false>(w, nullptr, xp, ldx, rows, out, ldo, n0, n1);
   }
 #endif
   for (int r = 0; r < rows; r++)
