@@ -28,7 +28,7 @@ export function createBackend(name: string | undefined = process.env.DSV4_BACKEN
       if (!("error" in r)) return new NativeBackend(r.addon);
       if (!warned) {
         warned = true;
-        process.stderr.write(`dsv4: warning: native backend unavailable (${r.error}); using the slow TypeScript reference backend (build it with \`npm rebuild\`)\n`);
+        process.stderr.write(`dsv4: warning: native backend unavailable (${r.error}); using the slow TypeScript reference backend (build it with \`npm run install\`)\n`);
       }
       return new RefBackend();
     }
