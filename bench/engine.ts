@@ -4,7 +4,8 @@
  * and an oracle drafter as the ceiling), and decode ms/token at long contexts with the
  * state bytes a sequence needs there.
  *
- * Run: `node dist/bench/engine.js [--json] [--backend NAME] [--quick]`.
+ * Run: `node dist/bench/engine.js [--json] [--backend NAME] [--quick]` (full: ~6 min on 2 cores with the
+ * native backend, most of it the real 64K prefill; --quick prefills 8K and synthesises beyond).
  * Long contexts use a "micro" checkpoint with max_position_embeddings raised to 1,048,576;
  * positions beyond what is practical to prefill are reached with a synthetic state (see
  * longContext below).
@@ -168,6 +169,7 @@ async function longContext(backend: string | undefined, contexts: number[], pref
     log(`  ${String(ctx).padStart(8)}: ${ms.toFixed(2)} ms/token, state ${(row.state_bytes / 2 ** 20).toFixed(1)} MiB here (${bpv * 8}-bit values), V4-Flash bf16 ${(row.state_bytes_bf16_flash / 2 ** 30).toFixed(2)} GiB [${how}]`);
   }
   model.close();
+  if (prefillS > 0) log(`  prefill to ${Math.min(pos, prefillLimit)} tokens: ${(Math.min(pos, prefillLimit) / prefillS).toFixed(0)} tok/s average`);
   return {
     preset: "micro (max_position_embeddings 1048576)",
     rows,
