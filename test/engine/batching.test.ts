@@ -48,4 +48,29 @@ describe("continuous batching", async () => {
       await engine.dispose();
     }
   });
+
+  test("a long prompt is prefilled in chunks between the decode steps of others", async () => {
+    const engine = await Engine.load(dir, { prefillChunkTokens: 16, prefixCache: { enabled: false }, speculative: { enabled: false } });
+    try {
+      const order: string[] = [];
+      const short = engine.generate({ prompt_tokens: promptIds(4, 1), max_tokens: 12, temperature: 0 });
+      const readShort = (async () => {
+        for await (const ev of short) if (ev.type === "token") order.push("token");
+      })();
+      // Let the short one start decoding, then send a prompt that needs 12 chunks.
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      const long = engine.generate({ prompt_tokens: promptIds(190, 2), max_tokens: 1, temperature: 0 });
+      const readLong = (async () => {
+        for await (const ev of long) if (ev.type === "prefill") order.push("prefill");
+      })();
+      await Promise.all([readShort, readLong]);
+      const firstPrefill = order.indexOf("prefill");
+      const lastPrefill = order.lastIndexOf("prefill");
+      const tokensDuring = order.slice(firstPrefill, lastPrefill).filter((x) => x === "token").length;
+      assert.ok(tokensDuring >= 8, `only ${tokensDuring} short-sequence tokens while the long prompt prefilled: ${order.join(" ")}`);
+    } finally {
+      await engine.dispose();
+    }
+  });
 });
