@@ -1,15 +1,21 @@
 import type { Command } from "../command.js";
 import { benchCommand } from "./bench.js";
+import { chatCommand } from "./chat.js";
 import { encodeCommand } from "./encode.js";
 import { logitsCommand } from "./logits.js";
+import { runCommand } from "./run.js";
+import { serveCommand } from "./serve.js";
 import { tinyCommand } from "./tiny.js";
 import { tokenizeCommand } from "./tokenize.js";
 
 /** Every CLI command, in the order `dsv4 --help` lists them. */
 export const commands: Command[] = [
   benchCommand,
+  chatCommand,
   encodeCommand,
   logitsCommand,
+  runCommand,
+  serveCommand,
   tinyCommand,
   tokenizeCommand,
 ];

@@ -1,0 +1,171 @@
+import { readFileSync } from "node:fs";
+import { CliError, parseCommandArgs, stringOption, type Command } from "../command.js";
+import { intOption, loadEngine, numberOption } from "../load-engine.js";
+import { defaultModelDir } from "../default-model.js";
+import { DEFAULT_MODEL_NAME, DEFAULT_PRICES, makeKey, parsePriceTable, readKeysFile, startServer, type ApiKey, type PriceTable } from "../../server/index.js";
+
+export const serveCommand: Command = {
+  name: "serve",
+  summary: "serve a model over DeepSeek's HTTP API (OpenAI and Anthropic formats)",
+  usage: `Usage: dsv4 serve [--model DIR] [--host HOST] [--port PORT] [options]
+
+Serves a DeepSeek-V4 checkpoint with DeepSeek's API: point a DeepSeek/OpenAI client's
+base URL at http://HOST:PORT (or /v1; beta features under /beta; Anthropic clients at
+/anthropic). Without --model it serves the embedded default: a tiny random-weight
+DeepSeek-V4 checkpoint with the real V4 tokenizer, written on first run to
+${defaultModelDir()} (set DSV4_HOME to move it). Its output is noise:
+it is there to try the API, run tests and benchmarks.
+
+Options:
+  --model DIR             checkpoint directory (config.json, *.safetensors, tokenizer.json)
+  --host HOST             address to bind (default 127.0.0.1: this machine only)
+  --port PORT             port (default 8000; 0 picks a free one)
+  --model-name NAME       name the model answers to (default ${DEFAULT_MODEL_NAME})
+  --alias NAME            another accepted name (repeatable), e.g. deepseek-v4-pro
+  --api-key KEY           require this key (repeatable); clients send "Authorization: Bearer KEY"
+  --api-keys-file FILE    keys, one per line, each optionally followed by a USD balance
+  --prices FILE           JSON price table, USD per 1M tokens:
+                          {"cache_hit_input":${DEFAULT_PRICES.cacheHitInput},"cache_miss_input":${DEFAULT_PRICES.cacheMissInput},"output":${DEFAULT_PRICES.output}} (the defaults)
+  --cors ORIGINS          allow browsers from these origins (comma-separated, or *); off by default
+  --body-limit MB         largest request body (default 32)
+  --max-concurrent N      concurrent requests per API key before 429 (default 2500)
+  --max-sequences N       sequences decoded together (default 16)
+  --max-queue N           requests waiting beyond those before 503 (default 64)
+  --context N             context length limit in tokens (default: the model's)
+  --cache-dir DIR         persist the prefix cache here (survives restarts)
+  --backend NAME          compute backend (default: the fastest available)
+  --keep-alive SECONDS    keep-alive interval for streams and slow responses (default 5)
+  --sampling-in-thinking  honour temperature/top_p in thinking mode (DeepSeek ignores them)
+  --log                   log every request (JSON lines on stdout)
+`,
+  async run(argv) {
+    const args = parseCommandArgs(serveCommand, argv, {
+      model: { type: "string" },
+      host: { type: "string" },
+      port: { type: "string" },
+      "model-name": { type: "string" },
+      alias: { type: "string", multiple: true },
+      "api-key": { type: "string", multiple: true },
+      "api-keys-file": { type: "string" },
+      prices: { type: "string" },
+      cors: { type: "string" },
+      "body-limit": { type: "string" },
+      "max-concurrent": { type: "string" },
+      "max-sequences": { type: "string" },
+      "max-queue": { type: "string" },
+      context: { type: "string" },
+      "cache-dir": { type: "string" },
+      backend: { type: "string" },
+      "keep-alive": { type: "string" },
+      "sampling-in-thinking": { type: "boolean" },
+      log: { type: "boolean" },
+    });
+    const opt = (flag: string) => stringOption(serveCommand, args, flag);
+    const port = intOption("port", opt("port")) ?? 8000;
+    if (port > 65535) throw new CliError(`--port must be at most 65535, got ${port}`, 2);
+    const host = opt("host") ?? "127.0.0.1";
+    const apiKeys = keys(args.values["api-key"] as string[] | undefined, opt("api-keys-file"));
+    const prices = priceTable(opt("prices"));
+    const cors = corsOption(opt("cors"));
+    const bodyLimitMb = numberOption("body-limit", opt("body-limit"), 0.001, 4096) ?? 32;
+    const keepAlive = numberOption("keep-alive", opt("keep-alive"), 0, 3600) ?? 5;
+    const modelName = opt("model-name") ?? DEFAULT_MODEL_NAME;
+    const aliases = (args.values.alias as string[] | undefined) ?? [];
+    const cacheDir = opt("cache-dir");
+
+    const { engine, dir, isDefault } = await loadEngine(opt("model"), {
+      backend: opt("backend"),
+      modelName,
+      maxConcurrentSequences: intOption("max-sequences", opt("max-sequences"), 1),
+      maxQueuedRequests: intOption("max-queue", opt("max-queue"), 0),
+      contextLength: intOption("context", opt("context"), 1),
+      prefixCache: cacheDir ? { dir: cacheDir } : undefined,
+    });
+    let server;
+    try {
+      server = await startServer({
+        engine, host, port, modelName, aliases, apiKeys, prices, cors,
+        bodyLimit: Math.round(bodyLimitMb * 1024 * 1024),
+        keepAliveMs: keepAlive * 1000,
+        maxConcurrentRequests: intOption("max-concurrent", opt("max-concurrent"), 1),
+        samplingInThinking: args.values["sampling-in-thinking"] === true,
+        logger: args.values.log === true,
+      });
+    } catch (err) {
+      await engine.dispose();
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EADDRINUSE") throw new CliError(`port ${port} on ${host} is already in use; pick another with --port`);
+      if (code === "EACCES") throw new CliError(`not allowed to listen on ${host}:${port}`);
+      if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") throw new CliError(`--host ${host}: not an address of this machine`);
+      throw err;
+    }
+    process.stdout.write(banner(server.url, modelName, aliases, dir, isDefault, engine.model.backend, engine.model.contextLength, apiKeys.length > 0));
+    await untilSignal();
+    process.stderr.write("dsv4: shutting down\n");
+    await server.close();
+    await engine.dispose();
+  },
+};
+
+function keys(flags: string[] | undefined, file: string | undefined): ApiKey[] {
+  const out: ApiKey[] = [];
+  try {
+    for (const k of flags ?? []) out.push(makeKey(k));
+    if (file) out.push(...readKeysFile(file));
+  } catch (err) {
+    throw new CliError(`API keys: ${(err as Error).message}`, 2);
+  }
+  return out;
+}
+
+function priceTable(file: string | undefined): PriceTable {
+  if (!file) return DEFAULT_PRICES;
+  try {
+    return parsePriceTable(JSON.parse(readFileSync(file, "utf8")));
+  } catch (err) {
+    throw new CliError(`--prices ${file}: ${(err as Error).message}`, 2);
+  }
+}
+
+function corsOption(value: string | undefined): true | string[] | undefined {
+  if (value === undefined) return undefined;
+  if (value === "*") return true;
+  const origins = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const bad = origins.find((o) => !/^https?:\/\/[^/\s]+$/.test(o));
+  if (bad !== undefined) throw new CliError(`--cors: "${bad}" is not an origin like https://example.com`, 2);
+  return origins;
+}
+
+function banner(url: string, name: string, aliases: string[], dir: string, isDefault: boolean, backend: string, context: number, keys: boolean): string {
+  const names = [name, ...aliases].join(", ");
+  const lines = [
+    "",
+    `  dsv4 is serving ${names}`,
+    isDefault ? `  model     ${dir} (tiny random weights: output is noise; --model DIR serves a real checkpoint)` : `  model     ${dir}`,
+    `  backend   ${backend}, context ${context} tokens`,
+    "",
+    `  OpenAI / DeepSeek base URL   ${url}   (also ${url}/v1; beta: ${url}/beta)`,
+    `  Anthropic base URL           ${url}/anthropic`,
+    `  health ${url}/health   metrics ${url}/metrics`,
+    keys ? "  API keys required (Authorization: Bearer KEY)" : "  no API key required",
+    "",
+    `  curl ${url}/chat/completions -H 'Content-Type: application/json' \\`,
+    `    -d '{"model":"${name}","messages":[{"role":"user","content":"Hello!"}],"max_tokens":32}'`,
+    "",
+    "  Ctrl-C to stop.",
+    "",
+  ];
+  return lines.join("\n") + "\n";
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+}

@@ -1,0 +1,63 @@
+/**
+ * The embedded default model: a tiny random-weight DeepSeek-V4 checkpoint with
+ * the real V4 vocabulary and tokenizer, written on first use so `dsv4 serve`
+ * works right after `npm install`. Its output is noise; it exists so clients,
+ * tests and benchmarks can run without a 150 GB download.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { writeTinyCheckpoint } from "../model/tiny.js";
+
+export const DEFAULT_MODEL_PRESET = "tiny";
+export const DEFAULT_MODEL_SEED = 0;
+const MARKER = ".dsv4-default-model";
+
+/** $DSV4_HOME, else $XDG_CACHE_HOME/dsv4, else ~/.cache/dsv4. */
+export function dsv4Home(): string {
+  if (process.env.DSV4_HOME) return process.env.DSV4_HOME;
+  const cache = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(cache, "dsv4");
+}
+
+export function defaultModelDir(): string {
+  return join(dsv4Home(), "default-model");
+}
+
+const markerText = () => JSON.stringify({ preset: DEFAULT_MODEL_PRESET, seed: DEFAULT_MODEL_SEED });
+
+function isReady(dir: string): boolean {
+  try {
+    return readFileSync(join(dir, MARKER), "utf8") === markerText();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The default model's directory, written first if needed. Written to a
+ * temporary sibling and renamed into place, so an interrupted first run or two
+ * servers starting at once never leave a half-written model behind.
+ */
+export async function ensureDefaultModel(dir = defaultModelDir()): Promise<{ dir: string; created: boolean }> {
+  if (isReady(dir)) return { dir, created: false };
+  mkdirSync(dirname(dir), { recursive: true });
+  const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    await writeTinyCheckpoint(tmp, { preset: DEFAULT_MODEL_PRESET, seed: DEFAULT_MODEL_SEED });
+    writeFileSync(join(tmp, MARKER), markerText());
+    if (existsSync(dir)) {
+      if (isReady(dir)) return { dir, created: false };
+      rmSync(dir, { recursive: true, force: true });
+    }
+    try {
+      renameSync(tmp, dir);
+    } catch (err) {
+      // Another process won the race: use its copy.
+      if (!isReady(dir)) throw err;
+    }
+    return { dir, created: true };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
