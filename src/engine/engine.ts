@@ -278,7 +278,10 @@ export class Engine implements EngineApi {
   /** One scheduling step: admit, plan, draft, one batched forward, record outcomes. */
   private step(): void {
     const s = this.scheduler;
-    s.admit((seq) => this.stateBytesFor(seq.promptLength + seq.req.maxTokens), (seq) => this.start(seq));
+    s.admit((seq) => {
+      seq.reservedTokens = this.reservationTokens(seq, seq.promptLength);
+      return this.stateBytesFor(seq.reservedTokens);
+    }, (seq) => this.start(seq));
     const plan = s.plan((seq) => (this.canDraft(seq) ? 2 : 1));
     if (plan.prefill.length === 0 && plan.decode.length === 0) return;
     this.counters.steps_total++;
@@ -318,11 +321,29 @@ export class Engine implements EngineApi {
     plan.prefill.forEach((w, i) => this.afterPrefill(w.seq, w.tokens.length, w.final, prefillOut[i]!, positions.get(w.seq)!));
 
     for (const seq of [...s.running]) {
+      if (!seq.finished) this.extendReservation(seq);
       if (!seq.finished) continue;
       this.counters.generated_tokens_total += seq.generated.length;
       this.counters.reasoning_tokens_total += seq.reasoningTokens;
       this.counters.speculative_accepted_total += seq.accepted;
       this.release(seq);
+    }
+  }
+
+  private reservationTokens(seq: Sequence, from: number): number {
+    const step = this.opts.reserveTokens ?? 4096;
+    return Math.min(seq.promptLength + seq.req.maxTokens, from + step);
+  }
+
+  /** Keeps a growing sequence's reservation ahead of it (two tokens: a verified draft step). */
+  private extendReservation(seq: Sequence): void {
+    const len = seq.state!.length + 2;
+    if (len <= seq.reservedTokens) return;
+    const tokens = this.reservationTokens(seq, len);
+    if (this.scheduler.grow(seq, this.stateBytesFor(tokens) - seq.reservedBytes)) {
+      seq.reservedTokens = tokens;
+    } else {
+      seq.finish("insufficient_system_resource");
     }
   }
 

@@ -1,8 +1,9 @@
 /**
  * Who runs and what each running sequence gets in the next step.
  *
- * Admission: a waiting sequence starts when a slot is free and its worst-case
- * state (prompt + max_tokens, spec §6) fits in the state budget; the queue is
+ * Admission: a waiting sequence starts when a slot is free and the state it
+ * needs for its prompt plus a growth allowance (spec §6) fits in the state
+ * budget; the reservation is extended as it grows (see grow). The queue is
  * bounded and refuses beyond it. Planning: every decoding sequence gets its
  * next token(s); prompts still being prefilled share the remaining token
  * budget in chunks, so one long prompt never stalls the others. Non-final
@@ -71,6 +72,15 @@ export class Scheduler {
       started.push(seq);
     }
     return started;
+  }
+
+  /** Extends a running sequence's reservation by `bytes`; false when the budget cannot cover it. */
+  grow(seq: Sequence, bytes: number): boolean {
+    if (bytes <= 0) return true;
+    if (this.reservedBytes + bytes > this.cfg.stateBudgetBytes) return false;
+    seq.reservedBytes += bytes;
+    this.reservedBytes += bytes;
+    return true;
   }
 
   remove(seq: Sequence): void {

@@ -37,8 +37,9 @@ export class Sequence {
   prefilled = 0;
   cachedTokens = 0;
   cacheAnchor: CacheAnchor | null = null;
-  /** Bytes of state budget held while running. */
+  /** Bytes of state budget held while running, and the length they cover. */
   reservedBytes = 0;
+  reservedTokens = 0;
   readonly generated: number[] = [];
   /** The last chosen token, not yet fed to the model. */
   pending: number | null = null;

@@ -60,6 +60,13 @@ export interface EngineOptions {
   maxQueuedRequests?: number;
   /** Budget for the state of all running sequences, in bytes (default: 50% of system memory). */
   stateMemoryBytes?: number;
+  /**
+   * State is reserved for the prompt plus this many tokens (default 4096, capped by
+   * max_tokens) and extended in such steps as a sequence grows; a sequence that cannot
+   * extend finishes with "insufficient_system_resource" (spec §A.5). Infinity reserves
+   * prompt + max_tokens up front, so nothing is ever interrupted.
+   */
+  reserveTokens?: number;
   /** Prompt tokens prefilled per sequence per step, so long prompts interleave with decoding (default 256). */
   prefillChunkTokens?: number;
   /** Cap on the tokens of one step across all sequences (default 2048). */

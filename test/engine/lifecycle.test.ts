@@ -82,6 +82,23 @@ describe("engine lifecycle and limits", async () => {
     }
   });
 
+  test("state reservations grow with the sequence; one that cannot grow is interrupted", async () => {
+    const probe = await Engine.load(dir, { prefixCache: { enabled: false } });
+    const budget = probe.stateBytesFor(212) + probe.stateBytesFor(40);
+    await probe.dispose();
+    const engine = await Engine.load(dir, { stateMemoryBytes: budget, reserveTokens: 8, prefixCache: { enabled: false }, speculative: { enabled: false } });
+    try {
+      const rs = await Promise.all([1, 2].map((i) => engine.generate({ prompt_tokens: promptIds(10, i), max_tokens: 200, temperature: 0 }).result()));
+      const reasons = rs.map((r) => r.finish_reason).sort();
+      assert.deepEqual(reasons, ["insufficient_system_resource", "length"]);
+      const done = rs.find((r) => r.finish_reason === "length")!;
+      assert.equal(done.tokens.length, 200);
+      assert.equal(engine.metrics().active_sequences, 0);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test("logprobs: chosen token and up to 20 alternatives per position", async () => {
     const engine = await Engine.load(dir, { prefixCache: { enabled: false } });
     try {
