@@ -242,52 +242,52 @@ inline void fp8_decode16(const uint8_t* p, __m256i mask, __m256& w0, __m256& w1)
   w1 = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
 }
 
+// FP8 products. The activations are first multiplied by the weight scales of the 128-row
+// group (exact: powers of two), so a block sum needs no scale of its own. Every kernel
+// shape below does the same arithmetic per (weight row, activation row), in K order:
+// that is what makes a row's result independent of its batch.
 template <int NR, int RB, bool Tiled>
-void fp8_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n) {
-  const int K = w.K, full = K / kFp8Block;
+void fp8_dot(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+  const int K = w.K;
   const __m256i mask = _mm256_set1_epi16(static_cast<short>(0xBF80));
-  const uint8_t* wr[NR];
-  const float* sr[NR];
-  for (int j = 0; j < NR; j++) wr[j] = w.row(n + j), sr[j] = w.scale_row(n + j);
+  // Block sums (spec §3.7: fp32 per 128-wide K block, then fp32 over blocks). Only the
+  // block sums need registers; the running totals are touched once per block.
   __m256 acc[NR][RB];
   for (int j = 0; j < NR; j++)
     for (int r = 0; r < RB; r++) acc[j][r] = _mm256_setzero_ps();
-  for (int b = 0; b < full; b++) {
-    __m256 c0[NR][RB], c1[NR][RB];
+  for (int kb = 0; kb < K; kb += kFp8Block) {
+    const int ke = imin(K, kb + kFp8Block);
+    __m256 blk[NR][RB];
     for (int j = 0; j < NR; j++)
-      for (int r = 0; r < RB; r++) c0[j][r] = c1[j][r] = _mm256_setzero_ps();
-    const int kb = b * kFp8Block;
-    for (int k = kb; k < kb + kFp8Block; k += 16) {
-      __m256 xv0[RB], xv1[RB];
-      for (int r = 0; r < RB; r++) {
-        xv0[r] = _mm256_loadu_ps(x + r * ldx + k);
-        xv1[r] = _mm256_loadu_ps(x + r * ldx + k + 8);
-      }
-      for (int j = 0; j < NR; j++) {
-        __m256 w0, w1;
-        if (Tiled) {
-          w0 = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k);
-          w1 = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k + 8);
-        } else {
-          fp8_decode16(wr[j] + k, mask, w0, w1);
+      for (int r = 0; r < RB; r++) blk[j][r] = _mm256_setzero_ps();
+    if (Tiled) {
+      // Eight inputs at a time (the same chain order as below): the activation rows stay
+      // in registers and each decoded weight vector is loaded once for all of them.
+      for (int k = kb; k < ke; k += 8) {
+        __m256 xv[RB];
+        for (int r = 0; r < RB; r++) xv[r] = _mm256_loadu_ps(x + r * ldx + k);
+        for (int j = 0; j < NR; j++) {
+          const __m256 wv = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k);
+          for (int r = 0; r < RB; r++) blk[j][r] = _mm256_fmadd_ps(wv, xv[r], blk[j][r]);
         }
-        for (int r = 0; r < RB; r++) {
-          c0[j][r] = _mm256_fmadd_ps(w0, xv0[r], c0[j][r]);
-          c1[j][r] = _mm256_fmadd_ps(w1, xv1[r], c1[j][r]);
+      }
+    } else {
+      for (int k = kb; k < ke; k += 16) {
+        for (int j = 0; j < NR; j++) {
+          __m256 w0, w1;
+          fp8_decode16(w.row(n + j) + k, mask, w0, w1);
+          for (int r = 0; r < RB; r++) {
+            blk[j][r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * ldx + k), blk[j][r]);
+            blk[j][r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + r * ldx + k + 8), blk[j][r]);
+          }
         }
       }
     }
-    for (int j = 0; j < NR; j++) {
-      __m256 s = _mm256_set1_ps(sr[j][b]);
-      for (int r = 0; r < RB; r++) acc[j][r] = _mm256_fmadd_ps(_mm256_add_ps(c0[j][r], c1[j][r]), s, acc[j][r]);
-    }
+    for (int j = 0; j < NR; j++)
+      for (int r = 0; r < RB; r++) acc[j][r] = _mm256_add_ps(acc[j][r], blk[j][r]);
   }
   for (int j = 0; j < NR; j++)
-    for (int r = 0; r < RB; r++) {
-      float v = hsum8(acc[j][r]) * 256.0f;
-      if (full * kFp8Block < K) v += fp8_row_scalar(w, n + j, x + r * ldx, full * kFp8Block);
-      out[r * ldo + n + j] = v;
-    }
+    for (int r = 0; r < RB; r++) out[r * ldo + n + j] = hsum8(acc[j][r]) * 256.0f;
 }
 
 // E2M1 code -> bf16 bits, split in low and high bytes for two byte shuffles.
@@ -437,7 +437,7 @@ using TileFn = void (*)(const Matrix&, const float*, const float*, size_t, float
 template <int RB, bool Tiled>
 void pick(Format f, TileFn& pair, TileFn& single) {
   switch (f) {
-    case Format::FP8: pair = fp8_tile<2, RB, Tiled>, single = fp8_tile<1, RB, Tiled>; break;
+    case Format::FP8: break;  // fp8_linear
     case Format::FP4: pair = fp4_tile<2, RB, Tiled>, single = fp4_tile<1, RB, Tiled>; break;
     case Format::BF16: pair = bf16_tile<2, RB, Tiled>, single = bf16_tile<1, RB, Tiled>; break;
     case Format::F32: pair = f32_tile<2, RB, false>, single = f32_tile<1, RB, false>; break;
@@ -533,13 +533,96 @@ void tiled_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
     rows_pass<true>(w, tile, xp, ldx, rows, out, ldo, t, t + nt);
   }
 }
+
+float* prescaled_scratch(size_t floats) {
+  static thread_local float* p = nullptr;
+  static thread_local size_t have = 0;
+  if (have < floats) {
+    free(p);
+    p = static_cast<float*>(aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64));
+    have = floats;
+  }
+  return p;
+}
+
+// x times the scales of 128-row group g, block by block along K.
+void fp8_prescale(const Matrix& w, int g, const float* xp, size_t ldx, int rows, float* dst) {
+  const float* s = w.scales.data() + static_cast<size_t>(g) * w.scale_cols;
+  for (int r = 0; r < rows; r++) {
+    const float* x = xp + r * ldx;
+    float* d = dst + r * ldx;
+    for (int k = 0; k < w.K; k += 8) _mm256_storeu_ps(d + k, _mm256_mul_ps(_mm256_loadu_ps(x + k), _mm256_set1_ps(s[k / kFp8Block])));
+  }
+}
+
+template <bool Tiled>
+using Fp8Fn = void (*)(const Matrix&, const float*, const float*, size_t, float*, size_t, int);
+
+// Output rows [n0, n1) of one 128-row scale group, for all activation rows.
+void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+  const size_t K = static_cast<size_t>(w.K);
+  if (rows >= kTiledRows) {
+    static const Fp8Fn<true> micro[4][3] = {
+        {fp8_dot<1, 1, true>, fp8_dot<1, 2, true>, fp8_dot<1, 3, true>},
+        {fp8_dot<2, 1, true>, fp8_dot<2, 2, true>, fp8_dot<2, 3, true>},
+        {fp8_dot<3, 1, true>, fp8_dot<3, 2, true>, fp8_dot<3, 3, true>},
+        {fp8_dot<4, 1, true>, fp8_dot<4, 2, true>, fp8_dot<4, 3, true>},
+    };
+    float* tile = tile_scratch(kTileRows * K);
+    for (int t = n0; t < n1; t += kTileRows) {
+      const int nt = imin(kTileRows, n1 - t);
+      decode_tile(w, t, nt, tile);
+      for (int r = 0; r < rows; r += 3) {
+        const int rb = imin(3, rows - r);
+        micro[nt - 1][rb - 1](w, tile, xs + r * ldx, ldx, out + r * ldo, ldo, t);
+      }
+    }
+    return;
+  }
+  // Few rows: decode on the fly, enough weight rows at once for four independent chains.
+  for (int r0 = 0; r0 < rows; r0 += 4) {
+    const int rb = imin(4, rows - r0);
+    const float* x = xs + r0 * ldx;
+    float* o = out + r0 * ldo;
+    int n = n0;
+    switch (rb) {
+      case 1:
+        for (; n + 4 <= n1; n += 4) fp8_dot<4, 1, false>(w, nullptr, x, ldx, o, ldo, n);
+        for (; n < n1; n++) fp8_dot<1, 1, false>(w, nullptr, x, ldx, o, ldo, n);
+        break;
+      case 2:
+        for (; n + 2 <= n1; n += 2) fp8_dot<2, 2, false>(w, nullptr, x, ldx, o, ldo, n);
+        for (; n < n1; n++) fp8_dot<1, 2, false>(w, nullptr, x, ldx, o, ldo, n);
+        break;
+      case 3:
+        for (; n < n1; n++) fp8_dot<1, 3, false>(w, nullptr, x, ldx, o, ldo, n);
+        break;
+      default:
+        for (; n < n1; n++) fp8_dot<1, 4, false>(w, nullptr, x, ldx, o, ldo, n);
+        break;
+    }
+  }
+}
+
+void fp8_linear(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+  float* xs = prescaled_scratch(static_cast<size_t>(rows) * ldx);
+  for (int n = n0; n < n1;) {
+    const int g = n / kFp8Block;
+    const int end = imin(n1, (g + 1) * kFp8Block);
+    fp8_prescale(w, g, xp, ldx, rows, xs);
+    fp8_group(w, xs, ldx, rows, out, ldo, n, end);
+    n = end;
+  }
+}
 #endif  // DSV4_AVX2
 
 void linear_impl(const Matrix& w, const float* xp, int rows, float* out, size_t ldo, int n0, int n1) {
   const size_t ldx = prepared_width_impl(w);
 #ifdef DSV4_AVX2
   const Layout layout = layout_of(w);
-  if (layout != Layout::Natural || w.format == Format::FP8 || w.format == Format::F32) {
+  if (w.format == Format::FP8) {
+    if (w.K % 16 == 0) return fp8_linear(w, xp, ldx, rows, out, ldo, n0, n1);
+  } else if (layout != Layout::Natural || w.format == Format::F32) {
     if (rows >= kTiledRows && w.format != Format::F32) return tiled_pass(w, xp, ldx, rows, out, ldo, n0, n1);
     return rows_pass<false>(w, nullptr, xp, ldx, rows, out, ldo, n0, n1);
   }

@@ -32,10 +32,13 @@ void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* ou
     return;
   }
   // Enough tiles for dynamic balancing (threads finish unevenly on a shared machine),
-  // each big enough to amortise the per-task overhead; even, so row pairs stay together.
-  int tile = static_cast<int>(std::max<size_t>(2, kTileBytes / row_bytes));
-  tile = std::min(tile, std::max(2, w.N / (p.threads() * 8)));
-  tile = (tile + 1) & ~1;
+  // each big enough to amortise the per-task overhead; multiples of 4 rows so the kernels'
+  // row groups stay whole. FP8 tiles follow the 128-row scale groups when there are enough
+  // of them: each group's scales are applied to the activations once.
+  int tile = static_cast<int>(std::max<size_t>(4, kTileBytes / row_bytes));
+  tile = std::min(tile, std::max(4, w.N / (p.threads() * 8)));
+  tile = (tile + 3) & ~3;
+  if (w.format == Format::FP8 && w.N >= kFp8Block * p.threads() * 4) tile = kFp8Block;
   const int tasks = (w.N + tile - 1) / tile;
   p.run(tasks, [&](int t, int) {
     const int n0 = t * tile;
