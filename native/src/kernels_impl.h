@@ -42,14 +42,17 @@ inline Layout layout_of(const Matrix& w) {
 }
 
 // Position of natural element e inside its permuted group.
-// Fp4Group64: vector v = nibble*4 + q holds, in lanes i < 4, bytes q*4 + i and, in lanes
-// i >= 4, bytes 16 + q*4 + (i-4); element = 2*byte + nibble (low nibble = even element).
+// Fp4Group64 (see fp4_decode): element 2*byte + nibble; vector (nibble*4 + q) holds, in
+// lanes i < 4, the bytes 8u + 2i + p of the group's first 16 bytes and in lanes i >= 4 the
+// same of its last 16, where q = 2u + p (u: which 8 bytes, p: byte parity).
 inline int fp4_slot(int e) {
   int byte = e >> 1, nib = e & 1;
-  int lane_hi = byte >= 16 ? 1 : 0;
+  int half = byte >= 16 ? 1 : 0;
   int within = byte & 15;
-  int q = within >> 2, i = (within & 3) + 4 * lane_hi;
-  return (nib * 4 + q) * 8 + i;
+  int u = within >> 3, pos = within & 7;
+  int q = 2 * u + (pos & 1);
+  int lane = (pos >> 1) + 4 * half;
+  return (nib * 4 + q) * 8 + lane;
 }
 // Bf16Group16: vector 0 = elements 0-3, 8-11; vector 1 = 4-7, 12-15 (unpack lo/hi per lane).
 inline int bf16_slot(int e) {
@@ -305,16 +308,19 @@ inline __m256i fp4_lut_hi() {
 }
 
 // 32 codes (one nibble of 32 bytes) -> 4 float vectors, in the Fp4Group64 lane order.
+// Two byte shuffles give each code's bf16 bits; after interleaving them into 16-bit values,
+// a float is the odd value masked in place or the even one shifted up, which keeps half
+// of the widening off the shuffle units.
 inline void fp4_decode(__m256i codes, __m256i lut_lo, __m256i lut_hi, __m256 f[4]) {
-  const __m256i zero = _mm256_setzero_si256();
+  const __m256i high = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
   __m256i lo = _mm256_shuffle_epi8(lut_lo, codes);
   __m256i hi = _mm256_shuffle_epi8(lut_hi, codes);
   __m256i u0 = _mm256_unpacklo_epi8(lo, hi);
   __m256i u1 = _mm256_unpackhi_epi8(lo, hi);
-  f[0] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, u0));
-  f[1] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, u0));
-  f[2] = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, u1));
-  f[3] = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, u1));
+  f[0] = _mm256_castsi256_ps(_mm256_slli_epi32(u0, 16));
+  f[1] = _mm256_castsi256_ps(_mm256_and_si256(u0, high));
+  f[2] = _mm256_castsi256_ps(_mm256_slli_epi32(u1, 16));
+  f[3] = _mm256_castsi256_ps(_mm256_and_si256(u1, high));
 }
 
 // 64 inputs (32 bytes) -> 8 float vectors in the Fp4Group64 order, unscaled.
