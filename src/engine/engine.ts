@@ -294,8 +294,10 @@ export class Engine implements EngineApi {
     const decodeReqs: ForwardRequest[] = plan.decode.map((seq) => {
       const st = seq.state!;
       const d = drafts.get(seq);
-      if (d) undo.set(seq, st.saveTail(st.length + 1));
-      return { seq: st, tokens: d ? [seq.pending!, d.token] : [seq.pending!] };
+      if (!d) return { seq: st, tokens: [seq.pending!] };
+      undo.set(seq, st.saveTail(st.length + 1));
+      // Verifying a draft needs logits (and streams) at both of its positions.
+      return { seq: st, tokens: [seq.pending!, d.token], logits: "all", residual: "all" };
     });
     const prefillReqs: ForwardRequest[] = plan.prefill.map((w) => ({ seq: w.seq.state!, tokens: w.tokens }));
     const positions = new Map<Sequence, number>();
@@ -303,19 +305,10 @@ export class Engine implements EngineApi {
     for (const w of plan.prefill) positions.set(w.seq, w.seq.state!.length);
 
     const wantResidual = [...plan.decode, ...plan.prefill.map((w) => w.seq)].some((seq) => seq.req.speculative);
-    let decodeOut: ForwardOutput[];
-    let prefillOut: ForwardOutput[];
-    if (drafts.size === 0) {
-      // The common case: one pass over every sequence.
-      const out = this.core.forward([...decodeReqs, ...prefillReqs], { logits: "last", residual: wantResidual ? "all" : "none" });
-      decodeOut = out.slice(0, decodeReqs.length);
-      prefillOut = out.slice(decodeReqs.length);
-    } else {
-      // Verification needs logits at both positions; the forward's logits mode is per call,
-      // so prompts being prefilled go in a second pass rather than pay a head per prompt token.
-      decodeOut = this.core.forward(decodeReqs, { logits: "all", residual: "all" });
-      prefillOut = prefillReqs.length > 0 ? this.core.forward(prefillReqs, { logits: "last", residual: wantResidual ? "all" : "none" }) : [];
-    }
+    // One pass over every sequence; prompts being prefilled need logits only at their last token.
+    const out = this.core.forward([...decodeReqs, ...prefillReqs], { logits: "last", residual: wantResidual ? "all" : "none" });
+    const decodeOut: ForwardOutput[] = out.slice(0, decodeReqs.length);
+    const prefillOut: ForwardOutput[] = out.slice(decodeReqs.length);
 
     plan.decode.forEach((seq, i) => this.afterDecode(seq, decodeOut[i]!, positions.get(seq)!, drafts.get(seq), undo.get(seq)));
     plan.prefill.forEach((w, i) => this.afterPrefill(w.seq, w.tokens.length, w.final, prefillOut[i]!, positions.get(w.seq)!));

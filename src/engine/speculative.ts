@@ -41,14 +41,14 @@ export function draftTokens(model: Dsv4Model, seqs: readonly Sequence[], warmup:
   for (;;) {
     const behind = seqs.filter((s) => s.mtpEntries.length > 1);
     if (behind.length === 0) break;
-    model.mtpForward(behind.map((s) => ({ seq: s.state!, hidden: s.mtpEntries[0]!.hidden, token: s.mtpEntries[0]!.token })));
+    model.mtpForward(behind.map((s) => ({ seq: s.state!, hidden: s.mtpEntries[0]!.hidden, token: s.mtpEntries[0]!.token, logits: false })));
     for (const s of behind) s.mtpEntries.shift();
   }
   const outs = model.mtpForward(seqs.map((s) => ({ seq: s.state!, hidden: s.mtpEntries[0]!.hidden, token: s.mtpEntries[0]!.token })));
   const drafts = new Map<Sequence, Draft>();
   seqs.forEach((s, i) => {
     s.mtpEntries = [];
-    const logits = outs[i]!.logits;
+    const logits = outs[i]!.logits!;
     if (override) {
       // A fixed proposal is a one-hot draft distribution: rejection sampling stays exact.
       const token = override({ generated: s.generated, pending: s.pending!, proposed: argmax(logits) });

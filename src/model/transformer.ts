@@ -15,6 +15,10 @@ export type ForwardTrace = AttentionTrace & MoeTrace;
 export interface ForwardRequest {
   seq: SequenceState;
   tokens: readonly number[];
+  /** Per-request override of ForwardOptions.logits (e.g. draft verification next to a prefill). */
+  logits?: "all" | "last" | "none";
+  /** Per-request override of ForwardOptions.residual. */
+  residual?: "all" | "last" | "none";
 }
 
 export interface ForwardOptions {
@@ -38,6 +42,8 @@ export interface MtpRequest {
   hidden: Vec;
   /** The token at the next position. */
   token: number;
+  /** Skip the head when only the state needs to advance (catching up positions). Default true. */
+  logits?: boolean;
 }
 
 interface BlockRow {
@@ -118,8 +124,8 @@ export class Dsv4Model {
     const residualRows: number[] = [];
     for (const r of requests) {
       for (let i = 0; i < r.tokens.length; i++) {
-        if (want(opts.logits ?? "last", i, r.tokens.length)) logitRows.push(at + i);
-        if (want(opts.residual ?? "none", i, r.tokens.length)) residualRows.push(at + i);
+        if (want(r.logits ?? opts.logits ?? "last", i, r.tokens.length)) logitRows.push(at + i);
+        if (want(r.residual ?? opts.residual ?? "none", i, r.tokens.length)) residualRows.push(at + i);
       }
       at += r.tokens.length;
     }
@@ -142,7 +148,7 @@ export class Dsv4Model {
    * token's embedding, run the MTP block on the sequence's own MTP state, and return its
    * logits (predicting the token after `token`) and output streams for chained drafting.
    */
-  mtpForward(requests: readonly MtpRequest[], opts: { trace?: ForwardTrace } = {}): Array<{ logits: Vec; residual: Vec }> {
+  mtpForward(requests: readonly MtpRequest[], opts: { trace?: ForwardTrace } = {}): Array<{ logits: Vec | null; residual: Vec }> {
     if (this.weights.mtp.length === 0) throw new Error("this checkpoint has no MTP block (num_nextn_predict_layers = 0)");
     for (const r of requests) this.checkTokens([r.token], r.seq.mtpLength);
     const cfg = this.cfg;
@@ -164,9 +170,13 @@ export class Dsv4Model {
       }
     }
     const X = this.block(bw, this.mtpRopes[0]!, h, requests.map((r) => ({ state: r.seq.mtp[0]!, pos: r.seq.mtpLength, token: r.token })), opts.trace);
-    const logits = this.head(X, requests.map((_, i) => i), m.hcHead, m.norm);
+    const headRows = requests.flatMap((r, i) => (r.logits === false ? [] : [i]));
+    const logits = this.head(X, headRows, m.hcHead, m.norm);
     for (const r of requests) r.seq.mtpLength += 1;
-    return requests.map((_, i) => ({ logits: logits[i]!, residual: X.slice(i * hc * D, (i + 1) * hc * D) as Vec }));
+    return requests.map((_, i) => {
+      const k = headRows.indexOf(i);
+      return { logits: k >= 0 ? logits[k]! : null, residual: X.slice(i * hc * D, (i + 1) * hc * D) as Vec };
+    });
   }
 
   private block(bw: BlockWeights, rope: RopeTable, X: Vec, rows: BlockRow[], trace?: ForwardTrace): Vec {

@@ -77,7 +77,7 @@ export function runGolden(golden: Golden, backend: Backend, opts: { mtp?: boolea
     if (opts.mtp) {
       for (let i = 0; i + 1 < T; i++) {
         const [o] = model.mtpForward([{ seq, hidden: backend.fromValues(residual[i]!), token: ids[i + 1]! }]);
-        run.mtpLogits.push(Float64Array.from(o!.logits));
+        run.mtpLogits.push(Float64Array.from(o!.logits!));
       }
     }
     return run;

@@ -95,9 +95,23 @@ for (const { preset, tokens: T } of PRESETS) {
       const out = model.forward([{ seq, tokens: ids.slice(0, 10) }], { logits: "none", residual: "all" })[0]!;
       for (let i = 0; i < 9; i++) {
         const [o] = model.mtpForward([{ seq, hidden: out.residual[i]!, token: ids[i + 1]! }]);
-        assert.ok(o!.logits.every(Number.isFinite));
+        assert.ok(o!.logits!.every(Number.isFinite));
       }
       assert.equal(seq.mtpLength, 9);
+    });
+
+    test("per-request logits and residual modes override the call's", () => {
+      const a = model.newSequence();
+      const b = model.newSequence();
+      const [ra, rb] = model.forward([{ seq: a, tokens: ids.slice(0, 3), logits: "all", residual: "all" }, { seq: b, tokens: ids.slice(0, 4) }], { logits: "last" });
+      assert.equal(ra!.logits.length, 3);
+      assert.equal(ra!.residual.length, 3);
+      assert.equal(rb!.logits.length, 1);
+      assert.equal(rb!.residual.length, 0);
+      assert.ok(maxDiff(ra!.logits[2]!, decoded[2]!) <= 1e-12);
+      const [m1, m2] = model.mtpForward([{ seq: a, hidden: ra!.residual[0]!, token: ids[1]!, logits: false }, { seq: b, hidden: ra!.residual[0]!, token: ids[1]! }]);
+      assert.equal(m1!.logits, null);
+      assert.ok(m2!.logits!.every(Number.isFinite));
     });
 
     test("a token outside the vocabulary is refused before any state changes", () => {

@@ -58,7 +58,7 @@ Options:
         const mtp = new Float64Array(Math.max(ids.length - 1, 0) * V);
         for (let i = 0; i + 1 < ids.length; i++) {
           const [o] = model.mtpForward([{ seq, hidden: residuals[i]!, token: ids[i + 1]! }]);
-          mtp.set(o!.logits, i * V);
+          mtp.set(o!.logits!, i * V);
         }
         tensors.push({ name: "mtp_logits", dtype, shape: [Math.max(ids.length - 1, 0), V], data: encodeFromNumbers(dtype, mtp) });
       }
