@@ -54,13 +54,8 @@ inline int fp4_slot(int e) {
   int lane = (pos >> 1) + 4 * half;
   return (nib * 4 + q) * 8 + lane;
 }
-// Bf16Group16: vector 0 = elements 0-3, 8-11; vector 1 = 4-7, 12-15 (unpack lo/hi per lane).
-inline int bf16_slot(int e) {
-  int lane_hi = e >= 8 ? 1 : 0;
-  int within = e & 7;
-  int v = within >> 2;
-  return v * 8 + (within & 3) + 4 * lane_hi;
-}
+// Bf16Group16: vector 0 = the even elements, vector 1 = the odd ones (see bf16_decode16).
+inline int bf16_slot(int e) { return (e & 1) * 8 + (e >> 1); }
 
 // ---------------------------------------------------------------------------------------
 // Block quantise-dequantise (activation quantisation and the in-place simulations).
@@ -373,10 +368,17 @@ void fp4_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, fl
     for (int r = 0; r < RB; r++) out[r * ldo + n + j] = hsum8(acc[j][r]);
 }
 
+// 16 bf16 values: each 32-bit lane holds an even element in its low half and the next odd
+// one in its high half, so a shift and a mask make floats of both without a shuffle.
+inline void bf16_decode16(const uint8_t* p, __m256& even, __m256& odd) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  even = _mm256_castsi256_ps(_mm256_slli_epi32(raw, 16));
+  odd = _mm256_castsi256_ps(_mm256_and_si256(raw, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
 template <int NR, int RB, bool Tiled>
 void bf16_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n) {
   const int K = w.K;
-  const __m256i zero = _mm256_setzero_si256();
   const uint8_t* wr[NR];
   for (int j = 0; j < NR; j++) wr[j] = w.row(n + j);
   __m256 c0[NR][RB], c1[NR][RB];
@@ -394,9 +396,7 @@ void bf16_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, f
         w0 = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k);
         w1 = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k + 8);
       } else {
-        __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[j] + 2 * k));
-        w0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, raw));
-        w1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, raw));
+        bf16_decode16(wr[j] + 2 * k, w0, w1);
       }
       for (int r = 0; r < RB; r++) {
         c0[j][r] = _mm256_fmadd_ps(w0, xv0[r], c0[j][r]);
@@ -504,7 +504,7 @@ float* tile_scratch(size_t floats) {
 void decode_tile(const Matrix& w, int n0, int nt, float* tile) {
   const int K = w.K;
   const __m256i mask = _mm256_set1_epi16(static_cast<short>(0xBF80));
-  const __m256i lut_lo = fp4_lut_lo(), lut_hi = fp4_lut_hi(), low4 = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
+  const __m256i lut_lo = fp4_lut_lo(), lut_hi = fp4_lut_hi(), low4 = _mm256_set1_epi8(0x0F);
   for (int j = 0; j < nt; j++) {
     const uint8_t* wr = w.row(n0 + j);
     float* d = tile + static_cast<size_t>(j) * K;
@@ -523,9 +523,10 @@ void decode_tile(const Matrix& w, int n0, int nt, float* tile) {
       }
     } else {
       for (int k = 0; k < K; k += 16) {
-        __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + 2 * k));
-        _mm256_storeu_ps(d + k, _mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, raw)));
-        _mm256_storeu_ps(d + k + 8, _mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, raw)));
+        __m256 w0, w1;
+        bf16_decode16(wr + 2 * k, w0, w1);
+        _mm256_storeu_ps(d + k, w0);
+        _mm256_storeu_ps(d + k + 8, w1);
       }
     }
   }
