@@ -9,6 +9,7 @@ import type { EngineApi } from "../engine/types.js";
 import { KeyRing, presentedKey, type ApiKey } from "./auth.js";
 import type { ServerContext } from "./context.js";
 import { ApiError, authenticationFails, insufficientBalance, invalidRequest, rateLimitReached, toApiError } from "./errors.js";
+import { jsonErrorOffset, lineColumn } from "./json-error.js";
 import { ServerStats } from "./metrics.js";
 import { DEFAULT_MODEL_NAME, ModelNames } from "./models.js";
 import { anthropicError } from "./anthropic/response.js";
@@ -109,7 +110,8 @@ function authenticate(ctx: ServerContext, request: FastifyRequest): ApiKey {
   if (PUBLIC.has(request.url.split("?")[0]!) || request.method === "OPTIONS") return ANONYMOUS;
   const key = ctx.keys.find(presentedKey(request.headers));
   if (!key) throw authenticationFails();
-  if (key.balance !== undefined && key.spent >= key.balance) throw insufficientBalance();
+  // Reading models or the balance stays possible with an empty balance; generating does not.
+  if (request.method === "POST" && key.balance !== undefined && key.spent >= key.balance) throw insufficientBalance();
   request.apiKey = key;
   return key;
 }
@@ -156,14 +158,9 @@ function installJsonParser(app: FastifyInstance): void {
 }
 
 function jsonErrorText(err: unknown, text: string): string {
-  const message = err instanceof Error ? err.message : String(err);
-  const m = /position (\d+)/.exec(message);
-  if (!m) return message;
-  const pos = Number(m[1]);
-  const before = text.slice(0, pos);
-  const line = before.split("\n").length;
-  const column = pos - before.lastIndexOf("\n");
-  return `${message.replace(/ in JSON at position \d+.*$/, "")} at line ${line} column ${column}`;
+  const message = (err instanceof Error ? err.message : String(err)).replace(/ in JSON at position \d+.*$/, "").replace(/, (\.\.\.)?".*" is not valid JSON$/s, "");
+  const offset = jsonErrorOffset(text);
+  return offset < 0 ? message : `${message} at ${lineColumn(text, offset)}`;
 }
 
 function installCors(app: FastifyInstance, cors: true | string[]): void {
