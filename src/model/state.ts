@@ -22,11 +22,6 @@ export class GrowableRows {
   get bytes(): number {
     return this.count * this.width * this.data.BYTES_PER_ELEMENT;
   }
-
-  cloneInto(target: GrowableRows): void {
-    target.data = this.data.slice(0, Math.max(this.count, 1) * this.width) as Vec;
-    target.count = this.count;
-  }
 }
 
 /**
