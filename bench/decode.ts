@@ -34,6 +34,8 @@ export interface DecodeBenchOptions {
   decodeTokens?: number;
   /** Per-op timing pass (adds a run). */
   profile?: boolean;
+  /** Buffer size of the bandwidth probe (default 1 GiB: far beyond any cache). */
+  probeBytes?: number;
 }
 
 /** Wraps a backend to count the weight bytes behind every product and, optionally, time each op. */
@@ -117,7 +119,7 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
   model.close();
 
   const loaded = nativeAddon();
-  const bandwidth = "error" in loaded ? null : loaded.addon.memoryBandwidth(2 ** 30, 5);
+  const bandwidth = "error" in loaded ? null : loaded.addon.memoryBandwidth(opts.probeBytes ?? 2 ** 30, 5);
   const bytesPerToken = r.decodeBytes / D;
   const decodeTokS = D / r.decode;
   return {
