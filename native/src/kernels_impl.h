@@ -5,8 +5,11 @@
 // anonymous namespace (see quant_inline.h for why).
 //
 // Numerics (spec §3.7): activations are E4M3 quantise-dequantised in blocks of 128 before
-// FP8/FP4 products; weights are decoded exactly; per weight-scale block the products are
-// summed in fp32, scaled by the block's scale and accumulated in fp32.
+// FP8/FP4 products; weights are decoded exactly; the products of a weight-scale block are
+// summed in fp32, scaled by the block's power-of-two scale (for FP8 folded into the
+// activations beforehand, which is exact) and the block sums accumulated in fp32. Every
+// kernel shape does the same arithmetic per output, so a result never depends on how many
+// rows were batched with it.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
