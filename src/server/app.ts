@@ -9,7 +9,7 @@ import type { EngineApi } from "../engine/types.js";
 import { KeyRing, presentedKey, type ApiKey } from "./auth.js";
 import type { ServerContext } from "./context.js";
 import { ApiError, authenticationFails, insufficientBalance, invalidRequest, rateLimitReached, toApiError } from "./errors.js";
-import { jsonErrorOffset, lineColumn } from "./json-error.js";
+import { jsonErrorOffset, lineColumn, nestingDepth } from "./json-error.js";
 import { ServerStats } from "./metrics.js";
 import { DEFAULT_MODEL_NAME, ModelNames } from "./models.js";
 import { anthropicError } from "./anthropic/response.js";
@@ -43,6 +43,8 @@ export interface ServerOptions {
   logger?: boolean;
 }
 
+/** No real request nests this deep; deeper bodies are refused before anything recurses into them. */
+const MAX_JSON_DEPTH = 128;
 /** Paths open without a key: liveness only. */
 const PUBLIC = new Set(["/health"]);
 const ANONYMOUS: ApiKey = { digest: Buffer.alloc(32), label: "anonymous", spent: 0, active: 0 };
@@ -149,6 +151,7 @@ function installJsonParser(app: FastifyInstance): void {
   app.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => {
     const text = body as string;
     if (text.trim() === "") return done(invalidRequest("body", "Failed to parse the request body as JSON: the body is empty"), undefined);
+    if (nestingDepth(text) > MAX_JSON_DEPTH) return done(invalidRequest("body", `JSON nested deeper than ${MAX_JSON_DEPTH} levels is not accepted`), undefined);
     try {
       done(null, JSON.parse(text));
     } catch (err) {

@@ -19,7 +19,7 @@ class Scan {
   }
 
   value(depth: number): void {
-    if (depth > 10_000) this.fail();
+    if (depth > 1000) this.fail(); // far below the stack limit; the report only needs a position
     this.ws();
     const c = this.s[this.i];
     if (c === "{") return this.object(depth);
@@ -123,4 +123,25 @@ export function lineColumn(text: string, offset: number): string {
   const before = text.slice(0, offset);
   const line = before.split("\n").length;
   return `line ${line} column ${offset - before.lastIndexOf("\n")}`;
+}
+
+/**
+ * The deepest nesting of arrays and objects in JSON text (strings skipped),
+ * found without recursion: bodies nested absurdly deep are refused before
+ * anything walks them recursively.
+ */
+export function nestingDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
 }

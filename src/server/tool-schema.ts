@@ -12,6 +12,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "obj
 
 const JSON_TYPES = new Set(["object", "string", "number", "integer", "boolean", "array", "null"]);
 const STRICT_UNSUPPORTED = ["minLength", "maxLength", "minItems", "maxItems"];
+/** Deeper schemas are abuse, not tools; the limit also keeps recursion off the stack limit. */
+const MAX_SCHEMA_DEPTH = 64;
 const STRICT_FORMATS = new Set(["email", "hostname", "ipv4", "ipv6", "uuid"]);
 
 export function checkTools(tools: RequestTool[], beta: boolean): void {
@@ -37,7 +39,8 @@ export function checkTools(tools: RequestTool[], beta: boolean): void {
   }
 }
 
-function checkSchema(schema: unknown, at: string, strict: boolean, root: boolean): void {
+function checkSchema(schema: unknown, at: string, strict: boolean, root: boolean, depth = 0): void {
+  if (depth > MAX_SCHEMA_DEPTH) throw invalidRequest(at, `schemas nested deeper than ${MAX_SCHEMA_DEPTH} levels are not supported`);
   if (typeof schema === "boolean" && !root && !strict) return;
   if (!isObject(schema)) throw invalidRequest(at, "a JSON Schema must be an object");
   const type = schema.type;
@@ -49,24 +52,24 @@ function checkSchema(schema: unknown, at: string, strict: boolean, root: boolean
   const props = schema.properties;
   if (props !== undefined) {
     if (!isObject(props)) throw invalidRequest(`${at}.properties`, "must be an object mapping names to schemas");
-    for (const [key, sub] of Object.entries(props)) checkSchema(sub, `${at}.properties.${key}`, strict, false);
+    for (const [key, sub] of Object.entries(props)) checkSchema(sub, `${at}.properties.${key}`, strict, false, depth + 1);
   }
   const required = schema.required;
   if (required !== undefined && (!Array.isArray(required) || required.some((r) => typeof r !== "string"))) {
     throw invalidRequest(`${at}.required`, "must be an array of property names");
   }
-  if (schema.items !== undefined && !Array.isArray(schema.items)) checkSchema(schema.items, `${at}.items`, strict, false);
+  if (schema.items !== undefined && !Array.isArray(schema.items)) checkSchema(schema.items, `${at}.items`, strict, false, depth + 1);
   for (const key of ["anyOf", "oneOf", "allOf"] as const) {
     const list = schema[key];
     if (list === undefined) continue;
     if (!Array.isArray(list)) throw invalidRequest(`${at}.${key}`, "must be an array of schemas");
-    list.forEach((sub, j) => checkSchema(sub, `${at}.${key}[${j}]`, strict, false));
+    list.forEach((sub, j) => checkSchema(sub, `${at}.${key}[${j}]`, strict, false, depth + 1));
   }
   for (const key of ["$defs", "definitions"] as const) {
     const defs = schema[key];
     if (defs === undefined) continue;
     if (!isObject(defs)) throw invalidRequest(`${at}.${key}`, "must be an object mapping names to schemas");
-    for (const [name, sub] of Object.entries(defs)) checkSchema(sub, `${at}.${key}.${name}`, strict, false);
+    for (const [name, sub] of Object.entries(defs)) checkSchema(sub, `${at}.${key}.${name}`, strict, false, depth + 1);
   }
   if (strict) checkStrict(schema, at);
 }

@@ -88,6 +88,7 @@ const CASES: Case[] = [
   { name: "FIM outside /beta", path: "/completions", body: { model: MODEL, prompt: "x" }, status: 400, param: "url", message: /^completions api is only available when using beta api \(set base_url="http:\/\/127\.0\.0\.1:\d+\/beta"\)$/ },
   { name: "FIM max_tokens above 4K", path: "/beta/completions", body: { model: MODEL, prompt: "x", max_tokens: 4097 }, status: 400, param: "max_tokens", message: "Invalid max_tokens value, the valid range of max_tokens is [1, 4096]" },
   { name: "FIM without a prompt", path: "/beta/completions", body: { model: MODEL }, status: 422, param: "body", message: /missing field `prompt`/ },
+  { name: "JSON nested 200 levels deep", body: `{"model": "${MODEL}", "messages": [{"role": "user", "content": "x", "extra": ${"[".repeat(200)}${"]".repeat(200)}}]}`, status: 400, param: "body", message: /nested deeper than 128 levels/ },
   { name: "an unknown route", path: "/chat/complete", body: base, status: 404, param: "url" },
 ];
 
