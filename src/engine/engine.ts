@@ -84,7 +84,12 @@ export class Engine implements EngineApi {
       layers: cfg.layers.length,
       hiddenSize: cfg.dim,
     };
-    this.env = { tokenizer, eosId: tokenizer?.specialIds.eos ?? cfg.eosTokenId, thinkEndId: tokenizer?.specialIds.thinkEnd };
+    this.env = {
+      tokenizer,
+      eosId: tokenizer?.specialIds.eos ?? cfg.eosTokenId,
+      thinkEndId: tokenizer?.specialIds.thinkEnd,
+      logitsProcessor: opts.logitsProcessor,
+    };
     const pc = opts.prefixCache ?? {};
     const blockTokens = pc.blockTokens ?? 64;
     this.cache = pc.enabled === false
@@ -369,6 +374,7 @@ export class Engine implements EngineApi {
       seq.accept(token, logits);
       return;
     }
+    seq.processLogits(out.logits[0]!);
     const v = verifyDraft(seq, draft, out.logits[0]!);
     if (!v.accepted) {
       // The draft's position was computed for nothing: take it back out of the state.

@@ -6,6 +6,7 @@
 import { encodeFim, encodeMessages, encoderEffort, EncodingError, type ThinkingMode } from "../text/encoding.js";
 import { ASSISTANT, THINK_END, THINK_START } from "../text/special-tokens.js";
 import type { Tokenizer } from "../text/tokenizer.js";
+import { constraintSpec, type ConstraintSpec } from "./constraints/index.js";
 import { EngineError } from "./errors.js";
 import { randomSeed } from "./rng.js";
 import type { SamplingParams } from "./sampler.js";
@@ -26,6 +27,8 @@ export interface ResolvedRequest {
   speculative: boolean;
   cacheSalt: string;
   useCache: boolean;
+  /** tool_choice / response_format enforced while decoding (constraints/). */
+  constraint: ConstraintSpec | null;
 }
 
 export interface ResolveContext {
@@ -73,7 +76,8 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
       const tok = needTokenizer("messages");
       if (!Array.isArray(req.messages) || req.messages.length === 0) throw bad("messages", "must be a non-empty array");
       mode = thinkingMode(req.thinking);
-      const tools = req.tool_choice === "none" ? null : (req.tools ?? null);
+      // tool_choice "none" keeps the tools in the prompt (spec §C.7); decoding forbids the call.
+      const tools = req.tools ?? null;
       const text = encodeMessages(req.messages, { thinking_mode: mode, reasoning_effort: encoderEffort(req.reasoning_effort ?? null), tools });
       startsInReasoning = mode === "thinking" && endsInReasoning(text);
       promptTokens = tok.encode(text);
@@ -122,7 +126,9 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
   if (budget !== null && (!Number.isInteger(budget) || budget < 0)) throw bad("reasoning_budget", "must be a non-negative integer");
   if (budget !== null && ctx.tokenizer?.specialIds.thinkEnd === undefined) throw bad("reasoning_budget", "the tokenizer has no </think> token");
 
-  const speculative = (req.speculative ?? ctx.speculativeDefault) && ctx.hasMtp;
+  const constraint = constraintSpec(req, ctx.tokenizer !== null);
+  // Drafts are verified against the unconstrained distribution, so constrained requests decode plainly.
+  const speculative = (req.speculative ?? ctx.speculativeDefault) && ctx.hasMtp && constraint === null;
   const seed = req.seed === null || req.seed === undefined ? randomSeed() : Math.floor(num(req.seed, "seed", 0, -(2 ** 53), 2 ** 53));
 
   return {
@@ -139,5 +145,6 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
     speculative,
     cacheSalt: req.user_id ?? "",
     useCache: req.cache !== false,
+    constraint,
   };
 }

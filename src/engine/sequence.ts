@@ -8,18 +8,21 @@ import type { Vec } from "../kernels/backend.js";
 import type { SequenceState } from "../model/state.js";
 import { OutputParser, type FinishCause, type ParsedOutput } from "../text/parser.js";
 import type { Tokenizer, TokenStreamDecoder } from "../text/tokenizer.js";
+import { createConstraint, sampleAllowed, type DecodeView, type TokenConstraint } from "./constraints/index.js";
 import { EngineError } from "./errors.js";
 import { EventQueue } from "./event-queue.js";
 import type { CacheAnchor } from "./prefix-cache.js";
 import type { ResolvedRequest } from "./request.js";
 import { Rng } from "./rng.js";
 import { sampleToken, tokenLogprobs } from "./sampler.js";
-import type { EngineUsage, GenerationEvent, GenerationResult, GenerationStats, TokenLogprob, TokenPhase } from "./types.js";
+import type { EngineUsage, GenerationEvent, GenerationResult, GenerationStats, LogitsProcessor, TokenLogprob, TokenPhase } from "./types.js";
 
 export interface SequenceEnv {
   tokenizer: Tokenizer | null;
   eosId: number;
   thinkEndId: number | undefined;
+  /** Test hook (EngineOptions.logitsProcessor). */
+  logitsProcessor?: LogitsProcessor;
 }
 
 /** A main-model position the MTP block has yet to see: its residual streams and the token after it. */
@@ -52,6 +55,7 @@ export class Sequence {
   readonly rng: Rng;
 
   private readonly parser: OutputParser | null;
+  private readonly constraint: TokenConstraint | null;
   private readonly pieces: TokenStreamDecoder | null;
   private readonly lp: { content: TokenLogprob[]; reasoning: TokenLogprob[] };
   private readonly createdAt = performance.now();
@@ -68,6 +72,7 @@ export class Sequence {
       ? new OutputParser({ tokenizer: tok, thinking_mode: req.thinkingMode, startInContent: !req.startsInReasoning, stop: req.stop })
       : null;
     this.pieces = tok ? tok.createStreamDecoder() : null;
+    this.constraint = tok && req.constraint ? createConstraint(req.constraint, tok) : null;
     this.lp = { content: [], reasoning: [] };
     this.done = new Promise<GenerationResult>((resolve, reject) => (this.settle = { resolve, reject }));
     // Callers that only iterate events must not get an unhandled rejection from this promise.
@@ -119,14 +124,31 @@ export class Sequence {
     return this.reasoningTokens + 1 >= b ? this.env.thinkEndId : undefined;
   }
 
-  /** Next token from the logits at the last position (budget forcing included). */
+  /** Applies the logits test hook, once per position, before anything reads the logits. */
+  processLogits(logits: Vec): void {
+    this.env.logitsProcessor?.({ id: this.id, generated: this.generated, logits });
+  }
+
+  private view(): DecodeView {
+    return { phase: this.parser ? this.parser.phase : "content", remaining: this.remaining };
+  }
+
+  /** Next token from the logits at the last position (constraints and budget forcing included). */
   choose(logits: Vec): number {
+    this.processLogits(logits);
+    const c = this.constraint;
+    const view = c ? this.view() : null;
+    const required = c?.forced(view!);
+    if (required !== undefined) return required;
     const forced = this.forcedToken();
     if (forced !== undefined) {
       this.budgetHit = true;
       return forced;
     }
-    return sampleToken(logits, this.req.sampling, this.rng);
+    if (!c) return sampleToken(logits, this.req.sampling, this.rng);
+    const token = sampleAllowed(logits, this.req.sampling, this.rng, (id) => c.allows(id, view!));
+    // No allowed token at all cannot happen with the engine's constraints; ending beats looping.
+    return token < 0 ? this.env.eosId : c.redirect(token, view!);
   }
 
   /**
@@ -140,6 +162,7 @@ export class Sequence {
       this.finish("stop");
       return true;
     }
+    this.constraint?.accept(token, this.view());
     this.generated.push(token);
     this.pending = token;
     const phase: TokenPhase = this.parser ? (this.parser.phase === "reasoning" ? "reasoning" : this.parser.phase === "tool_calls" ? "tool_calls" : "content") : "content";
@@ -158,6 +181,10 @@ export class Sequence {
         this.finish("stop");
         return true;
       }
+    }
+    if (this.constraint?.complete) {
+      this.finish("stop");
+      return true;
     }
     if (this.generated.length >= this.req.maxTokens) {
       this.finish("length");

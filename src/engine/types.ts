@@ -49,6 +49,14 @@ export interface SpeculativeOptions {
   draftOverride?: (ctx: { generated: readonly number[]; pending: number; proposed: number }) => number;
 }
 
+/**
+ * Test hook: sees (and may overwrite in place) the logits of every position a
+ * sequence samples from, before constraints, sampling and logprobs read them.
+ * Meant for deterministic tests with random-weight models (e.g. forcing a
+ * token script); not part of the serving API.
+ */
+export type LogitsProcessor = (ctx: { id: string; generated: readonly number[]; logits: Float32Array | Float64Array }) => void;
+
 export interface EngineOptions {
   /** Kernel backend name ("ref", "native", …); default: the best available. */
   backend?: string;
@@ -75,6 +83,8 @@ export interface EngineOptions {
   contextLength?: number;
   prefixCache?: PrefixCacheOptions;
   speculative?: SpeculativeOptions;
+  /** Test hook, see LogitsProcessor. */
+  logitsProcessor?: LogitsProcessor;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
 }
@@ -126,8 +136,21 @@ export type ThinkingSetting = boolean | { type: "enabled" | "disabled" } | null;
 export interface GenerateRequest extends SamplingOptions {
   messages?: ChatMessage[];
   tools?: ToolDefinition[] | null;
-  /** "none" drops the tools from the prompt; "auto" default; "required"/named are treated as "auto" for now. */
+  /**
+   * Enforced while decoding (spec §C.7; src/engine/constraints/tool-choice.ts). "auto" (default):
+   * the model decides. "none": tools stay in the prompt but no tool-call block can be written.
+   * "required" / {type:"function",function:{name}}: when the model would end (or starts DSML
+   * itself) the engine writes the call's opening `\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="X">\n`
+   * (the name restricted to the declared tools for "required"); the parameters are the model's.
+   * Forced tokens are completion tokens like any other. A name not in `tools` is an invalid_request.
+   */
   tool_choice?: "none" | "auto" | "required" | { type: "function"; function: { name: string } } | null;
+  /**
+   * "json_object": the content (after any reasoning) is constrained to one JSON object and
+   * generation ends with its closing brace; max_tokens permitting, it always parses. Not
+   * combinable with a required/named tool_choice. Constrained requests do not speculate.
+   * Logprobs stay those of the model's raw distribution (before the mask, like the other filters).
+   */
   response_format?: { type: "text" | "json_object" } | null;
   /** Raw prompt ids (no template applied); output parsed as content. */
   prompt_tokens?: number[];
