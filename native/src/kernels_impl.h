@@ -328,8 +328,8 @@ inline void fp4_decode64(const uint8_t* p, __m256i lut_lo, __m256i lut_hi, __m25
   fp4_decode(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), lut_lo, lut_hi, f + 4);
 }
 
-template <int NR, int RB, bool Tiled>
-void fp4_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+template <int NR, int RB>
+void fp4_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
   const int K = w.K;
   const __m256i lut_lo = fp4_lut_lo(), lut_hi = fp4_lut_hi();
   const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -344,11 +344,7 @@ void fp4_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, fl
     __m256 c0[NR][RB], c1[NR][RB];
     for (int j = 0; j < NR; j++) {
       __m256 f[8];
-      if (Tiled) {
-        for (int i = 0; i < 8; i++) f[i] = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + g + 8 * i);
-      } else {
-        fp4_decode64(wr[j] + g / 2, lut_lo, lut_hi, low4, f);
-      }
+      fp4_decode64(wr[j] + g / 2, lut_lo, lut_hi, low4, f);
       for (int r = 0; r < RB; r++) {
         const float* xr = x + r * ldx + g;
         __m256 a = _mm256_mul_ps(f[0], _mm256_loadu_ps(xr));
@@ -379,8 +375,8 @@ inline void bf16_decode16(const uint8_t* p, __m256& even, __m256& odd) {
   odd = _mm256_castsi256_ps(_mm256_and_si256(raw, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
 
-template <int NR, int RB, bool Tiled>
-void bf16_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+template <int NR, int RB>
+void bf16_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
   const int K = w.K;
   const uint8_t* wr[NR];
   for (int j = 0; j < NR; j++) wr[j] = w.row(n + j);
@@ -395,12 +391,7 @@ void bf16_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, f
     }
     for (int j = 0; j < NR; j++) {
       __m256 w0, w1;
-      if (Tiled) {
-        w0 = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k);
-        w1 = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k + 8);
-      } else {
-        bf16_decode16(wr[j] + 2 * k, w0, w1);
-      }
+      bf16_decode16(wr[j] + 2 * k, w0, w1);
       for (int r = 0; r < RB; r++) {
         c0[j][r] = _mm256_fmadd_ps(w0, xv0[r], c0[j][r]);
         c1[j][r] = _mm256_fmadd_ps(w1, xv1[r], c1[j][r]);
@@ -411,8 +402,8 @@ void bf16_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, f
     for (int r = 0; r < RB; r++) out[r * ldo + n + j] = hsum8(_mm256_add_ps(c0[j][r], c1[j][r]));
 }
 
-template <int NR, int RB, bool Tiled>
-void f32_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+template <int NR, int RB>
+void f32_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
   const int K = w.K, full = K & ~15;
   const float* wr[NR];
   for (int j = 0; j < NR; j++) wr[j] = reinterpret_cast<const float*>(w.row(n + j));
@@ -441,54 +432,45 @@ void f32_tile(const Matrix& w, const float* tile, const float* x, size_t ldx, fl
     }
 }
 
-using TileFn = void (*)(const Matrix&, const float*, const float*, size_t, float*, size_t, int);
-
-template <int RB, bool Tiled>
-void pick(Format f, TileFn& pair, TileFn& single) {
-  switch (f) {
-    case Format::FP8: break;  // fp8_linear
-    case Format::FP4: pair = fp4_tile<2, RB, Tiled>, single = fp4_tile<1, RB, Tiled>; break;
-    case Format::BF16: pair = bf16_tile<2, RB, Tiled>, single = bf16_tile<1, RB, Tiled>; break;
-    case Format::F32: pair = f32_tile<2, RB, false>, single = f32_tile<1, RB, false>; break;
-  }
-}
+using TileFn = void (*)(const Matrix&, const float*, size_t, float*, size_t, int);
 
 // One pass over output rows [n0, n1) for up to 4 activation rows: pairs of weight rows
-// when a single activation row leaves the FMA units idle, single rows otherwise. With a
-// tile, weight row n0 + j comes decoded from tile row j.
-template <int RB, bool Tiled>
-void vector_pass(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n0, int n1) {
+// when one or two activation rows leave the FMA units idle, single rows otherwise.
+template <int RB>
+void vector_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n0, int n1) {
   TileFn pair = nullptr, single = nullptr;
-  pick<RB, Tiled>(w.format, pair, single);
-  const size_t K = static_cast<size_t>(w.K);
+  switch (w.format) {
+    case Format::FP4: pair = fp4_tile<2, RB>, single = fp4_tile<1, RB>; break;
+    case Format::BF16: pair = bf16_tile<2, RB>, single = bf16_tile<1, RB>; break;
+    case Format::F32: pair = f32_tile<2, RB>, single = f32_tile<1, RB>; break;
+    case Format::FP8: return;  // fp8_linear
+  }
   int n = n0;
-  if (RB <= 2 || Tiled)
-    for (; n + 2 <= n1; n += 2) pair(w, tile ? tile + (n - n0) * K : nullptr, x, ldx, out, ldo, n);
-  for (; n < n1; n++) single(w, tile ? tile + (n - n0) * K : nullptr, x, ldx, out, ldo, n);
+  if (RB <= 2)
+    for (; n + 2 <= n1; n += 2) pair(w, x, ldx, out, ldo, n);
+  for (; n < n1; n++) single(w, x, ldx, out, ldo, n);
 }
 
-template <bool Tiled>
-void rows_pass(const Matrix& w, const float* tile, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
-  // Tiled passes take two activation rows at a time: with decoding gone the kernel is
-  // bound by registers, and 2 weight rows x 2 activation rows fill them.
-  const int step = Tiled ? 2 : 4;
-  for (int r0 = 0; r0 < rows; r0 += step) {
+// Activation rows in groups of four, each group one pass over the weights. (Decoding FP4
+// or BF16 tiles once for many rows measured no faster here: their decode is cheap next to
+// the products; FP8 below is different.)
+void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+  for (int r0 = 0; r0 < rows; r0 += 4) {
     const float* x = xp + static_cast<size_t>(r0) * ldx;
     float* o = out + static_cast<size_t>(r0) * ldo;
-    switch (imin(step, rows - r0)) {
-      case 1: vector_pass<1, Tiled>(w, tile, x, ldx, o, ldo, n0, n1); break;
-      case 2: vector_pass<2, Tiled>(w, tile, x, ldx, o, ldo, n0, n1); break;
-      case 3: vector_pass<3, Tiled>(w, tile, x, ldx, o, ldo, n0, n1); break;
-      default: vector_pass<4, Tiled>(w, tile, x, ldx, o, ldo, n0, n1); break;
+    switch (imin(4, rows - r0)) {
+      case 1: vector_pass<1>(w, x, ldx, o, ldo, n0, n1); break;
+      case 2: vector_pass<2>(w, x, ldx, o, ldo, n0, n1); break;
+      case 3: vector_pass<3>(w, x, ldx, o, ldo, n0, n1); break;
+      default: vector_pass<4>(w, x, ldx, o, ldo, n0, n1); break;
     }
   }
 }
 
 // ---------------------------------------------------------------------------------------
-// Many activation rows (prefill): decode a few weight rows once into floats, then run the
-// very kernels above on them for every activation row. The decoded values are the ones the
-// on-the-fly kernels compute, and the per-row arithmetic is the same, so a token's result
-// does not depend on how many rows share its batch (prefill equals decode, bit for bit).
+// FP8 with many activation rows (prefill): a few weight rows are decoded once into floats
+// and multiplied with three activation rows at a time from registers. The decoded values and
+// the per-output arithmetic equal the on-the-fly kernel's, so prefill equals decode exactly.
 constexpr int kTiledRows = 5;  // from here on decoding once beats decoding per 4 rows
 constexpr int kTileRows = 4;
 
@@ -504,43 +486,19 @@ float* tile_scratch(size_t floats) {
   return p;
 }
 
+// Weight rows [n0, n0 + nt) of an FP8 matrix as floats (E4M3 values * 2^-8, unscaled).
 void decode_tile(const Matrix& w, int n0, int nt, float* tile) {
   const int K = w.K;
   const __m256i mask = _mm256_set1_epi16(static_cast<short>(0xBF80));
-  const __m256i lut_lo = fp4_lut_lo(), lut_hi = fp4_lut_hi(), low4 = _mm256_set1_epi8(0x0F);
   for (int j = 0; j < nt; j++) {
     const uint8_t* wr = w.row(n0 + j);
     float* d = tile + static_cast<size_t>(j) * K;
-    if (w.format == Format::FP8) {
-      for (int k = 0; k + 16 <= K; k += 16) {
-        __m256 w0, w1;
-        fp8_decode16(wr + k, mask, w0, w1);
-        _mm256_storeu_ps(d + k, w0);
-        _mm256_storeu_ps(d + k + 8, w1);
-      }
-    } else if (w.format == Format::FP4) {
-      for (int g = 0; g < K; g += 64) {
-        __m256 f[8];
-        fp4_decode64(wr + g / 2, lut_lo, lut_hi, low4, f);
-        for (int i = 0; i < 8; i++) _mm256_storeu_ps(d + g + 8 * i, f[i]);
-      }
-    } else {
-      for (int k = 0; k < K; k += 16) {
-        __m256 w0, w1;
-        bf16_decode16(wr + 2 * k, w0, w1);
-        _mm256_storeu_ps(d + k, w0);
-        _mm256_storeu_ps(d + k + 8, w1);
-      }
+    for (int k = 0; k + 16 <= K; k += 16) {
+      __m256 w0, w1;
+      fp8_decode16(wr + k, mask, w0, w1);
+      _mm256_storeu_ps(d + k, w0);
+      _mm256_storeu_ps(d + k + 8, w1);
     }
-  }
-}
-
-void tiled_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
-  float* tile = tile_scratch(static_cast<size_t>(kTileRows) * w.K);
-  for (int t = n0; t < n1; t += kTileRows) {
-    const int nt = imin(kTileRows, n1 - t);
-    decode_tile(w, t, nt, tile);
-    rows_pass<true>(w, tile, xp, ldx, rows, out, ldo, t, t + nt);
   }
 }
 
@@ -633,8 +591,7 @@ void linear_impl(const Matrix& w, const float* xp, int rows, float* out, size_t 
   if (w.format == Format::FP8) {
     if (w.K % 16 == 0) return fp8_linear(w, xp, ldx, rows, out, ldo, n0, n1);
   } else if (layout != Layout::Natural || w.format == Format::F32) {
-    if (rows >= kTiledRows && w.format != Format::F32) return tiled_pass(w, xp, ldx, rows, out, ldo, n0, n1);
-    return rows_pass<false>(w, nullptr, xp, ldx, rows, out, ldo, n0, n1);
+    return rows_pass(w, xp, ldx, rows, out, ldo, n0, n1);
   }
 #endif
   for (int r = 0; r < rows; r++)
