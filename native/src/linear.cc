@@ -18,7 +18,7 @@ constexpr size_t kTileBytes = 96 * 1024;
 
 void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* out) {
   const KernelTable& k = kernels();
-  static std::vector<float> prepared;  // JS calls come from one thread
+  static thread_local std::vector<float> prepared;  // one per calling (JS) thread
   const size_t width = k.prepared_width(w);
   prepared.resize(width * static_cast<size_t>(rows));
   k.prepare(w, x, rows, act_quant, prepared.data());

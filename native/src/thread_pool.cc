@@ -47,6 +47,7 @@ void ThreadPool::run_tasks(uint32_t generation, int thread) {
 }
 
 void ThreadPool::dispatch(int tasks, Thunk fn, void* ctx) {
+  std::lock_guard<std::mutex> job(one_job_);
   fn_ = fn;
   ctx_ = ctx;
   tasks_.store(tasks, std::memory_order_relaxed);

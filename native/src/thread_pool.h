@@ -21,6 +21,7 @@ class ThreadPool {
   int threads() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Calls fn(task, thread) for every task in [0, tasks); tasks are taken dynamically.
+  // Callers on different threads (Node worker threads) take turns; fn must not call run.
   template <class F>
   void run(int tasks, F&& fn) {
     if (tasks <= 0) return;
@@ -53,6 +54,7 @@ class ThreadPool {
   std::atomic<int> tasks_{0};
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::mutex one_job_;
 };
 
 // The process-wide pool (DSV4_THREADS, else the CPUs this process may run on).
