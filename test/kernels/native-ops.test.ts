@@ -87,12 +87,12 @@ for (const isa of isas) {
     ];
     for (const [format, N, K] of shapes) {
       for (const actQuant of [true, false]) {
-        test(`linear ${format} ${N}x${K}${actQuant ? " with activation quantisation" : ""}, 1-6 rows`, () => {
+        test(`linear ${format} ${N}x${K}${actQuant ? " with activation quantisation" : ""}, 1-13 rows`, () => {
           use();
           const m = randomMatrix(format, N, K, N * 7 + K);
           const hr = ref.uploadMatrix(m);
           const hn = nb.uploadMatrix(m);
-          for (const rows of [1, 2, 3, 4, 5, 6]) {
+          for (const rows of [1, 2, 3, 4, 5, 6, 7, 13]) {
             const x = randomVec(rows * K, rows + K, 3);
             const want = ref.linear(Float64Array.from(x), rows, hr, actQuant);
             const got = nb.linear(x, rows, hn, actQuant);
@@ -101,6 +101,20 @@ for (const isa of isas) {
         });
       }
     }
+
+    test("a row's product does not depend on the rows batched with it", () => {
+      use();
+      for (const [format, N, K] of [["fp8", 256, 512], ["fp4", 64, 256], ["bf16", 40, 256], ["f32", 24, 64]] as Array<[WeightFormat, number, number]>) {
+        const h = nb.uploadMatrix(randomMatrix(format, N, K, 11));
+        const rows = 13;
+        const x = randomVec(rows * K, 12, 2);
+        const all = nb.linear(x, rows, h, true) as Float32Array;
+        for (let r = 0; r < rows; r++) {
+          const one = nb.linear(x.subarray(r * K, (r + 1) * K), 1, h, true) as Float32Array;
+          assert.deepEqual(Array.from(all.subarray(r * N, (r + 1) * N)), Array.from(one), `${format} row ${r}`);
+        }
+      }
+    });
 
     test("a matrix mapped from its file range equals the same matrix copied", () => {
       use();
