@@ -32,6 +32,8 @@ interface Latency {
 export interface ServerBenchResult {
   backend: string;
   samples: number;
+  /** A bare HTTP round trip (GET /health) with the same client: the transport's share of the overhead. */
+  http_round_trip: Latency;
   one_token: { in_process: Latency; http_json: Latency; http_stream: Latency; overhead_p50_ms: number; overhead_p99_ms: number };
   load: { clients: number; seconds: number; requests: number; requests_per_s: number; tokens_per_s: number; errors: number; p50_ms: number; p99_ms: number; max_tokens: number };
 }
@@ -91,6 +93,9 @@ export async function runServerBench(options: ServerBenchOptions = {}): Promise<
       if (!(await readStream(r)).done) throw new Error("stream did not finish");
     };
     const inProcess = () => engine.generate(ONE_TOKEN).result();
+    const health = async () => {
+      await (await fetch(`${server.url}/health`)).text();
+    };
 
     log(`warming up (${engine.model.backend} backend)…`);
     await timed(inProcess, 10);
@@ -104,6 +109,7 @@ export async function runServerBench(options: ServerBenchOptions = {}): Promise<
       b.push(...(await timed(json, 10)));
       c.push(...(await timed(stream, 10)));
     }
+    const roundTrip = latency(await timed(health, samples));
     const inProc = latency(a);
     const httpJson = latency(b);
     const httpStream = latency(c);
@@ -142,6 +148,7 @@ export async function runServerBench(options: ServerBenchOptions = {}): Promise<
     return {
       backend: engine.model.backend,
       samples,
+      http_round_trip: roundTrip,
       one_token: {
         in_process: inProc,
         http_json: httpJson,
@@ -171,7 +178,8 @@ export function printServerTable(r: ServerBenchResult): void {
   const f = (x: number) => x.toFixed(2).padStart(8);
   console.log(`server overhead, 1-token completion (${r.backend} backend, tiny default model, ${r.samples} samples each)`);
   console.log("                          p50 ms   p99 ms  mean ms");
-  for (const [name, l] of [["in-process engine", r.one_token.in_process], ["HTTP JSON", r.one_token.http_json], ["HTTP SSE stream", r.one_token.http_stream]] as const) {
+  const rows = [["in-process engine", r.one_token.in_process], ["HTTP JSON", r.one_token.http_json], ["HTTP SSE stream", r.one_token.http_stream], ["HTTP GET /health", r.http_round_trip]] as const;
+  for (const [name, l] of rows) {
     console.log(`  ${name.padEnd(22)}${f(l.p50_ms)} ${f(l.p99_ms)} ${f(l.mean_ms)}`);
   }
   console.log(`  HTTP overhead: p50 ${r.one_token.overhead_p50_ms.toFixed(2)} ms, p99 ${r.one_token.overhead_p99_ms.toFixed(2)} ms`);
