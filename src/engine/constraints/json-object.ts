@@ -16,15 +16,32 @@ import { STRAY_SPECIALS } from "../../text/marker-scan.js";
 import { DSML } from "../../text/special-tokens.js";
 import type { Tokenizer } from "../../text/tokenizer.js";
 import type { DecodeView, TokenConstraint } from "./constraint.js";
-import { copyJsonState, jsonComplete, jsonStart, jsonStep, minCloseBytes, type JsonState } from "./json.js";
+import { copyJsonState, isStringSafe, jsonComplete, jsonInString, jsonStart, jsonStep, minCloseBytes, type JsonState } from "./json.js";
 import { TextGuard, tokenBinary } from "./token-text.js";
+
+const stringSafeCache = new WeakMap<Tokenizer, Uint8Array>();
+
+/** Per token: 1 when its bytes are string-safe text (json.ts isStringSafe), computed once per tokenizer. */
+function stringSafeTable(tok: Tokenizer): Uint8Array {
+  let t = stringSafeCache.get(tok);
+  if (!t) {
+    t = new Uint8Array(tok.vocabSize);
+    for (let id = 0; id < tok.vocabSize; id++) t[id] = !tok.isSpecial(id) && isStringSafe(tokenBinary(tok, id)) ? 1 : 0;
+    stringSafeCache.set(tok, t);
+  }
+  return t;
+}
 
 export class JsonObjectConstraint implements TokenConstraint {
   private state: JsonState = jsonStart();
   private readonly reasoningGuard: TextGuard;
   private readonly contentGuard: TextGuard;
+  private readonly stringSafe: Uint8Array;
+  /** Which first bytes the current state accepts: a whole-vocabulary scan rejects most tokens on it. */
+  private firstBytes: Uint8Array | null = null;
 
   constructor(private readonly tok: Tokenizer) {
+    this.stringSafe = stringSafeTable(tok);
     this.reasoningGuard = new TextGuard(tok, [DSML]);
     this.contentGuard = new TextGuard(tok, [...STRAY_SPECIALS, DSML]);
   }
@@ -41,8 +58,10 @@ export class JsonObjectConstraint implements TokenConstraint {
 
   allows(token: number, view: DecodeView): boolean {
     if (view.phase === "reasoning") return !this.reasoningGuard.hits(token);
-    if (this.tok.isSpecial(token)) return false;
-    const next = this.after(token);
+    const bytes = tokenBinary(this.tok, token);
+    if (bytes.length === 0 || !this.firstByteOk(bytes.charCodeAt(0)) || this.tok.isSpecial(token)) return false;
+    // Plain text inside a string leaves the state unchanged: no need to replay it.
+    const next = jsonInString(this.state) && this.stringSafe[token] === 1 ? this.state : this.after(token);
     if (next === null) return false;
     // Keep the object closable within max_tokens, unless that is already out of reach.
     if (minCloseBytes(next) > view.remaining - 1 && minCloseBytes(this.state) <= view.remaining) return false;
@@ -63,6 +82,15 @@ export class JsonObjectConstraint implements TokenConstraint {
     this.contentGuard.push(token);
     // A token the constraint did not choose (a forced `</think>` seen late, say) leaves the state as it was.
     this.state = this.after(token) ?? this.state;
+    this.firstBytes = null;
+  }
+
+  private firstByteOk(b: number): boolean {
+    if (!this.firstBytes) {
+      this.firstBytes = new Uint8Array(256);
+      for (let c = 0; c < 256; c++) this.firstBytes[c] = jsonStep(copyJsonState(this.state), c) ? 1 : 0;
+    }
+    return this.firstBytes[b] === 1;
   }
 
   /** The state after `token`'s bytes, or null when they break the JSON (or are empty). */

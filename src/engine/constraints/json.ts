@@ -280,6 +280,22 @@ function numberByte(s: JsonState, b: number): boolean {
   return jsonStep(s, b);
 }
 
+/** Inside a string, between characters: text that is string-safe leaves the state as it is. */
+export function jsonInString(s: JsonState): boolean {
+  return s.mode === M.Str;
+}
+
+/**
+ * Whether bytes (a binary string) are whole characters that may stand inside
+ * a JSON string as they are: no quote, backslash or control byte, complete UTF-8.
+ */
+export function isStringSafe(bytes: string): boolean {
+  const s = jsonStart();
+  s.mode = M.Str;
+  for (let i = 0; i < bytes.length; i++) if (!jsonStep(s, bytes.charCodeAt(i)) || s.mode === M.After) return false;
+  return bytes.length > 0 && s.mode === M.Str;
+}
+
 export function copyJsonState(s: JsonState): JsonState {
   return { ...s };
 }

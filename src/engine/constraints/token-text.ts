@@ -40,14 +40,22 @@ export class TextGuard {
   private tail = "";
   private readonly keep: number;
   private readonly patterns: string[];
+  /** A token can only complete a pattern if it holds the pattern's last byte. */
+  private readonly lastBytes: Uint8Array;
 
   constructor(private readonly tok: Tokenizer, patterns: readonly string[]) {
     this.patterns = patterns.map(utf8Binary);
     this.keep = Math.max(0, ...this.patterns.map((p) => p.length - 1));
+    this.lastBytes = new Uint8Array(256);
+    for (const p of this.patterns) this.lastBytes[p.charCodeAt(p.length - 1)] = 1;
   }
 
   hits(token: number): boolean {
-    const text = this.tail + tokenBinary(this.tok, token);
+    const bytes = tokenBinary(this.tok, token);
+    let possible = false;
+    for (let i = 0; i < bytes.length && !possible; i++) possible = this.lastBytes[bytes.charCodeAt(i)] === 1;
+    if (!possible) return false;
+    const text = this.tail + bytes;
     for (const p of this.patterns) if (text.includes(p)) return true;
     return false;
   }
