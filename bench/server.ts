@@ -35,7 +35,11 @@ export interface ServerBenchResult {
   /** A bare HTTP round trip (GET /health) with the same client: the transport's share of the overhead. */
   http_round_trip: Latency;
   one_token: { in_process: Latency; http_json: Latency; http_stream: Latency; overhead_p50_ms: number; overhead_p99_ms: number };
-  load: { clients: number; seconds: number; requests: number; requests_per_s: number; tokens_per_s: number; errors: number; p50_ms: number; p99_ms: number; max_tokens: number };
+  load: {
+    clients: number; seconds: number; requests: number; requests_per_s: number; tokens_per_s: number; errors: number; p50_ms: number; p99_ms: number; max_tokens: number;
+    /** The same clients calling the engine in-process: the ceiling the server is measured against. */
+    in_process_requests_per_s: number;
+  };
 }
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
@@ -144,6 +148,20 @@ export async function runServerBench(options: ServerBenchOptions = {}): Promise<
       }),
     );
     const wall = (performance.now() - t0) / 1000;
+
+    log(`${clients} in-process callers for ${seconds} s…`);
+    const endIn = performance.now() + seconds * 1000;
+    let inRequests = 0;
+    const t1 = performance.now();
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        while (performance.now() < endIn) {
+          await engine.generate({ ...ONE_TOKEN, seed: undefined, max_tokens: maxTokens }).result();
+          inRequests++;
+        }
+      }),
+    );
+    const inWall = (performance.now() - t1) / 1000;
     const ds = [...durations].sort((x, y) => x - y);
     return {
       backend: engine.model.backend,
@@ -166,6 +184,7 @@ export async function runServerBench(options: ServerBenchOptions = {}): Promise<
         p50_ms: ds.length ? quantile(ds, 0.5) : NaN,
         p99_ms: ds.length ? quantile(ds, 0.99) : NaN,
         max_tokens: maxTokens,
+        in_process_requests_per_s: inRequests / inWall,
       },
     };
   } finally {
@@ -186,6 +205,7 @@ export function printServerTable(r: ServerBenchResult): void {
   const l = r.load;
   console.log(`load: ${l.clients} concurrent streaming clients, max_tokens ${l.max_tokens}, ${l.seconds.toFixed(1)} s`);
   console.log(`  ${l.requests} requests, ${l.requests_per_s.toFixed(1)} req/s, ${l.tokens_per_s.toFixed(0)} generated tokens/s, ${l.errors} errors; request p50 ${l.p50_ms.toFixed(0)} ms, p99 ${l.p99_ms.toFixed(0)} ms`);
+  console.log(`  in-process, same load: ${l.in_process_requests_per_s.toFixed(1)} req/s (HTTP reaches ${((100 * l.requests_per_s) / l.in_process_requests_per_s).toFixed(0)}%)`);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
