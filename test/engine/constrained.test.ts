@@ -197,17 +197,20 @@ describe("constrained decoding in the engine (tiny preset, real tokenizer)", asy
     const auto = engine.promptTokens({ messages: user("Weather?"), tools: TOOLS, thinking: false });
     const none = engine.promptTokens({ messages: user("Weather?"), tools: TOOLS, tool_choice: "none", thinking: false });
     assert.deepEqual(none, auto, "tools are rendered for none as well (spec §C.7)");
+    const runs: Array<Promise<GenerationResult>> = [];
     for (const ids of [callIds, spelledIds]) {
       for (const thinking of [false, true]) {
         for (const temperature of [0, 1]) {
-          const r = await run({ messages: user("Weather?"), tools: TOOLS, tool_choice: "none", thinking, max_tokens: 60, temperature, seed: 3 }, spell(ids));
+          runs.push(run({ messages: user("Weather?"), tools: TOOLS, tool_choice: "none", thinking, max_tokens: 24, temperature, seed: 3 }, spell(ids)));
+        }
+      }
+    }
+    for (const r of await Promise.all(runs)) {
           assert.deepEqual(r.message.tool_calls, []);
           assert.notEqual(r.finish_reason, "tool_calls");
           assert.ok(!r.tokens.includes(dsml));
           assert.ok(!tok.decode(r.tokens).includes("｜DSML｜"), JSON.stringify(tok.decode(r.tokens)));
           assert.ok(tok.decode(r.tokens).includes("tool_calls>"), "the rest of the script still came out, as text");
-        }
-      }
     }
   });
 
@@ -245,9 +248,10 @@ describe("constrained decoding in the engine (tiny preset, real tokenizer)", asy
 
   test("required with a random model and a small max_tokens: the call's head still fits", async () => {
     // The engine starts the call while the opening (13 tokens) and the longest head (14 bytes) fit.
-    for (const seed of [1, 2, 3]) {
-      for (const max_tokens of [29, 40]) {
-        const r = await run({ messages: user("Weather?"), tools: TOOLS, tool_choice: "required", max_tokens, seed });
+    const runs: Array<Promise<GenerationResult>> = [];
+    for (const seed of [1, 2]) for (const max_tokens of [29, 36]) runs.push(run({ messages: user("Weather?"), tools: TOOLS, tool_choice: "required", max_tokens, seed }));
+    for (const r of await Promise.all(runs)) {
+      {
         assert.equal(r.message.tool_calls.length >= 1, true, JSON.stringify(tok.decode(r.tokens)));
         assert.ok(NAMES.includes(r.message.tool_calls[0]!.function.name));
         assert.ok(["tool_calls", "length"].includes(r.finish_reason));
@@ -257,12 +261,12 @@ describe("constrained decoding in the engine (tiny preset, real tokenizer)", asy
 
   test("json_object: content parses as a JSON object for many seeds at temperature 1, and greedy", async () => {
     const reqs: GenerateRequest[] = [];
-    for (let seed = 1; seed <= 12; seed++) reqs.push({ messages: user("Two colors as JSON."), response_format: { type: "json_object" }, thinking: false, max_tokens: 40, seed });
-    reqs.push({ messages: user("Two colors as JSON."), response_format: { type: "json_object" }, thinking: false, max_tokens: 40, temperature: 0 });
-    reqs.push({ messages: user("Two colors as JSON."), response_format: { type: "json_object" }, thinking: false, max_tokens: 40, seed: 5, top_p: 0.9, top_k: 50 });
+    for (let seed = 1; seed <= 10; seed++) reqs.push({ messages: user("Two colors as JSON."), response_format: { type: "json_object" }, thinking: false, max_tokens: 32, seed });
+    reqs.push({ messages: user("Two colors as JSON."), response_format: { type: "json_object" }, thinking: false, max_tokens: 32, temperature: 0 });
+    reqs.push({ messages: user("Two colors as JSON."), response_format: { type: "json_object" }, thinking: false, max_tokens: 12, seed: 5, top_p: 0.9 });
     // Thinking mode: the budget forces `</think>` while `{}` still fits.
-    reqs.push({ messages: user("Two colors as JSON."), response_format: { type: "json_object" }, max_tokens: 30, seed: 9 });
-    reqs.push({ messages: user("Two colors as JSON."), response_format: { type: "json_object" }, max_tokens: 40, reasoning_budget: 6, seed: 9 });
+    reqs.push({ messages: user("Two colors as JSON."), response_format: { type: "json_object" }, max_tokens: 20, seed: 9 });
+    reqs.push({ messages: user("Two colors as JSON."), response_format: { type: "json_object" }, max_tokens: 28, reasoning_budget: 6, seed: 9 });
     const results = await Promise.all(reqs.map((r) => run(r)));
     results.forEach((r, i) => {
       assert.equal(r.finish_reason, "stop", `request ${i}: ${JSON.stringify(r.message.content)}`);
