@@ -301,6 +301,12 @@ describe("constrained decoding in the engine (tiny preset, real tokenizer)", asy
     const t = await run({ messages: user("x"), tools: TOOLS, response_format: { type: "json_object" }, max_tokens: 64, temperature: 0 }, spell(callIds));
     assert.deepEqual(t.message.tool_calls, []);
     JSON.parse(t.message.content);
+    // A model that wants to stop while reasoning: its EOS becomes `</think>`, then the JSON follows.
+    const e = await run({ messages: user("x"), response_format: { type: "json_object" }, max_tokens: 16, temperature: 0 }, () => eos);
+    assert.equal(e.tokens[0], tok.specialIds.thinkEnd);
+    assert.equal(e.message.reasoning_content, "");
+    assert.equal(e.finish_reason, "stop");
+    JSON.parse(e.message.content);
   });
 
   test("constrained requests do not speculate", async () => {
