@@ -45,19 +45,61 @@ export function textToByteLevel(text: string): string {
 }
 
 /**
- * Turns token bytes into text as they arrive, holding back an incomplete UTF-8
- * sequence until its last byte comes, so no partial character (U+FFFD) is ever
- * emitted for a character that was merely split across tokens.
+ * Turns token bytes into text as they arrive. An incomplete UTF-8 sequence is held back
+ * until its last byte comes, so a character split across tokens is never emitted as
+ * U+FFFD (spec §D.4). Bytes that can never form a character (a model can sample any
+ * byte token) are dropped rather than turned into U+FFFD; a real U+FFFD the model
+ * spells out in valid bytes passes through.
  */
 export class Utf8StreamDecoder {
-  private readonly decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
+  private pending: number[] = [];
 
   push(bytes: Uint8Array): string {
-    return this.decoder.decode(bytes, { stream: true });
+    let out = "";
+    for (const b of bytes) out += this.pushByte(b);
+    return out;
   }
 
-  /** Whatever is still buffered; a dangling partial character becomes U+FFFD here. */
+  /** Drops a dangling partial character at the end of the stream. */
   flush(): string {
-    return this.decoder.decode();
+    this.pending = [];
+    return "";
   }
+
+  private pushByte(b: number): string {
+    const p = this.pending;
+    if (p.length === 0) {
+      if (b < 0x80) return String.fromCharCode(b);
+      if (sequenceLength(b) > 0) p.push(b);
+      return ""; // a stray continuation or an invalid lead byte
+    }
+    if ((b & 0xc0) !== 0x80 || !continues(p, b)) {
+      // The held sequence can never complete; drop it and start over with this byte.
+      this.pending = [];
+      return this.pushByte(b);
+    }
+    p.push(b);
+    if (p.length < sequenceLength(p[0]!)) return "";
+    this.pending = [];
+    return Buffer.from(p).toString("utf8");
+  }
+}
+
+/** Total bytes of a sequence from its lead byte; 0 for bytes that cannot lead (incl. C0, C1, F5..FF). */
+function sequenceLength(lead: number): number {
+  if (lead >= 0xc2 && lead <= 0xdf) return 2;
+  if (lead >= 0xe0 && lead <= 0xef) return 3;
+  if (lead >= 0xf0 && lead <= 0xf4) return 4;
+  return 0;
+}
+
+/** Whether continuation byte `b` is allowed next (no overlongs, surrogates or code points past U+10FFFF). */
+function continues(held: number[], b: number): boolean {
+  if (held.length !== 1) return true;
+  const lead = held[0]!;
+  if (lead === 0xe0) return b >= 0xa0;
+  if (lead === 0xed) return b <= 0x9f;
+  if (lead === 0xf0) return b >= 0x90;
+  if (lead === 0xf4) return b <= 0x8f;
+  return true;
 }
