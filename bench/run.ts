@@ -18,6 +18,8 @@ const suites: Array<{ key: string; file: string; args: string[] }> = [
   { key: "decode_ref", file: "decode.js", args: ["--backend", "ref"] },
   { key: "model", file: "model.js", args: [] },
   { key: "text", file: "text.js", args: [] },
+  { key: "engine", file: "engine.js", args: [] },
+  { key: "server", file: "server.js", args: [] },
 ];
 
 const results: Record<string, unknown> = {};
