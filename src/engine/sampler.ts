@@ -60,21 +60,7 @@ export function samplingProbs(logits: Vec | ArrayLike<number>, p: SamplingParams
   for (let i = 0; i < V; i++) probs[i]! /= sum;
 
   const needSort = (p.topK > 0 && p.topK < V) || p.topP < 1;
-  if (needSort) {
-    // Ranking only the tokens that can matter keeps this cheap on a 129k vocabulary.
-    const order = rankedIndices(probs, p.topK > 0 ? Math.min(p.topK, V) : V, p.topP);
-    const keep = new Uint8Array(V);
-    let mass = 0;
-    let kept = 0;
-    for (const id of order) {
-      if (p.topK > 0 && kept >= p.topK) break;
-      if (p.topP < 1 && kept > 0 && mass >= p.topP) break;
-      keep[id] = 1;
-      mass += probs[id]!;
-      kept++;
-    }
-    for (let i = 0; i < V; i++) if (!keep[i]) probs[i] = 0;
-  }
+  if (needSort) keepTop(probs, p.topK, p.topP);
   if (p.minP > 0) {
     let pmax = 0;
     for (let i = 0; i < V; i++) if (probs[i]! > pmax) pmax = probs[i]!;
@@ -86,26 +72,37 @@ export function samplingProbs(logits: Vec | ArrayLike<number>, p: SamplingParams
 }
 
 /**
- * Indices by descending probability, enough of them to cover `k` entries and
- * `topP` mass. Ties break on the lower id so the order is deterministic.
+ * Zero every probability outside the top-k / top-p set: the most likely tokens, in
+ * descending order, until k are kept or their mass reaches top_p (the token that crosses
+ * it included); exact ties go to the lower id. The values are ranked with a native
+ * typed-array sort, so no comparator runs per element of the 129k vocabulary.
  */
-function rankedIndices(probs: Float64Array, k: number, topP: number): number[] {
-  const V = probs.length;
-  // Candidate threshold: anything below (1 - mass of larger ones)… is unknowable without
-  // sorting, so shrink the set by a probability floor and widen it until it suffices.
-  let floor = Math.min(1 / V, 1e-4);
-  for (;;) {
-    const cand: number[] = [];
-    let mass = 0;
-    for (let i = 0; i < V; i++) {
-      if (probs[i]! >= floor) {
-        cand.push(i);
-        mass += probs[i]!;
-      }
+function keepTop(probs: Float64Array, topK: number, topP: number): void {
+  const sorted = Float64Array.from(probs).sort();
+  let kept = 0;
+  let mass = 0;
+  let threshold = Infinity;
+  let atThreshold = 0;
+  for (let j = sorted.length - 1; j >= 0; j--) {
+    if (topK > 0 && kept >= topK) break;
+    if (topP < 1 && kept > 0 && mass >= topP) break;
+    const v = sorted[j]!;
+    if (v !== threshold) {
+      threshold = v;
+      atThreshold = 0;
     }
-    cand.sort((a, b) => probs[b]! - probs[a]! || a - b);
-    if (floor === 0 || (cand.length >= k && (topP >= 1 || mass >= topP))) return cand;
-    floor = floor > 1e-300 ? floor / 1e6 : 0;
+    atThreshold++;
+    kept++;
+    mass += v;
+  }
+  for (let i = 0; i < probs.length; i++) {
+    const v = probs[i]!;
+    if (v > threshold) continue;
+    if (v === threshold && atThreshold > 0) {
+      atThreshold--;
+      continue;
+    }
+    probs[i] = 0;
   }
 }
 

@@ -61,6 +61,13 @@ describe("sampler", () => {
     assert.ok(Math.abs(mp.reduce((a, b) => a + b, 0) - 1) < 1e-12);
   });
 
+  test("top_k and top_p keep the lower ids among exactly tied tokens", () => {
+    const tied = [0, 0, 0, 0, 5, 0];
+    assert.deepEqual([...samplingProbs(tied, params({ topK: 3 }))].map((v) => v > 0), [true, true, false, false, true, false]);
+    const flat = [1, 1, 1, 1];
+    assert.deepEqual([...samplingProbs(flat, params({ topP: 0.5 }))].map((v) => v > 0), [true, true, false, false]);
+  });
+
   for (const p of [params({}), params({ temperature: 0.6 }), params({ temperature: 1.3, topK: 5 }), params({ topP: 0.8 }), params({ minP: 0.2, temperature: 0.9 })]) {
     test(`a seeded sampler matches the target distribution (${JSON.stringify(p)})`, () => {
       const target = samplingProbs(LOGITS, p);
