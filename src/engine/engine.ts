@@ -29,19 +29,8 @@ import type {
 
 const GiB = 1024 ** 3;
 
-interface Counters {
-  requests_total: number;
-  requests_rejected_total: number;
-  requests_cancelled_total: number;
-  prompt_tokens_total: number;
-  prompt_cache_hit_tokens_total: number;
-  prompt_cache_miss_tokens_total: number;
-  generated_tokens_total: number;
-  reasoning_tokens_total: number;
-  speculative_drafted_total: number;
-  speculative_accepted_total: number;
-  steps_total: number;
-}
+/** The monotonic counters of EngineMetrics; the gauges are read live. */
+type Counters = Omit<EngineMetrics, "active_sequences" | "queued_requests" | "state_bytes_in_use" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
 
 export class Engine implements EngineApi {
   readonly model: ModelInfo;

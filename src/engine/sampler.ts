@@ -112,9 +112,9 @@ function normalize(probs: Float64Array): void {
   if (sum > 0) for (let i = 0; i < probs.length; i++) probs[i]! /= sum;
 }
 
-/** A categorical draw from dense probabilities summing to ~1. */
-export function drawFrom(probs: Float64Array, rng: Rng): number {
-  const u = rng.next();
+/** A categorical draw from dense non-negative weights summing to `mass` (~1 for probabilities). */
+export function drawFrom(probs: Float64Array, rng: Rng, mass = 1): number {
+  const u = rng.next() * mass;
   let acc = 0;
   let last = 0;
   for (let i = 0; i < probs.length; i++) {

@@ -27,7 +27,7 @@ export function sampleAllowed(logits: Vec, p: SamplingParams, rng: Rng, allowed:
   const probs = samplingProbs(logits, p);
   let mass = 1;
   for (let k = 0; k < TRIES && mass > 1e-12; k++) {
-    const t = drawMass(probs, mass, rng);
+    const t = drawFrom(probs, rng, mass);
     if (allowed(t)) return t;
     mass -= probs[t]!;
     probs[t] = 0;
@@ -38,7 +38,7 @@ export function sampleAllowed(logits: Vec, p: SamplingParams, rng: Rng, allowed:
     if (allowed(i)) mass += probs[i]!;
     else probs[i] = 0;
   }
-  return mass > 0 ? drawMass(probs, mass, rng) : -1;
+  return mass > 0 ? drawFrom(probs, rng, mass) : -1;
 }
 
 function greedyAllowed(logits: Vec, allowed: (id: number) => boolean): number {
@@ -79,19 +79,4 @@ function maskedDraw(logits: Vec, p: SamplingParams, rng: Rng, allowed: (id: numb
     } else masked[i] = -Infinity;
   }
   return any ? drawFrom(samplingProbs(masked, p), rng) : -1;
-}
-
-/** A categorical draw from unnormalised weights summing to `mass`. */
-function drawMass(probs: Float64Array, mass: number, rng: Rng): number {
-  const u = rng.next() * mass;
-  let acc = 0;
-  let last = -1;
-  for (let i = 0; i < probs.length; i++) {
-    const q = probs[i]!;
-    if (q <= 0) continue;
-    acc += q;
-    last = i;
-    if (u < acc) return i;
-  }
-  return last;
 }
