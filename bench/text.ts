@@ -11,6 +11,7 @@ import { buildDefaultTokenizerJson, V4_TOKENIZER_CONFIG } from "../src/text/defa
 import { OutputParser } from "../src/text/parser.js";
 import { loadDefaultTokenizer } from "../src/text/tokenizer.js";
 import { createToolCallIdGenerator } from "../src/text/tool-call-id.js";
+import { seededRandom } from "../src/text/seeded-random.js";
 
 const WORDS = (
   "the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were " +
@@ -31,23 +32,13 @@ const CODE_LINES = [
   "\t\t// {id}: handle CRLF\r\n\t\treturn null;",
 ];
 
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A deterministic mix of English prose, Chinese, source code, numbers, emoji,
  * odd whitespace and a few special-token strings, of at least `minBytes` UTF-8 bytes.
  */
 export function mixedCorpus(minBytes: number, seed = 1): string {
-  const r = seeded(seed);
+  const r = seededRandom(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
   const ident = () => Array.from({ length: 1 + Math.floor(r() * 3) }, () => pick(["get", "set", "user", "tok", "enc", "Cache", "Row", "_x", "v4", "ids"])).join("");
   const parts: string[] = [];
@@ -78,7 +69,7 @@ export function mixedCorpus(minBytes: number, seed = 1): string {
 
 /** A plausible thinking-mode completion with reasoning, an answer and two tool calls. */
 export function sampleCompletion(seed = 7, reasoningWords = 4000): string {
-  const r = seeded(seed);
+  const r = seededRandom(seed);
   const words = Array.from({ length: reasoningWords }, () => WORDS[Math.floor(r() * WORDS.length)]).join(" ");
   return (
     `${words}\n\nLet me check with the tools.</think>I will look this up.\n\n<｜DSML｜tool_calls>\n` +

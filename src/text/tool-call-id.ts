@@ -3,22 +3,12 @@
  * alphanumerics>` (spec §A.5). A seed makes them reproducible for tests.
  */
 import { randomBytes } from "node:crypto";
+import { seededRandom } from "./seeded-random.js";
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 export type ToolCallIdGenerator = (index: number) => string;
 
-/** mulberry32: tiny, fast, good enough to make test ids look random. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function cryptoChars(n: number): string {
   let out = "";

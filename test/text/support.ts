@@ -17,17 +17,6 @@ export function fixtureOutput(n: number): string {
   return readFileSync(resolve(fixtureDir, `test_output_${n}.txt`), "utf8");
 }
 
-/** mulberry32, for reproducible random cases. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function pick<T>(next: () => number, items: readonly T[]): T {
   return items[Math.floor(next() * items.length)]!;
@@ -43,3 +32,6 @@ export function randomChunks(text: string, next: () => number, maxChunk: number)
   }
   return out;
 }
+
+/** Reproducible random cases. */
+export { seededRandom as rng } from "../../src/text/seeded-random.js";
