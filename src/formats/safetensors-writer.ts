@@ -52,33 +52,14 @@ function writeAll(fd: number, data: Uint8Array): void {
  * plus `model.safetensors.index.json`, the layout of the official checkpoints.
  */
 export function writeShardedCheckpoint(dir: string, tensors: readonly TensorToWrite[], shardBytes: number, metadata: Record<string, string> = {}): string[] {
-  mkdirSync(dir, { recursive: true });
-  const groups: TensorToWrite[][] = [[]];
-  let size = 0;
   for (const t of tensors) {
-    if (size > 0 && size + t.data.byteLength > shardBytes) {
-      groups.push([]);
-      size = 0;
+    const expected = elementCount(t.shape) * DTYPE_BYTES[t.dtype];
+    if (t.data.byteLength !== expected) {
+      throw new Error(`tensor "${t.name}" has ${t.data.byteLength} bytes, shape ${JSON.stringify(t.shape)} of ${t.dtype} needs ${expected}`);
     }
-    groups[groups.length - 1]!.push(t);
-    size += t.data.byteLength;
   }
-  const n = groups.length;
-  const pad = (k: number) => String(k).padStart(5, "0");
-  const weightMap: Record<string, string> = {};
-  const files: string[] = [];
-  let total = 0;
-  groups.forEach((group, i) => {
-    const file = `model-${pad(i + 1)}-of-${pad(n)}.safetensors`;
-    writeSafetensors(join(dir, file), group, metadata);
-    for (const t of group) {
-      weightMap[t.name] = file;
-      total += t.data.byteLength;
-    }
-    files.push(file);
-  });
-  writeFileSync(join(dir, INDEX_FILE), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
-  return files;
+  const sources = tensors.map((t): TensorSource => ({ name: t.name, dtype: t.dtype, shape: t.shape, produce: (emit) => emit(t.data) }));
+  return writeShardedCheckpointStreaming(dir, sources, shardBytes, metadata);
 }
 
 /** A tensor whose bytes are produced on demand, in order, through `emit` (chunks may be reused). */
