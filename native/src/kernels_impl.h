@@ -234,6 +234,11 @@ float row_scalar(const Matrix& w, int n, const float* x) {
 // pair so that FMA latency never limits a single-row GEMV.
 #ifdef DSV4_AVX2
 
+// How far ahead of the rows being read the FP4 kernel prefetches: a pass over two rows
+// reads four streams (data and scales), which the hardware prefetchers follow too late on
+// their own (measured: cold FP4 GEMV +30% on a 2-core Zen 3; FP8 showed no clear gain).
+constexpr size_t kPrefetchBytes = 4096;
+
 // E4M3 -> IEEE half with the same bits shifted: value * 2^-8, subnormals included
 // (sign-extension sets bit 14, which the mask clears). Undone by * 256 after the sum.
 inline void fp8_decode16(const uint8_t* p, __m256i mask, __m256& w0, __m256& w1) {
@@ -321,13 +326,9 @@ inline void fp4_decode(__m256i codes, __m256i lut_lo, __m256i lut_hi, __m256 f[4
   f[3] = _mm256_castsi256_ps(_mm256_and_si256(u1, high));
 }
 
-// 64 inputs (32 bytes) -> 8 float vectors in the Fp4Group64 order, unscaled.
-inline void fp4_decode64(const uint8_t* p, __m256i lut_lo, __m256i lut_hi, __m256i low4, __m256 f[8]) {
-  __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  fp4_decode(_mm256_and_si256(raw, low4), lut_lo, lut_hi, f);
-  fp4_decode(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), lut_lo, lut_hi, f + 4);
-}
-
+// The activation vectors of one 64-input group are loaded once and used for all NR weight
+// rows. Per (weight row, activation row) the arithmetic is fixed: two chains a (vectors
+// 0, 2, 4, 6) and b (1, 3, 5, 7), a + b, times the two block scales, added to the total.
 template <int NR, int RB>
 void fp4_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
   const int K = w.K;
@@ -341,26 +342,40 @@ void fp4_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ld
   for (int j = 0; j < NR; j++)
     for (int r = 0; r < RB; r++) acc[j][r] = _mm256_setzero_ps();
   for (int g = 0; g < K; g += 64) {
-    __m256 c0[NR][RB], c1[NR][RB];
+    __m256 a[NR][RB], b[NR][RB];
+    __m256i raw[NR];
     for (int j = 0; j < NR; j++) {
-      __m256 f[8];
-      fp4_decode64(wr[j] + g / 2, lut_lo, lut_hi, low4, f);
-      for (int r = 0; r < RB; r++) {
-        const float* xr = x + r * ldx + g;
-        __m256 a = _mm256_mul_ps(f[0], _mm256_loadu_ps(xr));
-        __m256 b = _mm256_mul_ps(f[1], _mm256_loadu_ps(xr + 8));
-        a = _mm256_fmadd_ps(f[2], _mm256_loadu_ps(xr + 16), a);
-        b = _mm256_fmadd_ps(f[3], _mm256_loadu_ps(xr + 24), b);
-        a = _mm256_fmadd_ps(f[4], _mm256_loadu_ps(xr + 32), a);
-        b = _mm256_fmadd_ps(f[5], _mm256_loadu_ps(xr + 40), b);
-        a = _mm256_fmadd_ps(f[6], _mm256_loadu_ps(xr + 48), a);
-        b = _mm256_fmadd_ps(f[7], _mm256_loadu_ps(xr + 56), b);
-        c0[j][r] = a;
-        c1[j][r] = b;
+      _mm_prefetch(reinterpret_cast<const char*>(wr[j] + g / 2 + kPrefetchBytes), _MM_HINT_T0);
+      raw[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[j] + g / 2));
+    }
+    for (int h = 0; h < 2; h++) {
+      __m256 f[NR][4];
+      for (int j = 0; j < NR; j++) {
+        __m256i codes = h == 0 ? _mm256_and_si256(raw[j], low4) : _mm256_and_si256(_mm256_srli_epi16(raw[j], 4), low4);
+        fp4_decode(codes, lut_lo, lut_hi, f[j]);
       }
-      // Lanes 0-3 came from the group's first 32 inputs, lanes 4-7 from the second.
-      __m256 s = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sr[j] + g / kFp4Block)))), spread);
-      for (int r = 0; r < RB; r++) acc[j][r] = _mm256_fmadd_ps(_mm256_add_ps(c0[j][r], c1[j][r]), s, acc[j][r]);
+      for (int r = 0; r < RB; r++) {
+        const float* xr = x + r * ldx + g + 32 * h;
+        const __m256 x0 = _mm256_loadu_ps(xr), x1 = _mm256_loadu_ps(xr + 8);
+        const __m256 x2 = _mm256_loadu_ps(xr + 16), x3 = _mm256_loadu_ps(xr + 24);
+        for (int j = 0; j < NR; j++) {
+          if (h == 0) {
+            a[j][r] = _mm256_mul_ps(f[j][0], x0);
+            b[j][r] = _mm256_mul_ps(f[j][1], x1);
+          } else {
+            a[j][r] = _mm256_fmadd_ps(f[j][0], x0, a[j][r]);
+            b[j][r] = _mm256_fmadd_ps(f[j][1], x1, b[j][r]);
+          }
+          a[j][r] = _mm256_fmadd_ps(f[j][2], x2, a[j][r]);
+          b[j][r] = _mm256_fmadd_ps(f[j][3], x3, b[j][r]);
+        }
+      }
+    }
+    for (int j = 0; j < NR; j++) {
+      // Lanes 0-3 came from the group's first 32 inputs, lanes 4-7 from the second: the
+      // two scales broadcast as a pair and picked in-lane (cheaper than a cross-lane permute).
+      __m256 s = _mm256_permutevar_ps(_mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(sr[j] + g / kFp4Block))), spread);
+      for (int r = 0; r < RB; r++) acc[j][r] = _mm256_fmadd_ps(_mm256_add_ps(a[j][r], b[j][r]), s, acc[j][r]);
     }
   }
   for (int j = 0; j < NR; j++)
