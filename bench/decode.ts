@@ -2,7 +2,9 @@
  * End-to-end decode and prefill speed on a generated checkpoint (default: flash-slice, real
  * V4-Flash dimensions with two layers + MTP), with the weight bytes each decoded token
  * reads and the fraction of the memory-bandwidth ceiling that speed reaches.
- * Run: `dsv4 bench decode [--preset flash-slice] [--backend ref|native] [--json]`.
+ * Run: `dsv4 bench decode [--preset flash-slice] [--backend ref|native] [--prompt N] [--json]`.
+ * The prefill figure depends on the prompt length (more rows per expert as it grows); the
+ * default is 64 tokens on the native backend (8 on the reference) and the JSON states it.
  */
 import { pathToFileURL } from "node:url";
 import type { Backend, MatrixHandle, Vec } from "../src/kernels/backend.js";
@@ -21,6 +23,8 @@ export interface DecodeBenchResult {
   bandwidth_gbs: number | null;
   /** decode_tok_s x bytes_per_token / bandwidth: how close decode gets to being memory bound. */
   fraction_of_ceiling: number | null;
+  /** Prompt length of the timed prefill forward (the same as prefill_tokens). */
+  prompt_tokens: number;
   prefill_tokens: number;
   decode_tokens: number;
   /** With --profile: seconds per token by operation, from a separate timed pass. */
@@ -30,6 +34,7 @@ export interface DecodeBenchResult {
 export interface DecodeBenchOptions {
   preset?: string;
   backend?: string;
+  /** Prompt tokens in the prefill forward (`--prompt N`, also `--prefill N`). */
   prefillTokens?: number;
   decodeTokens?: number;
   /** Per-op timing pass (adds a run). */
@@ -143,6 +148,7 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
     bytes_per_token: bytesPerToken,
     bandwidth_gbs: bandwidth,
     fraction_of_ceiling: bandwidth ? (decodeTokS * bytesPerToken) / (bandwidth * 1e9) : null,
+    prompt_tokens: P,
     prefill_tokens: P,
     decode_tokens: D,
     ...(profile ? { profile } : {}),
@@ -153,7 +159,7 @@ export function printDecodeTable(r: DecodeBenchResult): void {
   const ceiling = r.bandwidth_gbs ? (r.bandwidth_gbs * 1e9) / r.bytes_per_token : null;
   console.log(`decode: preset ${r.preset}, backend ${r.backend}`);
   console.log(`  decode   ${r.decode_tok_s.toFixed(2).padStart(8)} tok/s   (${r.decode_tokens} tokens; ${(r.bytes_per_token / 2 ** 20).toFixed(1)} MiB of weights per token)`);
-  console.log(`  prefill  ${r.prefill_tok_s.toFixed(2).padStart(8)} tok/s   (${r.prefill_tokens} tokens in one forward; ${(r.prefill_tok_s / r.decode_tok_s).toFixed(1)}x decode)`);
+  console.log(`  prefill  ${r.prefill_tok_s.toFixed(2).padStart(8)} tok/s   (${r.prompt_tokens}-token prompt in one forward; ${(r.prefill_tok_s / r.decode_tok_s).toFixed(1)}x decode)`);
   if (ceiling !== null) console.log(`  ceiling  ${ceiling.toFixed(2).padStart(8)} tok/s   at ${r.bandwidth_gbs!.toFixed(1)} GB/s: decode reaches ${(100 * r.fraction_of_ceiling!).toFixed(0)}%`);
   if (r.profile) {
     console.log("  per token (separate timed pass)      decode     prefill");
@@ -172,7 +178,8 @@ export function decodeOptionsFromArgs(get: (flag: string) => string | undefined,
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${flag} must be a positive integer, got "${v}"`);
     return n;
   };
-  return { preset: get("preset"), backend: get("backend"), prefillTokens: num("prefill"), decodeTokens: num("decode"), profile: has("profile") };
+  if (get("prompt") !== undefined && get("prefill") !== undefined) throw new Error("--prompt and --prefill are the same option; give one");
+  return { preset: get("preset"), backend: get("backend"), prefillTokens: num("prompt") ?? num("prefill"), decodeTokens: num("decode"), profile: has("profile") };
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -4,7 +4,7 @@ export const benchCommand: Command = {
   name: "bench",
   summary: "benchmarks: kernel GEMV throughput vs memory bandwidth, end-to-end decode/prefill speed",
   usage: `Usage: dsv4 bench kernels [--json] [--quick] [--no-ref]
-       dsv4 bench decode [--preset NAME] [--backend ref|native] [--prefill N] [--decode N] [--profile] [--json]
+       dsv4 bench decode [--preset NAME] [--backend ref|native] [--prompt N] [--decode N] [--profile] [--json]
 
 kernels  Measures this machine's memory bandwidth (multi-threaded read of 1 GiB), then GEMV
          throughput in weight GB/s for FP8 4096x4096, the FP4 expert shapes 2048x4096 and
@@ -21,7 +21,8 @@ Options:
   --no-ref        (kernels) skip the slow reference backend
   --preset NAME   (decode) checkpoint preset (see \`dsv4 tiny --help\`)
   --backend NAME  (decode) ref or native
-  --prefill N     (decode) tokens in the prefill forward (native 64, ref 8)
+  --prompt N      (decode) prompt tokens in the prefill forward (native 64, ref 8);
+                  reported as prompt_tokens (--prefill N is the same option)
   --decode N      (decode) tokens decoded one by one (native 16, ref 2)
   --profile       (decode) add a pass that times every backend operation
 `,
@@ -37,7 +38,7 @@ Options:
     }
     if (what === "decode") {
       const args = parseCommandArgs(benchCommand, rest, {
-        json: { type: "boolean" }, preset: { type: "string" }, backend: { type: "string" }, prefill: { type: "string" }, decode: { type: "string" }, profile: { type: "boolean" },
+        json: { type: "boolean" }, preset: { type: "string" }, backend: { type: "string" }, prefill: { type: "string" }, prompt: { type: "string" }, decode: { type: "string" }, profile: { type: "boolean" },
       });
       const { runDecodeBench, printDecodeTable, decodeOptionsFromArgs } = await import("../../../bench/decode.js");
       let opts;
