@@ -28,6 +28,7 @@ namespace {
 // No std:: templates below: an inline template instantiated in this TU and in one built for
 // another instruction set could be merged by the linker into the wrong version.
 inline int imin(int a, int b) { return a < b ? a : b; }
+inline int imax(int a, int b) { return a > b ? a : b; }
 
 // ---------------------------------------------------------------------------------------
 // Activation layout: the vector kernels decode some formats in a lane order other than the
@@ -329,9 +330,11 @@ inline void fp4_decode(__m256i codes, __m256i lut_lo, __m256i lut_hi, __m256 f[4
 // The activation vectors of one 64-input group are loaded once and used for all NR weight
 // rows. Per (weight row, activation row) the arithmetic is fixed: two chains a (vectors
 // 0, 2, 4, 6) and b (1, 3, 5, 7), a + b, times the two block scales, added to the total.
+// Inputs [k0, k1) (multiples of 64) of the tile; `carry` (NR * RB * 8 floats, or null for a
+// whole-K call) holds the running totals between K chunks, so a chunked product performs the
+// same operations in the same order as an unchunked one.
 template <int NR, int RB>
-void fp4_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
-  const int K = w.K;
+void fp4_tile_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n, int k0, int k1, float* carry) {
   const __m256i lut_lo = fp4_lut_lo(), lut_hi = fp4_lut_hi();
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
@@ -340,8 +343,8 @@ void fp4_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ld
   for (int j = 0; j < NR; j++) wr[j] = w.row(n + j), sr[j] = w.scale_row(n + j);
   __m256 acc[NR][RB];
   for (int j = 0; j < NR; j++)
-    for (int r = 0; r < RB; r++) acc[j][r] = _mm256_setzero_ps();
-  for (int g = 0; g < K; g += 64) {
+    for (int r = 0; r < RB; r++) acc[j][r] = (carry && k0 > 0) ? _mm256_loadu_ps(carry + (j * RB + r) * 8) : _mm256_setzero_ps();
+  for (int g = k0; g < k1; g += 64) {
     __m256 a[NR][RB], b[NR][RB];
     __m256i raw[NR];
     for (int j = 0; j < NR; j++) {
@@ -378,8 +381,96 @@ void fp4_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ld
       for (int r = 0; r < RB; r++) acc[j][r] = _mm256_fmadd_ps(_mm256_add_ps(a[j][r], b[j][r]), s, acc[j][r]);
     }
   }
+  if (carry && k1 < w.K) {
+    for (int j = 0; j < NR; j++)
+      for (int r = 0; r < RB; r++) _mm256_storeu_ps(carry + (j * RB + r) * 8, acc[j][r]);
+    return;
+  }
   for (int j = 0; j < NR; j++)
     for (int r = 0; r < RB; r++) out[r * ldo + n + j] = hsum8(acc[j][r]);
+}
+
+// One weight row against RB activation rows (rows_pass uses it for 5-6), each 64-input group decoded once
+// into registers and used for every row. Per (weight row, activation row) the operations
+// and their order are exactly fp4_tile_k's: chain a (vectors 0, 2, 4, 6), chain b (1, 3,
+// 5, 7), a + b times the scale pair, added to the total. Only the loop nest differs: the
+// chains of one row complete before the next row's start, so two registers hold them.
+template <int RB>
+void fp4_row_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n, int k0, int k1, float* carry) {
+  const __m256i lut_lo = fp4_lut_lo(), lut_hi = fp4_lut_hi();
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  const uint8_t* wr = w.row(n);
+  const float* sr = w.scale_row(n);
+  __m256 acc[RB];
+  for (int r = 0; r < RB; r++) acc[r] = (carry && k0 > 0) ? _mm256_loadu_ps(carry + r * 8) : _mm256_setzero_ps();
+  for (int g = k0; g < k1; g += 64) {
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + g / 2));
+    __m256 f[8];
+    fp4_decode(_mm256_and_si256(raw, low4), lut_lo, lut_hi, f);
+    fp4_decode(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), lut_lo, lut_hi, f + 4);
+    const __m256 s = _mm256_permutevar_ps(_mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(sr + g / kFp4Block))), spread);
+    for (int r = 0; r < RB; r++) {
+      const float* xr = x + r * ldx + g;
+      __m256 a = _mm256_mul_ps(f[0], _mm256_loadu_ps(xr));
+      __m256 b = _mm256_mul_ps(f[1], _mm256_loadu_ps(xr + 8));
+      a = _mm256_fmadd_ps(f[2], _mm256_loadu_ps(xr + 16), a);
+      b = _mm256_fmadd_ps(f[3], _mm256_loadu_ps(xr + 24), b);
+      a = _mm256_fmadd_ps(f[4], _mm256_loadu_ps(xr + 32), a);
+      b = _mm256_fmadd_ps(f[5], _mm256_loadu_ps(xr + 40), b);
+      a = _mm256_fmadd_ps(f[6], _mm256_loadu_ps(xr + 48), a);
+      b = _mm256_fmadd_ps(f[7], _mm256_loadu_ps(xr + 56), b);
+      acc[r] = _mm256_fmadd_ps(_mm256_add_ps(a, b), s, acc[r]);
+    }
+  }
+  if (carry && k1 < w.K) {
+    for (int r = 0; r < RB; r++) _mm256_storeu_ps(carry + r * 8, acc[r]);
+    return;
+  }
+  for (int r = 0; r < RB; r++) out[r * ldo + n] = hsum8(acc[r]);
+}
+
+template <int NR, int RB>
+void fp4_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+  fp4_tile_k<NR, RB>(w, x, ldx, out, ldo, n, 0, w.K, nullptr);
+}
+
+float* carry_scratch(size_t floats) {
+  static thread_local float* p = nullptr;
+  static thread_local size_t have = 0;
+  if (have < floats) {
+    free(p);
+    p = static_cast<float*>(aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64));
+    have = floats;
+  }
+  return p;
+}
+
+// Activation bytes of one row group kept in L1 across the weight rows of a pass: with
+// several activation rows the whole K no longer fits, and re-reading the activations from
+// L2 for every weight row was the bottleneck of few-row FP4 products (expert prefill).
+constexpr int kActChunkBytes = 32 * 1024;
+
+// K chunk for rb activation rows: the whole K when their activations fit the budget, else
+// the fewest equal chunks (multiples of 64) that do.
+inline int fp4_chunk(int K, int rb) {
+  const int groups = K / 64;
+  const int per = imin(groups, imax(1, kActChunkBytes / (4 * 64 * rb)));
+  const int chunks = (groups + per - 1) / per;
+  return ((groups + chunks - 1) / chunks) * 64;
+}
+
+// FP4 with 2+ activation rows: K in chunks whose activations stay in L1, the running totals
+// carried between chunks in memory (same operations, same order as one whole-K pass).
+template <int RB>
+void fp4_chunked_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n0, int n1, int kc, float* carry) {
+  for (int k0 = 0; k0 < w.K; k0 += kc) {
+    const int k1 = imin(w.K, k0 + kc);
+    int n = n0;
+    if (RB <= 2)
+      for (; n + 2 <= n1; n += 2) fp4_tile_k<2, RB>(w, x, ldx, out, ldo, n, k0, k1, carry + static_cast<size_t>(n - n0) * RB * 8);
+    for (; n < n1; n++) fp4_tile_k<1, RB>(w, x, ldx, out, ldo, n, k0, k1, carry + static_cast<size_t>(n - n0) * RB * 8);
+  }
 }
 
 // 16 bf16 values: each 32-bit lane holds an even element in its low half and the next odd
@@ -466,10 +557,41 @@ void vector_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t
   for (; n < n1; n++) single(w, x, ldx, out, ldo, n);
 }
 
-// Activation rows in groups of four, each group one pass over the weights. (Decoding FP4
-// or BF16 tiles once for many rows measured no faster here: their decode is cheap next to
-// the products; FP8 below is different.)
+template <int RB>
+void fp4_rows_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n0, int n1, int kc, float* carry) {
+  for (int k0 = 0; k0 < w.K; k0 += kc) {
+    const int k1 = imin(w.K, k0 + kc);
+    for (int n = n0; n < n1; n++) fp4_row_k<RB>(w, x, ldx, out, ldo, n, k0, k1, carry + static_cast<size_t>(n - n0) * RB * 8);
+  }
+}
+
+// Activation rows in groups, each group one pass over the weights. (Decoding BF16 tiles
+// once for many rows measured no faster here: the decode is cheap next to the products.)
 void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+  if (w.format == Format::FP4 && rows >= 2) {
+    // K in chunks so that a pass's activations stay in L1, the running totals carried in
+    // memory between chunks. Passes of four rows (fp4_tile_k), except that five or six
+    // remaining rows share one pass of fp4_row_k (measured: 5-6 rows ~10% faster that way;
+    // eight rows in one pass ran out of registers and were slower than two passes of four).
+    float* carry = carry_scratch(static_cast<size_t>(n1 - n0) * 6 * 8);
+    for (int r0 = 0; r0 < rows;) {
+      const int left = rows - r0;
+      const int rb = (left == 5 || left == 6) ? left : imin(4, left);
+      const float* x = xp + static_cast<size_t>(r0) * ldx;
+      float* o = out + static_cast<size_t>(r0) * ldo;
+      const int kc = fp4_chunk(w.K, rb);
+      switch (rb) {
+        case 1: fp4_chunked_pass<1>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        case 2: fp4_chunked_pass<2>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        case 3: fp4_chunked_pass<3>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        case 4: fp4_chunked_pass<4>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        case 5: fp4_rows_pass<5>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        default: fp4_rows_pass<6>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+      }
+      r0 += rb;
+    }
+    return;
+  }
   for (int r0 = 0; r0 < rows; r0 += 4) {
     const float* x = xp + static_cast<size_t>(r0) * ldx;
     float* o = out + static_cast<size_t>(r0) * ldo;
