@@ -18,10 +18,10 @@ import { Engine } from "../src/engine/engine.js";
 import { stateBytes } from "../src/engine/state-size.js";
 import { createBackend } from "../src/kernels/index.js";
 import type { SequenceState } from "../src/model/state.js";
-import { writeTinyCheckpoint } from "../src/model/tiny.js";
+import { writeTinyCheckpoint } from "../src/tiny/tiny.js";
 import { Dsv4Model } from "../src/model/transformer.js";
 import { parseConfig } from "../src/model/config.js";
-import { tinyHfConfig } from "../src/model/tiny.js";
+import { tinyHfConfig } from "../src/tiny/tiny.js";
 
 export interface EngineBenchOptions {
   backend?: string;

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Checkpoint } from "../src/formats/safetensors.js";
 import { createBackend } from "../src/kernels/index.js";
-import { writeTinyCheckpoint } from "../src/model/tiny.js";
+import { writeTinyCheckpoint } from "../src/tiny/tiny.js";
 import { Dsv4Model } from "../src/model/transformer.js";
 
 export interface ModelBenchResult {

@@ -14,6 +14,6 @@ export * from "./text/index.js";
 export { Dsv4Model, type ForwardRequest, type ForwardOptions, type ForwardOutput, type MtpRequest } from "./model/transformer.js";
 export { SequenceState, type SequenceSnapshot } from "./model/state.js";
 export { loadConfig, parseConfig, ConfigError, type ModelConfig, type LayerSchedule } from "./model/config.js";
-export { writeTinyCheckpoint, TINY_PRESETS, DEFAULT_PRESET, type TinyOptions, type TinyResult } from "./model/tiny.js";
+export { writeTinyCheckpoint, TINY_PRESETS, DEFAULT_PRESET, type TinyOptions, type TinyResult } from "./tiny/tiny.js";
 export { createBackend, BACKEND_NAMES, type Backend } from "./kernels/index.js";
 export { startServer, buildServer, DEFAULT_PRICES, parsePriceTable, type ListenOptions, type RunningServer, type ServerOptions, type PriceTable } from "./server/index.js";

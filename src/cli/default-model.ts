@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { writeTinyCheckpoint } from "../model/tiny.js";
+import { writeTinyCheckpoint } from "../tiny/tiny.js";
 
 export const DEFAULT_MODEL_PRESET = "tiny";
 export const DEFAULT_MODEL_SEED = 0;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
-import { writeTinyCheckpoint } from "../../src/model/tiny.js";
+import { writeTinyCheckpoint } from "../../src/tiny/tiny.js";
 
 const root = mkdtempSync(join(tmpdir(), "dsv4-engine-test-"));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { RefBackend } from "../../src/kernels/ref/index.js";
-import { writeTinyCheckpoint } from "../../src/model/tiny.js";
+import { writeTinyCheckpoint } from "../../src/tiny/tiny.js";
 import { Dsv4Model } from "../../src/model/transformer.js";
 
 // Configurations other than tiny-a (other dims, rope dims, ratios, windows, top-k, expert

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { CliError, parseCommandArgs, stringOption, type Command } from "../command.js";
-import { DEFAULT_PRESET, TINY_PRESETS, writeTinyCheckpoint } from "../../model/tiny.js";
+import { DEFAULT_PRESET, TINY_PRESETS, writeTinyCheckpoint } from "../../tiny/tiny.js";
 
 const presetLines = Object.entries(TINY_PRESETS)
   .map(([name, p]) => `  ${name.padEnd(17)} ${p.summary}`)

@@ -1,6 +1,6 @@
 import { numberToBf16, numberToE2M1, numberToE4M3, E2M1_MAX, E4M3_MAX } from "../formats/dtypes.js";
 import { elementCount } from "../formats/safetensors.js";
-import type { TensorSpec } from "./schema.js";
+import type { TensorSpec } from "../model/schema.js";
 import { normalQuantiles, Rng } from "./tiny-random.js";
 
 /**

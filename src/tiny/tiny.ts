@@ -4,8 +4,8 @@ import { writeShardedCheckpointStreaming, type TensorSource } from "../formats/s
 import { DTYPE_BYTES } from "../formats/dtypes.js";
 import { elementCount, INDEX_FILE } from "../formats/safetensors.js";
 import { writeDefaultTokenizerFiles } from "../text/tokenizer.js";
-import { parseConfig, type ModelConfig } from "./config.js";
-import { checkpointTensors, type TensorSpec } from "./schema.js";
+import { parseConfig, type ModelConfig } from "../model/config.js";
+import { checkpointTensors, type TensorSpec } from "../model/schema.js";
 import { DEFAULT_PRESET, TINY_PRESETS, V4_VOCAB_SIZE, type HfConfig } from "./tiny-presets.js";
 import { FP4_CODE_STD, FP8_CODE_STD, generateTensor, scaleExponent, type Recipe } from "./tiny-values.js";
 

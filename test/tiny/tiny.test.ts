@@ -9,7 +9,7 @@ import { decodeE2M1Packed, decodeToFloat64, DTYPE_BYTES, e8m0ToNumber } from "..
 import { Checkpoint, elementCount, INDEX_FILE } from "../../src/formats/safetensors.js";
 import { loadConfig, parseConfig } from "../../src/model/config.js";
 import { checkpointTensors } from "../../src/model/schema.js";
-import { TINY_PRESETS, TinyPresetError, tinyHfConfig, writeTinyCheckpoint, type TinyResult } from "../../src/model/tiny.js";
+import { TINY_PRESETS, TinyPresetError, tinyHfConfig, writeTinyCheckpoint, type TinyResult } from "../../src/tiny/tiny.js";
 
 // This file runs as dist/test/model/tiny.test.js
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
