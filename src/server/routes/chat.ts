@@ -7,11 +7,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { prepareChat, type PreparedChat } from "../chat-request.js";
 import { ChatChunker, completionBody, type ResponseIdentity } from "../chat-chunks.js";
 import { charge, type ServerContext } from "../context.js";
-import { toApiError } from "../errors.js";
 import { StartedGeneration } from "../generation.js";
 import { drain, jsonWithKeepAlive } from "../respond.js";
 import { chatRequestSchema } from "../schemas.js";
-import { abortOnDisconnect, SseWriter } from "../sse.js";
+import { abortOnDisconnect } from "../sse.js";
+import { streamDeepSeek } from "../stream.js";
 import { toDeepSeekUsage } from "../usage.js";
 import { parseWith } from "../validate.js";
 
@@ -61,15 +61,10 @@ async function streamChat(
   ident: ResponseIdentity,
   started: StartedGeneration,
 ): Promise<void> {
-  reply.hijack();
-  const sse = new SseWriter(reply.raw, { keepAliveMs: ctx.keepAliveMs });
   const chunker = new ChatChunker(ident, prepared.thinking, prepared.logprobs);
-  sse.open();
-  let finished = false;
-  try {
-    await sse.data(chunker.first());
-    for await (const e of started) {
-      if (sse.closed) break;
+  await streamDeepSeek(reply, ctx.keepAliveMs, started, {
+    first: (sse) => sse.data(chunker.first()),
+    event: async (e, sse) => {
       switch (e.type) {
         case "token":
           chunker.token(e.phase, e.logprob);
@@ -83,7 +78,6 @@ async function streamChat(
           await sse.data(chunker.delta(e));
           break;
         case "finish": {
-          finished = true;
           const usage = toDeepSeekUsage(e.usage, ctx.prices);
           charge(ctx, request, usage.cost);
           await sse.data(chunker.finish(e.finish_reason, usage));
@@ -94,13 +88,6 @@ async function streamChat(
           // queued / prefill / usage: the keep-alive timer covers the silence.
           break;
       }
-    }
-    if (finished) await sse.done();
-  } catch (err) {
-    // A client that left gets nothing; anyone else learns why the stream stopped (spec §A.6 rule 8).
-    if (!sse.closed) await sse.data(toApiError(err).body());
-  } finally {
-    if (!finished) started.cancel();
-    sse.end();
-  }
+    },
+  });
 }

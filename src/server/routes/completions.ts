@@ -6,12 +6,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { FinishReason, TokenLogprob } from "../../engine/types.js";
 import { checkN, maxTokens, range, stopStrings } from "../chat-request.js";
 import { charge, type ServerContext } from "../context.js";
-import { invalidRequest, toApiError } from "../errors.js";
+import { invalidRequest } from "../errors.js";
 import { StartedGeneration } from "../generation.js";
 import { MAX_FIM_OUTPUT_TOKENS, MAX_TOP_LOGPROBS } from "../limits.js";
 import { drain, jsonWithKeepAlive } from "../respond.js";
 import { fimRequestSchema, type FimRequest } from "../schemas.js";
-import { abortOnDisconnect, SseWriter } from "../sse.js";
+import { abortOnDisconnect } from "../sse.js";
+import { streamDeepSeek } from "../stream.js";
 import { toDeepSeekUsage, type DeepSeekUsage } from "../usage.js";
 import { parseWith } from "../validate.js";
 import { identityFor } from "./chat.js";
@@ -87,10 +88,6 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
     return reply;
   }
 
-  reply.hijack();
-  const sse = new SseWriter(reply.raw, { keepAliveMs: ctx.keepAliveMs });
-  sse.open();
-  let finished = false;
   let pending: TokenLogprob[] = [];
   let offset = echo.length;
   const takeLogprobs = (): CompletionLogprobs | null => {
@@ -100,26 +97,20 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
     pending = [];
     return lp;
   };
-  try {
-    if (echo !== "") await sse.data({ ...head, choices: [choice(echo, null, null)], usage: null });
-    for await (const e of started) {
-      if (sse.closed) break;
+  await streamDeepSeek(reply, ctx.keepAliveMs, started, {
+    first: async (sse) => {
+      if (echo !== "") await sse.data({ ...head, choices: [choice(echo, null, null)], usage: null });
+    },
+    event: async (e, sse) => {
       if (e.type === "token" && e.logprob) pending.push(e.logprob);
       else if (e.type === "content" && e.text !== "") await sse.data({ ...head, choices: [choice(e.text, takeLogprobs(), null)], usage: null });
       else if (e.type === "finish") {
-        finished = true;
         const usage: DeepSeekUsage = toDeepSeekUsage(e.usage, ctx.prices);
         charge(ctx, request, usage.cost);
         await sse.data({ ...head, choices: [choice("", takeLogprobs(), e.finish_reason)], usage });
         if (body.stream_options?.include_usage === true) await sse.data({ ...head, choices: [], usage });
       }
-    }
-    if (finished) await sse.done();
-  } catch (err) {
-    if (!sse.closed) await sse.data(toApiError(err).body());
-  } finally {
-    if (!finished) started.cancel();
-    sse.end();
-  }
+    },
+  });
   return reply;
 }
