@@ -15,7 +15,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Engine } from "../src/engine/engine.js";
-import { stateBytes } from "../src/engine/state-size.js";
+import { stateBytes } from "../src/model/state-size.js";
 import { createBackend } from "../src/kernels/index.js";
 import type { SequenceState } from "../src/model/state.js";
 import { writeTinyCheckpoint } from "../src/tiny/tiny.js";

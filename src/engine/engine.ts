@@ -22,7 +22,7 @@ import { Scheduler } from "./scheduler.js";
 import { Sequence, type SequenceEnv } from "./sequence.js";
 import { ChatSessionImpl } from "./session.js";
 import { draftTokens, verifyDraft, type Draft } from "./speculative.js";
-import { stateBytes } from "./state-size.js";
+import { stateBytes } from "../model/state-size.js";
 import type {
   ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineMetrics, EngineOptions, GenerateRequest, Generation, ModelInfo,
 } from "./types.js";

@@ -1,7 +1,7 @@
 /** The engine's public surface. */
 export { Engine } from "./engine.js";
 export { EngineError, isEngineError, type EngineErrorCode } from "./errors.js";
-export { stateBytes, stateBreakdown, type StateBreakdown } from "./state-size.js";
+export { stateBytes, stateBreakdown, type StateBreakdown } from "../model/state-size.js";
 export { modelIdentity } from "./identity.js";
 export { Rng } from "./rng.js";
 export { argmax, samplingProbs, sampleToken, tokenLogprobs, DEFAULT_SAMPLING, type SamplingParams } from "./sampler.js";

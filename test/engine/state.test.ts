@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { stateBytes } from "../../src/engine/state-size.js";
+import { stateBytes } from "../../src/model/state-size.js";
 import { createBackend } from "../../src/kernels/index.js";
 import { Dsv4Model } from "../../src/model/transformer.js";
 import { checkpoint, promptIds } from "./helpers.js";

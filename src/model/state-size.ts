@@ -1,12 +1,12 @@
 /**
  * Sequence state bytes at a given length (spec §6), computed from the loaded
- * config with the same layout model/state.ts allocates: the window ring, the
+ * config with the same layout state.ts allocates: the window ring, the
  * compressed rows (main and indexer) and the compressors' partial windows,
  * for the main layers and the MTP block. `bytesPerValue` is the backend's
  * float width (8 for the float64 reference); 2 gives the bf16 figure of the
  * spec's table.
  */
-import type { LayerSchedule, ModelConfig } from "../model/config.js";
+import type { LayerSchedule, ModelConfig } from "./config.js";
 
 export interface StateBreakdown {
   total: number;
