@@ -11,7 +11,7 @@ import type { Backend, MatrixHandle, Vec } from "../src/kernels/backend.js";
 import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
 import { Dsv4Model } from "../src/model/transformer.js";
-import { cachedPreset } from "./model.js";
+import { cachedPreset } from "./checkpoints.js";
 
 export interface DecodeBenchResult {
   backend: string;

@@ -10,15 +10,12 @@
  * positions beyond what is practical to prefill are reached with a synthetic state (see
  * longContext below).
  */
-import { mkdirSync, existsSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Engine } from "../src/engine/engine.js";
 import { stateBytes } from "../src/model/state-size.js";
 import { createBackend } from "../src/kernels/index.js";
 import type { SequenceState } from "../src/model/state.js";
-import { writeTinyCheckpoint } from "../src/tiny/tiny.js";
+import { cachedPreset } from "./checkpoints.js";
 import { Dsv4Model } from "../src/model/transformer.js";
 import { parseConfig } from "../src/model/config.js";
 import { tinyHfConfig } from "../src/tiny/tiny.js";
@@ -42,14 +39,6 @@ export interface EngineBenchResult {
   };
 }
 
-async function preset(name: string, overrides: Record<string, unknown> = {}, tag = ""): Promise<string> {
-  const dir = join(process.env.DSV4_CACHE_DIR ?? join(homedir(), ".cache", "dsv4"), `engine-bench-${name}${tag}`);
-  if (!existsSync(join(dir, "config.json"))) {
-    mkdirSync(dir, { recursive: true });
-    await writeTinyCheckpoint(dir, { preset: name, seed: 0, overrides });
-  }
-  return dir;
-}
 
 const ids = (n: number, salt: number, vocab: number) => Array.from({ length: n }, (_, i) => ((i + 1) * 7919 + salt * 104729) % (vocab - 3) + 3);
 
@@ -125,7 +114,7 @@ function extendSynthetic(seq: SequenceState, length: number): void {
 }
 
 async function longContext(backend: string | undefined, contexts: number[], prefillLimit: number, log: (s: string) => void): Promise<EngineBenchResult["long_context"]> {
-  const dir = await preset("micro", { max_position_embeddings: 1048576 }, "-1m");
+  const dir = await cachedPreset("micro", { overrides: { max_position_embeddings: 1048576 }, tag: "-1m" });
   const model = Dsv4Model.load(dir, { backend: createBackend(backend) });
   const bpv = model.backend.alloc(1).BYTES_PER_ELEMENT;
   const flashLike = parseConfig(tinyHfConfig("flash-slice"));
@@ -180,7 +169,7 @@ async function longContext(backend: string | undefined, contexts: number[], pref
 
 export async function runEngineBench(opts: EngineBenchOptions = {}): Promise<EngineBenchResult> {
   const log = opts.log ?? (() => undefined);
-  const tiny = await preset("tiny");
+  const tiny = await cachedPreset("tiny");
   const backend = opts.backend;
   const quick = opts.quick ?? false;
   log("throughput (tiny, greedy, 16-token prompts):");

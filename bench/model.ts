@@ -3,14 +3,11 @@
  * a small preset, state bytes per sequence, and resident memory against checkpoint size.
  * Run: `node dist/bench/model.js [--json] [--preset NAME] [--contexts 256,4096,32768]`.
  */
-import { existsSync, mkdirSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Checkpoint } from "../src/formats/safetensors.js";
 import { createBackend } from "../src/kernels/index.js";
-import { writeTinyCheckpoint } from "../src/tiny/tiny.js";
 import { Dsv4Model } from "../src/model/transformer.js";
+import { cachedPreset } from "./checkpoints.js";
 
 export interface ModelBenchResult {
   backend: string;
@@ -24,15 +21,6 @@ export interface ModelBenchResult {
   contexts: Array<{ context: number; decode_ms_per_token: number; prefill_tok_s: number; state_bytes: number }>;
 }
 
-/** A generated checkpoint cached under ~/.cache/dsv4 so repeated runs reuse it. */
-export async function cachedPreset(preset: string, seed = 0): Promise<string> {
-  const dir = join(process.env.DSV4_CACHE_DIR ?? join(homedir(), ".cache", "dsv4"), `${preset}-seed${seed}`);
-  if (!existsSync(join(dir, "config.json"))) {
-    mkdirSync(dir, { recursive: true });
-    await writeTinyCheckpoint(dir, { preset, seed });
-  }
-  return dir;
-}
 
 export async function runModelBench(opts: { preset?: string; contexts?: number[]; backend?: string; decodeTokens?: number } = {}): Promise<ModelBenchResult> {
   const preset = opts.preset ?? "tiny";
