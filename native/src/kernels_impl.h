@@ -139,14 +139,20 @@ void fp4_simulate_impl(float* x, int n, int block) {
 // ---------------------------------------------------------------------------------------
 // Activation preparation.
 
-size_t prepared_width_impl(const Matrix& w) { return static_cast<size_t>(w.K); }
+// Fp8Group32 rows carry, after their K activations, the largest magnitude of each 128-input
+// block (fp8_prescale picks its power of two from them), padded to whole vectors.
+size_t prepared_width_impl(const Matrix& w) {
+  if (layout_of(w) == Layout::Fp8Group32) return static_cast<size_t>(w.K) + ((w.K + kFp8Block - 1) / kFp8Block + 7) / 8 * 8;
+  return static_cast<size_t>(w.K);
+}
 
 void prepare_impl(const Matrix& w, const float* x, int rows, bool act_quant, float* dst) {
   const int K = w.K;
   const Layout layout = layout_of(w);
+  const size_t width = prepared_width_impl(w);
   for (int r = 0; r < rows; r++) {
     const float* xr = x + static_cast<size_t>(r) * K;
-    float* d = dst + static_cast<size_t>(r) * K;
+    float* d = dst + static_cast<size_t>(r) * width;
     if (act_quant) {
       for (int k = 0; k < K; k += kActBlock) qdq_e4m3(xr + k, d + k, imin(kActBlock, K - k));
     } else {
@@ -157,6 +163,12 @@ void prepare_impl(const Matrix& w, const float* x, int rows, bool act_quant, flo
       for (int k = 0; k < K; k += 32) {
         for (int e = 0; e < 32; e++) g[e] = d[k + e];
         for (int e = 0; e < 32; e++) d[k + fp8_slot(e)] = g[e];
+      }
+      float* block_max = d + K;
+      for (size_t i = 0; i < width - K; i++) block_max[i] = 0;
+      for (int k = 0; k < K; k++) {
+        const float v = d[k] < 0 ? -d[k] : d[k];
+        if (v > block_max[k / kFp8Block]) block_max[k / kFp8Block] = v;
       }
     } else if (layout == Layout::Fp4Group64) {
       for (int k = 0; k < K; k += 64) {
@@ -271,55 +283,71 @@ inline void fp8_decode32(const uint8_t* p, __m256 w[4]) {
 // FP8 products. The activations arrive multiplied by the weight scales of the 128-row group
 // and by a per-row power of two (fp8_prescale; both exact), so a block sum needs no scale of
 // its own and `post` restores the magnitude at the end. Per (weight row, activation row) the
-// arithmetic is fixed: within each 128-input block chain a takes vectors 0 and 2 of every
-// 32-input group and chain b vectors 1 and 3, in K order; the block adds a + b to the total.
-// Every kernel shape below does exactly that, so a row's result never depends on its batch.
+// arithmetic is fixed: each 64-input half of a 128-input scale block is one chain in K order
+// (in the permuted lane order), and the halves are added to the total in turn. Every kernel
+// shape below does exactly that, so a row's result never depends on its batch. The halves
+// give the single-row GEMV two independent chains per row (it runs them interleaved), while
+// the tiled prefill kernel runs them one after the other with one chain per output live.
+// (Summing 64-input partials is as exact as summing 128-input ones: both are fp32 sums of
+// the same exact products under one scale.)
 // Prefetch: the single-row GEMV asks for the next NR rows while it reads these (measured from
 // DRAM, 2 threads: 14.5-18 -> 17-20 G weights/s on a 4096x4096 matrix).
+constexpr int kFp8Half = kFp8Block / 2;
+
 template <int NR, int RB, bool Tiled, bool Prefetch = false>
 void fp8_dot(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n, const double* post) {
   const int K = w.K;
   __m256 acc[NR][RB];
   for (int j = 0; j < NR; j++)
     for (int r = 0; r < RB; r++) acc[j][r] = _mm256_setzero_ps();
-  for (int kb = 0; kb < K; kb += kFp8Block) {
-    const int ke = imin(K, kb + kFp8Block);
-    __m256 a[NR][RB], b[NR][RB];
-    for (int j = 0; j < NR; j++)
-      for (int r = 0; r < RB; r++) a[j][r] = b[j][r] = _mm256_setzero_ps();
-    if (Tiled) {
-      // Sixteen inputs at a time from the decoded tile: the activation rows stay in
-      // registers and each weight vector is loaded once for all of them.
-      for (int k = kb; k < ke; k += 16) {
-        __m256 x0[RB], x1[RB];
-        for (int r = 0; r < RB; r++) x0[r] = _mm256_loadu_ps(x + r * ldx + k), x1[r] = _mm256_loadu_ps(x + r * ldx + k + 8);
+  if (Tiled) {
+    // Eight inputs at a time from the decoded tile: the activation rows stay in registers
+    // and each weight vector is loaded once for all of them.
+    for (int kh = 0; kh < K; kh += kFp8Half) {
+      const int ke = imin(K, kh + kFp8Half);
+      __m256 c[NR][RB];
+      for (int j = 0; j < NR; j++)
+        for (int r = 0; r < RB; r++) c[j][r] = _mm256_setzero_ps();
+      for (int k = kh; k < ke; k += 8) {
+        __m256 xv[RB];
+        for (int r = 0; r < RB; r++) xv[r] = _mm256_loadu_ps(x + r * ldx + k);
         for (int j = 0; j < NR; j++) {
-          const __m256 w0 = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k);
-          const __m256 w1 = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k + 8);
-          for (int r = 0; r < RB; r++) {
-            a[j][r] = _mm256_fmadd_ps(w0, x0[r], a[j][r]);
-            b[j][r] = _mm256_fmadd_ps(w1, x1[r], b[j][r]);
-          }
+          const __m256 wv = _mm256_loadu_ps(tile + static_cast<size_t>(j) * K + k);
+          for (int r = 0; r < RB; r++) c[j][r] = _mm256_fmadd_ps(wv, xv[r], c[j][r]);
         }
       }
-    } else {
-      for (int k = kb; k < ke; k += 32) {
+      for (int j = 0; j < NR; j++)
+        for (int r = 0; r < RB; r++) acc[j][r] = _mm256_add_ps(acc[j][r], c[j][r]);
+    }
+  } else {
+    for (int kb = 0; kb < K; kb += kFp8Block) {
+      const int ke = imin(K, kb + kFp8Block);
+      __m256 a[NR][RB], b[NR][RB];
+      for (int j = 0; j < NR; j++)
+        for (int r = 0; r < RB; r++) a[j][r] = b[j][r] = _mm256_setzero_ps();
+      for (int k = kb; k < kb + kFp8Half && k < ke; k += 32) {
+        const bool second = k + kFp8Half < ke;
         for (int j = 0; j < NR; j++) {
-          __m256 wv[4];
-          if (Prefetch) _mm_prefetch(reinterpret_cast<const char*>(w.row(n + j) + k + NR * static_cast<size_t>(K)), _MM_HINT_T0);
-          fp8_decode32(w.row(n + j) + k, wv);
+          const uint8_t* wr = w.row(n + j);
+          if (Prefetch) _mm_prefetch(reinterpret_cast<const char*>(wr + k + NR * static_cast<size_t>(K)), _MM_HINT_T0);
+          __m256 wa[4], wb[4];
+          fp8_decode32(wr + k, wa);
+          if (second) fp8_decode32(wr + k + kFp8Half, wb);
           for (int r = 0; r < RB; r++) {
             const float* xr = x + r * ldx + k;
-            a[j][r] = _mm256_fmadd_ps(wv[0], _mm256_loadu_ps(xr), a[j][r]);
-            b[j][r] = _mm256_fmadd_ps(wv[1], _mm256_loadu_ps(xr + 8), b[j][r]);
-            a[j][r] = _mm256_fmadd_ps(wv[2], _mm256_loadu_ps(xr + 16), a[j][r]);
-            b[j][r] = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(xr + 24), b[j][r]);
+            for (int p = 0; p < 4; p++) {
+              a[j][r] = _mm256_fmadd_ps(wa[p], _mm256_loadu_ps(xr + 8 * p), a[j][r]);
+              if (second) b[j][r] = _mm256_fmadd_ps(wb[p], _mm256_loadu_ps(xr + kFp8Half + 8 * p), b[j][r]);
+            }
           }
         }
       }
+      for (int j = 0; j < NR; j++)
+        for (int r = 0; r < RB; r++) {
+          acc[j][r] = _mm256_add_ps(acc[j][r], a[j][r]);
+          if (kb + kFp8Half < ke) acc[j][r] = _mm256_add_ps(acc[j][r], b[j][r]);
+        }
     }
-    for (int j = 0; j < NR; j++)
-      for (int r = 0; r < RB; r++) acc[j][r] = _mm256_add_ps(acc[j][r], _mm256_add_ps(a[j][r], b[j][r]));
   }
   for (int j = 0; j < NR; j++)
     for (int r = 0; r < RB; r++) out[r * ldo + n + j] = static_cast<float>(static_cast<double>(hsum8(acc[j][r])) * post[r]);
@@ -686,11 +714,10 @@ void fp8_prescale(const Matrix& w, int g, const float* xp, size_t ldx, int rows,
   for (int r = 0; r < rows; r++) {
     const float* x = xp + r * ldx;
     float* d = dst + r * ldx;
+    const float* block_max = x + w.K;
     float m = 0;
-    for (int kb = 0; kb < w.K; kb += kFp8Block) {
-      __m256 bm = _mm256_setzero_ps();
-      for (int k = kb; k < imin(w.K, kb + kFp8Block); k += 8) bm = _mm256_max_ps(bm, abs8(_mm256_loadu_ps(x + k)));
-      const float v = hmax8(bm) * s[kb / kFp8Block];
+    for (int b = 0; b < w.scale_cols; b++) {
+      const float v = block_max[b] * s[b];
       m = v > m ? v : m;
     }
     int c = 0;
@@ -709,10 +736,11 @@ using Fp8Fn = void (*)(const Matrix&, const float*, const float*, size_t, float*
 void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
   const size_t K = static_cast<size_t>(w.K);
   if (rows >= kTiledRows) {
-    // Two weight rows by three activation rows, two chains each: twelve accumulators.
-    static const Fp8Fn<true> micro[2][3] = {
+    static const Fp8Fn<true> micro[4][3] = {
         {fp8_dot<1, 1, true>, fp8_dot<1, 2, true>, fp8_dot<1, 3, true>},
         {fp8_dot<2, 1, true>, fp8_dot<2, 2, true>, fp8_dot<2, 3, true>},
+        {fp8_dot<3, 1, true>, fp8_dot<3, 2, true>, fp8_dot<3, 3, true>},
+        {fp8_dot<4, 1, true>, fp8_dot<4, 2, true>, fp8_dot<4, 3, true>},
     };
     float* tile = tile_scratch(kTileRows * K);
     for (int t = n0; t < n1; t += kTileRows) {
@@ -720,10 +748,7 @@ void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
       decode_tile(w, t, nt, tile);
       for (int r = 0; r < rows; r += 3) {
         const int rb = imin(3, rows - r);
-        for (int j = 0; j < nt; j += 2) {
-          const int nj = imin(2, nt - j);
-          micro[nj - 1][rb - 1](w, tile + static_cast<size_t>(j) * K, xs + r * ldx, ldx, out + r * ldo, ldo, t + j, post + r);
-        }
+        micro[nt - 1][rb - 1](w, tile, xs + r * ldx, ldx, out + r * ldo, ldo, t, post + r);
       }
     }
     return;
