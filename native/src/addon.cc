@@ -236,6 +236,62 @@ Napi::Value IndexerScores(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+size_t product(int64_t a, int64_t b, int64_t c = 1) { return static_cast<size_t>(a) * static_cast<size_t>(b) * static_cast<size_t>(c); }
+
+Napi::Value HcCollapse(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> X = f32(info[0], "X");
+  const int64_t rows = integer(info[1], "rows"), hc = integer(info[2], "hc"), dim = integer(info[3], "dim");
+  Span<double> pre = f64(info[4], "pre");
+  Span<float> out = f32(info[5], "out");
+  need(env, product(rows, hc, dim) <= X.length, "X shorter than rows x hc x dim");
+  need(env, product(rows, hc) <= pre.length, "pre shorter than rows x hc");
+  need(env, product(rows, dim) <= out.length, "out shorter than rows x dim");
+  hc_collapse(X.data, static_cast<int>(rows), static_cast<int>(hc), static_cast<int>(dim), pre.data, out.data);
+  return env.Undefined();
+}
+
+Napi::Value HcExpand(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> y = f32(info[0], "y"), X = f32(info[1], "X");
+  const int64_t rows = integer(info[2], "rows"), hc = integer(info[3], "hc"), dim = integer(info[4], "dim");
+  Span<double> post = f64(info[5], "post"), comb = f64(info[6], "comb");
+  Span<float> out = f32(info[7], "out");
+  need(env, product(rows, dim) <= y.length, "y shorter than rows x dim");
+  need(env, product(rows, hc, dim) <= X.length && product(rows, hc, dim) <= out.length, "X or out shorter than rows x hc x dim");
+  need(env, product(rows, hc) <= post.length && product(rows, hc, hc) <= comb.length, "post or comb too short");
+  hc_expand(y.data, X.data, static_cast<int>(rows), static_cast<int>(hc), static_cast<int>(dim), post.data, comb.data, out.data);
+  return env.Undefined();
+}
+
+Napi::Value Swiglu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> g = f32(info[0], "g"), u = f32(info[1], "u");
+  const int64_t rows = integer(info[2], "rows"), dim = integer(info[3], "dim");
+  const double limit = info[4].As<Napi::Number>().DoubleValue();
+  const double* weights = nullptr;
+  if (!info[5].IsNull() && !info[5].IsUndefined()) {
+    Span<double> w = f64(info[5], "rowWeights");
+    need(env, w.length >= static_cast<size_t>(rows), "rowWeights shorter than rows");
+    weights = w.data;
+  }
+  need(env, product(rows, dim) <= g.length && product(rows, dim) <= u.length, "g or u shorter than rows x dim");
+  swiglu(g.data, u.data, static_cast<int>(rows), static_cast<int>(dim), limit, weights);
+  return env.Undefined();
+}
+
+Napi::Value AddRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> y = f32(info[0], "y"), src = f32(info[1], "src");
+  Span<int32_t> index = i32(info[2], "rowIndex");
+  const int64_t dim = integer(info[3], "dim");
+  need(env, product(index.length, dim) <= src.length, "src shorter than rowIndex x dim");
+  for (size_t i = 0; i < index.length; i++)
+    need(env, index.data[i] >= 0 && product(index.data[i] + 1, dim) <= y.length, "rowIndex entry outside y");
+  add_rows(y.data, src.data, index.data, static_cast<int>(index.length), static_cast<int>(dim));
+  return env.Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -263,6 +319,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createMatrix", Napi::Function::New(env, CreateMatrix));
   exports.Set("matrixRow", Napi::Function::New(env, MatrixRow));
   exports.Set("linear", Napi::Function::New(env, Linear));
+  exports.Set("hcCollapse", Napi::Function::New(env, HcCollapse));
+  exports.Set("hcExpand", Napi::Function::New(env, HcExpand));
+  exports.Set("swiglu", Napi::Function::New(env, Swiglu));
+  exports.Set("addRows", Napi::Function::New(env, AddRows));
   exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
   exports.Set("rope", Napi::Function::New(env, Rope));
   exports.Set("fp8Simulate", Napi::Function::New(env, Simulate<false>));

@@ -1,5 +1,6 @@
 #include "ops.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -143,6 +144,71 @@ void indexer_scores(const float* q, const float* weights, int heads, int head_di
       if (d > 0) total += d * weights[h];
     }
     out[s] = total;
+  }
+}
+
+namespace {
+// Rows per task: enough work per task to pay for the dispatch.
+template <class F>
+void over_rows(int rows, size_t row_work, F&& fn) {
+  const int per = static_cast<int>(std::max<size_t>(1, (64 * 1024) / std::max<size_t>(1, row_work)));
+  const int tasks = (rows + per - 1) / per;
+  pool().run(tasks, [&](int t, int) {
+    const int r1 = std::min(rows, (t + 1) * per);
+    for (int r = t * per; r < r1; r++) fn(r);
+  });
+}
+}  // namespace
+
+void hc_collapse(const float* X, int rows, int hc, int dim, const double* pre, float* out) {
+  over_rows(rows, static_cast<size_t>(hc) * dim, [&](int r) {
+    float* o = out + static_cast<size_t>(r) * dim;
+    for (int i = 0; i < dim; i++) o[i] = 0;
+    for (int j = 0; j < hc; j++) {
+      const double p = pre[r * hc + j];
+      const float* x = X + (static_cast<size_t>(r) * hc + j) * dim;
+      for (int i = 0; i < dim; i++) o[i] = static_cast<float>(static_cast<double>(o[i]) + p * static_cast<double>(x[i]));
+    }
+  });
+}
+
+void hc_expand(const float* y, const float* X, int rows, int hc, int dim, const double* post, const double* comb, float* out) {
+  over_rows(rows, static_cast<size_t>(hc) * hc * dim, [&](int r) {
+    const float* yr = y + static_cast<size_t>(r) * dim;
+    for (int k = 0; k < hc; k++) {
+      float* o = out + (static_cast<size_t>(r) * hc + k) * dim;
+      const double p = post[r * hc + k];
+      for (int i = 0; i < dim; i++) o[i] = static_cast<float>(p * static_cast<double>(yr[i]));
+      for (int j = 0; j < hc; j++) {
+        const double c = comb[(r * hc + j) * hc + k];
+        const float* x = X + (static_cast<size_t>(r) * hc + j) * dim;
+        for (int i = 0; i < dim; i++) o[i] = static_cast<float>(static_cast<double>(o[i]) + c * static_cast<double>(x[i]));
+      }
+    }
+  });
+}
+
+void swiglu(float* g, const float* u, int rows, int dim, double limit, const double* row_weights) {
+  over_rows(rows, static_cast<size_t>(dim) * 8, [&](int r) {
+    float* gr = g + static_cast<size_t>(r) * dim;
+    const float* ur = u + static_cast<size_t>(r) * dim;
+    for (int i = 0; i < dim; i++) {
+      double gi = gr[i], ui = ur[i];
+      if (limit > 0) {
+        gi = std::min(gi, limit);
+        ui = std::min(std::max(ui, -limit), limit);
+      }
+      const double h = (gi / (1 + std::exp(-gi))) * ui;
+      gr[i] = static_cast<float>(row_weights ? row_weights[r] * h : h);
+    }
+  });
+}
+
+void add_rows(float* y, const float* src, const int32_t* row_index, int n, int dim) {
+  for (int i = 0; i < n; i++) {
+    float* yr = y + static_cast<size_t>(row_index[i]) * dim;
+    const float* s = src + static_cast<size_t>(i) * dim;
+    for (int j = 0; j < dim; j++) yr[j] += s[j];
   }
 }
 

@@ -26,6 +26,15 @@ void softmax_pool(const float* kv, const float* score, const int32_t* slots, int
 void indexer_scores(const float* q, const float* weights, int heads, int head_dim, const float* keys, int count,
                     double* out);
 
+// Hyper-connection read and write and the experts' SwiGLU: element-wise, in double per element
+// with a float32 store after each term, exactly as the model's former JavaScript loops did
+// (so moving them here changed no result). Rows are split over the thread pool.
+void hc_collapse(const float* X, int rows, int hc, int dim, const double* pre, float* out);
+void hc_expand(const float* y, const float* X, int rows, int hc, int dim, const double* post, const double* comb, float* out);
+void swiglu(float* g, const float* u, int rows, int dim, double limit, const double* row_weights);
+// y[row_index[i]] += src[i] over dim-wide rows, in order.
+void add_rows(float* y, const float* src, const int32_t* row_index, int n, int dim);
+
 // Best GB/s of a multi-threaded read of a `bytes` buffer over `reps` passes.
 double memory_bandwidth(size_t bytes, int reps);
 

@@ -93,4 +93,22 @@ export interface Backend {
 
   /** Indexer scores for one query: score[s] = Σ_h w[h] · relu(q[h] · keys[s]) for s < count. */
   indexerScores(q: Vec, qOffset: number, weights: Vec, wOffset: number, heads: number, headDim: number, keys: Vec, count: number, out: Float64Array): void;
+
+  /**
+   * Hyper-connection read (spec §4): `out[r] = Σ_j pre[r, j] · X[r, j]` over the `hc` streams of
+   * `dim` values of each row; X is [rows, hc, dim].
+   */
+  hcCollapse(X: Vec, rows: number, hc: number, dim: number, pre: Float64Array): Vec;
+  /**
+   * Hyper-connection write (spec §4): `out[r, k] = post[r, k] · y[r] + Σ_j comb[r, j, k] · X[r, j]`,
+   * the terms added in that order; y is [rows, dim], X and the result [rows, hc, dim].
+   */
+  hcExpand(y: Vec, X: Vec, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array): Vec;
+  /**
+   * SwiGLU in place (spec §7): `g ← silu(min(g, limit)) · clamp(u, ±limit)` (no clamp when
+   * limit <= 0), times `rowWeights[r]` for row r when given; g and u are [rows, dim].
+   */
+  swiglu(g: Vec, u: Vec, rows: number, dim: number, limit: number, rowWeights: Float64Array | null): void;
+  /** `y[rowIndex[i]] += src[i]` for the `dim`-wide rows i of src, in order. */
+  addRows(y: Vec, src: Vec, rowIndex: Int32Array, dim: number): void;
 }

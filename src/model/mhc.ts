@@ -69,46 +69,18 @@ export function splitSinkhorn(m: ArrayLike<number>, mOffset: number, w: HcWeight
   }
 }
 
-/** Weighted sum of the streams: out[r] = Σ_j pre[r, j] · X[r, j]. */
-function collapse(backend: Backend, X: Vec, rows: number, hc: number, dim: number, pre: Float64Array): Vec {
-  const out = backend.alloc(rows * dim);
-  for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < hc; j++) {
-      const p = pre[r * hc + j]!;
-      const xo = (r * hc + j) * dim;
-      for (let i = 0; i < dim; i++) out[r * dim + i] = out[r * dim + i]! + p * X[xo + i]!;
-    }
-  }
-  return out;
-}
-
 export function hcPre(backend: Backend, cfg: ModelConfig, X: Vec, rows: number, w: HcWeights): { collapsed: Vec; mix: HcMix } {
   const hc = cfg.hcMult;
   const m = mixes(backend, X, rows, hc * cfg.dim, w.fn, cfg.normEps);
   const mix: HcMix = { pre: new Float64Array(rows * hc), post: new Float64Array(rows * hc), comb: new Float64Array(rows * hc * hc) };
   const width = w.fn.outFeatures;
   for (let r = 0; r < rows; r++) splitSinkhorn(m, r * width, w, hc, cfg.hcSinkhornIters, cfg.hcEps, mix, r);
-  return { collapsed: collapse(backend, X, rows, hc, cfg.dim, mix.pre), mix };
+  return { collapsed: backend.hcCollapse(X, rows, hc, cfg.dim, mix.pre), mix };
 }
 
 /** X'[k] = post[k] · y + Σ_j comb[j][k] · X[j]. */
 export function hcPost(backend: Backend, cfg: ModelConfig, y: Vec, X: Vec, rows: number, mix: HcMix): Vec {
-  const hc = cfg.hcMult;
-  const D = cfg.dim;
-  const out = backend.alloc(rows * hc * D);
-  for (let r = 0; r < rows; r++) {
-    for (let k = 0; k < hc; k++) {
-      const oo = (r * hc + k) * D;
-      const p = mix.post[r * hc + k]!;
-      for (let i = 0; i < D; i++) out[oo + i] = p * y[r * D + i]!;
-      for (let j = 0; j < hc; j++) {
-        const c = mix.comb[(r * hc + j) * hc + k]!;
-        const xo = (r * hc + j) * D;
-        for (let i = 0; i < D; i++) out[oo + i] = out[oo + i]! + c * X[xo + i]!;
-      }
-    }
-  }
-  return out;
+  return backend.hcExpand(y, X, rows, cfg.hcMult, cfg.dim, mix.post, mix.comb);
 }
 
 /** Final collapse of the streams before the head (no post/comb). */
@@ -119,5 +91,5 @@ export function hcHead(backend: Backend, cfg: ModelConfig, X: Vec, rows: number,
   for (let r = 0; r < rows; r++) {
     for (let j = 0; j < hc; j++) pre[r * hc + j] = sigmoid(m[r * hc + j]! * w.scale[0]! + w.base[j]!) + cfg.hcEps;
   }
-  return collapse(backend, X, rows, hc, cfg.dim, pre);
+  return backend.hcCollapse(X, rows, hc, cfg.dim, pre);
 }

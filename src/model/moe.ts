@@ -46,25 +46,17 @@ export function route(cfg: ModelConfig, layer: LayerSchedule, w: MoeWeights, log
   return { experts, weights };
 }
 
+function allRows(n: number): Int32Array {
+  const rows = new Int32Array(n);
+  for (let i = 0; i < n; i++) rows[i] = i;
+  return rows;
+}
+
 /** SwiGLU expert on a batch of rows; `rowWeights` scales the activation before w2 (routed experts). */
 function expertForward(backend: Backend, cfg: ModelConfig, w: ExpertWeights, x: Vec, rows: number, rowWeights: Float64Array | null): Vec {
   const g = backend.linear(x, rows, w.w1, true);
   const u = backend.linear(x, rows, w.w3, true);
-  const L = cfg.swigluLimit;
-  const I = cfg.moeInterDim;
-  for (let r = 0; r < rows; r++) {
-    const rw = rowWeights ? rowWeights[r]! : 1;
-    for (let i = r * I; i < (r + 1) * I; i++) {
-      let gi = g[i]!;
-      let ui = u[i]!;
-      if (L > 0) {
-        gi = Math.min(gi, L);
-        ui = Math.min(Math.max(ui, -L), L);
-      }
-      const h = (gi / (1 + Math.exp(-gi))) * ui;
-      g[i] = rowWeights ? rw * h : h;
-    }
-  }
+  backend.swiglu(g, u, rows, cfg.moeInterDim, cfg.swigluLimit, rowWeights);
   return backend.linear(g, rows, w.w2, true);
 }
 
@@ -90,11 +82,9 @@ export function moeForward(
     const xe = backend.alloc(picks.length * D);
     picks.forEach((p, i) => xe.set(x.subarray(p.row * D, (p.row + 1) * D), i * D));
     const out = expertForward(backend, cfg, w.expert(e), xe, picks.length, Float64Array.from(picks, (p) => p.weight));
-    picks.forEach((p, i) => {
-      for (let j = 0; j < D; j++) y[p.row * D + j] = y[p.row * D + j]! + out[i * D + j]!;
-    });
+    backend.addRows(y, out, Int32Array.from(picks, (p) => p.row), D);
   }
   const shared = expertForward(backend, cfg, w.shared, x, R, null);
-  for (let i = 0; i < R * D; i++) y[i] = y[i]! + shared[i]!;
+  backend.addRows(y, shared, allRows(R), D);
   return y;
 }

@@ -8,6 +8,7 @@ import type { StoredMatrix, Vec, WeightFormat } from "../../src/kernels/backend.
 import { requireNativeAddon } from "../../src/kernels/native/addon.js";
 import { NativeBackend } from "../../src/kernels/native/backend.js";
 import { RefBackend } from "../../src/kernels/ref/index.js";
+import * as refOps from "../../src/kernels/ref/ops.js";
 import { nativeSkip } from "./native-available.js";
 
 // Every native op against the float64 reference on random inputs, for each instruction set
@@ -226,6 +227,47 @@ for (const isa of isas) {
       ref.indexerScores(Float64Array.from(q), 3, Float64Array.from(w), 2, 4, 64, Float64Array.from(keys), 9, sa);
       nb.indexerScores(q, 3, w, 2, 4, 64, keys, 9, sb);
       close(sb, sa, 1e-5, "indexerScores");
+    });
+
+    test("hyper-connection collapse and expand equal the float32-stored reference loops exactly", () => {
+      use();
+      // These ops round to float32 after every term, as the model's JavaScript did: the native
+      // result must be the float64 reference's with each step stored in float32.
+      const rows = 3, hc = 4, dim = 40;
+      const X = randomVec(rows * hc * dim, 11), y = randomVec(rows * dim, 12);
+      const r = rng(13);
+      const pre = Float64Array.from({ length: rows * hc }, () => r());
+      const post = Float64Array.from({ length: rows * hc }, () => 2 * r());
+      const comb = Float64Array.from({ length: rows * hc * hc }, () => r());
+      const f32ref = (fn: (out: Float32Array) => void, n: number) => {
+        const out = new Float32Array(n);
+        fn(out);
+        return out;
+      };
+      const collapsed = f32ref((out) => refOps.hcCollapse(X, rows, hc, dim, pre, out), rows * dim);
+      assert.deepEqual(nb.hcCollapse(X, rows, hc, dim, pre), collapsed);
+      const expanded = f32ref((out) => refOps.hcExpand(y, X, rows, hc, dim, post, comb, out), rows * hc * dim);
+      assert.deepEqual(nb.hcExpand(y, X, rows, hc, dim, post, comb), expanded);
+      close(nb.hcExpand(y, X, rows, hc, dim, post, comb), ref.hcExpand(Float64Array.from(y), Float64Array.from(X), rows, hc, dim, post, comb), 1e-5, "hcExpand");
+    });
+
+    test("swiglu (clamped, row-weighted) and addRows", () => {
+      use();
+      const rows = 3, dim = 24;
+      const g = randomVec(rows * dim, 14, 8), u = randomVec(rows * dim, 15, 16);
+      for (const [limit, weights] of [[10, Float64Array.of(0.5, 2, 1.25)], [0, null]] as const) {
+        const a = Float64Array.from(g), b = g.slice();
+        ref.swiglu(a, Float64Array.from(u), rows, dim, limit, weights);
+        nb.swiglu(b, u, rows, dim, limit, weights);
+        close(b, a, 1e-6, `swiglu limit=${limit}`);
+      }
+      const y = randomVec(5 * dim, 16), src = randomVec(3 * dim, 17);
+      const index = Int32Array.of(4, 0, 2);
+      const a = Float64Array.from(y), b = y.slice();
+      ref.addRows(a, Float64Array.from(src), index, dim);
+      nb.addRows(b, src, index, dim);
+      close(b, a, 1e-6, "addRows");
+      assert.throws(() => nb.addRows(y, src, Int32Array.of(5, 0, 0), dim), /outside/);
     });
 
     test("bad arguments are errors, not crashes", () => {

@@ -18,6 +18,10 @@ export interface NativeAddon {
   softmaxPool(kv: Float32Array, score: Float32Array, slots: Int32Array, width: number, rowStride: number, out: Float32Array, outOffset: number): void;
   indexerScores(q: Float32Array, qOffset: number, weights: Float32Array, wOffset: number, heads: number, headDim: number,
     keys: Float32Array, count: number, out: Float64Array): void;
+  hcCollapse(X: Float32Array, rows: number, hc: number, dim: number, pre: Float64Array, out: Float32Array): void;
+  hcExpand(y: Float32Array, X: Float32Array, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array, out: Float32Array): void;
+  swiglu(g: Float32Array, u: Float32Array, rows: number, dim: number, limit: number, rowWeights: Float64Array | null): void;
+  addRows(y: Float32Array, src: Float32Array, rowIndex: Int32Array, dim: number): void;
   info(): { isa: string; threads: number; isas: string[] };
   /** Switch instruction set (tests); false when this CPU or build lacks it. */
   selectIsa(isa: string): boolean;

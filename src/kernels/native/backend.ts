@@ -123,6 +123,26 @@ export class NativeBackend implements Backend {
     this.addon.indexerScores(asF32(q), qOffset, asF32(weights), wOffset, heads, headDim, asF32(keys), count, out);
   }
 
+  hcCollapse(X: Vec, rows: number, hc: number, dim: number, pre: Float64Array): Float32Array {
+    const out = new Float32Array(rows * dim);
+    this.addon.hcCollapse(asF32(X), rows, hc, dim, pre, out);
+    return out;
+  }
+
+  hcExpand(y: Vec, X: Vec, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array): Float32Array {
+    const out = new Float32Array(rows * hc * dim);
+    this.addon.hcExpand(asF32(y), asF32(X), rows, hc, dim, post, comb, out);
+    return out;
+  }
+
+  swiglu(g: Vec, u: Vec, rows: number, dim: number, limit: number, rowWeights: Float64Array | null): void {
+    this.inPlace(g, (gf) => this.addon.swiglu(gf, asF32(u), rows, dim, limit, rowWeights));
+  }
+
+  addRows(y: Vec, src: Vec, rowIndex: Int32Array, dim: number): void {
+    this.inPlace(y, (yf) => this.addon.addRows(yf, asF32(src), rowIndex, dim));
+  }
+
   /** Runs an in-place kernel on x, through a float32 copy when x is not float32. */
   private inPlace(x: Vec, fn: (xf: Float32Array) => void): void {
     if (x instanceof Float32Array) {

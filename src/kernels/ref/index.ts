@@ -66,4 +66,24 @@ export class RefBackend implements Backend {
   indexerScores(q: Vec, qOffset: number, weights: Vec, wOffset: number, heads: number, headDim: number, keys: Vec, count: number, out: Float64Array): void {
     ops.indexerScores(q, qOffset, weights, wOffset, heads, headDim, keys, count, out);
   }
+
+  hcCollapse(X: Vec, rows: number, hc: number, dim: number, pre: Float64Array): Vec {
+    const out = new Float64Array(rows * dim);
+    ops.hcCollapse(X, rows, hc, dim, pre, out);
+    return out;
+  }
+
+  hcExpand(y: Vec, X: Vec, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array): Vec {
+    const out = new Float64Array(rows * hc * dim);
+    ops.hcExpand(y, X, rows, hc, dim, post, comb, out);
+    return out;
+  }
+
+  swiglu(g: Vec, u: Vec, rows: number, dim: number, limit: number, rowWeights: Float64Array | null): void {
+    ops.swiglu(g, u, rows, dim, limit, rowWeights);
+  }
+
+  addRows(y: Vec, src: Vec, rowIndex: Int32Array, dim: number): void {
+    ops.addRows(y, src, rowIndex, dim);
+  }
 }

@@ -122,3 +122,51 @@ export function indexerScores(
     out[s] = total;
   }
 }
+
+export function hcCollapse(X: Vec, rows: number, hc: number, dim: number, pre: Float64Array, out: Vec): void {
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < hc; j++) {
+      const p = pre[r * hc + j]!;
+      const xo = (r * hc + j) * dim;
+      for (let i = 0; i < dim; i++) out[r * dim + i] = out[r * dim + i]! + p * X[xo + i]!;
+    }
+  }
+}
+
+export function hcExpand(y: Vec, X: Vec, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array, out: Vec): void {
+  for (let r = 0; r < rows; r++) {
+    for (let k = 0; k < hc; k++) {
+      const oo = (r * hc + k) * dim;
+      const p = post[r * hc + k]!;
+      for (let i = 0; i < dim; i++) out[oo + i] = p * y[r * dim + i]!;
+      for (let j = 0; j < hc; j++) {
+        const c = comb[(r * hc + j) * hc + k]!;
+        const xo = (r * hc + j) * dim;
+        for (let i = 0; i < dim; i++) out[oo + i] = out[oo + i]! + c * X[xo + i]!;
+      }
+    }
+  }
+}
+
+export function swiglu(g: Vec, u: Vec, rows: number, dim: number, limit: number, rowWeights: Float64Array | null): void {
+  for (let r = 0; r < rows; r++) {
+    const rw = rowWeights ? rowWeights[r]! : 1;
+    for (let i = r * dim; i < (r + 1) * dim; i++) {
+      let gi = g[i]!;
+      let ui = u[i]!;
+      if (limit > 0) {
+        gi = Math.min(gi, limit);
+        ui = Math.min(Math.max(ui, -limit), limit);
+      }
+      const h = (gi / (1 + Math.exp(-gi))) * ui;
+      g[i] = rowWeights ? rw * h : h;
+    }
+  }
+}
+
+export function addRows(y: Vec, src: Vec, rowIndex: Int32Array, dim: number): void {
+  for (let i = 0; i < rowIndex.length; i++) {
+    const yo = rowIndex[i]! * dim;
+    for (let j = 0; j < dim; j++) y[yo + j] = y[yo + j]! + src[i * dim + j]!;
+  }
+}
