@@ -23,6 +23,11 @@ struct KernelTable {
   // In-place quantise-dequantise in blocks (the reference's FP8 / FP4 "simulation").
   void (*fp8_simulate)(float* x, int n, int block);
   void (*fp4_simulate)(float* x, int n, int block);
+  // Attention of heads [h0, h0 + nh) of one query over `count` gathered rows (null: masked),
+  // each head_dim wide: out[h] = sum_t softmax_t(scale * q[h].row[t]; sink[h]) * row[t], the
+  // sink a logit with a zero value (spec 5.3). scores: scratch of nh * count floats.
+  void (*attend)(const float* q, float* out, const float* const* rows, int count, int h0, int nh, int head_dim,
+                 const float* sink, float scale, float* scores);
   // Reads every byte of [p, p + bytes) (bytes a multiple of 128): the bandwidth probe.
   uint64_t (*read_sum)(const uint8_t* p, size_t bytes);
 };

@@ -847,6 +847,107 @@ void axpy_impl(float* y, float a, const float* x, int n) {
   for (; i < n; i++) y[i] += a * x[i];
 }
 
+// Softmax with the sink over one head's scores (masked rows: -inf), then out = sum p * row,
+// scaled by 1 / den at the end. Shared by both paths so they do the same float operations.
+inline void attend_softmax(float* scores, int count, float sink, float& den) {
+  float m = -INFINITY;
+  for (int t = 0; t < count; t++) m = scores[t] > m ? scores[t] : m;
+  den = 0;
+  for (int t = 0; t < count; t++) {
+    if (scores[t] == -INFINITY) {
+      scores[t] = 0;
+      continue;
+    }
+    scores[t] = std::exp(scores[t] - m);
+    den += scores[t];
+  }
+  den += std::exp(sink - m);
+}
+
+void attend_portable(const float* q, float* out, const float* const* rows, int count, int h0, int nh, int hd,
+                     const float* sink, float scale, float* scores) {
+  for (int h = h0; h < h0 + nh; h++) {
+    const float* qh = q + static_cast<size_t>(h) * hd;
+    float* oh = out + static_cast<size_t>(h) * hd;
+    for (int i = 0; i < hd; i++) oh[i] = 0;
+    if (count == 0) continue;
+    for (int t = 0; t < count; t++) scores[t] = rows[t] ? dot_impl(qh, rows[t], hd) * scale : -INFINITY;
+    float den;
+    attend_softmax(scores, count, sink[h], den);
+    for (int t = 0; t < count; t++)
+      if (rows[t]) axpy_impl(oh, scores[t], rows[t], hd);
+    const float inv = 1.0f / den;
+    for (int i = 0; i < hd; i++) oh[i] *= inv;
+  }
+}
+
+#ifdef DSV4_AVX2
+// NH heads at once: each gathered row is loaded once for all of them (it was re-read per head,
+// from L2, which bounded prefill attention). Per head the operations are attend_portable's:
+// dot_impl's two chains (even and odd vectors), then axpy_impl's FMA per element in row order.
+template <int NH>
+void attend_heads(const float* q, float* out, const float* const* rows, int count, int h0, int hd,
+                  const float* sink, float scale, float* scores) {
+  for (int t = 0; t < count; t++) {
+    const float* row = rows[t];
+    if (!row) {
+      for (int h = 0; h < NH; h++) scores[h * count + t] = -INFINITY;
+      continue;
+    }
+    __m256 s0[NH], s1[NH];
+    for (int h = 0; h < NH; h++) s0[h] = s1[h] = _mm256_setzero_ps();
+    for (int i = 0; i < hd; i += 16) {
+      const __m256 r0 = _mm256_loadu_ps(row + i), r1 = _mm256_loadu_ps(row + i + 8);
+      for (int h = 0; h < NH; h++) {
+        const float* qh = q + static_cast<size_t>(h0 + h) * hd + i;
+        s0[h] = _mm256_fmadd_ps(_mm256_loadu_ps(qh), r0, s0[h]);
+        s1[h] = _mm256_fmadd_ps(_mm256_loadu_ps(qh + 8), r1, s1[h]);
+      }
+    }
+    for (int h = 0; h < NH; h++) scores[h * count + t] = hsum8(_mm256_add_ps(s0[h], s1[h])) * scale;
+  }
+  float inv[NH];
+  for (int h = 0; h < NH; h++) {
+    float den;
+    attend_softmax(scores + h * count, count, sink[h0 + h], den);
+    inv[h] = 1.0f / den;
+  }
+  for (int i = 0; i < hd; i += 16) {
+    __m256 o0[NH], o1[NH];
+    for (int h = 0; h < NH; h++) o0[h] = o1[h] = _mm256_setzero_ps();
+    for (int t = 0; t < count; t++) {
+      const float* row = rows[t];
+      if (!row) continue;
+      const __m256 r0 = _mm256_loadu_ps(row + i), r1 = _mm256_loadu_ps(row + i + 8);
+      for (int h = 0; h < NH; h++) {
+        const __m256 p = _mm256_broadcast_ss(scores + h * count + t);
+        o0[h] = _mm256_fmadd_ps(p, r0, o0[h]);
+        o1[h] = _mm256_fmadd_ps(p, r1, o1[h]);
+      }
+    }
+    for (int h = 0; h < NH; h++) {
+      float* oh = out + static_cast<size_t>(h0 + h) * hd + i;
+      const __m256 s = _mm256_set1_ps(inv[h]);
+      _mm256_storeu_ps(oh, _mm256_mul_ps(o0[h], s));
+      _mm256_storeu_ps(oh + 8, _mm256_mul_ps(o1[h], s));
+    }
+  }
+}
+#endif
+
+void attend_impl(const float* q, float* out, const float* const* rows, int count, int h0, int nh, int hd,
+                 const float* sink, float scale, float* scores) {
+#ifdef DSV4_AVX2
+  if (hd % 16 == 0 && count > 0) {
+    int h = h0;
+    for (; h + 4 <= h0 + nh; h += 4) attend_heads<4>(q, out, rows, count, h, hd, sink, scale, scores);
+    for (; h < h0 + nh; h++) attend_heads<1>(q, out, rows, count, h, hd, sink, scale, scores);
+    return;
+  }
+#endif
+  attend_portable(q, out, rows, count, h0, nh, hd, sink, scale, scores);
+}
+
 uint64_t read_sum_impl(const uint8_t* p, size_t bytes) {
 #ifdef DSV4_AVX2
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;

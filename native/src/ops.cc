@@ -68,49 +68,30 @@ void hadamard(float* x, int length, int n) {
 void attention(const float* q, float* out, const AttentionSource* sources, int nsources, int heads, int head_dim,
                const float* sink, float scale) {
   const KernelTable& k = kernels();
-  int total = 0;
-  for (int s = 0; s < nsources; s++) total += sources[s].count;
-  // One task per head; every head reads the same rows (one KV head), which stay in cache.
-  auto one_head = [&](int h, int) {
-    const float* qh = q + static_cast<size_t>(h) * head_dim;
-    float* oh = out + static_cast<size_t>(h) * head_dim;
-    for (int i = 0; i < head_dim; i++) oh[i] = 0;
-    if (total == 0) return;
+  thread_local std::vector<const float*> rows;
+  rows.clear();
+  for (int s = 0; s < nsources; s++) {
+    const AttentionSource& src = sources[s];
+    for (int t = 0; t < src.count; t++)
+      rows.push_back(src.indices[t] < 0 ? nullptr : src.rows + static_cast<size_t>(src.indices[t]) * head_dim);
+  }
+  const int count = static_cast<int>(rows.size());
+  const float* const* rp = rows.data();
+  // Tasks of four heads: every head reads the same rows (one KV head), so a task loads each
+  // row once for four heads.
+  constexpr int kHeadsPerTask = 4;
+  const int tasks = (heads + kHeadsPerTask - 1) / kHeadsPerTask;
+  auto block = [&](int task, int) {
     thread_local std::vector<float> scores;
-    scores.resize(total);
-    float m = -INFINITY;
-    int j = 0;
-    for (int s = 0; s < nsources; s++) {
-      const AttentionSource& src = sources[s];
-      for (int t = 0; t < src.count; t++, j++) {
-        int idx = src.indices[t];
-        float v = idx < 0 ? -INFINITY : k.dot(qh, src.rows + static_cast<size_t>(idx) * head_dim, head_dim) * scale;
-        scores[j] = v;
-        if (v > m) m = v;
-      }
-    }
-    float den = 0;
-    j = 0;
-    for (int s = 0; s < nsources; s++) {
-      const AttentionSource& src = sources[s];
-      for (int t = 0; t < src.count; t++, j++) {
-        int idx = src.indices[t];
-        if (idx < 0) continue;
-        float p = std::exp(scores[j] - m);
-        den += p;
-        k.axpy(oh, p, src.rows + static_cast<size_t>(idx) * head_dim, head_dim);
-      }
-    }
-    // The sink is one more logit with a zero value vector, left out of the max (spec §5.3).
-    den += std::exp(sink[h] - m);
-    const float inv = 1.0f / den;
-    for (int i = 0; i < head_dim; i++) oh[i] *= inv;
+    scores.resize(static_cast<size_t>(kHeadsPerTask) * count + 1);
+    const int h0 = task * kHeadsPerTask;
+    k.attend(q, out, rp, count, h0, std::min(kHeadsPerTask, heads - h0), head_dim, sink, scale, scores.data());
   };
-  const size_t work = static_cast<size_t>(heads) * total * head_dim;
+  const size_t work = static_cast<size_t>(heads) * count * head_dim;
   if (work < 64 * 1024) {
-    for (int h = 0; h < heads; h++) one_head(h, 0);
+    for (int t = 0; t < tasks; t++) block(t, 0);
   } else {
-    pool().run(heads, one_head);
+    pool().run(tasks, block);
   }
 }
 
