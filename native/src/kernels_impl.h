@@ -504,8 +504,10 @@ float* carry_scratch(size_t floats) {
 
 // Activation bytes of one row group kept in L1 across the weight rows of a pass: with
 // several activation rows the whole K no longer fits, and re-reading the activations from
-// L2 for every weight row was the bottleneck of few-row FP4 products (expert prefill).
-constexpr int kActChunkBytes = 32 * 1024;
+// L2 for every weight row was the bottleneck of few-row FP4 products (expert prefill). Half
+// of L1, so that the weight rows streaming through do not evict them (measured against all
+// of L1: 4-8 rows of a 2048x4096 expert matrix 4-14% faster).
+constexpr int kActChunkBytes = 16 * 1024;
 
 // K chunk for rb activation rows: the whole K when their activations fit the budget, else
 // the fewest equal chunks (multiples of 64) that do.
