@@ -81,7 +81,7 @@ Napi::Value CreateMatrix(const Napi::CallbackInfo& info) {
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, e.what());
   }
-  const int64_t kept = static_cast<int64_t>(m->owned.size() + m->scales.size() * sizeof(float));
+  const int64_t kept = static_cast<int64_t>(m->owned.size() + m->scales.size() * sizeof(float) + m->scale_e8m0.size());
   Napi::MemoryManagement::AdjustExternalMemory(env, kept);
   return Napi::External<Matrix>::New(env, m.release(), [kept](Napi::Env e, Matrix* p) {
     Napi::MemoryManagement::AdjustExternalMemory(e, -kept);

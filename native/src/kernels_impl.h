@@ -39,7 +39,7 @@ enum class Layout { Natural, Fp8Group32, Fp4Group64, Bf16Group16 };
 inline Layout layout_of(const Matrix& w) {
 #ifdef DSV4_AVX2
   if (w.format == Format::FP8 && w.K % 32 == 0) return Layout::Fp8Group32;
-  if (w.format == Format::FP4 && w.K % 64 == 0) return Layout::Fp4Group64;
+  if (w.format == Format::FP4 && w.K % 64 == 0 && !w.scale_special) return Layout::Fp4Group64;
   if (w.format == Format::BF16 && w.K % 16 == 0) return Layout::Bf16Group16;
 #else
   (void)w;
@@ -215,7 +215,7 @@ float fp8_row_scalar(const Matrix& w, int n, const float* x, int k0) {
 
 float fp4_row_scalar(const Matrix& w, int n, const float* x) {
   const uint8_t* wr = w.row(n);
-  const float* s = w.scale_row(n);
+  const uint8_t* s = w.scale_bytes(n);
   float acc = 0;
   for (int k = 0; k < w.K; k += kFp4Block) {
     int k1 = imin(k + kFp4Block, w.K);
@@ -224,7 +224,7 @@ float fp4_row_scalar(const Matrix& w, int n, const float* x) {
       uint8_t byte = wr[i >> 1];
       blk += x[i] * e2m1_value(byte & 15u) + x[i + 1] * e2m1_value(byte >> 4);
     }
-    acc += blk * s[k / kFp4Block];
+    acc += blk * e8m0_value(s[k / kFp4Block]);
   }
   return acc;
 }
@@ -383,6 +383,17 @@ inline void fp4_decode(__m256i codes, __m256i lut_lo, __m256i lut_hi, __m256 f[4
   f[3] = _mm256_castsi256_ps(_mm256_and_si256(u1, high));
 }
 
+// The scales of a 64-input group (two E8M0 bytes) as floats, the first in lanes 0-3 and the
+// second in lanes 4-7: each byte shifted into the exponent field of its own 32 bits in a
+// general register, then one move and one permute (as many vector operations as reading
+// float scales took, from a quarter of the bytes). The matrix's scale_special flag keeps
+// bytes 0 and 255, which this does not map, off this path.
+inline __m256 fp4_scale_pair(const uint8_t* s) {
+  const uint64_t bits = (static_cast<uint64_t>(s[0]) << 23) | (static_cast<uint64_t>(s[1]) << 55);
+  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_castsi128_ps(_mm_cvtsi64_si128(static_cast<long long>(bits)))), spread);
+}
+
 // The activation vectors of one 64-input group are loaded once and used for all NR weight
 // rows. Per (weight row, activation row) the arithmetic is fixed: two chains a (vectors
 // 0, 2, 4, 6) and b (1, 3, 5, 7), a + b, times the two block scales, added to the total.
@@ -393,10 +404,9 @@ template <int NR, int RB>
 void fp4_tile_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n, int k0, int k1, float* carry) {
   const __m256i lut_lo = fp4_lut_lo(), lut_hi = fp4_lut_hi();
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
   const uint8_t* wr[NR];
-  const float* sr[NR];
-  for (int j = 0; j < NR; j++) wr[j] = w.row(n + j), sr[j] = w.scale_row(n + j);
+  const uint8_t* sr[NR];
+  for (int j = 0; j < NR; j++) wr[j] = w.row(n + j), sr[j] = w.scale_bytes(n + j);
   __m256 acc[NR][RB];
   for (int j = 0; j < NR; j++)
     for (int r = 0; r < RB; r++) acc[j][r] = (carry && k0 > 0) ? _mm256_loadu_ps(carry + (j * RB + r) * 8) : _mm256_setzero_ps();
@@ -433,7 +443,7 @@ void fp4_tile_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
     for (int j = 0; j < NR; j++) {
       // Lanes 0-3 came from the group's first 32 inputs, lanes 4-7 from the second: the
       // two scales broadcast as a pair and picked in-lane (cheaper than a cross-lane permute).
-      __m256 s = _mm256_permutevar_ps(_mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(sr[j] + g / kFp4Block))), spread);
+      const __m256 s = fp4_scale_pair(sr[j] + g / kFp4Block);
       for (int r = 0; r < RB; r++) acc[j][r] = _mm256_fmadd_ps(_mm256_add_ps(a[j][r], b[j][r]), s, acc[j][r]);
     }
   }
@@ -455,9 +465,8 @@ template <int RB>
 void fp4_row_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n, int k0, int k1, float* carry) {
   const __m256i lut_lo = fp4_lut_lo(), lut_hi = fp4_lut_hi();
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
   const uint8_t* wr = w.row(n);
-  const float* sr = w.scale_row(n);
+  const uint8_t* sr = w.scale_bytes(n);
   __m256 acc[RB];
   for (int r = 0; r < RB; r++) acc[r] = (carry && k0 > 0) ? _mm256_loadu_ps(carry + r * 8) : _mm256_setzero_ps();
   for (int g = k0; g < k1; g += 64) {
@@ -465,7 +474,7 @@ void fp4_row_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t l
     __m256 f[8];
     fp4_decode(_mm256_and_si256(raw, low4), lut_lo, lut_hi, f);
     fp4_decode(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), lut_lo, lut_hi, f + 4);
-    const __m256 s = _mm256_permutevar_ps(_mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(sr + g / kFp4Block))), spread);
+    const __m256 s = fp4_scale_pair(sr + g / kFp4Block);
     for (int r = 0; r < RB; r++) {
       const float* xr = x + r * ldx + g;
       __m256 a = _mm256_mul_ps(f[0], _mm256_loadu_ps(xr));

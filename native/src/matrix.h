@@ -23,8 +23,14 @@ struct Matrix {
   const uint8_t* data = nullptr;
   std::vector<uint8_t> owned;
   std::shared_ptr<Mapping> mapping;
-  // Block scales as float: fp8 [ceil(N/128), ceil(K/128)], fp4 [N, K/32]; empty otherwise.
+  // FP8 block scales as float, [ceil(N/128), ceil(K/128)]; empty otherwise.
   std::vector<float> scales;
+  // FP4 block scales as the checkpoint's E8M0 bytes, [N, K/32]: read as bytes by the kernels,
+  // a quarter of the memory traffic floats would take (FP4 is half a byte per weight).
+  std::vector<uint8_t> scale_e8m0;
+  // FP4 only: some scale is 0 (2^-127) or 255 (NaN), which the vector kernels' bit trick does
+  // not reproduce, so the portable kernel is used.
+  bool scale_special = false;
   int scale_cols = 0;
 
   size_t row_bytes() const {
@@ -37,11 +43,10 @@ struct Matrix {
     return 0;
   }
   const uint8_t* row(int n) const { return data + row_bytes() * static_cast<size_t>(n); }
-  // Scales of row n, one per block along K.
-  const float* scale_row(int n) const {
-    if (format == Format::FP8) return scales.data() + static_cast<size_t>(n / kFp8Block) * scale_cols;
-    return scales.data() + static_cast<size_t>(n) * scale_cols;
-  }
+  // FP8: the scales of row n's 128-row group, one per 128 inputs.
+  const float* scale_row(int n) const { return scales.data() + static_cast<size_t>(n / kFp8Block) * scale_cols; }
+  // FP4: row n's E8M0 scale bytes, one per 32 inputs.
+  const uint8_t* scale_bytes(int n) const { return scale_e8m0.data() + static_cast<size_t>(n) * scale_cols; }
 };
 
 }  // namespace dsv4

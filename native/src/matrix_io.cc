@@ -42,13 +42,29 @@ std::unique_ptr<Matrix> make_matrix(const MatrixSource& src) {
   if (ns > 0) {
     if (!src.scale) throw std::runtime_error("quantised weight without scales");
     if (src.scale_length != ns * (src.scale_f32 ? 4 : 1)) throw std::runtime_error("scale tensor size does not match the shape");
-    m->scales.resize(ns);
-    if (src.scale_f32) {
-      std::memcpy(m->scales.data(), src.scale, ns * 4);
-    } else {
+    if (src.format == Format::FP4) {
+      m->scale_e8m0.resize(ns);
       for (size_t i = 0; i < ns; i++) {
-        uint8_t b = src.scale[i];
-        m->scales[i] = b == 255 ? NAN : std::ldexp(1.0f, static_cast<int>(b) - 127);
+        uint8_t b;
+        if (src.scale_f32) {
+          float f;
+          std::memcpy(&f, src.scale + 4 * i, 4);
+          int e = 0;
+          const float frac = std::frexp(f, &e);  // f = frac * 2^e, frac = 0.5 for powers of two
+          if (!(frac == 0.5f) || e - 1 < -127 || e - 1 > 127) throw std::runtime_error("fp4 scales must be powers of two (E8M0)");
+          b = static_cast<uint8_t>(e - 1 + 127);
+        } else {
+          b = src.scale[i];
+        }
+        m->scale_e8m0[i] = b;
+        if (b == 0 || b == 255) m->scale_special = true;
+      }
+    } else {
+      m->scales.resize(ns);
+      if (src.scale_f32) {
+        std::memcpy(m->scales.data(), src.scale, ns * 4);
+      } else {
+        for (size_t i = 0; i < ns; i++) m->scales[i] = e8m0_value(src.scale[i]);
       }
     }
     m->scale_cols = static_cast<int>(src.format == Format::FP8 ? ceil_div(src.K, kFp8Block) : src.K / kFp4Block);
@@ -65,9 +81,9 @@ void decode_row(const Matrix& m, int n, float* out) {
       break;
     }
     case Format::FP4: {
-      const float* s = m.scale_row(n);
+      const uint8_t* s = m.scale_bytes(n);
       for (int k = 0; k < m.K; k += 2) {
-        float sc = s[k / kFp4Block];
+        float sc = e8m0_value(s[k / kFp4Block]);
         out[k] = e2m1_value(r[k >> 1] & 15u) * sc;
         out[k + 1] = e2m1_value(r[k >> 1] >> 4) * sc;
       }

@@ -19,6 +19,13 @@ inline float u2f(uint32_t u) {
   return f;
 }
 inline float fabs_(float v) { return u2f(f2u(v) & 0x7FFFFFFFu); }
+
+// UE8M0 scale byte: 2^(b - 127); 255 is NaN, 0 the subnormal 2^-127.
+inline float e8m0_value(uint8_t b) {
+  if (b == 255) return u2f(0x7FC00000u);
+  if (b == 0) return 0x1p-127f;
+  return u2f(static_cast<uint32_t>(b) << 23);
+}
 inline float fmax_(float a, float b) { return a > b ? a : b; }
 
 constexpr float kE4M3Max = 448.0f;
