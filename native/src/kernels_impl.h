@@ -470,6 +470,7 @@ void fp4_row_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t l
   __m256 acc[RB];
   for (int r = 0; r < RB; r++) acc[r] = (carry && k0 > 0) ? _mm256_loadu_ps(carry + r * 8) : _mm256_setzero_ps();
   for (int g = k0; g < k1; g += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(wr + g / 2 + kPrefetchBytes), _MM_HINT_T0);
     const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + g / 2));
     __m256 f[8];
     fp4_decode(_mm256_and_si256(raw, low4), lut_lo, lut_hi, f);
