@@ -283,17 +283,15 @@ inline void fp8_decode32(const uint8_t* p, __m256 w[4]) {
 // FP8 products. The activations arrive multiplied by the weight scales of the 128-row group
 // and by a per-row power of two (fp8_prescale; both exact), so a block sum needs no scale of
 // its own and `post` restores the magnitude at the end. Per (weight row, activation row) the
-// arithmetic is fixed: each 64-input half of a 128-input scale block is one chain in K order
-// (in the permuted lane order), and the halves are added to the total in turn. Every kernel
-// shape below does exactly that, so a row's result never depends on its batch. The halves
-// give the single-row GEMV two independent chains per row (it runs them interleaved), while
-// the tiled prefill kernel runs them one after the other with one chain per output live.
-// (Summing 64-input partials is as exact as summing 128-input ones: both are fp32 sums of
-// the same exact products under one scale.)
+// arithmetic is the reference's: each 128-input scale block is one chain in K order (in the
+// permuted lane order), and the block sums are added to the total in block order. Every
+// kernel shape below does exactly that, so a row's result never depends on its batch. The
+// single-row GEMV runs two blocks at once (two independent chains per row, added in order at
+// the end), which hides the FMA latency; the tiled prefill kernel runs one block at a time
+// with one chain per output live, which keeps four weight rows by three activation rows in
+// registers.
 // Prefetch: the single-row GEMV asks for the next NR rows while it reads these (measured from
 // DRAM, 2 threads: 14.5-18 -> 17-20 G weights/s on a 4096x4096 matrix).
-constexpr int kFp8Half = kFp8Block / 2;
-
 template <int NR, int RB, bool Tiled, bool Prefetch = false>
 void fp8_dot(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n, const double* post) {
   const int K = w.K;
@@ -303,12 +301,12 @@ void fp8_dot(const Matrix& w, const float* tile, const float* x, size_t ldx, flo
   if (Tiled) {
     // Eight inputs at a time from the decoded tile: the activation rows stay in registers
     // and each weight vector is loaded once for all of them.
-    for (int kh = 0; kh < K; kh += kFp8Half) {
-      const int ke = imin(K, kh + kFp8Half);
+    for (int kb = 0; kb < K; kb += kFp8Block) {
+      const int ke = imin(K, kb + kFp8Block);
       __m256 c[NR][RB];
       for (int j = 0; j < NR; j++)
         for (int r = 0; r < RB; r++) c[j][r] = _mm256_setzero_ps();
-      for (int k = kh; k < ke; k += 8) {
+      for (int k = kb; k < ke; k += 8) {
         __m256 xv[RB];
         for (int r = 0; r < RB; r++) xv[r] = _mm256_loadu_ps(x + r * ldx + k);
         for (int j = 0; j < NR; j++) {
@@ -320,32 +318,34 @@ void fp8_dot(const Matrix& w, const float* tile, const float* x, size_t ldx, flo
         for (int r = 0; r < RB; r++) acc[j][r] = _mm256_add_ps(acc[j][r], c[j][r]);
     }
   } else {
-    for (int kb = 0; kb < K; kb += kFp8Block) {
-      const int ke = imin(K, kb + kFp8Block);
+    for (int kb = 0; kb < K; kb += 2 * kFp8Block) {
+      const int kb2 = kb + kFp8Block;  // the second block of the pair, if any
+      const int ke = imin(K, kb2), ke2 = imin(K, kb2 + kFp8Block);
       __m256 a[NR][RB], b[NR][RB];
       for (int j = 0; j < NR; j++)
         for (int r = 0; r < RB; r++) a[j][r] = b[j][r] = _mm256_setzero_ps();
-      for (int k = kb; k < kb + kFp8Half && k < ke; k += 32) {
-        const bool second = k + kFp8Half < ke;
+      for (int k = 0; kb + k < ke; k += 32) {
+        const bool second = kb2 + k < ke2;
         for (int j = 0; j < NR; j++) {
           const uint8_t* wr = w.row(n + j);
-          if (Prefetch) _mm_prefetch(reinterpret_cast<const char*>(wr + k + NR * static_cast<size_t>(K)), _MM_HINT_T0);
-          __m256 wa[4], wb[4];
-          fp8_decode32(wr + k, wa);
-          if (second) fp8_decode32(wr + k + kFp8Half, wb);
-          for (int r = 0; r < RB; r++) {
-            const float* xr = x + r * ldx + k;
-            for (int p = 0; p < 4; p++) {
-              a[j][r] = _mm256_fmadd_ps(wa[p], _mm256_loadu_ps(xr + 8 * p), a[j][r]);
-              if (second) b[j][r] = _mm256_fmadd_ps(wb[p], _mm256_loadu_ps(xr + kFp8Half + 8 * p), b[j][r]);
-            }
+          if (Prefetch) _mm_prefetch(reinterpret_cast<const char*>(wr + kb + k + NR * static_cast<size_t>(K)), _MM_HINT_T0);
+          // One group decoded and used before the next: four decoded vectors live, not eight.
+          __m256 wv[4];
+          fp8_decode32(wr + kb + k, wv);
+          for (int r = 0; r < RB; r++)
+            for (int p = 0; p < 4; p++) a[j][r] = _mm256_fmadd_ps(wv[p], _mm256_loadu_ps(x + r * ldx + kb + k + 8 * p), a[j][r]);
+          if (second) {
+            if (Prefetch) _mm_prefetch(reinterpret_cast<const char*>(wr + kb2 + k + NR * static_cast<size_t>(K)), _MM_HINT_T0);
+            fp8_decode32(wr + kb2 + k, wv);
+            for (int r = 0; r < RB; r++)
+              for (int p = 0; p < 4; p++) b[j][r] = _mm256_fmadd_ps(wv[p], _mm256_loadu_ps(x + r * ldx + kb2 + k + 8 * p), b[j][r]);
           }
         }
       }
       for (int j = 0; j < NR; j++)
         for (int r = 0; r < RB; r++) {
           acc[j][r] = _mm256_add_ps(acc[j][r], a[j][r]);
-          if (kb + kFp8Half < ke) acc[j][r] = _mm256_add_ps(acc[j][r], b[j][r]);
+          if (kb2 < K) acc[j][r] = _mm256_add_ps(acc[j][r], b[j][r]);
         }
     }
   }
