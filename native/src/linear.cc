@@ -14,6 +14,8 @@ constexpr size_t kParallelWork = 256 * 1024;
 // Weight bytes per task tile: with several activation rows the tile is re-read once per
 // group of four rows, so it should stay in L2.
 constexpr size_t kTileBytes = 96 * 1024;
+// Activation values from which preparing them is split over the pool.
+constexpr size_t kParallelPrepare = 16 * 1024;
 }  // namespace
 
 void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* out) {
@@ -21,10 +23,17 @@ void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* ou
   static thread_local std::vector<float> prepared;  // one per calling (JS) thread
   const size_t width = k.prepared_width(w);
   prepared.resize(width * static_cast<size_t>(rows));
-  k.prepare(w, x, rows, act_quant, prepared.data());
+  ThreadPool& p = pool();
+  // Quantising and permuting the activations costs ~2 ns per value: for prefill-sized
+  // inputs the rows are split over the pool rather than leaving the other threads idle.
+  if (rows >= 2 && static_cast<size_t>(rows) * w.K >= kParallelPrepare) {
+    float* dst = prepared.data();
+    p.run(rows, [&](int r, int) { k.prepare(w, x + static_cast<size_t>(r) * w.K, 1, act_quant, dst + width * r); });
+  } else {
+    k.prepare(w, x, rows, act_quant, prepared.data());
+  }
   const float* xp = prepared.data();
 
-  ThreadPool& p = pool();
   const size_t row_bytes = w.row_bytes();
   const size_t work = row_bytes * static_cast<size_t>(w.N) * static_cast<size_t>(rows);
   if (p.threads() == 1 || work < kParallelWork) {
