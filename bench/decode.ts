@@ -39,7 +39,7 @@ export interface DecodeBenchOptions {
   decodeTokens?: number;
   /** Per-op timing pass (adds a run). */
   profile?: boolean;
-  /** Timed passes; the fastest counts (default: native 2, ref 1). */
+  /** Timed passes; the fastest counts (default: native 3, ref 1). */
   repeats?: number;
   /** Buffer size of the bandwidth probe (default 1 GiB: far beyond any cache). */
   probeBytes?: number;
@@ -102,7 +102,7 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
   // (same tokens, same experts), as a server that has been running would see. The best of
   // several passes: on a shared machine other processes only ever make a pass slower.
   if (native) run();
-  const passes = Array.from({ length: opts.repeats ?? (native ? 2 : 1) }, run);
+  const passes = Array.from({ length: opts.repeats ?? (native ? 3 : 1) }, run);
   const r = {
     prefill: Math.min(...passes.map((p) => p.prefill)),
     decode: Math.min(...passes.map((p) => p.decode)),
