@@ -353,6 +353,49 @@ void fp8_dot(const Matrix& w, const float* tile, const float* x, size_t ldx, flo
     for (int r = 0; r < RB; r++) out[r * ldo + n + j] = static_cast<float>(static_cast<double>(hsum8(acc[j][r])) * post[r]);
 }
 
+// Four rows of a 32-input group into their chains.
+inline void fp8_gemv_step(const uint8_t* w, size_t K, const float* x, __m256& c0, __m256& c1, __m256& c2, __m256& c3) {
+  const __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8), x2 = _mm256_loadu_ps(x + 16), x3 = _mm256_loadu_ps(x + 24);
+  __m256 wv[4];
+#define DSV4_FP8_ROW(c, j)                                                         \
+  fp8_decode32(w + (j) * K, wv);                                                   \
+  c = _mm256_fmadd_ps(wv[0], x0, c);                                               \
+  c = _mm256_fmadd_ps(wv[1], x1, c);                                               \
+  c = _mm256_fmadd_ps(wv[2], x2, c);                                               \
+  c = _mm256_fmadd_ps(wv[3], x3, c);
+  DSV4_FP8_ROW(c0, 0)
+  DSV4_FP8_ROW(c1, 1)
+  DSV4_FP8_ROW(c2, 2)
+  DSV4_FP8_ROW(c3, 3)
+#undef DSV4_FP8_ROW
+}
+
+// The single-row FP8 GEMV, four weight rows at a time: fp8_dot<4, 1, false>'s arithmetic
+// (two blocks at once, added to the total in order) with the chains named rather than in
+// arrays and the activations of a group loaded once for the four rows, which the compiler
+// keeps in registers (the array form spilled). K a multiple of 256.
+void fp8_gemv4(const uint8_t* w, int K, const float* x, float* out, double post) {
+  const size_t k = static_cast<size_t>(K);
+  __m256 t0 = _mm256_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
+  for (int kb = 0; kb < K; kb += 2 * kFp8Block) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    for (int g = kb; g < kb + kFp8Block; g += 32) {
+      for (int j = 0; j < 4; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + 4 * k), _MM_HINT_T0);
+      fp8_gemv_step(w + g, k, x + g, a0, a1, a2, a3);
+      for (int j = 0; j < 4; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + kFp8Block + 4 * k), _MM_HINT_T0);
+      fp8_gemv_step(w + g + kFp8Block, k, x + g + kFp8Block, b0, b1, b2, b3);
+    }
+    t0 = _mm256_add_ps(_mm256_add_ps(t0, a0), b0);
+    t1 = _mm256_add_ps(_mm256_add_ps(t1, a1), b1);
+    t2 = _mm256_add_ps(_mm256_add_ps(t2, a2), b2);
+    t3 = _mm256_add_ps(_mm256_add_ps(t3, a3), b3);
+  }
+  out[0] = static_cast<float>(static_cast<double>(hsum8(t0)) * post);
+  out[1] = static_cast<float>(static_cast<double>(hsum8(t1)) * post);
+  out[2] = static_cast<float>(static_cast<double>(hsum8(t2)) * post);
+  out[3] = static_cast<float>(static_cast<double>(hsum8(t3)) * post);
+}
+
 // E2M1 code -> bf16 bits, split in low and high bytes for two byte shuffles.
 inline __m256i fp4_lut_lo() {
   return _mm256_setr_epi8(0x00, 0x00, (char)0x80, (char)0xC0, 0x00, 0x40, (char)0x80, (char)0xC0,
@@ -812,6 +855,8 @@ void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
     int n = n0;
     switch (rb) {
       case 1:
+        if (w.K % (2 * kFp8Block) == 0)
+          for (; n + 4 <= n1; n += 4) fp8_gemv4(w.row(n), w.K, x, o + n, pr[0]);
         for (; n + 4 <= n1; n += 4) fp8_dot<4, 1, false, true>(w, nullptr, x, ldx, o, ldo, n, pr);
         for (; n < n1; n++) fp8_dot<1, 1, false>(w, nullptr, x, ldx, o, ldo, n, pr);
         break;
