@@ -106,7 +106,8 @@ for (const isa of isas) {
     test("a row's product does not depend on the rows batched with it", () => {
       use();
       // fp4 K=4160: K goes in chunks when rows share a pass (the carried totals must not change a row's result).
-      for (const [format, N, K] of [["fp8", 256, 512], ["fp4", 64, 256], ["fp4", 18, 4160], ["bf16", 40, 256], ["f32", 24, 64]] as Array<[WeightFormat, number, number]>) {
+      // fp8 K=384: an odd number of 128-input blocks (the GEMV pairs blocks; the tiled kernel does not).
+      for (const [format, N, K] of [["fp8", 256, 512], ["fp8", 136, 384], ["fp4", 64, 256], ["fp4", 18, 4160], ["bf16", 40, 256], ["f32", 24, 64]] as Array<[WeightFormat, number, number]>) {
         const h = nb.uploadMatrix(randomMatrix(format, N, K, 11));
         const rows = 13;
         const x = randomVec(rows * K, 12, 2);
@@ -268,6 +269,32 @@ for (const isa of isas) {
       nb.addRows(b, src, index, dim);
       close(b, a, 1e-6, "addRows");
       assert.throws(() => nb.addRows(y, src, Int32Array.of(5, 0, 0), dim), /outside/);
+    });
+
+    test("FP4 scale bytes 0 (2^-127) and 255 (NaN) give the reference's results", () => {
+      use();
+      const m = randomMatrix("fp4", 8, 128, 21);
+      const scale = Uint8Array.from(m.scale!);
+      scale[0] = 0;
+      scale[5] = 255;
+      const special = { ...m, scale };
+      const x = randomVec(3 * 128, 22, 2);
+      const want = ref.linear(Float64Array.from(x), 3, ref.uploadMatrix(special), true);
+      const got = nb.linear(x, 3, nb.uploadMatrix(special), true);
+      for (let i = 0; i < want.length; i++) {
+        if (Number.isNaN(want[i])) assert.ok(Number.isNaN(got[i]!), `${i}: NaN expected`);
+        else assert.ok(Math.abs(got[i]! - want[i]!) <= 2e-5 * Math.max(1, Math.abs(want[i]!)), `${i}: ${got[i]} vs ${want[i]}`);
+      }
+    });
+
+    test("FP4 float32 scales must be powers of two", () => {
+      use();
+      const m = randomMatrix("fp4", 4, 64, 23);
+      const pow2 = new Float32Array(m.scale!.length).fill(0.25);
+      const viaF32 = nb.linear(randomVec(64, 24), 1, nb.uploadMatrix({ ...m, scale: new Uint8Array(pow2.buffer), scaleDtype: "F32" }), true);
+      const viaE8m0 = nb.linear(randomVec(64, 24), 1, nb.uploadMatrix({ ...m, scale: new Uint8Array(m.scale!.length).fill(125) }), true);
+      assert.deepEqual(Array.from(viaF32), Array.from(viaE8m0));
+      assert.throws(() => nb.uploadMatrix({ ...m, scale: new Uint8Array(new Float32Array(m.scale!.length).fill(0.3).buffer), scaleDtype: "F32" }), /powers of two/);
     });
 
     test("bad arguments are errors, not crashes", () => {
