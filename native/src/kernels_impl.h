@@ -719,8 +719,9 @@ void fp4_rows_pass(const Matrix& w, const float* x, size_t ldx, float* out, size
 void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
   if (w.format == Format::FP4 && rows >= 2) {
     // K in chunks so that a pass's activations stay in L1, the running totals carried in
-    // memory between chunks. Passes of four rows (fp4_tile_k), except that five or six
-    // remaining rows share one pass of fp4_row_k (measured: 5-6 rows ~10% faster that way;
+    // memory between chunks. Passes of four rows (fp4_tile_k), except that two, five or six
+    // remaining rows share one pass of fp4_row_k (measured: 2 rows 9-12% and 5-6 rows ~10%
+    // faster that way, 3-4 rows 2-15% slower;
     // eight rows in one pass ran out of registers and were slower than two passes of four).
     float* carry = carry_scratch(static_cast<size_t>(n1 - n0) * 6 * 8);
     for (int r0 = 0; r0 < rows;) {
@@ -731,7 +732,7 @@ void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
       const int kc = fp4_chunk(w.K, rb);
       switch (rb) {
         case 1: fp4_chunked_pass<1>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
-        case 2: fp4_chunked_pass<2>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        case 2: fp4_rows_pass<2>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
         case 3: fp4_chunked_pass<3>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
         case 4: fp4_chunked_pass<4>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
         case 5: fp4_rows_pass<5>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
