@@ -499,7 +499,7 @@ void fp4_tile_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
     for (int r = 0; r < RB; r++) out[r * ldo + n + j] = hsum8(acc[j][r]);
 }
 
-// One weight row against RB activation rows (rows_pass uses it for 5-6), each 64-input group decoded once
+// One weight row against RB activation rows (rows_pass uses it for 2, 5 and 6), each 64-input group decoded once
 // into registers and used for every row. Per (weight row, activation row) the operations
 // and their order are exactly fp4_tile_k's: chain a (vectors 0, 2, 4, 6), chain b (1, 3,
 // 5, 7), a + b times the scale pair, added to the total. Only the loop nest differs: the
