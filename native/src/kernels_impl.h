@@ -185,6 +185,26 @@ void prepare_impl(const Matrix& w, const float* x, int rows, bool act_quant, flo
 }
 
 // ---------------------------------------------------------------------------------------
+// Per-thread scratch buffers, grown on demand and never freed (the pool's threads live as
+// long as the process). One slot per use, since a kernel may hold several at once. Only the
+// vector kernels use them.
+#ifdef DSV4_AVX2
+enum class Scratch { Carry, Tile, Prescaled, Post, Count };
+
+void* scratch(Scratch slot, size_t bytes) {
+  static thread_local void* p[static_cast<int>(Scratch::Count)] = {};
+  static thread_local size_t have[static_cast<int>(Scratch::Count)] = {};
+  const int i = static_cast<int>(slot);
+  if (have[i] < bytes) {
+    free(p[i]);
+    p[i] = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    have[i] = bytes;
+  }
+  return p[i];
+}
+#endif
+
+// ---------------------------------------------------------------------------------------
 // Portable kernels: natural layout, one row pair at a time. Also used for vector tails.
 
 struct Fp8Table {
@@ -580,16 +600,6 @@ float fp4_gemv_row(const uint8_t* wr, const uint8_t* sr, const float* x, int K) 
   return hsum8(acc);
 }
 
-float* carry_scratch(size_t floats) {
-  static thread_local float* p = nullptr;
-  static thread_local size_t have = 0;
-  if (have < floats) {
-    free(p);
-    p = static_cast<float*>(aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64));
-    have = floats;
-  }
-  return p;
-}
 
 // Activation bytes of one row group kept in L1 across the weight rows of a pass: with
 // several activation rows the whole K no longer fits, and re-reading the activations from
@@ -723,7 +733,7 @@ void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
     // remaining rows share one pass of fp4_row_k (measured: 2 rows 9-12% and 5-6 rows ~10%
     // faster that way, 3-4 rows 2-15% slower;
     // eight rows in one pass ran out of registers and were slower than two passes of four).
-    float* carry = carry_scratch(static_cast<size_t>(n1 - n0) * 6 * 8);
+    float* carry = static_cast<float*>(scratch(Scratch::Carry, static_cast<size_t>(n1 - n0) * 6 * 8 * sizeof(float)));
     for (int r0 = 0; r0 < rows;) {
       const int left = rows - r0;
       const int rb = (left == 5 || left == 6) ? left : imin(4, left);
@@ -761,17 +771,6 @@ void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
 constexpr int kTiledRows = 5;  // from here on decoding once beats decoding per 4 rows
 constexpr int kTileRows = 4;
 
-float* tile_scratch(size_t floats) {
-  // Per thread and never freed: the pool's threads live as long as the process.
-  static thread_local float* p = nullptr;
-  static thread_local size_t have = 0;
-  if (have < floats) {
-    free(p);
-    p = static_cast<float*>(aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64));
-    have = floats;
-  }
-  return p;
-}
 
 // Weight rows [n0, n0 + nt) of an FP8 matrix as floats (E4M3 values * 2^-120, unscaled, in
 // Fp8Group32 order).
@@ -788,16 +787,6 @@ void decode_tile(const Matrix& w, int n0, int nt, float* tile) {
   }
 }
 
-float* prescaled_scratch(size_t floats) {
-  static thread_local float* p = nullptr;
-  static thread_local size_t have = 0;
-  if (have < floats) {
-    free(p);
-    p = static_cast<float*>(aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64));
-    have = floats;
-  }
-  return p;
-}
 
 // x times the scales of 128-row group g, block by block along K, and times 2^c per row, with
 // c chosen so that the row's largest scaled activation is about 2^100. Weights decode as
@@ -836,7 +825,7 @@ void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
         {fp8_dot<3, 1, true>, fp8_dot<3, 2, true>, fp8_dot<3, 3, true>},
         {fp8_dot<4, 1, true>, fp8_dot<4, 2, true>, fp8_dot<4, 3, true>},
     };
-    float* tile = tile_scratch(kTileRows * K);
+    float* tile = static_cast<float*>(scratch(Scratch::Tile, kTileRows * K * sizeof(float)));
     for (int t = n0; t < n1; t += kTileRows) {
       const int nt = imin(kTileRows, n1 - t);
       decode_tile(w, t, nt, tile);
@@ -875,20 +864,10 @@ void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
   }
 }
 
-double* post_scratch(size_t n) {
-  static thread_local double* p = nullptr;
-  static thread_local size_t have = 0;
-  if (have < n) {
-    free(p);
-    p = static_cast<double*>(malloc(n * sizeof(double)));
-    have = n;
-  }
-  return p;
-}
 
 void fp8_linear(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
-  float* xs = prescaled_scratch(static_cast<size_t>(rows) * ldx);
-  double* post = post_scratch(static_cast<size_t>(rows));
+  float* xs = static_cast<float*>(scratch(Scratch::Prescaled, static_cast<size_t>(rows) * ldx * sizeof(float)));
+  double* post = static_cast<double*>(scratch(Scratch::Post, static_cast<size_t>(rows) * sizeof(double)));
   for (int n = n0; n < n1;) {
     const int g = n / kFp8Block;
     const int end = imin(n1, (g + 1) * kFp8Block);
