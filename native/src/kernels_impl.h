@@ -457,66 +457,50 @@ inline __m256 fp4_scale_pair(const uint8_t* s) {
   return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_castsi128_ps(_mm_cvtsi64_si128(static_cast<long long>(bits)))), spread);
 }
 
-// The activation vectors of one 64-input group are loaded once and used for all NR weight
-// rows. Per (weight row, activation row) the arithmetic is fixed: two chains a (vectors
-// 0, 2, 4, 6) and b (1, 3, 5, 7), a + b, times the two block scales, added to the total.
-// Inputs [k0, k1) (multiples of 64) of the tile; `carry` (NR * RB * 8 floats, or null for a
-// whole-K call) holds the running totals between K chunks, so a chunked product performs the
-// same operations in the same order as an unchunked one.
-template <int NR, int RB>
+// One weight row against RB activation rows over inputs [k0, k1) (multiples of 64), each half
+// group decoded once and used for every row. Per activation row the arithmetic is fixed: two
+// chains a (vectors 0, 2, 4, 6) and b (1, 3, 5, 7), a + b, times the group's scale pair,
+// added to the total. `carry` (RB * 8 floats) holds the running totals between K chunks, so
+// a chunked product performs the same operations in the same order as an unchunked one.
+template <int RB>
 void fp4_tile_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n, int k0, int k1, float* carry) {
   const __m256i lut_lo = fp4_lut_lo(), lut_hi = fp4_lut_hi();
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-  const uint8_t* wr[NR];
-  const uint8_t* sr[NR];
-  for (int j = 0; j < NR; j++) wr[j] = w.row(n + j), sr[j] = w.scale_bytes(n + j);
-  __m256 acc[NR][RB];
-  for (int j = 0; j < NR; j++)
-    for (int r = 0; r < RB; r++) acc[j][r] = (carry && k0 > 0) ? _mm256_loadu_ps(carry + (j * RB + r) * 8) : _mm256_setzero_ps();
+  const uint8_t* wr = w.row(n);
+  const uint8_t* sr = w.scale_bytes(n);
+  __m256 acc[RB];
+  for (int r = 0; r < RB; r++) acc[r] = k0 > 0 ? _mm256_loadu_ps(carry + r * 8) : _mm256_setzero_ps();
   for (int g = k0; g < k1; g += 64) {
-    __m256 a[NR][RB], b[NR][RB];
-    __m256i raw[NR];
-    for (int j = 0; j < NR; j++) {
-      _mm_prefetch(reinterpret_cast<const char*>(wr[j] + g / 2 + kPrefetchBytes), _MM_HINT_T0);
-      raw[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[j] + g / 2));
-    }
+    __m256 a[RB], b[RB];
+    _mm_prefetch(reinterpret_cast<const char*>(wr + g / 2 + kPrefetchBytes), _MM_HINT_T0);
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + g / 2));
     for (int h = 0; h < 2; h++) {
-      __m256 f[NR][4];
-      for (int j = 0; j < NR; j++) {
-        __m256i codes = h == 0 ? _mm256_and_si256(raw[j], low4) : _mm256_and_si256(_mm256_srli_epi16(raw[j], 4), low4);
-        fp4_decode(codes, lut_lo, lut_hi, f[j]);
-      }
+      __m256 f[4];
+      fp4_decode(h == 0 ? _mm256_and_si256(raw, low4) : _mm256_and_si256(_mm256_srli_epi16(raw, 4), low4), lut_lo, lut_hi, f);
       for (int r = 0; r < RB; r++) {
         const float* xr = x + r * ldx + g + 32 * h;
         const __m256 x0 = _mm256_loadu_ps(xr), x1 = _mm256_loadu_ps(xr + 8);
         const __m256 x2 = _mm256_loadu_ps(xr + 16), x3 = _mm256_loadu_ps(xr + 24);
-        for (int j = 0; j < NR; j++) {
-          if (h == 0) {
-            a[j][r] = _mm256_mul_ps(f[j][0], x0);
-            b[j][r] = _mm256_mul_ps(f[j][1], x1);
-          } else {
-            a[j][r] = _mm256_fmadd_ps(f[j][0], x0, a[j][r]);
-            b[j][r] = _mm256_fmadd_ps(f[j][1], x1, b[j][r]);
-          }
-          a[j][r] = _mm256_fmadd_ps(f[j][2], x2, a[j][r]);
-          b[j][r] = _mm256_fmadd_ps(f[j][3], x3, b[j][r]);
+        if (h == 0) {
+          a[r] = _mm256_mul_ps(f[0], x0);
+          b[r] = _mm256_mul_ps(f[1], x1);
+        } else {
+          a[r] = _mm256_fmadd_ps(f[0], x0, a[r]);
+          b[r] = _mm256_fmadd_ps(f[1], x1, b[r]);
         }
+        a[r] = _mm256_fmadd_ps(f[2], x2, a[r]);
+        b[r] = _mm256_fmadd_ps(f[3], x3, b[r]);
       }
     }
-    for (int j = 0; j < NR; j++) {
-      // Lanes 0-3 came from the group's first 32 inputs, lanes 4-7 from the second: the
-      // two scales broadcast as a pair and picked in-lane (cheaper than a cross-lane permute).
-      const __m256 s = fp4_scale_pair(sr[j] + g / kFp4Block);
-      for (int r = 0; r < RB; r++) acc[j][r] = _mm256_fmadd_ps(_mm256_add_ps(a[j][r], b[j][r]), s, acc[j][r]);
-    }
+    // Lanes 0-3 came from the group's first 32 inputs, lanes 4-7 from the second.
+    const __m256 s = fp4_scale_pair(sr + g / kFp4Block);
+    for (int r = 0; r < RB; r++) acc[r] = _mm256_fmadd_ps(_mm256_add_ps(a[r], b[r]), s, acc[r]);
   }
-  if (carry && k1 < w.K) {
-    for (int j = 0; j < NR; j++)
-      for (int r = 0; r < RB; r++) _mm256_storeu_ps(carry + (j * RB + r) * 8, acc[j][r]);
+  if (k1 < w.K) {
+    for (int r = 0; r < RB; r++) _mm256_storeu_ps(carry + r * 8, acc[r]);
     return;
   }
-  for (int j = 0; j < NR; j++)
-    for (int r = 0; r < RB; r++) out[r * ldo + n + j] = hsum8(acc[j][r]);
+  for (int r = 0; r < RB; r++) out[r * ldo + n] = hsum8(acc[r]);
 }
 
 // One weight row against RB activation rows (rows_pass uses it for 2, 5 and 6), each 64-input group decoded once
@@ -559,7 +543,7 @@ void fp4_row_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t l
   for (int r = 0; r < RB; r++) out[r * ldo + n] = hsum8(acc[r]);
 }
 
-// One 64-input group of fp4_tile_k<1, 1>: the same operations in the same order.
+// One 64-input group of one row: fp4_tile_k's and fp4_row_k's operations, in their order.
 inline __m256 fp4_gemv_group(const uint8_t* wr, const float* x, __m256 s, __m256 acc, __m256i lut_lo, __m256i lut_hi, __m256i low4) {
   const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr));
   __m256 f[4];
@@ -576,7 +560,7 @@ inline __m256 fp4_gemv_group(const uint8_t* wr, const float* x, __m256 s, __m256
   return _mm256_fmadd_ps(_mm256_add_ps(a, b), s, acc);
 }
 
-// The single-row FP4 GEMV (decode): fp4_tile_k<1, 1>'s arithmetic with less bookkeeping per
+// The single-row FP4 GEMV (decode): the multi-row kernels' arithmetic with less bookkeeping per
 // group, because this loop is bound by instruction throughput, not by the FMAs: pointers
 // advance instead of being recomputed, and four groups' eight scale bytes become floats with
 // one widening load and one shift, each group then picking its pair with one permute.
@@ -617,16 +601,13 @@ inline int fp4_chunk(int K, int rb) {
   return ((groups + chunks - 1) / chunks) * 64;
 }
 
-// FP4 with 2+ activation rows: K in chunks whose activations stay in L1, the running totals
-// carried between chunks in memory (same operations, same order as one whole-K pass).
+// FP4 with several activation rows: K in chunks whose activations stay in L1, the running
+// totals carried between chunks in memory (same operations, same order as one whole-K pass).
 template <int RB>
 void fp4_chunked_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n0, int n1, int kc, float* carry) {
   for (int k0 = 0; k0 < w.K; k0 += kc) {
     const int k1 = imin(w.K, k0 + kc);
-    int n = n0;
-    if (RB <= 2)
-      for (; n + 2 <= n1; n += 2) fp4_tile_k<2, RB>(w, x, ldx, out, ldo, n, k0, k1, carry + static_cast<size_t>(n - n0) * RB * 8);
-    for (; n < n1; n++) fp4_tile_k<1, RB>(w, x, ldx, out, ldo, n, k0, k1, carry + static_cast<size_t>(n - n0) * RB * 8);
+    for (int n = n0; n < n1; n++) fp4_tile_k<RB>(w, x, ldx, out, ldo, n, k0, k1, carry + static_cast<size_t>(n - n0) * RB * 8);
   }
 }
 
@@ -741,7 +722,7 @@ void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
       float* o = out + static_cast<size_t>(r0) * ldo;
       const int kc = fp4_chunk(w.K, rb);
       switch (rb) {
-        case 1: fp4_chunked_pass<1>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        case 1: fp4_rows_pass<1>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
         case 2: fp4_rows_pass<2>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
         case 3: fp4_chunked_pass<3>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
         case 4: fp4_chunked_pass<4>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
