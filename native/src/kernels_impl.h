@@ -309,10 +309,8 @@ inline void fp8_decode32(const uint8_t* p, __m256 w[4]) {
 // single-row GEMV runs two blocks at once (two independent chains per row, added in order at
 // the end), which hides the FMA latency; the tiled prefill kernel runs one block at a time
 // with one chain per output live, which keeps four weight rows by three activation rows in
-// registers.
-// Prefetch: the single-row GEMV asks for the next NR rows while it reads these (measured from
-// DRAM, 2 threads: 14.5-18 -> 17-20 G weights/s on a 4096x4096 matrix).
-template <int NR, int RB, bool Tiled, bool Prefetch = false>
+// registers. (The single-row GEMV has its own form, fp8_gemv4, with the same sums.)
+template <int NR, int RB, bool Tiled>
 void fp8_dot(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n, const double* post) {
   const int K = w.K;
   __m256 acc[NR][RB];
@@ -348,14 +346,12 @@ void fp8_dot(const Matrix& w, const float* tile, const float* x, size_t ldx, flo
         const bool second = kb2 + k < ke2;
         for (int j = 0; j < NR; j++) {
           const uint8_t* wr = w.row(n + j);
-          if (Prefetch) _mm_prefetch(reinterpret_cast<const char*>(wr + kb + k + NR * static_cast<size_t>(K)), _MM_HINT_T0);
           // One group decoded and used before the next: four decoded vectors live, not eight.
           __m256 wv[4];
           fp8_decode32(wr + kb + k, wv);
           for (int r = 0; r < RB; r++)
             for (int p = 0; p < 4; p++) a[j][r] = _mm256_fmadd_ps(wv[p], _mm256_loadu_ps(x + r * ldx + kb + k + 8 * p), a[j][r]);
           if (second) {
-            if (Prefetch) _mm_prefetch(reinterpret_cast<const char*>(wr + kb2 + k + NR * static_cast<size_t>(K)), _MM_HINT_T0);
             fp8_decode32(wr + kb2 + k, wv);
             for (int r = 0; r < RB; r++)
               for (int p = 0; p < 4; p++) b[j][r] = _mm256_fmadd_ps(wv[p], _mm256_loadu_ps(x + r * ldx + kb2 + k + 8 * p), b[j][r]);
@@ -390,25 +386,35 @@ inline void fp8_gemv_step(const uint8_t* w, size_t K, const float* x, __m256& c0
 #undef DSV4_FP8_ROW
 }
 
-// The single-row FP8 GEMV, four weight rows at a time: fp8_dot<4, 1, false>'s arithmetic
-// (two blocks at once, added to the total in order) with the chains named rather than in
-// arrays and the activations of a group loaded once for the four rows, which the compiler
-// keeps in registers (the array form spilled). K a multiple of 256.
+// The single-row FP8 GEMV, four weight rows at a time: fp8_dot's arithmetic (two blocks at
+// once, added to the total in order) with the chains named rather than in arrays and the
+// activations of a group loaded once for the four rows, which the compiler keeps in
+// registers (the array form spilled: 9 -> 14-17 G weights/s single-thread). It asks for the
+// next four rows while it reads these (from DRAM, 2 threads: +15-20%).
 void fp8_gemv4(const uint8_t* w, int K, const float* x, float* out, double post) {
   const size_t k = static_cast<size_t>(K);
   __m256 t0 = _mm256_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
   for (int kb = 0; kb < K; kb += 2 * kFp8Block) {
+    const int ke = imin(K, kb + kFp8Block), ke2 = imin(K, kb + 2 * kFp8Block);
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    for (int g = kb; g < kb + kFp8Block; g += 32) {
+    for (int g = kb; g < ke; g += 32) {
       for (int j = 0; j < 4; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + 4 * k), _MM_HINT_T0);
       fp8_gemv_step(w + g, k, x + g, a0, a1, a2, a3);
-      for (int j = 0; j < 4; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + kFp8Block + 4 * k), _MM_HINT_T0);
-      fp8_gemv_step(w + g + kFp8Block, k, x + g + kFp8Block, b0, b1, b2, b3);
+      if (g + kFp8Block < ke2) {
+        for (int j = 0; j < 4; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + kFp8Block + 4 * k), _MM_HINT_T0);
+        fp8_gemv_step(w + g + kFp8Block, k, x + g + kFp8Block, b0, b1, b2, b3);
+      }
     }
-    t0 = _mm256_add_ps(_mm256_add_ps(t0, a0), b0);
-    t1 = _mm256_add_ps(_mm256_add_ps(t1, a1), b1);
-    t2 = _mm256_add_ps(_mm256_add_ps(t2, a2), b2);
-    t3 = _mm256_add_ps(_mm256_add_ps(t3, a3), b3);
+    t0 = _mm256_add_ps(t0, a0);
+    t1 = _mm256_add_ps(t1, a1);
+    t2 = _mm256_add_ps(t2, a2);
+    t3 = _mm256_add_ps(t3, a3);
+    if (ke < K) {
+      t0 = _mm256_add_ps(t0, b0);
+      t1 = _mm256_add_ps(t1, b1);
+      t2 = _mm256_add_ps(t2, b2);
+      t3 = _mm256_add_ps(t3, b3);
+    }
   }
   out[0] = static_cast<float>(static_cast<double>(hsum8(t0)) * post);
   out[1] = static_cast<float>(static_cast<double>(hsum8(t1)) * post);
@@ -826,9 +832,7 @@ void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
     int n = n0;
     switch (rb) {
       case 1:
-        if (w.K % (2 * kFp8Block) == 0)
-          for (; n + 4 <= n1; n += 4) fp8_gemv4(w.row(n), w.K, x, o + n, pr[0]);
-        for (; n + 4 <= n1; n += 4) fp8_dot<4, 1, false, true>(w, nullptr, x, ldx, o, ldo, n, pr);
+        for (; n + 4 <= n1; n += 4) fp8_gemv4(w.row(n), w.K, x, o + n, pr[0]);
         for (; n < n1; n++) fp8_dot<1, 1, false>(w, nullptr, x, ldx, o, ldo, n, pr);
         break;
       case 2:
