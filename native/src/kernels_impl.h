@@ -625,38 +625,22 @@ inline void bf16_decode16(const uint8_t* p, __m256& even, __m256& odd) {
   odd = _mm256_castsi256_ps(_mm256_and_si256(raw, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
 
-template <int NR, int RB>
-void bf16_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
-  const int K = w.K;
-  const uint8_t* wr[NR];
-  for (int j = 0; j < NR; j++) wr[j] = w.row(n + j);
-  __m256 c0[NR][RB], c1[NR][RB];
-  for (int j = 0; j < NR; j++)
-    for (int r = 0; r < RB; r++) c0[j][r] = c1[j][r] = _mm256_setzero_ps();
-  for (int k = 0; k < K; k += 16) {
-    __m256 xv0[RB], xv1[RB];
-    for (int r = 0; r < RB; r++) {
-      xv0[r] = _mm256_loadu_ps(x + r * ldx + k);
-      xv1[r] = _mm256_loadu_ps(x + r * ldx + k + 8);
-    }
-    for (int j = 0; j < NR; j++) {
-      __m256 w0, w1;
-      bf16_decode16(wr[j] + 2 * k, w0, w1);
-      for (int r = 0; r < RB; r++) {
-        c0[j][r] = _mm256_fmadd_ps(w0, xv0[r], c0[j][r]);
-        c1[j][r] = _mm256_fmadd_ps(w1, xv1[r], c1[j][r]);
-      }
-    }
-  }
-  for (int j = 0; j < NR; j++)
-    for (int r = 0; r < RB; r++) out[r * ldo + n + j] = hsum8(_mm256_add_ps(c0[j][r], c1[j][r]));
+inline void bf16_load16(const uint8_t* row, int k, __m256& w0, __m256& w1) { bf16_decode16(row + 2 * k, w0, w1); }
+inline void f32_load16(const uint8_t* row, int k, __m256& w0, __m256& w1) {
+  const float* r = reinterpret_cast<const float*>(row) + k;
+  w0 = _mm256_loadu_ps(r);
+  w1 = _mm256_loadu_ps(r + 8);
 }
 
-template <int NR, int RB>
-void f32_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+// BF16 and F32 weights: sixteen inputs at a time, two chains per (weight row, activation
+// row). Load16 gives the row's sixteen weights at input k as two vectors (in the format's
+// activation layout); Tail adds the inputs past the last multiple of 16 (only F32 has any:
+// the BF16 layout needs K % 16 == 0).
+template <int NR, int RB, void (*Load16)(const uint8_t*, int, __m256&, __m256&), float (*Tail)(const Matrix&, int, const float*, int)>
+void dense_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
   const int K = w.K, full = K & ~15;
-  const float* wr[NR];
-  for (int j = 0; j < NR; j++) wr[j] = reinterpret_cast<const float*>(w.row(n + j));
+  const uint8_t* wr[NR];
+  for (int j = 0; j < NR; j++) wr[j] = w.row(n + j);
   __m256 c0[NR][RB], c1[NR][RB];
   for (int j = 0; j < NR; j++)
     for (int r = 0; r < RB; r++) c0[j][r] = c1[j][r] = _mm256_setzero_ps();
@@ -667,7 +651,8 @@ void f32_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ld
       xv1[r] = _mm256_loadu_ps(x + r * ldx + k + 8);
     }
     for (int j = 0; j < NR; j++) {
-      __m256 w0 = _mm256_loadu_ps(wr[j] + k), w1 = _mm256_loadu_ps(wr[j] + k + 8);
+      __m256 w0, w1;
+      Load16(wr[j], k, w0, w1);
       for (int r = 0; r < RB; r++) {
         c0[j][r] = _mm256_fmadd_ps(w0, xv0[r], c0[j][r]);
         c1[j][r] = _mm256_fmadd_ps(w1, xv1[r], c1[j][r]);
@@ -677,7 +662,7 @@ void f32_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ld
   for (int j = 0; j < NR; j++)
     for (int r = 0; r < RB; r++) {
       float v = hsum8(_mm256_add_ps(c0[j][r], c1[j][r]));
-      if (full < K) v += f32_row_scalar(w, n + j, x + r * ldx, full);
+      if (full < K) v += Tail(w, n + j, x + r * ldx, full);
       out[r * ldo + n + j] = v;
     }
 }
@@ -693,8 +678,8 @@ void vector_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t
     case Format::FP4:  // one activation row: the GEMV (several go through rows_pass)
       for (int n = n0; n < n1; n++) out[n] = fp4_gemv_row(w.row(n), w.scale_bytes(n), x, w.K);
       return;
-    case Format::BF16: pair = bf16_tile<2, RB>, single = bf16_tile<1, RB>; break;
-    case Format::F32: pair = f32_tile<2, RB>, single = f32_tile<1, RB>; break;
+    case Format::BF16: pair = dense_tile<2, RB, bf16_load16, bf16_row_scalar>, single = dense_tile<1, RB, bf16_load16, bf16_row_scalar>; break;
+    case Format::F32: pair = dense_tile<2, RB, f32_load16, f32_row_scalar>, single = dense_tile<1, RB, f32_load16, f32_row_scalar>; break;
     case Format::FP8: return;  // fp8_linear
   }
   int n = n0;
