@@ -48,26 +48,24 @@ export function quantizeE4M3Blocks(x: Vec, start: number, length: number, block:
   }
 }
 
-/** In-place E4M3 quantise-dequantise (the reference's KV "FP8 simulation"). */
-export function fp8SimulateInPlace(x: Vec, start: number, length: number, block: number): void {
+/** Quantise-dequantise x[start, start+length) in place, block by block: clamp(x/s) rounded to the grid, times s. */
+function simulateInPlace(x: Vec, start: number, length: number, block: number, scaleOf: typeof fp8BlockScale, round: (v: number) => number, max: number): void {
   for (let i0 = 0; i0 < length; i0 += block) {
     const i1 = Math.min(i0 + block, length);
-    const s = fp8BlockScale(x, start + i0, start + i1);
+    const s = scaleOf(x, start + i0, start + i1);
     for (let i = start + i0; i < start + i1; i++) {
       const v = x[i]! / s;
-      x[i] = roundE4M3(v > E4M3_MAX ? E4M3_MAX : v < -E4M3_MAX ? -E4M3_MAX : v) * s;
+      x[i] = round(v > max ? max : v < -max ? -max : v) * s;
     }
   }
 }
 
+/** In-place E4M3 quantise-dequantise (the reference's KV "FP8 simulation"). */
+export function fp8SimulateInPlace(x: Vec, start: number, length: number, block: number): void {
+  simulateInPlace(x, start, length, block, fp8BlockScale, roundE4M3, E4M3_MAX);
+}
+
 /** In-place E2M1 quantise-dequantise (the indexer's "FP4 simulation"). */
 export function fp4SimulateInPlace(x: Vec, start: number, length: number, block: number): void {
-  for (let i0 = 0; i0 < length; i0 += block) {
-    const i1 = Math.min(i0 + block, length);
-    const s = fp4BlockScale(x, start + i0, start + i1);
-    for (let i = start + i0; i < start + i1; i++) {
-      const v = x[i]! / s;
-      x[i] = roundE2M1(v > E2M1_MAX ? E2M1_MAX : v < -E2M1_MAX ? -E2M1_MAX : v) * s;
-    }
-  }
+  simulateInPlace(x, start, length, block, fp4BlockScale, roundE2M1, E2M1_MAX);
 }
