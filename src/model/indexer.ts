@@ -1,5 +1,4 @@
 import type { Backend, Vec } from "../kernels/backend.js";
-import { compressorProjections } from "./compressor.js";
 import type { ModelConfig } from "./config.js";
 import type { CompressorState } from "./state.js";
 import { topkIndices } from "./topk.js";
@@ -7,11 +6,10 @@ import type { IndexerWeights } from "./weights.js";
 
 const FP4_BLOCK = 32;
 
-/** Batch-level lightning-indexer inputs (spec §5.6): rotated FP4 queries, head weights, key projections. */
+/** Batch-level lightning-indexer queries (spec §5.6): rotated FP4 queries and head weights. */
 export interface IndexerBatch {
   q: Vec; // [rows, heads, indexHeadDim]
   weights: Vec; // [rows, heads]
-  keys: { kv: Vec; score: Vec };
 }
 
 export function indexerQueries(
@@ -30,7 +28,7 @@ export function indexerQueries(
   const weights = backend.linear(x, rows, w.weightsProj, false);
   const scale = ihd ** -0.5 * nh ** -0.5;
   for (let i = 0; i < weights.length; i++) weights[i] = weights[i]! * scale;
-  return { q, weights, keys: compressorProjections(backend, w.compressor, x, rows) };
+  return { q, weights };
 }
 
 /** The compressed rows row `r` attends: the top-k visible rows by indexer score. */

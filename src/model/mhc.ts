@@ -78,6 +78,17 @@ export function hcPre(backend: Backend, cfg: ModelConfig, X: Vec, rows: number, 
   return { collapsed: backend.hcCollapse(X, rows, hc, cfg.dim, mix.pre), mix };
 }
 
+/** The mixes of the given rows (ascending batch indices), in that order. */
+export function selectMix(mix: HcMix, rows: readonly number[], hc: number): HcMix {
+  const out: HcMix = { pre: new Float64Array(rows.length * hc), post: new Float64Array(rows.length * hc), comb: new Float64Array(rows.length * hc * hc) };
+  rows.forEach((r, i) => {
+    out.pre.set(mix.pre.subarray(r * hc, (r + 1) * hc), i * hc);
+    out.post.set(mix.post.subarray(r * hc, (r + 1) * hc), i * hc);
+    out.comb.set(mix.comb.subarray(r * hc * hc, (r + 1) * hc * hc), i * hc * hc);
+  });
+  return out;
+}
+
 /** X'[k] = post[k] · y + Σ_j comb[j][k] · X[j]. */
 export function hcPost(backend: Backend, cfg: ModelConfig, y: Vec, X: Vec, rows: number, mix: HcMix): Vec {
   return backend.hcExpand(y, X, rows, cfg.hcMult, cfg.dim, mix.post, mix.comb);

@@ -2,9 +2,10 @@ import { Checkpoint } from "../formats/safetensors.js";
 import type { Backend, Vec } from "../kernels/backend.js";
 import { attentionForward, type AttentionTrace } from "./attention.js";
 import { loadConfig, type ModelConfig } from "./config.js";
-import { hcHead, hcPost, hcPre } from "./mhc.js";
+import { hcHead, hcPost, hcPre, selectMix } from "./mhc.js";
 import { moeForward, type MoeTrace } from "./moe.js";
 import { RopeTable } from "./rope.js";
+import { selectRows } from "./rows.js";
 import { SequenceState, type LayerState } from "./state.js";
 import { loadWeights, type BlockWeights, type HcWeights, type LoadProgress, type ModelWeights } from "./weights.js";
 
@@ -107,21 +108,11 @@ export class Dsv4Model {
     for (const r of requests) r.tokens.forEach((token, i) => rows.push({ seq: r.seq, pos: r.seq.length + i, token }));
     const R = rows.length;
 
-    let X = this.backend.alloc(R * hc * D);
-    const e = this.backend.alloc(D);
-    rows.forEach((row, r) => {
-      this.backend.matrixRow(this.weights.embed, row.token, e, 0);
-      for (let j = 0; j < hc; j++) X.set(e, (r * hc + j) * D);
-    });
-    this.weights.blocks.forEach((bw, L) => {
-      X = this.block(bw, this.ropes[L]!, X, rows.map((row) => ({ state: row.seq.layers[L]!, pos: row.pos, token: row.token })), opts.trace);
-    });
-
-    const outputs: ForwardOutput[] = [];
-    let at = 0;
+    // Which rows leave the model: logits and residual streams, by batch row.
     const want = (mode: ForwardOptions["logits"], i: number, n: number) => mode === "all" || (mode === "last" && i === n - 1);
     const logitRows: number[] = [];
     const residualRows: number[] = [];
+    let at = 0;
     for (const r of requests) {
       for (let i = 0; i < r.tokens.length; i++) {
         if (want(r.logits ?? opts.logits ?? "last", i, r.tokens.length)) logitRows.push(at + i);
@@ -129,13 +120,36 @@ export class Dsv4Model {
       }
       at += r.tokens.length;
     }
-    const logits = this.head(X, logitRows, this.weights.hcHead, this.weights.norm);
+    // The last layer's output matters only for those rows (llama.cpp does the same): the other
+    // rows still update its attention state but skip its queries, output projection and
+    // FFN. A trace asks for every row, so it keeps them all.
+    const outRows = [...new Set([...logitRows, ...residualRows])].sort((a, b) => a - b);
+    const prune = !opts.trace && outRows.length < R;
+    const kept = prune ? outRows : rows.map((_, r) => r);
+    const slot = new Map(kept.map((row, k) => [row, k])); // batch row -> row of the final X
+
+    let X = this.backend.alloc(R * hc * D);
+    const e = this.backend.alloc(D);
+    rows.forEach((row, r) => {
+      this.backend.matrixRow(this.weights.embed, row.token, e, 0);
+      for (let j = 0; j < hc; j++) X.set(e, (r * hc + j) * D);
+    });
+    const last = this.weights.blocks.length - 1;
+    this.weights.blocks.forEach((bw, L) => {
+      const blockRows = rows.map((row) => ({ state: row.seq.layers[L]!, pos: row.pos, token: row.token }));
+      X = this.block(bw, this.ropes[L]!, X, blockRows, opts.trace, prune && L === last ? outRows : undefined);
+    });
+
+    const logits = this.head(X, logitRows.map((row) => slot.get(row)!), this.weights.hcHead, this.weights.norm);
+    const outputs: ForwardOutput[] = [];
     at = 0;
     for (const r of requests) {
       const n = r.tokens.length;
       outputs.push({
         logits: logitRows.flatMap((row, k) => (row >= at && row < at + n ? [logits[k]!] : [])),
-        residual: residualRows.filter((row) => row >= at && row < at + n).map((row) => X.slice(row * hc * D, (row + 1) * hc * D) as Vec),
+        residual: residualRows
+          .filter((row) => row >= at && row < at + n)
+          .map((row) => X.slice(slot.get(row)! * hc * D, (slot.get(row)! + 1) * hc * D) as Vec),
       });
       at += n;
       r.seq.length += n;
@@ -179,14 +193,25 @@ export class Dsv4Model {
     });
   }
 
-  private block(bw: BlockWeights, rope: RopeTable, X: Vec, rows: BlockRow[], trace?: ForwardTrace): Vec {
+  /**
+   * One block over the batch. With `outRows` (ascending batch indices) only those rows come
+   * out: all rows update the attention state, the rest of the block runs for those rows.
+   */
+  private block(bw: BlockWeights, rope: RopeTable, X: Vec, rows: BlockRow[], trace?: ForwardTrace, outRows?: readonly number[]): Vec {
     const cfg = this.cfg;
     const b = this.backend;
+    const attnIn = hcPre(b, cfg, X, rows.length, bw.hcAttn);
+    const a = b.rmsNorm(attnIn.collapsed, rows.length, cfg.dim, bw.attnNorm, cfg.normEps);
+    const att = attentionForward(b, cfg, bw.layer, bw.attn, rope, a, rows, trace, outRows);
+    let mix = attnIn.mix;
+    if (outRows) {
+      X = selectRows(b, X, outRows, cfg.hcMult * cfg.dim);
+      mix = selectMix(mix, outRows, cfg.hcMult);
+      rows = outRows.map((r) => rows[r]!);
+    }
     const R = rows.length;
-    const attnIn = hcPre(b, cfg, X, R, bw.hcAttn);
-    const a = b.rmsNorm(attnIn.collapsed, R, cfg.dim, bw.attnNorm, cfg.normEps);
-    const att = attentionForward(b, cfg, bw.layer, bw.attn, rope, a, rows, trace);
-    X = hcPost(b, cfg, att, X, R, attnIn.mix);
+    if (R === 0) return X;
+    X = hcPost(b, cfg, att, X, R, mix);
     const ffnIn = hcPre(b, cfg, X, R, bw.hcFfn);
     const f = b.rmsNorm(ffnIn.collapsed, R, cfg.dim, bw.ffnNorm, cfg.normEps);
     const moe = moeForward(b, cfg, bw.layer, bw.moe, f, rows.map((r) => r.token), trace);

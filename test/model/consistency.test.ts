@@ -53,6 +53,46 @@ for (const { preset, tokens: T } of PRESETS) {
       got.forEach((l, t) => assert.ok(maxDiff(l, decoded[t]!) <= 1e-12, `position ${t}: ${maxDiff(l, decoded[t]!)}`));
     });
 
+    test("rows without output skip the last layer's output but leave the same state", () => {
+      // logits "last" lets the last layer drop every row but one after its state update; a
+      // trace keeps all rows, so the two runs differ only in that pruning.
+      const pruned = model.newSequence();
+      const full = model.newSequence();
+      const cut = T - 3;
+      const lp = model.forward([{ seq: pruned, tokens: ids.slice(0, cut) }], { logits: "last" })[0]!.logits;
+      const lf = model.forward([{ seq: full, tokens: ids.slice(0, cut) }], { logits: "last", trace: {} })[0]!.logits;
+      assert.equal(lp.length, 1);
+      assert.equal(maxDiff(lp[0]!, lf[0]!), 0);
+      assert.ok(maxDiff(lp[0]!, decoded[cut - 1]!) <= 1e-12);
+      for (let t = cut; t < T; t++) {
+        const a = model.forward([{ seq: pruned, tokens: [ids[t]!] }])[0]!.logits[0]!;
+        const b = model.forward([{ seq: full, tokens: [ids[t]!] }])[0]!.logits[0]!;
+        assert.equal(maxDiff(a, b), 0, `position ${t}`);
+      }
+    });
+
+    test("output rows interleaved with pruned rows come back in their own requests", () => {
+      const a = model.newSequence();
+      const b = model.newSequence();
+      const c = model.newSequence();
+      const [ra, rb, rc] = model.forward(
+        [
+          { seq: a, tokens: ids.slice(0, 5) },
+          { seq: b, tokens: ids.slice(0, 4), logits: "all", residual: "last" },
+          { seq: c, tokens: ids.slice(0, 6), logits: "none" },
+        ],
+        { logits: "last" },
+      );
+      assert.equal(ra!.logits.length, 1);
+      assert.ok(maxDiff(ra!.logits[0]!, decoded[4]!) <= 1e-12);
+      assert.equal(rb!.logits.length, 4);
+      rb!.logits.forEach((l, t) => assert.ok(maxDiff(l, decoded[t]!) <= 1e-12, `position ${t}`));
+      assert.equal(rb!.residual.length, 1);
+      assert.equal(rc!.logits.length, 0);
+      const next = model.forward([{ seq: c, tokens: [ids[6]!] }])[0]!.logits[0]!;
+      assert.ok(maxDiff(next, decoded[6]!) <= 1e-12);
+    });
+
     test("two sequences batched in one step equal each run alone", () => {
       const a = model.newSequence();
       const b = model.newSequence();
