@@ -103,9 +103,10 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
     const b0 = probe.bytes();
     for (let i = P; i < P + D; i++) model.forward([{ seq, tokens: [tokens[i]!] }], { logits: "last" });
     const t2 = performance.now();
+    const decodeBytes = probe.bytes() - b0;
     model.forward([{ seq: model.newSequence(), tokens: tokens.slice(0, P) }], { logits: "last", residual: "all" });
     const t3 = performance.now();
-    return { prefill: (t1 - t0) / 1000, decode: (t2 - t1) / 1000, prefillAll: (t3 - t2) / 1000, decodeBytes: probe.bytes() - b0 };
+    return { prefill: (t1 - t0) / 1000, decode: (t2 - t1) / 1000, prefillAll: (t3 - t2) / 1000, decodeBytes };
   };
   // With mapped weights the first pass pages the touched experts in; time the later ones
   // (same tokens, same experts), as a server that has been running would see. The best of
