@@ -1,5 +1,6 @@
 import type { Backend, Vec } from "../kernels/backend.js";
 import type { LayerSchedule, ModelConfig } from "./config.js";
+import { selectRows } from "./rows.js";
 import { topkIndices } from "./topk.js";
 import type { ExpertWeights, MoeWeights } from "./weights.js";
 
@@ -79,10 +80,9 @@ export function moeForward(
   for (let e = 0; e < E; e++) {
     const picks = byExpert[e]!;
     if (picks.length === 0) continue;
-    const xe = backend.alloc(picks.length * D);
-    picks.forEach((p, i) => xe.set(x.subarray(p.row * D, (p.row + 1) * D), i * D));
-    const out = expertForward(backend, cfg, w.expert(e), xe, picks.length, Float64Array.from(picks, (p) => p.weight));
-    backend.addRows(y, out, Int32Array.from(picks, (p) => p.row), D);
+    const rows = Int32Array.from(picks, (p) => p.row);
+    const out = expertForward(backend, cfg, w.expert(e), selectRows(backend, x, rows, D), picks.length, Float64Array.from(picks, (p) => p.weight));
+    backend.addRows(y, out, rows, D);
   }
   const shared = expertForward(backend, cfg, w.shared, x, R, null);
   backend.addRows(y, shared, allRows(R), D);

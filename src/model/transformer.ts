@@ -222,9 +222,7 @@ export class Dsv4Model {
   private head(X: Vec, rowIndices: number[], hc: HcWeights, norm: Vec): Vec[] {
     if (rowIndices.length === 0) return [];
     const cfg = this.cfg;
-    const width = cfg.hcMult * cfg.dim;
-    const sel = this.backend.alloc(rowIndices.length * width);
-    rowIndices.forEach((row, i) => sel.set(X.subarray(row * width, (row + 1) * width), i * width));
+    const sel = selectRows(this.backend, X, rowIndices, cfg.hcMult * cfg.dim);
     const y = this.backend.rmsNorm(hcHead(this.backend, cfg, sel, rowIndices.length, hc), rowIndices.length, cfg.dim, norm, cfg.normEps);
     const logits = this.backend.linear(y, rowIndices.length, this.weights.head, false);
     const V = cfg.vocabSize;
