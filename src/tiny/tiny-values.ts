@@ -65,11 +65,11 @@ export function generateTensor(spec: TensorSpec, recipe: Recipe, seed: number, e
   const rng = new Rng(seed, spec.name);
   const n = elementCount(spec.shape);
   switch (recipe.kind) {
-    case "fp8-codes": return bytesFromPairs(rng, n, fp8Codes(), emit);
-    case "fp4-codes": return bytesFromPairs(rng, n, fp4Pairs(), emit);
+    case "fp8-codes": return fromPairTable(rng, n, fp8Codes(), emit);
+    case "fp4-codes": return fromPairTable(rng, n, fp4Pairs(), emit);
     case "scale": return scales(rng, n, recipe.exponent, spec.name, emit);
     case "normal":
-      if (spec.dtype === "BF16") return bf16Normal(rng, n, recipe.mean, recipe.std, emit);
+      if (spec.dtype === "BF16") return fromPairTable(rng, n, bf16NormalTable(recipe.mean, recipe.std), emit);
       if (spec.dtype === "F32") return f32From(rng, n, (r) => recipe.mean + recipe.std * continuousNormal(r), emit);
       break;
     case "uniform":
@@ -82,13 +82,16 @@ export function generateTensor(spec: TensorSpec, recipe: Recipe, seed: number, e
   throw new Error(`tiny: no generator for ${spec.name} (${spec.dtype}, recipe ${recipe.kind})`);
 }
 
-/** One 16-bit table lookup per output byte. */
-function bytesFromPairs(rng: Rng, n: number, table: Uint8Array, emit: (c: Uint8Array) => void): void {
-  const size = Math.min(CHUNK_BYTES, n);
-  const words = new Uint32Array(Math.ceil(size / 2));
-  const out = new Uint8Array(size);
+/**
+ * One 16-bit table lookup per output element (a byte code, or bf16 bits), two per random
+ * word. Chunks hold an even number of elements, so the words drawn never depend on chunking.
+ */
+function fromPairTable(rng: Rng, n: number, table: Uint8Array | Uint16Array, emit: (c: Uint8Array) => void): void {
+  const perChunk = Math.min(CHUNK_BYTES / table.BYTES_PER_ELEMENT, n + (n & 1));
+  const words = new Uint32Array(perChunk / 2);
+  const out = table instanceof Uint8Array ? new Uint8Array(perChunk) : new Uint16Array(perChunk);
   for (let done = 0; done < n;) {
-    const len = Math.min(size, n - done);
+    const len = Math.min(perChunk, n - done);
     const w = Math.ceil(len / 2);
     rng.fill(words, w);
     for (let i = 0, j = 0; i < w; i++, j += 2) {
@@ -96,7 +99,7 @@ function bytesFromPairs(rng: Rng, n: number, table: Uint8Array, emit: (c: Uint8A
       out[j] = table[r & 0xffff]!;
       out[j + 1] = table[r >>> 16]!;
     }
-    emit(out.subarray(0, len));
+    emit(littleEndianBytes(out, len));
     done += len;
   }
 }
@@ -111,25 +114,12 @@ function scales(rng: Rng, n: number, exponent: number, name: string, emit: (c: U
   emit(out);
 }
 
-function bf16Normal(rng: Rng, n: number, mean: number, std: number, emit: (c: Uint8Array) => void): void {
+/** 16 random bits -> the bf16 bits of a discretised N(mean, std^2). */
+function bf16NormalTable(mean: number, std: number): Uint16Array {
   const q = normalQuantiles();
   const bits = new Uint16Array(q.length);
   for (let i = 0; i < q.length; i++) bits[i] = numberToBf16(mean + std * q[i]!);
-  const perChunk = Math.min(CHUNK_BYTES / 2, n + (n & 1));
-  const words = new Uint32Array(perChunk / 2);
-  const out = new Uint16Array(perChunk);
-  for (let done = 0; done < n;) {
-    const len = Math.min(perChunk, n - done);
-    const w = Math.ceil(len / 2);
-    rng.fill(words, w);
-    for (let i = 0, j = 0; i < w; i++, j += 2) {
-      const r = words[i]!;
-      out[j] = bits[r & 0xffff]!;
-      out[j + 1] = bits[r >>> 16]!;
-    }
-    emit(littleEndianBytes(out, len));
-    done += len;
-  }
+  return bits;
 }
 
 /** A standard normal from 32 random bits: table value plus linear interpolation to the next. */
@@ -178,7 +168,7 @@ function tid2eid(rng: Rng, rows: number, k: number, experts: number, emit: (c: U
 const hostIsLittleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** The first `count` elements of a typed array as little-endian bytes (safetensors byte order). */
-function littleEndianBytes(a: Uint16Array | Float32Array | BigInt64Array, count: number): Uint8Array {
+function littleEndianBytes(a: Uint8Array | Uint16Array | Float32Array | BigInt64Array, count: number): Uint8Array {
   const bytes = new Uint8Array(a.buffer, a.byteOffset, count * a.BYTES_PER_ELEMENT);
   if (hostIsLittleEndian) return bytes;
   const swapped = new Uint8Array(bytes.length);
