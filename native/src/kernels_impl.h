@@ -463,6 +463,20 @@ inline __m256 fp4_scale_pair(const uint8_t* s) {
   return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_castsi128_ps(_mm_cvtsi64_si128(static_cast<long long>(bits)))), spread);
 }
 
+// Running totals of RB activation rows for a product split along K: the previous chunk's
+// from `carry`, or zero at the first; after the last chunk the row sums go to `out`.
+template <int RB>
+inline void fp4_carry_in(__m256* acc, const float* carry, int k0) {
+  for (int r = 0; r < RB; r++) acc[r] = k0 > 0 ? _mm256_loadu_ps(carry + r * 8) : _mm256_setzero_ps();
+}
+template <int RB>
+inline void fp4_carry_out(const __m256* acc, float* carry, bool last, float* out, size_t ldo, int n) {
+  for (int r = 0; r < RB; r++) {
+    if (last) out[r * ldo + n] = hsum8(acc[r]);
+    else _mm256_storeu_ps(carry + r * 8, acc[r]);
+  }
+}
+
 // One weight row against RB activation rows over inputs [k0, k1) (multiples of 64), each half
 // group decoded once and used for every row. Per activation row the arithmetic is fixed: two
 // chains a (vectors 0, 2, 4, 6) and b (1, 3, 5, 7), a + b, times the group's scale pair,
@@ -475,7 +489,7 @@ void fp4_tile_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
   const uint8_t* wr = w.row(n);
   const uint8_t* sr = w.scale_bytes(n);
   __m256 acc[RB];
-  for (int r = 0; r < RB; r++) acc[r] = k0 > 0 ? _mm256_loadu_ps(carry + r * 8) : _mm256_setzero_ps();
+  fp4_carry_in<RB>(acc, carry, k0);
   for (int g = k0; g < k1; g += 64) {
     __m256 a[RB], b[RB];
     _mm_prefetch(reinterpret_cast<const char*>(wr + g / 2 + kPrefetchBytes), _MM_HINT_T0);
@@ -502,11 +516,7 @@ void fp4_tile_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
     const __m256 s = fp4_scale_pair(sr + g / kFp4Block);
     for (int r = 0; r < RB; r++) acc[r] = _mm256_fmadd_ps(_mm256_add_ps(a[r], b[r]), s, acc[r]);
   }
-  if (k1 < w.K) {
-    for (int r = 0; r < RB; r++) _mm256_storeu_ps(carry + r * 8, acc[r]);
-    return;
-  }
-  for (int r = 0; r < RB; r++) out[r * ldo + n] = hsum8(acc[r]);
+  fp4_carry_out<RB>(acc, carry, k1 == w.K, out, ldo, n);
 }
 
 // One weight row against RB activation rows (rows_pass uses it for 2, 5 and 6), each 64-input group decoded once
@@ -521,7 +531,7 @@ void fp4_row_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t l
   const uint8_t* wr = w.row(n);
   const uint8_t* sr = w.scale_bytes(n);
   __m256 acc[RB];
-  for (int r = 0; r < RB; r++) acc[r] = (carry && k0 > 0) ? _mm256_loadu_ps(carry + r * 8) : _mm256_setzero_ps();
+  fp4_carry_in<RB>(acc, carry, k0);
   for (int g = k0; g < k1; g += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(wr + g / 2 + kPrefetchBytes), _MM_HINT_T0);
     const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + g / 2));
@@ -542,11 +552,7 @@ void fp4_row_k(const Matrix& w, const float* x, size_t ldx, float* out, size_t l
       acc[r] = _mm256_fmadd_ps(_mm256_add_ps(a, b), s, acc[r]);
     }
   }
-  if (carry && k1 < w.K) {
-    for (int r = 0; r < RB; r++) _mm256_storeu_ps(carry + r * 8, acc[r]);
-    return;
-  }
-  for (int r = 0; r < RB; r++) out[r * ldo + n] = hsum8(acc[r]);
+  fp4_carry_out<RB>(acc, carry, k1 == w.K, out, ldo, n);
 }
 
 // One 64-input group of one row: fp4_tile_k's and fp4_row_k's operations, in their order.
@@ -609,11 +615,13 @@ inline int fp4_chunk(int K, int rb) {
 
 // FP4 with several activation rows: K in chunks whose activations stay in L1, the running
 // totals carried between chunks in memory (same operations, same order as one whole-K pass).
-template <int RB>
+// Kernel is fp4_tile_k or fp4_row_k for RB rows.
+using Fp4Kernel = void (*)(const Matrix&, const float*, size_t, float*, size_t, int, int, int, float*);
+template <int RB, Fp4Kernel Kernel>
 void fp4_chunked_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n0, int n1, int kc, float* carry) {
   for (int k0 = 0; k0 < w.K; k0 += kc) {
     const int k1 = imin(w.K, k0 + kc);
-    for (int n = n0; n < n1; n++) fp4_tile_k<RB>(w, x, ldx, out, ldo, n, k0, k1, carry + static_cast<size_t>(n - n0) * RB * 8);
+    for (int n = n0; n < n1; n++) Kernel(w, x, ldx, out, ldo, n, k0, k1, carry + static_cast<size_t>(n - n0) * RB * 8);
   }
 }
 
@@ -688,14 +696,6 @@ void vector_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t
   for (; n < n1; n++) single(w, x, ldx, out, ldo, n);
 }
 
-template <int RB>
-void fp4_rows_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n0, int n1, int kc, float* carry) {
-  for (int k0 = 0; k0 < w.K; k0 += kc) {
-    const int k1 = imin(w.K, k0 + kc);
-    for (int n = n0; n < n1; n++) fp4_row_k<RB>(w, x, ldx, out, ldo, n, k0, k1, carry + static_cast<size_t>(n - n0) * RB * 8);
-  }
-}
-
 // Activation rows in groups, each group one pass over the weights. (Decoding BF16 tiles
 // once for many rows measured no faster here: the decode is cheap next to the products.)
 void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
@@ -713,12 +713,12 @@ void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
       float* o = out + static_cast<size_t>(r0) * ldo;
       const int kc = fp4_chunk(w.K, rb);
       switch (rb) {
-        case 1: fp4_rows_pass<1>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
-        case 2: fp4_rows_pass<2>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
-        case 3: fp4_chunked_pass<3>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
-        case 4: fp4_chunked_pass<4>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
-        case 5: fp4_rows_pass<5>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
-        default: fp4_rows_pass<6>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        case 1: fp4_chunked_pass<1, fp4_row_k<1>>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        case 2: fp4_chunked_pass<2, fp4_row_k<2>>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        case 3: fp4_chunked_pass<3, fp4_tile_k<3>>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        case 4: fp4_chunked_pass<4, fp4_tile_k<4>>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        case 5: fp4_chunked_pass<5, fp4_row_k<5>>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
+        default: fp4_chunked_pass<6, fp4_row_k<6>>(w, x, ldx, o, ldo, n0, n1, kc, carry); break;
       }
       r0 += rb;
     }
