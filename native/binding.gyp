@@ -21,6 +21,7 @@
         "src/mapping.cc",
         "src/matrix_io.cc",
         "src/ops.cc",
+        "src/scratch.cc",
         "src/thread_pool.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -17,6 +17,7 @@
 
 #include "kernels.h"
 #include "quant_inline.h"
+#include "scratch.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -185,24 +186,6 @@ void prepare_impl(const Matrix& w, const float* x, int rows, bool act_quant, flo
 }
 
 // ---------------------------------------------------------------------------------------
-// Per-thread scratch buffers, grown on demand and never freed (the pool's threads live as
-// long as the process). One slot per use, since a kernel may hold several at once. Only the
-// vector kernels use them.
-#ifdef DSV4_AVX2
-enum class Scratch { Carry, Tile, Prescaled, Post, Count };
-
-void* scratch(Scratch slot, size_t bytes) {
-  static thread_local void* p[static_cast<int>(Scratch::Count)] = {};
-  static thread_local size_t have[static_cast<int>(Scratch::Count)] = {};
-  const int i = static_cast<int>(slot);
-  if (have[i] < bytes) {
-    free(p[i]);
-    p[i] = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    have[i] = bytes;
-  }
-  return p[i];
-}
-#endif
 
 // ---------------------------------------------------------------------------------------
 // Portable kernels: natural layout, one row pair at a time. Also used for vector tails.

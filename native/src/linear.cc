@@ -1,10 +1,9 @@
 #include "linear.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <memory>
 
 #include "kernels.h"
+#include "scratch.h"
 #include "thread_pool.h"
 
 namespace dsv4 {
@@ -17,29 +16,15 @@ constexpr size_t kParallelWork = 256 * 1024;
 constexpr size_t kTileBytes = 96 * 1024;
 // Activation values from which preparing them is split over the pool.
 constexpr size_t kParallelPrepare = 16 * 1024;
-
-// The prepared activations, one buffer per calling (JS) thread, on 64-byte boundaries: the
-// kernels read them with 32-byte loads, and from malloc's 16-byte alignment half of those
-// straddled two cache lines (measured: FP4 with 4-6 activation rows 24 -> 31 G products/s
-// per thread).
-float* prepared_buffer(size_t floats) {
-  struct Free { void operator()(float* p) const { std::free(p); } };
-  static thread_local std::unique_ptr<float, Free> buffer;
-  static thread_local size_t capacity = 0;
-  if (capacity < floats) {
-    const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    buffer.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
-    if (!buffer) throw std::bad_alloc();
-    capacity = bytes / sizeof(float);
-  }
-  return buffer.get();
-}
 }  // namespace
 
 void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* out) {
   const KernelTable& k = kernels();
   const size_t width = k.prepared_width(w);
-  float* const prepared = prepared_buffer(width * static_cast<size_t>(rows));
+  // 64-byte aligned: the kernels read it with 32-byte loads, and from malloc's 16-byte
+  // alignment half of those straddled two cache lines (FP4 with 4-6 activation rows: 24 ->
+  // 31 G products/s per thread in a kernel harness).
+  float* const prepared = static_cast<float*>(scratch(Scratch::Prepared, width * static_cast<size_t>(rows) * sizeof(float)));
   ThreadPool& p = pool();
   // Quantising and permuting the activations costs ~2 ns per value: for prefill-sized
   // inputs the rows are split over the pool rather than leaving the other threads idle.
