@@ -3,22 +3,24 @@
  * the prefix cache and the step loop; each step is one batched model pass
  * over every running sequence (plus one MTP pass for drafts when speculating),
  * and new requests join between steps.
+ *
+ * The model computes on a runner (runner/: a worker thread by default), so
+ * while a step runs this thread keeps serving HTTP, streaming and accepting
+ * requests. A step is schedule() → runner → postprocess().
  */
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
-import { createBackend } from "../kernels/index.js";
-import type { ForwardOutput, ForwardRequest } from "../model/transformer.js";
-import { Dsv4Model } from "../model/transformer.js";
-import type { TailUndo } from "../model/state.js";
+import { loadConfig, type ModelConfig } from "../model/config.js";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
 import { EngineError } from "./errors.js";
 import { modelIdentity } from "./identity.js";
 import { createChatCompletions } from "./openai.js";
 import { PrefixCache } from "./prefix-cache.js";
 import { resolveRequest } from "./request.js";
-import { Scheduler } from "./scheduler.js";
+import { startRunner, type Runner, type StepOutput, type StepRequest } from "./runner/index.js";
+import { Scheduler, type PrefillWork, type SchedulerHooks } from "./scheduler.js";
 import { Sequence, type SequenceEnv } from "./sequence.js";
 import { ChatSessionImpl } from "./session.js";
 import { draftTokens, verifyDraft, type Draft } from "./speculative.js";
@@ -32,33 +34,41 @@ const GiB = 1024 ** 3;
 /** The monotonic counters of EngineMetrics; the gauges are read live. */
 type Counters = Omit<EngineMetrics, "active_sequences" | "queued_requests" | "state_bytes_in_use" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
 
+/** A sequence's part of one step: what it asked the runner, and what the cache asked to capture. */
+interface Planned {
+  seq: Sequence;
+  request: StepRequest;
+  capture: ReturnType<PrefixCache["planInsert"]>["capture"];
+}
+
 export class Engine implements EngineApi {
   readonly model: ModelInfo;
   readonly chat: { completions: ChatCompletions };
   private readonly scheduler: Scheduler;
   private readonly cache: PrefixCache | null;
   private readonly env: SequenceEnv;
-  private readonly bytesPerValue: number;
   private readonly specWarmup: number;
   private readonly specDefault: boolean;
+  private readonly hooks: SchedulerHooks;
+  private readonly sessions = new Set<ChatSessionImpl>();
+  private nextStateId = 1;
   private looping = false;
   private disposed = false;
   private readonly counters: Counters = {
     requests_total: 0, requests_rejected_total: 0, requests_cancelled_total: 0, prompt_tokens_total: 0,
     prompt_cache_hit_tokens_total: 0, prompt_cache_miss_tokens_total: 0, generated_tokens_total: 0,
     reasoning_tokens_total: 0, speculative_drafted_total: 0, speculative_accepted_total: 0, steps_total: 0,
+    preemptions_total: 0,
   };
 
   private constructor(
-    private readonly core: Dsv4Model,
+    private readonly cfg: ModelConfig,
+    private readonly runner: Runner,
     readonly tokenizer: Tokenizer | null,
     identity: string,
     dir: string,
-    backendName: string,
     private readonly opts: EngineOptions,
   ) {
-    const cfg = core.cfg;
-    this.bytesPerValue = core.backend.alloc(1).BYTES_PER_ELEMENT;
     const hasMtp = cfg.mtpLayers.length > 0;
     const contextLength = Math.min(opts.contextLength ?? cfg.maxPositions, cfg.maxPositions);
     this.model = {
@@ -66,7 +76,7 @@ export class Engine implements EngineApi {
       identity,
       systemFingerprint: `fp_${identity.slice(0, 10)}_dsv4`,
       dir,
-      backend: backendName,
+      backend: runner.info.backend,
       contextLength,
       vocabSize: cfg.vocabSize,
       hasMtp,
@@ -88,10 +98,18 @@ export class Engine implements EngineApi {
       maxRunning: opts.maxConcurrentSequences ?? 16,
       maxQueued: opts.maxQueuedRequests ?? 64,
       stateBudgetBytes: opts.stateMemoryBytes ?? Math.floor(totalmem() / 2),
-      prefillChunk: opts.prefillChunkTokens ?? 256,
+      prefillChunk: opts.prefillChunkTokens ?? Infinity,
       maxBatchTokens: opts.maxBatchTokens ?? 2048,
       blockTokens,
+      reserveTokens: opts.reserveTokens ?? 4096,
+      prefillLatencyFactor: opts.prefillLatencyFactor ?? 2,
     });
+    this.hooks = {
+      bytesFor: (tokens) => this.stateBytesFor(tokens),
+      decodeWidth: (seq) => (this.canDraft(seq) ? 2 : 1),
+      start: (seq) => this.start(seq),
+      preempt: (seq) => this.preempt(seq),
+    };
     this.specDefault = opts.speculative?.enabled ?? hasMtp;
     this.specWarmup = Math.max(0, Math.min(opts.speculative?.warmupTokens ?? 8, cfg.window - 1));
     this.chat = { completions: createChatCompletions(this) };
@@ -105,6 +123,7 @@ export class Engine implements EngineApi {
     };
     progress({ phase: "config", loaded: 0, total: 1 });
     const identity = modelIdentity(dir);
+    const cfg = loadConfig(dir);
     progress({ phase: "config", loaded: 1, total: 1 });
     check();
     let tokenizer: Tokenizer | null = null;
@@ -114,20 +133,23 @@ export class Engine implements EngineApi {
       progress({ phase: "tokenizer", loaded: 1, total: 1 });
     }
     check();
-    const backend = createBackend(opts.backend);
-    const backendName = opts.backend ?? process.env.DSV4_BACKEND ?? backend.constructor.name.replace(/Backend$/, "").toLowerCase();
-    const core = Dsv4Model.load(dir, {
-      backend,
+    const runner = await startRunner(dir, {
+      kind: opts.runner,
+      backend: opts.backend,
       onProgress: (p) => progress({ phase: "weights", loaded: p.done, total: p.total, message: `${p.bytes} bytes` }),
     });
-    const engine = new Engine(core, tokenizer, identity, dir, backendName, opts);
+    if (opts.signal?.aborted) {
+      await runner.close();
+      check();
+    }
+    const engine = new Engine(cfg, runner, tokenizer, identity, dir, opts);
     progress({ phase: "prefix-cache", loaded: engine.cache?.diskEntries ?? 0, total: engine.cache?.diskEntries ?? 0 });
     progress({ phase: "ready", loaded: 1, total: 1 });
     return engine;
   }
 
   stateBytesFor(tokens: number): number {
-    return stateBytes(this.core.cfg, tokens, this.bytesPerValue);
+    return stateBytes(this.cfg, tokens, this.runner.info.bytesPerValue);
   }
 
   promptTokens(request: GenerateRequest): number[] {
@@ -173,16 +195,23 @@ export class Engine implements EngineApi {
     }
     seq.events.push({ type: "queued", position: this.scheduler.waiting.indexOf(seq) });
     this.kick();
+    const cancel = () => this.cancel(seq);
     return {
       id: seq.id,
       [Symbol.asyncIterator]: () => seq.events[Symbol.asyncIterator](),
       result: () => seq.done,
-      cancel: () => this.cancel(seq),
+      cancel,
+      [Symbol.asyncDispose]: async () => {
+        cancel();
+        await seq.done.catch(() => undefined);
+      },
     };
   }
 
   createSession(options: ChatSessionOptions = {}): ChatSession {
-    return new ChatSessionImpl(this, options);
+    const session = new ChatSessionImpl(this, options, () => this.sessions.delete(session));
+    this.sessions.add(session);
+    return session;
   }
 
   private cancel(seq: Sequence): void {
@@ -195,6 +224,11 @@ export class Engine implements EngineApi {
   /** Frees a sequence's slot, reservation and state. */
   private release(seq: Sequence): void {
     this.scheduler.remove(seq);
+    this.freeState(seq);
+  }
+
+  private freeState(seq: Sequence): void {
+    if (seq.state) this.runner.free(seq.state.id);
     seq.state = null;
     seq.mtpEntries = [];
   }
@@ -211,16 +245,22 @@ export class Engine implements EngineApi {
     };
   }
 
+  /** Disposes every session (which cancels its generations), fails what is left, stops the runner. */
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    for (const session of [...this.sessions]) session.dispose();
     for (const seq of [...this.scheduler.running, ...this.scheduler.waiting]) {
       this.release(seq);
       seq.fail(new EngineError("disposed", "the engine was disposed"));
     }
     await this.cache?.flush();
     this.cache?.clear();
-    this.core.close();
+    await this.runner.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
   }
 
   // ───────────────────────────── the loop ─────────────────────────────
@@ -234,15 +274,17 @@ export class Engine implements EngineApi {
   private async loop(): Promise<void> {
     try {
       while (!this.disposed && !this.scheduler.idle) {
-        this.step();
+        await this.step();
         // Let callers read events, cancel, and new requests arrive between steps.
         await new Promise<void>((r) => setImmediate(r));
       }
     } catch (err) {
-      const e = new EngineError("internal", `engine step failed: ${(err as Error).message}`, { cause: err });
-      for (const seq of [...this.scheduler.running]) {
-        this.release(seq);
-        seq.fail(e);
+      if (!this.disposed) {
+        const e = new EngineError("internal", `engine step failed: ${(err as Error).message}`, { cause: err });
+        for (const seq of [...this.scheduler.running]) {
+          this.release(seq);
+          seq.fail(e);
+        }
       }
     } finally {
       this.looping = false;
@@ -250,65 +292,63 @@ export class Engine implements EngineApi {
     }
   }
 
+  /** Gives an admitted sequence its state: fresh, or the longest cached prefix of its context. */
   private start(seq: Sequence): void {
+    const resumed = seq.preemptions > 0;
     seq.markStarted();
-    seq.state = this.core.newSequence();
+    seq.state = { id: this.nextStateId++, length: 0, bytes: 0 };
+    this.runner.create(seq.state.id);
     if (this.cache && seq.req.useCache) {
-      const hit = this.cache.restore(seq.state, seq.req.promptTokens, seq.req.cacheSalt);
+      const hit = this.cache.lookup(seq.context, seq.req.cacheSalt);
+      if (hit.snapshot) this.runner.restore(seq.state.id, hit.snapshot);
+      seq.state.length = hit.tokens;
       seq.prefilled = hit.tokens;
-      seq.cachedTokens = hit.tokens;
       seq.cacheAnchor = hit.anchor;
+      if (!resumed) seq.cachedTokens = hit.tokens;
     }
+    if (resumed) return;
     const c = this.counters;
     c.prompt_tokens_total += seq.promptLength;
     c.prompt_cache_hit_tokens_total += seq.cachedTokens;
     c.prompt_cache_miss_tokens_total += seq.promptLength - seq.cachedTokens;
   }
 
+  private preempt(seq: Sequence): void {
+    this.counters.preemptions_total++;
+    this.freeState(seq);
+    seq.preempt();
+  }
+
   private canDraft(seq: Sequence): boolean {
     return seq.req.speculative && seq.pending !== null && seq.mtpEntries.length > 0 && seq.remaining >= 2 && !seq.budgetWithin(2);
   }
 
-  /** One scheduling step: admit, plan, draft, one batched forward, record outcomes. */
-  private step(): void {
-    const s = this.scheduler;
-    s.admit((seq) => {
-      seq.reservedTokens = this.reservationTokens(seq, seq.promptLength);
-      return this.stateBytesFor(seq.reservedTokens);
-    }, (seq) => this.start(seq));
-    const plan = s.plan((seq) => (this.canDraft(seq) ? 2 : 1));
+  /** One step: schedule, draft, one batched forward on the runner, postprocess. */
+  private async step(): Promise<void> {
+    const plan = this.scheduler.schedule(this.hooks);
     if (plan.prefill.length === 0 && plan.decode.length === 0) return;
     this.counters.steps_total++;
 
     const drafting = plan.decode.filter((seq) => this.canDraft(seq));
-    const drafts: Map<Sequence, Draft> = drafting.length > 0 ? draftTokens(this.core, drafting, this.specWarmup, this.opts.speculative?.draftOverride) : new Map();
+    const drafts: Map<Sequence, Draft> = drafting.length > 0 ? await draftTokens(this.runner, drafting, this.specWarmup, this.opts.speculative?.draftOverride) : new Map();
     this.counters.speculative_drafted_total += drafts.size;
 
-    const undo = new Map<Sequence, TailUndo>();
-    const decodeReqs: ForwardRequest[] = plan.decode.map((seq) => {
-      const st = seq.state!;
-      const d = drafts.get(seq);
-      if (!d) return { seq: st, tokens: [seq.pending!] };
-      undo.set(seq, st.saveTail(st.length + 1));
-      // Verifying a draft needs logits (and streams) at both of its positions.
-      return { seq: st, tokens: [seq.pending!, d.token], logits: "all", residual: "all" };
-    });
-    const prefillReqs: ForwardRequest[] = plan.prefill.map((w) => ({ seq: w.seq.state!, tokens: w.tokens }));
-    const positions = new Map<Sequence, number>();
-    for (const seq of plan.decode) positions.set(seq, seq.state!.length);
-    for (const w of plan.prefill) positions.set(w.seq, w.seq.state!.length);
+    // Sequences cancelled while the drafts were computed are gone from the runner.
+    const decode = plan.decode.filter((seq) => !seq.finished);
+    const prefill = plan.prefill.filter((w) => !w.seq.finished);
+    const planned: Planned[] = [
+      ...decode.map((seq) => this.decodeRequest(seq, drafts.get(seq))),
+      ...prefill.map((w) => this.prefillRequest(w)),
+    ];
+    if (planned.length === 0) return;
+    const positions = planned.map((p) => p.seq.state!.length);
+    const t0 = performance.now();
+    const out = await this.runner.step(planned.map((p) => p.request));
+    this.scheduler.cost.record(decode.length, prefill.reduce((n, w) => n + w.tokens.length, 0), performance.now() - t0);
 
-    const wantResidual = [...plan.decode, ...plan.prefill.map((w) => w.seq)].some((seq) => seq.req.speculative);
-    // One pass over every sequence; prompts being prefilled need logits only at their last token.
-    const out = this.core.forward([...decodeReqs, ...prefillReqs], { logits: "last", residual: wantResidual ? "all" : "none" });
-    const decodeOut: ForwardOutput[] = out.slice(0, decodeReqs.length);
-    const prefillOut: ForwardOutput[] = out.slice(decodeReqs.length);
+    planned.forEach((p, i) => this.postprocess(p, out[i]!, positions[i]!, i < decode.length ? drafts.get(p.seq) : undefined, i >= decode.length ? prefill[i - decode.length] : undefined));
 
-    plan.decode.forEach((seq, i) => this.afterDecode(seq, decodeOut[i]!, positions.get(seq)!, drafts.get(seq), undo.get(seq)));
-    plan.prefill.forEach((w, i) => this.afterPrefill(w.seq, w.tokens.length, w.final, prefillOut[i]!, positions.get(w.seq)!));
-
-    for (const seq of [...s.running]) {
-      if (!seq.finished) this.extendReservation(seq);
+    for (const seq of [...this.scheduler.running]) {
       if (!seq.finished) continue;
       this.counters.generated_tokens_total += seq.generated.length;
       this.counters.reasoning_tokens_total += seq.reasoningTokens;
@@ -317,45 +357,53 @@ export class Engine implements EngineApi {
     }
   }
 
-  private reservationTokens(seq: Sequence, from: number): number {
-    const step = this.opts.reserveTokens ?? 4096;
-    return Math.min(seq.promptLength + seq.req.maxTokens, from + step);
+  private decodeRequest(seq: Sequence, draft: Draft | undefined): Planned {
+    const spec = seq.req.speculative;
+    if (!draft) return { seq, request: { id: seq.state!.id, tokens: [seq.pending!], logits: "last", residualLast: spec ? 1 : 0 }, capture: null };
+    // Verifying a draft needs logits (and streams) at both of its positions, and a way back from the draft.
+    return { seq, request: { id: seq.state!.id, tokens: [seq.pending!, draft.token], logits: "all", residualLast: 2, saveTail: true }, capture: null };
   }
 
-  /** Keeps a growing sequence's reservation ahead of it (two tokens: a verified draft step). */
-  private extendReservation(seq: Sequence): void {
-    const len = seq.state!.length + 2;
-    if (len <= seq.reservedTokens) return;
-    const tokens = this.reservationTokens(seq, len);
-    if (this.scheduler.grow(seq, this.stateBytesFor(tokens) - seq.reservedBytes)) {
-      seq.reservedTokens = tokens;
-    } else {
-      seq.finish("insufficient_system_resource");
-    }
+  private prefillRequest(w: PrefillWork): Planned {
+    const seq = w.seq;
+    const start = seq.state!.length;
+    const end = start + w.tokens.length;
+    // MTP inputs for the context's last positions only: (residual at i, token at i+1).
+    const residualLast = w.final && seq.req.speculative ? Math.min(w.tokens.length, this.specWarmup + 1) : 0;
+    const insert = this.cache && seq.req.useCache ? this.cache.planInsert(seq.context, seq.req.cacheSalt, end, seq.cacheAnchor) : null;
+    if (insert) seq.cacheAnchor = insert.anchor;
+    const request: StepRequest = { id: seq.state!.id, tokens: w.tokens, logits: w.final ? "last" : "none", residualLast };
+    if (insert?.capture) request.captureFrom = insert.capture.fromLength;
+    return { seq, request, capture: insert?.capture ?? null };
   }
 
-  private afterPrefill(seq: Sequence, n: number, final: boolean, out: ForwardOutput, start: number): void {
-    if (seq.finished) return;
-    seq.prefilled += n;
-    if (this.cache && seq.req.useCache) seq.cacheAnchor = this.cache.insert(seq.state!, seq.req.promptTokens, seq.req.cacheSalt, seq.cacheAnchor);
+  private postprocess(p: Planned, out: StepOutput, start: number, draft: Draft | undefined, work: PrefillWork | undefined): void {
+    const seq = p.seq;
+    if (seq.finished || !seq.state) return;
+    seq.state.length = out.length;
+    seq.state.bytes = out.bytes;
+    if (p.capture && out.delta) this.cache!.put(p.capture, out.length, out.delta);
+    if (work) this.afterPrefill(seq, work, out, start);
+    else this.afterDecode(seq, out, start, draft);
+  }
+
+  private afterPrefill(seq: Sequence, w: PrefillWork, out: StepOutput, start: number): void {
+    seq.prefilled += w.tokens.length;
     seq.prefillProgress();
-    if (!final) return;
+    if (!w.final) return;
     const logits = out.logits[0]!;
     const token = seq.choose(logits);
     if (seq.req.speculative) {
-      // MTP inputs for the prompt's last positions: (residual at i, token at i+1).
-      const P = seq.promptLength;
-      const first = Math.max(start, P - 1 - this.specWarmup);
-      seq.mtpEntries = [];
-      for (let pos = first; pos < P; pos++) {
-        seq.mtpEntries.push({ pos, hidden: out.residual[pos - start]!, token: pos + 1 < P ? seq.req.promptTokens[pos + 1]! : token });
-      }
+      const P = seq.contextLength;
+      seq.mtpEntries = out.residual.map((hidden, k) => {
+        const pos = P - out.residual.length + k;
+        return { pos, hidden, token: pos + 1 < P ? seq.context[pos + 1]! : token };
+      });
     }
     seq.accept(token, logits);
   }
 
-  private afterDecode(seq: Sequence, out: ForwardOutput, pos: number, draft: Draft | undefined, undo: TailUndo | undefined): void {
-    if (seq.finished) return;
+  private afterDecode(seq: Sequence, out: StepOutput, pos: number, draft: Draft | undefined): void {
     if (!draft) {
       const logits = out.logits[0]!;
       const token = seq.choose(logits);
@@ -367,7 +415,8 @@ export class Engine implements EngineApi {
     const v = verifyDraft(seq, draft, out.logits[0]!);
     if (!v.accepted) {
       // The draft's position was computed for nothing: take it back out of the state.
-      seq.state!.dropTail(undo!);
+      this.runner.dropTail(seq.state!.id);
+      seq.state!.length -= 1;
       seq.mtpEntries.push({ pos, hidden: out.residual[0]!, token: v.token });
       seq.accept(v.token, out.logits[0]!);
       return;

@@ -13,9 +13,9 @@
  * directory is configured every entry is also written there.
  */
 import { createHash } from "node:crypto";
-import type { SequenceState } from "../model/state.js";
+import type { SequenceSnapshot } from "../model/state.js";
 import { DiskCache } from "./cache-disk.js";
-import { assemble, captureDelta, deltaBytes, type SnapshotDelta } from "./snapshot-delta.js";
+import { assemble, deltaBytes, type SnapshotDelta } from "./snapshot-delta.js";
 
 export interface PrefixCacheConfig {
   identity: string;
@@ -41,6 +41,15 @@ export interface PrefixHit {
   /** Prompt tokens covered by the restored state. */
   tokens: number;
   anchor: CacheAnchor | null;
+  /** The state to restore (null on a miss). */
+  snapshot: SequenceSnapshot | null;
+}
+
+/** What to do at a block boundary: the sequence's new anchor, and whether its state must be captured. */
+export interface InsertPlan {
+  anchor: CacheAnchor | null;
+  /** Capture the state as a delta on this length and hand it to `put` under `key`. */
+  capture: { key: string; parent: string | null; fromLength: number } | null;
 }
 
 export class PrefixCache {
@@ -84,10 +93,10 @@ export class PrefixCache {
   }
 
   /**
-   * Restores the longest cached prefix of `tokens` into `seq` (a fresh sequence),
-   * leaving at least one prompt token to prefill so the last position has logits.
+   * The state of the longest cached prefix of `tokens`, leaving at least one token to
+   * prefill so the last position has logits.
    */
-  restore(seq: SequenceState, tokens: readonly number[], salt: string): PrefixHit {
+  lookup(tokens: readonly number[], salt: string): PrefixHit {
     const maxBlocks = Math.floor((tokens.length - 1) / this.blockTokens);
     const keys = this.keys(tokens, salt, Math.max(0, maxBlocks));
     for (let n = keys.length; n > 0; n--) {
@@ -95,14 +104,14 @@ export class PrefixCache {
       if (!this.has(key)) continue;
       const chain = this.loadChain(key);
       if (!chain) continue; // broken chain: a shorter prefix may still be whole
-      seq.restore(assemble(chain.map((c) => c.delta)));
+      const snapshot = assemble(chain.map((c) => c.delta));
       // Touch leaf first so ancestors end up most recent: eviction then takes leaves before the roots they depend on.
       for (let i = chain.length - 1; i >= 0; i--) this.touch(chain[i]!.key);
       this.hits++;
-      return { tokens: n * this.blockTokens, anchor: { key, length: n * this.blockTokens } };
+      return { tokens: n * this.blockTokens, anchor: { key, length: n * this.blockTokens }, snapshot };
     }
     this.misses++;
-    return { tokens: 0, anchor: null };
+    return { tokens: 0, anchor: null, snapshot: null };
   }
 
   /** The entry and its ancestors, root first; null when one is missing or unreadable. */
@@ -125,25 +134,29 @@ export class PrefixCache {
   }
 
   /**
-   * Called when `seq` has processed exactly `tokens.slice(0, seq.length)` and that length
-   * is a block boundary: saves the state (as a delta on `parent`) unless it is cached
-   * already. Returns the new anchor for the sequence.
+   * For a sequence that will hold exactly `tokens.slice(0, length)`: when `length` is a block
+   * boundary not cached yet, asks for a capture (a delta on `parent`, the sequence's last
+   * anchor); a boundary already cached just becomes the new anchor.
    */
-  insert(seq: SequenceState, tokens: readonly number[], salt: string, parent: CacheAnchor | null): CacheAnchor | null {
+  planInsert(tokens: readonly number[], salt: string, length: number, parent: CacheAnchor | null): InsertPlan {
     const B = this.blockTokens;
-    const L = seq.length;
-    if (L === 0 || L % B !== 0) return parent;
-    const keys = this.keys(tokens, salt, L / B);
+    if (length === 0 || length % B !== 0) return { anchor: parent, capture: null };
+    const keys = this.keys(tokens, salt, length / B);
     const key = keys[keys.length - 1]!;
+    const anchor = { key, length };
     if (this.mem.has(key)) {
       this.touch(key);
-      return { key, length: L };
+      return { anchor, capture: null };
     }
-    if (this.disk?.has(key)) return { key, length: L };
-    const delta = captureDelta(seq, parent?.length ?? 0);
-    this.putMem(key, { delta, parent: parent?.key ?? null, bytes: deltaBytes(delta) });
-    this.disk?.write(key, parent?.key ?? null, L, delta);
-    return { key, length: L };
+    if (this.disk?.has(key)) return { anchor, capture: null };
+    return { anchor, capture: { key, parent: parent?.key ?? null, fromLength: parent?.length ?? 0 } };
+  }
+
+  /** Stores a delta captured as `planInsert` asked. */
+  put(capture: NonNullable<InsertPlan["capture"]>, length: number, delta: SnapshotDelta): void {
+    if (this.mem.has(capture.key)) return;
+    this.putMem(capture.key, { delta, parent: capture.parent, bytes: deltaBytes(delta) });
+    this.disk?.write(capture.key, capture.parent, length, delta);
   }
 
   private touch(key: string): void {

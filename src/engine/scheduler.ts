@@ -1,30 +1,57 @@
 /**
- * Who runs and what each running sequence gets in the next step.
+ * Who runs, and what each running sequence gets in the next step.
  *
- * Admission: a waiting sequence starts when a slot is free and the state it
- * needs for its prompt plus a growth allowance (spec §6) fits in the state
- * budget; the reservation is extended as it grows (see grow). The queue is
- * bounded and refuses beyond it. Planning: every decoding sequence gets its
- * next token(s); prompts still being prefilled share the remaining token
- * budget in chunks, so one long prompt never stalls the others. Non-final
- * chunks end on prefix-cache block boundaries so each can be snapshotted.
+ * `schedule()` is the whole policy, in three parts:
+ *  - Reservations: a running sequence holds state memory for its length plus a
+ *    growth allowance (spec §6). When it needs more and the budget is spent, the
+ *    newest running sequences are preempted (their state freed, they go back to
+ *    the head of the queue and later recompute their context, mostly restored
+ *    from the prefix cache), as vLLM does; nothing running is failed for memory.
+ *  - Admission: waiting sequences start in arrival order while a slot and their
+ *    reservation fit. The queue is bounded and refuses beyond it; a request that
+ *    could never fit is refused by the engine before it queues.
+ *  - The step: every decoding sequence gets its next token(s) first; prefill
+ *    chunks fill the rest of a token budget. While streams are decoding, that
+ *    budget is sized in time (step-cost.ts) so a long prompt stretches their
+ *    inter-token latency by at most `prefillLatencyFactor`; alone, a prompt is
+ *    prefilled in steps of up to `maxBatchTokens`. Non-final chunks end on
+ *    prefix-cache block boundaries so each can be snapshotted.
  */
 import { EngineError } from "./errors.js";
 import type { Sequence } from "./sequence.js";
+import { StepCost } from "./step-cost.js";
 
 export interface SchedulerConfig {
   maxRunning: number;
   maxQueued: number;
   stateBudgetBytes: number;
-  prefillChunk: number;
+  /** Cap on the tokens of one step across all sequences. */
   maxBatchTokens: number;
+  /** Cap on one sequence's prefill chunk (Infinity: the step's budget). */
+  prefillChunk: number;
   blockTokens: number;
+  /** Reservation growth step in tokens (Infinity: prompt + max_tokens up front). */
+  reserveTokens: number;
+  /** A step with prefill may take this many times a decode-only step. */
+  prefillLatencyFactor: number;
+}
+
+/** What the scheduler needs from the engine. */
+export interface SchedulerHooks {
+  /** State bytes of a sequence of `tokens` tokens. */
+  bytesFor(tokens: number): number;
+  /** Tokens a decoding sequence feeds in the next step (2 when verifying a draft). */
+  decodeWidth(seq: Sequence): number;
+  /** An admitted sequence gets its state (fresh, or restored from the prefix cache). */
+  start(seq: Sequence): void;
+  /** A preempted sequence gives its state up. */
+  preempt(seq: Sequence): void;
 }
 
 export interface PrefillWork {
   seq: Sequence;
   tokens: number[];
-  /** This chunk ends the prompt: its last position yields the first token. */
+  /** This chunk ends the context: its last position yields the next token. */
   final: boolean;
 }
 
@@ -33,10 +60,17 @@ export interface StepPlan {
   decode: Sequence[];
 }
 
+/** Before any step was timed, a prefill chunk next to decoding streams is this many blocks. */
+const FIRST_GUESS_BLOCKS = 1;
+/** However busy decoding is, a prompt advances by at least this many tokens a step. */
+const MIN_PREFILL_TOKENS = 8;
+
 export class Scheduler {
   readonly waiting: Sequence[] = [];
   readonly running: Sequence[] = [];
   reservedBytes = 0;
+  preemptions = 0;
+  readonly cost = new StepCost();
 
   constructor(readonly cfg: SchedulerConfig) {}
 
@@ -56,60 +90,98 @@ export class Scheduler {
     this.waiting.push(seq);
   }
 
-  /** Starts waiting sequences in arrival order while slots and state memory allow. */
-  admit(need: (seq: Sequence) => number, start: (seq: Sequence) => void): Sequence[] {
-    const started: Sequence[] = [];
-    while (this.waiting.length > 0 && this.running.length < this.cfg.maxRunning) {
-      const seq = this.waiting[0]!;
-      const bytes = need(seq);
-      // Strict FIFO: a big request at the head waits for memory rather than being overtaken forever.
-      if (this.running.length > 0 && this.reservedBytes + bytes > this.cfg.stateBudgetBytes) break;
-      this.waiting.shift();
-      seq.reservedBytes = bytes;
-      this.reservedBytes += bytes;
-      this.running.push(seq);
-      start(seq);
-      started.push(seq);
-    }
-    return started;
-  }
-
-  /** Extends a running sequence's reservation by `bytes`; false when the budget cannot cover it. */
-  grow(seq: Sequence, bytes: number): boolean {
-    if (bytes <= 0) return true;
-    if (this.reservedBytes + bytes > this.cfg.stateBudgetBytes) return false;
-    seq.reservedBytes += bytes;
-    this.reservedBytes += bytes;
-    return true;
-  }
-
   remove(seq: Sequence): void {
     const w = this.waiting.indexOf(seq);
     if (w >= 0) this.waiting.splice(w, 1);
     const r = this.running.indexOf(seq);
     if (r >= 0) {
       this.running.splice(r, 1);
-      this.reservedBytes -= seq.reservedBytes;
-      seq.reservedBytes = 0;
+      this.release(seq);
     }
   }
 
-  plan(decodeWidth: (seq: Sequence) => number): StepPlan {
+  private release(seq: Sequence): void {
+    this.reservedBytes -= seq.reservedBytes;
+    seq.reservedBytes = 0;
+    seq.reservedTokens = 0;
+  }
+
+  schedule(hooks: SchedulerHooks): StepPlan {
+    this.reserve(hooks);
+    this.admit(hooks);
+    return this.plan(hooks);
+  }
+
+  /** Tokens to reserve for `seq` once it holds `from` tokens. */
+  private reservation(seq: Sequence, from: number): number {
+    return Math.min(seq.promptLength + seq.req.maxTokens, from + this.cfg.reserveTokens);
+  }
+
+  /** Keeps each decoding sequence's reservation ahead of it, preempting the newest when memory runs out. */
+  private reserve(hooks: SchedulerHooks): void {
+    for (let i = 0; i < this.running.length; i++) {
+      const seq = this.running[i]!;
+      if (seq.finished || seq.prefilling || !seq.state) continue;
+      const len = seq.state.length + hooks.decodeWidth(seq);
+      if (len <= seq.reservedTokens) continue;
+      const tokens = this.reservation(seq, len);
+      const bytes = hooks.bytesFor(tokens) - seq.reservedBytes;
+      while (this.reservedBytes + bytes > this.cfg.stateBudgetBytes && this.running.includes(seq)) {
+        this.preempt(this.running[this.running.length - 1]!, hooks);
+      }
+      if (!this.running.includes(seq)) break; // it was the newest: everything after it is gone too
+      seq.reservedBytes += bytes;
+      this.reservedBytes += bytes;
+      seq.reservedTokens = tokens;
+    }
+  }
+
+  private preempt(seq: Sequence, hooks: SchedulerHooks): void {
+    this.running.splice(this.running.indexOf(seq), 1);
+    this.release(seq);
+    hooks.preempt(seq);
+    this.waiting.unshift(seq);
+    this.preemptions++;
+  }
+
+  /** Starts waiting sequences in arrival order while slots and state memory allow. */
+  private admit(hooks: SchedulerHooks): void {
+    while (this.waiting.length > 0 && this.running.length < this.cfg.maxRunning) {
+      const seq = this.waiting[0]!;
+      const tokens = this.reservation(seq, seq.contextLength);
+      const bytes = hooks.bytesFor(tokens);
+      // Strict FIFO: a big request at the head waits for memory rather than being overtaken forever.
+      if (this.running.length > 0 && this.reservedBytes + bytes > this.cfg.stateBudgetBytes) break;
+      this.waiting.shift();
+      seq.reservedBytes = bytes;
+      seq.reservedTokens = tokens;
+      this.reservedBytes += bytes;
+      this.running.push(seq);
+      hooks.start(seq);
+    }
+  }
+
+  private plan(hooks: SchedulerHooks): StepPlan {
     const decode = this.running.filter((s) => !s.finished && !s.prefilling);
-    let budget = this.cfg.maxBatchTokens - decode.reduce((n, s) => n + decodeWidth(s), 0);
-    const prefill: PrefillWork[] = [];
+    const decodeTokens = decode.reduce((n, s) => n + hooks.decodeWidth(s), 0);
     const B = this.cfg.blockTokens;
+    let budget = this.cfg.maxBatchTokens - decodeTokens;
+    if (decode.length > 0) {
+      const timed = this.cost.prefillBudget(decode.length, this.cfg.prefillLatencyFactor, FIRST_GUESS_BLOCKS * B);
+      budget = Math.min(budget, Math.max(MIN_PREFILL_TOKENS, timed));
+    }
+    const prefill: PrefillWork[] = [];
     for (const seq of this.running) {
       if (seq.finished || !seq.prefilling) continue;
-      if (budget <= 0 && (prefill.length > 0 || decode.length > 0)) break;
+      if (budget <= 0) break;
       const start = seq.prefilled;
-      const P = seq.promptLength;
-      let end = Math.min(P, start + Math.max(1, Math.min(this.cfg.prefillChunk, budget)));
-      // Non-final chunks end on block boundaries, and the last boundary inside the prompt always
+      const P = seq.contextLength;
+      let end = Math.min(P, start + Math.min(this.cfg.prefillChunk, budget));
+      // Non-final chunks end on block boundaries, and the last boundary inside the context always
       // gets one: that is the snapshot the next turn of the same conversation will hit.
       const aligned = Math.floor((end < P ? end : P - 1) / B) * B;
       if (aligned > start && (end < P || seq.req.useCache)) end = aligned;
-      prefill.push({ seq, tokens: seq.req.promptTokens.slice(start, end), final: end === P });
+      prefill.push({ seq, tokens: seq.context.slice(start, end), final: end === P });
       budget -= end - start;
     }
     return { prefill, decode };

@@ -5,7 +5,6 @@
  * functions decide which tokens it gets; this class only records outcomes.
  */
 import type { Vec } from "../kernels/backend.js";
-import type { SequenceState } from "../model/state.js";
 import { OutputParser, type FinishCause, type ParsedOutput } from "../text/parser.js";
 import type { Tokenizer, TokenStreamDecoder } from "../text/tokenizer.js";
 import { createConstraint, sampleAllowed, type DecodeView, type TokenConstraint } from "./constraints/index.js";
@@ -25,6 +24,15 @@ export interface SequenceEnv {
   logitsProcessor?: LogitsProcessor;
 }
 
+/** A sequence's decoding state as the engine sees it: the runner holds the state itself under `id`. */
+export interface StateHandle {
+  readonly id: number;
+  /** Tokens in the state (= position of the next token). */
+  length: number;
+  /** State bytes after the last step. */
+  bytes: number;
+}
+
 /** A main-model position the MTP block has yet to see: its residual streams and the token after it. */
 export interface MtpEntry {
   pos: number;
@@ -34,10 +42,17 @@ export interface MtpEntry {
 
 export class Sequence {
   readonly events = new EventQueue<GenerationEvent>();
-  state: SequenceState | null = null;
+  state: StateHandle | null = null;
   status: "waiting" | "running" | "finished" = "waiting";
-  /** Prompt tokens already in the state (restored or prefilled). */
+  /**
+   * The tokens to prefill before decoding: the prompt, or after a preemption the prompt and
+   * every token generated so far (recomputed, mostly restored from the prefix cache).
+   */
+  context: number[];
+  /** Context tokens already in the state (restored or prefilled). */
   prefilled = 0;
+  /** Times this sequence was preempted and resumed. */
+  preemptions = 0;
   cachedTokens = 0;
   cacheAnchor: CacheAnchor | null = null;
   /** Bytes of state budget held while running, and the length they cover. */
@@ -67,6 +82,7 @@ export class Sequence {
 
   constructor(readonly id: string, readonly req: ResolvedRequest, private readonly env: SequenceEnv) {
     this.rng = new Rng(req.seed);
+    this.context = req.promptTokens;
     const tok = env.tokenizer;
     this.parser = tok
       ? new OutputParser({ tokenizer: tok, thinking_mode: req.thinkingMode, startInContent: !req.startsInReasoning, stop: req.stop })
@@ -83,8 +99,24 @@ export class Sequence {
     return this.req.promptTokens.length;
   }
 
+  get contextLength(): number {
+    return this.context.length;
+  }
+
   get prefilling(): boolean {
-    return this.prefilled < this.promptLength;
+    return this.prefilled < this.contextLength;
+  }
+
+  /** Gives up the state: the sequence waits again and will recompute its context, generated tokens included. */
+  preempt(): void {
+    this.status = "waiting";
+    this.state = null;
+    this.context = [...this.req.promptTokens, ...this.generated];
+    this.prefilled = 0;
+    this.pending = null;
+    this.mtpEntries = [];
+    this.cacheAnchor = null;
+    this.preemptions++;
   }
 
   get finished(): boolean {
@@ -108,10 +140,11 @@ export class Sequence {
 
   markStarted(): void {
     this.status = "running";
-    this.startedAt = performance.now();
+    if (this.startedAt === 0) this.startedAt = performance.now();
   }
 
   prefillProgress(): void {
+    if (this.preemptions > 0) return; // a resumed sequence recomputes; the caller saw its prompt done
     this.events.push({ type: "prefill", processed: this.prefilled, total: this.promptLength, cached: this.cachedTokens });
     if (!this.prefilling) this.prefillMs = performance.now() - this.startedAt;
   }

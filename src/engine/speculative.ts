@@ -11,7 +11,7 @@
  * a worse guess, never a wrong answer).
  */
 import type { Vec } from "../kernels/backend.js";
-import type { Dsv4Model } from "../model/transformer.js";
+import type { DraftRequest, Runner } from "./runner/index.js";
 import { argmax, drawFrom, isGreedy, samplingProbs } from "./sampler.js";
 import type { MtpEntry, Sequence } from "./sequence.js";
 
@@ -26,29 +26,24 @@ export function trimEntries(entries: MtpEntry[], warmup: number): MtpEntry[] {
   return entries.length > warmup + 1 ? entries.slice(entries.length - warmup - 1) : entries;
 }
 
-/**
- * Catches each sequence's MTP state up on its pending entries, then drafts one token
- * per sequence. Calls are batched across sequences, one position per sequence each.
- */
+/** Replaces the MTP proposal (EngineOptions.speculative.draftOverride). */
 export type DraftOverride = (ctx: { generated: readonly number[]; pending: number; proposed: number }) => number;
 
-export function draftTokens(model: Dsv4Model, seqs: readonly Sequence[], warmup: number, override?: DraftOverride): Map<Sequence, Draft> {
-  for (const s of seqs) {
-    s.mtpEntries = trimEntries(s.mtpEntries, warmup);
-    // Jump the MTP position to the oldest entry kept: positions skipped are outside what it will attend to soon.
-    s.state!.mtpLength = s.mtpEntries[0]!.pos;
-  }
-  for (;;) {
-    const behind = seqs.filter((s) => s.mtpEntries.length > 1);
-    if (behind.length === 0) break;
-    model.mtpForward(behind.map((s) => ({ seq: s.state!, hidden: s.mtpEntries[0]!.hidden, token: s.mtpEntries[0]!.token, logits: false })));
-    for (const s of behind) s.mtpEntries.shift();
-  }
-  const outs = model.mtpForward(seqs.map((s) => ({ seq: s.state!, hidden: s.mtpEntries[0]!.hidden, token: s.mtpEntries[0]!.token })));
+/**
+ * Catches each sequence's MTP state up on its pending entries, then drafts one token
+ * per sequence, in one runner call batched across sequences.
+ */
+export async function draftTokens(runner: Runner, seqs: readonly Sequence[], warmup: number, override?: DraftOverride): Promise<Map<Sequence, Draft>> {
+  const requests: DraftRequest[] = seqs.map((s) => {
+    const entries = trimEntries(s.mtpEntries, warmup);
+    s.mtpEntries = [];
+    // The MTP position jumps to the oldest entry kept: positions skipped are outside what it will attend to soon.
+    return { id: s.state!.id, mtpLength: entries[0]!.pos, entries: entries.map((e) => ({ hidden: e.hidden, token: e.token })) };
+  });
+  const outs = await runner.draft(requests);
   const drafts = new Map<Sequence, Draft>();
   seqs.forEach((s, i) => {
-    s.mtpEntries = [];
-    const logits = outs[i]!.logits!;
+    const logits = outs[i]!;
     if (override) {
       // A fixed proposal is a one-hot draft distribution: rejection sampling stays exact.
       const token = override({ generated: s.generated, pending: s.pending!, proposed: argmax(logits) });

@@ -71,14 +71,25 @@ export interface EngineOptions {
   /**
    * State is reserved for the prompt plus this many tokens (default 4096, capped by
    * max_tokens) and extended in such steps as a sequence grows; a sequence that cannot
-   * extend finishes with "insufficient_system_resource" (spec §A.5). Infinity reserves
-   * prompt + max_tokens up front, so nothing is ever interrupted.
+   * extend preempts the newest running sequences (recomputed later, mostly from the prefix
+   * cache). Infinity reserves prompt + max_tokens up front, so nothing is ever preempted.
    */
   reserveTokens?: number;
-  /** Prompt tokens prefilled per sequence per step, so long prompts interleave with decoding (default 256). */
+  /** Cap on one sequence's prompt tokens per step (default: none beyond maxBatchTokens and the latency budget). */
   prefillChunkTokens?: number;
   /** Cap on the tokens of one step across all sequences (default 2048). */
   maxBatchTokens?: number;
+  /**
+   * While sequences are decoding, a step that also prefills a prompt may take at most this
+   * many times as long as a decode-only step (default 2): the prompt's chunks are sized from
+   * measured step times so running streams keep their pace.
+   */
+  prefillLatencyFactor?: number;
+  /**
+   * Where the model computes: "worker" (default) runs it on its own thread so the event loop
+   * stays free during a step; "inline" runs it on the calling thread (debugging, profiling).
+   */
+  runner?: "worker" | "inline";
   /** Default context limit for requests (default and maximum: the model's maxPositions). */
   contextLength?: number;
   prefixCache?: PrefixCacheOptions;
@@ -259,6 +270,8 @@ export interface Generation extends AsyncIterable<GenerationEvent> {
   readonly id: string;
   result(): Promise<GenerationResult>;
   cancel(): void;
+  /** Cancels the generation if it is still running and waits until it has stopped (`await using`). */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 // ───────────────────────────── metrics ─────────────────────────────
@@ -275,6 +288,8 @@ export interface EngineMetrics {
   speculative_drafted_total: number;
   speculative_accepted_total: number;
   steps_total: number;
+  /** Sequences that gave up their state for memory and were resumed later (recomputed). */
+  preemptions_total: number;
   active_sequences: number;
   queued_requests: number;
   state_bytes_in_use: number;
@@ -375,7 +390,9 @@ export interface ChatSession {
   readonly messages: readonly ChatMessage[];
   /** Adds a user message (or tool results) and generates the assistant turn; history is updated when it finishes. */
   prompt(input: string | ChatMessage[], options?: Omit<GenerateRequest, "messages">): Generation;
+  /** Cancels the session's running generations and forgets its history. */
   dispose(): void;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 // ───────────────────────────── the engine ─────────────────────────────

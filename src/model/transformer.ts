@@ -18,8 +18,8 @@ export interface ForwardRequest {
   tokens: readonly number[];
   /** Per-request override of ForwardOptions.logits (e.g. draft verification next to a prefill). */
   logits?: "all" | "last" | "none";
-  /** Per-request override of ForwardOptions.residual. */
-  residual?: "all" | "last" | "none";
+  /** Per-request override of ForwardOptions.residual; a number keeps that many last positions. */
+  residual?: "all" | "last" | "none" | number;
 }
 
 export interface ForwardOptions {
@@ -109,7 +109,8 @@ export class Dsv4Model {
     const R = rows.length;
 
     // Which rows leave the model: logits and residual streams, by batch row.
-    const want = (mode: ForwardOptions["logits"], i: number, n: number) => mode === "all" || (mode === "last" && i === n - 1);
+    const want = (mode: ForwardOptions["logits"] | number, i: number, n: number) =>
+      mode === "all" || (mode === "last" && i === n - 1) || (typeof mode === "number" && i >= n - mode);
     const logitRows: number[] = [];
     const residualRows: number[] = [];
     let at = 0;

@@ -100,6 +100,7 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, model: stri
     .metric(`${p}speculative_drafted_total`, "counter", "MTP draft tokens proposed.", m.speculative_drafted_total)
     .metric(`${p}speculative_accepted_total`, "counter", "MTP draft tokens accepted.", m.speculative_accepted_total)
     .metric(`${p}steps_total`, "counter", "Batched model steps.", m.steps_total)
+    .metric(`${p}preemptions_total`, "counter", "Sequences preempted for state memory and resumed later.", m.preemptions_total)
     .metric(`${p}state_bytes`, "gauge", "Sequence state bytes in use.", m.state_bytes_in_use)
     .metric(`${p}prefix_cache_entries`, "gauge", "Prefix-cache snapshots in memory.", m.prefix_cache_entries)
     .metric(`${p}prefix_cache_bytes`, "gauge", "Prefix-cache bytes in memory.", m.prefix_cache_bytes)

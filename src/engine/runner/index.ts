@@ -1,0 +1,18 @@
+/** Starting the model runner the engine steps through (see protocol.ts). */
+import { createBackend } from "../../kernels/index.js";
+import type { LoadProgress } from "../../model/weights.js";
+import { Dsv4Model } from "../../model/transformer.js";
+import { InlineRunner } from "./inline-runner.js";
+import { ModelHost } from "./model-host.js";
+import type { Runner } from "./protocol.js";
+import { WorkerRunner } from "./worker-runner.js";
+
+export type { DraftRequest, Runner, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
+
+export type RunnerKind = "worker" | "inline";
+
+export async function startRunner(dir: string, opts: { kind?: RunnerKind; backend?: string; onProgress?: (p: LoadProgress) => void }): Promise<Runner> {
+  if ((opts.kind ?? "worker") === "worker") return WorkerRunner.start(dir, opts.backend, opts.onProgress);
+  const model = Dsv4Model.load(dir, { backend: createBackend(opts.backend), onProgress: opts.onProgress });
+  return new InlineRunner(new ModelHost(model));
+}

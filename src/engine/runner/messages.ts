@@ -1,0 +1,23 @@
+/** The messages between WorkerRunner (main thread) and worker-main.ts (the runner thread). */
+import type { SequenceSnapshot } from "../../model/state.js";
+import type { LoadProgress } from "../../model/weights.js";
+import type { DraftRequest, RunnerInfo, StepRequest } from "./protocol.js";
+
+export interface WorkerConfig {
+  dir: string;
+  backend: string | undefined;
+}
+
+export type ToWorker =
+  | { op: "create" | "free" | "dropTail"; id: number }
+  | { op: "restore"; id: number; snapshot: SequenceSnapshot }
+  | { op: "step"; call: number; requests: StepRequest[] }
+  | { op: "draft"; call: number; requests: DraftRequest[] }
+  | { op: "close"; call: number };
+
+export type FromWorker =
+  | { type: "progress"; progress: LoadProgress }
+  | { type: "ready"; info: RunnerInfo }
+  | { type: "load-error"; message: string }
+  | { type: "result"; call: number; value: unknown }
+  | { type: "error"; call: number; message: string; stack?: string };

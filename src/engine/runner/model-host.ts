@@ -1,0 +1,93 @@
+/**
+ * The model and the decoding state of every sequence, driven synchronously:
+ * the worker thread runs one of these, and so does the inline runner. It
+ * carries out the runner protocol (protocol.ts) and nothing else.
+ */
+import type { Vec } from "../../kernels/backend.js";
+import type { SequenceSnapshot, SequenceState, TailUndo } from "../../model/state.js";
+import type { Dsv4Model, ForwardRequest } from "../../model/transformer.js";
+import { captureDelta } from "../snapshot-delta.js";
+import type { DraftRequest, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
+
+export class ModelHost {
+  private readonly states = new Map<number, SequenceState>();
+  private readonly tails = new Map<number, TailUndo>();
+  readonly info: RunnerInfo;
+
+  constructor(private readonly model: Dsv4Model) {
+    this.info = {
+      backend: model.backend.name,
+      bytesPerValue: model.backend.alloc(1).BYTES_PER_ELEMENT,
+      weightBytes: model.weightBytes,
+    };
+  }
+
+  private state(id: number): SequenceState {
+    const s = this.states.get(id);
+    if (!s) throw new Error(`runner: no sequence ${id}`);
+    return s;
+  }
+
+  create(id: number): void {
+    this.states.set(id, this.model.newSequence());
+  }
+
+  free(id: number): void {
+    this.states.delete(id);
+    this.tails.delete(id);
+  }
+
+  restore(id: number, snapshot: SequenceSnapshot): void {
+    this.state(id).restore(snapshot);
+  }
+
+  dropTail(id: number): void {
+    const undo = this.tails.get(id);
+    if (!undo) throw new Error(`runner: sequence ${id} has no saved tail to drop`);
+    this.tails.delete(id);
+    this.state(id).dropTail(undo);
+  }
+
+  step(requests: readonly StepRequest[]): StepOutput[] {
+    const forward: ForwardRequest[] = requests.map((r) => {
+      const seq = this.state(r.id);
+      this.tails.delete(r.id);
+      if (r.saveTail) this.tails.set(r.id, seq.saveTail(seq.length + r.tokens.length - 1));
+      return { seq, tokens: r.tokens, logits: r.logits, residual: r.residualLast };
+    });
+    const out = this.model.forward(forward);
+    return requests.map((r, i) => {
+      const seq = forward[i]!.seq;
+      return {
+        logits: out[i]!.logits,
+        residual: out[i]!.residual,
+        length: seq.length,
+        bytes: seq.bytes,
+        ...(r.captureFrom !== undefined ? { delta: captureDelta(seq, r.captureFrom) } : {}),
+      };
+    });
+  }
+
+  draft(requests: readonly DraftRequest[]): Vec[] {
+    const pending = requests.map((r) => {
+      const seq = this.state(r.id);
+      seq.mtpLength = r.mtpLength;
+      return { seq, entries: r.entries.slice() };
+    });
+    // Catch-up passes, one position per sequence each, batched across sequences.
+    for (;;) {
+      const behind = pending.filter((p) => p.entries.length > 1);
+      if (behind.length === 0) break;
+      this.model.mtpForward(behind.map((p) => ({ seq: p.seq, hidden: p.entries[0]!.hidden, token: p.entries[0]!.token, logits: false })));
+      for (const p of behind) p.entries.shift();
+    }
+    const outs = this.model.mtpForward(pending.map((p) => ({ seq: p.seq, hidden: p.entries[0]!.hidden, token: p.entries[0]!.token })));
+    return outs.map((o) => o.logits!);
+  }
+
+  close(): void {
+    this.states.clear();
+    this.tails.clear();
+    this.model.close();
+  }
+}

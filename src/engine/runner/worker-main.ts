@@ -1,0 +1,58 @@
+/**
+ * The runner thread: loads the model and carries out the engine's requests
+ * one at a time, so the main thread's event loop stays free for HTTP,
+ * streaming and scheduling while a step computes.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { createBackend } from "../../kernels/index.js";
+import { Dsv4Model } from "../../model/transformer.js";
+import type { FromWorker, ToWorker, WorkerConfig } from "./messages.js";
+import { ModelHost } from "./model-host.js";
+import { outputBuffers } from "./transfer.js";
+
+const port = parentPort!;
+const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+
+let host: ModelHost;
+try {
+  const cfg = workerData as WorkerConfig;
+  const model = Dsv4Model.load(cfg.dir, { backend: createBackend(cfg.backend), onProgress: (progress) => post({ type: "progress", progress }) });
+  host = new ModelHost(model);
+  post({ type: "ready", info: host.info });
+} catch (err) {
+  post({ type: "load-error", message: (err as Error).message });
+  process.exit(0);
+}
+
+// An error in a request that has no reply (create, restore, ...) fails the next one that does.
+let deferred: Error | null = null;
+
+port.on("message", (m: ToWorker) => {
+  if (!("call" in m)) {
+    try {
+      if (m.op === "restore") host.restore(m.id, m.snapshot);
+      else host[m.op](m.id);
+    } catch (err) {
+      deferred ??= err as Error;
+    }
+    return;
+  }
+  try {
+    if (deferred) {
+      const err = deferred;
+      deferred = null;
+      throw err;
+    }
+    if (m.op === "close") {
+      host.close();
+      post({ type: "result", call: m.call, value: null });
+      port.close();
+      return;
+    }
+    const value = m.op === "step" ? host.step(m.requests) : host.draft(m.requests);
+    post({ type: "result", call: m.call, value }, outputBuffers(value));
+  } catch (err) {
+    const e = err as Error;
+    post({ type: "error", call: m.call, message: e.message, stack: e.stack });
+  }
+});
