@@ -100,7 +100,7 @@ export class Engine implements EngineApi {
       stateBudgetBytes: opts.stateMemoryBytes ?? Math.floor(totalmem() / 2),
       prefillChunk: opts.prefillChunkTokens ?? Infinity,
       maxBatchTokens: opts.maxBatchTokens ?? 2048,
-      blockTokens,
+      blockTokens: this.cache ? blockTokens : 0,
       reserveTokens: opts.reserveTokens ?? 4096,
       prefillLatencyFactor: opts.prefillLatencyFactor ?? 2,
     });

@@ -29,6 +29,7 @@ export interface SchedulerConfig {
   maxBatchTokens: number;
   /** Cap on one sequence's prefill chunk (Infinity: the step's budget). */
   prefillChunk: number;
+  /** Prefix-cache block size, where chunks end so they can be snapshotted (0: no cache, no alignment). */
   blockTokens: number;
   /** Reservation growth step in tokens (Infinity: prompt + max_tokens up front). */
   reserveTokens: number;
@@ -60,8 +61,8 @@ export interface StepPlan {
   decode: Sequence[];
 }
 
-/** Before any step was timed, a prefill chunk next to decoding streams is this many blocks. */
-const FIRST_GUESS_BLOCKS = 1;
+/** Before any step was timed, a prefill chunk next to decoding streams has this many tokens. */
+const FIRST_GUESS_TOKENS = 64;
 /** However busy decoding is, a prompt advances by at least this many tokens a step. */
 const MIN_PREFILL_TOKENS = 8;
 
@@ -167,7 +168,7 @@ export class Scheduler {
     const B = this.cfg.blockTokens;
     let budget = this.cfg.maxBatchTokens - decodeTokens;
     if (decode.length > 0) {
-      const timed = this.cost.prefillBudget(decode.length, this.cfg.prefillLatencyFactor, FIRST_GUESS_BLOCKS * B);
+      const timed = this.cost.prefillBudget(decode.length, this.cfg.prefillLatencyFactor, FIRST_GUESS_TOKENS);
       budget = Math.min(budget, Math.max(MIN_PREFILL_TOKENS, timed));
     }
     const prefill: PrefillWork[] = [];
@@ -179,7 +180,7 @@ export class Scheduler {
       let end = Math.min(P, start + Math.min(this.cfg.prefillChunk, budget));
       // Non-final chunks end on block boundaries, and the last boundary inside the context always
       // gets one: that is the snapshot the next turn of the same conversation will hit.
-      const aligned = Math.floor((end < P ? end : P - 1) / B) * B;
+      const aligned = B > 0 ? Math.floor((end < P ? end : P - 1) / B) * B : 0;
       if (aligned > start && (end < P || seq.req.useCache)) end = aligned;
       prefill.push({ seq, tokens: seq.context.slice(start, end), final: end === P });
       budget -= end - start;
