@@ -118,6 +118,18 @@ describe("engine lifecycle and limits", async () => {
     }
   });
 
+  test("a generation's asyncDispose cancels it and waits until it has stopped", async () => {
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false } });
+    try {
+      const g = engine.generate({ prompt_tokens: promptIds(5), max_tokens: 200 });
+      await g[Symbol.asyncDispose]();
+      await assert.rejects(g.result(), isCode("aborted"));
+      assert.equal(engine.metrics().active_sequences + engine.metrics().queued_requests, 0);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test("dispose fails what is running and refuses new work", async () => {
     const engine = await Engine.load(dir, { prefixCache: { enabled: false } });
     const g = engine.generate({ prompt_tokens: promptIds(5), max_tokens: 100 });

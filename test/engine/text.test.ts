@@ -91,4 +91,13 @@ describe("engine with the real V4 tokenizer (tiny preset)", async () => {
     assert.ok(second.usage.prompt_tokens > first.usage.prompt_tokens);
     assert.ok(second.usage.prompt_cache_hit_tokens >= 16, `hit ${second.usage.prompt_cache_hit_tokens}`);
   });
+
+  test("disposing the engine disposes its sessions, which cancel their running turns", async () => {
+    const own = await Engine.load(dir, { prefixCache: { enabled: false } });
+    const session = own.createSession();
+    const turn = session.prompt("hi", { max_tokens: 200 });
+    await own[Symbol.asyncDispose]();
+    await assert.rejects(turn.result(), (e: Error) => /cancelled|disposed/.test(e.message));
+    assert.throws(() => session.prompt("again"), /disposed/);
+  });
 });

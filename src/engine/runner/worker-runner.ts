@@ -22,11 +22,15 @@ export class WorkerRunner implements Runner {
   private failure: Error | null = null;
 
   private constructor(private readonly worker: Worker, readonly info: RunnerInfo) {
+    // An idle runner does not keep the process alive (as the inline runner would not); one with
+    // a call in flight does, so a script awaiting a step is not cut short.
+    worker.unref();
     worker.on("message", (m: FromWorker) => {
       if (m.type !== "result" && m.type !== "error") return;
       const p = this.calls.get(m.call);
       if (!p) return;
       this.calls.delete(m.call);
+      if (this.calls.size === 0) worker.unref();
       if (m.type === "result") p.resolve(m.value);
       else p.reject(Object.assign(new Error(m.message), { stack: m.stack ?? m.message }));
     });
@@ -82,6 +86,7 @@ export class WorkerRunner implements Runner {
     if (this.failure) return Promise.reject(this.failure);
     const call = this.nextCall++;
     return new Promise<T>((resolve, reject) => {
+      if (this.calls.size === 0) this.worker.ref();
       this.calls.set(call, { resolve: resolve as (v: unknown) => void, reject });
       this.worker.postMessage(m(call));
     });

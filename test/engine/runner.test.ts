@@ -1,0 +1,86 @@
+/**
+ * The model runner: the worker thread and the inline runner carry out the same protocol
+ * with the same results, errors in calls without a reply surface at the next step, and a
+ * checkpoint that does not load is reported with the loader's own message.
+ */
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { Engine } from "../../src/engine/engine.js";
+import { startRunner, type Runner, type StepRequest } from "../../src/engine/runner/index.js";
+import { checkpoint, promptIds, tempDir } from "./helpers.js";
+import { writeTinyCheckpoint } from "../../src/tiny/tiny.js";
+
+async function script(runner: Runner): Promise<Array<Float32Array | Float64Array>> {
+  const out: Array<Float32Array | Float64Array> = [];
+  runner.create(1);
+  runner.create(2);
+  const first: StepRequest[] = [
+    { id: 1, tokens: promptIds(20, 1), logits: "last", residualLast: 2 },
+    { id: 2, tokens: promptIds(7, 2), logits: "all", residualLast: 0, captureFrom: 0 },
+  ];
+  const a = await runner.step(first);
+  assert.equal(a[0]!.length, 20);
+  assert.equal(a[1]!.length, 7);
+  assert.equal(a[0]!.residual.length, 2);
+  assert.equal(a[1]!.logits.length, 7);
+  assert.ok(a[1]!.delta, "a capture was asked for");
+  out.push(...a[0]!.logits, ...a[1]!.logits);
+  // A verified draft that is dropped again, then the state restored from the captured delta.
+  const b = await runner.step([{ id: 1, tokens: [5, 6], logits: "all", residualLast: 0, saveTail: true }]);
+  out.push(...b[0]!.logits);
+  runner.dropTail(1);
+  const c = await runner.step([{ id: 1, tokens: [7], logits: "last", residualLast: 0 }]);
+  assert.equal(c[0]!.length, 22);
+  out.push(...c[0]!.logits);
+  const drafts = await runner.draft([{ id: 1, mtpLength: 18, entries: a[0]!.residual.map((hidden, k) => ({ hidden, token: 9 + k })) }]);
+  out.push(...drafts);
+  runner.free(1);
+  runner.free(2);
+  return out;
+}
+
+describe("model runner", async () => {
+  const dir = await checkpoint("micro");
+
+  test("the worker thread and the inline runner give bit-identical logits for the same calls", async () => {
+    const results = [];
+    for (const kind of ["worker", "inline"] as const) {
+      const runner = await startRunner(dir, { kind });
+      try {
+        results.push(await script(runner));
+      } finally {
+        await runner.close();
+      }
+    }
+    const [worker, inline] = results;
+    assert.equal(worker!.length, inline!.length);
+    worker!.forEach((v, i) => assert.deepEqual(v, inline![i], `output ${i}`));
+  });
+
+  test("an error in a call without a reply fails the next step, and the runner goes on", async () => {
+    const runner = await startRunner(dir, { kind: "worker" });
+    try {
+      runner.create(1);
+      runner.dropTail(1); // nothing was saved
+      await assert.rejects(runner.step([{ id: 1, tokens: [5], logits: "last", residualLast: 0 }]), /sequence 1 has no saved tail/);
+      const ok = await runner.step([{ id: 1, tokens: [5], logits: "last", residualLast: 0 }]);
+      assert.equal(ok[0]!.length, 1);
+      await assert.rejects(runner.step([{ id: 7, tokens: [5], logits: "last", residualLast: 0 }]), /no sequence 7/);
+    } finally {
+      await runner.close();
+    }
+    await assert.rejects(runner.step([]), /closed/);
+  });
+
+  test("a checkpoint that fails to load on the runner thread rejects Engine.load with the loader's message", async () => {
+    const bad = tempDir("bad-shard");
+    await writeTinyCheckpoint(bad, { preset: "micro", seed: 3 });
+    writeFileSync(join(bad, "model-00002-of-00005.safetensors"), Buffer.from([1, 2, 3]));
+    await assert.rejects(Engine.load(bad, { prefixCache: { enabled: false } }), (e: Error) => {
+      assert.match(e.message, /model-00002-of-00005\.safetensors/);
+      return true;
+    });
+  });
+});
