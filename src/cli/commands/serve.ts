@@ -31,6 +31,10 @@ Options:
   --max-concurrent N      concurrent requests per API key before 429 (default 2500)
   --max-sequences N       sequences decoded together (default 16)
   --max-queue N           requests waiting beyond those before 503 (default 64)
+  --max-batch-tokens N    tokens in one model step across all sequences (default 2048)
+  --prefill-latency X     while streams decode, a step that also prefills a prompt may take
+                          at most X times a decode-only step (default 2; higher: faster
+                          prompts, slower streams meanwhile)
   --context N             context length limit in tokens (default: the model's)
   --cache-dir DIR         persist the prefix cache here (survives restarts)
   --backend NAME          compute backend (default: the fastest available)
@@ -53,6 +57,8 @@ Options:
       "max-concurrent": { type: "string" },
       "max-sequences": { type: "string" },
       "max-queue": { type: "string" },
+      "max-batch-tokens": { type: "string" },
+      "prefill-latency": { type: "string" },
       context: { type: "string" },
       "cache-dir": { type: "string" },
       backend: { type: "string" },
@@ -78,6 +84,8 @@ Options:
       modelName,
       maxConcurrentSequences: intOption("max-sequences", opt("max-sequences"), 1),
       maxQueuedRequests: intOption("max-queue", opt("max-queue"), 0),
+      maxBatchTokens: intOption("max-batch-tokens", opt("max-batch-tokens"), 1),
+      prefillLatencyFactor: numberOption("prefill-latency", opt("prefill-latency"), 1, 1000),
       contextLength: intOption("context", opt("context"), 1),
       prefixCache: cacheDir ? { dir: cacheDir } : undefined,
     });
