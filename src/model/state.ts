@@ -99,7 +99,7 @@ export class SequenceState {
   readonly layers: LayerState[];
   readonly mtp: LayerState[];
 
-  constructor(backend: Backend, cfg: ModelConfig) {
+  constructor(backend: Backend, readonly cfg: ModelConfig) {
     this.layers = cfg.layers.map((l) => new LayerState(backend, cfg, l));
     this.mtp = cfg.mtpLayers.map((l) => new LayerState(backend, cfg, l));
   }
