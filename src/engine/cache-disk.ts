@@ -1,181 +1,183 @@
 /**
- * On-disk store for prefix-cache deltas (`--cache-dir`). One file per block,
- * named by its chain key, under a folder named by the model identity; each
- * file also carries the identity in its header and is checked on read, so a
- * cache written by another checkpoint is never used even if files are moved.
- * Writes go to a temporary name and are renamed into place: a crash leaves
- * either a whole file or none.
+ * The prefix cache's disk tier (`--cache-dir`): one file per tree node, named by its
+ * chain key, in a folder named by the cache identity. Nothing found there is trusted:
+ * at start-up only regular `.blk` files whose header parses are indexed (anything else is
+ * skipped, with one warning for files that look like ours but are broken), and a block is
+ * fully checked (checksum, shape against the model) when it is read; a bad one is removed
+ * and becomes a miss. Writes go to a temporary name and are renamed into place, so a crash
+ * leaves a whole file or none.
  */
-import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
-import { rename, unlink, writeFile } from "node:fs/promises";
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, unlinkSync } from "node:fs";
+import { rename, unlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { Vec } from "../kernels/backend.js";
-import type { CompressorDelta, LayerDelta, SnapshotDelta } from "./snapshot-delta.js";
+import type { ModelConfig } from "../model/config.js";
+import type { StateBlock } from "../model/state-blocks.js";
+import { decodeBlockFile, decodeBlockHeader, encodeBlockFile } from "./block-file.js";
 
-const MAGIC = "dsv4-prefix-cache-v1";
-
-interface CompressorMeta {
-  from: number;
-  count: number;
-  width: number;
-}
-interface LayerMeta {
-  compressor: CompressorMeta | null;
-  indexer: CompressorMeta | null;
-}
-interface Header {
-  magic: string;
-  identity: string;
+export interface DiskEntry {
   key: string;
   parent: string | null;
-  tokens: number;
-  length: number;
-  mtpLength: number;
-  dtype: "f64" | "f32";
-  layers: LayerMeta[];
-  mtp: LayerMeta[];
-  arrays: number[];
-}
-
-export interface DiskEntryInfo {
-  key: string;
-  file: string;
+  start: number;
+  end: number;
+  provisional: boolean;
+  hasTip: boolean;
   bytes: number;
   mtimeMs: number;
 }
 
-export class DiskCache {
-  readonly dir: string;
-  private readonly entries = new Map<string, DiskEntryInfo>();
-  private total = 0;
-  private pending = new Set<Promise<void>>();
+const MAX_HEADER_BYTES = 1 << 20;
+const KEY = /^[0-9a-f]{64}$/;
 
-  constructor(root: string, readonly identity: string, private readonly budgetBytes: number) {
+export class BlockStore {
+  readonly dir: string;
+  private readonly index = new Map<string, DiskEntry>();
+  private total = 0;
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(
+    root: string,
+    private readonly identity: string,
+    private readonly cfg: ModelConfig,
+    private readonly dtype: "f32" | "f64",
+    private readonly warn: (message: string) => void,
+  ) {
     this.dir = join(root, identity.slice(0, 32));
     mkdirSync(this.dir, { recursive: true });
-    const files = readdirSync(this.dir).filter((f) => f.endsWith(".bin"));
-    for (const f of files) {
-      const file = join(this.dir, f);
-      const st = statSync(file);
-      this.entries.set(f.slice(0, -4), { key: f.slice(0, -4), file, bytes: st.size, mtimeMs: st.mtimeMs });
-      this.total += st.size;
+    for (const name of readdirSync(this.dir)) {
+      if (!name.endsWith(".blk") || !KEY.test(name.slice(0, -4))) continue;
+      const entry = this.probe(name.slice(0, -4));
+      if (entry) {
+        this.index.set(entry.key, entry);
+        this.total += entry.bytes;
+      }
+    }
+  }
+
+  private file(key: string): string {
+    return join(this.dir, `${key}.blk`);
+  }
+
+  /** The header of an entry at start-up; null (with a warning, the file removed) when it is not usable. */
+  private probe(key: string): DiskEntry | null {
+    const file = this.file(key);
+    let st;
+    try {
+      st = lstatSync(file);
+    } catch {
+      return null;
+    }
+    // Symlinks and directories are not ours to follow or remove.
+    if (!st.isFile()) return null;
+    let fd: number | undefined;
+    try {
+      fd = openSync(file, "r");
+      const len = Buffer.alloc(8);
+      if (readSync(fd, len, 0, 8, 0) < 8) return this.bad(key, "shorter than its length field");
+      const n = len.readUInt32LE(0);
+      if (n === 0 || n > MAX_HEADER_BYTES || 8 + n > st.size) return this.bad(key, `header length ${n} does not fit the file (${st.size} bytes)`);
+      const buf = Buffer.alloc(8 + n);
+      readSync(fd, buf, 0, buf.length, 0);
+      const h = decodeBlockHeader(buf);
+      if ("error" in h) return this.bad(key, h.error);
+      const hd = h.header;
+      if (hd.key !== key || !Number.isSafeInteger(hd.start) || !Number.isSafeInteger(hd.end)) return this.bad(key, "header names another entry");
+      if (hd.identity !== this.identity) return this.bad(key, "written for another model");
+      return { key, parent: hd.parent, start: hd.start, end: hd.end, provisional: hd.provisional, hasTip: hd.tip !== null, bytes: st.size, mtimeMs: st.mtimeMs };
+    } catch (e) {
+      return this.bad(key, (e as Error).message);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+
+  private bad(key: string, why: string): null {
+    this.warn(`dsv4: warning: prefix cache entry ${this.file(key)} is unusable (${why}); dropped`);
+    this.unlinkQuietly(this.file(key));
+    return null;
+  }
+
+  private unlinkQuietly(file: string): void {
+    try {
+      unlinkSync(file);
+    } catch {
+      // Already gone, or not ours to remove (read-only directory): a miss either way.
     }
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.index.size;
   }
-
   get bytes(): number {
     return this.total;
   }
 
+  entries(): IterableIterator<DiskEntry> {
+    return this.index.values();
+  }
+
   has(key: string): boolean {
-    return this.entries.has(key);
+    return this.index.has(key);
   }
 
-  /** Reads a delta; null (and the file removed) when it is unreadable or not this model's. */
-  read(key: string): { delta: SnapshotDelta; parent: string | null; tokens: number } | null {
-    const info = this.entries.get(key);
-    if (!info) return null;
+  /** The block, fully checked; null (the entry dropped with a warning) when it is not usable. */
+  read(key: string): StateBlock | null {
+    if (!this.index.has(key)) return null;
+    let buf: Buffer;
     try {
-      const buf = readFileSync(info.file);
-      const headerLen = buf.readUInt32LE(0);
-      const header = JSON.parse(buf.subarray(4, 4 + headerLen).toString("utf8")) as Header;
-      if (header.magic !== MAGIC || header.identity !== this.identity || header.key !== key) throw new Error("foreign cache file");
-      const Ctor = header.dtype === "f64" ? Float64Array : Float32Array;
-      let off = 4 + headerLen;
-      off += (8 - (off % 8)) % 8;
-      const arrays: Vec[] = header.arrays.map((n) => {
-        const bytes = n * Ctor.BYTES_PER_ELEMENT;
-        const a = new Ctor(n);
-        new Uint8Array(a.buffer).set(buf.subarray(off, off + bytes));
-        off += bytes;
-        return a;
-      });
-      let i = 0;
-      const comp = (m: CompressorMeta | null): CompressorDelta | null =>
-        m ? { kv: arrays[i++]!, score: arrays[i++]!, rows: arrays[i++]!, from: m.from, count: m.count, width: m.width } : null;
-      const layer = (m: LayerMeta): LayerDelta => {
-        const window = arrays[i++]!;
-        return { window, compressor: comp(m.compressor), indexer: comp(m.indexer) };
-      };
-      const delta: SnapshotDelta = { length: header.length, mtpLength: header.mtpLength, layers: header.layers.map(layer), mtp: header.mtp.map(layer) };
-      return { delta, parent: header.parent, tokens: header.tokens };
-    } catch {
-      this.remove(key);
-      return null;
+      buf = readFileSync(this.file(key));
+    } catch (e) {
+      this.forget(key);
+      return this.bad(key, (e as Error).message);
     }
+    const r = decodeBlockFile(buf, this.cfg, this.dtype);
+    if ("error" in r || r.header.key !== key || r.header.identity !== this.identity) {
+      this.forget(key);
+      return this.bad(key, "error" in r ? r.error : "header names another entry");
+    }
+    return r.block;
   }
 
-  /** Queues a write; returns at once. */
-  write(key: string, parent: string | null, tokens: number, delta: SnapshotDelta): void {
-    if (this.entries.has(key)) return;
-    const arrays: Vec[] = [];
-    const meta = (c: CompressorDelta | null): CompressorMeta | null => {
-      if (!c) return null;
-      arrays.push(c.kv, c.score, c.rows);
-      return { from: c.from, count: c.count, width: c.width };
-    };
-    const layer = (l: LayerDelta): LayerMeta => {
-      arrays.push(l.window);
-      const compressor = meta(l.compressor);
-      return { compressor, indexer: meta(l.indexer) };
-    };
-    const layers = delta.layers.map(layer);
-    const mtp = delta.mtp.map(layer);
-    const header: Header = {
-      magic: MAGIC, identity: this.identity, key, parent, tokens, length: delta.length, mtpLength: delta.mtpLength,
-      dtype: arrays[0] instanceof Float64Array ? "f64" : "f32", layers, mtp, arrays: arrays.map((a) => a.length),
-    };
-    const h = Buffer.from(JSON.stringify(header), "utf8");
-    const lenBuf = Buffer.alloc(4);
-    lenBuf.writeUInt32LE(h.length, 0);
-    const pad = Buffer.alloc((8 - ((4 + h.length) % 8)) % 8);
-    const parts = [lenBuf, h, pad, ...arrays.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength))];
-    const bytes = parts.reduce((n, p) => n + p.length, 0);
-    const file = join(this.dir, `${key}.bin`);
-    const tmp = `${file}.${process.pid}.tmp`;
-    this.entries.set(key, { key, file, bytes, mtimeMs: Date.now() });
-    this.total += bytes;
-    const p = writeFile(tmp, Buffer.concat(parts))
+  /** Queues a write (replacing an existing entry of the same key); returns at once. */
+  write(key: string, parent: string | null, provisional: boolean, block: StateBlock): void {
+    const bytes = encodeBlockFile({ identity: this.identity, key, parent, provisional }, block);
+    this.forget(key);
+    this.index.set(key, { key, parent, start: block.start, end: block.end, provisional, hasTip: block.tip !== null, bytes: bytes.length, mtimeMs: Date.now() });
+    this.total += bytes.length;
+    const file = this.file(key);
+    const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    const p = writeFile(tmp, bytes)
       .then(() => rename(tmp, file))
-      .catch(() => {
+      .catch((e: Error) => {
+        this.warn(`dsv4: warning: cannot write prefix cache entry ${file} (${e.message})`);
         this.forget(key);
         return unlink(tmp).catch(() => undefined);
       })
       .finally(() => this.pending.delete(p));
     this.pending.add(p);
-    this.enforceBudget();
   }
 
-  /** Oldest files go first once the directory is over budget. */
-  private enforceBudget(): void {
-    if (this.total <= this.budgetBytes) return;
-    const byAge = [...this.entries.values()].sort((a, b) => a.mtimeMs - b.mtimeMs);
-    for (const e of byAge) {
-      if (this.total <= this.budgetBytes) break;
-      this.remove(e.key);
-    }
+  /** Marks an entry recently used (its mtime orders eviction after a restart). */
+  touch(key: string): void {
+    const e = this.index.get(key);
+    if (!e) return;
+    e.mtimeMs = Date.now();
+    const p = utimes(this.file(key), new Date(), new Date())
+      .catch(() => undefined)
+      .finally(() => this.pending.delete(p));
+    this.pending.add(p);
+  }
+
+  remove(key: string): void {
+    if (!this.index.has(key)) return;
+    this.forget(key);
+    this.unlinkQuietly(this.file(key));
   }
 
   private forget(key: string): void {
-    const e = this.entries.get(key);
+    const e = this.index.get(key);
     if (!e) return;
-    this.entries.delete(key);
+    this.index.delete(key);
     this.total -= e.bytes;
-  }
-
-  private remove(key: string): void {
-    const e = this.entries.get(key);
-    this.forget(key);
-    if (e) {
-      try {
-        unlinkSync(e.file);
-      } catch {
-        // Already gone, or still being written: the write's own error path cleans up.
-      }
-    }
   }
 
   /** Waits for queued writes. */

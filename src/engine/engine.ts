@@ -8,7 +8,7 @@
  * while a step runs this thread keeps serving HTTP, streaming and accepting
  * requests. A step is schedule() → runner → postprocess().
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
@@ -17,7 +17,7 @@ import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
 import { EngineError } from "./errors.js";
 import { modelIdentity } from "./identity.js";
 import { createChatCompletions } from "./openai.js";
-import { PrefixCache } from "./prefix-cache.js";
+import { PrefixCache, type CacheAnchor, type InsertPlan } from "./prefix-cache.js";
 import { resolveRequest } from "./request.js";
 import { startRunner, type Runner, type StepOutput, type StepRequest } from "./runner/index.js";
 import { Scheduler, type PrefillWork, type SchedulerHooks } from "./scheduler.js";
@@ -36,11 +36,23 @@ const POSTPROCESS_SLICE_MS = 8;
 /** The monotonic counters of EngineMetrics; the gauges are read live. */
 type Counters = Omit<EngineMetrics, "active_sequences" | "queued_requests" | "state_bytes_in_use" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
 
-/** A sequence's part of one step: what it asked the runner, and what the cache asked to capture. */
+/** A sequence's part of one step: what it asked the runner, and what the prefix cache planned. */
 interface Planned {
   seq: Sequence;
   request: StepRequest;
-  capture: ReturnType<PrefixCache["planInsert"]>["capture"];
+  insert: InsertPlan | null;
+}
+
+/**
+ * Prefix-cache blocks of 64 tokens, or the smallest multiple of 64 that every compression
+ * ratio divides (128 for V4-Flash's HCA layers): at such a boundary no compressor holds a
+ * partial window, so a block's resume state stays small.
+ */
+function defaultBlockTokens(cfg: ModelConfig): number {
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  let block = 64;
+  for (const l of cfg.layers) if (l.compressRatio > 0) block = (block * l.compressRatio) / gcd(block, l.compressRatio);
+  return block <= 1024 ? block : 64;
 }
 
 export class Engine implements EngineApi {
@@ -92,10 +104,15 @@ export class Engine implements EngineApi {
       logitsProcessor: opts.logitsProcessor,
     };
     const pc = opts.prefixCache ?? {};
-    const blockTokens = pc.blockTokens ?? 64;
+    const blockTokens = pc.blockTokens ?? defaultBlockTokens(cfg);
+    const dtype = runner.info.bytesPerValue === 8 ? "f64" : "f32";
     this.cache = pc.enabled === false
       ? null
-      : new PrefixCache({ identity, blockTokens, memoryBytes: pc.memoryBytes ?? GiB, dir: pc.dir, diskBytes: pc.diskBytes ?? 8 * GiB });
+      : new PrefixCache({
+          // Entries of a float32 backend never restore into a float64 one, and back.
+          identity: createHash("sha256").update(`${identity}\0${dtype}`).digest("hex"),
+          blockTokens, memoryBytes: pc.memoryBytes ?? GiB, dir: pc.dir, diskBytes: pc.diskBytes ?? 8 * GiB, cfg, dtype,
+        });
     this.scheduler = new Scheduler({
       maxRunning: opts.maxConcurrentSequences ?? 16,
       maxQueued: opts.maxQueuedRequests ?? 64,
@@ -233,6 +250,8 @@ export class Engine implements EngineApi {
     if (seq.state) this.runner.free(seq.state.id);
     seq.state = null;
     seq.mtpEntries = [];
+    this.cache?.unpin(seq.cacheAnchor);
+    seq.cacheAnchor = null;
   }
 
   metrics(): EngineMetrics {
@@ -302,10 +321,10 @@ export class Engine implements EngineApi {
     this.runner.create(seq.state.id);
     if (this.cache && seq.req.useCache) {
       const hit = this.cache.lookup(seq.context, seq.req.cacheSalt);
-      if (hit.snapshot) this.runner.restore(seq.state.id, hit.snapshot);
+      if (hit.chain) this.runner.restore(seq.state.id, hit.chain);
       seq.state.length = hit.tokens;
       seq.prefilled = hit.tokens;
-      seq.cacheAnchor = hit.anchor;
+      this.moveAnchor(seq, hit.anchor);
       if (!resumed) seq.cachedTokens = hit.tokens;
     }
     if (resumed) return;
@@ -322,7 +341,34 @@ export class Engine implements EngineApi {
   }
 
   private canDraft(seq: Sequence): boolean {
-    return seq.req.speculative && seq.pending !== null && seq.mtpEntries.length > 0 && seq.remaining >= 2 && !seq.budgetWithin(2);
+    return seq.req.speculative && seq.pending !== null && seq.mtpEntries.length > 0 && seq.remaining >= 2 && !seq.budgetWithin(2) && !this.nearBoundary(seq);
+  }
+
+  /**
+   * A decoding sequence about to reach a prefix-cache block boundary steps one token at a
+   * time, so the step that reaches it ends there and can be captured (a draft step would
+   * capture before it knows whether the draft stays).
+   */
+  private nearBoundary(seq: Sequence): boolean {
+    if (!this.cache || !seq.req.useCache || !seq.state) return false;
+    const B = this.cache.blockTokens;
+    const n = seq.state.length;
+    return (n + 1) % B === 0 || (n + 2) % B === 0;
+  }
+
+  private moveAnchor(seq: Sequence, anchor: CacheAnchor | null): void {
+    if (anchor?.key === seq.cacheAnchor?.key) return;
+    this.cache?.unpin(seq.cacheAnchor);
+    this.cache?.pin(anchor);
+    seq.cacheAnchor = anchor;
+  }
+
+  /** The cache's plan for a step that leaves `seq` at `end` tokens: the prompt's (or the answer's) blocks. */
+  private planInsert(seq: Sequence, end: number, provisional: boolean): InsertPlan | null {
+    if (!this.cache || !seq.req.useCache || end % this.cache.blockTokens !== 0) return null;
+    // The state holds the prompt, then the generated tokens fed so far.
+    const tokens = end <= seq.context.length ? seq.context : [...seq.req.promptTokens, ...seq.generated];
+    return this.cache.planInsert(tokens, seq.req.cacheSalt, end, seq.cacheAnchor, provisional);
   }
 
   /** One step: schedule, draft, one batched forward on the runner, postprocess. */
@@ -371,22 +417,25 @@ export class Engine implements EngineApi {
 
   private decodeRequest(seq: Sequence, draft: Draft | undefined): Planned {
     const spec = seq.req.speculative;
-    if (!draft) return { seq, request: { id: seq.state!.id, tokens: [seq.pending!], logits: "last", residualLast: spec ? 1 : 0 }, capture: null };
-    // Verifying a draft needs logits (and streams) at both of its positions, and a way back from the draft.
-    return { seq, request: { id: seq.state!.id, tokens: [seq.pending!, draft.token], logits: "all", residualLast: 2, saveTail: true }, capture: null };
+    if (draft) {
+      // Verifying a draft needs logits (and streams) at both of its positions, and a way back from the draft.
+      return { seq, request: { id: seq.state!.id, tokens: [seq.pending!, draft.token], logits: "all", residualLast: 2, saveTail: true }, insert: null };
+    }
+    const request: StepRequest = { id: seq.state!.id, tokens: [seq.pending!], logits: "last", residualLast: spec ? 1 : 0 };
+    const insert = this.planInsert(seq, seq.state!.length + 1, true);
+    if (insert?.capture) request.capture = { from: insert.capture.from, tip: true };
+    return { seq, request, insert };
   }
 
   private prefillRequest(w: PrefillWork): Planned {
     const seq = w.seq;
-    const start = seq.state!.length;
-    const end = start + w.tokens.length;
+    const end = seq.state!.length + w.tokens.length;
     // MTP inputs for the context's last positions only: (residual at i, token at i+1).
     const residualLast = w.final && seq.req.speculative ? Math.min(w.tokens.length, this.specWarmup + 1) : 0;
-    const insert = this.cache && seq.req.useCache ? this.cache.planInsert(seq.context, seq.req.cacheSalt, end, seq.cacheAnchor) : null;
-    if (insert) seq.cacheAnchor = insert.anchor;
     const request: StepRequest = { id: seq.state!.id, tokens: w.tokens, logits: w.final ? "last" : "none", residualLast };
-    if (insert?.capture) request.captureFrom = insert.capture.fromLength;
-    return { seq, request, capture: insert?.capture ?? null };
+    const insert = this.planInsert(seq, end, false);
+    if (insert?.capture) request.capture = { from: insert.capture.from, tip: true };
+    return { seq, request, insert };
   }
 
   private postprocess(p: Planned, out: StepOutput, start: number, draft: Draft | undefined, work: PrefillWork | undefined): void {
@@ -394,7 +443,10 @@ export class Engine implements EngineApi {
     if (seq.finished || !seq.state) return;
     seq.state.length = out.length;
     seq.state.bytes = out.bytes;
-    if (p.capture && out.delta) this.cache!.put(p.capture, out.length, out.delta);
+    if (p.insert) {
+      if (p.insert.capture && out.block) this.cache!.put(p.insert.capture, out.block);
+      this.moveAnchor(seq, p.insert.anchor);
+    }
     if (work) this.afterPrefill(seq, work, out, start);
     else this.afterDecode(seq, out, start, draft);
   }

@@ -1,21 +1,26 @@
 /**
- * Prefix cache (context caching): decoding state saved at fixed token
- * boundaries, so a request that shares a prefix with an earlier one restores
- * the state instead of prefilling it again.
+ * Prefix cache (context caching): a tree of state blocks, so a request that shares a
+ * prefix with an earlier one (an agent loop re-sending its conversation, a common system
+ * prompt) restores that prefix's state instead of prefilling it again.
  *
- * Keys form a hash chain over blocks of `blockTokens` tokens (key k covers
- * tokens [0, k·block)), salted with the model identity and the caller's
- * isolation id. A sequence is snapshotted at the block boundaries its prefill
- * chunks end on; each entry is a delta on the sequence's previous snapshot
- * (see snapshot-delta.ts), so a hit needs that entry's whole parent chain.
- * Lookup tries the longest cached boundary first and falls back to shorter
- * ones when a chain is broken. Memory is an LRU within a byte budget; when a
- * directory is configured every entry is also written there.
+ * Keys form a hash chain over blocks of `blockTokens` tokens (key k covers tokens
+ * [0, k·block)), salted with the model identity and the caller's isolation id. A node is
+ * stored when a sequence's state reaches a block boundary (the end of a prefill chunk, or
+ * each boundary while it decodes, so answers are cached too) and holds what the state
+ * gained since its parent (model/state-blocks.ts). A node with a tip is a place to resume
+ * from; a decoding sequence's previous node loses its tip when the next one is stored,
+ * since only the newest boundary of an answer is a likely place for the next turn to
+ * diverge (a node somebody hit, or that has other children, keeps it).
+ *
+ * Children hold references to their parents; running sequences pin the node they resume
+ * from. Eviction takes the least recently used unpinned leaf, memory first (a node on disk
+ * just leaves memory), so the longest live prefixes stay reachable; a hit refreshes its
+ * whole path. With a directory the tree is also kept on disk and rebuilt at start-up.
  */
 import { createHash } from "node:crypto";
-import type { SequenceSnapshot } from "../model/state.js";
-import { DiskCache } from "./cache-disk.js";
-import { assemble, deltaBytes, type SnapshotDelta } from "./snapshot-delta.js";
+import type { ModelConfig } from "../model/config.js";
+import { blockBytes, type StateBlock } from "../model/state-blocks.js";
+import { BlockStore } from "./cache-disk.js";
 
 export interface PrefixCacheConfig {
   identity: string;
@@ -23,15 +28,29 @@ export interface PrefixCacheConfig {
   memoryBytes: number;
   dir?: string;
   diskBytes: number;
+  cfg: ModelConfig;
+  dtype: "f32" | "f64";
+  warn?: (message: string) => void;
 }
 
-interface MemEntry {
-  delta: SnapshotDelta;
+interface Node {
+  key: string;
   parent: string | null;
+  start: number;
+  end: number;
+  /** In memory; null when only on disk. */
+  block: StateBlock | null;
   bytes: number;
+  onDisk: boolean;
+  hasTip: boolean;
+  provisional: boolean;
+  children: number;
+  pins: number;
+  hits: number;
+  lastUsed: number;
 }
 
-/** Where a sequence's state was last saved or restored: the parent of its next snapshot. */
+/** Where a sequence's state was last stored or restored: the parent of its next node. */
 export interface CacheAnchor {
   key: string;
   length: number;
@@ -41,38 +60,101 @@ export interface PrefixHit {
   /** Prompt tokens covered by the restored state. */
   tokens: number;
   anchor: CacheAnchor | null;
-  /** The state to restore (null on a miss). */
-  snapshot: SequenceSnapshot | null;
+  /** Blocks from position 0 to restore, the last with a tip (null on a miss). */
+  chain: StateBlock[] | null;
 }
 
-/** What to do at a block boundary: the sequence's new anchor, and whether its state must be captured. */
+/** A capture the engine should make, and hand to `put`. */
+export interface CapturePlan {
+  key: string;
+  parent: string | null;
+  /** The state's length at the parent: the block covers [from, length). */
+  from: number;
+  provisional: boolean;
+}
+
 export interface InsertPlan {
   anchor: CacheAnchor | null;
-  /** Capture the state as a delta on this length and hand it to `put` under `key`. */
-  capture: { key: string; parent: string | null; fromLength: number } | null;
+  capture: CapturePlan | null;
 }
 
 export class PrefixCache {
   readonly blockTokens: number;
-  private readonly mem = new Map<string, MemEntry>();
+  private readonly nodes = new Map<string, Node>();
   private memBytes = 0;
-  private readonly disk: DiskCache | null;
+  private clock = 0;
+  private readonly disk: BlockStore | null;
   hits = 0;
   misses = 0;
 
   constructor(private readonly cfg: PrefixCacheConfig) {
     this.blockTokens = cfg.blockTokens;
-    this.disk = cfg.dir ? new DiskCache(cfg.dir, cfg.identity, cfg.diskBytes) : null;
+    const warn = cfg.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
+    this.disk = cfg.dir ? new BlockStore(cfg.dir, cfg.identity, cfg.cfg, cfg.dtype, warn) : null;
+    if (this.disk) this.loadIndex(this.disk);
+  }
+
+  /** Rebuilds the tree from the disk tier: entries whose parent chain is broken or cyclic are dropped. */
+  private loadIndex(disk: BlockStore): void {
+    const entries = new Map([...disk.entries()].map((e) => [e.key, e]));
+    const ok = new Map<string, boolean>();
+    const valid = (key: string): boolean => {
+      const seen: string[] = [];
+      let k: string | null = key;
+      let verdict = true;
+      while (k !== null) {
+        const known = ok.get(k);
+        if (known !== undefined) {
+          verdict = known;
+          break;
+        }
+        const e = entries.get(k);
+        if (!e || seen.includes(k) || seen.length > entries.size) {
+          verdict = false;
+          break;
+        }
+        seen.push(k);
+        const p = e.parent === null ? null : entries.get(e.parent);
+        if (e.parent !== null && (!p || p.end !== e.start)) {
+          verdict = false;
+          break;
+        }
+        if (e.parent === null && e.start !== 0) {
+          verdict = false;
+          break;
+        }
+        k = e.parent;
+      }
+      for (const s of seen) ok.set(s, verdict);
+      return verdict;
+    };
+    const order = [...entries.values()].sort((a, b) => a.mtimeMs - b.mtimeMs);
+    for (const e of order) {
+      if (!valid(e.key)) {
+        disk.remove(e.key);
+        continue;
+      }
+      this.nodes.set(e.key, {
+        key: e.key, parent: e.parent, start: e.start, end: e.end, block: null, bytes: 0, onDisk: true, hasTip: e.hasTip,
+        provisional: e.provisional, children: 0, pins: 0, hits: 0, lastUsed: ++this.clock,
+      });
+    }
+    for (const n of this.nodes.values()) if (n.parent) this.nodes.get(n.parent)!.children++;
   }
 
   get entries(): number {
-    return this.mem.size;
+    let n = 0;
+    for (const node of this.nodes.values()) if (node.block) n++;
+    return n;
   }
   get bytes(): number {
     return this.memBytes;
   }
   get diskEntries(): number {
     return this.disk?.size ?? 0;
+  }
+  get diskBytes(): number {
+    return this.disk?.bytes ?? 0;
   }
 
   /** Chain keys of every whole block of `tokens` (keys[k-1] covers k blocks). */
@@ -88,98 +170,173 @@ export class PrefixCache {
     return out;
   }
 
-  private has(key: string): boolean {
-    return this.mem.has(key) || (this.disk?.has(key) ?? false);
-  }
-
   /**
-   * The state of the longest cached prefix of `tokens`, leaving at least one token to
-   * prefill so the last position has logits.
+   * The longest cached prefix of `tokens` that can be resumed from, leaving at least one
+   * token to prefill so the last position has logits.
    */
   lookup(tokens: readonly number[], salt: string): PrefixHit {
     const maxBlocks = Math.floor((tokens.length - 1) / this.blockTokens);
     const keys = this.keys(tokens, salt, Math.max(0, maxBlocks));
     for (let n = keys.length; n > 0; n--) {
-      const key = keys[n - 1]!;
-      if (!this.has(key)) continue;
-      const chain = this.loadChain(key);
-      if (!chain) continue; // broken chain: a shorter prefix may still be whole
-      const snapshot = assemble(chain.map((c) => c.delta));
-      // Touch leaf first so ancestors end up most recent: eviction then takes leaves before the roots they depend on.
-      for (let i = chain.length - 1; i >= 0; i--) this.touch(chain[i]!.key);
+      const node = this.nodes.get(keys[n - 1]!);
+      if (!node?.hasTip) continue;
+      const chain = this.loadChain(node);
+      if (!chain) continue; // a broken chain (an unreadable entry): a shorter prefix may still be whole
+      node.hits++;
+      this.touchPath(node);
       this.hits++;
-      return { tokens: n * this.blockTokens, anchor: { key, length: n * this.blockTokens }, snapshot };
+      this.evict();
+      return { tokens: node.end, anchor: { key: node.key, length: node.end }, chain };
     }
     this.misses++;
-    return { tokens: 0, anchor: null, snapshot: null };
+    return { tokens: 0, anchor: null, chain: null };
   }
 
-  /** The entry and its ancestors, root first; null when one is missing or unreadable. */
-  private loadChain(key: string): Array<{ key: string; delta: SnapshotDelta }> | null {
-    const chain: Array<{ key: string; delta: SnapshotDelta }> = [];
-    for (let k: string | null = key; k !== null; ) {
-      let e = this.mem.get(k);
-      if (!e && this.disk) {
-        const r = this.disk.read(k);
-        if (r) {
-          e = { delta: r.delta, parent: r.parent, bytes: deltaBytes(r.delta) };
-          this.putMem(k, e);
+  /** The blocks from position 0 to `node`, root first; null when one is missing or unreadable. */
+  private loadChain(node: Node): StateBlock[] | null {
+    const chain: StateBlock[] = [];
+    for (let n: Node | undefined = node; n; n = n.parent ? this.nodes.get(n.parent) : undefined) {
+      if (!n.block) {
+        const block = this.disk?.read(n.key) ?? null;
+        if (!block || block.start !== n.start || block.end !== n.end) {
+          this.drop(n);
+          return null;
         }
+        this.setBlock(n, block);
       }
-      if (!e) return null;
-      chain.push({ key: k, delta: e.delta });
-      k = e.parent;
+      chain.push(n.block!);
+      if (!n.parent) break;
     }
+    if (chain[chain.length - 1]!.start !== 0) return null;
     return chain.reverse();
   }
 
   /**
    * For a sequence that will hold exactly `tokens.slice(0, length)`: when `length` is a block
-   * boundary not cached yet, asks for a capture (a delta on `parent`, the sequence's last
-   * anchor); a boundary already cached just becomes the new anchor.
+   * boundary not cached yet, asks for a capture since `parent` (the sequence's anchor); a
+   * boundary already cached just becomes the new anchor.
    */
-  planInsert(tokens: readonly number[], salt: string, length: number, parent: CacheAnchor | null): InsertPlan {
+  planInsert(tokens: readonly number[], salt: string, length: number, parent: CacheAnchor | null, provisional = false): InsertPlan {
     const B = this.blockTokens;
     if (length === 0 || length % B !== 0) return { anchor: parent, capture: null };
+    if (parent && !this.nodes.has(parent.key)) parent = null; // evicted since: capture from the start
     const keys = this.keys(tokens, salt, length / B);
     const key = keys[keys.length - 1]!;
     const anchor = { key, length };
-    if (this.mem.has(key)) {
-      this.touch(key);
+    const existing = this.nodes.get(key);
+    if (existing) {
+      this.touchPath(existing);
       return { anchor, capture: null };
     }
-    if (this.disk?.has(key)) return { anchor, capture: null };
-    return { anchor, capture: { key, parent: parent?.key ?? null, fromLength: parent?.length ?? 0 } };
+    // Memory full of what running sequences pin, and no disk to spill to: store nothing more now.
+    if (this.memBytes > this.cfg.memoryBytes && !this.evictable()) return { anchor: parent, capture: null };
+    return { anchor, capture: { key, parent: parent?.key ?? null, from: parent?.length ?? 0, provisional } };
   }
 
-  /** Stores a delta captured as `planInsert` asked. */
-  put(capture: NonNullable<InsertPlan["capture"]>, length: number, delta: SnapshotDelta): void {
-    if (this.mem.has(capture.key)) return;
-    this.putMem(capture.key, { delta, parent: capture.parent, bytes: deltaBytes(delta) });
-    this.disk?.write(capture.key, capture.parent, length, delta);
-  }
-
-  private touch(key: string): void {
-    const e = this.mem.get(key);
-    if (!e) return;
-    this.mem.delete(key);
-    this.mem.set(key, e);
-  }
-
-  private putMem(key: string, e: MemEntry): void {
-    this.mem.set(key, e);
-    this.memBytes += e.bytes;
-    for (const [k, old] of this.mem) {
-      if (this.memBytes <= this.cfg.memoryBytes) break;
-      if (k === key) continue;
-      this.mem.delete(k);
-      this.memBytes -= old.bytes;
+  /** Stores a block captured as `planInsert` asked. */
+  put(plan: CapturePlan, block: StateBlock): void {
+    if (this.nodes.has(plan.key)) return;
+    const parent = plan.parent ? this.nodes.get(plan.parent) : undefined;
+    if (plan.parent && !parent) return; // the parent went meanwhile: this block alone restores nothing
+    if (parent) {
+      if (parent.provisional && parent.children === 0 && parent.hits === 0 && parent.pins <= 1 && parent.hasTip) this.dropTip(parent);
+      parent.children++;
     }
+    const node: Node = {
+      key: plan.key, parent: plan.parent, start: block.start, end: block.end, block: null, bytes: 0, onDisk: false,
+      hasTip: block.tip !== null, provisional: plan.provisional, children: 0, pins: 0, hits: 0, lastUsed: ++this.clock,
+    };
+    this.nodes.set(plan.key, node);
+    this.setBlock(node, block);
+    if (this.disk) {
+      this.disk.write(node.key, node.parent, node.provisional, block);
+      node.onDisk = true;
+    }
+    this.touchPath(node);
+    // The new node is about to be pinned by the sequence that made it.
+    node.pins++;
+    this.evict();
+    node.pins--;
+  }
+
+  /** A running sequence resumes from (or last stored) `anchor`: its path is not evicted meanwhile. */
+  pin(anchor: CacheAnchor | null): void {
+    const n = anchor ? this.nodes.get(anchor.key) : undefined;
+    if (n) n.pins++;
+  }
+
+  unpin(anchor: CacheAnchor | null): void {
+    const n = anchor ? this.nodes.get(anchor.key) : undefined;
+    if (n && n.pins > 0) n.pins--;
+  }
+
+  private dropTip(n: Node): void {
+    n.hasTip = false;
+    if (n.block) this.setBlock(n, { ...n.block, tip: null });
+    if (this.disk && n.onDisk) {
+      const block = n.block ?? this.disk.read(n.key);
+      if (block) this.disk.write(n.key, n.parent, n.provisional, { ...block, tip: null });
+    }
+  }
+
+  private setBlock(n: Node, block: StateBlock | null): void {
+    this.memBytes -= n.bytes;
+    n.block = block;
+    n.bytes = block ? blockBytes(block) : 0;
+    this.memBytes += n.bytes;
+  }
+
+  private touchPath(node: Node): void {
+    const now = ++this.clock;
+    for (let n: Node | undefined = node; n; n = n.parent ? this.nodes.get(n.parent) : undefined) {
+      n.lastUsed = now;
+      if (n.onDisk) this.disk?.touch(n.key);
+    }
+  }
+
+  /** Removes a node and, with it, every descendant (they cannot be restored without it). */
+  private drop(n: Node): void {
+    for (const c of [...this.nodes.values()]) if (c.parent === n.key) this.drop(c);
+    this.setBlock(n, null);
+    this.nodes.delete(n.key);
+    if (n.onDisk) this.disk?.remove(n.key);
+    if (n.parent) {
+      const p = this.nodes.get(n.parent);
+      if (p) p.children--;
+    }
+  }
+
+  private readonly memVictim = (n: Node) => n.block !== null && n.pins === 0 && (n.onDisk || n.children === 0);
+
+  private evictable(): boolean {
+    for (const n of this.nodes.values()) if (this.memVictim(n)) return true;
+    return false;
+  }
+
+  /** Least recently used first; memory over budget drops in-memory copies, the disk over budget drops leaves. */
+  private evict(): void {
+    while (this.memBytes > this.cfg.memoryBytes) {
+      const victim = this.oldest(this.memVictim);
+      if (!victim) break;
+      if (victim.onDisk) this.setBlock(victim, null);
+      else this.drop(victim);
+    }
+    while (this.disk && this.disk.bytes > this.cfg.diskBytes) {
+      const victim = this.oldest((n) => n.onDisk && n.pins === 0 && n.children === 0);
+      if (!victim) break;
+      this.drop(victim);
+    }
+  }
+
+  private oldest(ok: (n: Node) => boolean): Node | undefined {
+    let best: Node | undefined;
+    for (const n of this.nodes.values()) if (ok(n) && (!best || n.lastUsed < best.lastUsed)) best = n;
+    return best;
   }
 
   clear(): void {
-    this.mem.clear();
-    this.memBytes = 0;
+    for (const n of this.nodes.values()) this.setBlock(n, null);
+    this.nodes.clear();
   }
 
   async flush(): Promise<void> {

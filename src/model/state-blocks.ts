@@ -197,6 +197,16 @@ export function blockShapeError(cfg: ModelConfig, b: StateBlock): string | null 
       if (t.window.count !== tipPositions(cfg, b.end)) return `layer ${i}: tip has ${t.window.count} window rows`;
       const e = packedSizeError(t.window, windowLayout(cfg));
       if (e) return `layer ${i}: tip window ${e}`;
+      const tipError = (ct: CompressorTip | null, present: boolean, d: number, overlap: boolean): string | null => {
+        if (!present) return ct ? "unexpected compressor state" : null;
+        if (!ct) return "missing compressor state";
+        const w = (overlap ? 2 : 1) * d;
+        if (ct.kv.length !== (b.end % m) * w || ct.score.length !== ct.kv.length) return "compressor state of the wrong size";
+        if (overlap !== (ct.prevKv !== null) || (ct.prevKv && (ct.prevKv.length !== m * d || ct.prevScore?.length !== m * d))) return "previous-window state of the wrong size";
+        return null;
+      };
+      const te = tipError(t.compressor, m > 0, cfg.headDim, spec.kind === "csa") ?? tipError(t.indexer, spec.kind === "csa", cfg.indexHeadDim, true);
+      if (te) return `layer ${i}: tip ${te}`;
     }
   }
   return null;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
 import { checkpoint, promptIds, tempDir } from "./helpers.js";
@@ -71,6 +72,92 @@ describe("prefix cache", async () => {
     } finally {
       await e3.dispose();
       await ref.dispose();
+    }
+  });
+
+  test("answers are cached as they are generated: the next turn, which re-sends the answer, hits past the prompt", async () => {
+    const engine = await Engine.load(dir, { prefixCache: { blockTokens: 16 } });
+    const plain = await Engine.load(dir, { prefixCache: { enabled: false } });
+    try {
+      const prompt = promptIds(100, 11);
+      const first = await engine.generate(greedy(prompt, { max_tokens: 40 })).result();
+      assert.equal(first.tokens.length, 40);
+      // The state held the prompt and the first 39 generated tokens (the last one is never fed).
+      const next = [...prompt, ...first.tokens, ...promptIds(7, 12)];
+      const second = await engine.generate(greedy(next)).result();
+      assert.equal(second.usage.prompt_cache_hit_tokens, Math.floor((100 + 39) / 16) * 16);
+      assert.deepEqual(second.tokens, (await plain.generate(greedy(next)).result()).tokens);
+    } finally {
+      await engine.dispose();
+      await plain.dispose();
+    }
+  });
+
+  test("under a tight memory budget eviction takes leaves first, so the longest prefix that fits stays reachable", async () => {
+    const probe = await Engine.load(dir, { prefillChunkTokens: 16, prefixCache: { blockTokens: 16 } });
+    const prompt = promptIds(161, 13);
+    await probe.generate(greedy(prompt, { max_tokens: 1 })).result();
+    const perBlock = probe.metrics().prefix_cache_bytes / 10;
+    await probe.dispose();
+    // Room for about six of the prompt's ten blocks.
+    const engine = await Engine.load(dir, { prefillChunkTokens: 16, prefixCache: { blockTokens: 16, memoryBytes: Math.floor(6.5 * perBlock) } });
+    try {
+      const cold = await engine.generate(greedy(prompt, { max_tokens: 1 })).result();
+      // Another prompt comes meanwhile: making room for it takes this prompt's newest leaf, not its root.
+      await engine.generate(greedy(promptIds(20, 20), { max_tokens: 1 })).result();
+      const again = await engine.generate(greedy(prompt, { max_tokens: 1 })).result();
+      assert.ok(again.usage.prompt_cache_hit_tokens >= 64, `hit ${again.usage.prompt_cache_hit_tokens} of 161`);
+      assert.deepEqual(again.tokens, cold.tokens);
+      assert.ok(engine.metrics().prefix_cache_bytes <= Math.floor(6.5 * perBlock) + perBlock, "memory stays near the budget");
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test("truncated, oversized and corrupted disk entries are dropped with one warning each; requests still get fresh answers", async () => {
+    const cacheDir = tempDir("corrupt");
+    const prompts = [0, 1, 2, 3].map((i) => [...shared, ...promptIds(30, 40 + i)]);
+    const e1 = await Engine.load(dir, { prefixCache: { blockTokens: 16, dir: cacheDir } });
+    const fresh: number[][] = [];
+    for (const p of prompts) fresh.push((await e1.generate(greedy(p)).result()).tokens);
+    await e1.dispose();
+    const folder = join(cacheDir, readdirSync(cacheDir)[0]!);
+    const files = readdirSync(folder).filter((f) => f.endsWith(".blk")).map((f) => join(folder, f)).sort((a, b) => statSync(b).size - statSync(a).size);
+    assert.ok(files.length >= 4);
+    truncateSync(files[0]!, Math.floor(statSync(files[0]!).size / 2));
+    const flipped = readFileSync(files[1]!);
+    flipped[flipped.length - 100]! ^= 0x40;
+    writeFileSync(files[1]!, flipped);
+    const grown = readFileSync(files[2]!);
+    grown.writeUInt32LE(grown.readUInt32LE(0) * 10, 0);
+    writeFileSync(files[2]!, grown);
+    writeFileSync(join(folder, "junk.txt"), "not a cache entry");
+    writeFileSync(join(folder, `${"ab".repeat(32)}.blk`), Buffer.from([1, 2, 3]));
+    symlinkSync(join(folder, "nowhere"), join(folder, `${"cd".repeat(32)}.blk`));
+    mkdirSync(join(folder, `${"ef".repeat(32)}.blk`));
+
+    const warnings: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string | Uint8Array) => (warnings.push(String(chunk)), true)) as typeof process.stderr.write;
+    let e2: Engine;
+    try {
+      e2 = await Engine.load(dir, { prefixCache: { blockTokens: 16, dir: cacheDir } });
+      for (const [i, p] of prompts.entries()) {
+        const r = await e2.generate(greedy(p)).result();
+        assert.deepEqual(r.tokens, fresh[i], `prompt ${i}`);
+      }
+      const again = await Promise.all(prompts.map((p) => e2.generate(greedy(p)).result()));
+      again.forEach((r, i) => assert.deepEqual(r.tokens, fresh[i]));
+    } finally {
+      process.stderr.write = write;
+    }
+    try {
+      const entryWarnings = warnings.filter((w) => w.includes("prefix cache entry"));
+      // The header-length one and the 3-byte file fail at start-up, the other two when read.
+      assert.equal(entryWarnings.length, 4, entryWarnings.join(""));
+      assert.ok(entryWarnings.every((w) => /unusable \(.+\); dropped/.test(w)));
+    } finally {
+      await e2!.dispose();
     }
   });
 });

@@ -18,14 +18,14 @@ async function script(runner: Runner): Promise<Array<Float32Array | Float64Array
   runner.create(2);
   const first: StepRequest[] = [
     { id: 1, tokens: promptIds(20, 1), logits: "last", residualLast: 2 },
-    { id: 2, tokens: promptIds(7, 2), logits: "all", residualLast: 0, captureFrom: 0 },
+    { id: 2, tokens: promptIds(7, 2), logits: "all", residualLast: 0, capture: { from: 0, tip: true } },
   ];
   const a = await runner.step(first);
   assert.equal(a[0]!.length, 20);
   assert.equal(a[1]!.length, 7);
   assert.equal(a[0]!.residual.length, 2);
   assert.equal(a[1]!.logits.length, 7);
-  assert.ok(a[1]!.delta, "a capture was asked for");
+  assert.ok(a[1]!.block?.tip, "a capture was asked for");
   out.push(...a[0]!.logits, ...a[1]!.logits);
   // A verified draft that is dropped again, then the state restored from the captured delta.
   const b = await runner.step([{ id: 1, tokens: [5, 6], logits: "all", residualLast: 0, saveTail: true }]);

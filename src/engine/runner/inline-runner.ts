@@ -4,7 +4,7 @@
  * blocks the event loop for its whole duration.
  */
 import type { Vec } from "../../kernels/backend.js";
-import type { SequenceSnapshot } from "../../model/state.js";
+import type { StateBlock } from "../../model/state-blocks.js";
 import type { ModelHost } from "./model-host.js";
 import type { DraftRequest, Runner, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
 
@@ -44,8 +44,8 @@ export class InlineRunner implements Runner {
   free(id: number): void {
     this.later(() => this.host.free(id));
   }
-  restore(id: number, snapshot: SequenceSnapshot): void {
-    this.later(() => this.host.restore(id, snapshot));
+  restore(id: number, chain: StateBlock[]): void {
+    this.later(() => this.host.restore(id, chain));
   }
   dropTail(id: number): void {
     this.later(() => this.host.dropTail(id));

@@ -1,5 +1,5 @@
 /** The messages between WorkerRunner (main thread) and worker-main.ts (the runner thread). */
-import type { SequenceSnapshot } from "../../model/state.js";
+import type { StateBlock } from "../../model/state-blocks.js";
 import type { LoadProgress } from "../../model/weights.js";
 import type { DraftRequest, RunnerInfo, StepRequest } from "./protocol.js";
 
@@ -10,7 +10,7 @@ export interface WorkerConfig {
 
 export type ToWorker =
   | { op: "create" | "free" | "dropTail"; id: number }
-  | { op: "restore"; id: number; snapshot: SequenceSnapshot }
+  | { op: "restore"; id: number; chain: StateBlock[] }
   | { op: "step"; call: number; requests: StepRequest[] }
   | { op: "draft"; call: number; requests: DraftRequest[] }
   | { op: "close"; call: number };

@@ -4,9 +4,9 @@
  * carries out the runner protocol (protocol.ts) and nothing else.
  */
 import type { Vec } from "../../kernels/backend.js";
-import type { SequenceSnapshot, SequenceState, TailUndo } from "../../model/state.js";
+import type { SequenceState, TailUndo } from "../../model/state.js";
+import { captureBlock, restoreBlocks, type StateBlock } from "../../model/state-blocks.js";
 import type { Dsv4Model, ForwardRequest } from "../../model/transformer.js";
-import { captureDelta } from "../snapshot-delta.js";
 import type { DraftRequest, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
 
 export class ModelHost {
@@ -37,8 +37,8 @@ export class ModelHost {
     this.tails.delete(id);
   }
 
-  restore(id: number, snapshot: SequenceSnapshot): void {
-    this.state(id).restore(snapshot);
+  restore(id: number, chain: StateBlock[]): void {
+    restoreBlocks(this.state(id), chain);
   }
 
   dropTail(id: number): void {
@@ -63,7 +63,7 @@ export class ModelHost {
         residual: out[i]!.residual,
         length: seq.length,
         bytes: seq.bytes,
-        ...(r.captureFrom !== undefined ? { delta: captureDelta(seq, r.captureFrom) } : {}),
+        ...(r.capture ? { block: captureBlock(seq, r.capture.from, r.capture.tip) } : {}),
       };
     });
   }

@@ -5,8 +5,7 @@
  * Everything here is plain data, so it crosses a worker boundary unchanged.
  */
 import type { Vec } from "../../kernels/backend.js";
-import type { SequenceSnapshot } from "../../model/state.js";
-import type { SnapshotDelta } from "../snapshot-delta.js";
+import type { StateBlock } from "../../model/state-blocks.js";
 
 /** Tokens to append to one sequence in a step. */
 export interface StepRequest {
@@ -18,8 +17,8 @@ export interface StepRequest {
   residualLast: number;
   /** Keep what dropping the step's last token needs (a draft that may be rejected, see dropTail). */
   saveTail?: boolean;
-  /** After the step, capture the state as a delta on the same sequence at this length (prefix cache). */
-  captureFrom?: number;
+  /** After the step, capture a prefix-cache block of the state since length `from`. */
+  capture?: { from: number; tip: boolean };
 }
 
 export interface StepOutput {
@@ -28,7 +27,7 @@ export interface StepOutput {
   /** The sequence's length and state bytes after the step. */
   length: number;
   bytes: number;
-  delta?: SnapshotDelta;
+  block?: StateBlock;
 }
 
 /** One MTP draft: catch the MTP state up over `entries` (oldest first), then draft after the last. */
@@ -56,7 +55,8 @@ export interface Runner {
   readonly info: RunnerInfo;
   create(id: number): void;
   free(id: number): void;
-  restore(id: number, snapshot: SequenceSnapshot): void;
+  /** Restores a fresh sequence from prefix-cache blocks: contiguous from position 0, the last with a tip. */
+  restore(id: number, chain: StateBlock[]): void;
   /** Drops the last token of the sequence's previous step, which must have had `saveTail`. */
   dropTail(id: number): void;
   step(requests: StepRequest[]): Promise<StepOutput[]>;

@@ -1,6 +1,6 @@
 /**
  * The buffers behind a runner result, for postMessage's transfer list: logits,
- * residual streams and snapshot deltas are fresh arrays made for the reply, so
+ * residual streams and prefix-cache blocks are fresh arrays made for the reply, so
  * they move to the main thread instead of being copied (the logits alone are
  * vocab × 4 bytes, about 0.5 MB, per row).
  */

@@ -30,7 +30,7 @@ let deferred: Error | null = null;
 port.on("message", (m: ToWorker) => {
   if (!("call" in m)) {
     try {
-      if (m.op === "restore") host.restore(m.id, m.snapshot);
+      if (m.op === "restore") host.restore(m.id, m.chain);
       else host[m.op](m.id);
     } catch (err) {
       deferred ??= err as Error;

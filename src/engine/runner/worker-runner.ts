@@ -5,7 +5,7 @@
  * (create, free, restore, dropTail) are in place before the next step.
  */
 import { Worker } from "node:worker_threads";
-import type { SequenceSnapshot } from "../../model/state.js";
+import type { StateBlock } from "../../model/state-blocks.js";
 import type { LoadProgress } from "../../model/weights.js";
 import type { FromWorker, ToWorker, WorkerConfig } from "./messages.js";
 import type { DraftRequest, Runner, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
@@ -98,8 +98,8 @@ export class WorkerRunner implements Runner {
   free(id: number): void {
     this.send({ op: "free", id });
   }
-  restore(id: number, snapshot: SequenceSnapshot): void {
-    this.send({ op: "restore", id, snapshot });
+  restore(id: number, chain: StateBlock[]): void {
+    this.send({ op: "restore", id, chain });
   }
   dropTail(id: number): void {
     this.send({ op: "dropTail", id });
