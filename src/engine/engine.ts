@@ -13,6 +13,7 @@ import type { ForwardOutput, ForwardRequest } from "../model/transformer.js";
 import { Dsv4Model } from "../model/transformer.js";
 import type { TailUndo } from "../model/state.js";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
+import { DEFAULT_READER_TIMEOUT_MS, ReaderWatch } from "./backpressure.js";
 import { EngineError } from "./errors.js";
 import { modelIdentity } from "./identity.js";
 import { createChatCompletions } from "./openai.js";
@@ -30,7 +31,7 @@ import type {
 const GiB = 1024 ** 3;
 
 /** The monotonic counters of EngineMetrics; the gauges are read live. */
-type Counters = Omit<EngineMetrics, "active_sequences" | "queued_requests" | "state_bytes_in_use" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
+type Counters = Omit<EngineMetrics, "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
 
 export class Engine implements EngineApi {
   readonly model: ModelInfo;
@@ -41,6 +42,7 @@ export class Engine implements EngineApi {
   private readonly bytesPerValue: number;
   private readonly specWarmup: number;
   private readonly specDefault: boolean;
+  private readonly readers: ReaderWatch;
   private looping = false;
   private disposed = false;
   private readonly counters: Counters = {
@@ -78,7 +80,10 @@ export class Engine implements EngineApi {
       eosId: tokenizer?.specialIds.eos ?? cfg.eosTokenId,
       thinkEndId: tokenizer?.specialIds.thinkEnd,
       logitsProcessor: opts.logitsProcessor,
+      readerHighWater: opts.readerHighWaterEvents,
+      onReaderDrain: () => this.kick(),
     };
+    this.readers = new ReaderWatch(opts.readerTimeoutMs ?? DEFAULT_READER_TIMEOUT_MS, () => this.kick());
     const pc = opts.prefixCache ?? {};
     const blockTokens = pc.blockTokens ?? 64;
     this.cache = pc.enabled === false
@@ -185,11 +190,11 @@ export class Engine implements EngineApi {
     return new ChatSessionImpl(this, options);
   }
 
-  private cancel(seq: Sequence): void {
+  private cancel(seq: Sequence, error = new EngineError("aborted", "the request was cancelled")): void {
     if (seq.finished) return;
     this.counters.requests_cancelled_total++;
     this.release(seq);
-    seq.fail(new EngineError("aborted", "the request was cancelled"));
+    seq.fail(error);
   }
 
   /** Frees a sequence's slot, reservation and state. */
@@ -203,6 +208,7 @@ export class Engine implements EngineApi {
     return {
       ...this.counters,
       active_sequences: this.scheduler.running.length,
+      reader_blocked_sequences: this.scheduler.running.filter((s) => s.readerBlocked).length,
       queued_requests: this.scheduler.waiting.length,
       state_bytes_in_use: this.scheduler.running.reduce((n, s) => n + (s.state?.bytes ?? 0), 0),
       prefix_cache_entries: this.cache?.entries ?? 0,
@@ -214,6 +220,7 @@ export class Engine implements EngineApi {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.readers.dispose();
     for (const seq of [...this.scheduler.running, ...this.scheduler.waiting]) {
       this.release(seq);
       seq.fail(new EngineError("disposed", "the engine was disposed"));
@@ -232,9 +239,15 @@ export class Engine implements EngineApi {
   }
 
   private async loop(): Promise<void> {
+    let parked = false;
     try {
       while (!this.disposed && !this.scheduler.idle) {
-        this.step();
+        // Nothing could run: every sequence waits for its reader. Sleep; a reader or a timeout wakes us.
+        if (!this.step()) {
+          parked = true;
+          this.readers.park(this.scheduler.running);
+          break;
+        }
         // Let callers read events, cancel, and new requests arrive between steps.
         await new Promise<void>((r) => setImmediate(r));
       }
@@ -246,7 +259,7 @@ export class Engine implements EngineApi {
       }
     } finally {
       this.looping = false;
-      if (!this.disposed && !this.scheduler.idle) this.kick();
+      if (!parked && !this.disposed && !this.scheduler.idle) this.kick();
     }
   }
 
@@ -269,15 +282,16 @@ export class Engine implements EngineApi {
     return seq.req.speculative && seq.pending !== null && seq.mtpEntries.length > 0 && seq.remaining >= 2 && !seq.budgetWithin(2);
   }
 
-  /** One scheduling step: admit, plan, draft, one batched forward, record outcomes. */
-  private step(): void {
+  /** One scheduling step: admit, plan, draft, one batched forward, record outcomes. False when nothing could run. */
+  private step(): boolean {
     const s = this.scheduler;
+    this.readers.cancelStuck(s.running, (seq, e) => this.cancel(seq, e));
     s.admit((seq) => {
       seq.reservedTokens = this.reservationTokens(seq, seq.promptLength);
       return this.stateBytesFor(seq.reservedTokens);
     }, (seq) => this.start(seq));
     const plan = s.plan((seq) => (this.canDraft(seq) ? 2 : 1));
-    if (plan.prefill.length === 0 && plan.decode.length === 0) return;
+    if (plan.prefill.length === 0 && plan.decode.length === 0) return false;
     this.counters.steps_total++;
 
     const drafting = plan.decode.filter((seq) => this.canDraft(seq));
@@ -315,6 +329,7 @@ export class Engine implements EngineApi {
       this.counters.speculative_accepted_total += seq.accepted;
       this.release(seq);
     }
+    return true;
   }
 
   private reservationTokens(seq: Sequence, from: number): number {

@@ -95,12 +95,13 @@ export class Scheduler {
   }
 
   plan(decodeWidth: (seq: Sequence) => number): StepPlan {
-    const decode = this.running.filter((s) => !s.finished && !s.prefilling);
+    // A sequence whose reader is behind waits with its slot and state (backpressure.ts).
+    const decode = this.running.filter((s) => !s.finished && !s.prefilling && !s.readerBlocked);
     let budget = this.cfg.maxBatchTokens - decode.reduce((n, s) => n + decodeWidth(s), 0);
     const prefill: PrefillWork[] = [];
     const B = this.cfg.blockTokens;
     for (const seq of this.running) {
-      if (seq.finished || !seq.prefilling) continue;
+      if (seq.finished || !seq.prefilling || seq.readerBlocked) continue;
       if (budget <= 0 && (prefill.length > 0 || decode.length > 0)) break;
       const start = seq.prefilled;
       const P = seq.promptLength;

@@ -23,6 +23,10 @@ export interface SequenceEnv {
   thinkEndId: number | undefined;
   /** Test hook (EngineOptions.logitsProcessor). */
   logitsProcessor?: LogitsProcessor;
+  /** Unread events at which a reading caller pauses its sequence (EngineOptions.readerHighWaterEvents). */
+  readerHighWater?: number;
+  /** A paused sequence's reader caught up: the engine resumes stepping it. */
+  onReaderDrain?: () => void;
 }
 
 /** A main-model position the MTP block has yet to see: its residual streams and the token after it. */
@@ -33,7 +37,7 @@ export interface MtpEntry {
 }
 
 export class Sequence {
-  readonly events = new EventQueue<GenerationEvent>();
+  readonly events: EventQueue<GenerationEvent>;
   state: SequenceState | null = null;
   status: "waiting" | "running" | "finished" = "waiting";
   /** Prompt tokens already in the state (restored or prefilled). */
@@ -67,6 +71,7 @@ export class Sequence {
 
   constructor(readonly id: string, readonly req: ResolvedRequest, private readonly env: SequenceEnv) {
     this.rng = new Rng(req.seed);
+    this.events = new EventQueue({ highWater: env.readerHighWater, onDrain: env.onReaderDrain });
     const tok = env.tokenizer;
     this.parser = tok
       ? new OutputParser({ tokenizer: tok, thinking_mode: req.thinkingMode, startInContent: !req.startsInReasoning, stop: req.stop })
@@ -100,6 +105,16 @@ export class Sequence {
   budgetWithin(n: number): boolean {
     const b = this.req.reasoningBudget;
     return b !== null && this.inReasoning && this.reasoningTokens + n >= b;
+  }
+
+  /** Its caller iterates events but has stopped reading them: the scheduler skips it (backpressure.ts). */
+  get readerBlocked(): boolean {
+    return this.events.blocked;
+  }
+
+  /** performance.now() since when the blocked reader has taken nothing; null when not blocked. */
+  get readerBlockedSince(): number | null {
+    return this.events.blockedSince;
   }
 
   get inReasoning(): boolean {

@@ -79,6 +79,19 @@ export interface EngineOptions {
   prefillChunkTokens?: number;
   /** Cap on the tokens of one step across all sequences (default 2048). */
   maxBatchTokens?: number;
+  /**
+   * A caller that iterates a generation's events and lets this many pile up unread pauses
+   * that sequence (default 256): it keeps its slot and state but is not stepped until the
+   * caller has read half of them, so a slow reader slows only itself. Callers that only
+   * await result() never pause.
+   */
+  readerHighWaterEvents?: number;
+  /**
+   * A paused sequence whose caller takes no event for this long is cancelled with
+   * EngineError "reader_timeout" and its slot freed (default 60_000 ms; Infinity: never).
+   * A reader that is slow but still reading is not cancelled.
+   */
+  readerTimeoutMs?: number;
   /** Default context limit for requests (default and maximum: the model's maxPositions). */
   contextLength?: number;
   prefixCache?: PrefixCacheOptions;
@@ -276,6 +289,8 @@ export interface EngineMetrics {
   speculative_accepted_total: number;
   steps_total: number;
   active_sequences: number;
+  /** Running sequences paused because their caller is not reading events (see readerHighWaterEvents). */
+  reader_blocked_sequences: number;
   queued_requests: number;
   state_bytes_in_use: number;
   prefix_cache_entries: number;
