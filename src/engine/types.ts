@@ -267,6 +267,8 @@ export interface GenerationResult {
 /**
  * A running generation: iterate its events (single consumer), or await
  * `result()`. Errors (EngineError) are thrown from the iterator / result.
+ * `result()` takes no events, so it may also be awaited while iterating
+ * (the server does, to hang up on a client cancelled for not reading).
  */
 export interface Generation extends AsyncIterable<GenerationEvent> {
   readonly id: string;
