@@ -14,6 +14,7 @@ import { totalmem } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type ModelConfig } from "../model/config.js";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
+import { DEFAULT_READER_TIMEOUT_MS, ReaderWatch } from "./backpressure.js";
 import { EngineError } from "./errors.js";
 import { modelIdentity } from "./identity.js";
 import { createChatCompletions } from "./openai.js";
@@ -34,7 +35,7 @@ const GiB = 1024 ** 3;
 const POSTPROCESS_SLICE_MS = 8;
 
 /** The monotonic counters of EngineMetrics; the gauges are read live. */
-type Counters = Omit<EngineMetrics, "active_sequences" | "queued_requests" | "state_bytes_in_use" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
+type Counters = Omit<EngineMetrics, "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
 
 /** A sequence's part of one step: what it asked the runner, and what the prefix cache planned. */
 interface Planned {
@@ -64,6 +65,7 @@ export class Engine implements EngineApi {
   private readonly specWarmup: number;
   private readonly specDefault: boolean;
   private readonly hooks: SchedulerHooks;
+  private readonly readers: ReaderWatch;
   private readonly sessions = new Set<ChatSessionImpl>();
   private nextStateId = 1;
   private looping = false;
@@ -102,7 +104,10 @@ export class Engine implements EngineApi {
       eosId: tokenizer?.specialIds.eos ?? cfg.eosTokenId,
       thinkEndId: tokenizer?.specialIds.thinkEnd,
       logitsProcessor: opts.logitsProcessor,
+      readerHighWater: opts.readerHighWaterEvents,
+      onReaderDrain: () => this.kick(),
     };
+    this.readers = new ReaderWatch(opts.readerTimeoutMs ?? DEFAULT_READER_TIMEOUT_MS, () => this.kick());
     const pc = opts.prefixCache ?? {};
     const blockTokens = pc.blockTokens ?? defaultBlockTokens(cfg);
     const dtype = runner.info.bytesPerValue === 8 ? "f64" : "f32";
@@ -233,11 +238,11 @@ export class Engine implements EngineApi {
     return session;
   }
 
-  private cancel(seq: Sequence): void {
+  private cancel(seq: Sequence, error = new EngineError("aborted", "the request was cancelled")): void {
     if (seq.finished) return;
     this.counters.requests_cancelled_total++;
     this.release(seq);
-    seq.fail(new EngineError("aborted", "the request was cancelled"));
+    seq.fail(error);
   }
 
   /** Frees a sequence's slot, reservation and state. */
@@ -258,6 +263,7 @@ export class Engine implements EngineApi {
     return {
       ...this.counters,
       active_sequences: this.scheduler.running.length,
+      reader_blocked_sequences: this.scheduler.running.filter((s) => s.readerBlocked).length,
       queued_requests: this.scheduler.waiting.length,
       state_bytes_in_use: this.scheduler.running.reduce((n, s) => n + (s.state?.bytes ?? 0), 0),
       prefix_cache_entries: this.cache?.entries ?? 0,
@@ -270,6 +276,7 @@ export class Engine implements EngineApi {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.readers.dispose();
     for (const session of [...this.sessions]) session.dispose();
     for (const seq of [...this.scheduler.running, ...this.scheduler.waiting]) {
       this.release(seq);
@@ -293,9 +300,15 @@ export class Engine implements EngineApi {
   }
 
   private async loop(): Promise<void> {
+    let parked = false;
     try {
       while (!this.disposed && !this.scheduler.idle) {
-        await this.step();
+        // Nothing could run: every sequence waits for its reader. Sleep; a reader or a timeout wakes us.
+        if (!(await this.step())) {
+          parked = true;
+          this.readers.park(this.scheduler.running);
+          break;
+        }
         // Let callers read events, cancel, and new requests arrive between steps.
         await new Promise<void>((r) => setImmediate(r));
       }
@@ -309,7 +322,7 @@ export class Engine implements EngineApi {
       }
     } finally {
       this.looping = false;
-      if (!this.disposed && !this.scheduler.idle) this.kick();
+      if (!parked && !this.disposed && !this.scheduler.idle) this.kick();
     }
   }
 
@@ -371,10 +384,11 @@ export class Engine implements EngineApi {
     return this.cache.planInsert(tokens, seq.req.cacheSalt, end, seq.cacheAnchor, provisional);
   }
 
-  /** One step: schedule, draft, one batched forward on the runner, postprocess. */
-  private async step(): Promise<void> {
+  /** One step: schedule, draft, one batched forward on the runner, postprocess. False when nothing could run. */
+  private async step(): Promise<boolean> {
+    this.readers.cancelStuck(this.scheduler.running, (seq, e) => this.cancel(seq, e));
     const plan = this.scheduler.schedule(this.hooks);
-    if (plan.prefill.length === 0 && plan.decode.length === 0) return;
+    if (plan.prefill.length === 0 && plan.decode.length === 0) return false;
     this.counters.steps_total++;
 
     const drafting = plan.decode.filter((seq) => this.canDraft(seq));
@@ -388,7 +402,7 @@ export class Engine implements EngineApi {
       ...decode.map((seq) => this.decodeRequest(seq, drafts.get(seq))),
       ...prefill.map((w) => this.prefillRequest(w)),
     ];
-    if (planned.length === 0) return;
+    if (planned.length === 0) return true;
     const positions = planned.map((p) => p.seq.state!.length);
     const t0 = performance.now();
     const out = await this.runner.step(planned.map((p) => p.request));
@@ -413,6 +427,7 @@ export class Engine implements EngineApi {
       this.counters.speculative_accepted_total += seq.accepted;
       this.release(seq);
     }
+    return true;
   }
 
   private decodeRequest(seq: Sequence, draft: Draft | undefined): Planned {

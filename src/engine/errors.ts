@@ -13,6 +13,8 @@ export type EngineErrorCode =
   | "invalid_request"
   /** Cancelled by the caller's AbortSignal or cancel(). */
   | "aborted"
+  /** The caller stopped reading a generation's events for EngineOptions.readerTimeoutMs (HTTP 408). */
+  | "reader_timeout"
   /** The engine was disposed (HTTP 503). */
   | "disposed"
   /** A bug or backend failure (HTTP 500). */
@@ -24,6 +26,7 @@ const STATUS: Record<EngineErrorCode, number> = {
   insufficient_memory: 400,
   invalid_request: 400,
   aborted: 499,
+  reader_timeout: 408,
   disposed: 503,
   internal: 500,
 };

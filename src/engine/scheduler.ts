@@ -163,7 +163,8 @@ export class Scheduler {
   }
 
   private plan(hooks: SchedulerHooks): StepPlan {
-    const decode = this.running.filter((s) => !s.finished && !s.prefilling);
+    // A sequence whose reader is behind waits with its slot and state (backpressure.ts).
+    const decode = this.running.filter((s) => !s.finished && !s.prefilling && !s.readerBlocked);
     const decodeTokens = decode.reduce((n, s) => n + hooks.decodeWidth(s), 0);
     const B = this.cfg.blockTokens;
     let budget = this.cfg.maxBatchTokens - decodeTokens;
@@ -173,7 +174,7 @@ export class Scheduler {
     }
     const prefill: PrefillWork[] = [];
     for (const seq of this.running) {
-      if (seq.finished || !seq.prefilling) continue;
+      if (seq.finished || !seq.prefilling || seq.readerBlocked) continue;
       if (budget <= 0) break;
       const start = seq.prefilled;
       const P = seq.contextLength;

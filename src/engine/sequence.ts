@@ -22,6 +22,10 @@ export interface SequenceEnv {
   thinkEndId: number | undefined;
   /** Test hook (EngineOptions.logitsProcessor). */
   logitsProcessor?: LogitsProcessor;
+  /** Unread events at which a reading caller pauses its sequence (EngineOptions.readerHighWaterEvents). */
+  readerHighWater?: number;
+  /** A paused sequence's reader caught up: the engine resumes stepping it. */
+  onReaderDrain?: () => void;
 }
 
 /** A sequence's decoding state as the engine sees it: the runner holds the state itself under `id`. */
@@ -41,7 +45,7 @@ export interface MtpEntry {
 }
 
 export class Sequence {
-  readonly events = new EventQueue<GenerationEvent>();
+  readonly events: EventQueue<GenerationEvent>;
   state: StateHandle | null = null;
   status: "waiting" | "running" | "finished" = "waiting";
   /**
@@ -83,6 +87,7 @@ export class Sequence {
   constructor(readonly id: string, readonly req: ResolvedRequest, private readonly env: SequenceEnv) {
     this.rng = new Rng(req.seed);
     this.context = req.promptTokens;
+    this.events = new EventQueue({ highWater: env.readerHighWater, onDrain: env.onReaderDrain });
     const tok = env.tokenizer;
     this.parser = tok
       ? new OutputParser({ tokenizer: tok, thinking_mode: req.thinkingMode, startInContent: !req.startsInReasoning, stop: req.stop })
@@ -132,6 +137,16 @@ export class Sequence {
   budgetWithin(n: number): boolean {
     const b = this.req.reasoningBudget;
     return b !== null && this.inReasoning && this.reasoningTokens + n >= b;
+  }
+
+  /** Its caller iterates events but has stopped reading them: the scheduler skips it (backpressure.ts). */
+  get readerBlocked(): boolean {
+    return this.events.blocked;
+  }
+
+  /** performance.now() since when the blocked reader has taken nothing; null when not blocked. */
+  get readerBlockedSince(): number | null {
+    return this.events.blockedSince;
   }
 
   get inReasoning(): boolean {

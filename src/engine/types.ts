@@ -90,6 +90,19 @@ export interface EngineOptions {
    * stays free during a step; "inline" runs it on the calling thread (debugging, profiling).
    */
   runner?: "worker" | "inline";
+  /**
+   * A caller that iterates a generation's events and lets this many pile up unread pauses
+   * that sequence (default 256): it keeps its slot and state but is not stepped until the
+   * caller has read half of them, so a slow reader slows only itself. Callers that only
+   * await result() never pause.
+   */
+  readerHighWaterEvents?: number;
+  /**
+   * A paused sequence whose caller takes no event for this long is cancelled with
+   * EngineError "reader_timeout" and its slot freed (default 60_000 ms; Infinity: never).
+   * A reader that is slow but still reading is not cancelled.
+   */
+  readerTimeoutMs?: number;
   /** Default context limit for requests (default and maximum: the model's maxPositions). */
   contextLength?: number;
   prefixCache?: PrefixCacheOptions;
@@ -265,6 +278,8 @@ export interface GenerationResult {
 /**
  * A running generation: iterate its events (single consumer), or await
  * `result()`. Errors (EngineError) are thrown from the iterator / result.
+ * `result()` takes no events, so it may also be awaited while iterating
+ * (the server does, to hang up on a client cancelled for not reading).
  */
 export interface Generation extends AsyncIterable<GenerationEvent> {
   readonly id: string;
@@ -291,6 +306,8 @@ export interface EngineMetrics {
   /** Sequences that gave up their state for memory and were resumed later (recomputed). */
   preemptions_total: number;
   active_sequences: number;
+  /** Running sequences paused because their caller is not reading events (see readerHighWaterEvents). */
+  reader_blocked_sequences: number;
   queued_requests: number;
   state_bytes_in_use: number;
   prefix_cache_entries: number;

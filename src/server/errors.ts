@@ -107,6 +107,8 @@ function fromEngineError(err: EngineError): ApiError {
       return invalidRequest(err.param, err.message);
     case "aborted":
       return new ApiError(499, err.message, "invalid_request_error", null, "client_closed_request");
+    case "reader_timeout":
+      return new ApiError(408, err.message, "invalid_request_error", null, "reader_timeout");
     default:
       return serverError();
   }

@@ -89,6 +89,7 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, model: stri
     .metric(`${p}requests_cancelled_total`, "counter", "Generations cancelled.", m.requests_cancelled_total)
     .metric(`${p}queue_depth`, "gauge", "Requests waiting for a sequence slot.", m.queued_requests)
     .metric(`${p}active_sequences`, "gauge", "Sequences being prefilled or decoded.", m.active_sequences)
+    .metric(`${p}reader_blocked_sequences`, "gauge", "Running sequences paused because their client is not reading the stream.", m.reader_blocked_sequences)
     .metric(`${p}prompt_tokens_total`, "counter", "Prompt tokens of all requests.", m.prompt_tokens_total)
     .metric(`${p}prompt_cache_hit_tokens_total`, "counter", "Prompt tokens served from the prefix cache.", m.prompt_cache_hit_tokens_total)
     .metric(`${p}prompt_cache_miss_tokens_total`, "counter", "Prompt tokens prefilled.", m.prompt_cache_miss_tokens_total)

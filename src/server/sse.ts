@@ -3,10 +3,13 @@
  * (spec §A.6): `data: <json>` events separated by blank lines, `: keep-alive`
  * comments while nothing else is sent, `data: [DONE]` at the end. Writes wait
  * for `drain`, so a slow reader slows its own generation instead of growing
- * a buffer without bound.
+ * a buffer without bound (the engine pauses a sequence whose events are not
+ * read, see src/engine/backpressure.ts).
  */
 import { once } from "node:events";
 import type { ServerResponse } from "node:http";
+import { isEngineError } from "../engine/errors.js";
+import type { Generation } from "../engine/types.js";
 
 export interface SseOptions {
   /** Extra response headers (request id, CORS). */
@@ -48,7 +51,8 @@ export class SseWriter {
     if (this.options.keepAliveMs > 0) {
       const every = this.options.keepAliveMs;
       this.timer = setInterval(() => {
-        if (Date.now() - this.lastWrite >= every && !this.closed) this.raw(this.keepAliveText);
+        // A client that is not reading gets nothing more buffered for it, not even a keep-alive.
+        if (Date.now() - this.lastWrite >= every && !this.closed && !this.res.writableNeedDrain) this.raw(this.keepAliveText);
       }, Math.max(10, Math.floor(every / 2)));
       this.timer.unref();
     }
@@ -103,4 +107,16 @@ export function abortOnDisconnect(res: ServerResponse): AbortController {
     if (!res.writableFinished) controller.abort(new Error("client disconnected"));
   });
   return controller;
+}
+
+/**
+ * Drops the connection of a client whose generation the engine cancelled for not reading
+ * (EngineError "reader_timeout"). The stream is blocked on `drain` at that point, so no
+ * error event can reach the client, and keeping the socket would hold its buffers for as
+ * long as the client lingers.
+ */
+export function hangUpOnReaderTimeout(res: ServerResponse, generation: Generation): void {
+  generation.result().catch((err: unknown) => {
+    if (isEngineError(err) && err.code === "reader_timeout") res.destroy();
+  });
 }

@@ -8,7 +8,7 @@ import type { FastifyReply } from "fastify";
 import type { GenerationEvent } from "../engine/types.js";
 import { toApiError } from "./errors.js";
 import type { StartedGeneration } from "./generation.js";
-import { SseWriter } from "./sse.js";
+import { hangUpOnReaderTimeout, SseWriter } from "./sse.js";
 
 export async function streamDeepSeek(
   reply: FastifyReply,
@@ -19,6 +19,7 @@ export async function streamDeepSeek(
   reply.hijack();
   const sse = new SseWriter(reply.raw, { keepAliveMs });
   sse.open();
+  hangUpOnReaderTimeout(reply.raw, started.generation);
   let finished = false;
   try {
     await write.first?.(sse);

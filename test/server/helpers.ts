@@ -72,10 +72,4 @@ export function sseData(text: string): string[] {
     .filter((d) => d !== "");
 }
 
-export async function waitFor(check: () => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { waitFor } from "../helpers/wait.js";

@@ -82,14 +82,36 @@ export class ScriptedEngine implements EngineApi {
     const step = this.script(request, call);
     if (step.refuse) throw step.refuse;
     const id = request.id ?? randomUUID();
-    const events = this.run(request, step);
-    let done: Promise<GenerationResult> | undefined;
+    const run = this.run(request, step);
+    // As with the real engine, result() settles with the generation and takes no events from an iterating caller.
+    let settle!: { resolve: (r: GenerationResult) => void; reject: (e: unknown) => void };
+    const done = new Promise<GenerationResult>((resolve, reject) => (settle = { resolve, reject }));
+    done.catch(() => undefined);
+    const events = observe(run, id, settle);
+    let iterated = false;
     return {
       id,
-      [Symbol.asyncIterator]: () => events,
-      result: () => (done ??= collect(events, id)),
-      cancel: () => void events.return(undefined),
-      [Symbol.asyncDispose]: async () => void (await events.return(undefined)),
+      [Symbol.asyncIterator]: () => {
+        iterated = true;
+        return events;
+      },
+      result: () => {
+        if (!iterated) {
+          iterated = true;
+          void (async () => {
+            for await (const _ of events);
+          })().catch(() => undefined);
+        }
+        return done;
+      },
+      cancel: () => {
+        void run.return(undefined);
+        settle.reject(new EngineError("aborted", "the request was cancelled"));
+      },
+      [Symbol.asyncDispose]: async () => {
+        void run.return(undefined);
+        settle.reject(new EngineError("aborted", "the request was cancelled"));
+      },
     };
   }
 
@@ -179,7 +201,7 @@ export class ScriptedEngine implements EngineApi {
       requests_total: this.requests.length, requests_rejected_total: 0, requests_cancelled_total: this.cancelled,
       prompt_tokens_total: 0, prompt_cache_hit_tokens_total: 0, prompt_cache_miss_tokens_total: 0, generated_tokens_total: 0,
       reasoning_tokens_total: 0, speculative_drafted_total: 0, speculative_accepted_total: 0, steps_total: 0, preemptions_total: 0,
-      active_sequences: this.active, queued_requests: 0, state_bytes_in_use: 0, prefix_cache_entries: 0, prefix_cache_bytes: 0,
+      active_sequences: this.active, reader_blocked_sequences: 0, queued_requests: 0, state_bytes_in_use: 0, prefix_cache_entries: 0, prefix_cache_bytes: 0,
       prefix_cache_disk_entries: 0,
     };
   }
@@ -187,9 +209,22 @@ export class ScriptedEngine implements EngineApi {
   async dispose(): Promise<void> {}
 }
 
-async function collect(events: AsyncIterable<GenerationEvent>, id: string): Promise<GenerationResult> {
+/** Passes the events through and settles the result from them. */
+async function* observe(
+  events: AsyncIterable<GenerationEvent>,
+  id: string,
+  settle: { resolve: (r: GenerationResult) => void; reject: (e: unknown) => void },
+): AsyncGenerator<GenerationEvent, void, undefined> {
   let finish: FinishEvent | undefined;
-  for await (const e of events) if (e.type === "finish") finish = e;
-  if (!finish) throw new EngineError("aborted", "no result");
-  return { id, finish_reason: finish.finish_reason, message: finish.message, usage: finish.usage, logprobs: finish.logprobs, stats: finish.stats, tokens: [] };
+  try {
+    for await (const e of events) {
+      if (e.type === "finish") finish = e;
+      yield e;
+    }
+  } catch (err) {
+    settle.reject(err);
+    throw err;
+  }
+  if (!finish) settle.reject(new EngineError("aborted", "no result"));
+  else settle.resolve({ id, finish_reason: finish.finish_reason, message: finish.message, usage: finish.usage, logprobs: finish.logprobs, stats: finish.stats, tokens: [] });
 }

@@ -39,6 +39,10 @@ Options:
   --cache-dir DIR         persist the prefix cache here (survives restarts)
   --backend NAME          compute backend (default: the fastest available)
   --keep-alive SECONDS    keep-alive interval for streams and slow responses (default 5)
+  --reader-timeout SECONDS
+                          a stream whose client stops reading pauses its generation; after
+                          this long without a read it is cancelled and its slot freed
+                          (default 60; 0: never)
   --sampling-in-thinking  honour temperature/top_p in thinking mode (DeepSeek ignores them)
   --log                   log every request (JSON lines on stdout)
 `,
@@ -63,6 +67,7 @@ Options:
       "cache-dir": { type: "string" },
       backend: { type: "string" },
       "keep-alive": { type: "string" },
+      "reader-timeout": { type: "string" },
       "sampling-in-thinking": { type: "boolean" },
       log: { type: "boolean" },
     });
@@ -75,6 +80,7 @@ Options:
     const cors = corsOption(opt("cors"));
     const bodyLimitMb = numberOption("body-limit", opt("body-limit"), 0.001, 4096) ?? 32;
     const keepAlive = numberOption("keep-alive", opt("keep-alive"), 0, 3600) ?? 5;
+    const readerTimeout = numberOption("reader-timeout", opt("reader-timeout"), 0, 86400);
     const modelName = opt("model-name") ?? DEFAULT_MODEL_NAME;
     const aliases = (args.values.alias as string[] | undefined) ?? [];
     const cacheDir = opt("cache-dir");
@@ -88,6 +94,7 @@ Options:
       prefillLatencyFactor: numberOption("prefill-latency", opt("prefill-latency"), 1, 1000),
       contextLength: intOption("context", opt("context"), 1),
       prefixCache: cacheDir ? { dir: cacheDir } : undefined,
+      readerTimeoutMs: readerTimeout === undefined ? undefined : readerTimeout === 0 ? Infinity : readerTimeout * 1000,
     });
     let server;
     try {

@@ -10,7 +10,7 @@ import { charge, type ServerContext } from "../context.js";
 import { toApiError } from "../errors.js";
 import { StartedGeneration } from "../generation.js";
 import { drain, jsonWithKeepAlive } from "../respond.js";
-import { abortOnDisconnect, SseWriter } from "../sse.js";
+import { abortOnDisconnect, hangUpOnReaderTimeout, SseWriter } from "../sse.js";
 import { toDeepSeekUsage } from "../usage.js";
 import { parseWith } from "../validate.js";
 
@@ -70,6 +70,7 @@ async function streamMessages(
   const emit = (event: string, payload: unknown) => sse.event(event, payload);
   const blocks = new AnthropicStreamer(emit);
   sse.open();
+  hangUpOnReaderTimeout(reply.raw, started.generation);
   let finished = false;
   let started_ = false;
   const start = async (input: number, cached: number) => {
