@@ -20,6 +20,7 @@ const suites: Array<{ key: string; file: string; args: string[] }> = [
   { key: "text", file: "text.js", args: [] },
   { key: "engine", file: "engine.js", args: [] },
   { key: "server", file: "server.js", args: [] },
+  { key: "cache", file: "cache.js", args: ["--quick"] },
 ];
 
 const results: Record<string, unknown> = {};

@@ -18,7 +18,7 @@ import { DEFAULT_READER_TIMEOUT_MS, ReaderWatch } from "./backpressure.js";
 import { EngineError } from "./errors.js";
 import { modelIdentity } from "./identity.js";
 import { createChatCompletions } from "./openai.js";
-import { PrefixCache, type CacheAnchor, type InsertPlan } from "./prefix-cache.js";
+import { PrefixCache, type CacheAnchor, type InsertPlan, type PrefixCacheStats } from "./prefix-cache.js";
 import { resolveRequest } from "./request.js";
 import { startRunner, type Runner, type StepOutput, type StepRequest } from "./runner/index.js";
 import { Scheduler, type PrefillWork, type SchedulerHooks } from "./scheduler.js";
@@ -270,6 +270,16 @@ export class Engine implements EngineApi {
       prefix_cache_bytes: this.cache?.bytes ?? 0,
       prefix_cache_disk_entries: this.cache?.diskEntries ?? 0,
     };
+  }
+
+  /** The prefix cache's block size in tokens (null when the cache is off). */
+  get prefixCacheBlockTokens(): number | null {
+    return this.cache?.blockTokens ?? null;
+  }
+
+  /** The prefix cache's contents (null when it is off): for benchmarks and operators. */
+  prefixCacheStats(): PrefixCacheStats | null {
+    return this.cache?.stats() ?? null;
   }
 
   /** Disposes every session (which cancels its generations), fails what is left, stops the runner. */

@@ -19,7 +19,7 @@
  */
 import { createHash } from "node:crypto";
 import type { ModelConfig } from "../model/config.js";
-import { blockBytes, type StateBlock } from "../model/state-blocks.js";
+import { blockBytes, blockLayerBytes, type StateBlock } from "../model/state-blocks.js";
 import { BlockStore } from "./cache-disk.js";
 
 export interface PrefixCacheConfig {
@@ -71,6 +71,18 @@ export interface CapturePlan {
   /** The state's length at the parent: the block covers [from, length). */
   from: number;
   provisional: boolean;
+}
+
+export interface PrefixCacheStats {
+  nodes: number;
+  /** Nodes that can be resumed from. */
+  tips: number;
+  /** Tokens covered by the nodes in memory. */
+  tokens: number;
+  bytes: number;
+  layers: Array<{ rows: number; window: number; compressorState: number }>;
+  diskEntries: number;
+  diskBytes: number;
 }
 
 export interface InsertPlan {
@@ -155,6 +167,26 @@ export class PrefixCache {
   }
   get diskBytes(): number {
     return this.disk?.bytes ?? 0;
+  }
+
+  /** What the in-memory tier holds: nodes, the tokens they cover, and bytes by layer and part. */
+  stats(): PrefixCacheStats {
+    const layers = this.cfg.cfg.layers.map(() => ({ rows: 0, window: 0, compressorState: 0 }));
+    let nodes = 0;
+    let tokens = 0;
+    let tips = 0;
+    for (const n of this.nodes.values()) {
+      if (!n.block) continue;
+      nodes++;
+      tokens += n.end - n.start;
+      if (n.block.tip) tips++;
+      blockLayerBytes(n.block).forEach((b, i) => {
+        layers[i]!.rows += b.rows;
+        layers[i]!.window += b.window;
+        layers[i]!.compressorState += b.compressorState;
+      });
+    }
+    return { nodes, tips, tokens, bytes: this.memBytes, layers, diskEntries: this.disk?.size ?? 0, diskBytes: this.disk?.bytes ?? 0 };
   }
 
   /** Chain keys of every whole block of `tokens` (keys[k-1] covers k blocks). */

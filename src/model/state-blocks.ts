@@ -165,6 +165,18 @@ function tipBytes(t: CompressorTip | null): number {
   return t ? t.kv.byteLength + t.score.byteLength + (t.prevKv?.byteLength ?? 0) + (t.prevScore?.byteLength ?? 0) : 0;
 }
 
+/** Bytes per layer: compressed rows, the tip's window KV, and the tip's compressor state. */
+export function blockLayerBytes(b: StateBlock): Array<{ rows: number; window: number; compressorState: number }> {
+  return b.layers.map((l, i) => {
+    const t = b.tip?.[i];
+    return {
+      rows: (l.compressor ? packedBytes(l.compressor.rows) : 0) + (l.indexer ? packedBytes(l.indexer.rows) : 0),
+      window: t ? packedBytes(t.window) : 0,
+      compressorState: t ? tipBytes(t.compressor) + tipBytes(t.indexer) : 0,
+    };
+  });
+}
+
 export function blockBytes(b: StateBlock): number {
   let n = 0;
   for (const l of b.layers) n += (l.compressor ? packedBytes(l.compressor.rows) : 0) + (l.indexer ? packedBytes(l.indexer.rows) : 0);

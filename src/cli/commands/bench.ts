@@ -2,9 +2,10 @@ import { CliError, parseCommandArgs, stringOption, type Command } from "../comma
 
 export const benchCommand: Command = {
   name: "bench",
-  summary: "benchmarks: kernel GEMV throughput vs memory bandwidth, end-to-end decode/prefill speed",
+  summary: "benchmarks: kernel GEMV throughput vs memory bandwidth, end-to-end decode/prefill speed, the prefix cache",
   usage: `Usage: dsv4 bench kernels [--json] [--quick] [--no-ref]
        dsv4 bench decode [--preset NAME] [--backend ref|native] [--prompt N] [--decode N] [--profile] [--json]
+       dsv4 bench cache [--quick] [--context N] [--backend NAME] [--json]
 
 kernels  Measures this machine's memory bandwidth (multi-threaded read of 1 GiB), then GEMV
          throughput in weight GB/s for FP8 4096x4096, the FP4 expert shapes 2048x4096 and
@@ -14,6 +15,10 @@ decode   Decode and prefill tokens/s on a generated checkpoint (default preset f
          real V4-Flash dimensions, 2 layers; generated once into ~/.cache/dsv4), the weight
          bytes each decoded token reads and the fraction of the bandwidth ceiling reached.
          The backend defaults to DSV4_BACKEND, else native when built.
+cache    The prefix cache: bytes per cached token (flash-slice, scaled to V4-Flash's 43
+         layers), the hit ratio of 8 concurrent 20-step tool loops under a memory budget
+         smaller than their state (against an ideal cache of the same block size), and
+         time to first token at a 16K-token context cold vs warm (flash-slice).
 
 Options:
   --json          one JSON object instead of a table
@@ -25,6 +30,8 @@ Options:
                   reported as prompt_tokens (--prefill N is the same option)
   --decode N      (decode) tokens decoded one by one (native 16, ref 2)
   --profile       (decode) add a pass that times every backend operation
+  --context N     (cache) context of the TTFT measurement (default 16384; --quick 4096)
+  --quick         (cache) 8-step loops and a 4K context
 `,
   async run(argv) {
     const [what, ...rest] = argv;
@@ -52,6 +59,17 @@ Options:
       else printDecodeTable(result);
       return 0;
     }
-    throw new CliError(`bench needs a benchmark: kernels or decode (see \`dsv4 bench --help\`)`, 2);
+    if (what === "cache") {
+      const args = parseCommandArgs(benchCommand, rest, { json: { type: "boolean" }, quick: { type: "boolean" }, backend: { type: "string" }, context: { type: "string" } });
+      const { runCacheBench, printCacheTable } = await import("../../../bench/cache.js");
+      const context = stringOption(benchCommand, args, "context");
+      const n = context === undefined ? undefined : Number(context);
+      if (n !== undefined && (!Number.isInteger(n) || n < 2)) throw new CliError(`--context must be an integer >= 2, got "${context}"`, 2);
+      const result = await runCacheBench({ quick: Boolean(args.values.quick), backend: stringOption(benchCommand, args, "backend"), context: n });
+      if (args.values.json) process.stdout.write(JSON.stringify(result) + "\n");
+      else printCacheTable(result);
+      return 0;
+    }
+    throw new CliError(`bench needs a benchmark: kernels, decode or cache (see \`dsv4 bench --help\`)`, 2);
   },
 };
