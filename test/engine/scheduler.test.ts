@@ -1,0 +1,80 @@
+/**
+ * The scheduler's step budget: decode rows first, prefill chunks sized in time next to them
+ * (step-cost.ts), whole budget when nothing decodes; preemption takes the newest.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Scheduler, type SchedulerHooks } from "../../src/engine/scheduler.js";
+import type { Sequence } from "../../src/engine/sequence.js";
+import { StepCost } from "../../src/engine/step-cost.js";
+
+/** Just the fields the scheduler reads. */
+function fakeSeq(id: number, prompt: number, decoding = false): Sequence {
+  const context = Array.from({ length: prompt }, (_, i) => i);
+  return {
+    id: String(id), context, prefilled: decoding ? prompt : 0, finished: false, readerBlocked: false, state: { id, length: decoding ? prompt : 0, bytes: 0 },
+    reservedBytes: 0, reservedTokens: 0, promptLength: prompt, req: { maxTokens: 1000, useCache: true, promptTokens: context },
+    get contextLength(): number {
+      return (this as unknown as Sequence).context.length;
+    },
+    get prefilling(): boolean {
+      const me = this as unknown as Sequence;
+      return me.prefilled < me.context.length;
+    },
+  } as unknown as Sequence;
+}
+
+const hooks = (over: Partial<SchedulerHooks> = {}): SchedulerHooks => ({
+  bytesFor: (t) => t, decodeWidth: () => 1, start: () => undefined, preempt: (s) => ((s as { state: unknown }).state = null), ...over,
+});
+
+const config = { maxRunning: 16, maxQueued: 16, stateBudgetBytes: 1e9, maxBatchTokens: 2048, prefillChunk: Infinity, blockTokens: 64, reserveTokens: 4096, prefillLatencyFactor: 2 };
+
+describe("scheduler", () => {
+  test("step cost: decode-only time per row bucket, prefill time per token next to decoding", () => {
+    const c = new StepCost();
+    assert.equal(c.prefillBudget(4, 2, 64), 64, "nothing measured: the fallback");
+    c.record(4, 0, 100);
+    c.record(4, 50, 200);
+    assert.equal(c.decodeStepMs(4), 100);
+    assert.equal(c.prefillTokenMs, 2);
+    assert.equal(c.prefillBudget(4, 2, 64), 50, "(2 - 1) x 100 ms / 2 ms per token");
+    assert.equal(c.prefillBudget(4, 3, 64), 100);
+  });
+
+  test("alone, a long prompt takes the whole token budget in one chunk, ending on a block boundary", () => {
+    const s = new Scheduler(config);
+    s.enqueue(fakeSeq(1, 5000));
+    const plan = s.schedule(hooks());
+    assert.equal(plan.prefill.length, 1);
+    assert.equal(plan.prefill[0]!.tokens.length, 2048);
+    assert.equal(plan.prefill[0]!.final, false);
+  });
+
+  test("next to decoding streams, the prompt's chunk is what the latency budget allows", () => {
+    const s = new Scheduler(config);
+    for (let i = 0; i < 4; i++) s.enqueue(fakeSeq(i, 10, true));
+    s.enqueue(fakeSeq(9, 5000));
+    s.cost.record(4, 0, 100);
+    s.cost.record(4, 64, 228); // 2 ms per prompt token next to 4 rows
+    const plan = s.schedule(hooks());
+    assert.equal(plan.decode.length, 4);
+    assert.equal(plan.prefill[0]!.tokens.length, 50, "(2 - 1) x 100 ms / 2 ms, not block-aligned below one block");
+  });
+
+  test("a sequence whose reservation cannot grow preempts the newest running one", () => {
+    const s = new Scheduler({ ...config, stateBudgetBytes: 100, reserveTokens: 10 });
+    const a = fakeSeq(1, 30, true);
+    const b = fakeSeq(2, 30, true);
+    s.enqueue(a);
+    s.enqueue(b);
+    const preempted: Sequence[] = [];
+    s.schedule(hooks({ preempt: (seq) => preempted.push(seq) }));
+    assert.deepEqual(s.running, [a, b]);
+    (a.state as { length: number }).length = 60; // a outgrows its reservation of 40 tokens by more than the free 20
+    s.schedule(hooks({ preempt: (seq) => preempted.push(seq) }));
+    assert.deepEqual(preempted, [b]);
+    assert.deepEqual(s.running, [a]);
+    assert.deepEqual(s.waiting, [b], "the preempted sequence waits at the head of the queue");
+  });
+});
