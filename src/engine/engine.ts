@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { loadConfig, type ModelConfig } from "../model/config.js";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
 import { EngineError } from "./errors.js";
-import { modelIdentity } from "./identity.js";
+import { cacheIdentity, modelIdentity, precisionOf, shardDigestsFile } from "./identity.js";
 import { createChatCompletions } from "./openai.js";
 import { PrefixCache } from "./prefix-cache.js";
 import { resolveRequest } from "./request.js";
@@ -95,7 +95,7 @@ export class Engine implements EngineApi {
     const blockTokens = pc.blockTokens ?? 64;
     this.cache = pc.enabled === false
       ? null
-      : new PrefixCache({ identity, blockTokens, memoryBytes: pc.memoryBytes ?? GiB, dir: pc.dir, diskBytes: pc.diskBytes ?? 8 * GiB });
+      : new PrefixCache({ identity: cacheIdentity(identity, precisionOf(runner.info.bytesPerValue)), blockTokens, memoryBytes: pc.memoryBytes ?? GiB, dir: pc.dir, diskBytes: pc.diskBytes ?? 8 * GiB });
     this.scheduler = new Scheduler({
       maxRunning: opts.maxConcurrentSequences ?? 16,
       maxQueued: opts.maxQueuedRequests ?? 64,
@@ -124,9 +124,14 @@ export class Engine implements EngineApi {
       if (opts.signal?.aborted) throw new EngineError("aborted", "model load was aborted");
     };
     progress({ phase: "config", loaded: 0, total: 1 });
-    const identity = modelIdentity(dir);
     const cfg = loadConfig(dir);
     progress({ phase: "config", loaded: 1, total: 1 });
+    check();
+    const identity = await modelIdentity(dir, {
+      digestFile: opts.shardDigestsFile === undefined ? shardDigestsFile(opts.prefixCache?.dir) : opts.shardDigestsFile,
+      onProgress: (p) => progress({ phase: "identity", loaded: p.hashed, total: p.total, message: p.file }),
+      signal: opts.signal,
+    });
     check();
     let tokenizer: Tokenizer | null = null;
     if (existsSync(join(dir, "tokenizer.json"))) {

@@ -13,8 +13,12 @@ export type { ChatMessage, ToolDefinition, FinishReason, OutputDelta, ParsedOutp
 // ───────────────────────────── loading ─────────────────────────────
 
 export interface LoadProgress {
-  phase: "config" | "tokenizer" | "weights" | "prefix-cache" | "ready";
-  /** Units done / total in this phase (bytes for weights, entries for the cache). */
+  /**
+   * "identity": hashing checkpoint shards not hashed before (every byte, once; minutes for a
+   * full checkpoint the first time, a stat per shard after that).
+   */
+  phase: "config" | "identity" | "tokenizer" | "weights" | "prefix-cache" | "ready";
+  /** Units done / total in this phase (bytes for identity and weights, entries for the cache). */
   loaded: number;
   total: number;
   message?: string;
@@ -27,7 +31,10 @@ export interface PrefixCacheOptions {
   blockTokens?: number;
   /** LRU budget for in-memory snapshots (default 1 GiB). */
   memoryBytes?: number;
-  /** Persist snapshots here (`--cache-dir`); reloaded on start, only for the same model identity. */
+  /**
+   * Persist snapshots here (`--cache-dir`); reloaded on start, only for the same model identity
+   * and precision. The model's shard digests are remembered here too (shard-digests.json).
+   */
   dir?: string;
   /** Budget for the on-disk cache (default 8 GiB); oldest files are removed beyond it. */
   diskBytes?: number;
@@ -90,6 +97,13 @@ export interface EngineOptions {
    * stays free during a step; "inline" runs it on the calling thread (debugging, profiling).
    */
   runner?: "worker" | "inline";
+  /**
+   * Where the full-content digests of the checkpoint's shards are remembered, so the model
+   * identity is computed from every byte without re-reading the checkpoint at each load.
+   * Default: `<prefixCache.dir>/shard-digests.json`, else `<dsv4 home>/shard-digests.json`
+   * ($DSV4_HOME, else ~/.cache/dsv4). null: remember nothing, hash every shard at each load.
+   */
+  shardDigestsFile?: string | null;
   /** Default context limit for requests (default and maximum: the model's maxPositions). */
   contextLength?: number;
   prefixCache?: PrefixCacheOptions;
@@ -103,7 +117,10 @@ export interface EngineOptions {
 export interface ModelInfo {
   /** Public name (EngineOptions.modelName). */
   name: string;
-  /** Hex digest of config.json + tensor index/headers; keys the prefix cache. */
+  /**
+   * Hex digest of config.json, the shard index and every byte of every shard (identity.ts).
+   * The prefix cache is keyed by this plus the backend's precision (cacheIdentity).
+   */
   identity: string;
   /** Short fingerprint for responses (`fp_<10 hex>_dsv4`). */
   systemFingerprint: string;
