@@ -14,6 +14,7 @@ import { totalmem } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type ModelConfig } from "../model/config.js";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
+import { blockSalts } from "./cache-salt.js";
 import { EngineError } from "./errors.js";
 import { cacheIdentity, modelIdentity, precisionOf, shardDigestsFile } from "./identity.js";
 import { createChatCompletions } from "./openai.js";
@@ -306,7 +307,7 @@ export class Engine implements EngineApi {
     seq.state = { id: this.nextStateId++, length: 0, bytes: 0 };
     this.runner.create(seq.state.id);
     if (this.cache && seq.req.useCache) {
-      const hit = this.cache.lookup(seq.context, seq.req.cacheSalt);
+      const hit = this.cache.lookup(seq.context, blockSalts(seq.req));
       if (hit.snapshot) this.runner.restore(seq.state.id, hit.snapshot);
       seq.state.length = hit.tokens;
       seq.prefilled = hit.tokens;
@@ -387,7 +388,7 @@ export class Engine implements EngineApi {
     const end = start + w.tokens.length;
     // MTP inputs for the context's last positions only: (residual at i, token at i+1).
     const residualLast = w.final && seq.req.speculative ? Math.min(w.tokens.length, this.specWarmup + 1) : 0;
-    const insert = this.cache && seq.req.useCache ? this.cache.planInsert(seq.context, seq.req.cacheSalt, end, seq.cacheAnchor) : null;
+    const insert = this.cache && seq.req.useCache ? this.cache.planInsert(seq.context, blockSalts(seq.req), end, seq.cacheAnchor) : null;
     if (insert) seq.cacheAnchor = insert.anchor;
     const request: StepRequest = { id: seq.state!.id, tokens: w.tokens, logits: w.final ? "last" : "none", residualLast };
     if (insert?.capture) request.captureFrom = insert.capture.fromLength;

@@ -4,8 +4,9 @@
  * the state instead of prefilling it again.
  *
  * Keys form a hash chain over blocks of `blockTokens` tokens (key k covers
- * tokens [0, k·block)), salted with the model identity and the caller's
- * isolation id. A sequence is snapshotted at the block boundaries its prefill
+ * tokens [0, k·block)), rooted in the cache identity (model + precision);
+ * each block is salted with the request's isolation salt unless it lies
+ * wholly inside a shared prefix (cache-salt.ts). A sequence is snapshotted at the block boundaries its prefill
  * chunks end on; each entry is a delta on the sequence's previous snapshot
  * (see snapshot-delta.ts), so a hit needs that entry's whole parent chain.
  * Lookup tries the longest cached boundary first and falls back to shorter
@@ -15,6 +16,7 @@
 import { createHash } from "node:crypto";
 import type { SequenceSnapshot } from "../model/state.js";
 import { DiskCache } from "./cache-disk.js";
+import { saltOfBlock, type BlockSalts } from "./cache-salt.js";
 import { assemble, deltaBytes, type SnapshotDelta } from "./snapshot-delta.js";
 
 export interface PrefixCacheConfig {
@@ -75,14 +77,24 @@ export class PrefixCache {
     return this.disk?.size ?? 0;
   }
 
-  /** Chain keys of every whole block of `tokens` (keys[k-1] covers k blocks). */
-  keys(tokens: readonly number[], salt: string, blocks = Math.floor(tokens.length / this.blockTokens)): string[] {
+  /**
+   * Chain keys of every whole block of `tokens` (keys[k-1] covers k blocks). A block's key hashes
+   * the previous key (64 hex), its token ids (4·block bytes) and, unless its salt is "", "\0" and
+   * the salt: the fixed-length fields first, so no (tokens, salt) pair collides with another. A
+   * block after a shared prefix chains from the shared blocks' keys but carries the salt, so
+   * its entry is the tenant's own. A plain string is a salt with no shared prefix.
+   */
+  keys(tokens: readonly number[], salts: BlockSalts | string, blocks = Math.floor(tokens.length / this.blockTokens)): string[] {
+    const s = typeof salts === "string" ? { sharedTokens: 0, salt: salts } : salts;
     const out: string[] = [];
-    let prev = createHash("sha256").update(`${this.cfg.identity}\0${salt}`).digest("hex");
+    let prev = createHash("sha256").update(`${this.cfg.identity}\0`).digest("hex");
     const B = this.blockTokens;
     for (let k = 0; k < blocks; k++) {
       const ids = Int32Array.from(tokens.slice(k * B, (k + 1) * B));
-      prev = createHash("sha256").update(prev).update(new Uint8Array(ids.buffer)).digest("hex");
+      const h = createHash("sha256").update(prev).update(new Uint8Array(ids.buffer));
+      const salt = saltOfBlock(s, (k + 1) * B);
+      if (salt !== "") h.update("\0").update(salt, "utf8");
+      prev = h.digest("hex");
       out.push(prev);
     }
     return out;
@@ -96,7 +108,7 @@ export class PrefixCache {
    * The state of the longest cached prefix of `tokens`, leaving at least one token to
    * prefill so the last position has logits.
    */
-  lookup(tokens: readonly number[], salt: string): PrefixHit {
+  lookup(tokens: readonly number[], salt: BlockSalts | string): PrefixHit {
     const maxBlocks = Math.floor((tokens.length - 1) / this.blockTokens);
     const keys = this.keys(tokens, salt, Math.max(0, maxBlocks));
     for (let n = keys.length; n > 0; n--) {
@@ -138,7 +150,7 @@ export class PrefixCache {
    * boundary not cached yet, asks for a capture (a delta on `parent`, the sequence's last
    * anchor); a boundary already cached just becomes the new anchor.
    */
-  planInsert(tokens: readonly number[], salt: string, length: number, parent: CacheAnchor | null): InsertPlan {
+  planInsert(tokens: readonly number[], salt: BlockSalts | string, length: number, parent: CacheAnchor | null): InsertPlan {
     const B = this.blockTokens;
     if (length === 0 || length % B !== 0) return { anchor: parent, capture: null };
     const keys = this.keys(tokens, salt, length / B);

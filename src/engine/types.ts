@@ -197,6 +197,14 @@ export interface GenerateRequest extends SamplingOptions {
   speculative?: boolean | null;
   /** Isolates prefix-cache entries (spec §A.2 user_id): different ids never share cache. */
   user_id?: string | null;
+  /**
+   * Whose request this is, for prefix-cache isolation: an opaque, stable id of the account (the
+   * server derives it from the API key by hashing; never put a secret here). Requests of
+   * different tenants never share cache entries, whatever their user_id, except the blocks of a
+   * shared prefix. Default "": every request without a
+   * tenant is one tenant (a server without API keys).
+   */
+  tenant?: string;
   /** Use the prefix cache (default true). */
   cache?: boolean;
   /** Cancels: the sequence is freed and the generation finishes with EngineError "aborted". */
@@ -328,6 +336,8 @@ export interface ChatCompletionCreateParams extends SamplingOptions {
   reasoning_budget?: number | null;
   speculative?: boolean | null;
   user_id?: string | null;
+  /** GenerateRequest.tenant: prefix-cache isolation between accounts. */
+  tenant?: string;
   max_completion_tokens?: number | null;
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean } | null;
