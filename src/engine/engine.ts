@@ -23,6 +23,7 @@ import { resolveRequest } from "./request.js";
 import { startRunner, type Runner, type StepOutput, type StepRequest } from "./runner/index.js";
 import { Scheduler, type PrefillWork, type SchedulerHooks } from "./scheduler.js";
 import { Sequence, type SequenceEnv } from "./sequence.js";
+import { SharedPrefixes } from "./shared-prefix.js";
 import { ChatSessionImpl } from "./session.js";
 import { draftTokens, verifyDraft, type Draft } from "./speculative.js";
 import { stateBytes } from "../model/state-size.js";
@@ -49,6 +50,7 @@ export class Engine implements EngineApi {
   readonly chat: { completions: ChatCompletions };
   private readonly scheduler: Scheduler;
   private readonly cache: PrefixCache | null;
+  private readonly sharedPrefixes: SharedPrefixes;
   private readonly env: SequenceEnv;
   private readonly specWarmup: number;
   private readonly specDefault: boolean;
@@ -94,6 +96,7 @@ export class Engine implements EngineApi {
     };
     const pc = opts.prefixCache ?? {};
     const blockTokens = pc.blockTokens ?? 64;
+    this.sharedPrefixes = new SharedPrefixes(pc.sharedPrefixes ?? [], tokenizer);
     this.cache = pc.enabled === false
       ? null
       : new PrefixCache({ identity: cacheIdentity(identity, precisionOf(runner.info.bytesPerValue)), blockTokens, memoryBytes: pc.memoryBytes ?? GiB, dir: pc.dir, diskBytes: pc.diskBytes ?? 8 * GiB });
@@ -171,6 +174,7 @@ export class Engine implements EngineApi {
       vocabSize: this.model.vocabSize,
       speculativeDefault: this.specDefault,
       hasMtp: this.model.hasMtp,
+      sharedPrefixes: this.sharedPrefixes,
     });
   }
 

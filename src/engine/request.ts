@@ -11,6 +11,7 @@ import { constraintSpec, type ConstraintSpec } from "./constraints/index.js";
 import { EngineError } from "./errors.js";
 import { randomSeed } from "./rng.js";
 import type { SamplingParams } from "./sampler.js";
+import type { SharedPrefixes } from "./shared-prefix.js";
 import type { GenerateRequest, ThinkingSetting } from "./types.js";
 
 export interface ResolvedRequest {
@@ -41,6 +42,8 @@ export interface ResolveContext {
   vocabSize: number;
   speculativeDefault: boolean;
   hasMtp: boolean;
+  /** Operator-declared shareable system prompts (absent: none). */
+  sharedPrefixes?: SharedPrefixes | null;
 }
 
 const bad = (param: string, message: string) => new EngineError("invalid_request", `${param}: ${message}`, { param });
@@ -71,7 +74,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
   let mode: ThinkingMode = "chat";
   let promptTokens: number[];
   let startsInReasoning = false;
-  const sharedPrefixTokens = 0;
+  let sharedPrefixTokens = 0;
   const needTokenizer = (what: string) => {
     if (!ctx.tokenizer) throw bad(what, "this model directory has no tokenizer.json; pass prompt_tokens");
     return ctx.tokenizer;
@@ -87,6 +90,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
       const text = encodeMessages(req.messages, { thinking_mode: mode, reasoning_effort: effort, tools });
       startsInReasoning = mode === "thinking" && endsInReasoning(text);
       promptTokens = tok.encode(text);
+      sharedPrefixTokens = ctx.sharedPrefixes?.tokens(text, promptTokens, { thinking_mode: mode, reasoning_effort: effort }) ?? 0;
     } else if (req.fim !== undefined) {
       const tok = needTokenizer("prompt");
       promptTokens = tok.encode(encodeFim(req.fim));

@@ -38,6 +38,13 @@ export interface PrefixCacheOptions {
   dir?: string;
   /** Budget for the on-disk cache (default 8 GiB); oldest files are removed beyond it. */
   diskBytes?: number;
+  /**
+   * System prompts declared shareable across tenants (`--shared-prefix FILE`). When a chat
+   * request's prompt starts with one rendered as its first (system) message, the cache blocks
+   * that lie wholly inside it are shared by every tenant and user_id; later blocks stay
+   * isolated. Only declare text that is no secret: any tenant can tell it was cached.
+   */
+  sharedPrefixes?: string[];
 }
 
 export interface SpeculativeOptions {
@@ -201,7 +208,7 @@ export interface GenerateRequest extends SamplingOptions {
    * Whose request this is, for prefix-cache isolation: an opaque, stable id of the account (the
    * server derives it from the API key by hashing; never put a secret here). Requests of
    * different tenants never share cache entries, whatever their user_id, except the blocks of a
-   * shared prefix. Default "": every request without a
+   * shared prefix (PrefixCacheOptions.sharedPrefixes). Default "": every request without a
    * tenant is one tenant (a server without API keys).
    */
   tenant?: string;

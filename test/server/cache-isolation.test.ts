@@ -1,6 +1,7 @@
 /**
  * Prefix-cache isolation through the real server: a cache hit is visible in usage, so one API
- * key must never hit another key's entries (a prefix oracle).
+ * key must never hit another key's entries (a prefix oracle), except inside a system prompt the
+ * operator declared shareable.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -8,12 +9,13 @@ import { makeKey } from "../../src/server/auth.js";
 import { MODEL, postJson, realServer, type TestServer } from "./helpers.js";
 
 const BLOCK = 16;
+const SYSTEM = "You are the help desk of a hardware shop. Be concise and polite, quote prices in euros, and suggest at most two products per answer. ".repeat(2);
 
 describe("prefix cache isolation between API keys", () => {
   let server: TestServer;
   before(async () => {
     server = await realServer(
-      { prefixCache: { blockTokens: BLOCK } },
+      { prefixCache: { blockTokens: BLOCK, sharedPrefixes: [SYSTEM] } },
       { apiKeys: [makeKey("sk-tenant-one"), makeKey("sk-tenant-two")] },
     );
   });
@@ -45,6 +47,27 @@ describe("prefix cache isolation between API keys", () => {
     assert.ok((await chat("sk-tenant-one", prompt, { user_id: "alice" })).prompt_cache_hit_tokens > 0);
     assert.equal((await chat("sk-tenant-one", prompt, { user_id: "bob" })).prompt_cache_hit_tokens, 0);
     assert.equal((await chat("sk-tenant-one", prompt)).prompt_cache_hit_tokens, 0, "no user_id is another user too");
+  });
+
+  test("a shareable system prompt's blocks hit across keys; the rest of the prompt does not", async () => {
+    const messages = [{ role: "system", content: SYSTEM }, { role: "user", content: "Which cordless drill should I buy for occasional use at home, and why?" }];
+    const full = server.engine.promptTokens({ messages: messages as never, thinking: { type: "disabled" } });
+    const alone = server.engine.promptTokens({ messages: [messages[0]] as never, thinking: { type: "disabled" } });
+    let shared = 0;
+    while (shared < alone.length && alone[shared] === full[shared]) shared++;
+    const sharedBlocks = Math.floor(shared / BLOCK) * BLOCK;
+    const ownBlocks = Math.floor((full.length - 1) / BLOCK) * BLOCK;
+    assert.ok(sharedBlocks >= 2 * BLOCK && ownBlocks > sharedBlocks, `test prompt too short: ${shared} shared of ${full.length}`);
+
+    assert.equal((await chat("sk-tenant-one", messages)).prompt_cache_hit_tokens, 0);
+    assert.equal((await chat("sk-tenant-two", messages)).prompt_cache_hit_tokens, sharedBlocks, "key two reuses the shared system prompt only");
+    assert.equal((await chat("sk-tenant-one", messages)).prompt_cache_hit_tokens, ownBlocks, "key one has its whole prompt");
+    assert.equal((await chat("sk-tenant-two", messages, { user_id: "carol" })).prompt_cache_hit_tokens, sharedBlocks, "shared across user ids too");
+
+    // The same question under another (unshared) system prompt shares nothing.
+    const other = [{ role: "system", content: SYSTEM.toUpperCase() }, messages[1]];
+    assert.equal((await chat("sk-tenant-one", other)).prompt_cache_hit_tokens, 0);
+    assert.equal((await chat("sk-tenant-two", other)).prompt_cache_hit_tokens, 0);
   });
 
   test("the Anthropic route isolates keys too (x-api-key)", async () => {
