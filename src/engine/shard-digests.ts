@@ -18,6 +18,8 @@ import { dirname } from "node:path";
 import { EngineError } from "./errors.js";
 
 const FORMAT = "dsv4-shard-digests-v1";
+/** Far more shards than a machine's checkpoints have; bounds the file (about 200 bytes an entry). */
+const MAX_ENTRIES = 4096;
 /** Read size: syscalls are cheap per byte at this size (about 1 GB/s here either way), and each
  * chunk's hashing holds the event loop for only a few ms. */
 const CHUNK_BYTES = 4 << 20;
@@ -79,22 +81,32 @@ export class ShardDigests {
   }
 
   /**
-   * Remembers a digest and writes the file. Entries of other files whose stamp no longer
-   * matches (deleted or rewritten shards, other checkpoints' included) are dropped, so the
-   * file stays small. A failed write costs only a re-hash at the next start: one warning.
+   * Remembers a digest and writes the file. Stale entries of the same folder (deleted or
+   * rewritten shards) are dropped; other folders' entries are kept even when their files are
+   * out of reach (an unmounted disk must not cost a re-hash of its checkpoint), up to
+   * MAX_ENTRIES, oldest dropped first. A failed write costs only a re-hash at the next start:
+   * one warning.
    */
   async remember(path: string, stamp: FileStamp, sha256: string): Promise<void> {
+    this.known.delete(path);
     this.known.set(path, { ...stamp, sha256 });
     if (this.file === null) return;
     try {
-      // Another process may have added its shards since we read: merge, ours winning.
+      // Another process may have added its shards since we read: merge, ours winning and newest.
       const onDisk = await readStore(this.file);
       const merged = new Map(typeof onDisk === "string" ? [] : (onDisk ?? []));
-      for (const [p, d] of this.known) merged.set(p, d);
+      for (const [p, d] of this.known) {
+        merged.delete(p);
+        merged.set(p, d);
+      }
       for (const [p, d] of [...merged]) {
-        if (p === path) continue;
+        if (p === path || dirname(p) !== dirname(path)) continue;
         const now = await stat(p, { bigint: true }).catch(() => null);
         if (!now || !sameStamp(d, stampOf(now))) merged.delete(p);
+      }
+      for (const p of merged.keys()) {
+        if (merged.size <= MAX_ENTRIES) break;
+        merged.delete(p);
       }
       await writeAtomic(this.file, JSON.stringify({ format: FORMAT, shards: Object.fromEntries(merged) }, null, 1) + "\n");
     } catch (err) {

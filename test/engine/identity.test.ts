@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
@@ -115,6 +115,21 @@ describe("model identity", () => {
       assert.equal((await identify(dir, file)).total, 0);
     });
   }
+
+  test("the digest file drops stale entries of the same folder but keeps other folders' (an unmounted disk is not a deleted one)", async () => {
+    const dir = fakeCheckpoint();
+    const file = join(tempDir("home"), "shard-digests.json");
+    const away = { size: 1, mtimeNs: "1", ino: "1", dev: "1", sha256: "0".repeat(64) };
+    writeFileSync(file, JSON.stringify({
+      format: "dsv4-shard-digests-v1",
+      shards: { "/mnt/offline/model-00001.safetensors": away, [join(realpathSync(dir), "deleted.safetensors")]: away },
+    }));
+    await identify(dir, file);
+    const kept = Object.keys(JSON.parse(readFileSync(file, "utf8")).shards);
+    assert.ok(kept.includes("/mnt/offline/model-00001.safetensors"));
+    assert.ok(!kept.some((p) => p.endsWith("deleted.safetensors")));
+    assert.equal(kept.length, 3);
+  });
 
   test("an unwritable digest location costs one warning and a re-hash next time, never the load", async () => {
     const dir = fakeCheckpoint();
