@@ -6,9 +6,10 @@
  * Keys form a hash chain over blocks of `blockTokens` tokens (key k covers
  * tokens [0, k·block)), rooted in the cache identity (model + precision);
  * each block is salted with the request's isolation salt unless it lies
- * wholly inside a shared prefix (cache-salt.ts). A sequence is snapshotted at the block boundaries its prefill
- * chunks end on; each entry is a delta on the sequence's previous snapshot
- * (see snapshot-delta.ts), so a hit needs that entry's whole parent chain.
+ * wholly inside a shared prefix (cache-salt.ts). A sequence is snapshotted
+ * at the block boundaries its prefill chunks end on; each entry is a delta on
+ * the sequence's previous snapshot (see snapshot-delta.ts), so a hit needs
+ * that entry's whole parent chain.
  * Lookup tries the longest cached boundary first and falls back to shorter
  * ones when a chain is broken. Memory is an LRU within a byte budget; when a
  * directory is configured every entry is also written there.
