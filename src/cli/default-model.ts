@@ -5,20 +5,15 @@
  * tests and benchmarks can run without a 150 GB download.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
 import { dirname, join } from "node:path";
+import { dsv4Home } from "../home.js";
 import { writeTinyCheckpoint } from "../tiny/tiny.js";
+
+export { dsv4Home };
 
 export const DEFAULT_MODEL_PRESET = "tiny";
 export const DEFAULT_MODEL_SEED = 0;
 const MARKER = ".dsv4-default-model";
-
-/** $DSV4_HOME, else $XDG_CACHE_HOME/dsv4, else ~/.cache/dsv4. */
-export function dsv4Home(): string {
-  if (process.env.DSV4_HOME) return process.env.DSV4_HOME;
-  const cache = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
-  return join(cache, "dsv4");
-}
 
 export function defaultModelDir(): string {
   return join(dsv4Home(), "default-model");

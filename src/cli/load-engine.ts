@@ -29,7 +29,8 @@ export async function loadEngine(modelDir: string | undefined, options: EngineOp
     }
     const engine = await Engine.load(dir, {
       ...options,
-      onProgress: (p) => bar?.update({ phase: p.phase, loaded: p.loaded, total: p.total }),
+      // A checkpoint's first load hashes all of it (minutes for a real one): say why it waits.
+      onProgress: (p) => bar?.update({ phase: p.phase === "identity" ? "hashing the checkpoint (remembered for later loads)" : p.phase, loaded: p.loaded, total: p.total }),
     });
     return { engine, dir, isDefault };
   } catch (err) {

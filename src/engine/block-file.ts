@@ -1,25 +1,22 @@
 /**
- * One prefix-cache block as bytes: a JSON header (who it is, where it sits in the tree,
- * the shape of each array) and the arrays, with a SHA-256 of everything after the header
- * length. `decodeBlockFile` never throws and never trusts the file: every length is
- * checked against the file size before anything is allocated, the checksum before any
- * array is read, and the block's shape against the model (state-blocks.ts).
+ * One prefix-cache block as a cache entry (cache-file.ts): the header says who the block
+ * is (key, parent, token range), how its arrays are laid out and their kinds; the parts are
+ * the arrays' bytes. Decoding trusts nothing: the kinds and counts must add up to the parts
+ * the file really has, and the block's shape must fit the model (state-blocks.ts), before
+ * anything restores from it.
  */
-import { createHash } from "node:crypto";
 import type { Vec } from "../kernels/backend.js";
 import type { ModelConfig } from "../model/config.js";
 import { blockShapeError, type CompressorTip, type RowsBlock, type StateBlock } from "../model/state-blocks.js";
 import type { PackedRows } from "../model/state-codec.js";
 
-const MAGIC = "dsv4-prefix-block-v2";
-/** Headers of a 1M-token model stay far below this; a larger length field is corruption. */
-const MAX_HEADER_BYTES = 1 << 20;
+export const BLOCK_KIND = "dsv4-prefix-block-v2";
 
 type Kind = "u8" | "f32" | "f64";
 type AnyArray = Uint8Array | Float32Array | Float64Array;
 
-export interface BlockFileHeader {
-  magic: string;
+export interface BlockHeader {
+  kind: string;
   identity: string;
   key: string;
   parent: string | null;
@@ -28,14 +25,15 @@ export interface BlockFileHeader {
   end: number;
   layers: Array<{ c: { from: number; count: number } | null; i: { from: number; count: number } | null }>;
   tip: Array<{ w: number; c: boolean | null; i: boolean | null }> | null;
-  arrays: Array<[Kind, number]>;
-  sha256: string;
+  /** Kind of each part, in order. */
+  arrays: Kind[];
 }
 
 const kindOf = (a: AnyArray): Kind => (a instanceof Float64Array ? "f64" : a instanceof Float32Array ? "f32" : "u8");
-const width: Record<Kind, number> = { u8: 1, f32: 4, f64: 8 };
+const WIDTH: Record<Kind, number> = { u8: 1, f32: 4, f64: 8 };
 
-function flatten(b: StateBlock): { arrays: AnyArray[]; layers: BlockFileHeader["layers"]; tip: BlockFileHeader["tip"] } {
+/** The header and the parts to write for `b`. */
+export function blockEntry(meta: { identity: string; key: string; parent: string | null; provisional: boolean }, b: StateBlock): { header: BlockHeader; parts: Uint8Array[] } {
   const arrays: AnyArray[] = [];
   const packed = (p: PackedRows) => arrays.push(p.codes, p.exps, p.raw as AnyArray);
   const rows = (r: RowsBlock | null) => {
@@ -56,97 +54,65 @@ function flatten(b: StateBlock): { arrays: AnyArray[]; layers: BlockFileHeader["
         return { w: t.window.count, c: tipC(t.compressor), i: tipC(t.indexer) };
       })
     : null;
-  return { arrays, layers, tip };
-}
-
-export function encodeBlockFile(meta: { identity: string; key: string; parent: string | null; provisional: boolean }, b: StateBlock): Buffer {
-  const { arrays, layers, tip } = flatten(b);
-  const parts: Buffer[] = [];
-  let off = 0;
-  for (const a of arrays) {
-    const pad = (width[kindOf(a)] - (off % width[kindOf(a)])) % width[kindOf(a)];
-    if (pad) parts.push(Buffer.alloc(pad));
-    parts.push(Buffer.from(a.buffer, a.byteOffset, a.byteLength));
-    off += pad + a.byteLength;
-  }
-  const payload = Buffer.concat(parts);
-  const header: BlockFileHeader = {
-    magic: MAGIC, ...meta, start: b.start, end: b.end, layers, tip,
-    arrays: arrays.map((a) => [kindOf(a), a.length]), sha256: createHash("sha256").update(payload).digest("hex"),
+  return {
+    header: { kind: BLOCK_KIND, ...meta, start: b.start, end: b.end, layers, tip, arrays: arrays.map(kindOf) },
+    parts: arrays.map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength)),
   };
-  const h = Buffer.from(JSON.stringify(header), "utf8");
-  const len = Buffer.alloc(8);
-  len.writeUInt32LE(h.length, 0);
-  // The payload starts 8-aligned, so float arrays can be viewed in place.
-  const pad = Buffer.alloc((8 - ((8 + h.length) % 8)) % 8);
-  return Buffer.concat([len, h, pad, payload]);
 }
 
-/** Just the header (for the index at start-up); an error string when it is not a valid one. */
-export function decodeBlockHeader(buf: Buffer): { header: BlockFileHeader; payloadAt: number } | { error: string } {
-  if (buf.length < 8) return { error: "shorter than its length field" };
-  const n = buf.readUInt32LE(0);
-  if (n === 0 || n > MAX_HEADER_BYTES || 8 + n > buf.length) return { error: `header length ${n} does not fit the file (${buf.length} bytes)` };
-  let header: BlockFileHeader;
-  try {
-    header = JSON.parse(buf.subarray(8, 8 + n).toString("utf8")) as BlockFileHeader;
-  } catch {
-    return { error: "header is not JSON" };
-  }
-  if (typeof header !== "object" || header === null || header.magic !== MAGIC) return { error: "not a dsv4 prefix-cache block" };
-  if (typeof header.key !== "string" || !(header.parent === null || typeof header.parent === "string")) return { error: "bad key or parent" };
-  if (!Array.isArray(header.arrays) || !Array.isArray(header.layers) || !(header.tip === null || Array.isArray(header.tip))) return { error: "bad header shape" };
-  if (typeof header.sha256 !== "string" || typeof header.provisional !== "boolean") return { error: "bad header shape" };
-  return { header, payloadAt: 8 + n + ((8 - ((8 + n) % 8)) % 8) };
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** Why a header cannot be a block of this cache, or null (checked before the payload is used). */
+export function blockHeaderError(h: Record<string, unknown>, identity: string): string | null {
+  if (h.kind !== BLOCK_KIND) return "not a prefix-cache block of this version";
+  if (h.identity !== identity) return "written for another model identity or precision";
+  if (typeof h.key !== "string" || !(h.parent === null || typeof h.parent === "string")) return "bad key or parent";
+  if (!isInt(h.start) || !isInt(h.end) || h.end <= h.start || typeof h.provisional !== "boolean") return "bad token range";
+  if (!Array.isArray(h.layers) || !(h.tip === null || Array.isArray(h.tip)) || !Array.isArray(h.arrays)) return "bad layout";
+  return null;
 }
 
-/** The block a file holds, checked against its checksum and the model; an error string otherwise. */
-export function decodeBlockFile(buf: Buffer, cfg: ModelConfig, dtype: "f32" | "f64"): { header: BlockFileHeader; block: StateBlock } | { error: string } {
-  const h = decodeBlockHeader(buf);
-  if ("error" in h) return h;
-  const { header, payloadAt } = h;
-  let off = 0;
-  const spans: Array<[Kind, number, number]> = [];
-  for (const entry of header.arrays) {
-    if (!Array.isArray(entry) || !(entry[0] === "u8" || entry[0] === dtype) || !Number.isSafeInteger(entry[1]) || entry[1] < 0) return { error: "bad array entry" };
-    const w = width[entry[0]];
-    off += (w - (off % w)) % w;
-    spans.push([entry[0], off, entry[1]]);
-    off += entry[1] * w;
+/** The block in an entry read from disk (header already passed blockHeaderError). */
+export function blockFromEntry(h: BlockHeader, parts: Uint8Array[], cfg: ModelConfig, dtype: "f32" | "f64"): StateBlock | { error: string } {
+  if (h.arrays.length !== parts.length) return { error: `${parts.length} parts for ${h.arrays.length} arrays` };
+  const arrays: AnyArray[] = [];
+  for (let k = 0; k < parts.length; k++) {
+    const kind = h.arrays[k];
+    const p = parts[k]!;
+    if (kind !== "u8" && kind !== dtype) return { error: `array ${k} is ${String(kind)}, this backend stores ${dtype}` };
+    if (p.byteLength % WIDTH[kind] !== 0) return { error: `array ${k}: ${p.byteLength} bytes of ${kind}` };
+    // Parts start 8-aligned in the file's buffer (cache-file.ts), so floats are viewed in place.
+    arrays.push(kind === "u8" ? p : kind === "f32" ? new Float32Array(p.buffer, p.byteOffset, p.byteLength / 4) : new Float64Array(p.buffer, p.byteOffset, p.byteLength / 8));
   }
-  if (payloadAt + off !== buf.length) return { error: `payload is ${buf.length - payloadAt} bytes, the header describes ${off}` };
-  const payload = buf.subarray(payloadAt);
-  if (createHash("sha256").update(payload).digest("hex") !== header.sha256) return { error: "checksum mismatch" };
-  // Copies, so the block owns aligned memory whatever the read buffer was.
-  const arrays: AnyArray[] = spans.map(([k, at, n]) => {
-    const bytes = payload.subarray(at, at + n * width[k]);
-    const out = k === "u8" ? new Uint8Array(n) : k === "f32" ? new Float32Array(n) : new Float64Array(n);
-    new Uint8Array(out.buffer).set(bytes);
-    return out;
-  });
   let i = 0;
-  const next = () => {
-    const a = arrays[i++];
+  /** The next array, which the layout says is of `kind` ("float": the backend's float type). */
+  const next = (kind: "u8" | "float"): AnyArray => {
+    const a = arrays[i];
     if (!a) throw new Error("fewer arrays than the layout needs");
+    if ((kind === "u8") !== (h.arrays[i] === "u8")) throw new Error(`array ${i} is ${h.arrays[i]}, the layout needs ${kind}`);
+    i++;
     return a;
   };
-  const packed = (count: number): PackedRows => ({ count, codes: next() as Uint8Array, exps: next() as Uint8Array, raw: next() as Vec });
+  const packed = (count: unknown): PackedRows => {
+    if (!isInt(count)) throw new Error("bad row count");
+    return { count, codes: next("u8") as Uint8Array, exps: next("u8") as Uint8Array, raw: next("float") as Vec };
+  };
   try {
-    const layers = header.layers.map((l) => ({
+    const layers = h.layers.map((l) => ({
       compressor: l.c ? { from: l.c.from, rows: packed(l.c.count) } : null,
       indexer: l.i ? { from: l.i.from, rows: packed(l.i.count) } : null,
     }));
     const tipC = (prev: boolean | null): CompressorTip | null => {
       if (prev === null) return null;
-      const prevKv = prev ? (next() as Vec) : null;
-      const prevScore = prev ? (next() as Vec) : null;
-      return { prevKv, prevScore, kv: next() as Vec, score: next() as Vec };
+      const prevKv = prev ? (next("float") as Vec) : null;
+      const prevScore = prev ? (next("float") as Vec) : null;
+      return { prevKv, prevScore, kv: next("float") as Vec, score: next("float") as Vec };
     };
-    const tip = header.tip ? header.tip.map((t) => ({ window: packed(t.w), compressor: tipC(t.c), indexer: tipC(t.i) })) : null;
+    const tip = h.tip ? h.tip.map((t) => ({ window: packed(t.w), compressor: tipC(t.c), indexer: tipC(t.i) })) : null;
     if (i !== arrays.length) return { error: "more arrays than the layout needs" };
-    const block: StateBlock = { start: header.start, end: header.end, layers, tip };
+    const block: StateBlock = { start: h.start, end: h.end, layers, tip };
     const err = blockShapeError(cfg, block);
-    return err ? { error: err } : { header, block };
+    return err ? { error: err } : block;
   } catch (e) {
     return { error: (e as Error).message };
   }

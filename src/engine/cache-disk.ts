@@ -1,18 +1,18 @@
 /**
- * The prefix cache's disk tier (`--cache-dir`): one file per tree node, named by its
- * chain key, in a folder named by the cache identity. Nothing found there is trusted:
- * at start-up only regular `.blk` files whose header parses are indexed (anything else is
- * skipped, with one warning for files that look like ours but are broken), and a block is
- * fully checked (checksum, shape against the model) when it is read; a bad one is removed
- * and becomes a miss. Writes go to a temporary name and are renamed into place, so a crash
- * leaves a whole file or none.
+ * The prefix cache's disk tier (`--cache-dir`): one entry file (cache-file.ts) per tree
+ * node, named by its chain key, in a folder named by the cache identity. Nothing found
+ * there is trusted: at start-up only `.blk` files whose header checks out are indexed
+ * (a broken one is removed with one warning; symlinks and directories are skipped, never
+ * followed or removed), and a block is fully checked (checksum, shape against the model)
+ * when it is read; a bad one is removed and becomes a miss.
  */
-import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, unlinkSync } from "node:fs";
-import { rename, unlink, utimes, writeFile } from "node:fs/promises";
+import { mkdirSync, readdirSync, unlinkSync } from "node:fs";
+import { utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { ModelConfig } from "../model/config.js";
 import type { StateBlock } from "../model/state-blocks.js";
-import { decodeBlockFile, decodeBlockHeader, encodeBlockFile } from "./block-file.js";
+import { blockEntry, blockFromEntry, blockHeaderError, type BlockHeader } from "./block-file.js";
+import { isEntryError, readEntry, readEntryHeader, writeEntry } from "./cache-file.js";
 
 export interface DiskEntry {
   key: string;
@@ -25,7 +25,6 @@ export interface DiskEntry {
   mtimeMs: number;
 }
 
-const MAX_HEADER_BYTES = 1 << 20;
 const KEY = /^[0-9a-f]{64}$/;
 
 export class BlockStore {
@@ -44,7 +43,7 @@ export class BlockStore {
     this.dir = join(root, identity.slice(0, 32));
     mkdirSync(this.dir, { recursive: true });
     for (const name of readdirSync(this.dir)) {
-      if (!name.endsWith(".blk") || !KEY.test(name.slice(0, -4))) continue;
+      if (!name.endsWith(".blk") || !KEY.test(name.slice(0, -4))) continue; // not ours: leave it alone
       const entry = this.probe(name.slice(0, -4));
       if (entry) {
         this.index.set(entry.key, entry);
@@ -59,39 +58,24 @@ export class BlockStore {
 
   /** The header of an entry at start-up; null (with a warning, the file removed) when it is not usable. */
   private probe(key: string): DiskEntry | null {
-    const file = this.file(key);
-    let st;
-    try {
-      st = lstatSync(file);
-    } catch {
-      return null;
+    const r = readEntryHeader(this.file(key));
+    if ("error" in r) {
+      // Symlinks and directories are not ours to remove: skip them, once, without touching them.
+      if (/symbolic link|directory|not a regular file/.test(r.error)) {
+        this.warn(`dsv4: warning: ${r.error}; skipped`);
+        return null;
+      }
+      return this.bad(key, r.error);
     }
-    // Symlinks and directories are not ours to follow or remove.
-    if (!st.isFile()) return null;
-    let fd: number | undefined;
-    try {
-      fd = openSync(file, "r");
-      const len = Buffer.alloc(8);
-      if (readSync(fd, len, 0, 8, 0) < 8) return this.bad(key, "shorter than its length field");
-      const n = len.readUInt32LE(0);
-      if (n === 0 || n > MAX_HEADER_BYTES || 8 + n > st.size) return this.bad(key, `header length ${n} does not fit the file (${st.size} bytes)`);
-      const buf = Buffer.alloc(8 + n);
-      readSync(fd, buf, 0, buf.length, 0);
-      const h = decodeBlockHeader(buf);
-      if ("error" in h) return this.bad(key, h.error);
-      const hd = h.header;
-      if (hd.key !== key || !Number.isSafeInteger(hd.start) || !Number.isSafeInteger(hd.end)) return this.bad(key, "header names another entry");
-      if (hd.identity !== this.identity) return this.bad(key, "written for another model");
-      return { key, parent: hd.parent, start: hd.start, end: hd.end, provisional: hd.provisional, hasTip: hd.tip !== null, bytes: st.size, mtimeMs: st.mtimeMs };
-    } catch (e) {
-      return this.bad(key, (e as Error).message);
-    } finally {
-      if (fd !== undefined) closeSync(fd);
-    }
+    const h = r.header;
+    const err = blockHeaderError(h, this.identity) ?? (h.key !== key ? "header names another entry" : null);
+    if (err) return this.bad(key, `cache entry ${this.file(key)}: ${err}`);
+    const hd = h as unknown as BlockHeader;
+    return { key, parent: hd.parent, start: hd.start, end: hd.end, provisional: hd.provisional, hasTip: hd.tip !== null, bytes: r.bytes, mtimeMs: Date.now() };
   }
 
   private bad(key: string, why: string): null {
-    this.warn(`dsv4: warning: prefix cache entry ${this.file(key)} is unusable (${why}); dropped`);
+    this.warn(`dsv4: warning: prefix cache entry unusable (${why}); dropped, a miss`);
     this.unlinkQuietly(this.file(key));
     return null;
   }
@@ -122,35 +106,30 @@ export class BlockStore {
   /** The block, fully checked; null (the entry dropped with a warning) when it is not usable. */
   read(key: string): StateBlock | null {
     if (!this.index.has(key)) return null;
-    let buf: Buffer;
-    try {
-      buf = readFileSync(this.file(key));
-    } catch (e) {
-      this.forget(key);
-      return this.bad(key, (e as Error).message);
-    }
-    const r = decodeBlockFile(buf, this.cfg, this.dtype);
-    if ("error" in r || r.header.key !== key || r.header.identity !== this.identity) {
-      this.forget(key);
-      return this.bad(key, "error" in r ? r.error : "header names another entry");
-    }
-    return r.block;
+    this.forget(key);
+    const r = readEntry(this.file(key), (h) => blockHeaderError(h, this.identity) ?? (h.key !== key ? "header names another entry" : null));
+    if (isEntryError(r)) return this.bad(key, r.error);
+    const block = blockFromEntry(r.header as unknown as BlockHeader, r.payload, this.cfg, this.dtype);
+    if ("error" in block) return this.bad(key, `cache entry ${this.file(key)}: ${block.error}`);
+    const h = r.header as unknown as BlockHeader;
+    const bytes = r.payload.reduce((n, p) => n + p.byteLength, 0);
+    this.index.set(key, { key, parent: h.parent, start: h.start, end: h.end, provisional: h.provisional, hasTip: h.tip !== null, bytes, mtimeMs: Date.now() });
+    this.total += bytes;
+    return block;
   }
 
   /** Queues a write (replacing an existing entry of the same key); returns at once. */
   write(key: string, parent: string | null, provisional: boolean, block: StateBlock): void {
-    const bytes = encodeBlockFile({ identity: this.identity, key, parent, provisional }, block);
+    const { header, parts } = blockEntry({ identity: this.identity, key, parent, provisional }, block);
+    const bytes = parts.reduce((n, p) => n + p.byteLength, 0);
     this.forget(key);
-    this.index.set(key, { key, parent, start: block.start, end: block.end, provisional, hasTip: block.tip !== null, bytes: bytes.length, mtimeMs: Date.now() });
-    this.total += bytes.length;
+    this.index.set(key, { key, parent, start: block.start, end: block.end, provisional, hasTip: block.tip !== null, bytes, mtimeMs: Date.now() });
+    this.total += bytes;
     const file = this.file(key);
-    const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    const p = writeFile(tmp, bytes)
-      .then(() => rename(tmp, file))
+    const p = writeEntry(file, header, parts)
       .catch((e: Error) => {
         this.warn(`dsv4: warning: cannot write prefix cache entry ${file} (${e.message})`);
         this.forget(key);
-        return unlink(tmp).catch(() => undefined);
       })
       .finally(() => this.pending.delete(p));
     this.pending.add(p);

@@ -8,21 +8,23 @@
  * while a step runs this thread keeps serving HTTP, streaming and accepting
  * requests. A step is schedule() → runner → postprocess().
  */
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type ModelConfig } from "../model/config.js";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
 import { DEFAULT_READER_TIMEOUT_MS, ReaderWatch } from "./backpressure.js";
+import { blockSalts } from "./cache-salt.js";
 import { EngineError } from "./errors.js";
-import { modelIdentity } from "./identity.js";
+import { cacheIdentity, modelIdentity, precisionOf, shardDigestsFile } from "./identity.js";
 import { createChatCompletions } from "./openai.js";
 import { PrefixCache, type CacheAnchor, type InsertPlan, type PrefixCacheStats } from "./prefix-cache.js";
 import { resolveRequest } from "./request.js";
 import { startRunner, type Runner, type StepOutput, type StepRequest } from "./runner/index.js";
 import { Scheduler, type PrefillWork, type SchedulerHooks } from "./scheduler.js";
 import { Sequence, type SequenceEnv } from "./sequence.js";
+import { SharedPrefixes } from "./shared-prefix.js";
 import { ChatSessionImpl } from "./session.js";
 import { draftTokens, verifyDraft, type Draft } from "./speculative.js";
 import { stateBytes } from "../model/state-size.js";
@@ -61,6 +63,7 @@ export class Engine implements EngineApi {
   readonly chat: { completions: ChatCompletions };
   private readonly scheduler: Scheduler;
   private readonly cache: PrefixCache | null;
+  private readonly sharedPrefixes: SharedPrefixes;
   private readonly env: SequenceEnv;
   private readonly specWarmup: number;
   private readonly specDefault: boolean;
@@ -110,12 +113,12 @@ export class Engine implements EngineApi {
     this.readers = new ReaderWatch(opts.readerTimeoutMs ?? DEFAULT_READER_TIMEOUT_MS, () => this.kick());
     const pc = opts.prefixCache ?? {};
     const blockTokens = pc.blockTokens ?? defaultBlockTokens(cfg);
-    const dtype = runner.info.bytesPerValue === 8 ? "f64" : "f32";
+    this.sharedPrefixes = new SharedPrefixes(pc.sharedPrefixes ?? [], tokenizer);
+    const dtype = precisionOf(runner.info.bytesPerValue);
     this.cache = pc.enabled === false
       ? null
       : new PrefixCache({
-          // Entries of a float32 backend never restore into a float64 one, and back.
-          identity: createHash("sha256").update(`${identity}\0${dtype}`).digest("hex"),
+          identity: cacheIdentity(identity, dtype),
           blockTokens, memoryBytes: pc.memoryBytes ?? GiB, dir: pc.dir, diskBytes: pc.diskBytes ?? 8 * GiB, cfg, dtype,
         });
     this.scheduler = new Scheduler({
@@ -146,9 +149,14 @@ export class Engine implements EngineApi {
       if (opts.signal?.aborted) throw new EngineError("aborted", "model load was aborted");
     };
     progress({ phase: "config", loaded: 0, total: 1 });
-    const identity = modelIdentity(dir);
     const cfg = loadConfig(dir);
     progress({ phase: "config", loaded: 1, total: 1 });
+    check();
+    const identity = await modelIdentity(dir, {
+      digestFile: opts.shardDigestsFile === undefined ? shardDigestsFile(opts.prefixCache?.dir) : opts.shardDigestsFile,
+      onProgress: (p) => progress({ phase: "identity", loaded: p.hashed, total: p.total, message: p.file }),
+      signal: opts.signal,
+    });
     check();
     let tokenizer: Tokenizer | null = null;
     if (existsSync(join(dir, "tokenizer.json"))) {
@@ -187,6 +195,7 @@ export class Engine implements EngineApi {
       vocabSize: this.model.vocabSize,
       speculativeDefault: this.specDefault,
       hasMtp: this.model.hasMtp,
+      sharedPrefixes: this.sharedPrefixes,
     });
   }
 
@@ -343,7 +352,7 @@ export class Engine implements EngineApi {
     seq.state = { id: this.nextStateId++, length: 0, bytes: 0 };
     this.runner.create(seq.state.id);
     if (this.cache && seq.req.useCache) {
-      const hit = this.cache.lookup(seq.context, seq.req.cacheSalt);
+      const hit = this.cache.lookup(seq.context, blockSalts(seq.req));
       if (hit.chain) this.runner.restore(seq.state.id, hit.chain);
       seq.state.length = hit.tokens;
       seq.prefilled = hit.tokens;
@@ -391,7 +400,7 @@ export class Engine implements EngineApi {
     if (!this.cache || !seq.req.useCache || end % this.cache.blockTokens !== 0) return null;
     // The state holds the prompt, then the generated tokens fed so far.
     const tokens = end <= seq.context.length ? seq.context : [...seq.req.promptTokens, ...seq.generated];
-    return this.cache.planInsert(tokens, seq.req.cacheSalt, end, seq.cacheAnchor, provisional);
+    return this.cache.planInsert(tokens, blockSalts(seq.req), end, seq.cacheAnchor, provisional);
   }
 
   /** One step: schedule, draft, one batched forward on the runner, postprocess. False when nothing could run. */

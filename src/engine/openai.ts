@@ -24,6 +24,7 @@ function toRequest(body: ChatCompletionCreateParams): GenerateRequest {
     reasoning_budget: body.reasoning_budget,
     speculative: body.speculative,
     user_id: body.user_id,
+    tenant: body.tenant,
     temperature: body.temperature,
     top_p: body.top_p,
     top_k: body.top_k,

@@ -4,7 +4,8 @@
  * prompt) restores that prefix's state instead of prefilling it again.
  *
  * Keys form a hash chain over blocks of `blockTokens` tokens (key k covers tokens
- * [0, k·block)), salted with the model identity and the caller's isolation id. A node is
+ * [0, k·block)) from the cache identity (model and precision); each block is salted with
+ * the request's tenant and user_id unless it lies wholly inside a shared prefix. A node is
  * stored when a sequence's state reaches a block boundary (the end of a prefill chunk, or
  * each boundary while it decodes, so answers are cached too) and holds what the state
  * gained since its parent (model/state-blocks.ts). A node with a tip is a place to resume
@@ -21,6 +22,7 @@ import { createHash } from "node:crypto";
 import type { ModelConfig } from "../model/config.js";
 import { blockBytes, blockLayerBytes, type StateBlock } from "../model/state-blocks.js";
 import { BlockStore } from "./cache-disk.js";
+import { saltOfBlock, type BlockSalts } from "./cache-salt.js";
 
 export interface PrefixCacheConfig {
   identity: string;
@@ -189,14 +191,24 @@ export class PrefixCache {
     return { nodes, tips, tokens, bytes: this.memBytes, layers, diskEntries: this.disk?.size ?? 0, diskBytes: this.disk?.bytes ?? 0 };
   }
 
-  /** Chain keys of every whole block of `tokens` (keys[k-1] covers k blocks). */
-  keys(tokens: readonly number[], salt: string, blocks = Math.floor(tokens.length / this.blockTokens)): string[] {
+  /**
+   * Chain keys of every whole block of `tokens` (keys[k-1] covers k blocks). A block's key hashes
+   * the previous key (64 hex), its token ids (4·block bytes) and, unless its salt is "", "\0" and
+   * the salt: the fixed-length fields first, so no (tokens, salt) pair collides with another. A
+   * block after a shared prefix chains from the shared blocks' keys but carries the salt, so
+   * its entry is the tenant's own (cache-salt.ts). A plain string is a salt with no shared prefix.
+   */
+  keys(tokens: readonly number[], salts: BlockSalts | string, blocks = Math.floor(tokens.length / this.blockTokens)): string[] {
+    const s = typeof salts === "string" ? { sharedTokens: 0, salt: salts } : salts;
     const out: string[] = [];
-    let prev = createHash("sha256").update(`${this.cfg.identity}\0${salt}`).digest("hex");
+    let prev = createHash("sha256").update(`${this.cfg.identity}\0`).digest("hex");
     const B = this.blockTokens;
     for (let k = 0; k < blocks; k++) {
       const ids = Int32Array.from(tokens.slice(k * B, (k + 1) * B));
-      prev = createHash("sha256").update(prev).update(new Uint8Array(ids.buffer)).digest("hex");
+      const h = createHash("sha256").update(prev).update(new Uint8Array(ids.buffer));
+      const salt = saltOfBlock(s, (k + 1) * B);
+      if (salt !== "") h.update("\0").update(salt, "utf8");
+      prev = h.digest("hex");
       out.push(prev);
     }
     return out;
@@ -206,7 +218,7 @@ export class PrefixCache {
    * The longest cached prefix of `tokens` that can be resumed from, leaving at least one
    * token to prefill so the last position has logits.
    */
-  lookup(tokens: readonly number[], salt: string): PrefixHit {
+  lookup(tokens: readonly number[], salt: BlockSalts | string): PrefixHit {
     const maxBlocks = Math.floor((tokens.length - 1) / this.blockTokens);
     const keys = this.keys(tokens, salt, Math.max(0, maxBlocks));
     for (let n = keys.length; n > 0; n--) {
@@ -248,7 +260,7 @@ export class PrefixCache {
    * boundary not cached yet, asks for a capture since `parent` (the sequence's anchor); a
    * boundary already cached just becomes the new anchor.
    */
-  planInsert(tokens: readonly number[], salt: string, length: number, parent: CacheAnchor | null, provisional = false): InsertPlan {
+  planInsert(tokens: readonly number[], salt: BlockSalts | string, length: number, parent: CacheAnchor | null, provisional = false): InsertPlan {
     const B = this.blockTokens;
     if (length === 0 || length % B !== 0) return { anchor: parent, capture: null };
     if (parent && !this.nodes.has(parent.key)) parent = null; // evicted since: capture from the start

@@ -6,10 +6,12 @@
 import { encodeFim, encodeMessages, encoderEffort, EncodingError, type ThinkingMode } from "../text/encoding.js";
 import { ASSISTANT, THINK_END, THINK_START } from "../text/special-tokens.js";
 import type { Tokenizer } from "../text/tokenizer.js";
+import { requestSalt } from "./cache-salt.js";
 import { constraintSpec, type ConstraintSpec } from "./constraints/index.js";
 import { EngineError } from "./errors.js";
 import { randomSeed } from "./rng.js";
 import type { SamplingParams } from "./sampler.js";
+import type { SharedPrefixes } from "./shared-prefix.js";
 import type { GenerateRequest, ThinkingSetting } from "./types.js";
 
 export interface ResolvedRequest {
@@ -25,7 +27,10 @@ export interface ResolvedRequest {
   startsInReasoning: boolean;
   reasoningBudget: number | null;
   speculative: boolean;
+  /** Isolation salt from tenant + user_id (cache-salt.ts requestSalt). */
   cacheSalt: string;
+  /** Leading prompt tokens inside a shared prefix: their whole blocks are cached without the salt. */
+  sharedPrefixTokens: number;
   useCache: boolean;
   /** tool_choice / response_format enforced while decoding (constraints/). */
   constraint: ConstraintSpec | null;
@@ -37,6 +42,8 @@ export interface ResolveContext {
   vocabSize: number;
   speculativeDefault: boolean;
   hasMtp: boolean;
+  /** Operator-declared shareable system prompts (absent: none). */
+  sharedPrefixes?: SharedPrefixes | null;
 }
 
 const bad = (param: string, message: string) => new EngineError("invalid_request", `${param}: ${message}`, { param });
@@ -67,6 +74,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
   let mode: ThinkingMode = "chat";
   let promptTokens: number[];
   let startsInReasoning = false;
+  let sharedPrefixTokens = 0;
   const needTokenizer = (what: string) => {
     if (!ctx.tokenizer) throw bad(what, "this model directory has no tokenizer.json; pass prompt_tokens");
     return ctx.tokenizer;
@@ -78,9 +86,11 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
       mode = thinkingMode(req.thinking);
       // tool_choice "none" keeps the tools in the prompt (spec §C.7); decoding forbids the call.
       const tools = req.tools ?? null;
-      const text = encodeMessages(req.messages, { thinking_mode: mode, reasoning_effort: encoderEffort(req.reasoning_effort ?? null), tools });
+      const effort = encoderEffort(req.reasoning_effort ?? null);
+      const text = encodeMessages(req.messages, { thinking_mode: mode, reasoning_effort: effort, tools });
       startsInReasoning = mode === "thinking" && endsInReasoning(text);
       promptTokens = tok.encode(text);
+      sharedPrefixTokens = ctx.sharedPrefixes?.tokens(text, promptTokens, { thinking_mode: mode, reasoning_effort: effort }) ?? 0;
     } else if (req.fim !== undefined) {
       const tok = needTokenizer("prompt");
       promptTokens = tok.encode(encodeFim(req.fim));
@@ -129,6 +139,8 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
   const constraint = constraintSpec(req, ctx.tokenizer !== null);
   // Drafts are verified against the unconstrained distribution, so constrained requests decode plainly.
   const speculative = (req.speculative ?? ctx.speculativeDefault) && ctx.hasMtp && constraint === null;
+  const tenant = req.tenant ?? "";
+  if (typeof tenant !== "string") throw bad("tenant", "must be a string");
   const seed = req.seed === null || req.seed === undefined ? randomSeed() : Math.floor(num(req.seed, "seed", 0, -(2 ** 53), 2 ** 53));
 
   return {
@@ -143,7 +155,8 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
     startsInReasoning,
     reasoningBudget: startsInReasoning ? budget : null,
     speculative,
-    cacheSalt: req.user_id ?? "",
+    cacheSalt: requestSalt(tenant, req.user_id ?? ""),
+    sharedPrefixTokens,
     useCache: req.cache !== false,
     constraint,
   };

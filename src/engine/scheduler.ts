@@ -15,7 +15,8 @@
  *    budget is sized in time (step-cost.ts) so a long prompt stretches their
  *    inter-token latency by at most `prefillLatencyFactor`; alone, a prompt is
  *    prefilled in steps of up to `maxBatchTokens`. Non-final chunks end on
- *    prefix-cache block boundaries so each can be snapshotted.
+ *    prefix-cache block boundaries so each can be snapshotted, and a chunk
+ *    ends where a shared prefix's blocks do, so other tenants can reuse them.
  */
 import { EngineError } from "./errors.js";
 import type { Sequence } from "./sequence.js";
@@ -183,6 +184,10 @@ export class Scheduler {
       // gets one: that is the snapshot the next turn of the same conversation will hit.
       const aligned = B > 0 ? Math.floor((end < P ? end : P - 1) / B) * B : 0;
       if (aligned > start && (end < P || seq.req.useCache)) end = aligned;
+      // So does the end of a shared prefix's last whole block: the snapshot other tenants can hit
+      // (later snapshots carry this tenant's salt).
+      const shared = B > 0 && seq.req.useCache ? Math.floor(seq.req.sharedPrefixTokens / B) * B : 0;
+      if (shared > start && shared < end) end = shared;
       prefill.push({ seq, tokens: seq.context.slice(start, end), final: end === P });
       budget -= end - start;
     }

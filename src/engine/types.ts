@@ -13,8 +13,12 @@ export type { ChatMessage, ToolDefinition, FinishReason, OutputDelta, ParsedOutp
 // ───────────────────────────── loading ─────────────────────────────
 
 export interface LoadProgress {
-  phase: "config" | "tokenizer" | "weights" | "prefix-cache" | "ready";
-  /** Units done / total in this phase (bytes for weights, entries for the cache). */
+  /**
+   * "identity": hashing checkpoint shards not hashed before (every byte, once; minutes for a
+   * full checkpoint the first time, a stat per shard after that).
+   */
+  phase: "config" | "identity" | "tokenizer" | "weights" | "prefix-cache" | "ready";
+  /** Units done / total in this phase (bytes for identity and weights, entries for the cache). */
   loaded: number;
   total: number;
   message?: string;
@@ -27,10 +31,20 @@ export interface PrefixCacheOptions {
   blockTokens?: number;
   /** LRU budget for in-memory snapshots (default 1 GiB). */
   memoryBytes?: number;
-  /** Persist snapshots here (`--cache-dir`); reloaded on start, only for the same model identity. */
+  /**
+   * Persist snapshots here (`--cache-dir`); reloaded on start, only for the same model identity
+   * and precision. The model's shard digests are remembered here too (shard-digests.json).
+   */
   dir?: string;
   /** Budget for the on-disk cache (default 8 GiB); oldest files are removed beyond it. */
   diskBytes?: number;
+  /**
+   * System prompts declared shareable across tenants (`--shared-prefix FILE`). When a chat
+   * request's prompt starts with one rendered as its first (system) message, the cache blocks
+   * that lie wholly inside it are shared by every tenant and user_id; later blocks stay
+   * isolated. Only declare text that is no secret: any tenant can tell it was cached.
+   */
+  sharedPrefixes?: string[];
 }
 
 export interface SpeculativeOptions {
@@ -103,6 +117,13 @@ export interface EngineOptions {
    * A reader that is slow but still reading is not cancelled.
    */
   readerTimeoutMs?: number;
+  /**
+   * Where the full-content digests of the checkpoint's shards are remembered, so the model
+   * identity is computed from every byte without re-reading the checkpoint at each load.
+   * Default: `<prefixCache.dir>/shard-digests.json`, else `<dsv4 home>/shard-digests.json`
+   * ($DSV4_HOME, else ~/.cache/dsv4). null: remember nothing, hash every shard at each load.
+   */
+  shardDigestsFile?: string | null;
   /** Default context limit for requests (default and maximum: the model's maxPositions). */
   contextLength?: number;
   prefixCache?: PrefixCacheOptions;
@@ -116,7 +137,10 @@ export interface EngineOptions {
 export interface ModelInfo {
   /** Public name (EngineOptions.modelName). */
   name: string;
-  /** Hex digest of config.json + tensor index/headers; keys the prefix cache. */
+  /**
+   * Hex digest of config.json, the shard index and every byte of every shard (identity.ts).
+   * The prefix cache is keyed by this plus the backend's precision (cacheIdentity).
+   */
   identity: string;
   /** Short fingerprint for responses (`fp_<10 hex>_dsv4`). */
   systemFingerprint: string;
@@ -193,6 +217,14 @@ export interface GenerateRequest extends SamplingOptions {
   speculative?: boolean | null;
   /** Isolates prefix-cache entries (spec §A.2 user_id): different ids never share cache. */
   user_id?: string | null;
+  /**
+   * Whose request this is, for prefix-cache isolation: an opaque, stable id of the account (the
+   * server derives it from the API key by hashing; never put a secret here). Requests of
+   * different tenants never share cache entries, whatever their user_id, except the blocks of a
+   * shared prefix (PrefixCacheOptions.sharedPrefixes). Default "": every request without a
+   * tenant is one tenant (a server without API keys).
+   */
+  tenant?: string;
   /** Use the prefix cache (default true). */
   cache?: boolean;
   /** Cancels: the sequence is freed and the generation finishes with EngineError "aborted". */
@@ -328,6 +360,8 @@ export interface ChatCompletionCreateParams extends SamplingOptions {
   reasoning_budget?: number | null;
   speculative?: boolean | null;
   user_id?: string | null;
+  /** GenerateRequest.tenant: prefix-cache isolation between accounts. */
+  tenant?: string;
   max_completion_tokens?: number | null;
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean } | null;

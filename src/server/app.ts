@@ -47,7 +47,8 @@ export interface ServerOptions {
 const MAX_JSON_DEPTH = 128;
 /** Paths open without a key: liveness only. */
 const PUBLIC = new Set(["/health"]);
-const ANONYMOUS: ApiKey = { digest: Buffer.alloc(32), label: "anonymous", spent: 0, active: 0 };
+/** Without keys every request is one account, and one cache tenant (""). */
+const ANONYMOUS: ApiKey = { digest: Buffer.alloc(32), label: "anonymous", tenant: "", spent: 0, active: 0 };
 
 export function buildServer(options: ServerOptions): FastifyInstance {
   const stats = new ServerStats();

@@ -11,6 +11,11 @@ export interface ApiKey {
   digest: Buffer;
   /** Label for logs and metrics: the key's last 4 characters. */
   label: string;
+  /**
+   * The account's prefix-cache tenant (GenerateRequest.tenant): a hash of the key under its own
+   * domain tag, stable across restarts (the disk cache stays the account's) and not the key.
+   */
+  tenant: string;
   /** USD available to this key; undefined = unlimited. */
   balance?: number;
   spent: number;
@@ -18,11 +23,12 @@ export interface ApiKey {
 }
 
 const digestOf = (key: string) => createHash("sha256").update(key, "utf8").digest();
+const tenantOf = (key: string) => createHash("sha256").update("dsv4-cache-tenant-v1\0").update(key, "utf8").digest("hex").slice(0, 32);
 
 export function makeKey(key: string, balance?: number): ApiKey {
   if (key.length === 0) throw new Error("an API key cannot be empty");
   if (/\s/.test(key)) throw new Error("an API key cannot contain whitespace");
-  return { digest: digestOf(key), label: `…${key.slice(-4)}`, balance, spent: 0, active: 0 };
+  return { digest: digestOf(key), label: `…${key.slice(-4)}`, tenant: tenantOf(key), balance, spent: 0, active: 0 };
 }
 
 /**

@@ -31,3 +31,8 @@ export function charge(ctx: ServerContext, request: FastifyRequest, costUsd: num
   ctx.stats.costUsd += costUsd;
   if (request.apiKey) request.apiKey.spent += costUsd;
 }
+
+/** The prefix-cache tenant of a request: its API key's, or "" when keys are off. */
+export function tenantOf(request: FastifyRequest): string {
+  return request.apiKey?.tenant ?? "";
+}

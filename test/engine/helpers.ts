@@ -6,6 +6,8 @@ import { writeTinyCheckpoint } from "../../src/tiny/tiny.js";
 
 const root = mkdtempSync(join(tmpdir(), "dsv4-engine-test-"));
 after(() => rmSync(root, { recursive: true, force: true }));
+// What engines write under dsv4's home (shard digests) stays in this test's folder, not the user's.
+process.env.DSV4_HOME = join(root, "home");
 
 const made = new Map<string, Promise<string>>();
 

@@ -3,7 +3,11 @@ import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, truncateSy
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
+import { nativeSkip } from "../kernels/native-available.js";
 import { checkpoint, promptIds, tempDir } from "./helpers.js";
+
+/** The cache's per-identity folders (the shard digest file lives beside them). */
+const cacheFolders = (dir: string) => readdirSync(dir).filter((f) => statSync(join(dir, f)).isDirectory());
 
 const greedy = (prompt: number[], extra: object = {}) => ({ prompt_tokens: prompt, max_tokens: 8, temperature: 0, speculative: false, ...extra });
 
@@ -47,7 +51,7 @@ describe("prefix cache", async () => {
     const e1 = await Engine.load(dir, { prefixCache: { blockTokens: 16, dir: cacheDir } });
     const cold = await e1.generate(greedy(prompt)).result();
     await e1.dispose();
-    assert.ok(readdirSync(cacheDir).length === 1, "one folder per model identity");
+    assert.deepEqual(cacheFolders(cacheDir).length, 1, "one folder per model identity");
 
     const e2 = await Engine.load(dir, { prefixCache: { blockTokens: 16, dir: cacheDir } });
     try {
@@ -129,7 +133,7 @@ describe("prefix cache", async () => {
     flipped[flipped.length - 100]! ^= 0x40;
     writeFileSync(files[1]!, flipped);
     const grown = readFileSync(files[2]!);
-    grown.writeUInt32LE(grown.readUInt32LE(0) * 10, 0);
+    grown.writeUInt32LE(grown.readUInt32LE(8) * 10, 8); // the header-length field (cache-file.ts)
     writeFileSync(files[2]!, grown);
     writeFileSync(join(folder, "junk.txt"), "not a cache entry");
     writeFileSync(join(folder, `${"ab".repeat(32)}.blk`), Buffer.from([1, 2, 3]));
@@ -158,6 +162,37 @@ describe("prefix cache", async () => {
       assert.ok(entryWarnings.every((w) => /unusable \(.+\); dropped/.test(w)));
     } finally {
       await e2!.dispose();
+    }
+  });
+
+  test("the float64 reference and the float32 native backend never restore each other's entries", { skip: nativeSkip() }, async () => {
+    const cacheDir = tempDir("cache");
+    const prompt = [...shared, ...promptIds(5, 4)];
+    const load = (backend: string) => Engine.load(dir, { backend, prefixCache: { blockTokens: 16, dir: cacheDir } });
+    const ref1 = await load("ref");
+    const refCold = await ref1.generate(greedy(prompt)).result();
+    await ref1.dispose();
+
+    const native1 = await load("native");
+    try {
+      assert.equal(native1.metrics().prefix_cache_disk_entries, 0, "the reference's entries are not offered to the native backend");
+      const r = await native1.generate(greedy(prompt)).result();
+      assert.equal(r.usage.prompt_cache_hit_tokens, 0);
+    } finally {
+      await native1.dispose();
+    }
+    assert.equal(cacheFolders(cacheDir).length, 2, "one folder per (model, precision)");
+
+    // Each backend still finds its own entries on disk.
+    for (const backend of ["native", "ref"]) {
+      const e = await load(backend);
+      try {
+        const r = await e.generate(greedy(prompt)).result();
+        assert.equal(r.usage.prompt_cache_hit_tokens, 96, backend);
+        if (backend === "ref") assert.deepEqual(r.tokens, refCold.tokens);
+      } finally {
+        await e.dispose();
+      }
     }
   });
 });

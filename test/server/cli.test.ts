@@ -22,10 +22,11 @@ describe("dsv4 serve / run / chat", () => {
       assert.match(r.stdout, new RegExp(`^Usage: dsv4 ${name}`));
     }
     assert.match(run(["--help"]).stdout, /serve .*DeepSeek/);
+    assert.match(run(["serve", "--help"]).stdout, /--shared-prefix FILE/);
   });
 
   test("bad flags are one-line errors with exit code 2, never stack traces", () => {
-    for (const args of [["serve", "--port", "x"], ["serve", "--bogus"], ["run", "--effort", "huge", "hi"], ["run", "--max-tokens", "0", "hi"], ["serve", "--cors", "not-an-origin"], ["serve", "--reader-timeout", "soon"], ["run", "--model", join(home, "missing"), "hi"]]) {
+    for (const args of [["serve", "--port", "x"], ["serve", "--bogus"], ["run", "--effort", "huge", "hi"], ["run", "--max-tokens", "0", "hi"], ["serve", "--cors", "not-an-origin"], ["serve", "--reader-timeout", "soon"], ["serve", "--shared-prefix", join(home, "missing.txt")], ["run", "--model", join(home, "missing"), "hi"]]) {
       const r = run(args);
       assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
       assert.match(r.stderr, /^dsv4: error: [^\n]+\n$/, args.join(" "));

@@ -13,6 +13,8 @@ import { startServer, type ListenOptions, type RunningServer } from "../../src/s
 
 const root = mkdtempSync(join(tmpdir(), "dsv4-server-test-"));
 after(() => rmSync(root, { recursive: true, force: true }));
+// What engines write under dsv4's home (shard digests) stays in this test's folder, not the user's.
+process.env.DSV4_HOME = join(root, "home");
 
 let model: Promise<string> | undefined;
 

@@ -36,7 +36,11 @@ Options:
                           at most X times a decode-only step (default 2; higher: faster
                           prompts, slower streams meanwhile)
   --context N             context length limit in tokens (default: the model's)
-  --cache-dir DIR         persist the prefix cache here (survives restarts)
+  --cache-dir DIR         persist the prefix cache here (survives restarts); the checkpoint's
+                          shard digests are remembered here too (else under DSV4_HOME)
+  --shared-prefix FILE    a system prompt (the file's text) whose cached blocks every API key
+                          may reuse (repeatable); other cache entries stay per key and user_id.
+                          Only for text that is no secret: any key can tell it was cached
   --backend NAME          compute backend (default: the fastest available)
   --keep-alive SECONDS    keep-alive interval for streams and slow responses (default 5)
   --reader-timeout SECONDS
@@ -65,6 +69,7 @@ Options:
       "prefill-latency": { type: "string" },
       context: { type: "string" },
       "cache-dir": { type: "string" },
+      "shared-prefix": { type: "string", multiple: true },
       backend: { type: "string" },
       "keep-alive": { type: "string" },
       "reader-timeout": { type: "string" },
@@ -84,6 +89,7 @@ Options:
     const modelName = opt("model-name") ?? DEFAULT_MODEL_NAME;
     const aliases = (args.values.alias as string[] | undefined) ?? [];
     const cacheDir = opt("cache-dir");
+    const sharedPrefixes = sharedPrefixFiles(args.values["shared-prefix"] as string[] | undefined);
 
     const { engine, dir, isDefault } = await loadEngine(opt("model"), {
       backend: opt("backend"),
@@ -93,7 +99,7 @@ Options:
       maxBatchTokens: intOption("max-batch-tokens", opt("max-batch-tokens"), 1),
       prefillLatencyFactor: numberOption("prefill-latency", opt("prefill-latency"), 1, 1000),
       contextLength: intOption("context", opt("context"), 1),
-      prefixCache: cacheDir ? { dir: cacheDir } : undefined,
+      prefixCache: { dir: cacheDir, sharedPrefixes },
       readerTimeoutMs: readerTimeout === undefined ? undefined : readerTimeout === 0 ? Infinity : readerTimeout * 1000,
     });
     let server;
@@ -131,6 +137,24 @@ function keys(flags: string[] | undefined, file: string | undefined): ApiKey[] {
     throw new CliError(`API keys: ${(err as Error).message}`, 2);
   }
   return out;
+}
+
+/**
+ * The shared system prompts. Trailing line breaks are dropped (editors add one; system prompts
+ * rarely end in one): a request shares a prefix when its system prompt starts with the text.
+ */
+function sharedPrefixFiles(files: string[] | undefined): string[] {
+  return (files ?? []).map((file) => {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new CliError(`--shared-prefix ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 2);
+    }
+    text = text.replace(/[\r\n]+$/, "");
+    if (text === "") throw new CliError(`--shared-prefix ${file}: the file is empty; it should hold the system prompt to share`, 2);
+    return text;
+  });
 }
 
 function priceTable(file: string | undefined): PriceTable {

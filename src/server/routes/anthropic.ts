@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { prepareAnthropic, type PreparedAnthropic } from "../anthropic/request.js";
 import { AnthropicStreamer, anthropicError, anthropicUsage, contentBlocks, messageId, stopReason } from "../anthropic/response.js";
 import { anthropicRequestSchema, countTokensSchema } from "../anthropic/schema.js";
-import { charge, type ServerContext } from "../context.js";
+import { charge, tenantOf, type ServerContext } from "../context.js";
 import { toApiError } from "../errors.js";
 import { StartedGeneration } from "../generation.js";
 import { drain, jsonWithKeepAlive } from "../respond.js";
@@ -30,7 +30,7 @@ async function handleMessages(ctx: ServerContext, request: FastifyRequest, reply
   const prepared = prepareAnthropic(body);
   const id = messageId();
   const disconnect = abortOnDisconnect(reply.raw);
-  const started = await StartedGeneration.start(ctx.engine, { ...prepared.request, id, signal: disconnect.signal }, ctx.firstEventWaitMs);
+  const started = await StartedGeneration.start(ctx.engine, { ...prepared.request, tenant: tenantOf(request), id, signal: disconnect.signal }, ctx.firstEventWaitMs);
   if (prepared.stream) {
     await streamMessages(ctx, request, reply, prepared, id, model, started);
     return reply;

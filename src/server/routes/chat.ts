@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { prepareChat, type PreparedChat } from "../chat-request.js";
 import { ChatChunker, completionBody, type ResponseIdentity } from "../chat-chunks.js";
-import { charge, type ServerContext } from "../context.js";
+import { charge, tenantOf, type ServerContext } from "../context.js";
 import { StartedGeneration } from "../generation.js";
 import { drain, jsonWithKeepAlive } from "../respond.js";
 import { chatRequestSchema } from "../schemas.js";
@@ -37,7 +37,7 @@ async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: Fa
   const disconnect = abortOnDisconnect(reply.raw);
   const started = await StartedGeneration.start(
     ctx.engine,
-    { ...prepared.request, id: ident.id, signal: disconnect.signal },
+    { ...prepared.request, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal },
     ctx.firstEventWaitMs,
   );
   if (prepared.stream) {
