@@ -2,9 +2,10 @@ import { CliError, parseCommandArgs, stringOption, type Command } from "../comma
 
 export const benchCommand: Command = {
   name: "bench",
-  summary: "benchmarks: kernel GEMV throughput vs memory bandwidth, end-to-end decode/prefill speed",
+  summary: "benchmarks: kernel GEMV throughput vs memory bandwidth, end-to-end decode/prefill speed, the HTTP server under load",
   usage: `Usage: dsv4 bench kernels [--json] [--quick] [--no-ref]
        dsv4 bench decode [--preset NAME] [--backend ref|native] [--prompt N] [--decode N] [--profile] [--json]
+       dsv4 bench serve [--preset NAME] [--backend ref|native] [--quick] [--json] [size flags below]
 
 kernels  Measures this machine's memory bandwidth (multi-threaded read of 1 GiB), then GEMV
          throughput in weight GB/s for FP8 4096x4096, the FP4 expert shapes 2048x4096 and
@@ -14,6 +15,13 @@ decode   Decode and prefill tokens/s on a generated checkpoint (default preset f
          real V4-Flash dimensions, 2 layers; generated once into ~/.cache/dsv4), the weight
          bytes each decoded token reads and the fraction of the bandwidth ceiling reached.
          The backend defaults to DSV4_BACKEND, else native when built.
+serve    The HTTP server on 127.0.0.1 (default preset flash-slice), driven over HTTP with
+         streamed chat completions: /health latency and the streams' inter-token latency
+         while a long prompt is prefilled beside them, prefill tok/s through the server vs
+         one model forward, decode throughput at 1/4/16/64 streams against each step's
+         roofline (weight bytes / bandwidth, FLOPs / GEMM rate), and heap growth while a
+         client stops reading. Each figure with its goal under "goals". The full run on
+         flash-slice takes several minutes; --quick is a smaller one.
 
 Options:
   --json          one JSON object instead of a table
@@ -25,6 +33,19 @@ Options:
                   reported as prompt_tokens (--prefill N is the same option)
   --decode N      (decode) tokens decoded one by one (native 16, ref 2)
   --profile       (decode) add a pass that times every backend operation
+
+serve options:
+  --preset NAME          checkpoint preset (default flash-slice)
+  --backend NAME         ref or native
+  --quick                1,024-token prompt, 4 streams, 16 tokens per stream, 5 s paused
+  --prompt N             long prompt length in tokens (4096)
+  --streams N            decode streams beside the long prompt (16)
+  --concurrency A,B,..   throughput rows (1,4,16,64)
+  --max-tokens N         max_tokens per throughput stream (32)
+  --idle-tokens N        tokens per stream in the idle ITL window (8)
+  --health-interval MS   /health probe interval (20)
+  --paused-seconds S     paused-reader window, and its baseline (30)
+  --paused-streams N     streams beside the paused reader (4)
 `,
   async run(argv) {
     const [what, ...rest] = argv;
@@ -52,6 +73,24 @@ Options:
       else printDecodeTable(result);
       return 0;
     }
-    throw new CliError(`bench needs a benchmark: kernels or decode (see \`dsv4 bench --help\`)`, 2);
+    if (what === "serve") {
+      const args = parseCommandArgs(benchCommand, rest, {
+        json: { type: "boolean" }, quick: { type: "boolean" }, preset: { type: "string" }, backend: { type: "string" }, prompt: { type: "string" },
+        streams: { type: "string" }, concurrency: { type: "string" }, "max-tokens": { type: "string" }, "idle-tokens": { type: "string" },
+        "health-interval": { type: "string" }, "paused-seconds": { type: "string" }, "paused-streams": { type: "string" },
+      });
+      const { runServeBench, printServeTable, serveOptionsFromArgs } = await import("../../../bench/serve.js");
+      let opts;
+      try {
+        opts = serveOptionsFromArgs((f) => stringOption(benchCommand, args, f), (f) => Boolean(args.values[f]));
+      } catch (err) {
+        throw new CliError((err as Error).message, 2);
+      }
+      const result = await runServeBench({ ...opts, log: (line) => process.stderr.write(line + "\n") });
+      if (args.values.json) process.stdout.write(JSON.stringify(result) + "\n");
+      else printServeTable(result);
+      return result.errors > 0 ? 1 : 0;
+    }
+    throw new CliError(`bench needs a benchmark: kernels, decode or serve (see \`dsv4 bench --help\`)`, 2);
   },
 };
