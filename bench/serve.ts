@@ -3,8 +3,9 @@
  * flash-slice: real V4-Flash dimensions, 2 layers), driven over HTTP the way clients use it
  * (streamed /chat/completions, thinking disabled, greedy), measuring what a deployment feels:
  *
- *  - health_p99_ms: GET /health every ~20 ms (from a separate process) while a long prompt
- *    is prefilled next to running decode streams;
+ *  - health_p99_ms: GET /health every ~20 ms (from a separate process, one at a time, the
+ *    intervals a slow answer skipped counted as the probes they would have been) while a
+ *    long prompt is prefilled next to running decode streams;
  *  - itl_ratio: those streams' inter-token latency while the prompt is prefilled (p99) over
  *    their idle ITL (p50);
  *  - engine_prefill_vs_model: prompt tokens/s through the server for the long prompt alone
@@ -107,7 +108,10 @@ export interface ServeBenchResult {
   health_p50_ms: number;
   health_p99_ms: number;
   health_max_ms: number;
+  /** Probe intervals in the prefill, counting those a slow answer skipped (see withSkippedProbes)... */
   health_count: number;
+  /** …and the probes actually sent in it. */
+  health_probes_sent: number;
   /** /health while the streams decode and nothing is being prefilled, for comparison. */
   health_idle: Stats;
   itl_p50_idle_ms: number;
@@ -380,6 +384,20 @@ async function pausedClient(port: number, body: object): Promise<Socket> {
   return socket;
 }
 
+/**
+ * The samples a probe every `intervalMs` would have taken while one was outstanding: a probe
+ * that waited L ms stands for probes sent intervalMs, 2·intervalMs, … later that would have
+ * waited L − intervalMs, L − 2·intervalMs, … (the usual coordinated-omission correction).
+ */
+function withSkippedProbes(samples: readonly ProbeSample[], intervalMs: number): ProbeSample[] {
+  const out: ProbeSample[] = [];
+  for (const s of samples) {
+    out.push(s);
+    for (let k = 1; s.ms - k * intervalMs >= intervalMs; k++) out.push({ sent: s.sent + k * intervalMs, ms: s.ms - k * intervalMs, ok: s.ok });
+  }
+  return out;
+}
+
 // ───────────────────────────── roofline ─────────────────────────────
 
 interface StepCount {
@@ -594,11 +612,12 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
       errors.push(...pool.errors);
       const itlIdle = pool.gaps.filter((g) => g.t > idle0 && g.t <= idle1).map((g) => g.ms);
       const itlDuring = pool.gaps.filter((g) => g.t > l0 && g.t - g.ms < l1).map((g) => g.ms);
+      const probes = withSkippedProbes(samples, healthIntervalMs);
       // A prefill shorter than the probe interval may see no probe sent inside it: then the first one after its start.
-      let during = samples.filter((s) => s.sent >= l0 && s.sent <= l1);
-      if (during.length === 0) during = samples.filter((s) => s.sent >= l0).sort((a, b) => a.sent - b.sent).slice(0, 1);
+      let during = probes.filter((s) => s.sent >= l0 && s.sent <= l1);
+      if (during.length === 0) during = probes.filter((s) => s.sent >= l0).sort((a, b) => a.sent - b.sent).slice(0, 1);
       const healthDuring = stats(during.map((s) => s.ms));
-      const healthIdle = stats(samples.filter((s) => s.sent >= idle0 && s.sent <= idle1).map((s) => s.ms));
+      const healthIdle = stats(probes.filter((s) => s.sent >= idle0 && s.sent <= idle1).map((s) => s.ms));
       if (samples.some((s) => !s.ok)) errors.push(`${samples.filter((s) => !s.ok).length} /health probes failed`);
       log(`  /health during the prefill: p50 ${healthDuring.p50_ms.toFixed(1)} ms, p99 ${healthDuring.p99_ms.toFixed(1)} ms (${healthDuring.count} probes); idle p99 ${healthIdle.p99_ms.toFixed(1)} ms`);
       log(`  ITL idle p50 ${quantile(itlIdle, 0.5).toFixed(1)} ms; during the prefill p99 ${quantile(itlDuring, 0.99).toFixed(1)} ms`);
@@ -659,7 +678,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
       const result: ServeBenchResult = {
         preset, backend: backendName, quick,
         params: { prompt_tokens: longWith.tokens, streams, concurrency, max_tokens: maxTokens, idle_tokens: idleTokens, health_interval_ms: healthIntervalMs, paused_seconds: pausedSeconds, paused_streams: pausedStreams, max_running: maxRunning },
-        health_p50_ms: healthDuring.p50_ms, health_p99_ms: healthDuring.p99_ms, health_max_ms: healthDuring.max_ms, health_count: healthDuring.count, health_idle: healthIdle,
+        health_p50_ms: healthDuring.p50_ms, health_p99_ms: healthDuring.p99_ms, health_max_ms: healthDuring.max_ms, health_count: healthDuring.count, health_probes_sent: samples.filter((s) => s.sent >= l0 && s.sent <= l1).length, health_idle: healthIdle,
         itl_p50_idle_ms: itlP50Idle, itl_p99_idle_ms: quantile(itlIdle, 0.99), itl_p50_during_prefill_ms: quantile(itlDuring, 0.5), itl_p99_during_prefill_ms: itlP99During,
         itl_ratio: itlP99During / itlP50Idle, itl_samples: { idle: itlIdle.length, during_prefill: itlDuring.length },
         prefill_with_streams: { prompt_tokens: long!.promptTokens ?? longWith.tokens, ttft_ms: l1 - l0, tok_s: (long!.promptTokens ?? longWith.tokens) / ((l1 - l0) / 1000) },
@@ -722,7 +741,7 @@ export function printServeTable(r: ServeBenchResult): void {
   };
   console.log(`serve: preset ${r.preset}, backend ${r.backend}, the HTTP server on 127.0.0.1${r.quick ? " (quick)" : ""}`);
   console.log(`  /health every ${p.health_interval_ms} ms during a ${r.prefill_with_streams.prompt_tokens}-token prefill beside ${p.streams} streams:`);
-  console.log(`      p50 ${ms(r.health_p50_ms)}, p99 ${ms(r.health_p99_ms)}, max ${ms(r.health_max_ms)} (${r.health_count} probes; idle p99 ${ms(r.health_idle.p99_ms)})  ${met("health_p99_ms")}`);
+  console.log(`      p50 ${ms(r.health_p50_ms)}, p99 ${ms(r.health_p99_ms)}, max ${ms(r.health_max_ms)} (${r.health_count} intervals, ${r.health_probes_sent} probes sent; idle p99 ${ms(r.health_idle.p99_ms)})  ${met("health_p99_ms")}`);
   console.log(`  ITL of the ${p.streams} streams: idle p50 ${ms(r.itl_p50_idle_ms)}; during the prefill p50 ${ms(r.itl_p50_during_prefill_ms)}, p99 ${ms(r.itl_p99_during_prefill_ms)}`);
   console.log(`      ratio ${r.itl_ratio.toFixed(2)} (${r.itl_samples.idle} idle, ${r.itl_samples.during_prefill} during samples)  ${met("itl_ratio")}`);
   console.log(`  prefill, ${r.server_prefill_prompt_tokens}-token prompt alone: server ${r.server_prefill_tok_s.toFixed(1)} tok/s (TTFT ${(r.server_prefill_ttft_ms / 1000).toFixed(2)} s), one model forward ${r.model_prefill_tok_s.toFixed(1)} tok/s`);
