@@ -24,7 +24,7 @@ export interface DecodeBenchResult {
    * complete layer. prefill_tok_s lets the last layer skip the rows nobody reads, which on
    * flash-slice's two layers is a large share and on the full model's 43 about 1%.
    */
-  prefill_all_rows_tok_s: number;
+  prefill_all_rows_tok_s: number | null;
   /** Weight bytes (data + scales) of every matrix the decode step multiplies with, per token. */
   bytes_per_token: number;
   bandwidth_gbs: number | null;
@@ -50,6 +50,14 @@ export interface DecodeBenchOptions {
   repeats?: number;
   /** Buffer size of the bandwidth probe (default 1 GiB: far beyond any cache). */
   probeBytes?: number;
+  /** Time the all-rows prefill too (default true; false reports prefill_all_rows_tok_s null). */
+  allRows?: boolean;
+  /**
+   * The native backend's untimed warm-up: by default one whole run; N > 0 prefills N tokens
+   * instead (256 already touches every expert of a layer), 0 skips it. For long prompts,
+   * where a whole extra run costs minutes.
+   */
+  warmupTokens?: number;
 }
 
 /** Wraps a backend to count the weight bytes behind every product and, optionally, time each op. */
@@ -104,6 +112,7 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
     for (let i = P; i < P + D; i++) model.forward([{ seq, tokens: [tokens[i]!] }], { logits: "last" });
     const t2 = performance.now();
     const decodeBytes = probe.bytes() - b0;
+    if (opts.allRows === false) return { prefill: (t1 - t0) / 1000, decode: (t2 - t1) / 1000, prefillAll: NaN, decodeBytes };
     model.forward([{ seq: model.newSequence(), tokens: tokens.slice(0, P) }], { logits: "last", residual: "all" });
     const t3 = performance.now();
     return { prefill: (t1 - t0) / 1000, decode: (t2 - t1) / 1000, prefillAll: (t3 - t2) / 1000, decodeBytes };
@@ -111,7 +120,11 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
   // With mapped weights the first pass pages the touched experts in; time the later ones
   // (same tokens, same experts), as a server that has been running would see. The best of
   // several passes: on a shared machine other processes only ever make a pass slower.
-  if (native) run();
+  if (native && opts.warmupTokens === undefined) run();
+  else if (native && opts.warmupTokens! > 0) {
+    const warm = Array.from({ length: opts.warmupTokens! }, (_, i) => (i * 104729 + 3) % V);
+    model.forward([{ seq: model.newSequence(), tokens: warm }], { logits: "last" });
+  }
   const passes = Array.from({ length: opts.repeats ?? (native ? 3 : 1) }, run);
   const r = {
     prefill: Math.min(...passes.map((p) => p.prefill)),
@@ -156,7 +169,7 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
     preset,
     decode_tok_s: decodeTokS,
     prefill_tok_s: P / r.prefill,
-    prefill_all_rows_tok_s: P / r.prefillAll,
+    prefill_all_rows_tok_s: opts.allRows === false ? null : P / r.prefillAll,
     bytes_per_token: bytesPerToken,
     bandwidth_gbs: bandwidth,
     fraction_of_ceiling: bandwidth ? (decodeTokS * bytesPerToken) / (bandwidth * 1e9) : null,
@@ -172,7 +185,7 @@ export function printDecodeTable(r: DecodeBenchResult): void {
   console.log(`decode: preset ${r.preset}, backend ${r.backend}`);
   console.log(`  decode   ${r.decode_tok_s.toFixed(2).padStart(8)} tok/s   (${r.decode_tokens} tokens; ${(r.bytes_per_token / 2 ** 20).toFixed(1)} MiB of weights per token)`);
   console.log(`  prefill  ${r.prefill_tok_s.toFixed(2).padStart(8)} tok/s   (${r.prompt_tokens}-token prompt in one forward; ${(r.prefill_tok_s / r.decode_tok_s).toFixed(1)}x decode)`);
-  console.log(`           ${r.prefill_all_rows_tok_s.toFixed(2).padStart(8)} tok/s   (the same with every row through the last layer; ${(r.prefill_all_rows_tok_s / r.decode_tok_s).toFixed(1)}x decode)`);
+  if (r.prefill_all_rows_tok_s !== null) console.log(`           ${r.prefill_all_rows_tok_s.toFixed(2).padStart(8)} tok/s   (the same with every row through the last layer; ${(r.prefill_all_rows_tok_s / r.decode_tok_s).toFixed(1)}x decode)`);
   if (ceiling !== null) console.log(`  ceiling  ${ceiling.toFixed(2).padStart(8)} tok/s   at ${r.bandwidth_gbs!.toFixed(1)} GB/s: decode reaches ${(100 * r.fraction_of_ceiling!).toFixed(0)}%`);
   if (r.profile) {
     console.log("  per token (separate timed pass)      decode     prefill");

@@ -88,6 +88,23 @@ function gemv(backend: Backend, s: Shape, copies: number, rows: number, minSecon
   return { ms, bytes: handles[0]!.bytes };
 }
 
+/**
+ * Best fp32 GFLOP/s of `backend.linear` over the given row counts on the FP8 4096x4096 and FP4
+ * expert shapes: the compute rate the model's products reach on this machine (a practical FMA
+ * peak for roofline estimates; the kernels' own ceiling, not the CPU's datasheet one).
+ */
+export function measureGemmPeak(backend: Backend, rows: number[], minSeconds: number): { gflops: number; name: string; rows: number } {
+  let best = { gflops: 0, name: "", rows: 0 };
+  for (const r of rows) {
+    for (const s of SHAPES.slice(0, 2)) {
+      const t = gemv(backend, s, 1, r, minSeconds, 2);
+      const gflops = (2 * r * s.out * s.in) / (t.ms / 1000) / 1e9;
+      if (gflops > best.gflops) best = { gflops, name: s.name, rows: r };
+    }
+  }
+  return best;
+}
+
 export async function runKernelBench(opts: { ref?: boolean; quick?: boolean } = {}): Promise<KernelBenchResult> {
   const loaded = nativeAddon();
   const addon = "error" in loaded ? null : loaded.addon;

@@ -12,7 +12,7 @@ import { printDecodeTable, type DecodeBenchResult } from "./decode.js";
 const here = dirname(fileURLToPath(import.meta.url));
 const json = process.argv.includes("--json");
 
-const suites: Array<{ key: string; file: string; args: string[] }> = [
+const suites: Array<{ key: string; file: string; args: string[]; node?: string[] }> = [
   { key: "kernels", file: "kernels.js", args: [] },
   { key: "decode_native", file: "decode.js", args: ["--backend", "native"] },
   { key: "decode_ref", file: "decode.js", args: ["--backend", "ref"] },
@@ -21,6 +21,9 @@ const suites: Array<{ key: string; file: string; args: string[] }> = [
   { key: "engine", file: "engine.js", args: [] },
   { key: "server", file: "server.js", args: [] },
   { key: "cache", file: "cache.js", args: ["--quick"] },
+  // flash-slice with a 1,024-token prompt and 10 s paused windows (a few minutes; the full
+  // sizes are `dsv4 bench serve`'s defaults). --expose-gc: the heap is read after a collection.
+  { key: "serve", file: "serve.js", args: ["--prompt", "1024", "--max-tokens", "16", "--paused-seconds", "10"], node: ["--expose-gc"] },
 ];
 
 const results: Record<string, unknown> = {};
@@ -30,7 +33,7 @@ for (const s of suites) {
   if (!existsSync(path)) continue;
   const decode = s.file === "decode.js";
   // Decode runs report JSON here so the native/ref ratio can be computed.
-  const args = [path, ...s.args, ...(json || decode ? ["--json"] : [])];
+  const args = [...(s.node ?? []), path, ...s.args, ...(json || decode ? ["--json"] : [])];
   const r = spawnSync(process.execPath, args, { stdio: ["ignore", json || decode ? "pipe" : "inherit", "inherit"], encoding: "utf8", maxBuffer: 64 * 2 ** 20 });
   if (r.status !== 0) {
     failed++;

@@ -17,7 +17,7 @@ test("bench decode reports tokens/s, bytes per token and the fraction of the cei
   assert.equal(r.backend, backend);
   assert.equal(r.preset, "micro");
   assert.equal(r.prompt_tokens, 6);
-  assert.ok(r.decode_tok_s > 0 && r.prefill_tok_s > 0 && r.prefill_all_rows_tok_s > 0);
+  assert.ok(r.decode_tok_s > 0 && r.prefill_tok_s > 0 && r.prefill_all_rows_tok_s! > 0);
   // Every decode step multiplies with the head at least: vocab x dim bf16.
   assert.ok(r.bytes_per_token > 1024 * 128 * 2, `bytes per token ${r.bytes_per_token}`);
   if (r.bandwidth_gbs !== null) {

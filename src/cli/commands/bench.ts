@@ -2,9 +2,10 @@ import { CliError, parseCommandArgs, stringOption, type Command } from "../comma
 
 export const benchCommand: Command = {
   name: "bench",
-  summary: "benchmarks: kernel GEMV throughput vs memory bandwidth, end-to-end decode/prefill speed, the prefix cache",
+  summary: "benchmarks: kernel GEMV throughput vs memory bandwidth, end-to-end decode/prefill speed, the HTTP server under load, the prefix cache",
   usage: `Usage: dsv4 bench kernels [--json] [--quick] [--no-ref]
        dsv4 bench decode [--preset NAME] [--backend ref|native] [--prompt N] [--decode N] [--profile] [--json]
+       dsv4 bench serve [--preset NAME] [--backend ref|native] [--quick] [--json] [size flags below]
        dsv4 bench cache [--quick] [--context N] [--backend NAME] [--json]
 
 kernels  Measures this machine's memory bandwidth (multi-threaded read of 1 GiB), then GEMV
@@ -15,6 +16,13 @@ decode   Decode and prefill tokens/s on a generated checkpoint (default preset f
          real V4-Flash dimensions, 2 layers; generated once into ~/.cache/dsv4), the weight
          bytes each decoded token reads and the fraction of the bandwidth ceiling reached.
          The backend defaults to DSV4_BACKEND, else native when built.
+serve    The HTTP server on 127.0.0.1 (default preset flash-slice), driven over HTTP with
+         streamed chat completions: /health latency and the streams' inter-token latency
+         while a long prompt is prefilled beside them, prefill tok/s through the server vs
+         one model forward, decode throughput at 1/4/16/64 streams against each step's
+         roofline (weight bytes / bandwidth, FLOPs / GEMM rate), and heap growth while a
+         client stops reading. Each figure with its goal under "goals". The full run on
+         flash-slice takes several minutes; --quick is a smaller one.
 cache    The prefix cache: bytes per cached token (flash-slice, scaled to V4-Flash's 43
          layers), the hit ratio of 8 concurrent 20-step tool loops under a memory budget
          smaller than their state (against an ideal cache of the same block size), and
@@ -30,8 +38,23 @@ Options:
                   reported as prompt_tokens (--prefill N is the same option)
   --decode N      (decode) tokens decoded one by one (native 16, ref 2)
   --profile       (decode) add a pass that times every backend operation
-  --context N     (cache) context of the TTFT measurement (default 16384; --quick 4096)
-  --quick         (cache) 8-step loops and a 4K context
+
+serve options:
+  --preset NAME          checkpoint preset (default flash-slice)
+  --backend NAME         ref or native
+  --quick                1,024-token prompt, 4 streams, 16 tokens per stream, 5 s paused
+  --prompt N             long prompt length in tokens (4096)
+  --streams N            decode streams beside the long prompt (16)
+  --concurrency A,B,..   throughput rows (1,4,16,64)
+  --max-tokens N         max_tokens per throughput stream (32)
+  --idle-tokens N        tokens per stream in the idle ITL window (8)
+  --health-interval MS   /health probe interval (20)
+  --paused-seconds S     paused-reader window, and its baseline (30)
+  --paused-streams N     streams beside the paused reader (4)
+
+cache options:
+  --context N            context of the TTFT measurement (default 16384; --quick 4096)
+  --quick                8-step tool loops and a 4K context
 `,
   async run(argv) {
     const [what, ...rest] = argv;
@@ -70,6 +93,24 @@ Options:
       else printCacheTable(result);
       return 0;
     }
-    throw new CliError(`bench needs a benchmark: kernels, decode or cache (see \`dsv4 bench --help\`)`, 2);
+    if (what === "serve") {
+      const args = parseCommandArgs(benchCommand, rest, {
+        json: { type: "boolean" }, quick: { type: "boolean" }, preset: { type: "string" }, backend: { type: "string" }, prompt: { type: "string" },
+        streams: { type: "string" }, concurrency: { type: "string" }, "max-tokens": { type: "string" }, "idle-tokens": { type: "string" },
+        "health-interval": { type: "string" }, "paused-seconds": { type: "string" }, "paused-streams": { type: "string" },
+      });
+      const { runServeBench, printServeTable, serveOptionsFromArgs } = await import("../../../bench/serve.js");
+      let opts;
+      try {
+        opts = serveOptionsFromArgs((f) => stringOption(benchCommand, args, f), (f) => Boolean(args.values[f]));
+      } catch (err) {
+        throw new CliError((err as Error).message, 2);
+      }
+      const result = await runServeBench({ ...opts, log: (line) => process.stderr.write(line + "\n") });
+      if (args.values.json) process.stdout.write(JSON.stringify(result) + "\n");
+      else printServeTable(result);
+      return result.errors > 0 ? 1 : 0;
+    }
+    throw new CliError(`bench needs a benchmark: kernels, decode, serve or cache (see \`dsv4 bench --help\`)`, 2);
   },
 };

@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { runServeBench, serveOptionsFromArgs } from "../../bench/serve.js";
+
+// The benchmark's output is an interface (tools read --json): check its shape on the tiny
+// preset with --quick. Speed goals are the benchmark's business, never asserted here.
+const cache = mkdtempSync(join(tmpdir(), "dsv4-bench-serve-"));
+process.env.DSV4_CACHE_DIR = cache;
+after(() => rmSync(cache, { recursive: true, force: true }));
+
+const finite = (v: unknown, key: string) => assert.ok(typeof v === "number" && Number.isFinite(v), `${key} = ${String(v)}`);
+
+test("bench serve --quick on tiny reports every figure as a finite number, with its goal", async () => {
+  const r = await runServeBench({ preset: "tiny", quick: true });
+  assert.equal(r.preset, "tiny");
+  assert.equal(r.errors, 0);
+  for (const key of [
+    "health_p50_ms", "health_p99_ms", "health_max_ms", "health_count", "itl_p50_idle_ms", "itl_p99_during_prefill_ms", "itl_ratio",
+    "server_prefill_tok_s", "model_prefill_tok_s", "engine_prefill_vs_model", "throughput_4_vs_1", "throughput_16_vs_1", "throughput_64_vs_1",
+    "fraction_of_roofline_16", "bandwidth_gbs", "compute_peak_gflops", "paused_reader_heap_growth_mib", "paused_other_streams_tok_s",
+    "paused_baseline_tok_s", "paused_other_streams_ratio",
+  ] as const) {
+    finite(r[key], key);
+  }
+  assert.ok(r.health_count >= 1);
+  for (const n of ["1", "4", "16", "64"]) {
+    finite(r.throughput_tok_s[n], `throughput_tok_s[${n}]`);
+    const row = r.roofline[n]!;
+    for (const k of ["weight_bytes", "flops", "memory_ms", "compute_ms", "roofline_ms", "measured_step_ms", "fraction_of_roofline"] as const) finite(row[k], `roofline[${n}].${k}`);
+    assert.equal(row.roofline_ms, Math.max(row.memory_ms, row.compute_ms));
+  }
+  // More rows read more distinct experts, never fewer.
+  assert.ok(r.roofline["64"]!.weight_bytes >= r.roofline["1"]!.weight_bytes);
+  for (const key of ["health_p99_ms", "itl_ratio", "engine_prefill_vs_model", "throughput_16_vs_1", "fraction_of_roofline_16", "paused_reader_heap_growth_mib"]) {
+    const g = r.goals[key]!;
+    assert.ok(g, `goal ${key}`);
+    assert.equal(g.value, r[key as keyof typeof r]);
+    assert.equal(typeof g.goal, "string");
+    assert.equal(typeof g.met, "boolean");
+  }
+});
+
+test("bench serve: size flags", () => {
+  const opts = (args: Record<string, string>) => serveOptionsFromArgs((f) => args[f], (f) => f in args);
+  assert.deepEqual(opts({ concurrency: "1,8" }).concurrency, [1, 8]);
+  assert.equal(opts({ prompt: "2048" }).promptTokens, 2048);
+  assert.equal(opts({ quick: "" }).quick, true);
+  assert.throws(() => opts({ concurrency: "1,x" }), /concurrency/);
+  assert.throws(() => opts({ streams: "0" }), /streams/);
+});
