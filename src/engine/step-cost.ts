@@ -6,6 +6,7 @@
  * (the token-budget idea of Sarathi-Serve, with the budget in milliseconds).
  */
 const ALPHA = 0.3;
+const SAFETY = 0.85;
 
 const ewma = (old: number | null, v: number) => (old === null ? v : old + ALPHA * (v - old));
 
@@ -57,8 +58,11 @@ export class StepCost {
    */
   prefillBudget(decodeRows: number, factor: number, fallback: number): number {
     const d = this.decodeStepMs(decodeRows);
-    const p = this.prefillTokenMs;
+    // Only steps that mixed prefill with decoding tell what a small chunk costs: the figure
+    // from large prefill-only chunks is several times too low and would overshoot the target.
+    const p = this.prefillPerTokenMs;
     if (d === null || p === null || p <= 0) return fallback;
-    return Math.floor(((factor - 1) * d) / p);
+    // Aim a little under the target: one slow step is one sample of every stream's latency tail.
+    return Math.floor((SAFETY * (factor - 1) * d) / p);
   }
 }

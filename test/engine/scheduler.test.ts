@@ -38,8 +38,12 @@ describe("scheduler", () => {
     c.record(4, 50, 200);
     assert.equal(c.decodeStepMs(4), 100);
     assert.equal(c.prefillTokenMs, 2);
-    assert.equal(c.prefillBudget(4, 2, 64), 50, "(2 - 1) x 100 ms / 2 ms per token");
-    assert.equal(c.prefillBudget(4, 3, 64), 100);
+    assert.equal(c.prefillBudget(4, 2, 64), 42, "0.85 x (2 - 1) x 100 ms / 2 ms per token");
+    assert.equal(c.prefillBudget(4, 3, 64), 85);
+    const alone = new StepCost();
+    alone.record(4, 0, 100);
+    alone.record(0, 2048, 2048);
+    assert.equal(alone.prefillBudget(4, 2, 64), 64, "prefill-only steps do not size chunks next to decoding");
   });
 
   test("alone, a long prompt takes the whole token budget in one chunk, ending on a block boundary", () => {
@@ -59,7 +63,7 @@ describe("scheduler", () => {
     s.cost.record(4, 64, 228); // 2 ms per prompt token next to 4 rows
     const plan = s.schedule(hooks());
     assert.equal(plan.decode.length, 4);
-    assert.equal(plan.prefill[0]!.tokens.length, 50, "(2 - 1) x 100 ms / 2 ms, not block-aligned below one block");
+    assert.equal(plan.prefill[0]!.tokens.length, 42, "0.85 x (2 - 1) x 100 ms / 2 ms, not block-aligned below one block");
   });
 
   test("a sequence whose reservation cannot grow preempts the newest running one", () => {
