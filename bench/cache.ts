@@ -31,7 +31,9 @@ export interface CacheBenchOptions {
 
 export interface CacheBenchResult {
   backend: string;
+  /** Block size of the agent trace (tiny preset) and of the flash-slice figures (128: every compression ratio divides it). */
   block_tokens: number;
+  block_tokens_flash: number;
   bytes_per_cached_token_flash: number;
   /** The same figure on flash-slice's own two layers, unscaled. */
   bytes_per_cached_token_slice: number;
@@ -144,6 +146,7 @@ export async function runCacheBench(opts: CacheBenchOptions = {}): Promise<Cache
   // An answer after the prompt, as an agent's turn adds one (cached as it is generated).
   await fe.generate({ prompt_tokens: next, max_tokens: quick ? 130 : 260, temperature: 0 }).result();
   const st = fe.prefixCacheStats()!;
+  const flashBlock = fe.prefixCacheBlockTokens ?? 0;
   const cfgLayers = await layerKinds(flash);
   await fe.dispose();
   const perKind = (kind: string) => {
@@ -170,6 +173,7 @@ export async function runCacheBench(opts: CacheBenchOptions = {}): Promise<Cache
   return {
     backend: opts.backend ?? process.env.DSV4_BACKEND ?? "default",
     block_tokens: block,
+    block_tokens_flash: flashBlock,
     bytes_per_cached_token_flash: flashBytes,
     bytes_per_cached_token_slice: st.bytes / st.tokens,
     bytes_breakdown_flash: { rows: per(scaled.rows), window: per(scaled.window), compressor_state: per(scaled.compressor_state) },
@@ -196,7 +200,7 @@ async function layerKinds(dir: string): Promise<string[]> {
 }
 
 export function printCacheTable(r: CacheBenchResult): void {
-  console.log(`prefix cache (block ${r.block_tokens} tokens, backend ${r.backend})`);
+  console.log(`prefix cache (blocks: ${r.block_tokens} tokens on tiny, ${r.block_tokens_flash} on flash-slice; backend ${r.backend})`);
   for (const [k, g] of Object.entries(r.goals)) console.log(`  ${k.padEnd(30)} ${g.value.toFixed(g.value < 10 ? 3 : 0).padStart(10)}  goal ${g.goal.padEnd(8)} ${g.met ? "met" : "NOT met"}`);
   const b = r.bytes_breakdown_flash;
   console.log(`  per cached token at 43 layers: rows ${b.rows.toFixed(0)} B, window KV ${b.window.toFixed(0)} B, compressor state ${b.compressor_state.toFixed(0)} B`);

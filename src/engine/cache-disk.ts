@@ -6,7 +6,7 @@
  * followed or removed), and a block is fully checked (checksum, shape against the model)
  * when it is read; a bad one is removed and becomes a miss.
  */
-import { mkdirSync, readdirSync, unlinkSync } from "node:fs";
+import { mkdirSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import { utimes } from "node:fs/promises";
 import { join } from "node:path";
 import type { ModelConfig } from "../model/config.js";
@@ -71,7 +71,14 @@ export class BlockStore {
     const err = blockHeaderError(h, this.identity) ?? (h.key !== key ? "header names another entry" : null);
     if (err) return this.bad(key, `cache entry ${this.file(key)}: ${err}`);
     const hd = h as unknown as BlockHeader;
-    return { key, parent: hd.parent, start: hd.start, end: hd.end, provisional: hd.provisional, hasTip: hd.tip !== null, bytes: r.bytes, mtimeMs: Date.now() };
+    let mtimeMs = 0;
+    try {
+      // Hits touch their files, so the mtime orders eviction across restarts.
+      mtimeMs = statSync(this.file(key)).mtimeMs;
+    } catch {
+      // Gone since the header was read: it sorts first and is the first to go.
+    }
+    return { key, parent: hd.parent, start: hd.start, end: hd.end, provisional: hd.provisional, hasTip: hd.tip !== null, bytes: r.bytes, mtimeMs };
   }
 
   private bad(key: string, why: string): null {

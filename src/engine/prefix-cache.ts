@@ -251,8 +251,15 @@ export class PrefixCache {
       chain.push(n.block!);
       if (!n.parent) break;
     }
-    if (chain[chain.length - 1]!.start !== 0) return null;
-    return chain.reverse();
+    chain.reverse();
+    // Contiguous from position 0, or the restore would not be the prefix it claims to be.
+    for (let i = 0; i < chain.length; i++) {
+      if (chain[i]!.start !== (i === 0 ? 0 : chain[i - 1]!.end)) {
+        this.drop(node);
+        return null;
+      }
+    }
+    return chain;
   }
 
   /**
