@@ -315,6 +315,11 @@ Napi::Value MemoryBandwidth(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), memory_bandwidth(static_cast<size_t>(bytes), static_cast<int>(reps)));
 }
 
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  const int64_t reps = integer(info[0], "reps");
+  return Napi::Number::New(info.Env(), fma_peak(static_cast<int>(reps)));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createMatrix", Napi::Function::New(env, CreateMatrix));
   exports.Set("matrixRow", Napi::Function::New(env, MatrixRow));
@@ -334,6 +339,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("selectIsa", Napi::Function::New(env, SelectIsa));
   exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   return exports;
 }
 

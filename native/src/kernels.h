@@ -30,6 +30,9 @@ struct KernelTable {
                  const float* sink, float scale, float* scores);
   // Reads every byte of [p, p + bytes) (bytes a multiple of 128): the bandwidth probe.
   uint64_t (*read_sum)(const uint8_t* p, size_t bytes);
+  // Runs `rounds` rounds of independent multiply-adds at this table's vector width and
+  // returns the floating-point operations done: the FMA-peak probe.
+  double (*fma_peak)(long rounds);
 };
 
 const KernelTable* kernels_scalar();
