@@ -343,6 +343,10 @@ void fp8_dot(const Matrix& w, const float* tile, const float* x, size_t ldx, flo
         const bool second = kb2 + k < ke2;
         for (int j = 0; j < NR; j++) {
           const uint8_t* wr = w.row(n + j);
+          // The same bytes of the next call's rows (fp8_gemv4 does the same): without it two
+          // activation rows of a 32768x1024 matrix ran at 10 GB/s, slower than four rows.
+          _mm_prefetch(reinterpret_cast<const char*>(wr + kb + k + NR * static_cast<size_t>(K)), _MM_HINT_T0);
+          if (second) _mm_prefetch(reinterpret_cast<const char*>(wr + kb2 + k + NR * static_cast<size_t>(K)), _MM_HINT_T0);
           // One group decoded and used before the next: four decoded vectors live, not eight.
           __m256 wv[4];
           fp8_decode32(wr + kb + k, wv);
@@ -646,10 +650,13 @@ void dense_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
   const int K = w.K, full = K & ~15;
   const uint8_t* wr[NR];
   for (int j = 0; j < NR; j++) wr[j] = w.row(n + j);
+  // The next call's rows, at the bytes these 16 inputs come from.
+  const size_t per = w.row_bytes() / static_cast<size_t>(K), ahead = NR * w.row_bytes();
   __m256 c0[NR][RB], c1[NR][RB];
   for (int j = 0; j < NR; j++)
     for (int r = 0; r < RB; r++) c0[j][r] = c1[j][r] = _mm256_setzero_ps();
   for (int k = 0; k < full; k += 16) {
+    for (int j = 0; j < NR; j++) _mm_prefetch(reinterpret_cast<const char*>(wr[j] + per * k + ahead), _MM_HINT_T0);
     __m256 xv0[RB], xv1[RB];
     for (int r = 0; r < RB; r++) {
       xv0[r] = _mm256_loadu_ps(x + r * ldx + k);
@@ -674,12 +681,13 @@ void dense_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
 
 // ---------------------------------------------------------------------------------------
 // Several activation rows (decode batches, prefill) for BF16, F32 and FP8: strip products.
-// Two weight rows at a time are decoded once into floats in L1 (a strip, over one K chunk)
-// and multiplied by every activation row of a group from there: the decode is paid once per
-// group instead of once per row block, and the inner loops are loads and FMAs only. K goes
-// in chunks whose activations stay in L1 (prepared rows are padded so that they do not map
-// to the same L1 sets); each output's chains are stored and reloaded between chunks, which
-// changes no bit. Per output the arithmetic is the single-row GEMV's:
+// A span of weight rows is decoded once into floats (strips: two rows interleaved, in L2)
+// and multiplied by every activation row from there: each weight is decoded once per call
+// instead of once per row block, and the inner loops are loads and FMAs only. Activation
+// rows go in groups and K in chunks whose activations stay in L1 while every strip of the
+// span passes (prepared rows are padded so that they do not map to the same L1 sets); each
+// output's chains are stored and reloaded between chunks, which changes no bit. Per output
+// the arithmetic is the single-row GEMV's:
 //  - dense (BF16, F32): chains c0 (the first 8 of each 16 prepared inputs) and c1 (the
 //    other 8), in K order from zero; the result is hsum8(c0 + c1), plus the F32 inputs past
 //    the last multiple of 16 (dense_tile);
@@ -693,14 +701,21 @@ void dense_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
 // the 8-lane arithmetic above, so the avx512 table gives the avx2 table's results bit for
 // bit. A strip without a second row has zeros there (its outputs are not stored).
 
-// Activation rows from which strip products are used: BF16 and F32 on AVX2 and AVX-512, FP8
-// on AVX-512 (fewer rows are nearer the bandwidth bound, where decoding on the fly in one
-// pass measured better: BF16 4096x4096 from DRAM, 2-4 rows 0.70-0.79x with strips; on AVX2
-// the FP8 prefill kernel below matched the strips in cache and beat them by ~15% from DRAM).
-constexpr int kStripRows = 5;
+// Activation rows from which strip products are used. Fewer rows are nearer the bandwidth
+// bound, where one pass decoding on the fly (with its prefetches) did as well: BF16 4096x4096
+// from DRAM, one thread, GFLOP/s at 5 / 8 / 12 / 16 / 32 rows: on the fly 40 / 61 / 62 / 63
+// / 64, AVX2 strips 38 / 51 / 61 / 66 / 76, AVX-512 strips 45 / 62 / 75 / 84 / 101. FP8 uses
+// them on AVX-512 only: on AVX2 the FP8 prefill kernel matched them in cache and beat them by
+// ~15% from DRAM.
+#ifdef DSV4_AVX512
+constexpr int kDenseStripRows = 5;
+#else
+constexpr int kDenseStripRows = 16;
+#endif
+constexpr int kFp8StripRows = 5;
 // Chains carried per (strip, activation row): dense c0 (row n, then n + 1), then c1.
 constexpr int kDenseCarry = 32;
-// FP8: the running totals of rows n and n + 1.
+// FP8 (AVX-512): the running totals of rows n and n + 1.
 constexpr int kFp8Carry = 16;
 // Activation floats of one row group's K chunk, read from L1 by every strip of a task.
 constexpr int kChunkFloats = 4096;
@@ -720,14 +735,6 @@ inline void bf16_strip(const uint8_t* row, int j, int k0, int k1, float* strip) 
 inline void f32_strip(const uint8_t* row, int j, int k0, int k1, float* strip) {
   const float* r = reinterpret_cast<const float*>(row);
   for (int k = k0; k < k1; k += 8) _mm256_store_ps(strip + 2 * (k - k0) + 8 * j, _mm256_loadu_ps(r + k));
-}
-inline void fp8_strip(const uint8_t* row, int j, int k0, int k1, float* strip) {
-  for (int k = k0; k < k1; k += 32) {
-    __m256 wv[4];
-    fp8_decode32(row + k, wv);
-    float* d = strip + 2 * (k - k0) + 8 * j;
-    for (int p = 0; p < 4; p++) _mm256_store_ps(d + 16 * p, wv[p]);
-  }
 }
 inline void zero_strip_row(int j, int len, float* strip) {
   for (int i = 0; i < len; i += 8) _mm256_store_ps(strip + 2 * i + 8 * j, _mm256_setzero_ps());
@@ -774,36 +781,16 @@ void dense_strip8(const float* strip, const float* x, size_t ldc, int len, float
     }
 }
 
-// FP8 chains of one strip by RB activation rows over `len` inputs (a chunk starting on a
-// block boundary): a chain per 128-input block, added to the carried totals.
-template <int RB>
-void fp8_strip8(const float* strip, const float* x, size_t ldc, int len, float* carry) {
-  for (int b = 0; b < len; b += kFp8Block) {
-    const int be = imin(len, b + kFp8Block);
-    __m256 c[2][RB];
-    for (int j = 0; j < 2; j++)
-      for (int r = 0; r < RB; r++) c[j][r] = _mm256_setzero_ps();
-    for (int i = b; i < be; i += 8) {
-      __m256 xv[RB];
-      for (int r = 0; r < RB; r++) {
-        xv[r] = _mm256_load_ps(x + r * ldc + i);
-        DSV4_IN_REGISTER(xv[r]);
-      }
-      for (int j = 0; j < 2; j++) {
-        __m256 wv = _mm256_load_ps(strip + 2 * i + 8 * j);
-        DSV4_IN_REGISTER(wv);
-        for (int r = 0; r < RB; r++) c[j][r] = _mm256_fmadd_ps(wv, xv[r], c[j][r]);
-      }
-    }
-    for (int r = 0; r < RB; r++)
-      for (int j = 0; j < 2; j++) {
-        float* t = carry + r * kFp8Carry + 8 * j;
-        _mm256_store_ps(t, _mm256_add_ps(_mm256_load_ps(t), c[j][r]));
-      }
+#ifdef DSV4_AVX512
+inline void fp8_strip(const uint8_t* row, int j, int k0, int k1, float* strip) {
+  for (int k = k0; k < k1; k += 32) {
+    __m256 wv[4];
+    fp8_decode32(row + k, wv);
+    float* d = strip + 2 * (k - k0) + 8 * j;
+    for (int p = 0; p < 4; p++) _mm256_store_ps(d + 16 * p, wv[p]);
   }
 }
 
-#ifdef DSV4_AVX512
 // 8 floats in both halves of a 512-bit vector (vbroadcastf64x4: AVX512F, no DQ needed; the
 // zero-masked form because the plain one warns about an undefined source in GCC 12).
 inline __m512 broadcast8(const float* p) { return _mm512_castpd_ps(_mm512_maskz_broadcast_f64x4(0xFF, _mm256_castps_pd(_mm256_load_ps(p)))); }
@@ -841,7 +828,9 @@ void dense_strip16(const float* strips, size_t lds, const float* x, size_t ldc, 
     }
 }
 
-// fp8_strip8 for NS strips at once, both rows of a strip in one 512-bit vector.
+// FP8 chains of NS strips (lds floats apart) by RB activation rows over `len` inputs (a
+// chunk starting on a block boundary), both rows of a strip in one 512-bit vector: a chain
+// per 128-input block, added to the carried totals (ldk floats apart per strip).
 template <int NS, int RB>
 void fp8_strip16(const float* strips, size_t lds, const float* x, size_t ldc, int len, float* carry, size_t ldk) {
   for (int b = 0; b < len; b += kFp8Block) {
@@ -920,17 +909,14 @@ struct DenseStrips {
   }
 };
 
+#ifdef DSV4_AVX512
+// (AVX-512 only: on AVX2 the FP8 prefill kernel, fp8_group, measured as fast or faster.)
 struct Fp8Strips {
   static constexpr int kUnit = kFp8Block;
   static constexpr int kCarry = kFp8Carry;
-#ifdef DSV4_AVX512
   static constexpr int kStrips = 4;  // 4 x 4 rows in registers
-#else
-  static constexpr int kStrips = 1;
-#endif
   static int span(const Matrix& w) { return w.K; }
   static void decode(const Matrix& w, int n, int j, int k0, int k1, float* strip) { fp8_strip(w.row(n), j, k0, k1, strip); }
-#ifdef DSV4_AVX512
   template <int NS>
   static void run_strips(const float* strips, size_t lds, const float* x, size_t ldx, int rows, int len, float* carry) {
     const size_t ldk = static_cast<size_t>(rows) * kCarry;
@@ -950,25 +936,11 @@ struct Fp8Strips {
       default: run_strips<1>(strips, lds, x, ldx, rows, len, carry); break;
     }
   }
-#else
-  static void run(const float* strips, size_t lds, int ns, const float* x, size_t ldx, int rows, int len, float* carry) {
-    for (int s = 0; s < ns; s++) {
-      const float* st = strips + s * lds;
-      float* c = carry + static_cast<size_t>(s) * rows * kCarry;
-      int r = 0;
-      for (; r + 4 <= rows; r += 4) fp8_strip8<4>(st, x + r * ldx, ldx, len, c + r * kCarry);
-      switch (rows - r) {
-        case 3: fp8_strip8<3>(st, x + r * ldx, ldx, len, c + r * kCarry); break;
-        case 2: fp8_strip8<2>(st, x + r * ldx, ldx, len, c + r * kCarry); break;
-        case 1: fp8_strip8<1>(st, x + r * ldx, ldx, len, c + r * kCarry); break;
-      }
-    }
-  }
-#endif
   static float finish(const Matrix&, const float* c, int j, int, const float*, const double* post) {
     return static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(c + 8 * j))) * *post);
   }
 };
+#endif
 
 // Raw weight rows asked for ahead of their decode, a few lines at a time: the rows of the
 // next span stream in while this one's strips are multiplied (into L2: a span's rows would
@@ -1068,8 +1040,8 @@ void vector_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t
   for (; n < n1; n++) single(w, x, ldx, out, ldo, n);
 }
 
-// Activation rows in groups, each group one pass over the weights. (Decoding BF16 tiles
-// once for many rows measured no faster here: the decode is cheap next to the products.)
+// BF16/F32 from kDenseStripRows rows: strip products. Fewer rows (and FP4) in groups, each group
+// one pass over the weights, decoding on the fly.
 void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
   if (w.format == Format::FP4 && rows >= 2) {
     // K in chunks so that a pass's activations stay in L1, the running totals carried in
@@ -1096,7 +1068,7 @@ void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
     }
     return;
   }
-  if (w.format != Format::FP4 && rows >= kStripRows) return strip_product<DenseStrips>(w, xp, ldx, rows, out, ldo, n0, n1, nullptr);
+  if (w.format != Format::FP4 && rows >= kDenseStripRows) return strip_product<DenseStrips>(w, xp, ldx, rows, out, ldo, n0, n1, nullptr);
   for (int r0 = 0; r0 < rows; r0 += 4) {
     const float* x = xp + static_cast<size_t>(r0) * ldx;
     float* o = out + static_cast<size_t>(r0) * ldo;
@@ -1110,9 +1082,10 @@ void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
 }
 
 // ---------------------------------------------------------------------------------------
-// FP8 with many activation rows (prefill): a few weight rows are decoded once into floats
-// and multiplied with three activation rows at a time from registers. The decoded values and
-// the per-output arithmetic equal the on-the-fly kernel's, so prefill equals decode exactly.
+// FP8 with many activation rows on AVX2 (AVX-512 uses strip products): a few weight rows are
+// decoded once into floats and multiplied with three activation rows at a time from
+// registers. The decoded values and the per-output arithmetic equal the on-the-fly kernel's,
+// so prefill equals decode exactly.
 constexpr int kTiledRows = 5;  // from here on decoding once beats decoding per 4 rows
 constexpr int kTileRows = 4;
 
@@ -1164,7 +1137,7 @@ using Fp8Fn = void (*)(const Matrix&, const float*, const float*, size_t, float*
 void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
   const size_t K = static_cast<size_t>(w.K);
 #ifdef DSV4_AVX512
-  if (rows >= kStripRows) return strip_product<Fp8Strips>(w, xs, ldx, rows, out, ldo, n0, n1, post);
+  if (rows >= kFp8StripRows) return strip_product<Fp8Strips>(w, xs, ldx, rows, out, ldo, n0, n1, post);
 #endif
   if (rows >= kTiledRows) {
     static const Fp8Fn<true> micro[4][3] = {

@@ -119,10 +119,10 @@ for (const isa of isas) {
       }
     });
 
-    // Strip products (BF16/F32 from 5 rows, FP8 from 5 on avx512): activation rows in
-    // groups of up to 16, K in chunks sized by the group, output rows in spans of 128 and in
-    // pairs (an odd count leaves a strip with one row), and 2-4 row passes before that. Each
-    // boundary must give every row exactly its one-row product.
+    // Strip products (BF16/F32 from 16 rows on avx2 and 5 on avx512, FP8 from 5 on avx512):
+    // activation rows in groups of up to 16, K in chunks sized by the group, output rows in
+    // spans and in pairs (an odd count leaves a strip with one row); 4-row passes before
+    // that. Each boundary must give every row exactly its one-row product.
     test("every row count gives each row its one-row product bit for bit (1-9, 15-17, 31-33, 63-65 rows)", () => {
       use();
       const counts = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65];
