@@ -1150,6 +1150,13 @@ void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
     for (int t = n0; t < n1; t += kTileRows) {
       const int nt = imin(kTileRows, n1 - t);
       decode_tile(w, t, nt, tile);
+      // The next tile's rows arrive while this one is multiplied (FP8 32768x1024, 8 rows:
+      // decoding each tile straight from DRAM took three times as long as 4 rows' pass).
+      if (t + kTileRows < n1) {
+        const char* next = reinterpret_cast<const char*>(w.row(t + kTileRows));
+        const size_t bytes = static_cast<size_t>(imin(kTileRows, n1 - t - kTileRows)) * K;
+        for (size_t b = 0; b < bytes; b += 64) _mm_prefetch(next + b, _MM_HINT_T1);
+      }
       for (int r = 0; r < rows; r += 3) {
         const int rb = imin(3, rows - r);
         micro[nt - 1][rb - 1](w, tile, xs + r * ldx, ldx, out + r * ldo, ldo, t, post + r);
