@@ -3,11 +3,17 @@
  * the quantised matrix-vector products the decode step is made of, on the native and the
  * reference backends, each as a fraction of that bandwidth.
  * Run: `dsv4 bench kernels [--json]` or `node dist/bench/kernels.js [--json]`.
+ *
+ * `--rows`: the decode-batch products instead (runRowsBench): the real V4-Flash BF16 head
+ * and FP8 shapes at 1-64 activation rows, against the bandwidth and the FMA peak;
+ * `--baseline PATH` times a second build of the addon alternately in the same process.
  */
 import { randomFillSync } from "node:crypto";
+import { createRequire } from "node:module";
+import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Backend, MatrixHandle, StoredMatrix, WeightFormat } from "../src/kernels/backend.js";
-import { nativeAddon } from "../src/kernels/native/addon.js";
+import { nativeAddon, type NativeAddon } from "../src/kernels/native/addon.js";
 import { NativeBackend } from "../src/kernels/native/backend.js";
 import { RefBackend } from "../src/kernels/ref/index.js";
 
@@ -156,8 +162,128 @@ export function printKernelTable(r: KernelBenchResult): void {
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// Decode batches: N sequences decoding together make N-row products. A kernel that decodes
+// each weight once and uses it for every row costs max(weight bytes / bandwidth, FLOPs /
+// FMA peak); `roofline` is that time over the measured one.
+
+export interface RowsResult {
+  name: string;
+  /** "native", or "baseline" for the addon given with --baseline. */
+  addon: string;
+  rows: number;
+  ms_per_call: number;
+  gflops: number;
+  /** Weight bytes (data + scales) per second. */
+  gbs: number;
+  fraction_of_bandwidth: number;
+  fraction_of_peak: number;
+  roofline: number;
+}
+
+export interface RowsBenchResult {
+  bandwidth_gbs: number;
+  /** Best multi-threaded GFLOP/s of the kernel table's FMA loop. */
+  fma_peak_gflops: number;
+  threads: number;
+  isa: string;
+  results: RowsResult[];
+}
+
+const ROW_SHAPES: Shape[] = [
+  { name: "bf16 129280x4096 (head)", format: "bf16", out: 129280, in: 4096 },
+  { name: "fp8 1024x4096", format: "fp8", out: 1024, in: 4096 },
+  { name: "fp8 32768x1024", format: "fp8", out: 32768, in: 1024 },
+];
+const ROW_COUNTS = [1, 2, 4, 8, 16, 32, 64];
+
+function loadAddon(path: string): NativeAddon {
+  return createRequire(import.meta.url)(resolve(path)) as NativeAddon;
+}
+
+/**
+ * Every shape at every row count; with a baseline addon the two are timed alternately,
+ * `rounds` times each, and each keeps its best (a shared machine only slows a window down).
+ * `smallHead` uses 32768 output rows for the head (a quarter of the memory and time).
+ */
+export async function runRowsBench(opts: { baseline?: string; smallHead?: boolean; rows?: number[]; rounds?: number; quick?: boolean } = {}): Promise<RowsBenchResult> {
+  const loaded = nativeAddon();
+  if ("error" in loaded) throw new Error(`bench kernels --rows needs the native addon: ${loaded.error}`);
+  const addon = loaded.addon;
+  const variants: Array<{ name: string; backend: NativeBackend }> = [{ name: "native", backend: new NativeBackend(addon) }];
+  if (opts.baseline) variants.push({ name: "baseline", backend: new NativeBackend(loadAddon(opts.baseline)) });
+  const probe = () => ({ bw: addon.memoryBandwidth(opts.quick ? 256 * 2 ** 20 : 2 ** 30, opts.quick ? 3 : 8), peak: addon.fmaPeak(opts.quick ? 50 : 300) });
+  const before = probe();
+  const info = addon.info();
+  const results: RowsResult[] = [];
+  const rounds = opts.rounds ?? (opts.quick ? 1 : 3);
+  const shapes = ROW_SHAPES.map((s) => (opts.smallHead && s.format === "bf16" ? { ...s, name: "bf16 32768x4096 (head slice)", out: 32768 } : s));
+  const timings: Array<{ shape: Shape; rows: number; variant: string; ms: number; bytes: number }> = [];
+  for (const s of shapes) {
+    const bytes = randomStored(s).readData().byteLength;
+    const copies = Math.max(1, Math.ceil((opts.quick ? WORKING_SET / 4 : WORKING_SET) / bytes));
+    const stored = randomStored(s);
+    const handles = variants.map((v) => Array.from({ length: copies }, () => v.backend.uploadMatrix(stored)));
+    for (const rows of opts.rows ?? ROW_COUNTS) {
+      const x = new Float32Array(rows * s.in);
+      for (let i = 0; i < x.length; i++) x[i] = Math.sin(i) * 2;
+      const out = new Float32Array(rows * s.out);
+      const best = variants.map(() => Infinity);
+      // Enough calls for ~1 s of work per variant and round (at least the copies once).
+      const flops = 2 * rows * s.out * s.in;
+      const estimateMs = Math.max(bytes / (before.bw * 1e6), flops / (before.peak * 1e6));
+      const minSeconds = opts.quick ? 0.1 : Math.min(1, Math.max(0.25, (10 * estimateMs) / 1000));
+      for (let r = 0; r < rounds; r++) {
+        variants.forEach((v, i) => {
+          let next = 0;
+          const hs = handles[i]!;
+          const ms = time(() => v.backend.linear(x, rows, hs[next++ % copies]!, s.format !== "bf16", out), minSeconds, Math.min(copies, 20));
+          best[i] = Math.min(best[i]!, ms);
+        });
+      }
+      variants.forEach((v, i) => timings.push({ shape: s, rows, variant: v.name, ms: best[i]!, bytes: handles[i]![0]!.bytes }));
+    }
+  }
+  const after = probe();
+  const bw = Math.max(before.bw, after.bw), peak = Math.max(before.peak, after.peak);
+  for (const t of timings) {
+    const flops = 2 * t.rows * t.shape.out * t.shape.in;
+    const gflops = flops / (t.ms / 1000) / 1e9, gbs = t.bytes / (t.ms / 1000) / 1e9;
+    const floorMs = Math.max(t.bytes / (bw * 1e6), flops / (peak * 1e6));
+    results.push({ name: t.shape.name, addon: t.variant, rows: t.rows, ms_per_call: t.ms, gflops, gbs, fraction_of_bandwidth: gbs / bw, fraction_of_peak: gflops / peak, roofline: floorMs / t.ms });
+  }
+  return { bandwidth_gbs: bw, fma_peak_gflops: peak, threads: info.threads, isa: info.isa, results };
+}
+
+export function printRowsTable(r: RowsBenchResult): void {
+  const pct = (f: number) => `${(100 * f).toFixed(0).padStart(3)}%`;
+  const baseline = r.results.some((x) => x.addon === "baseline");
+  console.log(`kernels by rows: memory bandwidth ${r.bandwidth_gbs.toFixed(1)} GB/s, FMA peak ${r.fma_peak_gflops.toFixed(0)} GFLOP/s (${r.threads} threads, ${r.isa})`);
+  console.log(`  shape                          addon     rows   ms/call   GFLOP/s  weight GB/s  of bw  of peak  roofline${baseline ? "  speedup" : ""}`);
+  for (const x of r.results) {
+    const base = r.results.find((b) => b.addon === "baseline" && b.name === x.name && b.rows === x.rows);
+    const speedup = baseline && x.addon !== "baseline" && base ? `  ${(base.ms_per_call / x.ms_per_call).toFixed(2).padStart(6)}x` : "";
+    console.log(
+      `  ${x.name.padEnd(30)} ${x.addon.padEnd(8)} ${String(x.rows).padStart(5)} ${x.ms_per_call.toFixed(2).padStart(9)} ${x.gflops.toFixed(1).padStart(9)} ${x.gbs.toFixed(2).padStart(12)}  ${pct(x.fraction_of_bandwidth)}   ${pct(x.fraction_of_peak)}     ${pct(x.roofline)}${speedup}`,
+    );
+  }
+}
+
+function argValue(flag: string): string | undefined {
+  const i = process.argv.indexOf(flag);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const result = await runKernelBench({ quick: process.argv.includes("--quick"), ref: !process.argv.includes("--no-ref") });
-  if (process.argv.includes("--json")) console.log(JSON.stringify(result));
-  else printKernelTable(result);
+  const json = process.argv.includes("--json");
+  if (process.argv.includes("--rows")) {
+    const rows = argValue("--row-counts")?.split(",").map(Number);
+    const result = await runRowsBench({ baseline: argValue("--baseline"), smallHead: process.argv.includes("--small-head"), rows, quick: process.argv.includes("--quick") });
+    if (json) console.log(JSON.stringify(result));
+    else printRowsTable(result);
+  } else {
+    const result = await runKernelBench({ quick: process.argv.includes("--quick"), ref: !process.argv.includes("--no-ref") });
+    if (json) console.log(JSON.stringify(result));
+    else printKernelTable(result);
+  }
 }

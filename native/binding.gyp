@@ -1,6 +1,6 @@
 {
   # The addon is built for baseline x86-64 (or the host's baseline elsewhere); only the
-  # kernel library below gets wider instruction sets, and dispatch.cc picks it at run time.
+  # kernel libraries below get wider instruction sets, and dispatch.cc picks one at run time.
   "variables": {
     "dsv4_x86": "<!(node -p \"['x64', 'ia32'].includes(process.arch) ? 1 : 0\")"
   },
@@ -29,8 +29,8 @@
       "libraries": ["-lpthread"],
       "conditions": [
         ["dsv4_x86==1", {
-          "dependencies": ["dsv4_kernels_avx2"],
-          "defines": ["DSV4_HAVE_AVX2"]
+          "dependencies": ["dsv4_kernels_avx2", "dsv4_kernels_avx512"],
+          "defines": ["DSV4_HAVE_AVX2", "DSV4_HAVE_AVX512"]
         }]
       ]
     }
@@ -43,6 +43,12 @@
           "type": "static_library",
           "sources": ["src/kernels_avx2.cc"],
           "cflags_cc": ["-mavx2", "-mfma", "-mf16c"]
+        },
+        {
+          "target_name": "dsv4_kernels_avx512",
+          "type": "static_library",
+          "sources": ["src/kernels_avx512.cc"],
+          "cflags_cc": ["-mavx512f", "-mavx2", "-mfma", "-mf16c"]
         }
       ]
     }]

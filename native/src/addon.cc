@@ -299,7 +299,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("threads", pool().threads());
   Napi::Array isas = Napi::Array::New(env);
   uint32_t i = 0;
-  for (const char* name : {"scalar", "avx2"})
+  for (const char* name : {"scalar", "avx2", "avx512"})
     if (kernels_named(name)) isas.Set(i++, name);
   o.Set("isas", isas);
   return o;
@@ -313,6 +313,11 @@ Napi::Value SelectIsa(const Napi::CallbackInfo& info) {
 Napi::Value MemoryBandwidth(const Napi::CallbackInfo& info) {
   const int64_t bytes = integer(info[0], "bytes"), reps = integer(info[1], "reps");
   return Napi::Number::New(info.Env(), memory_bandwidth(static_cast<size_t>(bytes), static_cast<int>(reps)));
+}
+
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  const int64_t reps = integer(info[0], "reps");
+  return Napi::Number::New(info.Env(), fma_peak(static_cast<int>(reps)));
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -334,6 +339,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("selectIsa", Napi::Function::New(env, SelectIsa));
   exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   return exports;
 }
 

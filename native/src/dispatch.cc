@@ -15,7 +15,20 @@ bool cpu_has_avx2() {
 #endif
 }
 
+// AVX-512F with the AVX2 table's extensions (the avx512 table is the AVX2 one plus 512-bit
+// strip kernels). GCC's check includes the OS saving the 512-bit state (XCR0).
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
 const KernelTable* widest() {
+#ifdef DSV4_HAVE_AVX512
+  if (cpu_has_avx512()) return kernels_avx512();
+#endif
 #ifdef DSV4_HAVE_AVX2
   if (cpu_has_avx2()) return kernels_avx2();
 #endif
@@ -26,11 +39,17 @@ const KernelTable* widest() {
 #ifndef DSV4_HAVE_AVX2
 const KernelTable* kernels_avx2() { return nullptr; }
 #endif
+#ifndef DSV4_HAVE_AVX512
+const KernelTable* kernels_avx512() { return nullptr; }
+#endif
 
 const KernelTable* kernels_named(const char* isa) {
   if (std::strcmp(isa, "scalar") == 0) return kernels_scalar();
 #ifdef DSV4_HAVE_AVX2
   if (std::strcmp(isa, "avx2") == 0) return cpu_has_avx2() ? kernels_avx2() : nullptr;
+#endif
+#ifdef DSV4_HAVE_AVX512
+  if (std::strcmp(isa, "avx512") == 0) return cpu_has_avx512() ? kernels_avx512() : nullptr;
 #endif
   return nullptr;
 }

@@ -30,12 +30,16 @@ struct KernelTable {
                  const float* sink, float scale, float* scores);
   // Reads every byte of [p, p + bytes) (bytes a multiple of 128): the bandwidth probe.
   uint64_t (*read_sum)(const uint8_t* p, size_t bytes);
+  // Runs `rounds` rounds of independent multiply-adds at this table's vector width and
+  // returns the floating-point operations done: the FMA-peak probe.
+  double (*fma_peak)(long rounds);
 };
 
 const KernelTable* kernels_scalar();
 const KernelTable* kernels_avx2();     // nullptr when not compiled in
+const KernelTable* kernels_avx512();   // nullptr when not compiled in
 
-// The table in use: the widest this CPU supports, or DSV4_ISA=scalar|avx2 when set.
+// The table in use: the widest this CPU supports, or DSV4_ISA=scalar|avx2|avx512 when set.
 const KernelTable& kernels();
 // nullptr when `isa` is unknown, not compiled in, or not supported by this CPU.
 const KernelTable* kernels_named(const char* isa);

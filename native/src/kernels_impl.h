@@ -22,6 +22,9 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #define DSV4_AVX2 1
+#if defined(__AVX512F__)
+#define DSV4_AVX512 1
+#endif
 #endif
 
 namespace dsv4 {
@@ -143,8 +146,19 @@ void fp4_simulate_impl(float* x, int n, int block) {
 // Fp8Group32 rows carry, after their K activations, the largest magnitude of each 128-input
 // block (fp8_prescale picks its power of two from them), padded to whole vectors.
 size_t prepared_width_impl(const Matrix& w) {
-  if (layout_of(w) == Layout::Fp8Group32) return static_cast<size_t>(w.K) + ((w.K + kFp8Block - 1) / kFp8Block + 7) / 8 * 8;
-  return static_cast<size_t>(w.K);
+  size_t width = static_cast<size_t>(w.K);
+  if (layout_of(w) == Layout::Fp8Group32) width += ((w.K + kFp8Block - 1) / kFp8Block + 7) / 8 * 8;
+#ifdef DSV4_AVX2
+  // Whole 64-byte lines per row (the strip products load activations aligned), and rows
+  // 1 KiB apart modulo 4 KiB (an L1 way): the strip products read a K chunk of every row of
+  // a group from L1, and rows a multiple of 4 KiB apart (K = 1024, 4096, ...) would all map
+  // to the same L1 sets. The padding is never read.
+  if (w.format != Format::FP4) {
+    width = (width + 15) / 16 * 16;
+    if (width >= 1024) width += (1280 - width % 1024) % 1024;
+  }
+#endif
+  return width;
 }
 
 void prepare_impl(const Matrix& w, const float* x, int rows, bool act_quant, float* dst) {
@@ -329,6 +343,10 @@ void fp8_dot(const Matrix& w, const float* tile, const float* x, size_t ldx, flo
         const bool second = kb2 + k < ke2;
         for (int j = 0; j < NR; j++) {
           const uint8_t* wr = w.row(n + j);
+          // The same bytes of the next call's rows (fp8_gemv4 does the same): without it two
+          // activation rows of a 32768x1024 matrix ran at 10 GB/s, slower than four rows.
+          _mm_prefetch(reinterpret_cast<const char*>(wr + kb + k + NR * static_cast<size_t>(K)), _MM_HINT_T0);
+          if (second) _mm_prefetch(reinterpret_cast<const char*>(wr + kb2 + k + NR * static_cast<size_t>(K)), _MM_HINT_T0);
           // One group decoded and used before the next: four decoded vectors live, not eight.
           __m256 wv[4];
           fp8_decode32(wr + kb + k, wv);
@@ -632,10 +650,13 @@ void dense_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
   const int K = w.K, full = K & ~15;
   const uint8_t* wr[NR];
   for (int j = 0; j < NR; j++) wr[j] = w.row(n + j);
+  // The next call's rows, at the bytes these 16 inputs come from.
+  const size_t per = w.row_bytes() / static_cast<size_t>(K), ahead = NR * w.row_bytes();
   __m256 c0[NR][RB], c1[NR][RB];
   for (int j = 0; j < NR; j++)
     for (int r = 0; r < RB; r++) c0[j][r] = c1[j][r] = _mm256_setzero_ps();
   for (int k = 0; k < full; k += 16) {
+    for (int j = 0; j < NR; j++) _mm_prefetch(reinterpret_cast<const char*>(wr[j] + per * k + ahead), _MM_HINT_T0);
     __m256 xv0[RB], xv1[RB];
     for (int r = 0; r < RB; r++) {
       xv0[r] = _mm256_loadu_ps(x + r * ldx + k);
@@ -656,6 +677,346 @@ void dense_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
       if (full < K) v += Tail(w, n + j, x + r * ldx, full);
       out[r * ldo + n + j] = v;
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Several activation rows (decode batches, prefill) for BF16, F32 and FP8: strip products.
+// A span of weight rows is decoded once into floats (strips: two rows interleaved, in L2)
+// and multiplied by every activation row from there: each weight is decoded once per call
+// instead of once per row block, and the inner loops are loads and FMAs only. Activation
+// rows go in groups and K in chunks whose activations stay in L1 while every strip of the
+// span passes (prepared rows are padded so that they do not map to the same L1 sets); each
+// output's chains are stored and reloaded between chunks, which changes no bit. Per output
+// the arithmetic is the single-row GEMV's:
+//  - dense (BF16, F32): chains c0 (the first 8 of each 16 prepared inputs) and c1 (the
+//    other 8), in K order from zero; the result is hsum8(c0 + c1), plus the F32 inputs past
+//    the last multiple of 16 (dense_tile);
+//  - FP8: one chain per 128-input scale block in K order from zero, each added to a running
+//    total that starts at zero; the result is hsum8(total) * post (fp8_gemv4, fp8_dot).
+//
+// Strip layout: weight rows n and n + 1 interleaved in 8-float halves, strip[(i / 8) * 16 +
+// 8 * j + lane] = decoded input i + lane of row n + j. A 256-bit load gives 8 inputs of one
+// row; a 512-bit load the same 8 inputs of both rows, which the AVX-512 kernels multiply by
+// one activation row broadcast to both halves: two outputs per FMA, each half doing exactly
+// the 8-lane arithmetic above, so the avx512 table gives the avx2 table's results bit for
+// bit. A strip without a second row has zeros there (its outputs are not stored).
+
+// Activation rows from which strip products are used. Fewer rows are nearer the bandwidth
+// bound, where one pass decoding on the fly (with its prefetches) did as well: BF16 4096x4096
+// from DRAM, one thread, GFLOP/s at 5 / 8 / 12 / 16 / 32 rows: on the fly 40 / 61 / 62 / 63
+// / 64, AVX2 strips 38 / 51 / 61 / 66 / 76, AVX-512 strips 45 / 62 / 75 / 84 / 101. FP8 uses
+// them on AVX-512 only: on AVX2 the FP8 prefill kernel matched them in cache and beat them by
+// ~15% from DRAM.
+#ifdef DSV4_AVX512
+constexpr int kDenseStripRows = 5;
+#else
+constexpr int kDenseStripRows = 16;
+#endif
+constexpr int kFp8StripRows = 5;
+// Chains carried per (strip, activation row): dense c0 (row n, then n + 1), then c1.
+constexpr int kDenseCarry = 32;
+// FP8 (AVX-512): the running totals of rows n and n + 1.
+constexpr int kFp8Carry = 16;
+// Activation floats of one row group's K chunk, read from L1 by every strip of a task.
+constexpr int kChunkFloats = 4096;
+// Most activation rows per group: the decode is shared by this many; more would shrink the
+// K chunk and make the carried chains a larger share of the traffic.
+constexpr int kStripGroupRows = 16;
+
+inline void bf16_strip(const uint8_t* row, int j, int k0, int k1, float* strip) {
+  for (int k = k0; k < k1; k += 16) {
+    __m256 even, odd;
+    bf16_decode16(row + 2 * k, even, odd);
+    float* d = strip + 2 * (k - k0) + 8 * j;
+    _mm256_store_ps(d, even);
+    _mm256_store_ps(d + 16, odd);
+  }
+}
+inline void f32_strip(const uint8_t* row, int j, int k0, int k1, float* strip) {
+  const float* r = reinterpret_cast<const float*>(row);
+  for (int k = k0; k < k1; k += 8) _mm256_store_ps(strip + 2 * (k - k0) + 8 * j, _mm256_loadu_ps(r + k));
+}
+inline void zero_strip_row(int j, int len, float* strip) {
+  for (int i = 0; i < len; i += 8) _mm256_store_ps(strip + 2 * i + 8 * j, _mm256_setzero_ps());
+}
+
+// Keeps a loaded vector in a register. Left alone, the compiler turned loads used by several
+// FMAs into one memory operand per FMA: 12 loads per 8 FMAs in dense_strip8, which ran at 70
+// instead of 100 GFLOP/s on one Zen 5 core.
+#define DSV4_IN_REGISTER(v) __asm__("" : "+x"(v))
+
+// Dense chains of one strip by RB activation rows over `len` inputs (a multiple of 16) of a
+// K chunk: x holds the rows ldc floats apart; carry the chains of these rows, kDenseCarry
+// floats each.
+template <int RB>
+void dense_strip8(const float* strip, const float* x, size_t ldc, int len, float* carry) {
+  __m256 c0[2][RB], c1[2][RB];
+  for (int r = 0; r < RB; r++)
+    for (int j = 0; j < 2; j++) {
+      c0[j][r] = _mm256_load_ps(carry + r * kDenseCarry + 8 * j);
+      c1[j][r] = _mm256_load_ps(carry + r * kDenseCarry + 16 + 8 * j);
+    }
+  for (int i = 0; i < len; i += 16) {
+    __m256 x0[RB], x1[RB];
+    for (int r = 0; r < RB; r++) {
+      x0[r] = _mm256_load_ps(x + r * ldc + i);
+      x1[r] = _mm256_load_ps(x + r * ldc + i + 8);
+      DSV4_IN_REGISTER(x0[r]);
+      DSV4_IN_REGISTER(x1[r]);
+    }
+    for (int j = 0; j < 2; j++) {
+      __m256 w0 = _mm256_load_ps(strip + 2 * i + 8 * j), w1 = _mm256_load_ps(strip + 2 * i + 16 + 8 * j);
+      DSV4_IN_REGISTER(w0);
+      DSV4_IN_REGISTER(w1);
+      for (int r = 0; r < RB; r++) {
+        c0[j][r] = _mm256_fmadd_ps(w0, x0[r], c0[j][r]);
+        c1[j][r] = _mm256_fmadd_ps(w1, x1[r], c1[j][r]);
+      }
+    }
+  }
+  for (int r = 0; r < RB; r++)
+    for (int j = 0; j < 2; j++) {
+      _mm256_store_ps(carry + r * kDenseCarry + 8 * j, c0[j][r]);
+      _mm256_store_ps(carry + r * kDenseCarry + 16 + 8 * j, c1[j][r]);
+    }
+}
+
+#ifdef DSV4_AVX512
+inline void fp8_strip(const uint8_t* row, int j, int k0, int k1, float* strip) {
+  for (int k = k0; k < k1; k += 32) {
+    __m256 wv[4];
+    fp8_decode32(row + k, wv);
+    float* d = strip + 2 * (k - k0) + 8 * j;
+    for (int p = 0; p < 4; p++) _mm256_store_ps(d + 16 * p, wv[p]);
+  }
+}
+
+// 8 floats in both halves of a 512-bit vector (vbroadcastf64x4: AVX512F, no DQ needed; the
+// zero-masked form because the plain one warns about an undefined source in GCC 12).
+inline __m512 broadcast8(const float* p) { return _mm512_castpd_ps(_mm512_maskz_broadcast_f64x4(0xFF, _mm256_castps_pd(_mm256_load_ps(p)))); }
+
+// dense_strip8 for NS strips at once (lds floats apart, carries ldk floats apart), both
+// rows of a strip in one 512-bit vector.
+template <int NS, int RB>
+void dense_strip16(const float* strips, size_t lds, const float* x, size_t ldc, int len, float* carry, size_t ldk) {
+  __m512 c0[NS][RB], c1[NS][RB];
+  for (int s = 0; s < NS; s++)
+    for (int r = 0; r < RB; r++) {
+      c0[s][r] = _mm512_load_ps(carry + s * ldk + r * kDenseCarry);
+      c1[s][r] = _mm512_load_ps(carry + s * ldk + r * kDenseCarry + 16);
+    }
+  for (int i = 0; i < len; i += 16) {
+    __m512 w0[NS], w1[NS];
+    for (int s = 0; s < NS; s++) {
+      w0[s] = _mm512_load_ps(strips + s * lds + 2 * i);
+      w1[s] = _mm512_load_ps(strips + s * lds + 2 * i + 16);
+      __asm__("" : "+v"(w0[s]));
+      __asm__("" : "+v"(w1[s]));
+    }
+    for (int r = 0; r < RB; r++) {
+      const __m512 x0 = broadcast8(x + r * ldc + i), x1 = broadcast8(x + r * ldc + i + 8);
+      for (int s = 0; s < NS; s++) {
+        c0[s][r] = _mm512_fmadd_ps(w0[s], x0, c0[s][r]);
+        c1[s][r] = _mm512_fmadd_ps(w1[s], x1, c1[s][r]);
+      }
+    }
+  }
+  for (int s = 0; s < NS; s++)
+    for (int r = 0; r < RB; r++) {
+      _mm512_store_ps(carry + s * ldk + r * kDenseCarry, c0[s][r]);
+      _mm512_store_ps(carry + s * ldk + r * kDenseCarry + 16, c1[s][r]);
+    }
+}
+
+// FP8 chains of NS strips (lds floats apart) by RB activation rows over `len` inputs (a
+// chunk starting on a block boundary), both rows of a strip in one 512-bit vector: a chain
+// per 128-input block, added to the carried totals (ldk floats apart per strip).
+template <int NS, int RB>
+void fp8_strip16(const float* strips, size_t lds, const float* x, size_t ldc, int len, float* carry, size_t ldk) {
+  for (int b = 0; b < len; b += kFp8Block) {
+    const int be = imin(len, b + kFp8Block);
+    __m512 c[NS][RB];
+    for (int s = 0; s < NS; s++)
+      for (int r = 0; r < RB; r++) c[s][r] = _mm512_setzero_ps();
+    for (int i = b; i < be; i += 8) {
+      __m512 wv[NS];
+      for (int s = 0; s < NS; s++) {
+        wv[s] = _mm512_load_ps(strips + s * lds + 2 * i);
+        __asm__("" : "+v"(wv[s]));
+      }
+      for (int r = 0; r < RB; r++) {
+        const __m512 xv = broadcast8(x + r * ldc + i);
+        for (int s = 0; s < NS; s++) c[s][r] = _mm512_fmadd_ps(wv[s], xv, c[s][r]);
+      }
+    }
+    for (int s = 0; s < NS; s++)
+      for (int r = 0; r < RB; r++) {
+        float* t = carry + s * ldk + r * kFp8Carry;
+        _mm512_store_ps(t, _mm512_add_ps(_mm512_load_ps(t), c[s][r]));
+      }
+  }
+}
+#endif
+
+// The formats' parts of a strip product. run() multiplies strips [0, ns) (lds floats apart,
+// each at its chunk's first input) by the group's `rows` activation rows over `len` inputs;
+// strip s, row r carries at carry + (s * rows + r) * kCarry.
+struct DenseStrips {
+  static constexpr int kUnit = 16;  // K chunks are multiples of this
+  static constexpr int kCarry = kDenseCarry;
+#ifdef DSV4_AVX512
+  static constexpr int kStrips = 2;  // strips per run: 2 x 4 rows x 2 chains in registers
+#else
+  static constexpr int kStrips = 1;
+#endif
+  // Inputs the strips cover: dense_tile's `full` (F32's tail is added when finishing).
+  static int span(const Matrix& w) { return w.K & ~15; }
+  static void decode(const Matrix& w, int n, int j, int k0, int k1, float* strip) {
+    if (w.format == Format::BF16) bf16_strip(w.row(n), j, k0, k1, strip);
+    else f32_strip(w.row(n), j, k0, k1, strip);
+  }
+#ifdef DSV4_AVX512
+  template <int NS>
+  static void run_strips(const float* strips, size_t lds, const float* x, size_t ldx, int rows, int len, float* carry) {
+    const size_t ldk = static_cast<size_t>(rows) * kCarry;
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) dense_strip16<NS, 4>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk);
+    switch (rows - r) {
+      case 3: dense_strip16<NS, 3>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); break;
+      case 2: dense_strip16<NS, 2>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); break;
+      case 1: dense_strip16<NS, 1>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); break;
+    }
+  }
+  static void run(const float* strips, size_t lds, int ns, const float* x, size_t ldx, int rows, int len, float* carry) {
+    if (ns == 2) run_strips<2>(strips, lds, x, ldx, rows, len, carry);
+    else run_strips<1>(strips, lds, x, ldx, rows, len, carry);
+  }
+#else
+  static void run(const float* strips, size_t lds, int ns, const float* x, size_t ldx, int rows, int len, float* carry) {
+    for (int s = 0; s < ns; s++) {
+      const float* st = strips + s * lds;
+      float* c = carry + static_cast<size_t>(s) * rows * kCarry;
+      int r = 0;
+      for (; r + 2 <= rows; r += 2) dense_strip8<2>(st, x + r * ldx, ldx, len, c + r * kCarry);
+      if (r < rows) dense_strip8<1>(st, x + r * ldx, ldx, len, c + r * kCarry);
+    }
+  }
+#endif
+  static float finish(const Matrix& w, const float* c, int j, int n, const float* x, const double*) {
+    const float v = hsum8(_mm256_add_ps(_mm256_load_ps(c + 8 * j), _mm256_load_ps(c + 16 + 8 * j)));
+    const int full = span(w);
+    return full < w.K ? v + f32_row_scalar(w, n, x, full) : v;
+  }
+};
+
+#ifdef DSV4_AVX512
+// (AVX-512 only: on AVX2 the FP8 prefill kernel, fp8_group, measured as fast or faster.)
+struct Fp8Strips {
+  static constexpr int kUnit = kFp8Block;
+  static constexpr int kCarry = kFp8Carry;
+  static constexpr int kStrips = 4;  // 4 x 4 rows in registers
+  static int span(const Matrix& w) { return w.K; }
+  static void decode(const Matrix& w, int n, int j, int k0, int k1, float* strip) { fp8_strip(w.row(n), j, k0, k1, strip); }
+  template <int NS>
+  static void run_strips(const float* strips, size_t lds, const float* x, size_t ldx, int rows, int len, float* carry) {
+    const size_t ldk = static_cast<size_t>(rows) * kCarry;
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) fp8_strip16<NS, 4>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk);
+    switch (rows - r) {
+      case 3: fp8_strip16<NS, 3>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); break;
+      case 2: fp8_strip16<NS, 2>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); break;
+      case 1: fp8_strip16<NS, 1>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); break;
+    }
+  }
+  static void run(const float* strips, size_t lds, int ns, const float* x, size_t ldx, int rows, int len, float* carry) {
+    switch (ns) {
+      case 4: run_strips<4>(strips, lds, x, ldx, rows, len, carry); break;
+      case 3: run_strips<3>(strips, lds, x, ldx, rows, len, carry); break;
+      case 2: run_strips<2>(strips, lds, x, ldx, rows, len, carry); break;
+      default: run_strips<1>(strips, lds, x, ldx, rows, len, carry); break;
+    }
+  }
+  static float finish(const Matrix&, const float* c, int j, int, const float*, const double* post) {
+    return static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(c + 8 * j))) * *post);
+  }
+};
+#endif
+
+// Raw weight rows asked for ahead of their decode, a few lines at a time: the rows of the
+// next span stream in while this one's strips are multiplied (into L2: a span's rows would
+// not fit L1).
+struct RowPrefetch {
+  const uint8_t* p = nullptr;
+  const uint8_t* end = nullptr;
+  void start(const Matrix& w, int n0, int n1) {
+    p = n0 < n1 ? w.row(n0) : nullptr;
+    end = n0 < n1 ? w.row(n0) + w.row_bytes() * static_cast<size_t>(n1 - n0) : nullptr;
+  }
+  void step(size_t bytes) {
+    for (const uint8_t* e = p + bytes; p < end && p < e; p += 64) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T1);
+  }
+};
+
+// Floats of a span's decoded strips (whole rows): a quarter of a 1 MiB L2, so that the
+// prepared activations read chunk by chunk still fit beside them.
+constexpr size_t kSpanFloats = 64 * 1024;
+
+// Weight rows per span for K inputs: even, 2 to 128.
+inline int strip_span_rows(int K) { return imax(2, imin(128, static_cast<int>(kSpanFloats / static_cast<size_t>(imax(1, K))))) & ~1; }
+
+// Output rows [n0, n1) (one span) for every activation row (x: `rows` prepared rows ldx
+// apart; for FP8 prescaled, with their post factors). The span's weight rows are decoded
+// once, row after row: a sequential read the hardware prefetchers follow (decoding them
+// chunk by chunk read each row in 512-byte pieces and left the 16-row BF16 head bound by
+// memory latency). Then activation rows go in balanced groups of at most kStripGroupRows, K
+// in chunks whose activations stay in L1, and every strip multiplies a chunk while it is
+// there. `next` brings in the following span's raw rows meanwhile.
+template <class F>
+void strip_span(const Matrix& w, const float* x, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post, RowPrefetch& next) {
+  const int span = F::span(w);
+  const size_t lds = 2 * static_cast<size_t>(span);
+  const int nstrips = (n1 - n0 + 1) / 2;
+  float* strips = static_cast<float*>(scratch(Scratch::Tile, nstrips * lds * sizeof(float) + 64));
+  for (int t = 0; t < nstrips; t++) {
+    const int n = n0 + 2 * t;
+    F::decode(w, n, 0, 0, span, strips + t * lds);
+    if (n + 1 < n1) F::decode(w, n + 1, 1, 0, span, strips + t * lds);
+    else zero_strip_row(1, span, strips + t * lds);
+  }
+  const int groups = (rows + kStripGroupRows - 1) / kStripGroupRows;
+  const int group_rows = (rows + groups - 1) / groups;
+  const int kc = imax(F::kUnit, imin((span + F::kUnit - 1) / F::kUnit * F::kUnit, kChunkFloats / group_rows / F::kUnit * F::kUnit));
+  const int chunks = (span + kc - 1) / kc;
+  const size_t prefetch_step = w.row_bytes() * static_cast<size_t>(n1 - n0) / static_cast<size_t>(imax(1, groups * chunks)) + 64;
+  float* carry = static_cast<float*>(scratch(Scratch::Carry, static_cast<size_t>(nstrips) * group_rows * F::kCarry * sizeof(float)));
+  for (int g0 = 0; g0 < rows; g0 += group_rows) {
+    const int gr = imin(group_rows, rows - g0);
+    const float* xg = x + static_cast<size_t>(g0) * ldx;
+    for (size_t i = 0; i < static_cast<size_t>(nstrips) * gr * F::kCarry; i++) carry[i] = 0;
+    for (int k0 = 0; k0 < span; k0 += kc) {
+      const int len = imin(span, k0 + kc) - k0;
+      next.step(prefetch_step);
+      for (int t = 0; t < nstrips; t += F::kStrips)
+        F::run(strips + t * lds + 2 * k0, lds, imin(F::kStrips, nstrips - t), xg + k0, ldx, gr, len, carry + static_cast<size_t>(t) * gr * F::kCarry);
+    }
+    for (int n = n0; n < n1; n++) {
+      const int t = (n - n0) / 2, j = (n - n0) % 2;
+      for (int r = 0; r < gr; r++)
+        out[static_cast<size_t>(g0 + r) * ldo + n] = F::finish(w, carry + (static_cast<size_t>(t) * gr + r) * F::kCarry, j, n, xg + r * ldx, post ? post + g0 + r : nullptr);
+    }
+  }
+}
+
+// Output rows [n0, n1) in spans, each prefetching the next.
+template <class F>
+void strip_product(const Matrix& w, const float* x, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
+  const int per = strip_span_rows(F::span(w));
+  RowPrefetch next;
+  for (int n = n0; n < n1; n += per) {
+    const int e = imin(n1, n + per);
+    next.start(w, e, imin(n1, e + per));
+    strip_span<F>(w, x, ldx, rows, out, ldo, n, e, post, next);
+  }
 }
 
 using TileFn = void (*)(const Matrix&, const float*, size_t, float*, size_t, int);
@@ -679,8 +1040,8 @@ void vector_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t
   for (; n < n1; n++) single(w, x, ldx, out, ldo, n);
 }
 
-// Activation rows in groups, each group one pass over the weights. (Decoding BF16 tiles
-// once for many rows measured no faster here: the decode is cheap next to the products.)
+// BF16/F32 from kDenseStripRows rows: strip products. Fewer rows (and FP4) in groups, each group
+// one pass over the weights, decoding on the fly.
 void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
   if (w.format == Format::FP4 && rows >= 2) {
     // K in chunks so that a pass's activations stay in L1, the running totals carried in
@@ -707,6 +1068,7 @@ void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
     }
     return;
   }
+  if (w.format != Format::FP4 && rows >= kDenseStripRows) return strip_product<DenseStrips>(w, xp, ldx, rows, out, ldo, n0, n1, nullptr);
   for (int r0 = 0; r0 < rows; r0 += 4) {
     const float* x = xp + static_cast<size_t>(r0) * ldx;
     float* o = out + static_cast<size_t>(r0) * ldo;
@@ -720,9 +1082,10 @@ void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
 }
 
 // ---------------------------------------------------------------------------------------
-// FP8 with many activation rows (prefill): a few weight rows are decoded once into floats
-// and multiplied with three activation rows at a time from registers. The decoded values and
-// the per-output arithmetic equal the on-the-fly kernel's, so prefill equals decode exactly.
+// FP8 with many activation rows on AVX2 (AVX-512 uses strip products): a few weight rows are
+// decoded once into floats and multiplied with three activation rows at a time from
+// registers. The decoded values and the per-output arithmetic equal the on-the-fly kernel's,
+// so prefill equals decode exactly.
 constexpr int kTiledRows = 5;  // from here on decoding once beats decoding per 4 rows
 constexpr int kTileRows = 4;
 
@@ -773,6 +1136,9 @@ using Fp8Fn = void (*)(const Matrix&, const float*, const float*, size_t, float*
 // Output rows [n0, n1) of one 128-row scale group, for all activation rows.
 void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
   const size_t K = static_cast<size_t>(w.K);
+#ifdef DSV4_AVX512
+  if (rows >= kFp8StripRows) return strip_product<Fp8Strips>(w, xs, ldx, rows, out, ldo, n0, n1, post);
+#endif
   if (rows >= kTiledRows) {
     static const Fp8Fn<true> micro[4][3] = {
         {fp8_dot<1, 1, true>, fp8_dot<1, 2, true>, fp8_dot<1, 3, true>},
@@ -784,6 +1150,13 @@ void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
     for (int t = n0; t < n1; t += kTileRows) {
       const int nt = imin(kTileRows, n1 - t);
       decode_tile(w, t, nt, tile);
+      // The next tile's rows arrive while this one is multiplied (FP8 32768x1024, 8 rows:
+      // decoding each tile straight from DRAM took three times as long as 4 rows' pass).
+      if (t + kTileRows < n1) {
+        const char* next = reinterpret_cast<const char*>(w.row(t + kTileRows));
+        const size_t bytes = static_cast<size_t>(imin(kTileRows, n1 - t - kTileRows)) * K;
+        for (size_t b = 0; b < bytes; b += 64) _mm_prefetch(next + b, _MM_HINT_T1);
+      }
       for (int r = 0; r < rows; r += 3) {
         const int rb = imin(3, rows - r);
         micro[nt - 1][rb - 1](w, tile, xs + r * ldx, ldx, out + r * ldo, ldo, t, post + r);
@@ -816,6 +1189,7 @@ void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
     }
   }
 }
+
 
 
 void fp8_linear(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
@@ -997,6 +1371,67 @@ uint64_t read_sum_impl(const uint8_t* p, size_t bytes) {
     a3 += w[i + 3];
   }
   return a0 + a1 + a2 + a3;
+#endif
+}
+
+// The FMA-peak probe. Twelve independent chains keep two FMA pipes busy through a latency of
+// up to six cycles. Written in assembly because the compiler kept the chains of the C++ form
+// in memory (one load and store per FMA: half the peak).
+double fma_peak_impl(long rounds) {
+#if defined(DSV4_AVX512)
+  // The same with 512-bit vectors: the avx512 table's strip kernels run at this width.
+  long n = rounds;
+  __asm__ volatile(
+      "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+      "vmovaps %%zmm0, %%zmm1\n\tvmovaps %%zmm0, %%zmm2\n\tvmovaps %%zmm0, %%zmm3\n\t"
+      "vmovaps %%zmm0, %%zmm4\n\tvmovaps %%zmm0, %%zmm5\n\tvmovaps %%zmm0, %%zmm6\n\t"
+      "vmovaps %%zmm0, %%zmm7\n\tvmovaps %%zmm0, %%zmm8\n\tvmovaps %%zmm0, %%zmm9\n\t"
+      "vmovaps %%zmm0, %%zmm10\n\tvmovaps %%zmm0, %%zmm11\n\tvmovaps %%zmm0, %%zmm14\n\tvmovaps %%zmm0, %%zmm15\n\t"
+      "1:\n\t"
+      "vfmadd213ps %%zmm15, %%zmm14, %%zmm0\n\tvfmadd213ps %%zmm15, %%zmm14, %%zmm1\n\t"
+      "vfmadd213ps %%zmm15, %%zmm14, %%zmm2\n\tvfmadd213ps %%zmm15, %%zmm14, %%zmm3\n\t"
+      "vfmadd213ps %%zmm15, %%zmm14, %%zmm4\n\tvfmadd213ps %%zmm15, %%zmm14, %%zmm5\n\t"
+      "vfmadd213ps %%zmm15, %%zmm14, %%zmm6\n\tvfmadd213ps %%zmm15, %%zmm14, %%zmm7\n\t"
+      "vfmadd213ps %%zmm15, %%zmm14, %%zmm8\n\tvfmadd213ps %%zmm15, %%zmm14, %%zmm9\n\t"
+      "vfmadd213ps %%zmm15, %%zmm14, %%zmm10\n\tvfmadd213ps %%zmm15, %%zmm14, %%zmm11\n\t"
+      "dec %0\n\tjnz 1b\n\t"
+      "vzeroupper"
+      : "+r"(n)
+      :
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm14", "xmm15", "cc");
+  return 2.0 * 16 * 12 * static_cast<double>(rounds);
+#elif defined(DSV4_AVX2)
+  long n = rounds;
+  __asm__ volatile(
+      "vxorps %%ymm0, %%ymm0, %%ymm0\n\t"
+      "vmovaps %%ymm0, %%ymm1\n\tvmovaps %%ymm0, %%ymm2\n\tvmovaps %%ymm0, %%ymm3\n\t"
+      "vmovaps %%ymm0, %%ymm4\n\tvmovaps %%ymm0, %%ymm5\n\tvmovaps %%ymm0, %%ymm6\n\t"
+      "vmovaps %%ymm0, %%ymm7\n\tvmovaps %%ymm0, %%ymm8\n\tvmovaps %%ymm0, %%ymm9\n\t"
+      "vmovaps %%ymm0, %%ymm10\n\tvmovaps %%ymm0, %%ymm11\n\tvmovaps %%ymm0, %%ymm14\n\tvmovaps %%ymm0, %%ymm15\n\t"
+      "1:\n\t"
+      "vfmadd213ps %%ymm15, %%ymm14, %%ymm0\n\tvfmadd213ps %%ymm15, %%ymm14, %%ymm1\n\t"
+      "vfmadd213ps %%ymm15, %%ymm14, %%ymm2\n\tvfmadd213ps %%ymm15, %%ymm14, %%ymm3\n\t"
+      "vfmadd213ps %%ymm15, %%ymm14, %%ymm4\n\tvfmadd213ps %%ymm15, %%ymm14, %%ymm5\n\t"
+      "vfmadd213ps %%ymm15, %%ymm14, %%ymm6\n\tvfmadd213ps %%ymm15, %%ymm14, %%ymm7\n\t"
+      "vfmadd213ps %%ymm15, %%ymm14, %%ymm8\n\tvfmadd213ps %%ymm15, %%ymm14, %%ymm9\n\t"
+      "vfmadd213ps %%ymm15, %%ymm14, %%ymm10\n\tvfmadd213ps %%ymm15, %%ymm14, %%ymm11\n\t"
+      "dec %0\n\tjnz 1b\n\t"
+      "vzeroupper"
+      : "+r"(n)
+      :
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm14", "xmm15", "cc");
+  return 2.0 * 8 * 12 * static_cast<double>(rounds);
+#else
+  // Portable: the compiler's own code for twelve independent multiply-add chains.
+  float a[12];
+  for (int i = 0; i < 12; i++) a[i] = 0.001f * i;
+  for (long it = 0; it < rounds; it++)
+    for (int i = 0; i < 12; i++) a[i] = a[i] * 0.9999f + 1e-7f;
+  float s = 0;
+  for (int i = 0; i < 12; i++) s += a[i];
+  volatile float sink = s;
+  (void)sink;
+  return 2.0 * 12 * static_cast<double>(rounds);
 #endif
 }
 

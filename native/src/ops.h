@@ -37,5 +37,8 @@ void add_rows(float* y, const float* src, const int32_t* row_index, int n, int d
 
 // Best GB/s of a multi-threaded read of a `bytes` buffer over `reps` passes.
 double memory_bandwidth(size_t bytes, int reps);
+// GFLOP/s of the kernel table's multiply-add loop: each pool thread's best of `reps` windows
+// of about half a millisecond (a busy machine only ever lowers a window), summed.
+double fma_peak(int reps);
 
 }  // namespace dsv4

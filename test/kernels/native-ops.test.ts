@@ -119,6 +119,30 @@ for (const isa of isas) {
       }
     });
 
+    // Strip products (BF16/F32 from 16 rows on avx2 and 5 on avx512, FP8 from 5 on avx512):
+    // activation rows in groups of up to 16, K in chunks sized by the group, output rows in
+    // spans and in pairs (an odd count leaves a strip with one row); 4-row passes before
+    // that. Each boundary must give every row exactly its one-row product.
+    test("every row count gives each row its one-row product bit for bit (1-9, 15-17, 31-33, 63-65 rows)", () => {
+      use();
+      const counts = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65];
+      // bf16 1031x2048: several pool tasks, an odd N, 128-input chunks at 64 rows.
+      // fp8 259x1152: odd N over three 128-row scale groups, K an odd number of blocks.
+      // f32 9x1000: the tail past the last 16 inputs, K not a multiple of the chunk.
+      const shapes: Array<[WeightFormat, number, number, boolean]> = [
+        ["bf16", 1031, 2048, false], ["fp8", 259, 1152, true], ["f32", 9, 1000, false], ["fp4", 33, 512, true],
+      ];
+      for (const [format, N, K, actQuant] of shapes) {
+        const h = nb.uploadMatrix(randomMatrix(format, N, K, 21));
+        const x = randomVec(65 * K, 22, 2);
+        const one = Array.from({ length: 65 }, (_, r) => Array.from(nb.linear(x.subarray(r * K, (r + 1) * K), 1, h, actQuant) as Float32Array));
+        for (const rows of counts) {
+          const all = nb.linear(x.subarray(0, rows * K), rows, h, actQuant) as Float32Array;
+          for (let r = 0; r < rows; r++) assert.deepEqual(Array.from(all.subarray(r * N, (r + 1) * N)), one[r], `${format} rows=${rows} row ${r}`);
+        }
+      }
+    });
+
     test("a matrix mapped from its file range equals the same matrix copied", () => {
       use();
       const dir = mkdtempSync(join(tmpdir(), "dsv4-native-"));
@@ -308,3 +332,24 @@ for (const isa of isas) {
     });
   });
 }
+
+// The avx512 table runs the AVX2 arithmetic two outputs per 512-bit FMA, so its products
+// must equal the avx2 table's bit for bit (and a machine's logits not depend on which it has).
+describe("avx512 products equal avx2 products", { skip: skip || !isas.includes("avx512") || !isas.includes("avx2") ? "needs both avx2 and avx512" : false }, () => {
+  const nb = new NativeBackend();
+  after(() => addon!.selectIsa(initialIsa));
+  test("bf16, f32, fp8, fp4 at 1-65 rows", () => {
+    for (const [format, N, K, actQuant] of [["bf16", 517, 1024, false], ["f32", 66, 520, false], ["fp8", 259, 1152, true], ["fp4", 65, 512, true]] as Array<[WeightFormat, number, number, boolean]>) {
+      const m = randomMatrix(format, N, K, 31);
+      const x = randomVec(65 * K, 32, 2);
+      for (const rows of [1, 2, 4, 5, 8, 16, 17, 33, 65]) {
+        const xs = x.subarray(0, rows * K);
+        assert.ok(addon!.selectIsa("avx2"));
+        const want = Array.from(nb.linear(xs, rows, nb.uploadMatrix(m), actQuant) as Float32Array);
+        assert.ok(addon!.selectIsa("avx512"));
+        const got = Array.from(nb.linear(xs, rows, nb.uploadMatrix(m), actQuant) as Float32Array);
+        assert.deepEqual(got, want, `${format} ${N}x${K} rows=${rows}`);
+      }
+    }
+  });
+});

@@ -27,6 +27,8 @@ export interface NativeAddon {
   selectIsa(isa: string): boolean;
   /** Best GB/s of a multi-threaded read over a buffer of `bytes`. */
   memoryBandwidth(bytes: number, reps: number): number;
+  /** GFLOP/s of the selected kernels' multiply-add loop: each pool thread's best of `reps` ~0.5 ms windows, summed. */
+  fmaPeak(reps: number): number;
 }
 
 /** Opaque handle of a matrix owned by the addon. */
