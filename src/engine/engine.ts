@@ -129,7 +129,7 @@ export class Engine implements EngineApi {
       maxBatchTokens: opts.maxBatchTokens ?? 2048,
       blockTokens: this.cache ? blockTokens : 0,
       reserveTokens: opts.reserveTokens ?? 4096,
-      prefillLatencyFactor: opts.prefillLatencyFactor ?? 2,
+      prefillLatencyFactor: opts.prefillLatencyFactor ?? 1.5,
     });
     this.hooks = {
       bytesFor: (tokens) => this.stateBytesFor(tokens),

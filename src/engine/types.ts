@@ -95,7 +95,7 @@ export interface EngineOptions {
   maxBatchTokens?: number;
   /**
    * While sequences are decoding, a step that also prefills a prompt may take at most this
-   * many times as long as a decode-only step (default 2): the prompt's chunks are sized from
+   * many times as long as a decode-only step (default 1.5): the prompt's chunks are sized from
    * measured step times so running streams keep their pace.
    */
   prefillLatencyFactor?: number;

@@ -33,7 +33,7 @@ Options:
   --max-queue N           requests waiting beyond those before 503 (default 64)
   --max-batch-tokens N    tokens in one model step across all sequences (default 2048)
   --prefill-latency X     while streams decode, a step that also prefills a prompt may take
-                          at most X times a decode-only step (default 2; higher: faster
+                          at most X times a decode-only step (default 1.5; higher: faster
                           prompts, slower streams meanwhile)
   --context N             context length limit in tokens (default: the model's)
   --cache-dir DIR         persist the prefix cache here (survives restarts); the checkpoint's
