@@ -4,5 +4,5 @@ import { fileURLToPath } from "node:url";
 /** Repository root, from a compiled test file under dist/test/. */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
-/** The project's shared data (spec, goldens, fixtures): `../shared` beside the checkout, as in CI. */
-export const sharedDir = process.env.DSV4_SHARED_DIR ?? resolve(repoRoot, "..", "shared");
+/** The tests' data (goldens of the official code, official encoding vectors), kept in the repository. */
+export const testDataDir = resolve(repoRoot, "test", "data");

@@ -1,16 +1,14 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { after, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { Checkpoint } from "../../src/formats/safetensors.js";
 import { ConfigError, loadConfig, parseConfig } from "../../src/model/config.js";
 import { checkpointTensors } from "../../src/model/schema.js";
+import { testDataDir } from "../helpers/paths.js";
 
-// This file runs as dist/test/model/config.test.js; shared/ sits beside the repository root.
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-const goldenDir = resolve(repoRoot, "../shared/golden/tiny-a");
+const goldenDir = resolve(testDataDir, "golden/tiny-a");
 const goldenRaw = (): Record<string, unknown> => JSON.parse(readFileSync(join(goldenDir, "config.json"), "utf8")) as Record<string, unknown>;
 
 const tmp = mkdtempSync(join(tmpdir(), "dsv4-cfg-"));

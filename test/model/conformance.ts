@@ -4,7 +4,7 @@ import { decodeToFloat64 } from "../../src/formats/dtypes.js";
 import { SafetensorsFile } from "../../src/formats/safetensors.js";
 import type { Backend } from "../../src/kernels/backend.js";
 import { Dsv4Model, type ForwardTrace } from "../../src/model/transformer.js";
-import { sharedDir } from "../helpers/paths.js";
+import { testDataDir } from "../helpers/paths.js";
 
 /** A golden directory: the checkpoint, its golden.json and the golden tensors of the official run. */
 export class Golden {
@@ -13,7 +13,7 @@ export class Golden {
   private readonly file: SafetensorsFile;
 
   constructor(name: string) {
-    this.dir = join(sharedDir, "golden", name);
+    this.dir = join(testDataDir, "golden", name);
     this.json = JSON.parse(readFileSync(join(this.dir, "golden.json"), "utf8"));
     this.file = SafetensorsFile.open(join(this.dir, "golden.safetensors"));
   }

@@ -1,13 +1,12 @@
 /** Paths and small deterministic helpers shared by the text tests. */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 
-/** The repository root (tests run from dist/test/text). */
-export const repoRoot = resolve(fileURLToPath(new URL(".", import.meta.url)), "..", "..", "..");
-/** `shared/` sits beside the clone, in CI as here. */
-export const sharedDir = resolve(repoRoot, "..", "shared");
-export const fixtureDir = resolve(sharedDir, "fixtures", "encoding");
+import { repoRoot, testDataDir } from "../helpers/paths.js";
+
+export { repoRoot };
+/** The official encoding test vectors, kept in the repository. */
+export const fixtureDir = resolve(testDataDir, "fixtures", "encoding");
 
 export function fixtureInput(n: number): unknown {
   return JSON.parse(readFileSync(resolve(fixtureDir, `test_input_${n}.json`), "utf8"));

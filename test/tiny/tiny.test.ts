@@ -2,17 +2,15 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { decodeE2M1Packed, decodeToFloat64, DTYPE_BYTES, e8m0ToNumber } from "../../src/formats/dtypes.js";
 import { Checkpoint, elementCount, INDEX_FILE } from "../../src/formats/safetensors.js";
 import { loadConfig, parseConfig } from "../../src/model/config.js";
 import { checkpointTensors } from "../../src/model/schema.js";
 import { TINY_PRESETS, TinyPresetError, tinyHfConfig, writeTinyCheckpoint, type TinyResult } from "../../src/tiny/tiny.js";
+import { repoRoot, testDataDir } from "../helpers/paths.js";
 
-// This file runs as dist/test/model/tiny.test.js
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const cli = join(repoRoot, "dist/src/cli/main.js");
 
 const tmp = mkdtempSync(join(tmpdir(), "dsv4-tiny-"));
@@ -84,7 +82,7 @@ describe("writeTinyCheckpoint", () => {
   });
 
   it("config.json carries every HF key of the official config", () => {
-    const golden = JSON.parse(readFileSync(resolve(repoRoot, "../shared/golden/tiny-a/config.json"), "utf8")) as Record<string, unknown>;
+    const golden = JSON.parse(readFileSync(resolve(testDataDir, "golden/tiny-a/config.json"), "utf8")) as Record<string, unknown>;
     const written = JSON.parse(readFileSync(join(microDir, "config.json"), "utf8")) as Record<string, unknown>;
     assert.deepEqual(Object.keys(written).sort(), Object.keys(golden).sort());
     assert.deepEqual(written.quantization_config, golden.quantization_config);
