@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <type_traits>
 
 #include "kernels.h"
 #include "quant_inline.h"
@@ -858,6 +859,22 @@ void fp8_strip16(const float* strips, size_t lds, const float* x, size_t ldc, in
 }
 #endif
 
+#ifdef DSV4_AVX512
+// Runs a strip kernel over `rows` activation rows: groups of 4, then the 1-3 rows left.
+// `kernel(R, r)` multiplies rows [r, r + R), R a std::integral_constant (the kernels' row
+// count is a template parameter, so each group size is its own instantiation).
+template <class Kernel>
+inline void for_row_groups(int rows, Kernel kernel) {
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) kernel(std::integral_constant<int, 4>{}, r);
+  switch (rows - r) {
+    case 3: kernel(std::integral_constant<int, 3>{}, r); break;
+    case 2: kernel(std::integral_constant<int, 2>{}, r); break;
+    case 1: kernel(std::integral_constant<int, 1>{}, r); break;
+  }
+}
+#endif
+
 // The formats' parts of a strip product. run() multiplies strips [0, ns) (lds floats apart,
 // each at its chunk's first input) by the group's `rows` activation rows over `len` inputs;
 // strip s, row r carries at carry + (s * rows + r) * kCarry.
@@ -879,13 +896,7 @@ struct DenseStrips {
   template <int NS>
   static void run_strips(const float* strips, size_t lds, const float* x, size_t ldx, int rows, int len, float* carry) {
     const size_t ldk = static_cast<size_t>(rows) * kCarry;
-    int r = 0;
-    for (; r + 4 <= rows; r += 4) dense_strip16<NS, 4>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk);
-    switch (rows - r) {
-      case 3: dense_strip16<NS, 3>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); break;
-      case 2: dense_strip16<NS, 2>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); break;
-      case 1: dense_strip16<NS, 1>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); break;
-    }
+    for_row_groups(rows, [&](auto R, int r) { dense_strip16<NS, decltype(R)::value>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); });
   }
   static void run(const float* strips, size_t lds, int ns, const float* x, size_t ldx, int rows, int len, float* carry) {
     if (ns == 2) run_strips<2>(strips, lds, x, ldx, rows, len, carry);
@@ -920,13 +931,7 @@ struct Fp8Strips {
   template <int NS>
   static void run_strips(const float* strips, size_t lds, const float* x, size_t ldx, int rows, int len, float* carry) {
     const size_t ldk = static_cast<size_t>(rows) * kCarry;
-    int r = 0;
-    for (; r + 4 <= rows; r += 4) fp8_strip16<NS, 4>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk);
-    switch (rows - r) {
-      case 3: fp8_strip16<NS, 3>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); break;
-      case 2: fp8_strip16<NS, 2>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); break;
-      case 1: fp8_strip16<NS, 1>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); break;
-    }
+    for_row_groups(rows, [&](auto R, int r) { fp8_strip16<NS, decltype(R)::value>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); });
   }
   static void run(const float* strips, size_t lds, int ns, const float* x, size_t ldx, int rows, int len, float* carry) {
     switch (ns) {
