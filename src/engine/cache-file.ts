@@ -95,13 +95,21 @@ function readExact(fd: number, length: number, position: number): Buffer | null 
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
+interface Envelope {
+  header: Record<string, unknown>;
+  parts: number[];
+  /** The preamble (magic, envelope length, checksum) and the file's size. */
+  pre: Buffer;
+  envLen: number;
+  size: number;
+}
+
 /**
- * Reads and checks an entry. Never throws: a missing, truncated, padded, altered or foreign
- * file, a directory or symlink in its place, all come back as `{ error }` naming the file and
- * the failed check. `expect` sees the header last (after the checksum) and returns why it is
- * not an entry the caller can use, or null (e.g. part lengths the model's shapes need).
+ * Opens `path` (never through a symlink) and checks everything up to the envelope: a regular
+ * file, the magic, a bounded envelope length, JSON of the {header, parts} shape, and the size
+ * those parts declare against the file's. `then` continues with the open file.
  */
-export function readEntry(path: string, expect: (header: Record<string, unknown>) => string | null = () => null): CacheEntry | CacheEntryError {
+function withEnvelope<T>(path: string, then: (fd: number, env: Envelope, fail: (why: string) => CacheEntryError) => T | CacheEntryError): T | CacheEntryError {
   const fail = (why: string): CacheEntryError => ({ error: `cache entry ${path}: ${why}` });
   let fd: number;
   try {
@@ -138,20 +146,7 @@ export function readEntry(path: string, expect: (header: Record<string, unknown>
     if (expected !== size) {
       return fail(`${size} bytes, but its header declares ${expected} (${size < expected ? "truncated" : "extra bytes appended"})`);
     }
-    // Size now agrees with what the header declares: reading the rest allocates no more than the file holds.
-    const rest = readExact(fd, size - PREAMBLE, PREAMBLE);
-    if (!rest) return fail("truncated while reading (the file shrank)");
-    const sum = createHash("sha256").update(rest).digest();
-    if (!sum.equals(pre.subarray(CHECKSUM_AT, CHECKSUM_AT + 32))) return fail("checksum mismatch: the file is damaged");
-    const why = expect(envelope.header);
-    if (why !== null) return fail(why);
-    const payload: Uint8Array[] = [];
-    let off = envLen + pad8(PREAMBLE + envLen);
-    for (const p of parts) {
-      payload.push(new Uint8Array(rest.buffer, rest.byteOffset + off, p));
-      off += p + pad8(p);
-    }
-    return { header: envelope.header, payload };
+    return then(fd, { header: envelope.header, parts, pre, envLen, size }, fail);
   } catch (err) {
     return fail(`read failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   } finally {
@@ -160,47 +155,37 @@ export function readEntry(path: string, expect: (header: Record<string, unknown>
 }
 
 /**
+ * Reads and checks an entry. Never throws: a missing, truncated, padded, altered or foreign
+ * file, a directory or symlink in its place, all come back as `{ error }` naming the file and
+ * the failed check. `expect` sees the header last (after the checksum) and returns why it is
+ * not an entry the caller can use, or null (e.g. part lengths the model's shapes need).
+ */
+export function readEntry(path: string, expect: (header: Record<string, unknown>) => string | null = () => null): CacheEntry | CacheEntryError {
+  return withEnvelope(path, (fd, env, fail) => {
+    // Size now agrees with what the header declares: reading the rest allocates no more than the file holds.
+    const rest = readExact(fd, env.size - PREAMBLE, PREAMBLE);
+    if (!rest) return fail("truncated while reading (the file shrank)");
+    const sum = createHash("sha256").update(rest).digest();
+    if (!sum.equals(env.pre.subarray(CHECKSUM_AT, CHECKSUM_AT + 32))) return fail("checksum mismatch: the file is damaged");
+    const why = expect(env.header);
+    if (why !== null) return fail(why);
+    const payload: Uint8Array[] = [];
+    let off = env.envLen + pad8(PREAMBLE + env.envLen);
+    for (const p of env.parts) {
+      payload.push(new Uint8Array(rest.buffer, rest.byteOffset + off, p));
+      off += p + pad8(p);
+    }
+    return { header: env.header, payload };
+  });
+}
+
+/**
  * Just an entry's header, for indexing a cache folder at start-up without reading (or
  * checksumming) every payload: the same checks as readEntry up to the header, and the
  * declared size against the file's. The payload is checked when the entry is read.
  */
 export function readEntryHeader(path: string): { header: Record<string, unknown>; bytes: number } | CacheEntryError {
-  const fail = (why: string): CacheEntryError => ({ error: `cache entry ${path}: ${why}` });
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return fail(code === "ELOOP" ? "is a symbolic link, not a cache file" : `cannot open (${code ?? (err as Error).message})`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) return fail(st.isDirectory() ? "is a directory, not a cache file" : "is not a regular file");
-    const size = st.size;
-    if (size < PREAMBLE) return fail(`${size} bytes, shorter than the ${PREAMBLE}-byte preamble (truncated or empty)`);
-    const pre = readExact(fd, PREAMBLE, 0);
-    if (!pre || !pre.subarray(0, 8).equals(MAGIC)) return fail("wrong magic: not a dsv4 cache entry (or from an incompatible version)");
-    const envLen = pre.readUInt32LE(8);
-    if (envLen === 0 || envLen > MAX_ENVELOPE_BYTES || envLen > size - PREAMBLE) return fail(`header length ${envLen} does not fit a ${size}-byte file`);
-    const envBytes = readExact(fd, envLen, PREAMBLE);
-    if (!envBytes) return fail("truncated inside its header");
-    let envelope: unknown;
-    try {
-      envelope = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(envBytes));
-    } catch (err) {
-      return fail(`header is not valid JSON (${(err as Error).message})`);
-    }
-    if (!isObject(envelope) || !isObject(envelope.header) || !Array.isArray(envelope.parts)) return fail("header does not have the {header, parts} shape");
-    const parts = envelope.parts as unknown[];
-    if (!parts.every((p): p is number => Number.isSafeInteger(p) && (p as number) >= 0)) return fail("part lengths are not non-negative integers");
-    const expected = fileSize(envLen, parts);
-    if (expected !== size) return fail(`${size} bytes, but its header declares ${expected} (${size < expected ? "truncated" : "extra bytes appended"})`);
-    return { header: envelope.header, bytes: size };
-  } catch (err) {
-    return fail(`read failed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  } finally {
-    closeSync(fd);
-  }
+  return withEnvelope(path, (_fd, env) => ({ header: env.header, bytes: env.size }));
 }
 
 /** Narrows readEntry's result. */
