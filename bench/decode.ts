@@ -12,6 +12,7 @@ import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
 import { Dsv4Model } from "../src/model/transformer.js";
 import { cachedPreset } from "./checkpoints.js";
+import { observeBackend } from "./observe.js";
 
 export interface DecodeBenchResult {
   backend: string;
@@ -65,22 +66,15 @@ function instrument(inner: Backend): { backend: Backend; bytes: () => number; ti
   let bytes = 0;
   let timing = false;
   const times = new Map<string, number>();
-  const backend = new Proxy(inner, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (typeof value !== "function") return value;
-      const name = String(prop);
-      return (...args: unknown[]) => {
-        if (name === "linear") bytes += (args[2] as MatrixHandle).bytes;
-        else if (name === "matrixRow") bytes += (args[0] as MatrixHandle).bytes / (args[0] as MatrixHandle).outFeatures;
-        if (!timing) return value.apply(target, args);
-        const t0 = performance.now();
-        const r = value.apply(target, args);
-        const key = name === "linear" ? `linear ${(args[2] as MatrixHandle).format}` : name;
-        times.set(key, (times.get(key) ?? 0) + (performance.now() - t0) / 1000);
-        return r;
-      };
-    },
+  const backend = observeBackend(inner, (name, args, call) => {
+    if (name === "linear") bytes += (args[2] as MatrixHandle).bytes;
+    else if (name === "matrixRow") bytes += (args[0] as MatrixHandle).bytes / (args[0] as MatrixHandle).outFeatures;
+    if (!timing) return call();
+    const t0 = performance.now();
+    const r = call();
+    const key = name === "linear" ? `linear ${(args[2] as MatrixHandle).format}` : name;
+    times.set(key, (times.get(key) ?? 0) + (performance.now() - t0) / 1000);
+    return r;
   });
   return { backend, bytes: () => bytes, times, timing: (on) => (timing = on) };
 }

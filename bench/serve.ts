@@ -29,7 +29,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { Engine } from "../src/engine/engine.js";
 import type { GenerateRequest } from "../src/engine/types.js";
-import type { Backend, MatrixHandle } from "../src/kernels/backend.js";
+import type { MatrixHandle } from "../src/kernels/backend.js";
 import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
 import { Dsv4Model } from "../src/model/transformer.js";
@@ -37,6 +37,7 @@ import { startServer } from "../src/server/index.js";
 import { cachedPreset } from "./checkpoints.js";
 import { runDecodeBench } from "./decode.js";
 import { measureGemmPeak } from "./kernels.js";
+import { observeBackend } from "./observe.js";
 import type { ProbeSample } from "./serve-probe.js";
 
 export interface ServeBenchOptions {
@@ -425,24 +426,17 @@ function countSteps(dir: string, backendName: string | undefined, rows: number[]
   let rowBytes = 0;
   let flops = 0;
   let counting = false;
-  const backend = new Proxy(inner, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (typeof value !== "function") return value;
-      const name = String(prop);
-      return (...args: unknown[]) => {
-        if (counting && name === "linear") {
-          const w = args[2] as MatrixHandle;
-          seen.add(w);
-          flops += 2 * (args[1] as number) * w.outFeatures * w.inFeatures;
-        } else if (counting && name === "matrixRow") {
-          const m = args[0] as MatrixHandle;
-          rowBytes += m.bytes / m.outFeatures;
-        }
-        return value.apply(target, args);
-      };
-    },
-  }) as Backend;
+  const backend = observeBackend(inner, (name, args, call) => {
+    if (counting && name === "linear") {
+      const w = args[2] as MatrixHandle;
+      seen.add(w);
+      flops += 2 * (args[1] as number) * w.outFeatures * w.inFeatures;
+    } else if (counting && name === "matrixRow") {
+      const m = args[0] as MatrixHandle;
+      rowBytes += m.bytes / m.outFeatures;
+    }
+    return call();
+  });
   const model = Dsv4Model.load(dir, { backend });
   const out = new Map<number, StepCount>();
   try {
