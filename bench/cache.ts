@@ -16,6 +16,7 @@
 import { pathToFileURL } from "node:url";
 import { Engine } from "../src/engine/engine.js";
 import type { ChatMessage, GenerateRequest, ToolDefinition } from "../src/engine/types.js";
+import { loadConfig } from "../src/model/config.js";
 import { cachedPreset } from "./checkpoints.js";
 
 export interface CacheBenchOptions {
@@ -122,12 +123,12 @@ export async function runCacheBench(opts: CacheBenchOptions = {}): Promise<Cache
   const tiny = await cachedPreset("tiny");
   log(`cache: agent trace, ${loops} loops x ${steps} steps (tiny preset)`);
   const probe = await Engine.load(tiny, { backend: opts.backend, maxConcurrentSequences: loops, prefixCache: { memoryBytes: 2 ** 40 } });
-  await agentTrace(probe, loops, steps, blockOf(probe));
+  const block = probe.prefixCacheBlockTokens!;
+  await agentTrace(probe, loops, steps, block);
   const traceBytes = probe.prefixCacheStats()!.bytes;
   await probe.dispose();
   const budget = Math.floor(traceBytes * 0.5);
   const engine = await Engine.load(tiny, { backend: opts.backend, maxConcurrentSequences: loops, prefixCache: { memoryBytes: budget } });
-  const block = blockOf(engine);
   const trace = await agentTrace(engine, loops, steps, block);
   await engine.dispose();
   const hitRatio = trace.idealHitTokens > 0 ? trace.hitTokens / trace.idealHitTokens : 0;
@@ -146,8 +147,8 @@ export async function runCacheBench(opts: CacheBenchOptions = {}): Promise<Cache
   // An answer after the prompt, as an agent's turn adds one (cached as it is generated).
   await fe.generate({ prompt_tokens: next, max_tokens: quick ? 130 : 260, temperature: 0 }).result();
   const st = fe.prefixCacheStats()!;
-  const flashBlock = fe.prefixCacheBlockTokens ?? 0;
-  const cfgLayers = await layerKinds(flash);
+  const flashBlock = fe.prefixCacheBlockTokens!;
+  const cfgLayers = loadConfig(flash).layers.map((l) => l.kind as string);
   await fe.dispose();
   const perKind = (kind: string) => {
     const i = cfgLayers.indexOf(kind);
@@ -188,15 +189,6 @@ export async function runCacheBench(opts: CacheBenchOptions = {}): Promise<Cache
     ttft_context_tokens: context,
     goals,
   };
-}
-
-function blockOf(engine: Engine): number {
-  return engine.prefixCacheBlockTokens ?? 64;
-}
-
-async function layerKinds(dir: string): Promise<string[]> {
-  const { loadConfig } = await import("../src/model/config.js");
-  return loadConfig(dir).layers.map((l) => l.kind);
 }
 
 export function printCacheTable(r: CacheBenchResult): void {

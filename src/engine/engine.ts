@@ -44,6 +44,11 @@ interface Planned {
   seq: Sequence;
   request: StepRequest;
   insert: InsertPlan | null;
+  /** The state's length before the step: the position of its first token. */
+  start: number;
+  /** A decode step verifying this draft, or a prefill step of this chunk (neither: plain decode). */
+  draft?: Draft;
+  work?: PrefillWork;
 }
 
 /**
@@ -422,7 +427,6 @@ export class Engine implements EngineApi {
       ...prefill.map((w) => this.prefillRequest(w)),
     ];
     if (planned.length === 0) return true;
-    const positions = planned.map((p) => p.seq.state!.length);
     const t0 = performance.now();
     const out = await this.runner.step(planned.map((p) => p.request));
     this.scheduler.cost.record(decode.length, prefill.reduce((n, w) => n + w.tokens.length, 0), performance.now() - t0);
@@ -435,8 +439,7 @@ export class Engine implements EngineApi {
         await new Promise<void>((r) => setImmediate(r));
         slice = performance.now();
       }
-      const p = planned[i]!;
-      this.postprocess(p, out[i]!, positions[i]!, i < decode.length ? drafts.get(p.seq) : undefined, i >= decode.length ? prefill[i - decode.length] : undefined);
+      this.postprocess(planned[i]!, out[i]!);
     }
 
     for (const seq of [...this.scheduler.running]) {
@@ -450,15 +453,15 @@ export class Engine implements EngineApi {
   }
 
   private decodeRequest(seq: Sequence, draft: Draft | undefined): Planned {
-    const spec = seq.req.speculative;
+    const start = seq.state!.length;
     if (draft) {
       // Verifying a draft needs logits (and streams) at both of its positions, and a way back from the draft.
-      return { seq, request: { id: seq.state!.id, tokens: [seq.pending!, draft.token], logits: "all", residualLast: 2, saveTail: true }, insert: null };
+      return { seq, start, draft, request: { id: seq.state!.id, tokens: [seq.pending!, draft.token], logits: "all", residualLast: 2, saveTail: true }, insert: null };
     }
-    const request: StepRequest = { id: seq.state!.id, tokens: [seq.pending!], logits: "last", residualLast: spec ? 1 : 0 };
-    const insert = this.planInsert(seq, seq.state!.length + 1, true);
-    if (insert?.capture) request.capture = { from: insert.capture.from, tip: true };
-    return { seq, request, insert };
+    const request: StepRequest = { id: seq.state!.id, tokens: [seq.pending!], logits: "last", residualLast: seq.req.speculative ? 1 : 0 };
+    const insert = this.planInsert(seq, start + 1, true);
+    if (insert?.capture) request.captureFrom = insert.capture.from;
+    return { seq, start, request, insert };
   }
 
   private prefillRequest(w: PrefillWork): Planned {
@@ -468,11 +471,11 @@ export class Engine implements EngineApi {
     const residualLast = w.final && seq.req.speculative ? Math.min(w.tokens.length, this.specWarmup + 1) : 0;
     const request: StepRequest = { id: seq.state!.id, tokens: w.tokens, logits: w.final ? "last" : "none", residualLast };
     const insert = this.planInsert(seq, end, false);
-    if (insert?.capture) request.capture = { from: insert.capture.from, tip: true };
-    return { seq, request, insert };
+    if (insert?.capture) request.captureFrom = insert.capture.from;
+    return { seq, start: seq.state!.length, work: w, request, insert };
   }
 
-  private postprocess(p: Planned, out: StepOutput, start: number, draft: Draft | undefined, work: PrefillWork | undefined): void {
+  private postprocess(p: Planned, out: StepOutput): void {
     const seq = p.seq;
     if (seq.finished || !seq.state) return;
     seq.state.length = out.length;
@@ -481,11 +484,11 @@ export class Engine implements EngineApi {
       if (p.insert.capture && out.block) this.cache!.put(p.insert.capture, out.block);
       this.moveAnchor(seq, p.insert.anchor);
     }
-    if (work) this.afterPrefill(seq, work, out, start);
-    else this.afterDecode(seq, out, start, draft);
+    if (p.work) this.afterPrefill(seq, p.work, out);
+    else this.afterDecode(seq, out, p.start, p.draft);
   }
 
-  private afterPrefill(seq: Sequence, w: PrefillWork, out: StepOutput, start: number): void {
+  private afterPrefill(seq: Sequence, w: PrefillWork, out: StepOutput): void {
     seq.prefilled += w.tokens.length;
     seq.prefillProgress();
     if (!w.final) return;

@@ -98,8 +98,6 @@ export class PrefixCache {
   private memBytes = 0;
   private clock = 0;
   private readonly disk: BlockStore | null;
-  hits = 0;
-  misses = 0;
 
   constructor(private readonly cfg: PrefixCacheConfig) {
     this.blockTokens = cfg.blockTokens;
@@ -167,9 +165,6 @@ export class PrefixCache {
   get diskEntries(): number {
     return this.disk?.size ?? 0;
   }
-  get diskBytes(): number {
-    return this.disk?.bytes ?? 0;
-  }
 
   /** What the in-memory tier holds: nodes, the tokens they cover, and bytes by layer and part. */
   stats(): PrefixCacheStats {
@@ -228,11 +223,9 @@ export class PrefixCache {
       if (!chain) continue; // a broken chain (an unreadable entry): a shorter prefix may still be whole
       node.hits++;
       this.touchPath(node);
-      this.hits++;
       this.evict();
       return { tokens: node.end, anchor: { key: node.key, length: node.end }, chain };
     }
-    this.misses++;
     return { tokens: 0, anchor: null, chain: null };
   }
 

@@ -71,7 +71,6 @@ export class Scheduler {
   readonly waiting: Sequence[] = [];
   readonly running: Sequence[] = [];
   reservedBytes = 0;
-  preemptions = 0;
   readonly cost = new StepCost();
 
   constructor(readonly cfg: SchedulerConfig) {}
@@ -143,7 +142,6 @@ export class Scheduler {
     this.release(seq);
     hooks.preempt(seq);
     this.waiting.unshift(seq);
-    this.preemptions++;
   }
 
   /** Starts waiting sequences in arrival order while slots and state memory allow. */

@@ -88,25 +88,22 @@ function captureCompressorTip(c: CompressorState | null, end: number): Compresso
   return tip;
 }
 
-/** The block of `seq` since `start` (its length is the block's end), with a tip when asked. */
-export function captureBlock(seq: SequenceState, start: number, withTip: boolean): StateBlock {
+/** The block of `seq` since `start` (its length is the block's end), with its tip. */
+export function captureBlock(seq: SequenceState, start: number): StateBlock {
   const cfg = seq.cfg;
   const end = seq.length;
   const layers = seq.layers.map((l) => ({ compressor: captureRows(cfg, l.compressor, start, false), indexer: captureRows(cfg, l.indexer, start, true) }));
-  let tip: LayerTip[] | null = null;
-  if (withTip) {
-    const n = tipPositions(cfg, end);
-    const hd = cfg.headDim;
-    tip = seq.layers.map((l) => {
-      const Ctor = l.window.constructor as { new (n: number): Vec };
-      const rows = new Ctor(n * hd);
-      for (let k = 0; k < n; k++) {
-        const slot = (end - n + k) % cfg.window;
-        rows.set(l.window.subarray(slot * hd, (slot + 1) * hd), k * hd);
-      }
-      return { window: packRows(rows, 0, n, windowLayout(cfg)), compressor: captureCompressorTip(l.compressor, end), indexer: captureCompressorTip(l.indexer, end) };
-    });
-  }
+  const n = tipPositions(cfg, end);
+  const hd = cfg.headDim;
+  const tip = seq.layers.map((l): LayerTip => {
+    const Ctor = l.window.constructor as { new (n: number): Vec };
+    const rows = new Ctor(n * hd);
+    for (let k = 0; k < n; k++) {
+      const slot = (end - n + k) % cfg.window;
+      rows.set(l.window.subarray(slot * hd, (slot + 1) * hd), k * hd);
+    }
+    return { window: packRows(rows, 0, n, windowLayout(cfg)), compressor: captureCompressorTip(l.compressor, end), indexer: captureCompressorTip(l.indexer, end) };
+  });
   return { start, end, layers, tip };
 }
 

@@ -143,7 +143,7 @@ describe("disk cache: bad entries are misses with one warning", async () => {
   const block = (): StateBlock => {
     const seq = model.newSequence();
     model.forward([{ seq, tokens: promptIds(16) }], { logits: "none" });
-    return captureBlock(seq, 0, true);
+    return captureBlock(seq, 0);
   };
   const store = (root: string, identity: string, warnings: string[]) => new BlockStore(root, identity, model.cfg, "f32", (m) => warnings.push(m));
   const key = (c: string) => c.repeat(64);

@@ -18,7 +18,7 @@ async function script(runner: Runner): Promise<Array<Float32Array | Float64Array
   runner.create(2);
   const first: StepRequest[] = [
     { id: 1, tokens: promptIds(20, 1), logits: "last", residualLast: 2 },
-    { id: 2, tokens: promptIds(7, 2), logits: "all", residualLast: 0, capture: { from: 0, tip: true } },
+    { id: 2, tokens: promptIds(7, 2), logits: "all", residualLast: 0, captureFrom: 0 },
   ];
   const a = await runner.step(first);
   assert.equal(a[0]!.length, 20);

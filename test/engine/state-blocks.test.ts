@@ -25,7 +25,7 @@ describe("state blocks", async () => {
       let at = 0;
       for (const b of boundaries) {
         model.forward([{ seq: live, tokens: ids.slice(at, b) }], { logits: "none" });
-        chain.push(captureBlock(live, at, true));
+        chain.push(captureBlock(live, at));
         at = b;
       }
       for (let k = 0; k < boundaries.length; k++) {
@@ -48,7 +48,7 @@ describe("state blocks", async () => {
     const model = Dsv4Model.load(dir, { backend: createBackend("native") });
     const seq = model.newSequence();
     model.forward([{ seq, tokens: promptIds(64) }], { logits: "none" });
-    const block = captureBlock(seq, 0, true);
+    const block = captureBlock(seq, 0);
     const cfg = model.cfg;
     // What float32 storage of the same content would take.
     let floats = 0;

@@ -1,7 +1,9 @@
 /**
  * The model and the decoding state of every sequence, driven synchronously:
  * the worker thread runs one of these, and so does the inline runner. It
- * carries out the runner protocol (protocol.ts) and nothing else.
+ * carries out the runner protocol (protocol.ts) and nothing else. As the
+ * protocol says, an error in a call without a reply (create, free, restore,
+ * dropTail) is kept and fails the next step or draft.
  */
 import type { Vec } from "../../kernels/backend.js";
 import type { SequenceState, TailUndo } from "../../model/state.js";
@@ -12,6 +14,7 @@ import type { DraftRequest, RunnerInfo, StepOutput, StepRequest } from "./protoc
 export class ModelHost {
   private readonly states = new Map<number, SequenceState>();
   private readonly tails = new Map<number, TailUndo>();
+  private deferred: Error | null = null;
   readonly info: RunnerInfo;
 
   constructor(private readonly model: Dsv4Model) {
@@ -28,8 +31,22 @@ export class ModelHost {
     return s;
   }
 
+  private later(f: () => void): void {
+    try {
+      f();
+    } catch (err) {
+      this.deferred ??= err as Error;
+    }
+  }
+
+  private throwDeferred(): void {
+    const err = this.deferred;
+    this.deferred = null;
+    if (err) throw err;
+  }
+
   create(id: number): void {
-    this.states.set(id, this.model.newSequence());
+    this.later(() => this.states.set(id, this.model.newSequence()));
   }
 
   free(id: number): void {
@@ -38,17 +55,20 @@ export class ModelHost {
   }
 
   restore(id: number, chain: StateBlock[]): void {
-    restoreBlocks(this.state(id), chain);
+    this.later(() => restoreBlocks(this.state(id), chain));
   }
 
   dropTail(id: number): void {
-    const undo = this.tails.get(id);
-    if (!undo) throw new Error(`runner: sequence ${id} has no saved tail to drop`);
-    this.tails.delete(id);
-    this.state(id).dropTail(undo);
+    this.later(() => {
+      const undo = this.tails.get(id);
+      if (!undo) throw new Error(`runner: sequence ${id} has no saved tail to drop`);
+      this.tails.delete(id);
+      this.state(id).dropTail(undo);
+    });
   }
 
   step(requests: readonly StepRequest[]): StepOutput[] {
+    this.throwDeferred();
     const forward: ForwardRequest[] = requests.map((r) => {
       const seq = this.state(r.id);
       this.tails.delete(r.id);
@@ -63,12 +83,13 @@ export class ModelHost {
         residual: out[i]!.residual,
         length: seq.length,
         bytes: seq.bytes,
-        ...(r.capture ? { block: captureBlock(seq, r.capture.from, r.capture.tip) } : {}),
+        ...(r.captureFrom !== undefined ? { block: captureBlock(seq, r.captureFrom) } : {}),
       };
     });
   }
 
   draft(requests: readonly DraftRequest[]): Vec[] {
+    this.throwDeferred();
     const pending = requests.map((r) => {
       const seq = this.state(r.id);
       seq.mtpLength = r.mtpLength;
@@ -86,6 +107,7 @@ export class ModelHost {
   }
 
   close(): void {
+    this.deferred = null; // nothing is left to fail
     this.states.clear();
     this.tails.clear();
     this.model.close();

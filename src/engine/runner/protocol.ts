@@ -17,8 +17,8 @@ export interface StepRequest {
   residualLast: number;
   /** Keep what dropping the step's last token needs (a draft that may be rejected, see dropTail). */
   saveTail?: boolean;
-  /** After the step, capture a prefix-cache block of the state since length `from`. */
-  capture?: { from: number; tip: boolean };
+  /** After the step, capture a prefix-cache block (with its tip) of the state since this length. */
+  captureFrom?: number;
 }
 
 export interface StepOutput {

@@ -24,25 +24,13 @@ try {
   process.exit(0);
 }
 
-// An error in a request that has no reply (create, restore, ...) fails the next one that does.
-let deferred: Error | null = null;
-
 port.on("message", (m: ToWorker) => {
   if (!("call" in m)) {
-    try {
-      if (m.op === "restore") host.restore(m.id, m.chain);
-      else host[m.op](m.id);
-    } catch (err) {
-      deferred ??= err as Error;
-    }
+    if (m.op === "restore") host.restore(m.id, m.chain);
+    else host[m.op](m.id);
     return;
   }
   try {
-    if (deferred) {
-      const err = deferred;
-      deferred = null;
-      throw err;
-    }
     if (m.op === "close") {
       host.close();
       post({ type: "result", call: m.call, value: null });
