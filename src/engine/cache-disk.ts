@@ -27,6 +27,10 @@ export interface DiskEntry {
 
 const KEY = /^[0-9a-f]{64}$/;
 
+const diskEntry = (h: BlockHeader, bytes: number, mtimeMs: number): DiskEntry => ({
+  key: h.key, parent: h.parent, start: h.start, end: h.end, provisional: h.provisional, hasTip: h.tip !== null, bytes, mtimeMs,
+});
+
 export class BlockStore {
   readonly dir: string;
   private readonly index = new Map<string, DiskEntry>();
@@ -78,7 +82,7 @@ export class BlockStore {
     } catch {
       // Gone since the header was read: it sorts first and is the first to go.
     }
-    return { key, parent: hd.parent, start: hd.start, end: hd.end, provisional: hd.provisional, hasTip: hd.tip !== null, bytes: r.bytes, mtimeMs };
+    return diskEntry(hd, r.bytes, mtimeMs);
   }
 
   private bad(key: string, why: string): null {
@@ -120,7 +124,7 @@ export class BlockStore {
     if ("error" in block) return this.bad(key, `cache entry ${this.file(key)}: ${block.error}`);
     const h = r.header as unknown as BlockHeader;
     const bytes = r.payload.reduce((n, p) => n + p.byteLength, 0);
-    this.index.set(key, { key, parent: h.parent, start: h.start, end: h.end, provisional: h.provisional, hasTip: h.tip !== null, bytes, mtimeMs: Date.now() });
+    this.index.set(key, diskEntry(h, bytes, Date.now()));
     this.total += bytes;
     return block;
   }
@@ -130,7 +134,7 @@ export class BlockStore {
     const { header, parts } = blockEntry({ identity: this.identity, key, parent, provisional }, block);
     const bytes = parts.reduce((n, p) => n + p.byteLength, 0);
     this.forget(key);
-    this.index.set(key, { key, parent, start: block.start, end: block.end, provisional, hasTip: block.tip !== null, bytes, mtimeMs: Date.now() });
+    this.index.set(key, diskEntry(header, bytes, Date.now()));
     this.total += bytes;
     const file = this.file(key);
     const p = writeEntry(file, header, parts)
