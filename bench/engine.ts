@@ -75,8 +75,8 @@ async function ttft(dir: string, backend: string | undefined, prefix: number, lo
 
 async function mtp(dir: string, backend: string | undefined, tokens: number, log: (s: string) => void): Promise<EngineBenchResult["mtp"]> {
   const prompt = ids(32, 5, 129280);
-  const timed = async (speculative: boolean, draftOverride?: (c: { generated: readonly number[]; proposed: number }) => number) => {
-    const engine = await Engine.load(dir, { backend, prefixCache: { enabled: false }, speculative: { enabled: speculative, warmupTokens: 8, draftOverride } });
+  const timed = async (speculative: boolean, draftOverride?: (c: { generated: readonly number[]; proposed: readonly number[]; k: number }) => readonly number[]) => {
+    const engine = await Engine.load(dir, { backend, prefixCache: { enabled: false }, speculative: speculative ? { mode: "mtp", drafts: 1, warmupTokens: 8, draftOverride } : "off" });
     const r = await engine.generate({ prompt_tokens: prompt, max_tokens: tokens, temperature: 0 }).result();
     await engine.dispose();
     return r;
@@ -85,7 +85,7 @@ async function mtp(dir: string, backend: string | undefined, tokens: number, log
   const perTok = (r: typeof plain) => r.stats.decodeMs / Math.max(1, r.tokens.length - 1);
   const real = await timed(true);
   const truth = plain.tokens;
-  const oracle = await timed(true, ({ generated, proposed }) => truth[generated.length] ?? proposed);
+  const oracle = await timed(true, ({ generated, proposed, k }) => (generated.length + k <= truth.length ? truth.slice(generated.length, generated.length + k) : proposed));
   for (const r of [real, oracle]) if (r.tokens.join() !== plain.tokens.join()) throw new Error("speculative output differs from plain greedy");
   const row = (r: typeof plain) => ({ acceptance: r.stats.speculative.acceptanceRate, ms_per_token: perTok(r), speedup: perTok(plain) / perTok(r) });
   const out = { preset: "tiny", tokens, plain_ms_per_token: perTok(plain), mtp: row(real), oracle: row(oracle) };

@@ -26,7 +26,9 @@ import { Scheduler, type PrefillWork, type SchedulerHooks } from "./scheduler.js
 import { Sequence, type SequenceEnv } from "./sequence.js";
 import { SharedPrefixes } from "./shared-prefix.js";
 import { ChatSessionImpl } from "./session.js";
-import { draftTokens, verifyDraft, type Draft } from "./speculative.js";
+import { draftTokens, resolveSpeculation, type DrafterKind, type Proposal, type Speculation } from "./drafter.js";
+import { SpecPolicy, type SpecPolicyState } from "./spec-policy.js";
+import { judgeDraft } from "./speculative.js";
 import { stateBytes } from "../model/state-size.js";
 import type {
   ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineMetrics, EngineOptions, GenerateRequest, Generation, ModelInfo,
@@ -37,7 +39,7 @@ const GiB = 1024 ** 3;
 const POSTPROCESS_SLICE_MS = 8;
 
 /** The monotonic counters of EngineMetrics; the gauges are read live. */
-type Counters = Omit<EngineMetrics, "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
+type Counters = Omit<EngineMetrics, "speculative_accepted_per_step" | "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
 
 /** A sequence's part of one step: what it asked the runner, and what the prefix cache planned. */
 interface Planned {
@@ -46,8 +48,8 @@ interface Planned {
   insert: InsertPlan | null;
   /** The state's length before the step: the position of its first token. */
   start: number;
-  /** A decode step verifying this draft, or a prefill step of this chunk (neither: plain decode). */
-  draft?: Draft;
+  /** A decode step verifying these drafts, or a prefill step of this chunk (neither: plain decode). */
+  draft?: Proposal;
   work?: PrefillWork;
 }
 
@@ -71,7 +73,14 @@ export class Engine implements EngineApi {
   private readonly sharedPrefixes: SharedPrefixes;
   private readonly env: SequenceEnv;
   private readonly specWarmup: number;
-  private readonly specDefault: boolean;
+  private readonly speculation: Speculation;
+  /** The drafter in use (null: speculation off or none in the checkpoint). */
+  private readonly drafter: DrafterKind | null;
+  private readonly policy: SpecPolicy | null;
+  /** Drafts per sequence the policy chose for the step being scheduled. */
+  private stepDrafts = 0;
+  /** Verify steps by accepted drafts (index = accepted count). */
+  private readonly acceptedPerStep: number[];
   private readonly hooks: SchedulerHooks;
   private readonly readers: ReaderWatch;
   private readonly sessions = new Set<ChatSessionImpl>();
@@ -94,6 +103,8 @@ export class Engine implements EngineApi {
     private readonly opts: EngineOptions,
   ) {
     const hasMtp = cfg.mtpLayers.length > 0;
+    this.speculation = resolveSpeculation(cfg, opts.speculative);
+    this.drafter = this.speculation.maxDrafts > 0 ? this.speculation.drafter : null;
     const contextLength = Math.min(opts.contextLength ?? cfg.maxPositions, cfg.maxPositions);
     this.model = {
       name: opts.modelName ?? "deepseek-v4-flash",
@@ -104,6 +115,7 @@ export class Engine implements EngineApi {
       contextLength,
       vocabSize: cfg.vocabSize,
       hasMtp,
+      drafter: this.drafter,
       layers: cfg.layers.length,
       hiddenSize: cfg.dim,
     };
@@ -138,12 +150,16 @@ export class Engine implements EngineApi {
     });
     this.hooks = {
       bytesFor: (tokens) => this.stateBytesFor(tokens),
-      decodeWidth: (seq) => (this.canDraft(seq) ? 2 : 1),
+      decodeWidth: (seq) => 1 + this.draftsFor(seq),
       start: (seq) => this.start(seq),
       preempt: (seq) => this.preempt(seq),
     };
-    this.specDefault = opts.speculative?.enabled ?? hasMtp;
-    this.specWarmup = Math.max(0, Math.min(opts.speculative?.warmupTokens ?? 8, cfg.window - 1));
+    const spec = typeof opts.speculative === "object" ? opts.speculative : {};
+    this.specWarmup = Math.max(0, Math.min(spec.warmupTokens ?? 8, cfg.window - 1));
+    this.policy = this.drafter
+      ? new SpecPolicy({ maxDrafts: this.speculation.maxDrafts, alwaysDraft: this.speculation.mode !== "auto", forced: this.speculation.forced, blockDraft: this.drafter === "dspark" })
+      : null;
+    this.acceptedPerStep = new Array<number>(this.speculation.maxDrafts + 1).fill(0);
     this.chat = { completions: createChatCompletions(this) };
   }
 
@@ -155,6 +171,7 @@ export class Engine implements EngineApi {
     };
     progress({ phase: "config", loaded: 0, total: 1 });
     const cfg = loadConfig(dir);
+    resolveSpeculation(cfg, opts.speculative); // an impossible --speculative fails before the weights load
     progress({ phase: "config", loaded: 1, total: 1 });
     check();
     const identity = await modelIdentity(dir, {
@@ -198,8 +215,8 @@ export class Engine implements EngineApi {
       tokenizer: this.tokenizer,
       contextLength: this.model.contextLength,
       vocabSize: this.model.vocabSize,
-      speculativeDefault: this.specDefault,
-      hasMtp: this.model.hasMtp,
+      speculativeDefault: true,
+      canSpeculate: this.drafter !== null,
       sharedPrefixes: this.sharedPrefixes,
     });
   }
@@ -269,6 +286,7 @@ export class Engine implements EngineApi {
     if (seq.state) this.runner.free(seq.state.id);
     seq.state = null;
     seq.mtpEntries = [];
+    seq.dsparkMainX = null;
     this.cache?.unpin(seq.cacheAnchor);
     seq.cacheAnchor = null;
   }
@@ -276,6 +294,7 @@ export class Engine implements EngineApi {
   metrics(): EngineMetrics {
     return {
       ...this.counters,
+      speculative_accepted_per_step: [...this.acceptedPerStep],
       active_sequences: this.scheduler.running.length,
       reader_blocked_sequences: this.scheduler.running.filter((s) => s.readerBlocked).length,
       queued_requests: this.scheduler.waiting.length,
@@ -284,6 +303,12 @@ export class Engine implements EngineApi {
       prefix_cache_bytes: this.cache?.bytes ?? 0,
       prefix_cache_disk_entries: this.cache?.diskEntries ?? 0,
     };
+  }
+
+  /** Speculative decoding as it stands: the drafter, its mode, and what the cost model measured and chose (null when off). */
+  speculationState(): ({ drafter: DrafterKind; mode: Speculation["mode"]; maxDrafts: number } & SpecPolicyState) | null {
+    if (!this.drafter || !this.policy) return null;
+    return { drafter: this.drafter, mode: this.speculation.mode, maxDrafts: this.speculation.maxDrafts, ...this.policy.state() };
   }
 
   /** The prefix cache's block size in tokens (null when the cache is off). */
@@ -377,20 +402,31 @@ export class Engine implements EngineApi {
     seq.preempt();
   }
 
-  private canDraft(seq: Sequence): boolean {
-    return seq.req.speculative && seq.pending !== null && seq.mtpEntries.length > 0 && seq.remaining >= 2 && !seq.budgetWithin(2) && !this.nearBoundary(seq);
+  /**
+   * Drafts `seq` verifies in the step being scheduled: the policy's choice, capped so the
+   * step emits no more than the sequence may still generate, verifies no position where the
+   * reasoning budget forces `</think>`, and stays short of the next prefix-cache boundary.
+   */
+  private draftsFor(seq: Sequence): number {
+    if (!this.drafter || !seq.req.speculative || seq.pending === null || this.stepDrafts === 0) return 0;
+    const overrideOnly = typeof this.opts.speculative === "object" && this.opts.speculative.overrideOnly === true && !!this.opts.speculative.draftOverride;
+    if (!overrideOnly && (this.drafter === "mtp" ? seq.mtpEntries.length === 0 : seq.dsparkMainX === null)) return 0;
+    let k = Math.min(this.stepDrafts, seq.remaining - 1, this.boundaryRoom(seq));
+    while (k > 0 && seq.budgetWithin(k + 1)) k--;
+    return Math.max(0, k);
   }
 
   /**
-   * A decoding sequence about to reach a prefix-cache block boundary steps one token at a
-   * time, so the step that reaches it ends there and can be captured (a draft step would
-   * capture before it knows whether the draft stays).
+   * A decoding sequence near a prefix-cache block boundary verifies only as many drafts as
+   * keep the step short of it, down to none, so the step that reaches the boundary is a
+   * one-token step ending there and can be captured (a verify step would capture before it
+   * knows which drafts stay).
    */
-  private nearBoundary(seq: Sequence): boolean {
-    if (!this.cache || !seq.req.useCache || !seq.state) return false;
+  private boundaryRoom(seq: Sequence): number {
+    if (!this.cache || !seq.req.useCache || !seq.state) return Infinity;
     const B = this.cache.blockTokens;
-    const n = seq.state.length;
-    return (n + 1) % B === 0 || (n + 2) % B === 0;
+    const toBoundary = B - (seq.state.length % B);
+    return toBoundary - 2;
   }
 
   private moveAnchor(seq: Sequence, anchor: CacheAnchor | null): void {
@@ -411,13 +447,13 @@ export class Engine implements EngineApi {
   /** One step: schedule, draft, one batched forward on the runner, postprocess. False when nothing could run. */
   private async step(): Promise<boolean> {
     this.readers.cancelStuck(this.scheduler.running, (seq, e) => this.cancel(seq, e));
+    const decoding = this.scheduler.running.filter((s) => s.pending !== null && !s.finished).length;
+    this.stepDrafts = this.policy && decoding > 0 ? this.policy.choose(decoding) : 0;
     const plan = this.scheduler.schedule(this.hooks);
     if (plan.prefill.length === 0 && plan.decode.length === 0) return false;
     this.counters.steps_total++;
 
-    const drafting = plan.decode.filter((seq) => this.canDraft(seq));
-    const drafts: Map<Sequence, Draft> = drafting.length > 0 ? await draftTokens(this.runner, drafting, this.specWarmup, this.opts.speculative?.draftOverride) : new Map();
-    this.counters.speculative_drafted_total += drafts.size;
+    const drafts = await this.draft(plan.decode);
 
     // Sequences cancelled while the drafts were computed are gone from the runner.
     const decode = plan.decode.filter((seq) => !seq.finished);
@@ -429,7 +465,9 @@ export class Engine implements EngineApi {
     if (planned.length === 0) return true;
     const t0 = performance.now();
     const out = await this.runner.step(planned.map((p) => p.request));
-    this.scheduler.cost.record(decode.length, prefill.reduce((n, w) => n + w.tokens.length, 0), performance.now() - t0);
+    const stepMs = performance.now() - t0;
+    this.scheduler.cost.record(decode.length, prefill.reduce((n, w) => n + w.tokens.length, 0), stepMs);
+    if (prefill.length === 0) this.policy?.recordStep(planned.reduce((n, p) => n + p.request.tokens.length, 0), stepMs);
 
     // Sampling a 129k vocabulary costs about a millisecond a row: with many rows, yield now and
     // then so HTTP, SSE writes and new requests are not held up behind the whole batch.
@@ -446,19 +484,55 @@ export class Engine implements EngineApi {
       if (!seq.finished) continue;
       this.counters.generated_tokens_total += seq.generated.length;
       this.counters.reasoning_tokens_total += seq.reasoningTokens;
-      this.counters.speculative_accepted_total += seq.accepted;
       this.release(seq);
     }
     return true;
   }
 
-  private decodeRequest(seq: Sequence, draft: Draft | undefined): Planned {
-    const start = seq.state!.length;
-    if (draft) {
-      // Verifying a draft needs logits (and streams) at both of its positions, and a way back from the draft.
-      return { seq, start, draft, request: { id: seq.state!.id, tokens: [seq.pending!, draft.token], logits: "all", residualLast: 2, saveTail: true }, insert: null };
+  /**
+   * Drafts for the decoding sequences the policy gives drafts this step, in one runner call;
+   * DSpark blocks are then trimmed by their confidence.
+   */
+  private async draft(decode: readonly Sequence[]): Promise<Map<Sequence, Proposal>> {
+    const plans = decode.map((seq) => ({ seq, k: this.draftsFor(seq) })).filter((p) => p.k > 0);
+    if (plans.length === 0 || !this.drafter || !this.policy) return new Map();
+    const spec = typeof this.opts.speculative === "object" ? this.opts.speculative : {};
+    const dspark = this.drafter === "dspark";
+    const t0 = performance.now();
+    const proposals = await draftTokens(this.runner, this.drafter, dspark ? plans.map((p) => ({ seq: p.seq, k: this.speculation.maxDrafts })) : plans, {
+      vocab: this.cfg.vocabSize, warmup: this.specWarmup, override: spec.draftOverride, skipModel: spec.overrideOnly === true && !!spec.draftOverride,
+    });
+    if (!(spec.overrideOnly && spec.draftOverride)) this.policy.recordDraft(dspark ? plans.length : plans.reduce((n, p) => n + p.k, 0), performance.now() - t0);
+    for (const { seq, k } of plans) {
+      const p = proposals.get(seq)!;
+      const keep = this.policy.trim(Math.min(k, p.tokens.length), decode.length, p.confidence);
+      p.tokens = p.tokens.slice(0, keep);
+      if (p.q) p.q = p.q.slice(0, keep);
+      if (p.confidence) p.confidence = p.confidence.slice(0, keep);
+      if (keep === 0) proposals.delete(seq);
     }
-    const request: StepRequest = { id: seq.state!.id, tokens: [seq.pending!], logits: "last", residualLast: seq.req.speculative ? 1 : 0 };
+    return proposals;
+  }
+
+  private decodeRequest(seq: Sequence, draft: Proposal | undefined): Planned {
+    const start = seq.state!.length;
+    const spec = seq.req.speculative && this.drafter !== null;
+    const dspark = spec && this.drafter === "dspark" ? { dspark: true } : {};
+    if (draft) {
+      const k = draft.tokens.length;
+      this.counters.speculative_drafted_total += k;
+      seq.drafted += k;
+      // Verifying drafts needs logits at every position, the drafter's inputs there, and a way back from them.
+      const request: StepRequest = {
+        id: seq.state!.id, tokens: [seq.pending!, ...draft.tokens], logits: "all", saveTail: k,
+        residualLast: this.drafter === "mtp" ? k + 1 : 0, ...dspark, ...(this.drafter === "dspark" ? { mainXLast: k + 1 } : {}),
+      };
+      return { seq, start, draft, request, insert: null };
+    }
+    const request: StepRequest = {
+      id: seq.state!.id, tokens: [seq.pending!], logits: "last", residualLast: spec && this.drafter === "mtp" ? 1 : 0, ...dspark,
+      ...(spec && this.drafter === "dspark" ? { mainXLast: 1 } : {}),
+    };
     const insert = this.planInsert(seq, start + 1, true);
     if (insert?.capture) request.captureFrom = insert.capture.from;
     return { seq, start, request, insert };
@@ -467,9 +541,15 @@ export class Engine implements EngineApi {
   private prefillRequest(w: PrefillWork): Planned {
     const seq = w.seq;
     const end = seq.state!.length + w.tokens.length;
+    const spec = seq.req.speculative && this.drafter !== null;
     // MTP inputs for the context's last positions only: (residual at i, token at i+1).
-    const residualLast = w.final && seq.req.speculative ? Math.min(w.tokens.length, this.specWarmup + 1) : 0;
+    const residualLast = w.final && spec && this.drafter === "mtp" ? Math.min(w.tokens.length, this.specWarmup + 1) : 0;
     const request: StepRequest = { id: seq.state!.id, tokens: w.tokens, logits: w.final ? "last" : "none", residualLast };
+    if (spec && this.drafter === "dspark") {
+      // Every position writes its DSpark ring entries; the last one's main input seeds the first block.
+      request.dspark = true;
+      if (w.final) request.mainXLast = 1;
+    }
     const insert = this.planInsert(seq, end, false);
     if (insert?.capture) request.captureFrom = insert.capture.from;
     return { seq, start: seq.state!.length, work: w, request, insert };
@@ -494,39 +574,65 @@ export class Engine implements EngineApi {
     if (!w.final) return;
     const logits = out.logits[0]!;
     const token = seq.choose(logits);
-    if (seq.req.speculative) {
+    if (seq.req.speculative && this.drafter === "mtp") {
       const P = seq.contextLength;
       seq.mtpEntries = out.residual.map((hidden, k) => {
         const pos = P - out.residual.length + k;
         return { pos, hidden, token: pos + 1 < P ? seq.context[pos + 1]! : token };
       });
     }
+    if (seq.req.speculative && this.drafter === "dspark") seq.dsparkMainX = out.mainX?.[0] ?? null;
     seq.accept(token, logits);
   }
 
-  private afterDecode(seq: Sequence, out: StepOutput, pos: number, draft: Draft | undefined): void {
+  /** Records the drafter inputs of the positions a step kept: position start + i, then the token emitted after it. */
+  private keepDrafterInputs(seq: Sequence, out: StepOutput, start: number, emitted: readonly number[]): void {
+    if (!seq.req.speculative) return;
+    if (this.drafter === "mtp") emitted.forEach((token, i) => seq.mtpEntries.push({ pos: start + i, hidden: out.residual[i]!, token }));
+    if (this.drafter === "dspark") seq.dsparkMainX = out.mainX?.[emitted.length - 1] ?? null;
+  }
+
+  private afterDecode(seq: Sequence, out: StepOutput, start: number, draft: Proposal | undefined): void {
     if (!draft) {
       const logits = out.logits[0]!;
       const token = seq.choose(logits);
-      if (seq.req.speculative) seq.mtpEntries.push({ pos, hidden: out.residual[0]!, token });
+      this.keepDrafterInputs(seq, out, start, [token]);
       seq.accept(token, logits);
       return;
     }
-    seq.processLogits(out.logits[0]!);
-    const v = verifyDraft(seq, draft, out.logits[0]!);
-    if (!v.accepted) {
-      // The draft's position was computed for nothing: take it back out of the state.
-      this.runner.dropTail(seq.state!.id);
-      seq.state!.length -= 1;
-      seq.mtpEntries.push({ pos, hidden: out.residual[0]!, token: v.token });
-      seq.accept(v.token, out.logits[0]!);
-      return;
+    // Judge the drafts in order; each kept one is emitted at once (it may end the sequence), so
+    // what reads the logits of a position sees exactly the tokens plain decoding would have.
+    const k = draft.tokens.length;
+    const emitted: number[] = [];
+    let next: number | null = null;
+    let finished = false;
+    while (emitted.length < k && !finished) {
+      const i = emitted.length;
+      const row = out.logits[i]!;
+      seq.processLogits(row);
+      const j = judgeDraft(draft, i, row, seq.req.sampling, seq.rng);
+      if (!j.accepted) {
+        next = j.token;
+        break;
+      }
+      emitted.push(draft.tokens[i]!);
+      finished = seq.accept(draft.tokens[i]!, row);
     }
-    seq.accepted++;
-    seq.mtpEntries.push({ pos, hidden: out.residual[0]!, token: draft.token });
-    if (seq.accept(draft.token, out.logits[0]!)) return;
-    const next = seq.choose(out.logits[1]!);
-    seq.mtpEntries.push({ pos: pos + 1, hidden: out.residual[1]!, token: next });
-    seq.accept(next, out.logits[1]!);
+    const accepted = emitted.length;
+    this.policy?.recordVerify(k, accepted, draft.confidence);
+    this.acceptedPerStep[accepted] = (this.acceptedPerStep[accepted] ?? 0) + 1;
+    this.counters.speculative_accepted_total += accepted;
+    seq.accepted += accepted;
+    if (finished) return;
+    if (accepted < k) {
+      // The rejected drafts' positions were computed for nothing: take them back out of the state.
+      this.runner.dropTail(seq.state!.id, k - accepted);
+      seq.state!.length -= k - accepted;
+    }
+    // The correction after a rejection, or the bonus token after k kept drafts.
+    const token = next ?? seq.choose(out.logits[k]!);
+    emitted.push(token);
+    this.keepDrafterInputs(seq, out, start, emitted);
+    seq.accept(token, out.logits[accepted]!);
   }
 }

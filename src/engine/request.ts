@@ -41,7 +41,8 @@ export interface ResolveContext {
   contextLength: number;
   vocabSize: number;
   speculativeDefault: boolean;
-  hasMtp: boolean;
+  /** The engine has a drafter in use (a mode other than "off" and a checkpoint drafter). */
+  canSpeculate: boolean;
   /** Operator-declared shareable system prompts (absent: none). */
   sharedPrefixes?: SharedPrefixes | null;
 }
@@ -138,7 +139,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
 
   const constraint = constraintSpec(req, ctx.tokenizer !== null);
   // Drafts are verified against the unconstrained distribution, so constrained requests decode plainly.
-  const speculative = (req.speculative ?? ctx.speculativeDefault) && ctx.hasMtp && constraint === null;
+  const speculative = (req.speculative ?? ctx.speculativeDefault) && ctx.canSpeculate && constraint === null;
   const tenant = req.tenant ?? "";
   if (typeof tenant !== "string") throw bad("tenant", "must be a string");
   const seed = req.seed === null || req.seed === undefined ? randomSeed() : Math.floor(num(req.seed, "seed", 0, -(2 ** 53), 2 ** 53));

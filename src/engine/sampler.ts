@@ -114,7 +114,12 @@ function normalize(probs: Float64Array): void {
 
 /** A categorical draw from dense non-negative weights summing to `mass` (~1 for probabilities). */
 export function drawFrom(probs: Float64Array, rng: Rng, mass = 1): number {
-  const u = rng.next() * mass;
+  return drawAt(probs, rng.next(), mass);
+}
+
+/** The categorical draw for uniform `u` in [0, 1): pure, so a runner thread can repeat the engine's draw. */
+export function drawAt(probs: Float64Array, uniform: number, mass = 1): number {
+  const u = uniform * mass;
   let acc = 0;
   let last = 0;
   for (let i = 0; i < probs.length; i++) {

@@ -67,6 +67,8 @@ export class Sequence {
   pending: number | null = null;
   /** MTP inputs not yet processed, oldest first; the last one is the next draft's input. */
   mtpEntries: MtpEntry[] = [];
+  /** DSpark's main input at the last position in the state (the next block drafts from it), or null. */
+  dsparkMainX: Vec | null = null;
   drafted = 0;
   accepted = 0;
   reasoningTokens = 0;
@@ -120,6 +122,7 @@ export class Sequence {
     this.prefilled = 0;
     this.pending = null;
     this.mtpEntries = [];
+    this.dsparkMainX = null;
     this.cacheAnchor = null;
     this.preemptions++;
   }

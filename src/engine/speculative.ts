@@ -1,81 +1,37 @@
 /**
- * Speculative decoding with the MTP block (spec §8): the MTP block drafts the
- * token after the pending one; the main model then runs [pending, draft] in
- * the same batched step as everyone else and the draft is kept or replaced by
- * standard rejection sampling, so output is exactly what plain decoding would
- * give: identical under greedy, identically distributed under sampling.
- *
- * The MTP block keeps its own sliding-window state, fed one (residual, next
- * token) pair per main-model position. Only its window matters, so after a
- * long prefill it is warmed on the last few positions only (a colder draft is
- * a worse guess, never a wrong answer).
+ * Verifying drafts (spec §8, §8b): the main model has run [pending, d_1 … d_k] in one
+ * batched step, giving logits rows 0 … k. Draft d_i is judged against row i−1: under greedy
+ * it stays while it is the argmax; under sampling by sequential speculative rejection
+ * sampling (Leviathan et al., Chen et al.): accept with probability min(1, P(d)/q(d)), and on
+ * rejection draw from the normalised positive part of P − q. Every kept draft is exactly a
+ * token plain decoding could have given with the same probability, so the output is the main
+ * model's: identical under greedy, identically distributed under sampling. After the last
+ * kept draft the row at that position gives one more token (the correction, or the bonus when
+ * all k survive), so a step emits accepted + 1 tokens.
  */
 import type { Vec } from "../kernels/backend.js";
-import type { DraftRequest, Runner } from "./runner/index.js";
-import { argmax, drawFrom, isGreedy, samplingProbs } from "./sampler.js";
-import type { MtpEntry, Sequence } from "./sequence.js";
+import type { Proposal } from "./drafter.js";
+import type { Rng } from "./rng.js";
+import { argmax, drawFrom, isGreedy, samplingProbs, type SamplingParams } from "./sampler.js";
 
-export interface Draft {
-  token: number;
-  /** Draft distribution, for rejection sampling (null under greedy). */
-  q: Float64Array | null;
-}
+export type Judgement = { accepted: true } | { accepted: false; token: number };
 
-/** Keeps the newest entries the warm-up allows: the draft input and `warmup` before it. */
-export function trimEntries(entries: MtpEntry[], warmup: number): MtpEntry[] {
-  return entries.length > warmup + 1 ? entries.slice(entries.length - warmup - 1) : entries;
-}
-
-/** Replaces the MTP proposal (EngineOptions.speculative.draftOverride). */
-export type DraftOverride = (ctx: { generated: readonly number[]; pending: number; proposed: number }) => number;
-
-/**
- * Catches each sequence's MTP state up on its pending entries, then drafts one token
- * per sequence, in one runner call batched across sequences.
- */
-export async function draftTokens(runner: Runner, seqs: readonly Sequence[], warmup: number, override?: DraftOverride): Promise<Map<Sequence, Draft>> {
-  const requests: DraftRequest[] = seqs.map((s) => {
-    const entries = trimEntries(s.mtpEntries, warmup);
-    s.mtpEntries = [];
-    // The MTP position jumps to the oldest entry kept: positions skipped are outside what it will attend to soon.
-    return { id: s.state!.id, mtpLength: entries[0]!.pos, entries: entries.map((e) => ({ hidden: e.hidden, token: e.token })) };
-  });
-  const outs = await runner.draft(requests);
-  const drafts = new Map<Sequence, Draft>();
-  seqs.forEach((s, i) => {
-    const logits = outs[i]!;
-    if (override) {
-      // A fixed proposal is a one-hot draft distribution: rejection sampling stays exact.
-      const token = override({ generated: s.generated, pending: s.pending!, proposed: argmax(logits) });
-      const q = new Float64Array(logits.length);
-      q[token] = 1;
-      drafts.set(s, { token, q: isGreedy(s.req.sampling) ? null : q });
-    } else if (isGreedy(s.req.sampling)) {
-      drafts.set(s, { token: argmax(logits), q: null });
-    } else {
-      const q = samplingProbs(logits, s.req.sampling);
-      drafts.set(s, { token: drawFrom(q, s.rng), q });
-    }
-    s.drafted++;
-  });
-  return drafts;
-}
-
-/**
- * Decides the verified position: returns the token to emit there and whether it
- * is the draft (then the position after it is valid too).
- */
-export function verifyDraft(seq: Sequence, draft: Draft, targetLogits: Vec): { token: number; accepted: boolean } {
-  const p = seq.req.sampling;
-  if (isGreedy(p) || !draft.q) {
-    const t = argmax(targetLogits);
-    return { token: t, accepted: t === draft.token };
+/** Judges draft `i` of `proposal` against the main model's logits at the position before it. */
+export function judgeDraft(proposal: Proposal, i: number, row: Vec, sampling: SamplingParams, rng: Rng): Judgement {
+  const d = proposal.tokens[i]!;
+  if (isGreedy(sampling) || !proposal.q) {
+    const t = argmax(row);
+    return t === d ? { accepted: true } : { accepted: false, token: t };
   }
-  const P = samplingProbs(targetLogits, p);
-  const q = draft.q;
-  const ratio = q[draft.token]! > 0 ? P[draft.token]! / q[draft.token]! : 0;
-  if (seq.rng.next() < Math.min(1, ratio)) return { token: draft.token, accepted: true };
-  // Rejected: draw from the normalised positive part of (P − q), which restores P exactly.
+  const P = samplingProbs(row, sampling);
+  const q = proposal.q[i]!;
+  const ratio = q[d]! > 0 ? P[d]! / q[d]! : 0;
+  if (rng.next() < Math.min(1, ratio)) return { accepted: true };
+  return { accepted: false, token: drawResidual(P, q, rng) };
+}
+
+/** A draw from max(0, P − q), normalised: what restores P after a rejection. */
+export function drawResidual(P: Float64Array, q: Float64Array, rng: Rng): number {
   const residual = new Float64Array(P.length);
   let sum = 0;
   for (let i = 0; i < P.length; i++) {
@@ -85,7 +41,7 @@ export function verifyDraft(seq: Sequence, draft: Draft, targetLogits: Vec): { t
       sum += r;
     }
   }
-  if (sum <= 0) return { token: drawFrom(P, seq.rng), accepted: false };
-  for (let i = 0; i < residual.length; i++) residual[i]! /= sum;
-  return { token: drawFrom(residual, seq.rng), accepted: false };
+  // P ≤ q everywhere means P = q: a rejection then has probability 0; rounding can still get here.
+  if (sum <= 0) return drawFrom(P, rng);
+  return drawFrom(residual, rng, sum);
 }

@@ -47,9 +47,25 @@ export interface PrefixCacheOptions {
   sharedPrefixes?: string[];
 }
 
+/**
+ * Speculative decoding: "auto" (default) drafts with the checkpoint's drafter (DSpark or MTP)
+ * where its cost model says it pays, "mtp" / "dspark" always draft with that one (an error
+ * when the checkpoint lacks it), "off" never drafts. Output is the main model's either way.
+ */
+export type SpeculativeMode = "auto" | "dspark" | "mtp" | "off";
+
 export interface SpeculativeOptions {
-  /** Default for requests that do not say (default true when the checkpoint has an MTP block). */
+  /** Default "auto". */
+  mode?: SpeculativeMode;
+  /** Legacy switch: false is mode "off", true is mode "auto". */
   enabled?: boolean;
+  /**
+   * Verify exactly this many drafts per step (benchmarks and tests), instead of the cost
+   * model's choice; capped by the drafter (DSpark: its block size) and the window.
+   */
+  drafts?: number;
+  /** Most drafts one MTP chain proposes (default 4; DSpark's block size is the checkpoint's). */
+  maxMtpDrafts?: number;
   /**
    * MTP positions replayed before the first draft after a prefill (default 8, at most
    * window − 1): the MTP block attends over its own sliding window, so a warmer window
@@ -57,10 +73,14 @@ export interface SpeculativeOptions {
    */
   warmupTokens?: number;
   /**
-   * Replaces the MTP proposal (analysis and tests: e.g. an oracle drafter to measure the
-   * ceiling of verification). Output stays exact whatever it returns.
+   * Replaces the drafter's proposal with up to `k` tokens (analysis, tests, benchmarks: e.g. an
+   * oracle drafter proposing the main model's own continuation cut at a chosen length, to
+   * measure verification at a forced acceptance). `proposed` holds the drafter's tokens.
+   * Output stays exact whatever it returns.
    */
-  draftOverride?: (ctx: { generated: readonly number[]; pending: number; proposed: number }) => number;
+  draftOverride?: (ctx: { generated: readonly number[]; pending: number; proposed: readonly number[]; k: number }) => readonly number[];
+  /** With draftOverride: skip the model's drafter (`proposed` is empty), to time verification alone. */
+  overrideOnly?: boolean;
 }
 
 /**
@@ -127,7 +147,8 @@ export interface EngineOptions {
   /** Default context limit for requests (default and maximum: the model's maxPositions). */
   contextLength?: number;
   prefixCache?: PrefixCacheOptions;
-  speculative?: SpeculativeOptions;
+  /** A mode, or the options (see SpeculativeOptions). */
+  speculative?: SpeculativeMode | SpeculativeOptions;
   /** Test hook, see LogitsProcessor. */
   logitsProcessor?: LogitsProcessor;
   onProgress?: (p: LoadProgress) => void;
@@ -151,6 +172,8 @@ export interface ModelInfo {
   vocabSize: number;
   /** True when the checkpoint has an MTP block (speculative decoding available). */
   hasMtp: boolean;
+  /** The drafter speculative decoding uses (EngineOptions.speculative), null when it is off or the checkpoint has none. */
+  drafter: "mtp" | "dspark" | null;
   layers: number;
   hiddenSize: number;
 }
@@ -213,7 +236,7 @@ export interface GenerateRequest extends SamplingOptions {
    * lets the model answer. Null/absent: unbounded (max_tokens still applies).
    */
   reasoning_budget?: number | null;
-  /** MTP speculative decoding for this request (default: EngineOptions.speculative.enabled). */
+  /** Speculative decoding for this request (default: on unless EngineOptions.speculative is "off"). */
   speculative?: boolean | null;
   /** Isolates prefix-cache entries (spec §A.2 user_id): different ids never share cache. */
   user_id?: string | null;
@@ -334,6 +357,8 @@ export interface EngineMetrics {
   reasoning_tokens_total: number;
   speculative_drafted_total: number;
   speculative_accepted_total: number;
+  /** Verify steps by accepted drafts: entry i counts the steps that kept exactly i drafts. */
+  speculative_accepted_per_step: number[];
   steps_total: number;
   /** Sequences that gave up their state for memory and were resumed later (recomputed). */
   preemptions_total: number;

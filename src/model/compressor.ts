@@ -32,6 +32,7 @@ export function compressorStep(
   const width = st.width;
   const d = st.headDim;
   const slot = (st.overlap ? m : 0) + (pos % m);
+  st.beforeStep(pos, slot);
   const apeRow = (pos % m) * width;
   for (let j = 0; j < width; j++) {
     st.kv[slot * width + j] = proj.kv[r * width + j]!;

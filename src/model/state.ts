@@ -45,6 +45,44 @@ export class CompressorState {
     this.score = backend.alloc(this.slots * this.width).fill(-Infinity);
     this.rows = new GrowableRows(backend, headDim);
   }
+
+  /** While a droppable tail is being decoded: what each of its positions overwrites (see TailUndo). */
+  journal: CompressorJournal | null = null;
+
+  /**
+   * Called by compressorStep before token `pos` writes `slot`: inside a droppable tail, keeps
+   * the slot's old values, the emitted-row count and, when the token completes an overlapping
+   * window, the previous half-window it is about to shift away.
+   */
+  beforeStep(pos: number, slot: number): void {
+    const j = this.journal;
+    if (!j || pos < j.from) return;
+    const w = this.width;
+    const half = this.overlap && (pos + 1) % this.ratio === 0 ? this.ratio * w : 0;
+    j.entries.push({
+      c: this, pos, slot, count: this.rows.count,
+      kv: this.kv.slice(slot * w, (slot + 1) * w) as Vec, score: this.score.slice(slot * w, (slot + 1) * w) as Vec,
+      halfKv: half ? (this.kv.slice(0, half) as Vec) : null, halfScore: half ? (this.score.slice(0, half) as Vec) : null,
+    });
+  }
+}
+
+/** What one compressor step of a droppable position overwrote. */
+interface CompressorUndo {
+  c: CompressorState;
+  pos: number;
+  slot: number;
+  count: number;
+  kv: Vec;
+  score: Vec;
+  halfKv: Vec | null;
+  halfScore: Vec | null;
+}
+
+interface CompressorJournal {
+  /** First position whose writes are recorded. */
+  from: number;
+  entries: CompressorUndo[];
 }
 
 export class LayerState {
@@ -81,13 +119,18 @@ export interface SequenceSnapshot {
 }
 
 /**
- * What appending one token at `position` can destroy that dropping it must put back:
- * when the token completes a compressor window, that compressor emits a row and (when
- * overlapping) shifts the window into its "previous" half, overwriting it.
+ * What decoding positions [from, end) overwrites that dropping some of them must put back
+ * (speculative decoding: rejected drafts). Window rings: the slots those positions take held
+ * positions `window` earlier, still visible to the positions that replace a dropped tail, so
+ * they are copied before the step. Compressors (main and indexer, every ratio): a journal
+ * written by the step itself, since several windows may complete inside one tail and a later
+ * one may overwrite what an earlier kept position wrote; it is undone in reverse order.
  */
 export interface TailUndo {
-  position: number;
-  completed: Array<{ c: CompressorState; kv: Vec | null; score: Vec | null }>;
+  from: number;
+  end: number;
+  windows: Array<{ ring: Vec; pos: number; row: Vec }>;
+  compressors: CompressorUndo[];
 }
 
 /** Everything one sequence carries between forward steps (spec §6). */
@@ -136,38 +179,89 @@ export class SequenceState {
     this.mtpLength = snap.mtpLength;
   }
 
-  /**
-   * Prepare to drop the token that will be processed at `position` (speculative decoding:
-   * a rejected draft). Cheap: saves only the overlapping compressors' previous half-windows
-   * that this token would shift out. The window ring needs nothing: the slot it overwrites
-   * held position `position - window`, which no later query at or after `position` can see.
-   */
-  saveTail(position: number): TailUndo {
-    const completed: TailUndo["completed"] = [];
-    for (const l of this.layers) {
-      for (const c of [l.compressor, l.indexer]) {
-        if (!c || (position + 1) % c.ratio !== 0) continue;
-        const half = c.ratio * c.width;
-        completed.push({ c, kv: c.overlap ? (c.kv.slice(0, half) as Vec) : null, score: c.overlap ? (c.score.slice(0, half) as Vec) : null });
-      }
-    }
-    return { position, completed };
+  /** The sliding-window layer states: the main layers' and the extra (MTP or DSpark) stages'. */
+  private get allLayers(): LayerState[] {
+    return [...this.layers, ...this.mtp];
   }
 
   /**
-   * Drop the last processed token (which must be `undo.position`), leaving the state as if
-   * it had never been processed. Partial-window slots it wrote are left as they are: the
-   * next token at that position overwrites them before any window completes.
+   * Before a step appending `tokens` tokens: keep what dropping up to its last `droppable`
+   * tokens needs. Call endTail() after the step's forward. The step may not be longer than
+   * the window (a kept position would share a ring slot with a dropped one).
    */
-  dropTail(undo: TailUndo): void {
-    if (this.length !== undo.position + 1) {
-      throw new Error(`dropTail: the sequence is at length ${this.length}, the saved tail is position ${undo.position}`);
+  beginTail(tokens: number, droppable: number): TailUndo {
+    const end = this.length + tokens;
+    const from = end - Math.min(droppable, tokens);
+    if (tokens > this.cfg.window) {
+      throw new Error(`saveTail: a step of ${tokens} tokens is longer than the ${this.cfg.window}-token window; verify fewer drafts`);
     }
-    for (const { c, kv, score } of undo.completed) {
-      c.rows.count -= 1;
-      if (kv) c.kv.set(kv, 0);
-      if (score) c.score.set(score, 0);
+    const windows: TailUndo["windows"] = [];
+    for (const l of this.allLayers) {
+      const width = l.window.length / this.cfg.window;
+      for (let pos = from; pos < end; pos++) {
+        const at = (pos % this.cfg.window) * width;
+        windows.push({ ring: l.window, pos, row: l.window.slice(at, at + width) as Vec });
+      }
     }
-    this.length = undo.position;
+    const undo: TailUndo = { from, end, windows, compressors: [] };
+    const journal: CompressorJournal = { from, entries: undo.compressors };
+    for (const l of this.allLayers) for (const c of [l.compressor, l.indexer]) if (c) c.journal = journal;
+    return undo;
+  }
+
+  /**
+   * MTP positions [from, from + count) are about to be written as scratch (a chained draft):
+   * returns what puts their ring slots back and the MTP length at `from`.
+   */
+  scratchMtp(from: number, count: number): () => void {
+    const saved = this.mtp.map((l) => {
+      const width = l.window.length / this.cfg.window;
+      const rows: Array<{ at: number; row: Vec }> = [];
+      for (let pos = from; pos < from + Math.min(count, this.cfg.window); pos++) {
+        const at = (pos % this.cfg.window) * width;
+        rows.push({ at, row: l.window.slice(at, at + width) as Vec });
+      }
+      return { l, rows };
+    });
+    return () => {
+      for (const { l, rows } of saved) for (const { at, row } of rows) l.window.set(row, at);
+      this.mtpLength = from;
+    };
+  }
+
+  /** The step is done: stop recording (the undo keeps what was recorded). */
+  endTail(): void {
+    for (const l of this.allLayers) for (const c of [l.compressor, l.indexer]) if (c) c.journal = null;
+  }
+
+  /**
+   * Drops the last `count` tokens of the step `undo` was made for, leaving every state as if
+   * only the tokens before them had been decoded. Partial-window slots a dropped token wrote
+   * for the first time are left as they are: the token that next takes its position
+   * overwrites them before that window completes.
+   */
+  dropTail(undo: TailUndo, count: number): void {
+    if (this.length !== undo.end) {
+      throw new Error(`dropTail: the sequence is at length ${this.length}, the saved tail ends at ${undo.end}`);
+    }
+    if (!Number.isInteger(count) || count < 0 || count > undo.end - undo.from) {
+      throw new Error(`dropTail: cannot drop ${count} tokens; the step saved ${undo.end - undo.from}`);
+    }
+    const keep = undo.end - count;
+    for (let i = undo.compressors.length - 1; i >= 0; i--) {
+      const e = undo.compressors[i]!;
+      if (e.pos < keep) continue; // entries are layer-major: kept positions interleave with dropped ones
+      const w = e.c.width;
+      if (e.halfKv) e.c.kv.set(e.halfKv, 0);
+      if (e.halfScore) e.c.score.set(e.halfScore, 0);
+      e.c.rows.count = e.count;
+      e.c.kv.set(e.kv, e.slot * w);
+      e.c.score.set(e.score, e.slot * w);
+    }
+    for (let i = undo.windows.length - 1; i >= 0; i--) {
+      const e = undo.windows[i]!;
+      if (e.pos >= keep) e.ring.set(e.row, (e.pos % this.cfg.window) * e.row.length);
+    }
+    this.length = keep;
   }
 }

@@ -79,7 +79,7 @@ describe("shared prefixes", () => {
   const tok = new Tokenizer(buildDefaultTokenizerJson());
   const SYSTEM = "You are the support assistant of Example Corp. Answer briefly, cite the handbook, and never reveal internal ticket numbers. ".repeat(3);
   const resolve = (messages: Array<{ role: "system" | "user"; content: string }>, extra: object = {}) =>
-    resolveRequest({ messages, ...extra }, { tokenizer: tok, contextLength: 100_000, vocabSize: tok.vocabSize, speculativeDefault: false, hasMtp: false, sharedPrefixes: new SharedPrefixes([SYSTEM], tok) });
+    resolveRequest({ messages, ...extra }, { tokenizer: tok, contextLength: 100_000, vocabSize: tok.vocabSize, speculativeDefault: false, canSpeculate: false, sharedPrefixes: new SharedPrefixes([SYSTEM], tok) });
 
   for (const thinking of [{ type: "disabled" as const }, { type: "enabled" as const }]) {
     test(`a request whose system prompt is a shared one shares exactly its tokens (thinking ${thinking.type})`, () => {
@@ -95,7 +95,7 @@ describe("shared prefixes", () => {
     assert.equal(resolve([{ role: "system", content: "Something else entirely." }, { role: "user", content: "hi" }]).sharedPrefixTokens, 0);
     assert.equal(resolve([{ role: "user", content: SYSTEM }]).sharedPrefixTokens, 0);
     assert.equal(resolve([{ role: "system", content: SYSTEM.slice(0, 40) }, { role: "user", content: "hi" }]).sharedPrefixTokens, 0, "a truncated shared text is not it");
-    const raw = resolveRequest({ prompt_tokens: tok.encode(encodeMessages([{ role: "system", content: SYSTEM }])) }, { tokenizer: tok, contextLength: 100_000, vocabSize: tok.vocabSize, speculativeDefault: false, hasMtp: false, sharedPrefixes: new SharedPrefixes([SYSTEM], tok) });
+    const raw = resolveRequest({ prompt_tokens: tok.encode(encodeMessages([{ role: "system", content: SYSTEM }])) }, { tokenizer: tok, contextLength: 100_000, vocabSize: tok.vocabSize, speculativeDefault: false, canSpeculate: false, sharedPrefixes: new SharedPrefixes([SYSTEM], tok) });
     assert.equal(raw.sharedPrefixTokens, 0);
   });
 

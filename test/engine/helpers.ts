@@ -12,7 +12,7 @@ process.env.DSV4_HOME = join(root, "home");
 const made = new Map<string, Promise<string>>();
 
 /** A generated checkpoint directory, written once per test process. */
-export function checkpoint(preset: "micro" | "tiny", seed = 1): Promise<string> {
+export function checkpoint(preset: "micro" | "tiny" | "small-nohash" | (string & {}), seed = 1): Promise<string> {
   const key = `${preset}-${seed}`;
   let p = made.get(key);
   if (!p) {

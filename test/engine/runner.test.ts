@@ -28,14 +28,17 @@ async function script(runner: Runner): Promise<Array<Float32Array | Float64Array
   assert.ok(a[1]!.block?.tip, "a capture was asked for");
   out.push(...a[0]!.logits, ...a[1]!.logits);
   // A verified draft that is dropped again, then the state restored from the captured delta.
-  const b = await runner.step([{ id: 1, tokens: [5, 6], logits: "all", residualLast: 0, saveTail: true }]);
+  const b = await runner.step([{ id: 1, tokens: [5, 6, 8], logits: "all", residualLast: 0, saveTail: 2 }]);
   out.push(...b[0]!.logits);
-  runner.dropTail(1);
+  runner.dropTail(1, 2);
   const c = await runner.step([{ id: 1, tokens: [7], logits: "last", residualLast: 0 }]);
   assert.equal(c[0]!.length, 22);
   out.push(...c[0]!.logits);
-  const drafts = await runner.draft([{ id: 1, mtpLength: 18, entries: a[0]!.residual.map((hidden, k) => ({ hidden, token: 9 + k })) }]);
-  out.push(...drafts);
+  const drafts = await runner.draft([
+    { kind: "mtp", id: 1, mtpLength: 18, entries: a[0]!.residual.map((hidden, k) => ({ hidden, token: 9 + k })), count: 3, wantLogits: true },
+  ]);
+  assert.equal(drafts[0]!.tokens.length, 3);
+  out.push(...drafts[0]!.logits);
   runner.free(1);
   runner.free(2);
   return out;
@@ -63,7 +66,7 @@ describe("model runner", async () => {
     const runner = await startRunner(dir, { kind: "worker" });
     try {
       runner.create(1);
-      runner.dropTail(1); // nothing was saved
+      runner.dropTail(1, 1); // nothing was saved
       await assert.rejects(runner.step([{ id: 1, tokens: [5], logits: "last", residualLast: 0 }]), /sequence 1 has no saved tail/);
       const ok = await runner.step([{ id: 1, tokens: [5], logits: "last", residualLast: 0 }]);
       assert.equal(ok[0]!.length, 1);

@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Rng } from "../../src/engine/rng.js";
 import { argmax, drawFrom, sampleToken, samplingProbs, tokenLogprobs, type SamplingParams } from "../../src/engine/sampler.js";
-import { verifyDraft } from "../../src/engine/speculative.js";
-import type { Sequence } from "../../src/engine/sequence.js";
+import { judgeDraft } from "../../src/engine/speculative.js";
 
 const LOGITS = Float64Array.from([2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -3.0, 0.25, 1.25]);
 const params = (p: Partial<SamplingParams>): SamplingParams => ({ temperature: 1, topP: 1, topK: 0, minP: 0, ...p });
@@ -108,15 +107,14 @@ describe("sampler", () => {
     const draftLogits = Float64Array.from(LOGITS, (v, i) => (i % 3 === 0 ? v + 1.5 : -v));
     const q = samplingProbs(draftLogits, p);
     const rng = new Rng(99);
-    const seq = { req: { sampling: p }, rng } as unknown as Sequence;
     const n = 40000;
     const counts = new Array<number>(LOGITS.length).fill(0);
     let accepted = 0;
     for (let i = 0; i < n; i++) {
       const d = drawFrom(q, rng);
-      const v = verifyDraft(seq, { token: d, q }, LOGITS);
+      const v = judgeDraft({ tokens: [d], q: [q], confidence: null }, 0, LOGITS, p, rng);
       if (v.accepted) accepted++;
-      counts[v.token]!++;
+      counts[v.accepted ? d : v.token]!++;
     }
     const { chi2, dof } = chiSquare(counts, target, n);
     assert.ok(chi2 < chiBound(dof), `chi2 ${chi2.toFixed(1)} with ${dof} dof`);

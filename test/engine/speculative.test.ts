@@ -1,73 +1,196 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
+import { samplingProbs } from "../../src/engine/sampler.js";
+import type { EngineOptions, SpeculativeOptions } from "../../src/engine/types.js";
+import { createBackend } from "../../src/kernels/index.js";
+import { Dsv4Model } from "../../src/model/transformer.js";
 import { checkpoint, promptIds } from "./helpers.js";
 
-describe("speculative decoding (MTP)", async () => {
-  const dir = await checkpoint("micro");
-  const prompts = [promptIds(30, 1), promptIds(7, 2), promptIds(50, 3)];
-  const N = 16;
+/** Per request and position: the logits the sequence chose from (after them: the token). */
+type Seen = Map<string, Float32Array | Float64Array>;
 
-  const plainTokens = async () => {
-    const e = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { enabled: false } });
-    try {
-      return await Promise.all(prompts.map((p) => e.generate({ prompt_tokens: p, max_tokens: N, temperature: 0 }).result().then((r) => r.tokens)));
-    } finally {
-      await e.dispose();
-    }
+async function generate(dir: string, prompts: number[][], n: number, opts: EngineOptions): Promise<{ tokens: number[][]; seen: Seen; engine: Engine }> {
+  const seen: Seen = new Map();
+  const engine = await Engine.load(dir, {
+    prefixCache: { enabled: false },
+    ...opts,
+    logitsProcessor: ({ id, generated, logits }) => {
+      const key = `${id}@${generated.length}`;
+      assert.ok(!seen.has(key), `position ${key} was read twice`);
+      seen.set(key, logits.slice());
+    },
+  });
+  try {
+    const rs = await Promise.all(prompts.map((p, i) => engine.generate({ id: `r${i}`, prompt_tokens: p, max_tokens: n, temperature: 0 }).result()));
+    return { tokens: rs.map((r) => r.tokens), seen, engine };
+  } finally {
+    await engine.dispose();
+  }
+}
+
+/**
+ * An oracle drafter: the main model's own greedy continuation, cut after `cut(position)`
+ * tokens and followed by wrong ones up to k, so exactly that many drafts are accepted.
+ */
+function oracle(truth: number[][], cut: (generated: number, k: number, pending: number) => number): SpeculativeOptions["draftOverride"] {
+  const byPrefix = new Map<string, number[]>();
+  for (const t of truth) for (let i = 0; i <= t.length; i++) byPrefix.set(t.slice(0, i).join(","), t.slice(i));
+  return ({ generated, k, pending }) => {
+    const rest = byPrefix.get(generated.join(",")) ?? [];
+    const a = Math.min(cut(generated.length, k, pending), rest.length);
+    const wrong = Array.from({ length: k - a }, (_, i) => ((rest[a + i] ?? 7) + 1 + i) % 1024);
+    return [...rest.slice(0, a), ...wrong];
   };
+}
 
-  test("speculative greedy equals plain greedy (MTP drafts, batched)", async () => {
-    const plain = await plainTokens();
-    const e = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { enabled: true, warmupTokens: 4 } });
-    try {
-      const rs = await Promise.all(prompts.map((p) => e.generate({ prompt_tokens: p, max_tokens: N, temperature: 0 }).result()));
-      rs.forEach((r, i) => assert.deepEqual(r.tokens, plain[i], `prompt ${i}`));
-      assert.ok(rs.every((r) => r.stats.speculative.drafted > 0));
-    } finally {
-      await e.dispose();
+function hash(x: number): number {
+  let h = Math.imul(x ^ 0x5bd1e995, 0x45d9f3b);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  h ^= h >>> 12;
+  return h >>> 0;
+}
+
+describe("speculative decoding", async () => {
+  const dir = await checkpoint("micro");
+  // Lengths around the ratio-4 and ratio-8 boundaries and past the 8-token window; 40 tokens each.
+  const prompts = [promptIds(30, 1), promptIds(7, 2), promptIds(50, 3), promptIds(3, 4)];
+  const N = 40;
+  const plain = generate(dir, prompts, N, { speculative: "off" });
+
+  test("MTP chains of 1 to 5 drafts, batched, give plain greedy tokens and logits", async () => {
+    const ref = await plain;
+    for (const drafts of [1, 3, 5]) {
+      const spec = await generate(dir, prompts, N, { speculative: { mode: "mtp", drafts, maxMtpDrafts: 5, warmupTokens: 4 } });
+      assert.deepEqual(spec.tokens, ref.tokens, `${drafts} drafts`);
+      assert.deepEqual([...spec.seen.keys()].sort(), [...ref.seen.keys()].sort());
+      for (const [key, logits] of spec.seen) assert.deepEqual(logits, ref.seen.get(key), `${drafts} drafts: logits at ${key}`);
+      assert.ok(spec.engine.metrics().speculative_drafted_total > 0);
     }
   });
 
-  test("accepted and rejected drafts both give plain greedy output (oracle drafter)", async () => {
-    const plain = await plainTokens();
-    // Propose the true next token except at every third position: exercises the accept path,
-    // the bonus token, and rollback of rejected drafts.
-    const byPrefix = new Map<string, number>();
-    for (const t of plain) for (let i = 0; i < t.length; i++) byPrefix.set(t.slice(0, i).join(","), t[i]!);
-    const e = await Engine.load(dir, {
-      prefixCache: { enabled: false },
-      speculative: {
-        enabled: true,
-        draftOverride: ({ generated, proposed }) => {
-          const truth = byPrefix.get(generated.join(","));
-          return truth !== undefined && generated.length % 3 !== 0 ? truth : (proposed + 1) % 1024;
-        },
-      },
-    });
+  test("oracle drafts cut at every accepted length 0…k give plain greedy tokens and logits", async () => {
+    const ref = await plain;
+    for (const k of [2, 5]) {
+      // The accepted length is a hash of the position and token, so every length meets many boundary phases.
+      const override = oracle(ref.tokens, (g, k, pending) => hash(g * 4099 + pending) % (k + 1));
+      const spec = await generate(dir, prompts, N, { speculative: { mode: "mtp", drafts: k, maxMtpDrafts: 5, draftOverride: override } });
+      assert.deepEqual(spec.tokens, ref.tokens, `k=${k}`);
+      for (const [key, logits] of spec.seen) assert.deepEqual(logits, ref.seen.get(key), `k=${k}: logits at ${key}`);
+      assert.equal(spec.seen.size, ref.seen.size);
+      const m = spec.engine.metrics();
+      // Every accepted length occurred.
+      for (let a = 0; a <= k; a++) assert.ok(m.speculative_accepted_per_step[a]! > 0, `k=${k}: no step accepted exactly ${a}`);
+      assert.ok(m.steps_total < prompts.length * N);
+    }
+  });
+
+  test("with the prefix cache on, verify steps stop short of block boundaries and later hits stay exact", async () => {
+    const ref = await plain;
+    const override = oracle(ref.tokens, (g, k) => (g % 2 === 0 ? k : g % (k + 1)));
+    const engine = await Engine.load(dir, { prefixCache: { blockTokens: 16 }, speculative: { mode: "mtp", drafts: 4, draftOverride: override } });
     try {
-      const rs = await Promise.all(prompts.map((p) => e.generate({ prompt_tokens: p, max_tokens: N, temperature: 0 }).result()));
-      rs.forEach((r, i) => assert.deepEqual(r.tokens, plain[i], `prompt ${i}`));
-      const drafted = rs.reduce((n, r) => n + r.stats.speculative.drafted, 0);
-      const accepted = rs.reduce((n, r) => n + r.stats.speculative.accepted, 0);
-      assert.ok(accepted > 0 && accepted < drafted, `${accepted}/${drafted} accepted`);
-      // Each accepted draft saves a step.
-      assert.ok(e.metrics().steps_total < prompts.length * N);
+      const run = () => Promise.all(prompts.map((p) => engine.generate({ prompt_tokens: p, max_tokens: N, temperature: 0 }).result().then((r) => r.tokens)));
+      assert.deepEqual(await run(), ref.tokens);
+      // Second round: prompts restored from the tip captured at the last block boundary each answer reached.
+      for (const [i, p] of prompts.entries()) {
+        const g = Math.floor((p.length + N - 1) / 16) * 16 + 3 - p.length;
+        const r = await engine.generate({ prompt_tokens: [...p, ...ref.tokens[i]!.slice(0, g)], max_tokens: Math.min(10, N - g), temperature: 0 }).result();
+        assert.equal(r.usage.prompt_cache_hit_tokens, p.length + g - 3, `prompt ${i} hit the answer's last block`);
+        assert.deepEqual(r.tokens, ref.tokens[i]!.slice(g, g + r.tokens.length), `prompt ${i} after a cache hit`);
+      }
     } finally {
-      await e.dispose();
+      await engine.dispose();
+    }
+  });
+
+  test("auto stops drafting when drafts are never accepted, and probes again rarely", async () => {
+    // Every proposal is wrong: auto must notice and verify (almost) nothing.
+    const never: SpeculativeOptions["draftOverride"] = ({ k }) => Array.from({ length: k }, () => 0);
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode: "auto", draftOverride: never } });
+    try {
+      await engine.generate({ prompt_tokens: prompts[0]!, max_tokens: 120, temperature: 0 }).result();
+      const m = engine.metrics();
+      assert.equal(m.speculative_accepted_total, 0);
+      assert.ok(m.speculative_drafted_total < 20, `${m.speculative_drafted_total} drafts in 120 tokens`);
+      assert.equal(engine.speculationState()!.chosenDrafts, 0);
+    } finally {
+      await engine.dispose();
     }
   });
 
   test("sampled speculative output is reproducible with a seed", async () => {
-    const e = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { enabled: true } });
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode: "mtp", drafts: 3 } });
     try {
-      const run = () => e.generate({ prompt_tokens: prompts[0]!, max_tokens: 10, temperature: 0.8, top_p: 0.95, seed: 42 }).result();
+      const run = () => engine.generate({ prompt_tokens: prompts[0]!, max_tokens: 10, temperature: 0.8, top_p: 0.95, seed: 42 }).result();
       const a = await run();
       const b = await run();
       assert.deepEqual(a.tokens, b.tokens);
       assert.equal(a.tokens.length, 10);
     } finally {
-      await e.dispose();
+      await engine.dispose();
     }
+  });
+
+  test("an explicit drafter the checkpoint lacks is refused before loading", async () => {
+    await assert.rejects(Engine.load(dir, { speculative: "dspark" }), /speculative: "dspark" needs a checkpoint with DSpark stages/);
+  });
+});
+
+/** A generous 99.9% bound: mean dof, sd sqrt(2 dof). */
+const chiBound = (dof: number) => dof + 4.5 * Math.sqrt(2 * dof) + 5;
+
+describe("speculative sampling keeps the main model's distribution", async () => {
+  const dir = await checkpoint("micro");
+
+  test("the first two verified tokens are distributed as under plain sampling (chi-square, fixed seeds)", async () => {
+    const prompt = promptIds(12, 9);
+    const params = { temperature: 1.3, topP: 1, topK: 5, minP: 0 };
+    const FIRST = 17; // forced first token (chosen from the prefill row), so the verified tokens start at a known context
+    const force = ({ generated, logits }: { generated: readonly number[]; logits: Float32Array | Float64Array }) => {
+      if (generated.length === 0) logits.forEach((_, i) => (logits[i] = i === FIRST ? 0 : -1e30));
+    };
+    // Exact targets from the model: P(x1) and the marginal of x2 = Σ_x1 P(x1) P(x2 | x1).
+    const model = Dsv4Model.load(dir, { backend: createBackend() });
+    const row = (ids: number[]) => samplingProbs(model.forward([{ seq: model.newSequence(), tokens: ids }])[0]!.logits[0]!, params);
+    const p1 = row([...prompt, FIRST]);
+    const p2 = new Float64Array(p1.length);
+    p1.forEach((p, x) => {
+      if (p > 0) row([...prompt, FIRST, x]).forEach((q, y) => (p2[y] = p2[y]! + p * q));
+    });
+    model.close();
+
+    const engine = await Engine.load(dir, {
+      prefixCache: { blockTokens: 64 }, maxConcurrentSequences: 64, maxQueuedRequests: 4096, logitsProcessor: force,
+      speculative: { mode: "mtp", drafts: 3, warmupTokens: 4 },
+    });
+    const n = 1500;
+    const counts = [new Array<number>(p1.length).fill(0), new Array<number>(p1.length).fill(0)];
+    try {
+      const rs = await Promise.all(
+        Array.from({ length: n }, (_, seed) => engine.generate({ prompt_tokens: prompt, max_tokens: 5, temperature: params.temperature, top_k: params.topK, seed }).result()),
+      );
+      for (const r of rs) {
+        assert.equal(r.tokens[0], FIRST);
+        counts[0]![r.tokens[1]!]!++;
+        counts[1]![r.tokens[2]!]!++;
+      }
+      const m = engine.metrics();
+      // Both paths ran: drafts kept and drafts replaced from the residual.
+      assert.ok(m.speculative_accepted_total > 0 && m.speculative_accepted_total < m.speculative_drafted_total);
+    } finally {
+      await engine.dispose();
+    }
+    [p1, p2].forEach((p, j) => {
+      let chi2 = 0;
+      let dof = -1;
+      p.forEach((pi, i) => {
+        if (pi === 0) return assert.equal(counts[j]![i], 0, `token ${i} cannot follow but was drawn`);
+        chi2 += (counts[j]![i]! - n * pi) ** 2 / (n * pi);
+        dof++;
+      });
+      assert.ok(chi2 < chiBound(dof), `verified token ${j + 1}: chi2 ${chi2.toFixed(1)} with ${dof} dof`);
+    });
   });
 });

@@ -15,9 +15,10 @@ describe("sequence state", async () => {
     for (const L of [1, 2, 3, 6, 7, 10, 14, 15, 16, 22, 23, 31]) {
       const a = model.newSequence();
       model.forward([{ seq: a, tokens: ids.slice(0, L) }], { logits: "none" });
-      const undo = a.saveTail(L + 1);
+      const undo = a.beginTail(2, 1);
       model.forward([{ seq: a, tokens: [ids[L]!, 999] }], { logits: "none" });
-      a.dropTail(undo);
+      a.endTail();
+      a.dropTail(undo, 1);
       assert.equal(a.length, L + 1);
       const after = model.forward([{ seq: a, tokens: ids.slice(L + 1, L + 12) }], { logits: "all" })[0]!.logits;
 
@@ -29,6 +30,14 @@ describe("sequence state", async () => {
     }
   });
 
+  test("dropTail refuses to drop more than was saved", () => {
+    const a = model.newSequence();
+    const undo = a.beginTail(3, 2);
+    model.forward([{ seq: a, tokens: [5, 6, 7] }], { logits: "none" });
+    a.endTail();
+    assert.throws(() => a.dropTail(undo, 3), /cannot drop 3 tokens; the step saved 2/);
+  });
+
   test("stateBytes matches what a sequence holds at each length", () => {
     const s = model.newSequence();
     const ids = promptIds(70);
@@ -38,5 +47,50 @@ describe("sequence state", async () => {
       at += n;
       assert.equal(stateBytes(model.cfg, at, bpv), s.bytes, `length ${at}`);
     }
+  });
+});
+
+/**
+ * A step of [pending, d_1..d_k] with the last `drop` tokens dropped, then more decoding, gives
+ * bit-identical logits to plain decoding of the kept tokens: at every step start around the
+ * compressor boundaries and the window wrap, for every dropped count.
+ */
+function checkMultiTokenRollback(model: Dsv4Model, starts: readonly number[], ks: readonly number[], vocab: number): void {
+  const ids = promptIds(Math.max(...starts) + 24, 5, vocab);
+  const ref = model.forward([{ seq: model.newSequence(), tokens: ids }], { logits: "all" })[0]!.logits;
+  const a = model.newSequence();
+  let at = 0;
+  for (const L of starts) {
+    model.forward([{ seq: a, tokens: ids.slice(at, L) }], { logits: "none" });
+    at = L;
+    const base = a.snapshot();
+    for (const k of ks) {
+      for (let drop = 0; drop <= k; drop++) {
+        a.restore(base);
+        const kept = ids.slice(L, L + k + 1 - drop);
+        const junk = Array.from({ length: drop }, (_, i) => (ids[L + i]! * 31 + 7 + i) % vocab);
+        const undo = a.beginTail(k + 1, k);
+        const step = model.forward([{ seq: a, tokens: [...kept, ...junk] }], { logits: "all" })[0]!.logits;
+        a.endTail();
+        step.slice(0, kept.length).forEach((row, i) => assert.deepEqual(row, ref[L + i], `start ${L}, k=${k}: step row ${i}`));
+        a.dropTail(undo, drop);
+        assert.equal(a.length, L + kept.length);
+        const next = model.forward([{ seq: a, tokens: ids.slice(a.length, L + k + 8) }], { logits: "all" })[0]!.logits;
+        next.forEach((row, i) => assert.deepEqual(row, ref[L + kept.length + i], `start ${L}, k=${k}, dropped ${drop}: position ${L + kept.length + i}`));
+      }
+    }
+    a.restore(base);
+  }
+}
+
+describe("multi-token rollback", async () => {
+  test("ratio 4 (overlapping, indexer) and 8, window 8: every dropped count at every start near a boundary", async () => {
+    const model = Dsv4Model.load(await checkpoint("micro"), { backend: createBackend() });
+    checkMultiTokenRollback(model, [0, 1, 2, 3, 4, 5, 6, 7, 9, 11, 13, 14, 15, 17, 22, 27, 30, 31, 38], [1, 3, 5, 7], 1024);
+  });
+
+  test("ratio 128 and 4, window 16: across the first ratio-128 completion and the window wrap", async () => {
+    const model = Dsv4Model.load(await checkpoint("small-nohash"), { backend: createBackend() });
+    checkMultiTokenRollback(model, [10, 14, 15, 122, 123, 124, 126, 127, 128, 130], [2, 5], 1024);
   });
 });

@@ -69,6 +69,7 @@ export class ScriptedEngine implements EngineApi {
     contextLength: 4096,
     vocabSize: 129280,
     hasMtp: false,
+    drafter: null,
     layers: 1,
     hiddenSize: 1,
   };
@@ -200,7 +201,7 @@ export class ScriptedEngine implements EngineApi {
     return {
       requests_total: this.requests.length, requests_rejected_total: 0, requests_cancelled_total: this.cancelled,
       prompt_tokens_total: 0, prompt_cache_hit_tokens_total: 0, prompt_cache_miss_tokens_total: 0, generated_tokens_total: 0,
-      reasoning_tokens_total: 0, speculative_drafted_total: 0, speculative_accepted_total: 0, steps_total: 0, preemptions_total: 0,
+      reasoning_tokens_total: 0, speculative_drafted_total: 0, speculative_accepted_total: 0, speculative_accepted_per_step: [], steps_total: 0, preemptions_total: 0,
       active_sequences: this.active, reader_blocked_sequences: 0, queued_requests: 0, state_bytes_in_use: 0, prefix_cache_entries: 0, prefix_cache_bytes: 0,
       prefix_cache_disk_entries: 0,
     };

@@ -7,7 +7,7 @@ import { ModelHost } from "./model-host.js";
 import type { Runner } from "./protocol.js";
 import { WorkerRunner } from "./worker-runner.js";
 
-export type { DraftRequest, Runner, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
+export type { DraftOutput, DraftRequest, DraftSampling, DsparkDraftRequest, MtpDraftRequest, Runner, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
 
 export type RunnerKind = "worker" | "inline";
 

@@ -3,10 +3,9 @@
  * protocol with no thread in between, for debugging and profiling. A step then
  * blocks the event loop for its whole duration.
  */
-import type { Vec } from "../../kernels/backend.js";
 import type { StateBlock } from "../../model/state-blocks.js";
 import type { ModelHost } from "./model-host.js";
-import type { DraftRequest, Runner, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
+import type { DraftOutput, DraftRequest, Runner, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
 
 export class InlineRunner implements Runner {
   readonly info: RunnerInfo;
@@ -24,13 +23,13 @@ export class InlineRunner implements Runner {
   restore(id: number, chain: StateBlock[]): void {
     this.host.restore(id, chain);
   }
-  dropTail(id: number): void {
-    this.host.dropTail(id);
+  dropTail(id: number, count: number): void {
+    this.host.dropTail(id, count);
   }
   async step(requests: StepRequest[]): Promise<StepOutput[]> {
     return this.host.step(requests);
   }
-  async draft(requests: DraftRequest[]): Promise<Vec[]> {
+  async draft(requests: DraftRequest[]): Promise<DraftOutput[]> {
     return this.host.draft(requests);
   }
   async close(): Promise<void> {

@@ -9,7 +9,8 @@ export interface WorkerConfig {
 }
 
 export type ToWorker =
-  | { op: "create" | "free" | "dropTail"; id: number }
+  | { op: "create" | "free"; id: number }
+  | { op: "dropTail"; id: number; count: number }
   | { op: "restore"; id: number; chain: StateBlock[] }
   | { op: "step"; call: number; requests: StepRequest[] }
   | { op: "draft"; call: number; requests: DraftRequest[] }

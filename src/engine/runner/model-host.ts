@@ -8,8 +8,35 @@
 import type { Vec } from "../../kernels/backend.js";
 import type { SequenceState, TailUndo } from "../../model/state.js";
 import { captureBlock, restoreBlocks, type StateBlock } from "../../model/state-blocks.js";
-import type { Dsv4Model, ForwardRequest } from "../../model/transformer.js";
-import type { DraftRequest, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
+import type { Dsv4Model, ForwardOutput, ForwardRequest } from "../../model/transformer.js";
+import { argmax, drawAt, samplingProbs } from "../sampler.js";
+import type { DraftOutput, DraftRequest, DraftSampling, DsparkDraftRequest, MtpDraftRequest, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
+
+/**
+ * The DSpark part of the model API (spec §8b; added to Dsv4Model by the DSpark model work).
+ * Declared here so this host compiles before it lands; the calls are checked at run time.
+ */
+interface DsparkForward {
+  dspark?: boolean;
+  mainXLast?: number;
+}
+interface DsparkModel {
+  dsparkDraft(requests: Array<{ seq: SequenceState; mainX: Vec; anchor: number; choose?: (i: number, logits: Vec) => number }>): Array<{
+    tokens: number[];
+    logits: Vec[];
+    confidence: number[];
+  }>;
+}
+
+/** The token a draft position gets: argmax under greedy, else the engine's pre-drawn uniform on q. */
+function chooser(sampling: DraftSampling | undefined): ((i: number, logits: Vec) => number) | undefined {
+  if (!sampling) return undefined;
+  return (i, logits) => {
+    const u = sampling.uniforms[i];
+    if (u === undefined) throw new Error(`runner: draft ${i} has no uniform (${sampling.uniforms.length} were sent)`);
+    return drawAt(samplingProbs(logits, sampling.params), u);
+  };
+}
 
 export class ModelHost {
   private readonly states = new Map<number, SequenceState>();
@@ -58,29 +85,42 @@ export class ModelHost {
     this.later(() => restoreBlocks(this.state(id), chain));
   }
 
-  dropTail(id: number): void {
+  dropTail(id: number, count: number): void {
     this.later(() => {
       const undo = this.tails.get(id);
       if (!undo) throw new Error(`runner: sequence ${id} has no saved tail to drop`);
       this.tails.delete(id);
-      this.state(id).dropTail(undo);
+      this.state(id).dropTail(undo, count);
     });
   }
 
   step(requests: readonly StepRequest[]): StepOutput[] {
     this.throwDeferred();
-    const forward: ForwardRequest[] = requests.map((r) => {
+    const forward: Array<ForwardRequest & DsparkForward> = requests.map((r) => {
       const seq = this.state(r.id);
       this.tails.delete(r.id);
-      if (r.saveTail) this.tails.set(r.id, seq.saveTail(seq.length + r.tokens.length - 1));
-      return { seq, tokens: r.tokens, logits: r.logits, residual: r.residualLast };
+      const f: ForwardRequest & DsparkForward = { seq, tokens: r.tokens, logits: r.logits, residual: r.residualLast };
+      if (r.dspark) f.dspark = true;
+      if (r.mainXLast) f.mainXLast = r.mainXLast;
+      return f;
     });
-    const out = this.model.forward(forward);
+    const saving = requests.flatMap((r, i) => (r.saveTail ? [forward[i]!.seq] : []));
+    requests.forEach((r, i) => {
+      if (r.saveTail) this.tails.set(r.id, forward[i]!.seq.beginTail(r.tokens.length, r.saveTail));
+    });
+    let out: Array<ForwardOutput & { mainX?: Vec[] }>;
+    try {
+      out = this.model.forward(forward);
+    } finally {
+      for (const seq of saving) seq.endTail();
+    }
     return requests.map((r, i) => {
       const seq = forward[i]!.seq;
+      if (r.mainXLast && !out[i]!.mainX) throw new Error("runner: this model returns no DSpark main inputs (mainXLast); it has no DSpark drafter");
       return {
         logits: out[i]!.logits,
         residual: out[i]!.residual,
+        ...(r.mainXLast ? { mainX: out[i]!.mainX } : {}),
         length: seq.length,
         bytes: seq.bytes,
         ...(r.captureFrom !== undefined ? { block: captureBlock(seq, r.captureFrom) } : {}),
@@ -88,22 +128,61 @@ export class ModelHost {
     });
   }
 
-  draft(requests: readonly DraftRequest[]): Vec[] {
+  draft(requests: readonly DraftRequest[]): DraftOutput[] {
     this.throwDeferred();
+    const out = new Array<DraftOutput>(requests.length);
+    const mtp = requests.flatMap((r, i) => (r.kind === "mtp" ? [{ r, i }] : []));
+    const dspark = requests.flatMap((r, i) => (r.kind === "dspark" ? [{ r, i }] : []));
+    if (mtp.length > 0) this.draftMtp(mtp.map((m) => m.r)).forEach((o, k) => (out[mtp[k]!.i] = o));
+    if (dspark.length > 0) this.draftDspark(dspark.map((m) => m.r)).forEach((o, k) => (out[dspark[k]!.i] = o));
+    return out;
+  }
+
+  /**
+   * MTP chains, batched across sequences: catch up on the real entries, then draft `count`
+   * tokens, each from the MTP block's own output streams and the token drafted before it
+   * (spec §8). The chain's positions are scratch: their MTP ring slots are put back after, so
+   * the MTP state only ever holds real positions.
+   */
+  private draftMtp(requests: readonly MtpDraftRequest[]): DraftOutput[] {
     const pending = requests.map((r) => {
       const seq = this.state(r.id);
       seq.mtpLength = r.mtpLength;
       return { seq, entries: r.entries.slice() };
     });
-    // Catch-up passes, one position per sequence each, batched across sequences.
     for (;;) {
       const behind = pending.filter((p) => p.entries.length > 1);
       if (behind.length === 0) break;
       this.model.mtpForward(behind.map((p) => ({ seq: p.seq, hidden: p.entries[0]!.hidden, token: p.entries[0]!.token, logits: false })));
       for (const p of behind) p.entries.shift();
     }
-    const outs = this.model.mtpForward(pending.map((p) => ({ seq: p.seq, hidden: p.entries[0]!.hidden, token: p.entries[0]!.token })));
-    return outs.map((o) => o.logits!);
+    const chains = requests.map((r, i) => ({
+      r, seq: pending[i]!.seq, choose: chooser(r.sampling), hidden: pending[i]!.entries[0]!.hidden, token: pending[i]!.entries[0]!.token,
+      out: { tokens: [] as number[], logits: [] as Vec[], confidence: null } as DraftOutput,
+      restore: pending[i]!.seq.scratchMtp(r.mtpLength + r.entries.length, Math.max(0, r.count - 1)),
+    }));
+    for (let step = 0; ; step++) {
+      const active = chains.filter((c) => c.out.tokens.length < c.r.count);
+      if (active.length === 0) break;
+      const outs = this.model.mtpForward(active.map((c) => ({ seq: c.seq, hidden: c.hidden, token: c.token })));
+      active.forEach((c, k) => {
+        const logits = outs[k]!.logits!;
+        const d = c.choose ? c.choose(step, logits) : argmax(logits);
+        c.out.tokens.push(d);
+        if (c.r.wantLogits) c.out.logits.push(logits);
+        c.hidden = outs[k]!.residual;
+        c.token = d;
+      });
+    }
+    for (const c of chains) c.restore();
+    return chains.map((c) => c.out);
+  }
+
+  private draftDspark(requests: readonly DsparkDraftRequest[]): DraftOutput[] {
+    const model = this.model as unknown as Partial<DsparkModel>;
+    if (typeof model.dsparkDraft !== "function") throw new Error("runner: this model has no DSpark drafter (a 0731 checkpoint has mtp.0..2 DSpark stages)");
+    const outs = model.dsparkDraft(requests.map((r) => ({ seq: this.state(r.id), mainX: r.mainX, anchor: r.anchor, choose: chooser(r.sampling) })));
+    return outs.map((o, i) => ({ tokens: o.tokens, logits: requests[i]!.wantLogits ? o.logits : [], confidence: o.confidence }));
   }
 
   close(): void {

@@ -6,6 +6,7 @@
  */
 import type { Vec } from "../../kernels/backend.js";
 import type { StateBlock } from "../../model/state-blocks.js";
+import type { SamplingParams } from "../sampler.js";
 
 /** Tokens to append to one sequence in a step. */
 export interface StepRequest {
@@ -15,8 +16,12 @@ export interface StepRequest {
   logits: "all" | "last" | "none";
   /** Residual streams (MTP inputs) for the last this-many positions; 0 for none. */
   residualLast: number;
-  /** Keep what dropping the step's last token needs (a draft that may be rejected, see dropTail). */
-  saveTail?: boolean;
+  /** Keep what dropping up to this many of the step's last tokens needs (drafts that may be rejected, see dropTail). */
+  saveTail?: number;
+  /** DSpark: the main forward writes the DSpark rings for these positions (every committed position needs its entry). */
+  dspark?: boolean;
+  /** DSpark: return the drafter's main input (StepOutput.mainX) for the last this-many positions. */
+  mainXLast?: number;
   /** After the step, capture a prefix-cache block (with its tip) of the state since this length. */
   captureFrom?: number;
 }
@@ -24,18 +29,64 @@ export interface StepRequest {
 export interface StepOutput {
   logits: Vec[];
   residual: Vec[];
+  /** DSpark main inputs ([dim] per position) for the last StepRequest.mainXLast positions. */
+  mainX?: Vec[];
   /** The sequence's length and state bytes after the step. */
   length: number;
   bytes: number;
   block?: StateBlock;
 }
 
-/** One MTP draft: catch the MTP state up over `entries` (oldest first), then draft after the last. */
-export interface DraftRequest {
+/**
+ * How the runner chooses each draft token when the sequence samples: the drafted chain feeds
+ * each token into the next draft, so the runner draws them, from the engine's sampling
+ * parameters and uniforms the engine drew from the sequence's seeded rng (one per draft), with
+ * the pure functions of sampler.ts: the engine recomputes the same q_i from the returned logits.
+ * Absent: greedy (argmax).
+ */
+export interface DraftSampling {
+  params: SamplingParams;
+  uniforms: number[];
+}
+
+/**
+ * MTP drafts: catch the MTP state up over `entries` (oldest first), then chain the MTP block
+ * `count` times from the last one, feeding its own output streams and drafted token back (spec §8).
+ */
+export interface MtpDraftRequest {
+  kind: "mtp";
   id: number;
   /** MTP position of entries[0]. */
   mtpLength: number;
   entries: Array<{ hidden: Vec; token: number }>;
+  count: number;
+  sampling?: DraftSampling;
+  /** Return each draft's logits (needed for q under sampling; greedy needs only the tokens). */
+  wantLogits: boolean;
+}
+
+/**
+ * A DSpark block (spec §8b) from the sequence's last position t = length − 1: `mainX` is that
+ * position's StepOutput.mainX row, `anchor` the token chosen for t + 1.
+ */
+export interface DsparkDraftRequest {
+  kind: "dspark";
+  id: number;
+  mainX: Vec;
+  anchor: number;
+  sampling?: DraftSampling;
+  wantLogits: boolean;
+}
+
+export type DraftRequest = MtpDraftRequest | DsparkDraftRequest;
+
+export interface DraftOutput {
+  /** d_1 … d_n (n = count for MTP, the block size for DSpark). */
+  tokens: number[];
+  /** The logits each draft was chosen from (DSpark: Markov-biased); empty unless wantLogits. */
+  logits: Vec[];
+  /** DSpark confidence logits (σ(conf_i) estimates P(d_i survives)); null for MTP. */
+  confidence: number[] | null;
 }
 
 export interface RunnerInfo {
@@ -57,10 +108,10 @@ export interface Runner {
   free(id: number): void;
   /** Restores a fresh sequence from prefix-cache blocks: contiguous from position 0, the last with a tip. */
   restore(id: number, chain: StateBlock[]): void;
-  /** Drops the last token of the sequence's previous step, which must have had `saveTail`. */
-  dropTail(id: number): void;
+  /** Drops the last `count` tokens of the sequence's previous step, which must have saved at least that many. */
+  dropTail(id: number, count: number): void;
   step(requests: StepRequest[]): Promise<StepOutput[]>;
-  /** MTP logits per request, predicting the token after the last entry's token. */
-  draft(requests: DraftRequest[]): Promise<Vec[]>;
+  /** Drafts per request (all of one kind or mixed), batched across sequences. */
+  draft(requests: DraftRequest[]): Promise<DraftOutput[]>;
   close(): Promise<void>;
 }

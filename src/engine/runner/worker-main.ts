@@ -27,6 +27,7 @@ try {
 port.on("message", (m: ToWorker) => {
   if (!("call" in m)) {
     if (m.op === "restore") host.restore(m.id, m.chain);
+    else if (m.op === "dropTail") host.dropTail(m.id, m.count);
     else host[m.op](m.id);
     return;
   }

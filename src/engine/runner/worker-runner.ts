@@ -8,8 +8,7 @@ import { Worker } from "node:worker_threads";
 import type { StateBlock } from "../../model/state-blocks.js";
 import type { LoadProgress } from "../../model/weights.js";
 import type { FromWorker, ToWorker, WorkerConfig } from "./messages.js";
-import type { DraftRequest, Runner, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
-import type { Vec } from "../../kernels/backend.js";
+import type { DraftOutput, DraftRequest, Runner, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -101,13 +100,13 @@ export class WorkerRunner implements Runner {
   restore(id: number, chain: StateBlock[]): void {
     this.send({ op: "restore", id, chain });
   }
-  dropTail(id: number): void {
-    this.send({ op: "dropTail", id });
+  dropTail(id: number, count: number): void {
+    this.send({ op: "dropTail", id, count });
   }
   step(requests: StepRequest[]): Promise<StepOutput[]> {
     return this.call((call) => ({ op: "step", call, requests }));
   }
-  draft(requests: DraftRequest[]): Promise<Vec[]> {
+  draft(requests: DraftRequest[]): Promise<DraftOutput[]> {
     return this.call((call) => ({ op: "draft", call, requests }));
   }
 

@@ -1,0 +1,188 @@
+/**
+ * How many drafts to verify per step: a cost model fed by what the engine measures.
+ *
+ * Per step with R decoding sequences each verifying k drafts, the engine emits R·(1 + E(k))
+ * tokens for T(R·(k+1)) + R·D(k) milliseconds: T is the measured time of a decode step of that
+ * many rows (on a CPU MoE a verify row reads its own routed experts, so rows are far from
+ * free), D the measured draft cost, and E(k) = Σ_{i≤k} p_i the expected accepted drafts, with
+ * p_i the chance that the first i all survive: α^i from the measured per-draft acceptance α
+ * (EMA), or for DSpark the cumulative product of the confidence head's σ(conf_j), rescaled so
+ * its mean matches α. `choose` takes the k (0 … max) with the most tokens per millisecond;
+ * `trim` then drops DSpark drafts whose expected yield is below what a row costs at that rate,
+ * so a full step or a low-confidence block verifies fewer. When acceptance is near zero (a
+ * random-weight model) k = 0 wins and drafting stops, except for a rare probe (one draft, at
+ * intervals that double while probes fail) so a drafter that starts to agree is noticed.
+ */
+const ALPHA = 0.15;
+const PRIOR_ACCEPTANCE = 0.5;
+const PROBE_FIRST = 16;
+const PROBE_MAX = 1024;
+
+const ewma = (old: number | null, v: number, a = ALPHA) => (old === null ? v : old + a * (v - old));
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+export interface SpecPolicyOptions {
+  /** Most drafts a step may verify (the DSpark block size, the MTP chain cap, the window). */
+  maxDrafts: number;
+  /** The drafter always drafts at least one token (an explicit --speculative mtp|dspark); auto may choose 0. */
+  alwaysDraft: boolean;
+  /** Verify exactly this many drafts (benchmarks, tests); the cost model is bypassed. */
+  forced?: number;
+  /** DSpark: one forward drafts the whole block, so its cost does not grow with k. */
+  blockDraft: boolean;
+}
+
+/** What the policy knows and chose, for benchmarks and operators (Engine.speculation()). */
+export interface SpecPolicyState {
+  /** Per-draft acceptance (EMA): the chance a draft survives given the ones before it did. */
+  acceptance: number;
+  /** Drafts the last step chose to verify per sequence (0: not drafting). */
+  chosenDrafts: number;
+  /** Measured decode-step milliseconds by row count (EMA). */
+  stepMs: Record<number, number>;
+  /** Measured draft milliseconds per sequence and draft token (MTP) or block (DSpark). */
+  draftMs: number | null;
+  /** Steps until the next probe while drafting does not pay. */
+  probeIn: number;
+}
+
+export class SpecPolicy {
+  private acceptance = PRIOR_ACCEPTANCE;
+  /** Mean σ(conf) over verified DSpark drafts (EMA), to rescale confidences to measured acceptance. */
+  private meanConfidence: number | null = null;
+  private readonly stepMs = new Map<number, number>();
+  private draftMs: number | null = null;
+  private probeInterval = PROBE_FIRST;
+  private sinceDraft = 0;
+  private chosen = 0;
+
+  constructor(private readonly opts: SpecPolicyOptions) {}
+
+  /** A decode-only step of `rows` rows (drafts included) took `ms`. */
+  recordStep(rows: number, ms: number): void {
+    if (rows > 0 && ms >= 0) this.stepMs.set(rows, ewma(this.stepMs.get(rows) ?? null, ms));
+  }
+
+  /** A draft call for `units` (sequence × draft token for MTP, sequence for DSpark) took `ms`. */
+  recordDraft(units: number, ms: number): void {
+    if (units > 0 && ms >= 0) this.draftMs = ewma(this.draftMs, ms / units);
+  }
+
+  /** One sequence verified `k` drafts and kept `accepted`; `confidence` are the DSpark logits of those k. */
+  recordVerify(k: number, accepted: number, confidence?: readonly number[] | null): void {
+    if (k <= 0) return;
+    // Drafts after the first rejection were never judged: accepted + (one rejection, if any) observations.
+    const judged = Math.min(k, accepted + 1);
+    for (let i = 0; i < judged; i++) this.acceptance = ewma(this.acceptance, i < accepted ? 1 : 0);
+    if (confidence) for (let i = 0; i < judged; i++) this.meanConfidence = ewma(this.meanConfidence, sigmoid(confidence[i]!));
+    if (accepted > 0) this.probeInterval = PROBE_FIRST;
+  }
+
+  /** Estimated milliseconds of a decode step of `rows` rows, from the measurements (null before any). */
+  stepTime(rows: number): number | null {
+    const exact = this.stepMs.get(rows);
+    if (exact !== undefined) return exact;
+    const pts = [...this.stepMs];
+    if (pts.length === 0) return null;
+    if (pts.length === 1) {
+      // One measurement: until another row count is seen, assume extra rows cost a quarter of
+      // an average row (optimistic, so the policy tries a k and measures it).
+      const [r0, t0] = pts[0]!;
+      return Math.max(t0 * (1 + (0.25 * (rows - r0)) / r0), t0 * 0.5);
+    }
+    // Least-squares line through the measured (rows, ms) points; a step never costs less than the
+    // fastest measured one with fewer rows.
+    const n = pts.length;
+    const mx = pts.reduce((s, [r]) => s + r, 0) / n;
+    const my = pts.reduce((s, [, t]) => s + t, 0) / n;
+    const sxx = pts.reduce((s, [r]) => s + (r - mx) ** 2, 0);
+    const slope = Math.max(0, pts.reduce((s, [r, t]) => s + (r - mx) * (t - my), 0) / sxx);
+    const floor = Math.max(0, ...pts.filter(([r]) => r <= rows).map(([, t]) => t));
+    return Math.max(floor, my + slope * (rows - mx));
+  }
+
+  /** Expected accepted drafts among the first k, by position (p_1 … p_k, cumulative survival). */
+  survival(k: number, confidence?: readonly number[] | null): number[] {
+    const out: number[] = [];
+    let p = 1;
+    const scale = confidence && this.meanConfidence ? this.acceptance / this.meanConfidence : 1;
+    for (let i = 0; i < k; i++) {
+      const a = confidence ? Math.min(1, scale * sigmoid(confidence[i] ?? -Infinity)) : this.acceptance;
+      p *= a;
+      out.push(p);
+    }
+    return out;
+  }
+
+  private draftCost(k: number, seqs: number): number {
+    if (k === 0) return 0;
+    const one = this.draftMs ?? (this.stepTime(seqs) ?? 0) / Math.max(1, seqs) / 2;
+    return seqs * one * (this.opts.blockDraft ? 1 : k);
+  }
+
+  /** Expected tokens per millisecond of a step where `seqs` sequences each verify k drafts (null: unknown). */
+  rate(seqs: number, k: number): number | null {
+    const t = this.stepTime(seqs * (k + 1));
+    if (t === null) return null;
+    const gain = this.survival(k).reduce((s, p) => s + p, 0);
+    return (seqs * (1 + gain)) / (t + this.draftCost(k, seqs));
+  }
+
+  /** Drafts per sequence for a step with `seqs` decoding sequences (before drafting). */
+  choose(seqs: number): number {
+    const max = this.opts.maxDrafts;
+    if (this.opts.forced !== undefined) return (this.chosen = Math.min(this.opts.forced, max));
+    const lo = this.opts.alwaysDraft ? 1 : 0;
+    let best = lo;
+    let bestRate = -1;
+    for (let k = lo; k <= max; k++) {
+      const r = this.rate(seqs, k);
+      if (r === null) {
+        // Nothing measured yet: start with one draft (auto's first steps are its first measurements).
+        best = Math.max(lo, Math.min(1, max));
+        break;
+      }
+      if (r > bestRate * 1.0001) {
+        best = k;
+        bestRate = r;
+      }
+    }
+    if (best === 0) {
+      if (++this.sinceDraft >= this.probeInterval) {
+        this.sinceDraft = 0;
+        this.probeInterval = Math.min(PROBE_MAX, this.probeInterval * 2);
+        best = Math.min(1, max);
+      }
+    } else {
+      this.sinceDraft = 0;
+    }
+    return (this.chosen = best);
+  }
+
+  /**
+   * After a DSpark block: how many of its first `k` drafts to verify, dropping the tail whose
+   * expected yield (survival) is worth less than the row it occupies at the step's rate.
+   */
+  trim(k: number, seqs: number, confidence: readonly number[] | null): number {
+    if (!confidence || this.opts.forced !== undefined || k <= 1) return k;
+    const rows = seqs * (k + 1);
+    const t = this.stepTime(rows);
+    const rate = this.rate(seqs, k);
+    if (t === null || rate === null) return k;
+    const rowMs = Math.max(0, (this.stepTime(rows) ?? 0) - (this.stepTime(rows - 1) ?? 0));
+    const p = this.survival(k, confidence);
+    let keep = k;
+    while (keep > (this.opts.alwaysDraft ? 1 : 0) && p[keep - 1]! < rate * rowMs) keep--;
+    return keep;
+  }
+
+  state(): SpecPolicyState {
+    return {
+      acceptance: this.acceptance,
+      chosenDrafts: this.chosen,
+      stepMs: Object.fromEntries(this.stepMs),
+      draftMs: this.draftMs,
+      probeIn: this.probeInterval - this.sinceDraft,
+    };
+  }
+}
