@@ -40,12 +40,7 @@ export function attentionForward(
   const angles = rows.map((row) => rope.angles(row.pos));
 
   // Key side, every row.
-  const kv = backend.rmsNorm(backend.linear(x, R, w.wkv, true), R, hd, w.kvNorm, cfg.normEps);
-  for (let r = 0; r < R; r++) {
-    const { cos, sin } = angles[r]!;
-    backend.rope(kv, r * hd + nope, 1, hd, cos, sin, false);
-    backend.fp8Simulate(kv, r * hd, nope, KV_FP8_BLOCK);
-  }
+  const kv = keyRows(backend, cfg, w, x, R, angles);
   const comp = w.compressor ? compressorProjections(backend, w.compressor, x, R) : null;
   const indexKeys = w.indexer ? compressorProjections(backend, w.indexer.compressor, x, R) : null;
 
@@ -54,13 +49,7 @@ export function attentionForward(
   const Q = out ? out.length : R;
   const xq = out ? selectRows(backend, x, out, cfg.dim) : x;
   const anglesQ = out ? out.map((r) => angles[r]!) : angles;
-  const qr = Q > 0 ? backend.rmsNorm(backend.linear(xq, Q, w.wqA, true), Q, cfg.qLoraRank, w.qNorm, cfg.normEps) : null;
-  const q = qr ? backend.linear(qr, Q, w.wqB, true) : backend.alloc(0);
-  if (qr) backend.rmsNorm(q, Q * H, hd, null, cfg.normEps, q);
-  for (let i = 0; i < Q; i++) {
-    const { cos, sin } = anglesQ[i]!;
-    backend.rope(q, i * H * hd + nope, H, hd, cos, sin, false);
-  }
+  const { qr, q } = Q > 0 ? queryRows(backend, cfg, w, xq, Q, anglesQ) : { qr: null, q: backend.alloc(0) };
   const idx = w.indexer && qr ? indexerQueries(backend, cfg, w.indexer, xq, qr, Q, anglesQ) : null;
 
   const o = backend.alloc(Q * H * hd);
@@ -94,7 +83,41 @@ export function attentionForward(
     backend.rope(o, i * H * hd + nope, H, hd, cos, sin, true);
   }
   if (Q === 0) return backend.alloc(0);
+  return outputProjection(backend, cfg, w, o, Q);
+}
 
+/** Keys [R, headDim] (spec §5.2): kv_norm(wkv(x)), RoPE on the last dims, FP8 simulation of the rest. */
+export function keyRows(backend: Backend, cfg: ModelConfig, w: AttentionWeights, x: Vec, R: number, angles: ReadonlyArray<{ cos: Float64Array; sin: Float64Array }>): Vec {
+  const hd = cfg.headDim;
+  const nope = hd - cfg.ropeDim;
+  const kv = backend.rmsNorm(backend.linear(x, R, w.wkv, true), R, hd, w.kvNorm, cfg.normEps);
+  for (let r = 0; r < R; r++) {
+    const { cos, sin } = angles[r]!;
+    backend.rope(kv, r * hd + nope, 1, hd, cos, sin, false);
+    backend.fp8Simulate(kv, r * hd, nope, KV_FP8_BLOCK);
+  }
+  return kv;
+}
+
+/** Queries [Q, heads, headDim] (spec §5.2) and the low-rank `qr` the indexer reuses. */
+export function queryRows(backend: Backend, cfg: ModelConfig, w: AttentionWeights, x: Vec, Q: number, angles: ReadonlyArray<{ cos: Float64Array; sin: Float64Array }>): { qr: Vec; q: Vec } {
+  const H = cfg.numHeads;
+  const hd = cfg.headDim;
+  const nope = hd - cfg.ropeDim;
+  const qr = backend.rmsNorm(backend.linear(x, Q, w.wqA, true), Q, cfg.qLoraRank, w.qNorm, cfg.normEps);
+  const q = backend.linear(qr, Q, w.wqB, true);
+  backend.rmsNorm(q, Q * H, hd, null, cfg.normEps, q);
+  for (let i = 0; i < Q; i++) {
+    const { cos, sin } = angles[i]!;
+    backend.rope(q, i * H * hd + nope, H, hd, cos, sin, false);
+  }
+  return { qr, q };
+}
+
+/** Attention output [Q, heads·headDim] through the grouped low-rank `wo_a` and `wo_b` (spec §5.3). */
+export function outputProjection(backend: Backend, cfg: ModelConfig, w: AttentionWeights, o: Vec, Q: number): Vec {
+  const H = cfg.numHeads;
+  const hd = cfg.headDim;
   // Grouped low-rank output: group g (heads g·H/G ..) goes through its own slice of wo_a.
   const G = cfg.oGroups;
   const gIn = (H * hd) / G;

@@ -25,6 +25,23 @@ export interface LayerSchedule {
   hashRouted: boolean;
 }
 
+/** Which speculative drafter the checkpoint carries (spec §8, §8b). */
+export type DrafterKind = "none" | "mtp" | "dspark";
+
+/** The DSpark block drafter of the 0731 checkpoints (spec §8b). */
+export interface DsparkConfig {
+  /** Draft stages `mtp.0 .. mtp.{stages-1}`: len(compress_ratios) - num_hidden_layers. */
+  stages: number;
+  /** Tokens drafted per forward (B). */
+  blockSize: number;
+  /** Token id filling the block after the anchor. */
+  noiseTokenId: number;
+  /** Main layers whose hc-mean outputs are concatenated into the draft input (ascending). */
+  targetLayerIds: number[];
+  /** Rank R of the low-rank Markov head. */
+  markovRank: number;
+}
+
 export interface YarnScaling {
   factor: number;
   originalMaxPositions: number;
@@ -66,9 +83,12 @@ export interface ModelConfig {
   normEps: number;
   bosTokenId: number;
   eosTokenId: number;
-  /** Main layers followed by the MTP blocks. */
+  /** The main layers. */
   layers: LayerSchedule[];
+  /** The drafter's blocks: the April MTP block, or the DSpark stages (ids continue after the main layers). */
   mtpLayers: LayerSchedule[];
+  drafter: DrafterKind;
+  dspark: DsparkConfig | null;
   /** The parsed config.json, for identity checks and pass-through. */
   raw: Record<string, unknown>;
 }
@@ -108,7 +128,12 @@ export function parseConfig(raw: Raw): ModelConfig {
   }
   const dim = int(raw, "hidden_size", 1);
   const numLayers = int(raw, "num_hidden_layers", 1);
-  const numMtpLayers = int(raw, "num_nextn_predict_layers", 0, 0);
+  const dsparkKeys = ["dspark_block_size", "dspark_noise_token_id", "dspark_target_layer_ids", "dspark_markov_rank"];
+  const isDspark = dsparkKeys.some((k) => raw[k] !== undefined);
+  // 0731 keeps num_nextn_predict_layers: 1; its stage count comes from compress_ratios (spec §8b).
+  const numMtpLayers = isDspark
+    ? (Array.isArray(raw.compress_ratios) ? raw.compress_ratios.length : 0) - numLayers
+    : int(raw, "num_nextn_predict_layers", 0, 0);
   const numHeads = int(raw, "num_attention_heads", 1);
   const headDim = int(raw, "head_dim", 1);
   const ropeDim = int(raw, "qk_rope_head_dim", 2);
@@ -123,6 +148,7 @@ export function parseConfig(raw: Raw): ModelConfig {
 
   const ratiosRaw = raw.compress_ratios;
   if (!Array.isArray(ratiosRaw)) throw new ConfigError('config.json: missing key "compress_ratios" (an array, one entry per layer incl. MTP)', "compress_ratios");
+  if (isDspark) check(numMtpLayers >= 1, "compress_ratios", `has ${ratiosRaw.length} entries; a DSpark (0731) config needs num_hidden_layers (${numLayers}) + the stage count, at least one stage`);
   check(ratiosRaw.length >= numLayers + numMtpLayers, "compress_ratios",
     `has ${ratiosRaw.length} entries; num_hidden_layers + num_nextn_predict_layers = ${numLayers + numMtpLayers}`);
   const numHashLayers = int(raw, "num_hash_layers", 0, 0);
@@ -137,6 +163,12 @@ export function parseConfig(raw: Raw): ModelConfig {
   };
   const layers = Array.from({ length: numLayers }, (_, i) => schedule(i, `layers.${i}`, i < numHashLayers));
   const mtpLayers = Array.from({ length: numMtpLayers }, (_, k) => schedule(numLayers + k, `mtp.${k}`, false));
+
+  const vocabSize = int(raw, "vocab_size", 1);
+  const dspark = isDspark ? parseDspark(raw, numLayers, numMtpLayers, vocabSize) : null;
+  if (dspark) {
+    mtpLayers.forEach((l, k) => check(l.compressRatio === 0, "compress_ratios", `entry ${l.id} (DSpark stage ${k}) must be 0: the stages are window-only`));
+  }
 
   const scoring = raw.scoring_func ?? "sqrtsoftplus";
   if (scoring !== "sqrtsoftplus" && scoring !== "sigmoid" && scoring !== "softmax") {
@@ -175,7 +207,7 @@ export function parseConfig(raw: Raw): ModelConfig {
   check(numSharedExperts === 1, "n_shared_experts", "must be 1 (the reference architecture has exactly one shared expert)");
 
   return {
-    vocabSize: int(raw, "vocab_size", 1),
+    vocabSize,
     dim,
     numLayers,
     numMtpLayers,
@@ -210,7 +242,29 @@ export function parseConfig(raw: Raw): ModelConfig {
     eosTokenId: int(raw, "eos_token_id", 0, 1),
     layers,
     mtpLayers,
+    drafter: dspark ? "dspark" : numMtpLayers > 0 ? "mtp" : "none",
+    dspark,
     raw,
+  };
+}
+
+function parseDspark(raw: Raw, numLayers: number, stages: number, vocabSize: number): DsparkConfig {
+  for (const k of ["dspark_block_size", "dspark_noise_token_id", "dspark_target_layer_ids", "dspark_markov_rank"]) {
+    if (raw[k] === undefined) throw new ConfigError(`config.json: missing key "${k}" (the other dspark_* keys make this a DSpark (0731) config)`, k);
+  }
+  const targets = raw.dspark_target_layer_ids;
+  check(Array.isArray(targets) && targets.length >= 1, "dspark_target_layer_ids", "must be a non-empty array of layer ids");
+  const ids = targets as unknown[];
+  ids.forEach((t, j) => check(typeof t === "number" && Number.isInteger(t) && t >= 0 && t < numLayers && (j === 0 || t > (ids[j - 1] as number)),
+    "dspark_target_layer_ids", `must be ascending main-layer ids in [0, ${numLayers}), got ${JSON.stringify(targets)}`));
+  const noiseTokenId = int(raw, "dspark_noise_token_id", 0);
+  check(noiseTokenId < vocabSize, "dspark_noise_token_id", `must be < vocab_size (${vocabSize}), got ${noiseTokenId}`);
+  return {
+    stages,
+    blockSize: int(raw, "dspark_block_size", 1),
+    noiseTokenId,
+    targetLayerIds: ids as number[],
+    markovRank: int(raw, "dspark_markov_rank", 1),
   };
 }
 

@@ -106,7 +106,9 @@ export function blockTensors(cfg: ModelConfig, layer: LayerSchedule): TensorSpec
     ...fp8Linear(`${p}.ffn.shared_experts.w2`, D, cfg.moeInterDim),
     ...fp8Linear(`${p}.ffn.shared_experts.w3`, cfg.moeInterDim, D),
   );
-  if (p.startsWith("mtp.")) {
+  if (p.startsWith("mtp.") && cfg.dspark) {
+    t.push(...dsparkStageExtras(cfg, layer));
+  } else if (p.startsWith("mtp.")) {
     t.push(
       ...fp8Linear(`${p}.e_proj`, D, D),
       ...fp8Linear(`${p}.h_proj`, D, D),
@@ -114,6 +116,31 @@ export function blockTensors(cfg: ModelConfig, layer: LayerSchedule): TensorSpec
       plain(`${p}.hnorm.weight`, "BF16", [D]),
       plain(`${p}.norm.weight`, "BF16", [D]),
       ...hcHead(`${p}.`, cfg),
+    );
+  }
+  return t;
+}
+
+/**
+ * What a DSpark stage holds beyond an ordinary block (spec §8b): the first stage projects the
+ * main model's taps, the last one carries the draft head (HCHead, norm, Markov and confidence heads).
+ */
+function dsparkStageExtras(cfg: ModelConfig, layer: LayerSchedule): TensorSpec[] {
+  const ds = cfg.dspark!;
+  const p = layer.prefix;
+  const D = cfg.dim;
+  const k = layer.id - cfg.numLayers;
+  const t: TensorSpec[] = [];
+  if (k === 0) {
+    t.push(...fp8Linear(`${p}.main_proj`, D, D * ds.targetLayerIds.length), plain(`${p}.main_norm.weight`, "BF16", [D]));
+  }
+  if (k === ds.stages - 1) {
+    t.push(
+      plain(`${p}.norm.weight`, "BF16", [D]),
+      ...hcHead(`${p}.`, cfg),
+      plain(`${p}.markov_head.markov_w1.weight`, "BF16", [cfg.vocabSize, ds.markovRank]),
+      plain(`${p}.markov_head.markov_w2.weight`, "BF16", [cfg.vocabSize, ds.markovRank]),
+      plain(`${p}.confidence_head.proj.weight`, "BF16", [1, D + ds.markovRank]),
     );
   }
   return t;

@@ -1,13 +1,14 @@
 import { Checkpoint } from "../formats/safetensors.js";
 import type { Backend, Vec } from "../kernels/backend.js";
 import { attentionForward, type AttentionTrace } from "./attention.js";
+import { dsparkAttention, writeDsparkRing, type DsparkBlockGroup } from "./dspark-attention.js";
 import { loadConfig, type ModelConfig } from "./config.js";
 import { hcHead, hcPost, hcPre, selectMix } from "./mhc.js";
 import { moeForward, type MoeTrace } from "./moe.js";
 import { RopeTable } from "./rope.js";
 import { selectRows } from "./rows.js";
 import { SequenceState, type LayerState } from "./state.js";
-import { loadWeights, type BlockWeights, type HcWeights, type LoadProgress, type ModelWeights } from "./weights.js";
+import { drafterLayout, loadWeights, type BlockWeights, type HcWeights, type LoadProgress, type ModelWeights } from "./weights.js";
 
 /** Observation hooks for localising a mismatch (router and indexer choices). */
 export type ForwardTrace = AttentionTrace & MoeTrace;
@@ -20,6 +21,16 @@ export interface ForwardRequest {
   logits?: "all" | "last" | "none";
   /** Per-request override of ForwardOptions.residual; a number keeps that many last positions. */
   residual?: "all" | "last" | "none" | number;
+  /**
+   * Write these positions into the DSpark stages' rings (spec §8b; only the last
+   * min(n, window) can matter, so only those are written). A DSpark checkpoint needs it on
+   * every committed position a later draft may see.
+   */
+  dspark?: boolean;
+  /** Return main_x [dim] (the draft's main input) for the last this-many positions. */
+  mainXLast?: number;
+  /** Return the taps [targets·dim] for the last this-many positions (goldens, tests). */
+  tapsLast?: number;
 }
 
 export interface ForwardOptions {
@@ -35,6 +46,30 @@ export interface ForwardOutput {
   logits: Vec[];
   /** Final residual streams [hc, dim] per selected position, before the head's collapse. */
   residual: Vec[];
+  /** DSpark main_x [dim] of the last `mainXLast` positions, in position order. */
+  mainX: Vec[];
+  /** DSpark taps [targets·dim] of the last `tapsLast` positions, in position order. */
+  taps: Vec[];
+}
+
+/** One sequence to draft for: the main model has committed position t = seq.length − 1. */
+export interface DsparkDraftRequest {
+  seq: SequenceState;
+  /** main_x [dim] of position t (ForwardRequest.mainXLast). */
+  mainX: Vec;
+  /** The token chosen for position t + 1 (the block's first id). */
+  anchor: number;
+  /** Picks d_{i+1} from draft i's final (Markov-biased) logits; called once per i, in order. Default argmax. */
+  choose?: (i: number, logits: Vec) => number;
+}
+
+export interface DsparkDraft {
+  /** d_1 .. d_B: proposals for positions t+2 .. t+B+1. */
+  tokens: number[];
+  /** B rows of logits, Markov bias included (what `choose` saw). */
+  logits: Vec[];
+  /** B confidence logits: σ(c_i) estimates that d_{i+1} survives verification. */
+  confidence: number[];
 }
 
 export interface MtpRequest {
@@ -113,18 +148,30 @@ export class Dsv4Model {
       mode === "all" || (mode === "last" && i === n - 1) || (typeof mode === "number" && i >= n - mode);
     const logitRows: number[] = [];
     const residualRows: number[] = [];
+    // DSpark: rows whose taps are needed (ring writes, main_x or taps out), ascending.
+    const tapRows: number[] = [];
+    const ringRows: number[] = [];
     let at = 0;
     for (const r of requests) {
-      for (let i = 0; i < r.tokens.length; i++) {
-        if (want(r.logits ?? opts.logits ?? "last", i, r.tokens.length)) logitRows.push(at + i);
-        if (want(r.residual ?? opts.residual ?? "none", i, r.tokens.length)) residualRows.push(at + i);
+      const n = r.tokens.length;
+      const ring = r.dspark ? Math.min(n, cfg.window) : 0;
+      const taps = Math.max(ring, r.mainXLast ?? 0, r.tapsLast ?? 0);
+      if (taps > 0 && !this.weights.dspark) throw new Error(`this checkpoint has no DSpark drafter (drafter: ${drafterLayout(cfg)}); dspark, mainXLast and tapsLast need a 0731 checkpoint`);
+      for (let i = 0; i < n; i++) {
+        if (want(r.logits ?? opts.logits ?? "last", i, n)) logitRows.push(at + i);
+        if (want(r.residual ?? opts.residual ?? "none", i, n)) residualRows.push(at + i);
+        if (i >= n - taps) tapRows.push(at + i);
+        if (i >= n - ring) ringRows.push(at + i);
       }
-      at += r.tokens.length;
+      at += n;
     }
     // The last layer's output matters only for those rows (llama.cpp does the same): the other
     // rows still update its attention state but skip its queries, output projection and
     // FFN. A trace asks for every row, so it keeps them all.
-    const outRows = [...new Set([...logitRows, ...residualRows])].sort((a, b) => a - b);
+    const last = this.weights.blocks.length - 1;
+    const tapLayers = cfg.dspark?.targetLayerIds ?? [];
+    const lastTapped = tapRows.length > 0 && tapLayers.includes(last);
+    const outRows = [...new Set([...logitRows, ...residualRows, ...(lastTapped ? tapRows : [])])].sort((a, b) => a - b);
     const prune = !opts.trace && outRows.length < R;
     const kept = prune ? outRows : rows.map((_, r) => r);
     const slot = new Map(kept.map((row, k) => [row, k])); // batch row -> row of the final X
@@ -135,22 +182,36 @@ export class Dsv4Model {
       this.backend.matrixRow(this.weights.embed, row.token, e, 0);
       for (let j = 0; j < hc; j++) X.set(e, (r * hc + j) * D);
     });
-    const last = this.weights.blocks.length - 1;
+    const taps = this.backend.alloc(tapRows.length * tapLayers.length * D);
     this.weights.blocks.forEach((bw, L) => {
       const blockRows = rows.map((row) => ({ state: row.seq.layers[L]!, pos: row.pos, token: row.token }));
-      X = this.block(bw, this.ropes[L]!, X, blockRows, opts.trace, prune && L === last ? outRows : undefined);
+      const pruned = prune && L === last;
+      X = this.block(bw, this.ropes[L]!, X, blockRows, opts.trace, pruned ? outRows : undefined);
+      const j = tapLayers.indexOf(L);
+      if (j >= 0) this.tapStreams(X, tapRows.map((row) => (pruned ? slot.get(row)! : row)), taps, j, tapLayers.length);
     });
+    const mainX = tapRows.length > 0 ? this.mainX(taps, tapRows.length) : this.backend.alloc(0);
+    if (ringRows.length > 0) {
+      const ringX = selectRows(this.backend, mainX, ringRows.map((row) => tapRows.indexOf(row)), D);
+      this.weights.mtp.forEach((bw, k) => {
+        writeDsparkRing(this.backend, cfg, bw.attn, this.mtpRopes[k]!, ringX, ringRows.map((row) => ({ state: rows[row]!.seq.mtp[k]!, pos: rows[row]!.pos })));
+      });
+    }
 
     const logits = this.head(X, logitRows.map((row) => slot.get(row)!), this.weights.hcHead, this.weights.norm);
     const outputs: ForwardOutput[] = [];
     at = 0;
     for (const r of requests) {
       const n = r.tokens.length;
+      const tapsOf = (count: number | undefined, width: number, src: Vec) =>
+        count ? tapRows.flatMap((row, k) => (row >= at + n - count && row < at + n ? [src.slice(k * width, (k + 1) * width) as Vec] : [])) : [];
       outputs.push({
         logits: logitRows.flatMap((row, k) => (row >= at && row < at + n ? [logits[k]!] : [])),
         residual: residualRows
           .filter((row) => row >= at && row < at + n)
           .map((row) => X.slice(slot.get(row)! * hc * D, (slot.get(row)! + 1) * hc * D) as Vec),
+        mainX: tapsOf(r.mainXLast, D, mainX),
+        taps: tapsOf(r.tapsLast, tapLayers.length * D, taps),
       });
       at += n;
       r.seq.length += n;
@@ -164,7 +225,7 @@ export class Dsv4Model {
    * logits (predicting the token after `token`) and output streams for chained drafting.
    */
   mtpForward(requests: readonly MtpRequest[], opts: { trace?: ForwardTrace } = {}): Array<{ logits: Vec | null; residual: Vec }> {
-    if (this.weights.mtp.length === 0) throw new Error("this checkpoint has no MTP block (num_nextn_predict_layers = 0)");
+    if (this.cfg.drafter !== "mtp") throw new Error(`this checkpoint has no April MTP block (drafter: ${drafterLayout(this.cfg)})`);
     for (const r of requests) this.checkTokens([r.token], r.seq.mtpLength);
     const cfg = this.cfg;
     const D = cfg.dim;
@@ -199,24 +260,122 @@ export class Dsv4Model {
    * out: all rows update the attention state, the rest of the block runs for those rows.
    */
   private block(bw: BlockWeights, rope: RopeTable, X: Vec, rows: BlockRow[], trace?: ForwardTrace, outRows?: readonly number[]): Vec {
+    const attend = (a: Vec) => attentionForward(this.backend, this.cfg, bw.layer, bw.attn, rope, a, rows, trace, outRows);
+    return this.blockWith(bw, X, rows.map((r) => r.token), attend, trace, outRows);
+  }
+
+  /** A block (spec §2) around the given attention: mHC, attention, mHC, MoE, mHC. */
+  private blockWith(bw: BlockWeights, X: Vec, tokens: number[], attend: (a: Vec) => Vec, trace?: ForwardTrace, outRows?: readonly number[]): Vec {
     const cfg = this.cfg;
     const b = this.backend;
-    const attnIn = hcPre(b, cfg, X, rows.length, bw.hcAttn);
-    const a = b.rmsNorm(attnIn.collapsed, rows.length, cfg.dim, bw.attnNorm, cfg.normEps);
-    const att = attentionForward(b, cfg, bw.layer, bw.attn, rope, a, rows, trace, outRows);
+    const attnIn = hcPre(b, cfg, X, tokens.length, bw.hcAttn);
+    const a = b.rmsNorm(attnIn.collapsed, tokens.length, cfg.dim, bw.attnNorm, cfg.normEps);
+    const att = attend(a);
     let mix = attnIn.mix;
     if (outRows) {
       X = selectRows(b, X, outRows, cfg.hcMult * cfg.dim);
       mix = selectMix(mix, outRows, cfg.hcMult);
-      rows = outRows.map((r) => rows[r]!);
+      tokens = outRows.map((r) => tokens[r]!);
     }
-    const R = rows.length;
+    const R = tokens.length;
     if (R === 0) return X;
     X = hcPost(b, cfg, att, X, R, mix);
     const ffnIn = hcPre(b, cfg, X, R, bw.hcFfn);
     const f = b.rmsNorm(ffnIn.collapsed, R, cfg.dim, bw.ffnNorm, cfg.normEps);
-    const moe = moeForward(b, cfg, bw.layer, bw.moe, f, rows.map((r) => r.token), trace);
+    const moe = moeForward(b, cfg, bw.layer, bw.moe, f, tokens, trace);
     return hcPost(b, cfg, moe, X, R, ffnIn.mix);
+  }
+
+  /** Column block j of the taps: the mean over the hc streams of the given rows of X. */
+  private tapStreams(X: Vec, xRows: readonly number[], taps: Vec, j: number, targets: number): void {
+    const D = this.cfg.dim;
+    const hc = this.cfg.hcMult;
+    xRows.forEach((xr, k) => {
+      const o = (k * targets + j) * D;
+      for (let d = 0; d < D; d++) {
+        let sum = 0;
+        for (let s = 0; s < hc; s++) sum += X[(xr * hc + s) * D + d]!;
+        taps[o + d] = sum / hc;
+      }
+    });
+  }
+
+  /** main_x = RMSNorm(main_proj(taps); main_norm) for `rows` rows of taps (spec §8b). */
+  private mainX(taps: Vec, rows: number): Vec {
+    const dw = this.weights.dspark!;
+    return this.backend.rmsNorm(this.backend.linear(taps, rows, dw.mainProj, true), rows, this.cfg.dim, dw.mainNorm, this.cfg.normEps);
+  }
+
+  /**
+   * One DSpark block draft per request (spec §8b), batched: the block [anchor, noise × (B−1)]
+   * at positions t+1 … t+B runs through the S stages (each attending its ring and the whole
+   * block), the last stage's HCHead, norm and the shared head; then, sequentially, each row's
+   * logits get the Markov bias of the previous token and `choose` picks the next token.
+   * Nothing in the sequence's state changes.
+   */
+  dsparkDraft(requests: readonly DsparkDraftRequest[], opts: { trace?: ForwardTrace } = {}): DsparkDraft[] {
+    const cfg = this.cfg;
+    const ds = cfg.dspark;
+    const dw = this.weights.dspark;
+    if (!ds || !dw) throw new Error(`this checkpoint has no DSpark drafter (drafter: ${drafterLayout(cfg)})`);
+    if (requests.length === 0) return [];
+    const b = this.backend;
+    const D = cfg.dim;
+    const hc = cfg.hcMult;
+    const B = ds.blockSize;
+    const N = requests.length;
+    const Rk = ds.markovRank;
+    const V = cfg.vocabSize;
+    for (const r of requests) {
+      if (r.seq.length < 1) throw new RangeError("dsparkDraft: the sequence has no committed position to draft from");
+      this.checkTokens([r.anchor], 0);
+      if (r.mainX.length !== D) throw new RangeError(`dsparkDraft: mainX has ${r.mainX.length} values, expected ${D}`);
+    }
+    const groups = (k: number): DsparkBlockGroup[] => requests.map((r) => ({ state: r.seq.mtp[k]!, t: r.seq.length - 1 }));
+    const ids = requests.flatMap((r) => [r.anchor, ...Array<number>(B - 1).fill(ds.noiseTokenId)]);
+    let X = b.alloc(N * B * hc * D);
+    const e = b.alloc(D);
+    ids.forEach((id, row) => {
+      b.matrixRow(this.weights.embed, id, e, 0);
+      for (let j = 0; j < hc; j++) X.set(e, (row * hc + j) * D);
+    });
+    this.weights.mtp.forEach((bw, k) => {
+      const attend = (a: Vec) => dsparkAttention(b, cfg, bw.attn, this.mtpRopes[k]!, a, groups(k), B);
+      X = this.blockWith(bw, X, ids, attend, opts.trace);
+    });
+    const H = hcHead(b, cfg, X, N * B, dw.hcHead);
+    const logits = b.linear(b.rmsNorm(H, N * B, D, dw.norm, cfg.normEps), N * B, this.weights.head, false);
+
+    // The Markov chain: draft i's bias depends on the token chosen at i − 1.
+    const prev = requests.map((r) => r.anchor);
+    const markovE = b.alloc(N * B * Rk);
+    const emb = b.alloc(N * Rk);
+    const tokens: number[][] = requests.map(() => []);
+    for (let i = 0; i < B; i++) {
+      prev.forEach((d, n) => b.matrixRow(dw.markovW1, d, emb, n * Rk));
+      const bias = b.linear(emb, N, dw.markovW2, false);
+      for (let n = 0; n < N; n++) {
+        const row = logits.subarray((n * B + i) * V, (n * B + i + 1) * V) as Vec;
+        for (let v = 0; v < V; v++) row[v] = row[v]! + bias[n * V + v]!;
+        markovE.set(emb.subarray(n * Rk, (n + 1) * Rk), (n * B + i) * Rk);
+        const choose = requests[n]!.choose;
+        const d = choose ? choose(i, row) : argmax(row);
+        if (!Number.isInteger(d) || d < 0 || d >= V) throw new RangeError(`dsparkDraft: choose(${i}) returned ${d}, not a token id in [0, ${V})`);
+        tokens[n]!.push(d);
+        prev[n] = d;
+      }
+    }
+    const confIn = b.alloc(N * B * (D + Rk));
+    for (let row = 0; row < N * B; row++) {
+      confIn.set(H.subarray(row * D, (row + 1) * D), row * (D + Rk));
+      confIn.set(markovE.subarray(row * Rk, (row + 1) * Rk), row * (D + Rk) + D);
+    }
+    const conf = b.linear(confIn, N * B, dw.confidence, false);
+    return requests.map((_, n) => ({
+      tokens: tokens[n]!,
+      logits: Array.from({ length: B }, (_, i) => logits.subarray((n * B + i) * V, (n * B + i + 1) * V) as Vec),
+      confidence: Array.from(conf.subarray(n * B, (n + 1) * B)),
+    }));
   }
 
   /** Collapse the streams, normalise and project to the vocabulary for the given rows. */
@@ -233,4 +392,10 @@ export class Dsv4Model {
   close(): void {
     this.ckpt?.close();
   }
+}
+
+function argmax(row: ArrayLike<number>): number {
+  let best = 0;
+  for (let v = 1; v < row.length; v++) if (row[v]! > row[best]!) best = v;
+  return best;
 }

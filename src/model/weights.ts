@@ -64,6 +64,22 @@ export interface MtpExtraWeights {
   hcHead: HcWeights;
 }
 
+/** The DSpark drafter's own tensors (spec §8b); its stages are ordinary blocks in `ModelWeights.mtp`. */
+export interface DsparkWeights {
+  /** FP8 [D, D·targets]: the concatenated taps to the draft's main input. */
+  mainProj: MatrixHandle;
+  mainNorm: Vec;
+  /** The last stage's final norm and HCHead. */
+  norm: Vec;
+  hcHead: HcWeights;
+  /** BF16 [V, R]: row d is the Markov embedding of token d. */
+  markovW1: MatrixHandle;
+  /** BF16 [V, R]: the embedding's bias over the vocabulary. */
+  markovW2: MatrixHandle;
+  /** BF16 [1, D + R]: one confidence logit from [H; e]. */
+  confidence: MatrixHandle;
+}
+
 export interface BlockWeights {
   layer: LayerSchedule;
   attnNorm: Vec;
@@ -81,14 +97,17 @@ export interface ModelWeights {
   norm: Vec;
   hcHead: HcWeights;
   blocks: BlockWeights[];
+  /** The April MTP block, or the DSpark stages. */
   mtp: BlockWeights[];
+  dspark: DsparkWeights | null;
 }
 
 /** Checks every tensor's presence, dtype and shape against the schema before anything is read. */
 export function validateCheckpoint(ckpt: Checkpoint, cfg: ModelConfig): void {
+  const layout = drafterLayout(cfg);
   for (const spec of checkpointTensors(cfg)) {
     if (!ckpt.has(spec.name)) {
-      throw new CheckpointFormatError(`tensor missing: the config (${cfg.layers.length} layers, ${cfg.numRoutedExperts} experts) requires it`, ckpt.dir, spec.name);
+      throw new CheckpointFormatError(`tensor missing: the config (${cfg.layers.length} layers, ${cfg.numRoutedExperts} experts, drafter: ${layout}) requires it`, ckpt.dir, spec.name);
     }
     const info = ckpt.info(spec.name);
     const scaleF32 = spec.role === "fp8-scale" && info.dtype === "F32"; // Base checkpoints carry F32 scales
@@ -96,6 +115,18 @@ export function validateCheckpoint(ckpt: Checkpoint, cfg: ModelConfig): void {
       throw new CheckpointFormatError(`expected ${spec.dtype} ${JSON.stringify(spec.shape)}, found ${info.dtype} ${JSON.stringify(info.shape)}`, info.file, spec.name);
     }
   }
+  // More drafter blocks than the config counts would be silently ignored: refuse instead.
+  const extra = `mtp.${cfg.mtpLayers.length}.attn_norm.weight`;
+  if (cfg.drafter !== "none" && ckpt.has(extra)) {
+    throw new CheckpointFormatError(`unexpected tensor: the config gives ${cfg.mtpLayers.length} drafter block(s) (drafter: ${layout}); check compress_ratios and num_hidden_layers`, ckpt.dir, extra);
+  }
+}
+
+/** The drafter layout in words, as the load line and `dsv4 info` print it. */
+export function drafterLayout(cfg: ModelConfig): string {
+  if (cfg.dspark) return `0731 DSpark (${cfg.dspark.stages} stage${cfg.dspark.stages === 1 ? "" : "s"}, block ${cfg.dspark.blockSize})`;
+  if (cfg.drafter === "mtp") return `April MTP (${cfg.mtpLayers.length} block${cfg.mtpLayers.length === 1 ? "" : "s"})`;
+  return "none";
 }
 
 class WeightLoader {
@@ -194,6 +225,20 @@ class WeightLoader {
     return h;
   }
 
+  dspark(cfg: ModelConfig): DsparkWeights {
+    const first = cfg.mtpLayers[0]!.prefix;
+    const last = cfg.mtpLayers[cfg.mtpLayers.length - 1]!.prefix;
+    return {
+      mainProj: this.linear(`${first}.main_proj`),
+      mainNorm: this.vec(`${first}.main_norm.weight`),
+      norm: this.vec(`${last}.norm.weight`),
+      hcHead: this.hc(`${last}.`, "head"),
+      markovW1: this.linear(`${last}.markov_head.markov_w1`),
+      markovW2: this.linear(`${last}.markov_head.markov_w2`),
+      confidence: this.linear(`${last}.confidence_head.proj`),
+    };
+  }
+
   hc(prefix: string, tag: string): HcWeights {
     return { fn: this.bareMatrix(`${prefix}hc_${tag}_fn`), base: this.values(`${prefix}hc_${tag}_base`), scale: this.values(`${prefix}hc_${tag}_scale`) };
   }
@@ -235,7 +280,7 @@ class WeightLoader {
       const bad = moe.tid2eid.findIndex((e) => e < 0 || e >= cfg.numRoutedExperts);
       if (bad >= 0) throw new CheckpointFormatError(`expert id ${moe.tid2eid[bad]} at flat index ${bad} is outside [0, ${cfg.numRoutedExperts})`, this.ckpt.info(`${p}.ffn.gate.tid2eid`).file, `${p}.ffn.gate.tid2eid`);
     }
-    const mtp: MtpExtraWeights | null = p.startsWith("mtp.")
+    const mtp: MtpExtraWeights | null = p.startsWith("mtp.") && cfg.drafter === "mtp"
       ? {
           eProj: this.linear(`${p}.e_proj`),
           hProj: this.linear(`${p}.h_proj`),
@@ -286,5 +331,6 @@ export function loadWeights(ckpt: Checkpoint, cfg: ModelConfig, backend: Backend
     tick();
     return b;
   });
-  return { weights: { embed, head, norm, hcHead, blocks, mtp }, loader: l };
+  const dspark = cfg.dspark ? l.dspark(cfg) : null;
+  return { weights: { embed, head, norm, hcHead, blocks, mtp, dspark }, loader: l };
 }

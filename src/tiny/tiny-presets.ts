@@ -19,11 +19,22 @@ export interface TinyPreset {
 /** The real DeepSeek-V4 vocabulary; presets with it get the real tokenizer files. */
 export const V4_VOCAB_SIZE = 129280;
 
+/** The 0731 DSpark drafter's config keys (spec §8b). */
+interface DsparkDims {
+  stages: number;
+  block: number;
+  noise: number;
+  targets: number[];
+  rank: number;
+}
+
 interface Dims {
   vocab: number;
   hidden: number;
-  ratios: number[]; // main layers, then MTP layers
+  ratios: number[]; // main layers, then MTP layers or DSpark stages
   mtp: number;
+  /** A 0731 layout: `ratios` ends with the stages' zeros; `mtp` stays the value the real config keeps (1). */
+  dspark?: DsparkDims;
   hashLayers: number;
   heads: number;
   headDim: number;
@@ -49,7 +60,8 @@ interface Dims {
 
 /** A complete config.json in the key order of the official one. */
 function v4Config(d: Dims): HfConfig {
-  return {
+  const drafterBlocks = d.dspark ? d.dspark.stages : d.mtp;
+  const config: HfConfig = {
     architectures: ["DeepseekV4ForCausalLM"],
     attention_bias: false,
     attention_dropout: 0.0,
@@ -74,7 +86,7 @@ function v4Config(d: Dims): HfConfig {
     norm_topk_prob: true,
     num_attention_heads: d.heads,
     num_experts_per_tok: d.topk,
-    num_hidden_layers: d.ratios.length - d.mtp,
+    num_hidden_layers: d.ratios.length - drafterBlocks,
     num_hash_layers: d.hashLayers,
     num_key_value_heads: 1,
     num_nextn_predict_layers: d.mtp,
@@ -111,7 +123,18 @@ function v4Config(d: Dims): HfConfig {
     compress_rope_theta: d.compressRopeTheta ?? 160000,
     compress_ratios: d.ratios,
   };
+  // The real 0731 config.json appends these after compress_ratios (golden README, "Config conventions").
+  if (d.dspark) {
+    config.dspark_block_size = d.dspark.block;
+    config.dspark_noise_token_id = d.dspark.noise;
+    config.dspark_target_layer_ids = d.dspark.targets;
+    config.dspark_markov_rank = d.dspark.rank;
+  }
+  return config;
 }
+
+/** The noise token of the real 0731 checkpoint (a reserved id of the V4 vocabulary). */
+export const V4_DSPARK_NOISE_TOKEN_ID = 128799;
 
 const MiB = 1 << 20;
 
@@ -162,6 +185,39 @@ export const TINY_PRESETS: Readonly<Record<string, TinyPreset>> = {
     shardBytes: 4 * 1024 * MiB,
     config: v4Config({
       vocab: V4_VOCAB_SIZE, hidden: 4096, ratios: [4, 128, 0], mtp: 1, hashLayers: 1,
+      heads: 64, headDim: 512, ropeDim: 64, qLora: 1024, oGroups: 8, oLora: 1024,
+      experts: 256, topk: 6, moeInter: 2048, expertDtype: "fp4",
+      indexHeads: 64, indexHeadDim: 128, indexTopk: 512, window: 128, yarnFactor: 16, yarnOriginal: 65536,
+    }),
+  },
+  "tiny-0731": {
+    summary: "0731 layout: tiny's dims and real V4 vocabulary, 4 layers + 3 DSpark stages (block 5, rank 32, taps of layers 1-3)",
+    shardBytes: 32 * MiB,
+    config: v4Config({
+      vocab: V4_VOCAB_SIZE, hidden: 128, ratios: [0, 4, 16, 4, 0, 0, 0], mtp: 1, hashLayers: 1,
+      dspark: { stages: 3, block: 5, noise: V4_DSPARK_NOISE_TOKEN_ID, targets: [1, 2, 3], rank: 32 },
+      heads: 4, headDim: 128, ropeDim: 64, qLora: 128, oGroups: 2, oLora: 128,
+      experts: 8, topk: 2, moeInter: 128, expertDtype: "fp4",
+      indexHeads: 2, indexHeadDim: 64, indexTopk: 8, window: 32, yarnFactor: 16, yarnOriginal: 65536,
+    }),
+  },
+  "micro-0731": {
+    summary: "smallest 0731 layout for fast tests: micro's dims, 2 DSpark stages, block 4, rank 16, taps of layers 0 and 2, window 8",
+    shardBytes: 512 * 1024,
+    config: v4Config({
+      vocab: 1024, hidden: 128, ratios: [0, 4, 8, 0, 0], mtp: 1, hashLayers: 1,
+      dspark: { stages: 2, block: 4, noise: 1021, targets: [0, 2], rank: 16 },
+      heads: 4, headDim: 96, ropeDim: 32, qLora: 128, oGroups: 1, oLora: 128,
+      experts: 4, topk: 2, moeInter: 128, expertDtype: "fp4",
+      indexHeads: 2, indexHeadDim: 64, indexTopk: 2, window: 8, yarnFactor: 2, yarnOriginal: 128,
+    }),
+  },
+  "flash-slice-0731": {
+    summary: "real V4-Flash-0731 dimensions with 2 layers (CSA, HCA 128) + 3 DSpark stages (block 5, rank 256), for benchmarks (~22 GB)",
+    shardBytes: 4 * 1024 * MiB,
+    config: v4Config({
+      vocab: V4_VOCAB_SIZE, hidden: 4096, ratios: [4, 128, 0, 0, 0], mtp: 1, hashLayers: 1,
+      dspark: { stages: 3, block: 5, noise: V4_DSPARK_NOISE_TOKEN_ID, targets: [0, 1], rank: 256 },
       heads: 64, headDim: 512, ropeDim: 64, qLora: 1024, oGroups: 8, oLora: 1024,
       experts: 256, topk: 6, moeInter: 2048, expertDtype: "fp4",
       indexHeads: 64, indexHeadDim: 128, indexTopk: 512, window: 128, yarnFactor: 16, yarnOriginal: 65536,

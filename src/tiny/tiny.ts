@@ -83,6 +83,8 @@ export function tinyRecipe(spec: TensorSpec, cfg: ModelConfig, byName: ReadonlyM
     case "plain": break;
   }
   if (n === "embed.weight") return { kind: "normal", mean: 0, std: 1 };
+  // An embedding of the previous token, like embed (golden README: markov_w1 N(0,1)).
+  if (n.endsWith(".markov_head.markov_w1.weight")) return { kind: "normal", mean: 0, std: 1 };
   if (n === "head.weight") return { kind: "normal", mean: 0, std: 2 * invSqrt(cfg.dim) };
   if (n.endsWith("norm.weight")) return { kind: "normal", mean: 1, std: 0.1 };
   if (/hc_\w+_fn$/.test(n)) return { kind: "normal", mean: 0, std: invSqrt(spec.shape[1]!) };
