@@ -1,7 +1,7 @@
 /** Generation flags shared by `dsv4 run` and `dsv4 chat`. */
 import type { GenerateRequest } from "../engine/types.js";
 import { CliError, stringOption, type Command, type ParsedArgs } from "./command.js";
-import { intOption, numberOption } from "./load-engine.js";
+import { intOption, numberOption, SPECULATIVE_HELP } from "./load-engine.js";
 
 export const GENERATE_FLAGS = {
   model: { type: "string" },
@@ -13,6 +13,7 @@ export const GENERATE_FLAGS = {
   temperature: { type: "string" },
   "top-p": { type: "string" },
   seed: { type: "string" },
+  speculative: { type: "string" },
 } as const;
 
 export const GENERATE_HELP = `  --model DIR          checkpoint directory (default: the embedded tiny random-weight model)
@@ -23,7 +24,8 @@ export const GENERATE_HELP = `  --model DIR          checkpoint directory (defau
   --temperature T      0 = greedy (default 1.0, the model card's)
   --top-p P            nucleus sampling (default 1.0)
   --seed N             reproducible sampling
-  --backend NAME       compute backend (default: the fastest available)`;
+  --backend NAME       compute backend (default: the fastest available)
+  --speculative MODE   ${SPECULATIVE_HELP.replace(/\n {26}/g, "\n                       ")}`;
 
 export const EFFORTS = ["low", "high", "max"] as const;
 

@@ -4,7 +4,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { Engine } from "../engine/engine.js";
-import type { EngineOptions } from "../engine/types.js";
+import type { EngineOptions, SpeculativeMode } from "../engine/types.js";
 import { CliError } from "./command.js";
 import { ensureDefaultModel } from "./default-model.js";
 import { ProgressBar } from "./progress.js";
@@ -55,3 +55,17 @@ export function numberOption(flag: string, value: string | undefined, min: numbe
   if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max) throw new CliError(`--${flag} must be a number in [${min}, ${max}], got "${value}"`, 2);
   return n;
 }
+
+const SPECULATIVE_MODES: readonly SpeculativeMode[] = ["auto", "dspark", "mtp", "off"];
+
+/** --speculative: auto, dspark, mtp or off (absent: the engine's default, auto). */
+export function speculativeOption(value: string | undefined): SpeculativeMode | undefined {
+  if (value === undefined) return undefined;
+  if (!(SPECULATIVE_MODES as readonly string[]).includes(value)) throw new CliError(`--speculative must be one of ${SPECULATIVE_MODES.join(", ")}, got "${value}"`, 2);
+  return value as SpeculativeMode;
+}
+
+/** The --speculative help line, for every command that loads an engine to generate. */
+export const SPECULATIVE_HELP = `speculative decoding: auto (default: the checkpoint's drafter, DSpark or
+                          MTP, where a measured cost model says drafts pay), dspark, mtp (always
+                          draft with that one), or off. Output is the same either way`;

@@ -13,7 +13,7 @@ import type { Vec } from "../kernels/backend.js";
 import type { ModelConfig } from "../model/config.js";
 import { EngineError } from "./errors.js";
 import type { DraftOutput, DraftRequest, Runner } from "./runner/index.js";
-import { isGreedy, samplingProbs } from "./sampler.js";
+import { isGreedy, samplingProbs, type SamplingParams } from "./sampler.js";
 import type { MtpEntry, Sequence } from "./sequence.js";
 import type { SpeculativeMode, SpeculativeOptions } from "./types.js";
 
@@ -24,6 +24,8 @@ export interface Proposal {
   tokens: number[];
   /** Draft distributions q_i, for rejection sampling (null under greedy). */
   q: Float64Array[] | null;
+  /** Under sampling, until draftDistributions: the logits each draft was drawn from. */
+  logits?: Vec[];
   /** DSpark confidence logits per draft (null for MTP and overrides). */
   confidence: number[] | null;
 }
@@ -31,17 +33,9 @@ export interface Proposal {
 /** Replaces the drafter's proposal (EngineOptions.speculative.draftOverride): up to `k` tokens. */
 export type DraftOverride = (ctx: { generated: readonly number[]; pending: number; proposed: readonly number[]; k: number }) => readonly number[];
 
-/** The drafter the checkpoint carries (cfg.drafter once the model layer names it; an MTP block otherwise). */
+/** The drafter the checkpoint carries (null: none). */
 export function checkpointDrafter(cfg: ModelConfig): DrafterKind | null {
-  const named = (cfg as { drafter?: string }).drafter;
-  if (named === "dspark" || named === "mtp") return named;
-  if (named === "none") return null;
-  return cfg.mtpLayers.length > 0 ? "mtp" : null;
-}
-
-/** Drafts one DSpark forward proposes (the config's block size). */
-export function dsparkBlockSize(cfg: ModelConfig): number {
-  return (cfg as { dspark?: { blockSize?: number } | null }).dspark?.blockSize ?? 0;
+  return cfg.drafter === "none" ? null : cfg.drafter;
 }
 
 /** Keeps the newest entries the warm-up allows: the draft input and `warmup` before it. */
@@ -71,7 +65,7 @@ export function resolveSpeculation(cfg: ModelConfig, option: SpeculativeMode | S
     );
   }
   const drafter = mode === "off" ? null : has;
-  const natural = drafter === "dspark" ? dsparkBlockSize(cfg) : drafter === "mtp" ? (spec.maxMtpDrafts ?? 4) : 0;
+  const natural = drafter === "dspark" ? (cfg.dspark?.blockSize ?? 0) : drafter === "mtp" ? (spec.maxMtpDrafts ?? 4) : 0;
   // A verify step of k + 1 tokens must fit the window (state.ts beginTail).
   const maxDrafts = Math.max(0, Math.min(natural, cfg.window - 1));
   if (spec.drafts !== undefined && (!Number.isInteger(spec.drafts) || spec.drafts < 0)) throw new EngineError("invalid_request", `speculative.drafts: ${spec.drafts} is not a non-negative integer`);
@@ -102,7 +96,7 @@ export async function draftTokens(
       return { kind, id: s.state!.id, mtpLength: entries[0]!.pos, entries: entries.map((e) => ({ hidden: e.hidden, token: e.token })), count: k, sampling: sampling(s, k), wantLogits: wantLogits(s) };
     }
     const mainX = s.dsparkMainX!;
-    return { kind, id: s.state!.id, mainX, anchor: s.pending!, sampling: sampling(s, k), wantLogits: wantLogits(s) };
+    return { kind, id: s.state!.id, mainX, anchor: s.pending!, count: k, sampling: sampling(s, k), wantLogits: wantLogits(s) };
   });
   if (opts.skipModel && kind === "mtp") for (const { seq } of plans) seq.mtpEntries = trimEntries(seq.mtpEntries, opts.warmup);
   const outs: DraftOutput[] = requests.length > 0 ? await runner.draft(requests) : [];
@@ -116,10 +110,17 @@ export async function draftTokens(
       proposals.set(s, { tokens: [...tokens], q, confidence: null });
       return;
     }
-    const q = isGreedy(s.req.sampling) ? null : out.logits.map((l: Vec) => samplingProbs(l, s.req.sampling));
-    proposals.set(s, { tokens: out.tokens, q, confidence: out.confidence });
+    // q_i is computed once the engine knows how many drafts it verifies (draftDistributions).
+    proposals.set(s, { tokens: out.tokens, q: null, logits: isGreedy(s.req.sampling) ? undefined : out.logits, confidence: out.confidence });
   });
   return proposals;
+}
+
+/** Fills in q_i for the drafts a proposal kept (sampling only): each a full-vocabulary pass, so only those. */
+export function draftDistributions(p: Proposal, sampling: SamplingParams): void {
+  if (!p.logits) return;
+  p.q = p.logits.slice(0, p.tokens.length).map((l) => samplingProbs(l, sampling));
+  p.logits = undefined;
 }
 
 function oneHot(token: number, vocab: number): Float64Array {

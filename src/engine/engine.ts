@@ -26,7 +26,7 @@ import { Scheduler, type PrefillWork, type SchedulerHooks } from "./scheduler.js
 import { Sequence, type SequenceEnv } from "./sequence.js";
 import { SharedPrefixes } from "./shared-prefix.js";
 import { ChatSessionImpl } from "./session.js";
-import { draftTokens, resolveSpeculation, type DrafterKind, type Proposal, type Speculation } from "./drafter.js";
+import { draftDistributions, draftTokens, resolveSpeculation, type DrafterKind, type Proposal, type Speculation } from "./drafter.js";
 import { SpecPolicy, type SpecPolicyState } from "./spec-policy.js";
 import { judgeDraft } from "./speculative.js";
 import { stateBytes } from "../model/state-size.js";
@@ -499,7 +499,7 @@ export class Engine implements EngineApi {
     const spec = typeof this.opts.speculative === "object" ? this.opts.speculative : {};
     const dspark = this.drafter === "dspark";
     const t0 = performance.now();
-    const proposals = await draftTokens(this.runner, this.drafter, dspark ? plans.map((p) => ({ seq: p.seq, k: this.speculation.maxDrafts })) : plans, {
+    const proposals = await draftTokens(this.runner, this.drafter, plans, {
       vocab: this.cfg.vocabSize, warmup: this.specWarmup, override: spec.draftOverride, skipModel: spec.overrideOnly === true && !!spec.draftOverride,
     });
     if (!(spec.overrideOnly && spec.draftOverride)) this.policy.recordDraft(dspark ? plans.length : plans.reduce((n, p) => n + p.k, 0), performance.now() - t0);
@@ -510,6 +510,7 @@ export class Engine implements EngineApi {
       if (p.q) p.q = p.q.slice(0, keep);
       if (p.confidence) p.confidence = p.confidence.slice(0, keep);
       if (keep === 0) proposals.delete(seq);
+      else draftDistributions(p, seq.req.sampling);
     }
     return proposals;
   }

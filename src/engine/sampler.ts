@@ -78,7 +78,7 @@ export function samplingProbs(logits: Vec | ArrayLike<number>, p: SamplingParams
  * typed-array sort, so no comparator runs per element of the 129k vocabulary.
  */
 function keepTop(probs: Float64Array, topK: number, topP: number): void {
-  const sorted = Float64Array.from(probs).sort();
+  const sorted = topK > 0 && topK <= SMALL_TOP_K ? largest(probs, topK) : Float64Array.from(probs).sort();
   let kept = 0;
   let mass = 0;
   let threshold = Infinity;
@@ -104,6 +104,26 @@ function keepTop(probs: Float64Array, topK: number, topP: number): void {
     }
     probs[i] = 0;
   }
+}
+
+/** Up to this top_k, the k largest values are found without sorting the vocabulary. */
+const SMALL_TOP_K = 64;
+
+/** The `k` largest values, ascending (the tail of what a full ascending sort would give). */
+function largest(values: Float64Array, k: number): Float64Array {
+  const top = new Float64Array(Math.min(k, values.length)).fill(-Infinity);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (v <= top[0]!) continue;
+    // Insert v, dropping the smallest: top stays ascending.
+    let j = 0;
+    while (j + 1 < top.length && top[j + 1]! < v) {
+      top[j] = top[j + 1]!;
+      j++;
+    }
+    top[j] = v;
+  }
+  return top;
 }
 
 function normalize(probs: Float64Array): void {

@@ -1,6 +1,6 @@
 /** What every route shares: the engine, names, prices, keys, limits and counters. */
 import type { FastifyRequest } from "fastify";
-import type { EngineApi } from "../engine/types.js";
+import type { EngineApi, GenerationStats } from "../engine/types.js";
 import type { ApiKey, KeyRing } from "./auth.js";
 import type { ServerStats } from "./metrics.js";
 import type { ModelNames } from "./models.js";
@@ -26,10 +26,17 @@ declare module "fastify" {
   }
 }
 
-/** Adds a finished request's cost to the server total and to its key's spend. */
-export function charge(ctx: ServerContext, request: FastifyRequest, costUsd: number): void {
+/**
+ * Adds a finished request's cost to the server total and to its key's spend, and logs the
+ * generation (with --log): its cost and speculative decoding's drafted and accepted tokens.
+ */
+export function charge(ctx: ServerContext, request: FastifyRequest, costUsd: number, stats?: GenerationStats): void {
   ctx.stats.costUsd += costUsd;
   if (request.apiKey) request.apiKey.spent += costUsd;
+  if (stats) {
+    const s = stats.speculative;
+    request.log.info({ cost_usd: costUsd, spec_draft_tokens: s.drafted, spec_accepted_tokens: s.accepted, decode_tokens_per_s: stats.decodeTokensPerSecond }, "generation finished");
+  }
 }
 
 /** The prefix-cache tenant of a request: its API key's, or "" when keys are off. */

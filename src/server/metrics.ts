@@ -40,7 +40,7 @@ export class ServerStats {
   }
 }
 
-type Kind = "counter" | "gauge";
+type Kind = "counter" | "gauge" | "histogram";
 
 class Exposition {
   private readonly lines: string[] = [];
@@ -54,6 +54,20 @@ class Exposition {
   family(name: string, kind: Kind, help: string, rows: Array<{ labels: Record<string, string | number>; value: number }>): this {
     this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${kind}`);
     for (const row of rows) this.lines.push(`${name}${labelText(row.labels)} ${formatValue(row.value)}`);
+    return this;
+  }
+
+  /** A Prometheus histogram from per-value counts: `counts[v]` observations of the integer v. */
+  histogram(name: string, help: string, counts: readonly number[]): this {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+    let cumulative = 0;
+    let sum = 0;
+    counts.forEach((n, v) => {
+      cumulative += n;
+      sum += n * v;
+      this.lines.push(`${name}_bucket${labelText({ le: v })} ${cumulative}`);
+    });
+    this.lines.push(`${name}_bucket${labelText({ le: "+Inf" })} ${cumulative}`, `${name}_sum ${sum}`, `${name}_count ${cumulative}`);
     return this;
   }
 
@@ -98,8 +112,9 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, model: stri
     .metric(`${p}reasoning_tokens_total`, "counter", "Reasoning tokens generated.", m.reasoning_tokens_total)
     .metric(`${p}generated_tokens_per_second`, "gauge", "Generated tokens per second over the last 10 s.", rates.generated)
     .metric(`${p}prompt_tokens_per_second`, "gauge", "Prompt tokens per second over the last 10 s.", rates.prompt)
-    .metric(`${p}speculative_drafted_total`, "counter", "MTP draft tokens proposed.", m.speculative_drafted_total)
-    .metric(`${p}speculative_accepted_total`, "counter", "MTP draft tokens accepted.", m.speculative_accepted_total)
+    .metric(`${p}spec_draft_tokens_total`, "counter", "Draft tokens verified by speculative decoding (MTP or DSpark).", m.speculative_drafted_total)
+    .metric(`${p}spec_accepted_tokens_total`, "counter", "Draft tokens accepted by verification.", m.speculative_accepted_total)
+    .histogram(`${p}spec_accepted_length`, "Drafts accepted per verify step of one sequence.", m.speculative_accepted_per_step)
     .metric(`${p}steps_total`, "counter", "Batched model steps.", m.steps_total)
     .metric(`${p}preemptions_total`, "counter", "Sequences preempted for state memory and resumed later.", m.preemptions_total)
     .metric(`${p}state_bytes`, "gauge", "Sequence state bytes in use.", m.state_bytes_in_use)

@@ -52,17 +52,23 @@ function hash(x: number): number {
   return h >>> 0;
 }
 
-describe("speculative decoding", async () => {
-  const dir = await checkpoint("micro");
+/** The drafters on their smallest checkpoints: window 8, ratios 4 and 8. */
+const DRAFTERS = [
+  { preset: "micro", mode: "mtp" as const, ks: [1, 3, 5], maxMtpDrafts: 5 },
+  { preset: "micro-0731", mode: "dspark" as const, ks: [1, 2, 4], maxMtpDrafts: undefined },
+];
+
+for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative decoding (${mode}, ${preset})`, async () => {
+  const dir = await checkpoint(preset);
   // Lengths around the ratio-4 and ratio-8 boundaries and past the 8-token window; 40 tokens each.
   const prompts = [promptIds(30, 1), promptIds(7, 2), promptIds(50, 3), promptIds(3, 4)];
   const N = 40;
   const plain = generate(dir, prompts, N, { speculative: "off" });
 
-  test("MTP chains of 1 to 5 drafts, batched, give plain greedy tokens and logits", async () => {
+  test(`${mode} drafts, ${ks.join("/")} per step, batched, give plain greedy tokens and logits`, async () => {
     const ref = await plain;
-    for (const drafts of [1, 3, 5]) {
-      const spec = await generate(dir, prompts, N, { speculative: { mode: "mtp", drafts, maxMtpDrafts: 5, warmupTokens: 4 } });
+    for (const drafts of ks) {
+      const spec = await generate(dir, prompts, N, { speculative: { mode, drafts, maxMtpDrafts, warmupTokens: 4 } });
       assert.deepEqual(spec.tokens, ref.tokens, `${drafts} drafts`);
       assert.deepEqual([...spec.seen.keys()].sort(), [...ref.seen.keys()].sort());
       for (const [key, logits] of spec.seen) assert.deepEqual(logits, ref.seen.get(key), `${drafts} drafts: logits at ${key}`);
@@ -72,10 +78,10 @@ describe("speculative decoding", async () => {
 
   test("oracle drafts cut at every accepted length 0…k give plain greedy tokens and logits", async () => {
     const ref = await plain;
-    for (const k of [2, 5]) {
+    for (const k of [2, ks[ks.length - 1]!]) {
       // The accepted length is a hash of the position and token, so every length meets many boundary phases.
       const override = oracle(ref.tokens, (g, k, pending) => hash(g * 4099 + pending) % (k + 1));
-      const spec = await generate(dir, prompts, N, { speculative: { mode: "mtp", drafts: k, maxMtpDrafts: 5, draftOverride: override } });
+      const spec = await generate(dir, prompts, N, { speculative: { mode, drafts: k, maxMtpDrafts, draftOverride: override } });
       assert.deepEqual(spec.tokens, ref.tokens, `k=${k}`);
       for (const [key, logits] of spec.seen) assert.deepEqual(logits, ref.seen.get(key), `k=${k}: logits at ${key}`);
       assert.equal(spec.seen.size, ref.seen.size);
@@ -89,7 +95,7 @@ describe("speculative decoding", async () => {
   test("with the prefix cache on, verify steps stop short of block boundaries and later hits stay exact", async () => {
     const ref = await plain;
     const override = oracle(ref.tokens, (g, k) => (g % 2 === 0 ? k : g % (k + 1)));
-    const engine = await Engine.load(dir, { prefixCache: { blockTokens: 16 }, speculative: { mode: "mtp", drafts: 4, draftOverride: override } });
+    const engine = await Engine.load(dir, { prefixCache: { blockTokens: 16 }, speculative: { mode, drafts: 4, draftOverride: override } });
     try {
       const run = () => Promise.all(prompts.map((p) => engine.generate({ prompt_tokens: p, max_tokens: N, temperature: 0 }).result().then((r) => r.tokens)));
       assert.deepEqual(await run(), ref.tokens);
@@ -121,7 +127,7 @@ describe("speculative decoding", async () => {
   });
 
   test("sampled speculative output is reproducible with a seed", async () => {
-    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode: "mtp", drafts: 3 } });
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode, drafts: 3 } });
     try {
       const run = () => engine.generate({ prompt_tokens: prompts[0]!, max_tokens: 10, temperature: 0.8, top_p: 0.95, seed: 42 }).result();
       const a = await run();
@@ -134,19 +140,27 @@ describe("speculative decoding", async () => {
   });
 
   test("an explicit drafter the checkpoint lacks is refused before loading", async () => {
-    await assert.rejects(Engine.load(dir, { speculative: "dspark" }), /speculative: "dspark" needs a checkpoint with DSpark stages/);
+    const other = mode === "mtp" ? "dspark" : "mtp";
+    await assert.rejects(Engine.load(dir, { speculative: other }), new RegExp(`speculative: "${other}" needs a checkpoint with`));
   });
 });
 
 /** A generous 99.9% bound: mean dof, sd sqrt(2 dof). */
 const chiBound = (dof: number) => dof + 4.5 * Math.sqrt(2 * dof) + 5;
 
-describe("speculative sampling keeps the main model's distribution", async () => {
-  const dir = await checkpoint("micro");
+// tiny-0731 has the real 129k vocabulary: each sampled row is a full-vocabulary pass, so fewer draws over fewer cells.
+const SAMPLERS = [
+  { preset: "micro", mode: "mtp" as const, n: 1500, topK: 5 },
+  { preset: "micro-0731", mode: "dspark" as const, n: 1500, topK: 5 },
+  { preset: "tiny-0731", mode: "dspark" as const, n: 200, topK: 3 },
+];
+
+for (const { preset, mode, n, topK } of SAMPLERS) describe(`speculative sampling keeps the main model's distribution (${mode}, ${preset})`, async () => {
+  const dir = await checkpoint(preset);
 
   test("the first two verified tokens are distributed as under plain sampling (chi-square, fixed seeds)", async () => {
-    const prompt = promptIds(12, 9);
-    const params = { temperature: 1.3, topP: 1, topK: 5, minP: 0 };
+    const prompt = promptIds(12, 9, 1024);
+    const params = { temperature: 1.3, topP: 1, topK, minP: 0 };
     const FIRST = 17; // forced first token (chosen from the prefill row), so the verified tokens start at a known context
     const force = ({ generated, logits }: { generated: readonly number[]; logits: Float32Array | Float64Array }) => {
       if (generated.length === 0) logits.forEach((_, i) => (logits[i] = i === FIRST ? 0 : -1e30));
@@ -163,9 +177,8 @@ describe("speculative sampling keeps the main model's distribution", async () =>
 
     const engine = await Engine.load(dir, {
       prefixCache: { blockTokens: 64 }, maxConcurrentSequences: 64, maxQueuedRequests: 4096, logitsProcessor: force,
-      speculative: { mode: "mtp", drafts: 3, warmupTokens: 4 },
+      speculative: { mode, drafts: 3, warmupTokens: 4 },
     });
-    const n = 1500;
     const counts = [new Array<number>(p1.length).fill(0), new Array<number>(p1.length).fill(0)];
     try {
       const rs = await Promise.all(
@@ -177,8 +190,10 @@ describe("speculative sampling keeps the main model's distribution", async () =>
         counts[1]![r.tokens[2]!]!++;
       }
       const m = engine.metrics();
-      // Both paths ran: drafts kept and drafts replaced from the residual.
-      assert.ok(m.speculative_accepted_total > 0 && m.speculative_accepted_total < m.speculative_drafted_total);
+      // Both paths ran: drafts kept and drafts replaced from the residual (random 129k-vocabulary
+      // drafts are never kept: there only the residual path is checked).
+      assert.ok(m.speculative_accepted_total < m.speculative_drafted_total);
+      if (preset !== "tiny-0731") assert.ok(m.speculative_accepted_total > 0);
     } finally {
       await engine.dispose();
     }

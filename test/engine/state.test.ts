@@ -56,12 +56,14 @@ describe("sequence state", async () => {
  * compressor boundaries and the window wrap, for every dropped count.
  */
 function checkMultiTokenRollback(model: Dsv4Model, starts: readonly number[], ks: readonly number[], vocab: number): void {
+  // A DSpark checkpoint's main forward also writes the stages' rings; the drafts read them.
+  const dspark = model.cfg.drafter === "dspark";
   const ids = promptIds(Math.max(...starts) + 24, 5, vocab);
-  const ref = model.forward([{ seq: model.newSequence(), tokens: ids }], { logits: "all" })[0]!.logits;
+  const ref = model.forward([{ seq: model.newSequence(), tokens: ids, dspark }], { logits: "all" })[0]!.logits;
   const a = model.newSequence();
   let at = 0;
   for (const L of starts) {
-    model.forward([{ seq: a, tokens: ids.slice(at, L) }], { logits: "none" });
+    model.forward([{ seq: a, tokens: ids.slice(at, L), dspark }], { logits: "none" });
     at = L;
     const base = a.snapshot();
     for (const k of ks) {
@@ -70,12 +72,20 @@ function checkMultiTokenRollback(model: Dsv4Model, starts: readonly number[], ks
         const kept = ids.slice(L, L + k + 1 - drop);
         const junk = Array.from({ length: drop }, (_, i) => (ids[L + i]! * 31 + 7 + i) % vocab);
         const undo = a.beginTail(k + 1, k);
-        const step = model.forward([{ seq: a, tokens: [...kept, ...junk] }], { logits: "all" })[0]!.logits;
+        const step = model.forward([{ seq: a, tokens: [...kept, ...junk], dspark, mainXLast: dspark ? k + 1 : 0 }], { logits: "all" })[0]!;
         a.endTail();
-        step.slice(0, kept.length).forEach((row, i) => assert.deepEqual(row, ref[L + i], `start ${L}, k=${k}: step row ${i}`));
+        step.logits.slice(0, kept.length).forEach((row, i) => assert.deepEqual(row, ref[L + i], `start ${L}, k=${k}: step row ${i}`));
         a.dropTail(undo, drop);
         assert.equal(a.length, L + kept.length);
-        const next = model.forward([{ seq: a, tokens: ids.slice(a.length, L + k + 8) }], { logits: "all" })[0]!.logits;
+        if (dspark) {
+          // A block drafted right after the rollback sees the rings as plain decoding left them.
+          const b = model.newSequence();
+          const plain = model.forward([{ seq: b, tokens: ids.slice(0, a.length), dspark, mainXLast: 1 }], { logits: "none" })[0]!;
+          const [got] = model.dsparkDraft([{ seq: a, mainX: step.mainX[kept.length - 1]!, anchor: ids[a.length]! }]);
+          const [want] = model.dsparkDraft([{ seq: b, mainX: plain.mainX[0]!, anchor: ids[a.length]! }]);
+          assert.deepEqual(got, want, `start ${L}, k=${k}, dropped ${drop}: DSpark block after the rollback`);
+        }
+        const next = model.forward([{ seq: a, tokens: ids.slice(a.length, L + k + 8), dspark }], { logits: "all" })[0]!.logits;
         next.forEach((row, i) => assert.deepEqual(row, ref[L + kept.length + i], `start ${L}, k=${k}, dropped ${drop}: position ${L + kept.length + i}`));
       }
     }
@@ -92,5 +102,10 @@ describe("multi-token rollback", async () => {
   test("ratio 128 and 4, window 16: across the first ratio-128 completion and the window wrap", async () => {
     const model = Dsv4Model.load(await checkpoint("small-nohash"), { backend: createBackend() });
     checkMultiTokenRollback(model, [10, 14, 15, 122, 123, 124, 126, 127, 128, 130], [2, 5], 1024);
+  });
+
+  test("DSpark rings (0731 layout, window 8) roll back with the main state", async () => {
+    const model = Dsv4Model.load(await checkpoint("micro-0731"), { backend: createBackend() });
+    checkMultiTokenRollback(model, [1, 3, 6, 7, 8, 11, 15, 16, 22, 30], [1, 4], 1024);
   });
 });

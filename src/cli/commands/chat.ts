@@ -1,7 +1,7 @@
 import { createInterface, type Interface } from "node:readline";
 import { parseCommandArgs, stringOption, type Command } from "../command.js";
 import { EFFORTS, GENERATE_FLAGS, GENERATE_HELP, generateOptions } from "../generate-options.js";
-import { loadEngine } from "../load-engine.js";
+import { loadEngine, speculativeOption } from "../load-engine.js";
 import type { ChatSession, GenerateRequest } from "../../engine/types.js";
 import type { Engine } from "../../engine/engine.js";
 
@@ -31,7 +31,7 @@ ${HELP}
     const args = parseCommandArgs(chatCommand, argv, GENERATE_FLAGS);
     const options = generateOptions(chatCommand, args);
     const system = stringOption(chatCommand, args, "system");
-    const { engine, isDefault } = await loadEngine(stringOption(chatCommand, args, "model"), { backend: stringOption(chatCommand, args, "backend") });
+    const { engine, isDefault } = await loadEngine(stringOption(chatCommand, args, "model"), { backend: stringOption(chatCommand, args, "backend"), speculative: speculativeOption(stringOption(chatCommand, args, "speculative")) });
     const out = process.stdout;
     const color = out.isTTY === true;
     out.write(`dsv4 chat: ${engine.model.name}${isDefault ? " (tiny random weights: expect noise)" : ""}. /help for commands.\n`);

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { CliError, parseCommandArgs, stringOption, type Command } from "../command.js";
-import { intOption, loadEngine, numberOption } from "../load-engine.js";
+import { intOption, loadEngine, numberOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
 import { DEFAULT_MODEL_NAME, DEFAULT_PRICES, makeKey, parsePriceTable, readKeysFile, startServer, type ApiKey, type PriceTable } from "../../server/index.js";
 
@@ -42,6 +42,7 @@ Options:
                           may reuse (repeatable); other cache entries stay per key and user_id.
                           Only for text that is no secret: any key can tell it was cached
   --backend NAME          compute backend (default: the fastest available)
+  --speculative MODE      ${SPECULATIVE_HELP}
   --keep-alive SECONDS    keep-alive interval for streams and slow responses (default 5)
   --reader-timeout SECONDS
                           a stream whose client stops reading pauses its generation; after
@@ -71,6 +72,7 @@ Options:
       "cache-dir": { type: "string" },
       "shared-prefix": { type: "string", multiple: true },
       backend: { type: "string" },
+      speculative: { type: "string" },
       "keep-alive": { type: "string" },
       "reader-timeout": { type: "string" },
       "sampling-in-thinking": { type: "boolean" },
@@ -93,6 +95,7 @@ Options:
 
     const { engine, dir, isDefault } = await loadEngine(opt("model"), {
       backend: opt("backend"),
+      speculative: speculativeOption(opt("speculative")),
       modelName,
       maxConcurrentSequences: intOption("max-sequences", opt("max-sequences"), 1),
       maxQueuedRequests: intOption("max-queue", opt("max-queue"), 0),

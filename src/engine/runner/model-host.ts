@@ -13,28 +13,14 @@ import { argmax, drawAt, samplingProbs } from "../sampler.js";
 import type { DraftOutput, DraftRequest, DraftSampling, DsparkDraftRequest, MtpDraftRequest, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
 
 /**
- * The DSpark part of the model API (spec §8b; added to Dsv4Model by the DSpark model work).
- * Declared here so this host compiles before it lands; the calls are checked at run time.
+ * The token a draft position gets: argmax under greedy, else a draw from q_i with the engine's
+ * pre-drawn uniform. Positions past the uniforms sent are never verified: argmax.
  */
-interface DsparkForward {
-  dspark?: boolean;
-  mainXLast?: number;
-}
-interface DsparkModel {
-  dsparkDraft(requests: Array<{ seq: SequenceState; mainX: Vec; anchor: number; choose?: (i: number, logits: Vec) => number }>): Array<{
-    tokens: number[];
-    logits: Vec[];
-    confidence: number[];
-  }>;
-}
-
-/** The token a draft position gets: argmax under greedy, else the engine's pre-drawn uniform on q. */
 function chooser(sampling: DraftSampling | undefined): ((i: number, logits: Vec) => number) | undefined {
   if (!sampling) return undefined;
   return (i, logits) => {
     const u = sampling.uniforms[i];
-    if (u === undefined) throw new Error(`runner: draft ${i} has no uniform (${sampling.uniforms.length} were sent)`);
-    return drawAt(samplingProbs(logits, sampling.params), u);
+    return u === undefined ? argmax(logits) : drawAt(samplingProbs(logits, sampling.params), u);
   };
 }
 
@@ -96,10 +82,10 @@ export class ModelHost {
 
   step(requests: readonly StepRequest[]): StepOutput[] {
     this.throwDeferred();
-    const forward: Array<ForwardRequest & DsparkForward> = requests.map((r) => {
+    const forward: ForwardRequest[] = requests.map((r) => {
       const seq = this.state(r.id);
       this.tails.delete(r.id);
-      const f: ForwardRequest & DsparkForward = { seq, tokens: r.tokens, logits: r.logits, residual: r.residualLast };
+      const f: ForwardRequest = { seq, tokens: r.tokens, logits: r.logits, residual: r.residualLast };
       if (r.dspark) f.dspark = true;
       if (r.mainXLast) f.mainXLast = r.mainXLast;
       return f;
@@ -108,7 +94,7 @@ export class ModelHost {
     requests.forEach((r, i) => {
       if (r.saveTail) this.tails.set(r.id, forward[i]!.seq.beginTail(r.tokens.length, r.saveTail));
     });
-    let out: Array<ForwardOutput & { mainX?: Vec[] }>;
+    let out: ForwardOutput[];
     try {
       out = this.model.forward(forward);
     } finally {
@@ -116,7 +102,6 @@ export class ModelHost {
     }
     return requests.map((r, i) => {
       const seq = forward[i]!.seq;
-      if (r.mainXLast && !out[i]!.mainX) throw new Error("runner: this model returns no DSpark main inputs (mainXLast); it has no DSpark drafter");
       return {
         logits: out[i]!.logits,
         residual: out[i]!.residual,
@@ -178,11 +163,14 @@ export class ModelHost {
     return chains.map((c) => c.out);
   }
 
+  /** DSpark blocks, batched across sequences (spec §8b); the model checks that the checkpoint has the stages. */
   private draftDspark(requests: readonly DsparkDraftRequest[]): DraftOutput[] {
-    const model = this.model as unknown as Partial<DsparkModel>;
-    if (typeof model.dsparkDraft !== "function") throw new Error("runner: this model has no DSpark drafter (a 0731 checkpoint has mtp.0..2 DSpark stages)");
-    const outs = model.dsparkDraft(requests.map((r) => ({ seq: this.state(r.id), mainX: r.mainX, anchor: r.anchor, choose: chooser(r.sampling) })));
-    return outs.map((o, i) => ({ tokens: o.tokens, logits: requests[i]!.wantLogits ? o.logits : [], confidence: o.confidence }));
+    const outs = this.model.dsparkDraft(requests.map((r) => ({ seq: this.state(r.id), mainX: r.mainX, anchor: r.anchor, choose: chooser(r.sampling) })));
+    // Only the drafts the engine may verify travel back.
+    return outs.map((o, i) => {
+      const n = requests[i]!.count;
+      return { tokens: o.tokens.slice(0, n), logits: requests[i]!.wantLogits ? o.logits.slice(0, n) : [], confidence: o.confidence.slice(0, n) };
+    });
   }
 
   close(): void {

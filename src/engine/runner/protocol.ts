@@ -74,6 +74,11 @@ export interface DsparkDraftRequest {
   id: number;
   mainX: Vec;
   anchor: number;
+  /**
+   * Drafts the engine may verify (≤ the block size): those are drawn from q_i under sampling
+   * (sampling.uniforms has this many); the rest of the block stays greedy, a cheap argmax.
+   */
+  count: number;
   sampling?: DraftSampling;
   wantLogits: boolean;
 }

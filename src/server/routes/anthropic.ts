@@ -40,7 +40,7 @@ async function handleMessages(ctx: ServerContext, request: FastifyRequest, reply
     ctx.keepAliveMs,
     async () => {
       const finish = await drain(started);
-      charge(ctx, request, toDeepSeekUsage(finish.usage, ctx.prices).cost);
+      charge(ctx, request, toDeepSeekUsage(finish.usage, ctx.prices).cost, finish.stats);
       return {
         id,
         type: "message",
@@ -99,7 +99,7 @@ async function streamMessages(
           finished = true;
           await start(e.usage.prompt_cache_miss_tokens, e.usage.prompt_cache_hit_tokens);
           await blocks.close();
-          charge(ctx, request, toDeepSeekUsage(e.usage, ctx.prices).cost);
+          charge(ctx, request, toDeepSeekUsage(e.usage, ctx.prices).cost, e.stats);
           await emit("message_delta", { type: "message_delta", delta: stopReason(e.finish_reason, e.message.stop_string), usage: anthropicUsage(e.usage) });
           await emit("message_stop", { type: "message_stop" });
           break;

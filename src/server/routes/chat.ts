@@ -47,7 +47,7 @@ async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: Fa
   await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
     const finish = await drain(started);
     const usage = toDeepSeekUsage(finish.usage, ctx.prices);
-    charge(ctx, request, usage.cost);
+    charge(ctx, request, usage.cost, finish.stats);
     return completionBody(ident, finish, usage, prepared.thinking, prepared.logprobs);
   });
   return reply;
@@ -79,7 +79,7 @@ async function streamChat(
           break;
         case "finish": {
           const usage = toDeepSeekUsage(e.usage, ctx.prices);
-          charge(ctx, request, usage.cost);
+          charge(ctx, request, usage.cost, e.stats);
           await sse.data(chunker.finish(e.finish_reason, usage));
           if (prepared.includeUsage) await sse.data(chunker.usageOnly(usage));
           break;

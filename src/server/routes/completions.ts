@@ -81,7 +81,7 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
     await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
       const finish = await drain(started);
       const usage = toDeepSeekUsage(finish.usage, ctx.prices);
-      charge(ctx, request, usage.cost);
+      charge(ctx, request, usage.cost, finish.stats);
       const lp = generate.logprobs ? legacyLogprobs(finish.logprobs?.content ?? [], echo.length) : null;
       return { ...head, choices: [choice(echo + finish.message.content, lp, finish.finish_reason)], usage };
     });
@@ -106,7 +106,7 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
       else if (e.type === "content" && e.text !== "") await sse.data({ ...head, choices: [choice(e.text, takeLogprobs(), null)], usage: null });
       else if (e.type === "finish") {
         const usage: DeepSeekUsage = toDeepSeekUsage(e.usage, ctx.prices);
-        charge(ctx, request, usage.cost);
+        charge(ctx, request, usage.cost, e.stats);
         await sse.data({ ...head, choices: [choice("", takeLogprobs(), e.finish_reason)], usage });
         if (body.stream_options?.include_usage === true) await sse.data({ ...head, choices: [], usage });
       }

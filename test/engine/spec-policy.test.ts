@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { SpecPolicy } from "../../src/engine/spec-policy.js";
+
+/** Synthetic step times: `base` ms plus `perRow` ms per row (a CPU MoE: each verify row reads its own experts). */
+function measured(policy: SpecPolicy, base: number, perRow: number, rows: number[]): void {
+  for (let i = 0; i < 5; i++) for (const r of rows) policy.recordStep(r, base + perRow * r);
+}
+
+const verify = (policy: SpecPolicy, k: number, accepted: number, times: number, confidence?: number[]) => {
+  for (let i = 0; i < times; i++) policy.recordVerify(k, accepted, confidence);
+};
+
+describe("speculation cost model", () => {
+  test("with cheap verify rows and high acceptance, one stream verifies the longest block", () => {
+    const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
+    measured(p, 10, 0.5, [1, 2, 4, 6]);
+    p.recordDraft(1, 3);
+    verify(p, 5, 5, 40);
+    assert.equal(p.choose(1), 5);
+  });
+
+  test("a full step (many decode rows) verifies fewer drafts than a lone stream", () => {
+    const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: false });
+    // Rows are nearly free until the step is large, then each costs a lot.
+    for (let i = 0; i < 5; i++) {
+      for (const r of [1, 2, 3, 4, 6]) p.recordStep(r, 10 + 0.2 * r);
+      for (const r of [16, 32, 48, 64, 96]) p.recordStep(r, 10 + 1.5 * (r - 6));
+    }
+    p.recordDraft(1, 0.5);
+    verify(p, 3, 2, 40); // acceptance about 0.7
+    const lone = p.choose(1);
+    const full = p.choose(16);
+    assert.ok(lone >= 3, `lone stream: ${lone}`);
+    assert.ok(full < lone, `16 streams: ${full} vs ${lone}`);
+  });
+
+  test("when drafts are never accepted, auto verifies none and probes at doubling intervals", () => {
+    const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
+    measured(p, 10, 2, [1, 2, 6]);
+    p.recordDraft(1, 8);
+    verify(p, 1, 0, 60);
+    const chosen = Array.from({ length: 16 + 32 + 1 }, () => p.choose(1));
+    const probes = chosen.flatMap((k, i) => (k > 0 ? [i] : []));
+    assert.deepEqual(probes, [15, 47], "one probe after 16 steps, the next after 32 more");
+    assert.ok(chosen.every((k) => k <= 1));
+  });
+
+  test("a probe that is accepted brings drafting back", () => {
+    const p = new SpecPolicy({ maxDrafts: 4, alwaysDraft: false, blockDraft: false });
+    measured(p, 10, 0.5, [1, 2, 3, 5]);
+    p.recordDraft(1, 0.5);
+    verify(p, 1, 0, 60);
+    assert.equal(p.choose(1), 0);
+    verify(p, 4, 4, 30);
+    assert.ok(p.choose(1) > 0);
+  });
+
+  test("an explicit drafter always drafts, a forced count is used as is", () => {
+    const never = new SpecPolicy({ maxDrafts: 5, alwaysDraft: true, blockDraft: true });
+    measured(never, 10, 5, [1, 2]);
+    verify(never, 1, 0, 60);
+    assert.equal(never.choose(1), 1);
+    const forced = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true, forced: 3 });
+    verify(forced, 1, 0, 60);
+    assert.equal(forced.choose(8), 3);
+    assert.equal(forced.trim(3, 8, [-9, -9, -9]), 3);
+  });
+
+  test("DSpark blocks are trimmed where the confidence head says the drafts will not survive", () => {
+    const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
+    measured(p, 10, 1, [1, 2, 3, 4, 5, 6]);
+    p.recordDraft(1, 2);
+    // Calibrated: confidence ~ acceptance.
+    verify(p, 5, 3, 40, [3, 3, 3, 0, -3]);
+    const sure = p.trim(5, 1, [4, 4, 4, 4, 4]);
+    const doubtful = p.trim(5, 1, [4, 1, -2, -4, -6]);
+    assert.equal(sure, 5);
+    assert.ok(doubtful < sure && doubtful >= 1, `trimmed to ${doubtful}`);
+  });
+
+  test("step time is interpolated from measurements and never below a smaller measured step", () => {
+    const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
+    assert.equal(p.stepTime(3), null);
+    measured(p, 10, 1, [1, 5]);
+    assert.ok(Math.abs(p.stepTime(3)! - 13) < 1e-9);
+    assert.ok(p.stepTime(9)! >= p.stepTime(5)!);
+  });
+});
