@@ -26,7 +26,7 @@ import { Scheduler, type PrefillWork, type SchedulerHooks } from "./scheduler.js
 import { Sequence, type SequenceEnv } from "./sequence.js";
 import { SharedPrefixes } from "./shared-prefix.js";
 import { ChatSessionImpl } from "./session.js";
-import { draftDistributions, draftTokens, resolveSpeculation, type DrafterKind, type Proposal, type Speculation } from "./drafter.js";
+import { draftDistributions, draftTokens, resolveSpeculation, trimEntries, type DrafterKind, type Proposal, type Speculation } from "./drafter.js";
 import { SpecPolicy, type SpecPolicyState } from "./spec-policy.js";
 import { judgeDraft } from "./speculative.js";
 import { stateBytes } from "../model/state-size.js";
@@ -589,7 +589,11 @@ export class Engine implements EngineApi {
   /** Records the drafter inputs of the positions a step kept: position start + i, then the token emitted after it. */
   private keepDrafterInputs(seq: Sequence, out: StepOutput, start: number, emitted: readonly number[]): void {
     if (!seq.req.speculative) return;
-    if (this.drafter === "mtp") emitted.forEach((token, i) => seq.mtpEntries.push({ pos: start + i, hidden: out.residual[i]!, token }));
+    if (this.drafter === "mtp") {
+      emitted.forEach((token, i) => seq.mtpEntries.push({ pos: start + i, hidden: out.residual[i]!, token }));
+      // While auto is not drafting, keep only what the next draft would replay.
+      if (seq.mtpEntries.length > 2 * (this.specWarmup + 1)) seq.mtpEntries = trimEntries(seq.mtpEntries, this.specWarmup);
+    }
     if (this.drafter === "dspark") seq.dsparkMainX = out.mainX?.[emitted.length - 1] ?? null;
   }
 

@@ -11,12 +11,17 @@
  * `trim` then drops DSpark drafts whose expected yield is below what a row costs at that rate,
  * so a full step or a low-confidence block verifies fewer. When acceptance is near zero (a
  * random-weight model) k = 0 wins and drafting stops, except for a rare probe (one draft, at
- * intervals that double while probes fail) so a drafter that starts to agree is noticed.
+ * intervals that double while probes fail and that keep probes under 2% of the time) so a
+ * drafter that starts to agree is noticed.
  */
 const ALPHA = 0.15;
 const PRIOR_ACCEPTANCE = 0.5;
 const PROBE_FIRST = 16;
 const PROBE_MAX = 1024;
+/** Probes may cost at most this share of decoding time… */
+const PROBE_SHARE = 0.02;
+/** …but one comes at least this often. */
+const PROBE_CAP = 8192;
 
 const ewma = (old: number | null, v: number, a = ALPHA) => (old === null ? v : old + a * (v - old));
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
@@ -148,7 +153,7 @@ export class SpecPolicy {
       }
     }
     if (best === 0) {
-      if (++this.sinceDraft >= this.probeInterval) {
+      if (++this.sinceDraft >= this.probeDue(seqs)) {
         this.sinceDraft = 0;
         this.probeInterval = Math.min(PROBE_MAX, this.probeInterval * 2);
         best = Math.min(1, max);
@@ -157,6 +162,17 @@ export class SpecPolicy {
       this.sinceDraft = 0;
     }
     return (this.chosen = best);
+  }
+
+  /**
+   * Steps between probes: the doubling interval, and at least as many as keep the probes'
+   * measured extra cost (a draft and a wider step) under PROBE_SHARE of the time spent.
+   */
+  private probeDue(seqs: number): number {
+    const t = this.stepTime(seqs);
+    if (t === null || t <= 0) return this.probeInterval;
+    const extra = Math.max(0, (this.stepTime(2 * seqs) ?? t) - t) + this.draftCost(1, seqs);
+    return Math.min(PROBE_CAP, Math.max(this.probeInterval, Math.ceil(extra / (PROBE_SHARE * t))));
   }
 
   /**

@@ -478,7 +478,7 @@ export interface EngineApi {
   /**
    * Start a generation. Refusals (invalid request, context length, state memory, overloaded,
    * disposed) throw EngineError synchronously, before any work, so a server can answer with
-   * a status code before opening a stream. One draft token per step (the V4 MTP block).
+   * a status code before opening a stream.
    */
   generate(request: GenerateRequest): Generation;
   /** OpenAI-shaped: `engine.chat.completions.create(body)`. */

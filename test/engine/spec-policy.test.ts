@@ -38,12 +38,22 @@ describe("speculation cost model", () => {
   test("when drafts are never accepted, auto verifies none and probes at doubling intervals", () => {
     const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
     measured(p, 10, 2, [1, 2, 6]);
-    p.recordDraft(1, 8);
+    p.recordDraft(1, 0.01);
     verify(p, 1, 0, 60);
     const chosen = Array.from({ length: 16 + 32 + 1 }, () => p.choose(1));
     const probes = chosen.flatMap((k, i) => (k > 0 ? [i] : []));
     assert.deepEqual(probes, [15, 47], "one probe after 16 steps, the next after 32 more");
     assert.ok(chosen.every((k) => k <= 1));
+  });
+
+  test("a drafter that costs many steps probes less often: probes stay under 2% of the time", () => {
+    const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
+    measured(p, 4, 0.5, [1, 2]);
+    p.recordDraft(1, 90); // a DSpark block at tiny dimensions: twenty steps
+    verify(p, 1, 0, 60);
+    const first = Array.from({ length: 3000 }, () => p.choose(1)).indexOf(1);
+    // (90 + 0.5) ms of probe per 4.5 ms step at 2%: one probe per ~1006 steps.
+    assert.ok(first >= 1000 && first < 1010, `first probe at step ${first}`);
   });
 
   test("a probe that is accepted brings drafting back", () => {
