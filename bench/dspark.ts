@@ -29,8 +29,9 @@ export interface DsparkBenchResult {
   /** Weight bytes read by each (a draft reads the stages' weights once for all B rows). */
   decode_weight_bytes: number;
   draft_weight_bytes: number;
-  /** Where a draft's time goes, from a separate pass with every op timed (ms). */
+  /** Where a draft's and a plain step's time goes, from separate passes with every op timed (ms). */
   draft_split_ms: Record<string, number>;
+  decode_split_ms: Record<string, number>;
 }
 
 /** Which part of a draft an op belongs to, from the matrix it reads. */
@@ -44,6 +45,8 @@ function part(name: string, args: unknown[]): string {
   if (/\.hc_\w+_fn$/.test(m.name)) return "mHC matrices";
   const stage = /^mtp\.(\d+)\.(attn|ffn)/.exec(m.name);
   if (stage) return `stage ${stage[1]} ${stage[2] === "attn" ? "attention" : "MoE"} matrices`;
+  const layer = /^layers\.(\d+)\.(attn|ffn)/.exec(m.name);
+  if (layer) return `layer ${layer[1]} ${layer[2] === "attn" ? "attention" : "MoE"} matrices`;
   return `other matrices (${m.name.split(".").slice(0, 2).join(".")})`;
 }
 
@@ -106,9 +109,15 @@ export async function runDsparkBench(opts: { preset?: string; backend?: string; 
     bytes = 0;
     draft();
     const draftBytes = bytes;
-    timing = true;
-    draft();
-    timing = false;
+    const timed = (fn: () => unknown): Record<string, number> => {
+      split.clear();
+      timing = true;
+      fn();
+      timing = false;
+      return Object.fromEntries([...split].sort((a, b) => b[1] - a[1]));
+    };
+    const draftSplit = timed(draft);
+    const decodeSplit = timed(() => decode(false));
     return {
       preset,
       backend: inner.name,
@@ -121,7 +130,8 @@ export async function runDsparkBench(opts: { preset?: string; backend?: string; 
       draft_over_decode: times.draft / times.decode,
       decode_weight_bytes: decodeBytes,
       draft_weight_bytes: draftBytes,
-      draft_split_ms: Object.fromEntries([...split].sort((a, b) => b[1] - a[1])),
+      draft_split_ms: draftSplit,
+      decode_split_ms: decodeSplit,
     };
   } finally {
     model.close();
@@ -142,6 +152,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
     console.log(`  plain decode step         ${r.decode_ms.toFixed(1)} ms (${(r.decode_weight_bytes / 2 ** 20).toFixed(0)} MiB of weights)`);
     console.log(`  decode step + ring write  ${r.decode_dspark_ms.toFixed(1)} ms`);
     console.log(`  one draft block           ${r.draft_ms.toFixed(1)} ms (${(r.draft_weight_bytes / 2 ** 20).toFixed(0)} MiB of weights), ${r.draft_over_decode.toFixed(2)}x a plain step`);
+    console.log("  draft split");
     for (const [k, v] of Object.entries(r.draft_split_ms)) console.log(`    ${k.padEnd(34)} ${v.toFixed(1)} ms`);
+    console.log("  plain step split");
+    for (const [k, v] of Object.entries(r.decode_split_ms)) console.log(`    ${k.padEnd(34)} ${v.toFixed(1)} ms`);
   }
 }
