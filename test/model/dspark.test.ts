@@ -116,6 +116,10 @@ for (const { preset, tokens: T } of PRESETS) {
         { seq: a, mainX: oa!.mainX[0]!, anchor: ids[ta + 1]! },
         { seq: b, mainX: ob!.mainX[0]!, anchor: ids[tb + 1]! },
       ]);
+      const [, oc] = model.forward([{ seq: model.newSequence(), tokens: ids.slice(0, 3), mainXLast: 1 }, { seq: model.newSequence(), tokens: ids.slice(0, 2), mainXLast: 5, tapsLast: 5 }]);
+      assert.equal(oc!.mainX.length, 2, "mainXLast beyond the request's tokens gives its own positions only");
+      assert.equal(oc!.taps.length, 2);
+      assert.ok(maxDiff(oc!.mainX[1]!, stepMainX[1]!) <= 1e-12);
       sameDraft(da!, stepDrafts[ta]!, "sequence a");
       sameDraft(db!, stepDrafts[tb]!, "sequence b");
       assert.equal(a.length, ta + 1);
