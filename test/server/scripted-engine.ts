@@ -69,6 +69,8 @@ export class ScriptedEngine implements EngineApi {
     contextLength: 4096,
     vocabSize: 129280,
     hasMtp: false,
+    release: "april",
+    encoding: "april",
     layers: 1,
     hiddenSize: 1,
   };

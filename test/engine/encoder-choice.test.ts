@@ -1,0 +1,64 @@
+/**
+ * The engine renders chat prompts with the checkpoint's encoder unless told
+ * otherwise (EngineOptions.encoding), and maps reasoning_effort per that encoder.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Engine } from "../../src/engine/engine.js";
+import { EngineError } from "../../src/engine/errors.js";
+import { encodeMessages, type ChatMessage } from "../../src/text/encoding.js";
+import { checkpoint } from "./helpers.js";
+
+const messages: ChatMessage[] = [{ role: "user", content: "Hi" }];
+const opts = { runner: "inline", speculative: { enabled: false }, prefixCache: { enabled: false } } as const;
+
+describe("encoder choice (tiny preset: April layout, real V4 tokenizer)", () => {
+  let april: Engine;
+  let forced: Engine;
+  before(async () => {
+    const dir = await checkpoint("tiny");
+    april = await Engine.load(dir, opts);
+    forced = await Engine.load(dir, { ...opts, encoding: "0731" });
+  });
+  after(async () => {
+    await april?.dispose();
+    await forced?.dispose();
+  });
+
+  /** The token ids the given encoder setting renders for `messages`. */
+  const tokens = (engine: Engine, effort: string | null, encoding: "april" | "0731") =>
+    engine.tokenizer!.encode(encodeMessages(messages, { reasoning_effort: effort, effort_prompts: encoding }));
+
+  test("an April checkpoint gets the April encoder, and says so", () => {
+    assert.equal(april.model.release, "april");
+    assert.equal(april.model.encoding, "april");
+  });
+
+  test("EngineOptions.encoding overrides the checkpoint's encoder; the release stays the checkpoint's", () => {
+    assert.equal(forced.model.release, "april");
+    assert.equal(forced.model.encoding, "0731");
+  });
+
+  test("reasoning_effort renders per the encoder in use: medium is no text on April, 0731's high text on 0731", () => {
+    assert.deepEqual(april.promptTokens({ messages, reasoning_effort: "medium" }), tokens(april, null, "april"));
+    assert.deepEqual(forced.promptTokens({ messages, reasoning_effort: "medium" }), tokens(forced, "high", "0731"));
+  });
+
+  test("max renders each encoder's own max text", () => {
+    assert.deepEqual(april.promptTokens({ messages, reasoning_effort: "max" }), tokens(april, "max", "april"));
+    assert.deepEqual(forced.promptTokens({ messages, reasoning_effort: "max" }), tokens(forced, "max", "0731"));
+    assert.notDeepEqual(tokens(april, "max", "april"), tokens(forced, "max", "0731"));
+  });
+
+  test("an unknown reasoning_effort is an invalid_request naming reasoning_effort", () => {
+    assert.throws(
+      () => forced.generate({ messages, reasoning_effort: "extreme", max_tokens: 1 }),
+      (e: unknown) => e instanceof EngineError && e.code === "invalid_request" && e.param === "reasoning_effort",
+    );
+  });
+
+  test("an unknown encoding option is refused before the weights load", async () => {
+    const dir = await checkpoint("tiny");
+    await assert.rejects(Engine.load(dir, { ...opts, encoding: "0813" as never }), /encoding must be "april" or "0731", got "0813"/);
+  });
+});
