@@ -12,15 +12,18 @@ export type Release = "april" | "0731";
 
 export const RELEASES: readonly Release[] = ["april", "0731"];
 
+/** The DSpark drafter's config keys (model.md §8b); any one of them marks a 0731 config, as in model/config.ts. */
+const DSPARK_KEYS = ["dspark_block_size", "dspark_noise_token_id", "dspark_target_layer_ids", "dspark_markov_rank"];
+
 /**
  * The release of a checkpoint from its raw config.json object. Only 0731
- * checkpoints carry the DSpark drafter's `dspark_*` keys (model.md §8b; the
- * 0731 config keeps `num_nextn_predict_layers`, so that key cannot tell them
- * apart). Anything else, a config with no drafter included, is April.
+ * checkpoints carry the DSpark drafter's `dspark_*` keys (the 0731 config keeps
+ * `num_nextn_predict_layers`, so that key cannot tell them apart). Anything
+ * else, a config with no drafter included, is April.
  */
 export function checkpointRelease(rawConfig: unknown): Release {
   if (typeof rawConfig !== "object" || rawConfig === null || Array.isArray(rawConfig)) return "april";
-  return Object.keys(rawConfig).some((k) => k.startsWith("dspark_")) ? "0731" : "april";
+  return DSPARK_KEYS.some((k) => k in rawConfig) ? "0731" : "april";
 }
 
 /** The release of the checkpoint in `dir` (reads its config.json). */

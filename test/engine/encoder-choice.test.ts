@@ -7,10 +7,15 @@ import { after, before, describe, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
 import { EngineError } from "../../src/engine/errors.js";
 import { encodeMessages, type ChatMessage } from "../../src/text/encoding.js";
-import { checkpoint } from "./helpers.js";
+import { writeTinyCheckpoint } from "../../src/tiny/tiny.js";
+import { checkpoint, tempDir } from "./helpers.js";
 
 const messages: ChatMessage[] = [{ role: "user", content: "Hi" }];
 const opts = { runner: "inline", speculative: { enabled: false }, prefixCache: { enabled: false } } as const;
+
+/** The token ids `messages` renders to with this encoder setting. */
+const tokens = (engine: Engine, effort: string | null, encoding: "april" | "0731") =>
+  engine.tokenizer!.encode(encodeMessages(messages, { reasoning_effort: effort, effort_prompts: encoding }));
 
 describe("encoder choice (tiny preset: April layout, real V4 tokenizer)", () => {
   let april: Engine;
@@ -24,10 +29,6 @@ describe("encoder choice (tiny preset: April layout, real V4 tokenizer)", () => 
     await april?.dispose();
     await forced?.dispose();
   });
-
-  /** The token ids the given encoder setting renders for `messages`. */
-  const tokens = (engine: Engine, effort: string | null, encoding: "april" | "0731") =>
-    engine.tokenizer!.encode(encodeMessages(messages, { reasoning_effort: effort, effort_prompts: encoding }));
 
   test("an April checkpoint gets the April encoder, and says so", () => {
     assert.equal(april.model.release, "april");
@@ -60,5 +61,37 @@ describe("encoder choice (tiny preset: April layout, real V4 tokenizer)", () => 
   test("an unknown encoding option is refused before the weights load", async () => {
     const dir = await checkpoint("tiny");
     await assert.rejects(Engine.load(dir, { ...opts, encoding: "0813" as never }), /encoding must be "april" or "0731", got "0813"/);
+  });
+});
+
+describe("encoder choice (tiny-0731 preset: 0731 layout with DSpark stages, real V4 tokenizer)", () => {
+  let dir: string;
+  let own: Engine;
+  before(async () => {
+    dir = tempDir("tiny-0731");
+    await writeTinyCheckpoint(dir, { preset: "tiny-0731", seed: 1 });
+    own = await Engine.load(dir, opts);
+  });
+  after(() => own?.dispose());
+
+  test("a 0731 checkpoint gets the 0731 encoder, and says so", () => {
+    assert.equal(own.model.release, "0731");
+    assert.equal(own.model.encoding, "0731");
+  });
+
+  test("reasoning_effort high renders 0731's high text (April's max text), absent renders none", () => {
+    assert.deepEqual(own.promptTokens({ messages, reasoning_effort: "high" }), tokens(own, "high", "0731"));
+    assert.deepEqual(own.promptTokens({ messages }), tokens(own, null, "0731"));
+  });
+
+  test("encoding april on a 0731 checkpoint renders April's texts: high adds nothing", async () => {
+    const april = await Engine.load(dir, { ...opts, encoding: "april" });
+    try {
+      assert.equal(april.model.release, "0731");
+      assert.equal(april.model.encoding, "april");
+      assert.deepEqual(april.promptTokens({ messages, reasoning_effort: "high" }), tokens(april, null, "april"));
+    } finally {
+      await april.dispose();
+    }
   });
 });

@@ -4,9 +4,15 @@
  * arrived at (an injected clock).
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import OpenAI from "openai";
-import { parsePriceSchedule, type PriceSchedule } from "../../src/server/prices.js";
+import { Engine } from "../../src/engine/engine.js";
+import { parsePriceSchedule, PRICES_0731, type PriceSchedule } from "../../src/server/prices.js";
+import { costOf } from "../../src/server/usage.js";
+import { writeTinyCheckpoint } from "../../src/tiny/tiny.js";
 import { MODEL, serve, type TestServer } from "./helpers.js";
 import { ScriptedEngine } from "./scripted-engine.js";
 
@@ -85,4 +91,21 @@ describe("prices through the server", () => {
     await costOfOne(client);
     assert.equal(Math.round((await metricCost(server)) * 1e12), Math.round((OFF_PEAK_0731 + PEAK_0731) * 1e12));
   });
+});
+
+test("a real 0731 checkpoint (tiny-0731) defaults to the 0731 prices: usage.cost at peak", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "dsv4-billing-0731-"));
+  try {
+    await writeTinyCheckpoint(dir, { preset: "tiny-0731", seed: 1 });
+    const engine = await Engine.load(dir, { speculative: { enabled: false } });
+    const server = await serve(engine, { clock: () => at("08:00") }, () => engine.dispose());
+    servers.push(server);
+    const client = new OpenAI({ baseURL: server.url, apiKey: "unused", maxRetries: 0 });
+    const r = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 2 });
+    const usage = r.usage as any;
+    assert.equal(usage.cost, costOf(usage, PRICES_0731.windows[0]!.prices));
+    assert.ok(usage.cost > 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

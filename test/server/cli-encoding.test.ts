@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { writeTinyCheckpoint } from "../../src/tiny/tiny.js";
 import { repoRoot } from "../helpers/paths.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
@@ -62,6 +63,17 @@ describe("--encoding and --prices", () => {
     const out = await banner([]);
     assert.match(out, /^ {2}encoder {3}april \(the checkpoint's; --encoding to change\)$/m);
     assert.match(out, /^ {2}prices {4}\$0\.0028 hit \/ \$0\.14 miss \/ \$0\.28 out per 1M \(april default; --prices FILE to change\)$/m);
+  });
+
+  test("serve's start-up lines for a 0731 checkpoint (tiny-0731): the 0731 encoder and the 0731 prices with the peak window", async () => {
+    const dir = join(home, "tiny-0731");
+    await writeTinyCheckpoint(dir, { preset: "tiny-0731", seed: 1 });
+    const out = await banner(["--model", dir]);
+    assert.match(out, /^ {2}encoder {3}0731 \(the checkpoint's; --encoding to change\)$/m);
+    assert.ok(
+      out.includes("  prices    $0.007 hit / $0.22 miss / $0.66 out per 1M; peak 01:00-04:00, 06:00-10:00 UTC: $0.014 hit / $0.44 miss / $1.32 out per 1M (0731 default; --prices FILE to change)\n"),
+      out,
+    );
   });
 
   test("serve's start-up lines: an --encoding override and a --prices file with a window", async () => {

@@ -14,11 +14,13 @@ test("an April checkpoint's config (tiny-a, made by the official April model.py)
 });
 
 test("a 0731 checkpoint's config (tiny-dspark-a, made by the official 0731 model.py) is 0731", () => {
-  assert.equal(checkpointRelease(config("configs/tiny-dspark-a.config.json")), "0731");
+  assert.equal(checkpointRelease(config("golden/tiny-dspark-a/config.json")), "0731");
 });
 
-test("one dspark_* key is enough; num_nextn_predict_layers, which both releases keep, decides nothing", () => {
-  assert.equal(checkpointRelease({ num_nextn_predict_layers: 1, dspark_block_size: 5 }), "0731");
+test("any one of the four dspark_* keys is enough; num_nextn_predict_layers, which both releases keep, decides nothing", () => {
+  for (const key of ["dspark_block_size", "dspark_noise_token_id", "dspark_target_layer_ids", "dspark_markov_rank"]) {
+    assert.equal(checkpointRelease({ num_nextn_predict_layers: 1, [key]: 5 }), "0731", key);
+  }
   assert.equal(checkpointRelease({ num_nextn_predict_layers: 1 }), "april");
 });
 
