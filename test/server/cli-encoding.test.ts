@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { writeTinyCheckpoint } from "../../src/tiny/tiny.js";
-import { repoRoot } from "../helpers/paths.js";
+import { repoRoot, testDataDir } from "../helpers/paths.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
 const home = mkdtempSync(join(tmpdir(), "dsv4-cli-encoding-"));
@@ -81,6 +81,14 @@ describe("--encoding and --prices", () => {
     const out = await banner(["--encoding", "0731", "--prices", prices]);
     assert.match(out, /^ {2}encoder {3}0731 \(--encoding; the checkpoint is april\)$/m);
     assert.ok(out.includes(`  prices    $0.0028 hit / $0.14 miss / $0.5 out per 1M; peak 01:00-04:00 UTC: $0.0028 hit / $0.14 miss / $1 out per 1M (${prices})\n`), out);
+  });
+
+  test("dsv4 info names the encoder a checkpoint gets: 0731 for the tiny-dspark-a golden, april for tiny-a", () => {
+    const dspark = run(["info", "--model", join(testDataDir, "golden", "tiny-dspark-a")]);
+    assert.equal(dspark.status, 0, dspark.stderr);
+    assert.match(dspark.stdout, /^encoder  0731 \(the prompt encoder serve, run and chat use; --encoding overrides\)$/m);
+    const april = run(["info", "--model", join(testDataDir, "golden", "tiny-a"), "--json"]);
+    assert.equal(JSON.parse(april.stdout).encoder, "april");
   });
 
   test("chat names the encoder, and its effort default follows it (0731: low)", () => {
