@@ -370,6 +370,7 @@ export interface ChatCompletionCreateParams extends SamplingOptions {
   tool_choice?: GenerateRequest["tool_choice"];
   response_format?: GenerateRequest["response_format"];
   thinking?: ThinkingSetting;
+  /** As GenerateRequest.reasoning_effort, plus "none": thinking off (OpenAI's meaning). */
   reasoning_effort?: string | null;
   reasoning_budget?: number | null;
   speculative?: boolean | null;

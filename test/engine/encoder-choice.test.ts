@@ -51,6 +51,13 @@ describe("encoder choice (tiny preset: April layout, real V4 tokenizer)", () => 
     assert.notDeepEqual(tokens(april, "max", "april"), tokens(forced, "max", "0731"));
   });
 
+  test("the OpenAI-shaped chat.completions takes reasoning_effort none as thinking off", async () => {
+    const r = await forced.chat.completions.create({ messages, reasoning_effort: "none", max_tokens: 1 });
+    // In thinking mode the one token would be reasoning; without it, it is the answer.
+    assert.equal(r.choices[0]!.message.reasoning_content, undefined);
+    assert.equal(r.usage.completion_tokens_details.reasoning_tokens, 0);
+  });
+
   test("an unknown reasoning_effort is an invalid_request naming reasoning_effort", () => {
     assert.throws(
       () => forced.generate({ messages, reasoning_effort: "extreme", max_tokens: 1 }),
