@@ -4,7 +4,8 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { Engine } from "../engine/engine.js";
-import type { EngineOptions, SpeculativeMode } from "../engine/types.js";
+import type { EngineOptions, ModelInfo, SpeculativeMode } from "../engine/types.js";
+import { parseRelease, type Release } from "../text/release.js";
 import { CliError } from "./command.js";
 import { ensureDefaultModel } from "./default-model.js";
 import { ProgressBar } from "./progress.js";
@@ -69,3 +70,19 @@ export function speculativeOption(value: string | undefined): SpeculativeMode | 
 export const SPECULATIVE_HELP = `speculative decoding: auto (default: the checkpoint's drafter, DSpark or
                           MTP, where a measured cost model says drafts pay), dspark, mtp (always
                           draft with that one), or off. Output is the same either way`;
+
+/** `--encoding april|0731`: the prompt encoder, instead of the checkpoint's own. */
+export function encodingOption(value: string | undefined): Release | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseRelease(value, "--encoding");
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+}
+
+/** Which prompt encoder is in use and why, for start-up lines: "0731 (the checkpoint's)". */
+export function describeEncoder(model: Pick<ModelInfo, "release" | "encoding">): string {
+  if (model.encoding === model.release) return `${model.encoding} (the checkpoint's; --encoding to change)`;
+  return `${model.encoding} (--encoding; the checkpoint is ${model.release})`;
+}

@@ -13,6 +13,7 @@ import { existsSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
 import { loadConfig, type ModelConfig } from "../model/config.js";
+import { checkpointReleaseAt, chooseEncoder, type EncoderChoice } from "../text/release.js";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
 import { DEFAULT_READER_TIMEOUT_MS, ReaderWatch } from "./backpressure.js";
 import { blockSalts } from "./cache-salt.js";
@@ -101,6 +102,7 @@ export class Engine implements EngineApi {
     identity: string,
     dir: string,
     private readonly opts: EngineOptions,
+    encoder: EncoderChoice,
   ) {
     const hasMtp = cfg.mtpLayers.length > 0;
     this.speculation = resolveSpeculation(cfg, opts.speculative);
@@ -116,6 +118,8 @@ export class Engine implements EngineApi {
       vocabSize: cfg.vocabSize,
       hasMtp,
       drafter: this.drafter,
+      release: encoder.release,
+      encoding: encoder.encoding,
       layers: cfg.layers.length,
       hiddenSize: cfg.dim,
     };
@@ -171,6 +175,7 @@ export class Engine implements EngineApi {
     };
     progress({ phase: "config", loaded: 0, total: 1 });
     const cfg = loadConfig(dir);
+    const encoder = chooseEncoder(checkpointReleaseAt(dir), opts.encoding);
     resolveSpeculation(cfg, opts.speculative); // an impossible --speculative fails before the weights load
     progress({ phase: "config", loaded: 1, total: 1 });
     check();
@@ -196,7 +201,7 @@ export class Engine implements EngineApi {
       await runner.close();
       check();
     }
-    const engine = new Engine(cfg, runner, tokenizer, identity, dir, opts);
+    const engine = new Engine(cfg, runner, tokenizer, identity, dir, opts, encoder);
     progress({ phase: "prefix-cache", loaded: engine.cache?.diskEntries ?? 0, total: engine.cache?.diskEntries ?? 0 });
     progress({ phase: "ready", loaded: 1, total: 1 });
     return engine;
@@ -217,6 +222,7 @@ export class Engine implements EngineApi {
       vocabSize: this.model.vocabSize,
       speculativeDefault: true,
       canSpeculate: this.drafter !== null,
+      encoding: this.model.encoding,
       sharedPrefixes: this.sharedPrefixes,
     });
   }

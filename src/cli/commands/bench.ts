@@ -8,6 +8,7 @@ export const benchCommand: Command = {
        dsv4 bench decode [--preset NAME] [--backend ref|native] [--prompt N] [--decode N] [--profile] [--json]
        dsv4 bench serve [--preset NAME] [--backend ref|native] [--quick] [--json] [size flags below]
        dsv4 bench cache [--quick] [--context N] [--backend NAME] [--json]
+       dsv4 bench spec [--preset NAME] [--prompt N] [--tokens N] [--json]
 
 kernels  Measures this machine's memory bandwidth (multi-threaded read of 1 GiB), then GEMV
          throughput in weight GB/s for FP8 4096x4096, the FP4 expert shapes 2048x4096 and
@@ -31,6 +32,10 @@ cache    The prefix cache: bytes per cached token (flash-slice, scaled to V4-Fla
          layers), the hit ratio of 8 concurrent 20-step tool loops under a memory budget
          smaller than their state (against an ideal cache of the same block size), and
          time to first token at a 16K-token context cold vs warm (flash-slice).
+spec     DSpark speculative decoding (default preset flash-slice-0731, ~22 GB generated
+         once): a plain step, a draft block, verifying k = 1..5 drafts, measured speed-up
+         with the oracle drafter forcing j accepted drafts, the per-op split, and a
+         projection to the 43-layer model.
 
 Options:
   --json          one JSON object instead of a table
@@ -128,6 +133,21 @@ cache options:
       else printServeTable(result);
       return result.errors > 0 ? 1 : 0;
     }
-    throw new CliError(`bench needs a benchmark: kernels, decode, serve or cache (see \`dsv4 bench --help\`)`, 2);
+    if (what === "spec") {
+      const args = parseCommandArgs(benchCommand, rest, { json: { type: "boolean" }, preset: { type: "string" }, prompt: { type: "string" }, tokens: { type: "string" } });
+      const count = (flag: string, min: number) => {
+        const v = stringOption(benchCommand, args, flag);
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < min) throw new CliError(`--${flag} must be an integer >= ${min}, got "${v}"`, 2);
+        return n;
+      };
+      const { runSpecBench, printSpecTable } = await import("../../../bench/spec.js");
+      const result = await runSpecBench({ preset: stringOption(benchCommand, args, "preset"), promptTokens: count("prompt", 1), tokens: count("tokens", 2) });
+      if (args.values.json) process.stdout.write(JSON.stringify(result) + "\n");
+      else printSpecTable(result);
+      return 0;
+    }
+    throw new CliError(`bench needs a benchmark: kernels, decode, serve, cache or spec (see \`dsv4 bench --help\`)`, 2);
   },
 };

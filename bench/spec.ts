@@ -1,0 +1,284 @@
+/**
+ * DSpark speculative decoding at real V4-Flash dimensions (default preset flash-slice-0731:
+ * 2 main layers + 3 DSpark stages, block 5, Markov rank 256), on the model directly:
+ * one plain decode step, one DSpark block draft, verification of k+1 tokens against the
+ * plain step, measured speed-ups with the oracle drafter forcing j accepted drafts per step,
+ * the per-op split of each, and a projection to the 43-layer model.
+ * Run: `dsv4 bench spec [--preset flash-slice-0731] [--prompt N] [--tokens N] [--json]`.
+ * The engine-level `auto` vs `off` figures come from bench/spec-engine.ts (merged into the
+ * same JSON by the CLI).
+ */
+import { pathToFileURL } from "node:url";
+import type { Backend, MatrixHandle, Vec } from "../src/kernels/backend.js";
+import { createBackend } from "../src/kernels/index.js";
+import { nativeAddon } from "../src/kernels/native/addon.js";
+import type { SequenceState } from "../src/model/state.js";
+import { Dsv4Model } from "../src/model/transformer.js";
+import { cachedPreset } from "./checkpoints.js";
+import { observeBackend } from "./observe.js";
+
+export interface SpecBenchOptions {
+  preset?: string;
+  /** Prompt tokens before the timed steps (default 64). */
+  promptTokens?: number;
+  /** Tokens produced in each timed decoding run (default 24). */
+  tokens?: number;
+  /** Timed repetitions of each single-step measurement; the fastest counts (default 3). */
+  repeats?: number;
+}
+
+export interface SpecBenchResult {
+  preset: string;
+  backend: string;
+  block_size: number;
+  stages: number;
+  /** One plain decode step (1 token, no DSpark ring write), ms. */
+  decode_ms: number;
+  /** One plain decode step that also writes the DSpark rings and returns main_x (what a step costs while speculating), ms. */
+  decode_with_rings_ms: number;
+  /** One DSpark block draft (B rows through the stages, the B-row head, B Markov GEMVs), ms. */
+  draft_ms: number;
+  /** Verification of k drafts: one main forward of k+1 tokens, ms, for k = 1 … B. */
+  verify_ms: Record<string, number>;
+  /** verify_ms[k] / decode_ms. */
+  verify_cost_ratio: Record<string, number>;
+  /** Measured tokens/s with the oracle drafter forcing j accepted drafts per step over plain decoding, j = 1 … B. */
+  speedup_forced_accept: Record<string, number>;
+  /** Verified positions whose batched argmax differed from the one-by-one greedy token (float32 near-ties; 0 expected). */
+  oracle_mismatches: number;
+  /** Weight bytes read by one plain step and by one draft block (a draft reads the stages' weights once for all B rows). */
+  decode_weight_bytes: number;
+  draft_weight_bytes: number;
+  /** Milliseconds per model part in one plain step, one draft, one verification of B drafts (separate passes with every op timed). */
+  per_op_ms: { decode: Record<string, number>; draft: Record<string, number>; verify: Record<string, number> };
+  /** Projected speed-up of DSpark on the 43-layer model at 3.1 tokens per step (see `projection_model`). */
+  projected_speedup_full_model: { overlap_0: number; overlap_40: number };
+  projection_model: string;
+  bandwidth_gbs: number | null;
+}
+
+/** Which part of the model an op belongs to, from the matrix it reads. */
+export function part(name: string, args: unknown[]): string {
+  if (name !== "linear" && name !== "matrixRow") return "other ops (attention, norms, mHC)";
+  const m = (name === "linear" ? args[2] : args[0]) as MatrixHandle;
+  if (m.name.includes("markov_head")) return "Markov head";
+  if (m.name.includes("confidence_head")) return "confidence head";
+  if (m.name === "head") return "head";
+  if (m.name === "embed") return "embedding";
+  if (/\.hc_\w+_fn$/.test(m.name)) return "mHC matrices";
+  if (/\.ffn\.experts\./.test(m.name)) return "routed experts";
+  const stage = /^mtp\.(\d+)\.(attn|ffn)/.exec(m.name);
+  if (stage) return `stage ${stage[1]} ${stage[2] === "attn" ? "attention" : "gate + shared expert"} matrices`;
+  const layer = /^layers\.(\d+)\.(attn|ffn)/.exec(m.name);
+  if (layer) return `layer ${layer[1]} ${layer[2] === "attn" ? "attention" : "gate + shared expert"} matrices`;
+  return `other matrices (${m.name.split(".").slice(0, 2).join(".")})`;
+}
+
+/** Times each backend op by model part, and counts the weight bytes behind the products. */
+function timedBackend(inner: Backend): { backend: Backend; times: Map<string, number>; on: (v: boolean) => void; bytes: () => number } {
+  const times = new Map<string, number>();
+  let on = false;
+  let bytes = 0;
+  const backend = observeBackend(inner, (name, args, call) => {
+    if (name === "linear") bytes += (args[2] as MatrixHandle).bytes;
+    else if (name === "matrixRow") bytes += (args[0] as MatrixHandle).bytes / (args[0] as MatrixHandle).outFeatures;
+    if (!on) return call();
+    const t0 = performance.now();
+    const r = call();
+    const key = part(name, args);
+    times.set(key, (times.get(key) ?? 0) + (performance.now() - t0));
+    return r;
+  });
+  return { backend, times, on: (v) => (on = v), bytes: () => bytes };
+}
+
+function best(repeats: number, f: () => void): number {
+  let min = Infinity;
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    f();
+    min = Math.min(min, performance.now() - t0);
+  }
+  return min;
+}
+
+export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBenchResult> {
+  const preset = opts.preset ?? "flash-slice-0731";
+  const dir = await cachedPreset(preset);
+  const inner = createBackend("native");
+  const timed = timedBackend(inner);
+  const loaded = nativeAddon();
+  const bandwidth = "error" in loaded ? null : loaded.addon.memoryBandwidth(2 ** 30, 5);
+  const model = Dsv4Model.load(dir, { backend: timed.backend });
+  const cfg = model.cfg;
+  const ds = cfg.dspark;
+  if (!ds) throw new Error(`preset ${preset} has no DSpark drafter; use a 0731 preset such as flash-slice-0731`);
+  const B = ds.blockSize;
+  const V = cfg.vocabSize;
+  const P = opts.promptTokens ?? 64;
+  const N = opts.tokens ?? 24;
+  const repeats = opts.repeats ?? 3;
+  const prompt = Array.from({ length: P }, (_, i) => (i * 7919 + 11) % V);
+  const argmax = (row: Vec) => {
+    let b = 0;
+    for (let v = 1; v < row.length; v++) if (row[v]! > row[b]!) b = v;
+    return b;
+  };
+
+  // Prefill with the rings written, so drafting can start at once; the state after it is the
+  // starting point of every timed run (snapshots are restored outside the timed regions).
+  const seq = model.newSequence();
+  const pre = model.forward([{ seq, tokens: prompt, logits: "last", dspark: true, mainXLast: 1 }])[0]!;
+  const start = seq.snapshot();
+  const mainX0 = pre.mainX[0]!;
+  const first = argmax(pre.logits[0]!);
+  const reset = (s: SequenceState) => s.restore(start);
+
+  // The oracle: the main model's own greedy continuation, one token per step (also the plain run).
+  const greedy: number[] = [first];
+  // Warm-up: page the touched weights in.
+  model.forward([{ seq, tokens: [first], logits: "last" }]);
+  reset(seq);
+  const t0 = performance.now();
+  for (let i = 0; greedy.length < N + 1; i++) {
+    const out = model.forward([{ seq, tokens: [greedy[i]!], logits: "last" }])[0]!;
+    greedy.push(argmax(out.logits[0]!));
+  }
+  const plainTokS = N / ((performance.now() - t0) / 1000);
+
+  const once = (f: () => void) => () => {
+    reset(seq);
+    f();
+  };
+  const decodeMs = best(repeats, once(() => model.forward([{ seq, tokens: [first], logits: "last" }])));
+  const decodeRingsMs = best(repeats, once(() => model.forward([{ seq, tokens: [first], logits: "last", dspark: true, mainXLast: 1 }])));
+  reset(seq);
+  const draftMs = best(repeats, () => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }]));
+  const verifyMs: Record<string, number> = {};
+  const ratio: Record<string, number> = {};
+  for (let k = 1; k <= B; k++) {
+    const toks = greedy.slice(0, k + 1);
+    verifyMs[k] = best(repeats, once(() => model.forward([{ seq, tokens: toks, logits: "all", dspark: true, mainXLast: k + 1 }])));
+    ratio[k] = verifyMs[k]! / decodeMs;
+  }
+
+  // Per-op split, one timed pass each.
+  const split = (f: () => void): Record<string, number> => {
+    timed.times.clear();
+    timed.on(true);
+    const t = performance.now();
+    f();
+    const total = performance.now() - t;
+    timed.on(false);
+    const out: Record<string, number> = { total };
+    let inOps = 0;
+    for (const [k, v] of [...timed.times].sort((a, b) => b[1] - a[1])) {
+      out[k] = v;
+      inOps += v;
+    }
+    out["model code (JS between ops)"] = total - inOps;
+    return out;
+  };
+  const byteCount = (f: () => void) => {
+    const b0 = timed.bytes();
+    f();
+    return timed.bytes() - b0;
+  };
+  const decodeBytes = byteCount(once(() => model.forward([{ seq, tokens: [first], logits: "last" }])));
+  const draftBytes = byteCount(once(() => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }])));
+  const perOp = {
+    decode: split(once(() => model.forward([{ seq, tokens: [first], logits: "last" }]))),
+    draft: split(once(() => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }]))),
+    verify: split(once(() => model.forward([{ seq, tokens: greedy.slice(0, B + 1), logits: "all", dspark: true, mainXLast: B + 1 }]))),
+  };
+
+  // Forced acceptance: the oracle proposes the greedy continuation, so j drafts are accepted
+  // per step; each step drafts a block, verifies [pending, d_1 … d_j] and gains j + 1 tokens.
+  let mismatches = 0;
+  const speedup: Record<string, number> = {};
+  for (let j = 1; j <= B; j++) {
+    reset(seq);
+    let mainX = mainX0;
+    let i = 0; // greedy[i] is the pending token
+    const t1 = performance.now();
+    while (i + j + 1 <= N) {
+      const at = i;
+      const drafted = model.dsparkDraft([{ seq, mainX, anchor: greedy[at]!, choose: (q, row) => greedy[at + 1 + q] ?? argmax(row) }])[0]!;
+      const toks = [greedy[at]!, ...drafted.tokens.slice(0, j)];
+      const out = model.forward([{ seq, tokens: toks, logits: "all", dspark: true, mainXLast: 1 }])[0]!;
+      for (let m = 0; m <= j; m++) if (argmax(out.logits[m]!) !== greedy[at + 1 + m]) mismatches++;
+      mainX = out.mainX[0]!;
+      i += j + 1;
+    }
+    const tokS = i / ((performance.now() - t1) / 1000);
+    speedup[j] = tokS / plainTokS;
+  }
+  model.close();
+
+  // Projection to the 43-layer model from the per-op times (byte model: each step reads every
+  // dense matrix once, whatever its rows, and each distinct routed expert once).
+  const sumWhere = (rec: Record<string, number>, pred: (k: string) => boolean) => Object.entries(rec).filter(([k]) => k !== "total" && pred(k)).reduce((s, [, v]) => s + v, 0);
+  const isHead = (k: string) => k === "head";
+  const isExpert = (k: string) => k === "routed experts";
+  const layersMain = cfg.layers.length;
+  const topk = cfg.expertsPerToken;
+  const expertSets = (rows: number, overlap: number) => topk * (1 + (rows - 1) * (1 - overlap));
+  const perLayer = (rec: Record<string, number>) => (rec.total! - sumWhere(rec, isHead) - sumWhere(rec, isExpert)) / layersMain;
+  const perExpert = sumWhere(perOp.decode, isExpert) / (layersMain * expertSets(1, 0));
+  const headOf = (rec: Record<string, number>) => sumWhere(rec, isHead);
+  const draftOther = perOp.draft.total! - sumWhere(perOp.draft, isExpert);
+  const L = 43;
+  const tokensPerStep = 3.1;
+  const project = (overlap: number) => {
+    const plain = L * perLayer(perOp.decode) + L * expertSets(1, 0) * perExpert + headOf(perOp.decode);
+    const draft = draftOther + ds.stages * expertSets(B, overlap) * perExpert;
+    const verify = L * perLayer(perOp.verify) + L * expertSets(B + 1, overlap) * perExpert + headOf(perOp.verify);
+    return (tokensPerStep * plain) / (draft + verify);
+  };
+
+  return {
+    preset,
+    backend: inner.name,
+    block_size: B,
+    stages: ds.stages,
+    decode_ms: decodeMs,
+    decode_with_rings_ms: decodeRingsMs,
+    draft_ms: draftMs,
+    verify_ms: verifyMs,
+    verify_cost_ratio: ratio,
+    speedup_forced_accept: speedup,
+    oracle_mismatches: mismatches,
+    decode_weight_bytes: decodeBytes,
+    draft_weight_bytes: draftBytes,
+    per_op_ms: perOp,
+    projected_speedup_full_model: { overlap_0: project(0), overlap_40: project(0.4) },
+    projection_model:
+      `43 layers; a plain step = 43 x (measured non-expert time per layer at 1 row) + 43 x ${topk} x (measured time per routed expert at 1 row) + head at 1 row; ` +
+      `a DSpark step = the measured draft's non-expert time + ${ds.stages} stages x distinct experts of ${B} rows + 43 x (non-expert time per layer at ${B + 1} rows, measured) + 43 x distinct experts of ${B + 1} rows + head at ${B + 1} rows (measured); ` +
+      `distinct experts of r rows = ${topk} x (1 + (r - 1) x (1 - overlap)), each read once (bytes, so time, per expert as at 1 row); ${tokensPerStep} tokens per DSpark step, all B drafts verified`,
+    bandwidth_gbs: bandwidth,
+  };
+}
+
+export function printSpecTable(r: SpecBenchResult): void {
+  const f = (v: number) => v.toFixed(1);
+  console.log(`spec: preset ${r.preset}, backend ${r.backend}, ${r.stages} DSpark stages, block ${r.block_size}`);
+  console.log(`  plain decode step ${f(r.decode_ms)} ms (${f(r.decode_with_rings_ms)} ms writing the DSpark rings), draft block ${f(r.draft_ms)} ms`);
+  for (const k of Object.keys(r.verify_ms)) {
+    console.log(`  k=${k}: verify ${f(r.verify_ms[k]!)} ms (${r.verify_cost_ratio[k]!.toFixed(2)}x a plain step), forced ${k} accepted: ${r.speedup_forced_accept[k]!.toFixed(2)}x plain tokens/s`);
+  }
+  console.log(`  projected on the 43-layer model at 3.1 tokens/step: ${r.projected_speedup_full_model.overlap_0.toFixed(2)}x (0% expert overlap), ${r.projected_speedup_full_model.overlap_40.toFixed(2)}x (40%)`);
+  if (r.oracle_mismatches > 0) console.log(`  ${r.oracle_mismatches} verified positions' argmax differed from one-by-one greedy decoding (float32 near-ties)`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const args = process.argv.slice(2);
+  const get = (flag: string) => {
+    const i = args.indexOf(`--${flag}`);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const num = (flag: string) => (get(flag) === undefined ? undefined : Number(get(flag)));
+  const result = await runSpecBench({ preset: get("preset"), promptTokens: num("prompt"), tokens: num("tokens") });
+  if (args.includes("--json")) console.log(JSON.stringify(result));
+  else printSpecTable(result);
+}
