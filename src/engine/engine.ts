@@ -12,6 +12,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
+import { preflightCheckpoint } from "../model/checkpoint-preflight.js";
 import { loadConfig, type ModelConfig } from "../model/config.js";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
 import { DEFAULT_READER_TIMEOUT_MS, ReaderWatch } from "./backpressure.js";
@@ -155,6 +156,7 @@ export class Engine implements EngineApi {
     };
     progress({ phase: "config", loaded: 0, total: 1 });
     const cfg = loadConfig(dir);
+    preflightCheckpoint(dir, cfg);
     progress({ phase: "config", loaded: 1, total: 1 });
     check();
     const identity = await modelIdentity(dir, {
