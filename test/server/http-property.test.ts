@@ -166,9 +166,9 @@ function problem(c: Case, r: RawAnswer): string | null {
   if (c.expect === "error" && r.status < 400) return `a malformed request answered ${r.status}`;
   if (c.expect === "unauthorized" && r.status !== 401) return `a bad key answered ${r.status}`;
   if (r.status >= 400 && c.method !== "HEAD") {
-    // Framing errors with no parseable path answer in DeepSeek's envelope.
-    const familyPath = c.path.startsWith("/") && c.payload.startsWith(`${c.method} /anthropic/`) ? c.path : "/";
-    return envelopeProblem(familyPath, r);
+    // The family is the request line's path (the method and path actually sent); none parseable: DeepSeek's.
+    const target = /^[A-Z]+ (\S+)/.exec(c.payload)?.[1] ?? "/";
+    return envelopeProblem(target.startsWith("/anthropic/") ? target : "/", r);
   }
   return null;
 }
