@@ -175,7 +175,8 @@ function problem(c: Case, r: RawAnswer): string | null {
 
 let server: TestServer;
 before(async () => {
-  server = await realServer({}, { apiKeys: [makeKey(KEY)], keepAliveMs: 60_000 });
+  // A short context bounds every answer, also those whose mutated body drops max_tokens (default: the context).
+  server = await realServer({ contextLength: 256 }, { apiKeys: [makeKey(KEY)], keepAliveMs: 60_000 });
 });
 after(() => server.close());
 
