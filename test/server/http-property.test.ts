@@ -176,7 +176,7 @@ function problem(c: Case, r: RawAnswer): string | null {
 let server: TestServer;
 before(async () => {
   // A short context bounds every answer, also those whose mutated body drops max_tokens (default: the context).
-  server = await realServer({ contextLength: 256 }, { apiKeys: [makeKey(KEY)], keepAliveMs: 60_000 });
+  server = await realServer({ contextLength: 128 }, { apiKeys: [makeKey(KEY)], keepAliveMs: 60_000 });
 });
 after(() => server.close());
 
@@ -184,7 +184,7 @@ test(`the HTTP layer holds for ${RUNS} generated requests (seed ${SEED})`, { tim
   const tally = { cases: 0, ok: 0, error4xx: 0 };
   await fc.assert(
     fc.asyncProperty(anyCase, async (c) => {
-      const r = await rawRequest(server.port, c.payload, 20_000);
+      const r = await rawRequest(server.port, c.payload, 60_000);
       tally.cases++;
       if (r.status === 200) tally.ok++;
       if (r.status >= 400 && r.status < 500) tally.error4xx++;
