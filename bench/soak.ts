@@ -27,12 +27,15 @@ const { values: opts } = parseArgs({
     model: { type: "string" },
     "max-tokens": { type: "string", default: "256" },
     port: { type: "string", default: "0" },
+    "stuck-after": { type: "string", default: "60" },
   },
 });
 const CLIENTS = Number(opts.clients);
 const ROUNDS = Number(opts.rounds);
 const SECONDS = Number(opts.seconds);
 const MAX_TOKENS = Number(opts["max-tokens"]);
+/** A stream not ended this many seconds after its round is stuck. */
+const STUCK_AFTER_S = Number(opts["stuck-after"]);
 const cli = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "main.js");
 
 const now = () => performance.now();
@@ -96,12 +99,14 @@ interface RoundStats {
   otherErrors: number;
   stuck: number;
   aborts: number[];
+  /** Where each stuck request was: waiting for the head, or reading the body (chunks so far). */
+  stuckAt: string[];
 }
 
 type Behaviour = "stay" | "leave-mid-stream" | "leave-queued";
 
 /** One streaming request; resolves when it ended (or was abandoned). */
-async function oneRequest(url: string, behaviour: Behaviour, r: () => number, stats: RoundStats, inflight: Set<Promise<void>>): Promise<void> {
+async function oneRequest(url: string, behaviour: Behaviour, r: () => number, stats: RoundStats, progress: { at: string }): Promise<void> {
   const ac = new AbortController();
   const body = {
     model: "deepseek-v4-flash",
@@ -120,9 +125,12 @@ async function oneRequest(url: string, behaviour: Behaviour, r: () => number, st
     stats.left++;
     ac.abort();
   };
-  if (behaviour === "leave-queued") timer = setTimeout(abort, leaveAfterMs);
   try {
+    progress.at = "waiting for the response head";
     const res = await fetch(`${url}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: ac.signal });
+    // Leaving "while queued": soon after the head, so the server surely holds the request, most
+    // often before its first token (64 clients share 16 sequence slots).
+    if (behaviour === "leave-queued") timer = setTimeout(abort, leaveAfterMs);
     if (res.status >= 500) stats.status5xx++;
     else if (res.status !== 200) stats.otherErrors++;
     const reader = res.body!.getReader();
@@ -133,6 +141,7 @@ async function oneRequest(url: string, behaviour: Behaviour, r: () => number, st
       if (done) break;
       text += Buffer.from(value).toString("utf8");
       chunks += (text.match(/\n\n/g) ?? []).length;
+      progress.at = `reading the body (${chunks} events${text.includes("[DONE]") ? ", [DONE] seen" : ""})`;
       text = text.slice(text.lastIndexOf("\n\n") + 2);
       if (behaviour === "leave-mid-stream" && chunks >= leaveAfterChunks) {
         abort();
@@ -145,11 +154,10 @@ async function oneRequest(url: string, behaviour: Behaviour, r: () => number, st
   } finally {
     if (timer) clearTimeout(timer);
   }
-  void inflight;
 }
 
 async function round(url: string, pid: number, index: number): Promise<Record<string, unknown>> {
-  const stats: RoundStats = { requests: 0, completed: 0, left: 0, status5xx: 0, otherErrors: 0, stuck: 0, aborts: [] };
+  const stats: RoundStats = { requests: 0, completed: 0, left: 0, status5xx: 0, otherErrors: 0, stuck: 0, aborts: [], stuckAt: [] };
   const before = await metrics(url);
   const cancelSeen: number[] = [];
   let polling = true;
@@ -166,18 +174,16 @@ async function round(url: string, pid: number, index: number): Promise<Record<st
     }
   })();
   const end = now() + SECONDS * 1000;
-  const inflight = new Set<Promise<void>>();
   const clients = Array.from({ length: CLIENTS }, (_, c) => (async () => {
     const r = rng(index * 1000 + c);
     const behaviour: Behaviour = c % 3 !== 2 ? "stay" : c % 6 === 2 ? "leave-mid-stream" : "leave-queued";
     while (now() < end) {
-      const p = oneRequest(url, behaviour, r, stats, inflight);
-      inflight.add(p);
-      // A stream that has not ended 60 s after the round is stuck.
-      const outcome = await Promise.race([p.then(() => "done"), sleep(Math.max(0, end - now()) + 60_000).then(() => "stuck")]);
-      inflight.delete(p);
+      const progress = { at: "starting" };
+      const p = oneRequest(url, behaviour, r, stats, progress);
+      const outcome = await Promise.race([p.then(() => "done"), sleep(Math.max(0, end - now()) + STUCK_AFTER_S * 1000).then(() => "stuck")]);
       if (outcome === "stuck") {
         stats.stuck++;
+        stats.stuckAt.push(`${behaviour}: ${progress.at}`);
         return;
       }
     }
@@ -212,6 +218,7 @@ async function round(url: string, pid: number, index: number): Promise<Record<st
     status_5xx: stats.status5xx,
     other_errors: stats.otherErrors,
     stuck: stats.stuck,
+    ...(stats.stuck > 0 ? { stuck_at: stats.stuckAt } : {}),
     idle_after: idle,
     active_sequences_after: after.active_sequences ?? null,
     queued_after: after.queue_depth ?? null,
