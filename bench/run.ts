@@ -23,6 +23,8 @@ const suites: Array<{ key: string; file: string; args: string[]; node?: string[]
   { key: "cache", file: "cache.js", args: ["--quick"] },
   // flash-slice with a 1,024-token prompt and 10 s paused windows (a few minutes; the full
   // sizes are `dsv4 bench serve`'s defaults). --expose-gc: the heap is read after a collection.
+  // DSpark on flash-slice-0731 (generated once, ~22 GB).
+  { key: "spec", file: "spec.js", args: [] },
   { key: "serve", file: "serve.js", args: ["--prompt", "1024", "--max-tokens", "16", "--paused-seconds", "10"], node: ["--expose-gc"] },
 ];
 

@@ -46,7 +46,10 @@ export interface SpecBenchResult {
   speedup_forced_accept: Record<string, number>;
   /** Verified positions whose batched argmax differed from the one-by-one greedy token (float32 near-ties; 0 expected). */
   oracle_mismatches: number;
-  /** Seconds per op (backend method; linear by format and shape) in one plain step, one draft, one verification of B drafts. */
+  /** Weight bytes read by one plain step and by one draft block (a draft reads the stages' weights once for all B rows). */
+  decode_weight_bytes: number;
+  draft_weight_bytes: number;
+  /** Milliseconds per model part in one plain step, one draft, one verification of B drafts (separate passes with every op timed). */
   per_op_ms: { decode: Record<string, number>; draft: Record<string, number>; verify: Record<string, number> };
   /** Projected speed-up of DSpark on the 43-layer model at 3.1 tokens per step (see `projection_model`). */
   projected_speedup_full_model: { overlap_0: number; overlap_40: number };
@@ -54,23 +57,39 @@ export interface SpecBenchResult {
   bandwidth_gbs: number | null;
 }
 
-/** Times each backend op, keyed by op and, for products, by weight format and shape. */
-function timedBackend(inner: Backend): { backend: Backend; times: Map<string, number>; on: (v: boolean) => void } {
+/** Which part of the model an op belongs to, from the matrix it reads. */
+export function part(name: string, args: unknown[]): string {
+  if (name !== "linear" && name !== "matrixRow") return "other ops (attention, norms, mHC)";
+  const m = (name === "linear" ? args[2] : args[0]) as MatrixHandle;
+  if (m.name.includes("markov_head")) return "Markov head";
+  if (m.name.includes("confidence_head")) return "confidence head";
+  if (m.name === "head") return "head";
+  if (m.name === "embed") return "embedding";
+  if (/\.hc_\w+_fn$/.test(m.name)) return "mHC matrices";
+  if (/\.ffn\.experts\./.test(m.name)) return "routed experts";
+  const stage = /^mtp\.(\d+)\.(attn|ffn)/.exec(m.name);
+  if (stage) return `stage ${stage[1]} ${stage[2] === "attn" ? "attention" : "gate + shared expert"} matrices`;
+  const layer = /^layers\.(\d+)\.(attn|ffn)/.exec(m.name);
+  if (layer) return `layer ${layer[1]} ${layer[2] === "attn" ? "attention" : "gate + shared expert"} matrices`;
+  return `other matrices (${m.name.split(".").slice(0, 2).join(".")})`;
+}
+
+/** Times each backend op by model part, and counts the weight bytes behind the products. */
+function timedBackend(inner: Backend): { backend: Backend; times: Map<string, number>; on: (v: boolean) => void; bytes: () => number } {
   const times = new Map<string, number>();
   let on = false;
+  let bytes = 0;
   const backend = observeBackend(inner, (name, args, call) => {
+    if (name === "linear") bytes += (args[2] as MatrixHandle).bytes;
+    else if (name === "matrixRow") bytes += (args[0] as MatrixHandle).bytes / (args[0] as MatrixHandle).outFeatures;
     if (!on) return call();
     const t0 = performance.now();
     const r = call();
-    let key = name;
-    if (name === "linear") {
-      const m = args[2] as MatrixHandle;
-      key = `linear ${m.format} ${m.outFeatures}x${m.inFeatures}`;
-    }
+    const key = part(name, args);
     times.set(key, (times.get(key) ?? 0) + (performance.now() - t0));
     return r;
   });
-  return { backend, times, on: (v) => (on = v) };
+  return { backend, times, on: (v) => (on = v), bytes: () => bytes };
 }
 
 function best(repeats: number, f: () => void): number {
@@ -160,6 +179,13 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
     out["model code (JS between ops)"] = total - inOps;
     return out;
   };
+  const byteCount = (f: () => void) => {
+    const b0 = timed.bytes();
+    f();
+    return timed.bytes() - b0;
+  };
+  const decodeBytes = byteCount(once(() => model.forward([{ seq, tokens: [first], logits: "last" }])));
+  const draftBytes = byteCount(once(() => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }])));
   const perOp = {
     decode: split(once(() => model.forward([{ seq, tokens: [first], logits: "last" }]))),
     draft: split(once(() => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }]))),
@@ -192,10 +218,8 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   // Projection to the 43-layer model from the per-op times (byte model: each step reads every
   // dense matrix once, whatever its rows, and each distinct routed expert once).
   const sumWhere = (rec: Record<string, number>, pred: (k: string) => boolean) => Object.entries(rec).filter(([k]) => k !== "total" && pred(k)).reduce((s, [, v]) => s + v, 0);
-  const isHead = (k: string) => k === `linear bf16 ${V}x${cfg.dim}`;
-  // Routed experts are the only FP4 products of a V4-Flash checkpoint (the shared expert is FP8).
-  if (cfg.expertDtype !== "fp4") throw new Error(`the projection needs FP4 routed experts (preset ${preset} has ${cfg.expertDtype})`);
-  const isExpert = (k: string) => k.startsWith("linear fp4 ");
+  const isHead = (k: string) => k === "head";
+  const isExpert = (k: string) => k === "routed experts";
   const layersMain = cfg.layers.length;
   const topk = cfg.expertsPerToken;
   const expertSets = (rows: number, overlap: number) => topk * (1 + (rows - 1) * (1 - overlap));
@@ -224,6 +248,8 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
     verify_cost_ratio: ratio,
     speedup_forced_accept: speedup,
     oracle_mismatches: mismatches,
+    decode_weight_bytes: decodeBytes,
+    draft_weight_bytes: draftBytes,
     per_op_ms: perOp,
     projected_speedup_full_model: { overlap_0: project(0), overlap_40: project(0.4) },
     projection_model:

@@ -11,9 +11,12 @@
  */
 export * from "./engine/index.js";
 export * from "./text/index.js";
-export { Dsv4Model, type ForwardRequest, type ForwardOptions, type ForwardOutput, type MtpRequest } from "./model/transformer.js";
+export { Dsv4Model, type ForwardRequest, type ForwardOptions, type ForwardOutput, type MtpRequest, type DsparkDraftRequest, type DsparkDraft } from "./model/transformer.js";
 export { SequenceState, type SequenceSnapshot } from "./model/state.js";
-export { loadConfig, parseConfig, ConfigError, type ModelConfig, type LayerSchedule } from "./model/config.js";
+export { loadConfig, parseConfig, ConfigError, type ModelConfig, type LayerSchedule, type DrafterKind, type DsparkConfig } from "./model/config.js";
 export { writeTinyCheckpoint, TINY_PRESETS, DEFAULT_PRESET, type TinyOptions, type TinyResult } from "./tiny/tiny.js";
 export { createBackend, BACKEND_NAMES, type Backend } from "./kernels/index.js";
-export { startServer, buildServer, DEFAULT_PRICES, parsePriceTable, type ListenOptions, type RunningServer, type ServerOptions, type PriceTable } from "./server/index.js";
+export {
+  startServer, buildServer, DEFAULT_PRICES, PRICES_0731, defaultPrices, parsePriceTable, parsePriceSchedule, pricesAt,
+  type ListenOptions, type RunningServer, type ServerOptions, type PriceTable, type PriceSchedule, type PriceWindow,
+} from "./server/index.js";

@@ -1,11 +1,13 @@
 /** Generation flags shared by `dsv4 run` and `dsv4 chat`. */
 import type { GenerateRequest } from "../engine/types.js";
 import { CliError, stringOption, type Command, type ParsedArgs } from "./command.js";
-import { intOption, numberOption } from "./load-engine.js";
+import { encodingOption, intOption, numberOption } from "./load-engine.js";
+import type { EngineOptions } from "../engine/types.js";
 
 export const GENERATE_FLAGS = {
   model: { type: "string" },
   backend: { type: "string" },
+  encoding: { type: "string" },
   system: { type: "string" },
   "no-think": { type: "boolean" },
   effort: { type: "string" },
@@ -18,7 +20,10 @@ export const GENERATE_FLAGS = {
 export const GENERATE_HELP = `  --model DIR          checkpoint directory (default: the embedded tiny random-weight model)
   --system TEXT        system prompt
   --no-think           answer without reasoning (thinking is on by default, as in DeepSeek's API)
-  --effort LEVEL       reasoning effort: low, high or max (default high)
+  --effort LEVEL       reasoning effort: low, high or max (default: the encoder's own, which
+                       adds no text: high with the April encoder, low with 0731)
+  --encoding NAME      prompt encoder: april or 0731 (default: the checkpoint's own; 0731
+                       checkpoints have dspark_* keys in config.json)
   --max-tokens N       output limit, reasoning included (default 4096)
   --temperature T      0 = greedy (default 1.0, the model card's)
   --top-p P            nucleus sampling (default 1.0)
@@ -45,4 +50,10 @@ export function generateOptions(command: Command, args: ParsedArgs): Omit<Genera
     top_p: numberOption("top-p", opt("top-p"), 0, 1),
     seed: intOption("seed", opt("seed")),
   };
+}
+
+/** Engine options from the shared flags (--backend, --encoding). */
+export function engineOptions(command: Command, args: ParsedArgs): EngineOptions {
+  const opt = (flag: string) => stringOption(command, args, flag);
+  return { backend: opt("backend"), encoding: encodingOption(opt("encoding")) };
 }

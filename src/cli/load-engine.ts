@@ -4,7 +4,8 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { Engine } from "../engine/engine.js";
-import type { EngineOptions } from "../engine/types.js";
+import type { EngineOptions, ModelInfo } from "../engine/types.js";
+import { parseRelease, type Release } from "../text/release.js";
 import { CliError } from "./command.js";
 import { ensureDefaultModel } from "./default-model.js";
 import { ProgressBar } from "./progress.js";
@@ -54,4 +55,20 @@ export function numberOption(flag: string, value: string | undefined, min: numbe
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max) throw new CliError(`--${flag} must be a number in [${min}, ${max}], got "${value}"`, 2);
   return n;
+}
+
+/** `--encoding april|0731`: the prompt encoder, instead of the checkpoint's own. */
+export function encodingOption(value: string | undefined): Release | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseRelease(value, "--encoding");
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+}
+
+/** Which prompt encoder is in use and why, for start-up lines: "0731 (the checkpoint's)". */
+export function describeEncoder(model: Pick<ModelInfo, "release" | "encoding">): string {
+  if (model.encoding === model.release) return `${model.encoding} (the checkpoint's; --encoding to change)`;
+  return `${model.encoding} (--encoding; the checkpoint is ${model.release})`;
 }

@@ -14,6 +14,7 @@ import { totalmem } from "node:os";
 import { join } from "node:path";
 import { preflightCheckpoint } from "../model/checkpoint-preflight.js";
 import { loadConfig, type ModelConfig } from "../model/config.js";
+import { checkpointReleaseAt, chooseEncoder, type EncoderChoice } from "../text/release.js";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
 import { DEFAULT_READER_TIMEOUT_MS, ReaderWatch } from "./backpressure.js";
 import { blockSalts } from "./cache-salt.js";
@@ -93,6 +94,7 @@ export class Engine implements EngineApi {
     identity: string,
     dir: string,
     private readonly opts: EngineOptions,
+    encoder: EncoderChoice,
   ) {
     const hasMtp = cfg.mtpLayers.length > 0;
     const contextLength = Math.min(opts.contextLength ?? cfg.maxPositions, cfg.maxPositions);
@@ -105,6 +107,8 @@ export class Engine implements EngineApi {
       contextLength,
       vocabSize: cfg.vocabSize,
       hasMtp,
+      release: encoder.release,
+      encoding: encoder.encoding,
       layers: cfg.layers.length,
       hiddenSize: cfg.dim,
     };
@@ -157,6 +161,7 @@ export class Engine implements EngineApi {
     progress({ phase: "config", loaded: 0, total: 1 });
     const cfg = loadConfig(dir);
     preflightCheckpoint(dir, cfg);
+    const encoder = chooseEncoder(checkpointReleaseAt(dir), opts.encoding);
     progress({ phase: "config", loaded: 1, total: 1 });
     check();
     const identity = await modelIdentity(dir, {
@@ -181,7 +186,7 @@ export class Engine implements EngineApi {
       await runner.close();
       check();
     }
-    const engine = new Engine(cfg, runner, tokenizer, identity, dir, opts);
+    const engine = new Engine(cfg, runner, tokenizer, identity, dir, opts, encoder);
     progress({ phase: "prefix-cache", loaded: engine.cache?.diskEntries ?? 0, total: engine.cache?.diskEntries ?? 0 });
     progress({ phase: "ready", loaded: 1, total: 1 });
     return engine;
@@ -202,6 +207,7 @@ export class Engine implements EngineApi {
       vocabSize: this.model.vocabSize,
       speculativeDefault: this.specDefault,
       hasMtp: this.model.hasMtp,
+      encoding: this.model.encoding,
       sharedPrefixes: this.sharedPrefixes,
     });
   }

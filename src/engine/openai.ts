@@ -19,8 +19,9 @@ function toRequest(body: ChatCompletionCreateParams): GenerateRequest {
     tools: body.tools,
     tool_choice: body.tool_choice,
     response_format: body.response_format,
-    thinking: body.thinking,
-    reasoning_effort: body.reasoning_effort,
+    // As in OpenAI's API (and the server's chat route), effort "none" means no reasoning.
+    thinking: body.reasoning_effort === "none" ? { type: "disabled" } : body.thinking,
+    reasoning_effort: body.reasoning_effort === "none" ? undefined : body.reasoning_effort,
     reasoning_budget: body.reasoning_budget,
     speculative: body.speculative,
     user_id: body.user_id,

@@ -3,7 +3,9 @@
  * prompt token ids, sampling parameters, limits and how to parse the output.
  * Everything that can be refused is refused here, before any model work.
  */
-import { encodeFim, encodeMessages, encoderEffort, EncodingError, type ThinkingMode } from "../text/encoding.js";
+import { encoderEffort } from "../text/effort.js";
+import { encodeFim, encodeMessages, EncodingError, type ThinkingMode } from "../text/encoding.js";
+import type { Release } from "../text/release.js";
 import { ASSISTANT, THINK_END, THINK_START } from "../text/special-tokens.js";
 import type { Tokenizer } from "../text/tokenizer.js";
 import { requestSalt } from "./cache-salt.js";
@@ -42,6 +44,8 @@ export interface ResolveContext {
   vocabSize: number;
   speculativeDefault: boolean;
   hasMtp: boolean;
+  /** The prompt encoder in use (ModelInfo.encoding; default "april"). */
+  encoding?: Release;
   /** Operator-declared shareable system prompts (absent: none). */
   sharedPrefixes?: SharedPrefixes | null;
 }
@@ -86,11 +90,12 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
       mode = thinkingMode(req.thinking);
       // tool_choice "none" keeps the tools in the prompt (spec §C.7); decoding forbids the call.
       const tools = req.tools ?? null;
-      const effort = encoderEffort(req.reasoning_effort ?? null);
-      const text = encodeMessages(req.messages, { thinking_mode: mode, reasoning_effort: effort, tools });
+      const encoding = ctx.encoding ?? "april";
+      const effort = encoderEffort(req.reasoning_effort ?? null, encoding);
+      const text = encodeMessages(req.messages, { thinking_mode: mode, reasoning_effort: effort, tools, effort_prompts: encoding });
       startsInReasoning = mode === "thinking" && endsInReasoning(text);
       promptTokens = tok.encode(text);
-      sharedPrefixTokens = ctx.sharedPrefixes?.tokens(text, promptTokens, { thinking_mode: mode, reasoning_effort: effort }) ?? 0;
+      sharedPrefixTokens = ctx.sharedPrefixes?.tokens(text, promptTokens, { thinking_mode: mode, reasoning_effort: effort, effort_prompts: encoding }) ?? 0;
     } else if (req.fim !== undefined) {
       const tok = needTokenizer("prompt");
       promptTokens = tok.encode(encodeFim(req.fim));

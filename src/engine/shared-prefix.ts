@@ -13,6 +13,7 @@
  * never holds anything but the public text, whatever follows it.
  */
 import { encodeMessages, type ThinkingMode } from "../text/encoding.js";
+import type { Release } from "../text/release.js";
 import type { Tokenizer } from "../text/tokenizer.js";
 
 /** A shared system prompt as rendered for one set of encoder options, and its tokens. */
@@ -41,6 +42,8 @@ export function sharedPrefixTokens(promptText: string, promptTokens: readonly nu
 export interface PrefixEncoding {
   thinking_mode: ThinkingMode;
   reasoning_effort: string | null;
+  /** The encoder in use (default "april"): its effort text leads the rendered prefix. */
+  effort_prompts?: Release;
 }
 
 /** The shared prefixes of one engine, rendered and tokenised once per encoder setting. */
@@ -66,12 +69,13 @@ export class SharedPrefixes {
   }
 
   private candidates(enc: PrefixEncoding): RenderedPrefix[] {
-    const key = `${enc.thinking_mode}\0${enc.reasoning_effort ?? ""}`;
+    const prompts = enc.effort_prompts ?? "april";
+    const key = `${enc.thinking_mode}\0${enc.reasoning_effort ?? ""}\0${prompts}`;
     let list = this.rendered.get(key);
     if (!list) {
       const tok = this.tokenizer!;
       list = this.texts.map((content) => {
-        const text = encodeMessages([{ role: "system", content }], { thinking_mode: enc.thinking_mode, reasoning_effort: enc.reasoning_effort });
+        const text = encodeMessages([{ role: "system", content }], { thinking_mode: enc.thinking_mode, reasoning_effort: enc.reasoning_effort, effort_prompts: prompts });
         return { text, tokens: tok.encode(text) };
       });
       this.rendered.set(key, list);

@@ -6,6 +6,7 @@
  * the server can forward them without translation.
  */
 import type { ChatMessage, ToolDefinition } from "../text/messages.js";
+import type { Release } from "../text/release.js";
 import type { FinishReason, OutputDelta, ParsedOutput, ParsedToolCall } from "../text/parser.js";
 
 export type { ChatMessage, ToolDefinition, FinishReason, OutputDelta, ParsedOutput, ParsedToolCall };
@@ -127,6 +128,12 @@ export interface EngineOptions {
   /** Default context limit for requests (default and maximum: the model's maxPositions). */
   contextLength?: number;
   prefixCache?: PrefixCacheOptions;
+  /**
+   * Which prompt encoder renders chat messages: "april" or "0731" (spec api.md §0, §B.2; they
+   * differ in the reasoning-effort texts). Default: the checkpoint's own, from its config
+   * (`dspark_*` keys → 0731). Request `reasoning_effort` values map per the encoder in use.
+   */
+  encoding?: Release;
   speculative?: SpeculativeOptions;
   /** Test hook, see LogitsProcessor. */
   logitsProcessor?: LogitsProcessor;
@@ -151,6 +158,10 @@ export interface ModelInfo {
   vocabSize: number;
   /** True when the checkpoint has an MTP block (speculative decoding available). */
   hasMtp: boolean;
+  /** The checkpoint's release, from its config (`dspark_*` keys → "0731"). */
+  release: Release;
+  /** The prompt encoder in use: the release's own unless EngineOptions.encoding says otherwise. */
+  encoding: Release;
   layers: number;
   hiddenSize: number;
 }
@@ -206,7 +217,10 @@ export interface GenerateRequest extends SamplingOptions {
   fim?: { prompt: string; suffix?: string | null };
   /** Default enabled (spec §B.1). Ignored for prompt_tokens/fim. */
   thinking?: ThinkingSetting;
-  /** "low" | "medium" | "high" | "xhigh" | "max" (spec §B.2). */
+  /**
+   * "minimal" | "low" | "medium" | "high" | "xhigh" | "max", rendered per the encoder in use
+   * (spec §B.2; text/effort.ts EFFORT_TABLE); anything else is an invalid_request.
+   */
   reasoning_effort?: string | null;
   /**
    * Cap on reasoning tokens: when reached the engine emits `</think>` itself and
@@ -356,6 +370,7 @@ export interface ChatCompletionCreateParams extends SamplingOptions {
   tool_choice?: GenerateRequest["tool_choice"];
   response_format?: GenerateRequest["response_format"];
   thinking?: ThinkingSetting;
+  /** As GenerateRequest.reasoning_effort, plus "none": thinking off (OpenAI's meaning). */
   reasoning_effort?: string | null;
   reasoning_budget?: number | null;
   speculative?: boolean | null;

@@ -40,6 +40,7 @@ export interface StateBlock {
   start: number;
   end: number;
   layers: Array<{ compressor: RowsBlock | null; indexer: RowsBlock | null }>;
+  /** One entry per main layer, then (0731 checkpoints) one per DSpark stage: its ring, no compressor. */
   tip: LayerTip[] | null;
 }
 
@@ -88,6 +89,13 @@ function captureCompressorTip(c: CompressorState | null, end: number): Compresso
   return tip;
 }
 
+/**
+ * The window rings a tip carries: every main layer's and, for DSpark, every stage's (its ring
+ * is written from the main model's positions, so it belongs to the prefix like the main KV;
+ * the April MTP block's window is warmed again from the positions prefilled next instead).
+ */
+const tipRings = (seq: SequenceState) => (seq.cfg.dspark ? [...seq.layers, ...seq.mtp] : seq.layers);
+
 /** The block of `seq` since `start` (its length is the block's end), with its tip. */
 export function captureBlock(seq: SequenceState, start: number): StateBlock {
   const cfg = seq.cfg;
@@ -95,7 +103,7 @@ export function captureBlock(seq: SequenceState, start: number): StateBlock {
   const layers = seq.layers.map((l) => ({ compressor: captureRows(cfg, l.compressor, start, false), indexer: captureRows(cfg, l.indexer, start, true) }));
   const n = tipPositions(cfg, end);
   const hd = cfg.headDim;
-  const tip = seq.layers.map((l): LayerTip => {
+  const tip = tipRings(seq).map((l): LayerTip => {
     const Ctor = l.window.constructor as { new (n: number): Vec };
     const rows = new Ctor(n * hd);
     for (let k = 0; k < n; k++) {
@@ -143,8 +151,9 @@ export function restoreBlocks(seq: SequenceState, chain: readonly StateBlock[]):
   });
   const end = last.end;
   const hd = cfg.headDim;
-  seq.layers.forEach((l, i) => {
-    const tip = last.tip![i]!;
+  tipRings(seq).forEach((l, i) => {
+    const tip = last.tip![i];
+    if (!tip) throw new Error(`prefix-cache blocks: the tip has ${last.tip!.length} rings, the model has ${tipRings(seq).length}`);
     const n = tip.window.count;
     const Ctor = l.window.constructor as { new (n: number): Vec };
     const rows = new Ctor(n * hd);
@@ -154,7 +163,7 @@ export function restoreBlocks(seq: SequenceState, chain: readonly StateBlock[]):
     if (l.indexer) restoreCompressor(l.indexer, tip.indexer!, chain.map((b) => b.layers[i]!.indexer), rowLayout(cfg, l.indexer, true), end);
   });
   seq.length = end;
-  // The MTP block's window is not cached: it is warmed again from the positions prefilled next.
+  // The April MTP block's window is not cached: it is warmed again from the positions prefilled next.
   seq.mtpLength = end;
 }
 
@@ -185,6 +194,15 @@ export function blockBytes(b: StateBlock): number {
 export function blockShapeError(cfg: ModelConfig, b: StateBlock): string | null {
   if (!(Number.isInteger(b.start) && Number.isInteger(b.end) && b.start >= 0 && b.end > b.start)) return `bad range [${b.start}, ${b.end})`;
   if (b.layers.length !== cfg.layers.length) return `${b.layers.length} layers, the model has ${cfg.layers.length}`;
+  const rings = cfg.layers.length + (cfg.dspark ? cfg.mtpLayers.length : 0);
+  if (b.tip && b.tip.length !== rings) return `a tip of ${b.tip.length} rings, the model has ${rings}`;
+  for (let k = cfg.layers.length; k < rings && b.tip; k++) {
+    const t = b.tip[k]!;
+    if (t.compressor || t.indexer) return `DSpark stage ${k - cfg.layers.length}: unexpected compressor state`;
+    if (t.window.count !== tipPositions(cfg, b.end)) return `DSpark stage ${k - cfg.layers.length}: tip has ${t.window.count} window rows`;
+    const e = packedSizeError(t.window, windowLayout(cfg));
+    if (e) return `DSpark stage ${k - cfg.layers.length}: tip window ${e}`;
+  }
   for (let i = 0; i < cfg.layers.length; i++) {
     const spec = cfg.layers[i]!;
     const m = spec.compressRatio;

@@ -203,8 +203,10 @@ export class Dsv4Model {
     at = 0;
     for (const r of requests) {
       const n = r.tokens.length;
-      const tapsOf = (count: number | undefined, width: number, src: Vec) =>
-        count ? tapRows.flatMap((row, k) => (row >= at + n - count && row < at + n ? [src.slice(k * width, (k + 1) * width) as Vec] : [])) : [];
+      const tapsOf = (count: number | undefined, width: number, src: Vec) => {
+        const from = at + n - Math.min(count ?? 0, n);
+        return tapRows.flatMap((row, k) => (row >= from && row < at + n ? [src.slice(k * width, (k + 1) * width) as Vec] : []));
+      };
       outputs.push({
         logits: logitRows.flatMap((row, k) => (row >= at && row < at + n ? [logits[k]!] : [])),
         residual: residualRows

@@ -18,7 +18,7 @@ import { chatRoutes } from "./routes/chat.js";
 import { completionRoutes } from "./routes/completions.js";
 import { modelRoutes } from "./routes/models.js";
 import { opsRoutes } from "./routes/ops.js";
-import { DEFAULT_PRICES, type PriceTable } from "./usage.js";
+import { defaultPrices, toSchedule, type PriceSchedule, type PriceTable } from "./prices.js";
 
 export interface ServerOptions {
   engine: EngineApi;
@@ -28,7 +28,14 @@ export interface ServerOptions {
   aliases?: string[];
   /** When non-empty, every route but /health needs one of these keys. */
   apiKeys?: ApiKey[];
-  prices?: PriceTable;
+  /**
+   * USD per 1M tokens: a flat table or a schedule with UTC windows (prices.ts). Default: the
+   * table of the checkpoint's release (engine.model.release): April's flat one, or 0731's
+   * off-peak/peak schedule (spec §F.1).
+   */
+  prices?: PriceTable | PriceSchedule;
+  /** Milliseconds since the epoch (default Date.now); decides which price window a request falls in. */
+  clock?: () => number;
   /** Largest accepted request body in bytes (default 32 MiB: a 1M-token prompt fits). */
   bodyLimit?: number;
   /** Allowed browser origins: true = any, a list = those; default off. */
@@ -55,7 +62,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   const ctx: ServerContext = {
     engine: options.engine,
     models: new ModelNames(options.modelName ?? DEFAULT_MODEL_NAME, options.aliases ?? []),
-    prices: options.prices ?? DEFAULT_PRICES,
+    prices: options.prices ? toSchedule(options.prices) : defaultPrices(options.engine.model.release),
+    clock: options.clock ?? Date.now,
     keys: new KeyRing(options.apiKeys ?? []),
     stats,
     keepAliveMs: options.keepAliveMs ?? 5000,
@@ -83,10 +91,12 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     closing = true;
   });
   app.decorateRequest("apiKey", undefined);
+  app.decorateRequest("receivedAt", 0);
 
   installJsonParser(app);
   if (options.cors) installCors(app, options.cors);
   app.addHook("onRequest", async (request, reply) => {
+    request.receivedAt = ctx.clock();
     const route = request.routeOptions.url ?? "unmatched";
     stats.inFlight++;
     let key: ApiKey | undefined;

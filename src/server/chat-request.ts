@@ -4,6 +4,7 @@
  * names its field; DeepSeek's exact wording is kept where it is known.
  */
 import type { ChatMessage, GenerateRequest, ToolDefinition } from "../engine/types.js";
+import { API_EFFORTS, isApiEffort } from "../text/effort.js";
 import { invalidParameters, invalidRequest } from "./errors.js";
 import { MAX_OUTPUT_TOKENS, MAX_STOP_STRINGS, MAX_TOP_LOGPROBS, MAX_USER_ID_LENGTH, USER_ID } from "./limits.js";
 import type { ChatRequest, RequestMessage } from "./schemas.js";
@@ -24,7 +25,6 @@ export interface PreparedChat {
   logprobs: boolean;
 }
 
-const EFFORTS: Record<string, string> = { minimal: "low", low: "low", medium: "medium", high: "high", xhigh: "xhigh", max: "max" };
 const ROLES = new Set(["system", "user", "assistant", "tool"]);
 export const BETA_HINT = "set base_url to this server's /beta path";
 export const REASONING_PASSBACK = "The reasoning_content in the thinking mode must be passed back to the API.";
@@ -63,11 +63,13 @@ function thinkingEnabled(body: ChatRequest): boolean {
   throw invalidParameters("thinking.type", `unknown variant ${JSON.stringify(type)}, expected \`enabled\` or \`disabled\``);
 }
 
+/** The request's effort, checked; the engine renders it per the encoder in use (text/effort.ts). */
 function effort(value: string | null | undefined): string | undefined {
   if (value === null || value === undefined || value === "none") return undefined;
-  const mapped = EFFORTS[value];
-  if (!mapped) throw invalidRequest("reasoning_effort", `unknown reasoning_effort ${JSON.stringify(value)}; use low, high or max`);
-  return mapped;
+  if (!isApiEffort(value)) {
+    throw invalidRequest("reasoning_effort", `unknown reasoning_effort ${JSON.stringify(value)}; use one of none, ${API_EFFORTS.join(", ")}`);
+  }
+  return value;
 }
 
 function checkContentParts(msg: RequestMessage, at: string): void {

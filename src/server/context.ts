@@ -1,15 +1,18 @@
 /** What every route shares: the engine, names, prices, keys, limits and counters. */
 import type { FastifyRequest } from "fastify";
-import type { EngineApi } from "../engine/types.js";
+import type { EngineApi, EngineUsage } from "../engine/types.js";
 import type { ApiKey, KeyRing } from "./auth.js";
 import type { ServerStats } from "./metrics.js";
 import type { ModelNames } from "./models.js";
-import type { PriceTable } from "./usage.js";
+import { pricesAt, type PriceSchedule } from "./prices.js";
+import { toDeepSeekUsage, type DeepSeekUsage } from "./usage.js";
 
 export interface ServerContext {
   engine: EngineApi;
   models: ModelNames;
-  prices: PriceTable;
+  prices: PriceSchedule;
+  /** Milliseconds since the epoch; the arrival time of a request decides its prices. */
+  clock: () => number;
   keys: KeyRing;
   stats: ServerStats;
   /** Keep-alive cadence while nothing else is sent (spec §A.6 rule 7). */
@@ -23,13 +26,21 @@ declare module "fastify" {
   interface FastifyRequest {
     /** The API key the request authenticated with (undefined when keys are off). */
     apiKey: ApiKey | undefined;
+    /** ServerContext.clock when the request arrived. */
+    receivedAt: number;
   }
 }
 
-/** Adds a finished request's cost to the server total and to its key's spend. */
-export function charge(ctx: ServerContext, request: FastifyRequest, costUsd: number): void {
-  ctx.stats.costUsd += costUsd;
-  if (request.apiKey) request.apiKey.spent += costUsd;
+/**
+ * A finished request's usage, priced at its arrival time (a request that runs
+ * into a peak window keeps the price it was accepted at), and its cost added to
+ * the server total and to its key's spend.
+ */
+export function bill(ctx: ServerContext, request: FastifyRequest, usage: EngineUsage): DeepSeekUsage {
+  const out = toDeepSeekUsage(usage, pricesAt(ctx.prices, request.receivedAt));
+  ctx.stats.costUsd += out.cost;
+  if (request.apiKey) request.apiKey.spent += out.cost;
+  return out;
 }
 
 /** The prefix-cache tenant of a request: its API key's, or "" when keys are off. */

@@ -4,7 +4,18 @@ import { buildServer, type ServerOptions } from "./app.js";
 
 export { buildServer, type ServerOptions } from "./app.js";
 export { makeKey, readKeysFile, type ApiKey } from "./auth.js";
-export { DEFAULT_PRICES, parsePriceTable, type PriceTable } from "./usage.js";
+export {
+  DEFAULT_PRICES,
+  PRICES_0731,
+  defaultPrices,
+  describePrices,
+  parsePriceTable,
+  parsePriceSchedule,
+  pricesAt,
+  type PriceTable,
+  type PriceSchedule,
+  type PriceWindow,
+} from "./prices.js";
 export { DEFAULT_MODEL_NAME } from "./models.js";
 
 export interface ListenOptions extends ServerOptions {

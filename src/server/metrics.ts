@@ -74,12 +74,19 @@ function formatValue(v: number): string {
   return String(v);
 }
 
-export function prometheusText(m: EngineMetrics, stats: ServerStats, model: string): string {
+/** What dsv4_info labels: the served name, the checkpoint's release and the encoder in use. */
+export interface ServedModel {
+  model: string;
+  release: string;
+  encoding: string;
+}
+
+export function prometheusText(m: EngineMetrics, stats: ServerStats, served: ServedModel): string {
   const rates = stats.rates(m);
   const cached = m.prompt_cache_hit_tokens_total + m.prompt_cache_miss_tokens_total;
   const p = "dsv4_";
   return new Exposition()
-    .metric(`${p}info`, "gauge", "Served model.", 1, { model })
+    .metric(`${p}info`, "gauge", "Served model, its checkpoint's release and the prompt encoder in use.", 1, { ...served })
     .family(`${p}http_requests_total`, "counter", "HTTP requests by route and status.",
       stats.requestCounts().map((r) => ({ labels: { route: r.route, status: r.status }, value: r.count })))
     .metric(`${p}http_requests_in_flight`, "gauge", "HTTP requests being served.", stats.inFlight)
@@ -106,6 +113,6 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, model: stri
     .metric(`${p}prefix_cache_entries`, "gauge", "Prefix-cache snapshots in memory.", m.prefix_cache_entries)
     .metric(`${p}prefix_cache_bytes`, "gauge", "Prefix-cache bytes in memory.", m.prefix_cache_bytes)
     .metric(`${p}prefix_cache_disk_entries`, "gauge", "Prefix-cache snapshots on disk.", m.prefix_cache_disk_entries)
-    .metric(`${p}cost_usd_total`, "counter", "Price of all completed requests under the server's price table, in USD.", stats.costUsd)
+    .metric(`${p}cost_usd_total`, "counter", "Price of all completed requests, each at the prices in force when it arrived, in USD.", stats.costUsd)
     .toString();
 }

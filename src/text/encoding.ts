@@ -5,6 +5,7 @@
  * turn, and append the generation cue after user turns.
  */
 import { pyJsonDumps } from "./pyjson.js";
+import type { Release } from "./release.js";
 import { renderToolCalls } from "./dsml.js";
 import {
   EncodingError,
@@ -38,7 +39,7 @@ export type { ChatMessage, ContentPart, ToolCallInput, ToolDefinition, Role } fr
 export type ThinkingMode = "chat" | "thinking";
 
 /** Which encoder's effort texts to use: the April open weights, or the 0731 re-release. */
-export type EffortPrompts = "april" | "0731";
+export type EffortPrompts = Release;
 
 const EFFORT_TEXTS: Record<EffortPrompts, Record<string, string>> = {
   april: { high: "", max: EFFORT_ABSOLUTE_MAXIMUM },
@@ -316,16 +317,4 @@ export function encodeFim(request: FimRequest, options: { add_default_bos_token?
   if (typeof suffix !== "string") throw new EncodingError("suffix", "must be a string or null");
   const bos = options.add_default_bos_token ?? true ? BOS : "";
   return `${bos}${FIM_BEGIN}${request.prompt}${FIM_HOLE}${suffix}${FIM_END}`;
-}
-
-/**
- * Maps an API `reasoning_effort` to this encoder's option (spec §B.2, §C.7):
- * April weights only know `max`; the 0731 table folds minimal/medium/xhigh.
- */
-export function encoderEffort(apiValue: string | null | undefined, prompts: EffortPrompts = "april"): string | null {
-  if (apiValue === null || apiValue === undefined) return null;
-  if (prompts === "april") return apiValue === "max" ? "max" : null;
-  if (apiValue === "max") return "max";
-  if (apiValue === "high" || apiValue === "xhigh") return "high";
-  return "low";
 }

@@ -11,7 +11,6 @@ export {
 export {
   encodeMessages,
   encodeFim,
-  encoderEffort,
   EncodingError,
   type EncodeOptions,
   type EffortPrompts,
@@ -23,6 +22,8 @@ export {
   type ToolDefinition,
   type Role,
 } from "./encoding.js";
+export { encoderEffort, isApiEffort, API_EFFORTS, EFFORT_TABLE, DEFAULT_EFFORT, type ApiEffort } from "./effort.js";
+export { checkpointRelease, checkpointReleaseAt, chooseEncoder, parseRelease, RELEASES, type Release, type EncoderChoice } from "./release.js";
 export {
   OutputParser,
   parseCompletion,

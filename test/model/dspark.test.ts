@@ -7,6 +7,7 @@ import type { Vec } from "../../src/kernels/backend.js";
 import { RefBackend } from "../../src/kernels/ref/index.js";
 import { Dsv4Model, type DsparkDraft } from "../../src/model/transformer.js";
 import type { SequenceState } from "../../src/model/state.js";
+import { blockShapeError, captureBlock, restoreBlocks } from "../../src/model/state-blocks.js";
 import { writeTinyCheckpoint } from "../../src/tiny/tiny.js";
 
 // DSpark drafting on generated 0731 configurations other than the golden's (other stage
@@ -85,6 +86,23 @@ for (const { preset, tokens: T } of PRESETS) {
       }
     });
 
+    test("a prefix-cache chain carries the DSpark rings: restored, then one token, drafts as token by token", () => {
+      const a = model.newSequence();
+      const P1 = model.cfg.window + 2;
+      const P2 = T - 4;
+      model.forward([{ seq: a, tokens: ids.slice(0, P1), dspark: true }]);
+      const first = captureBlock(a, 0);
+      model.forward([{ seq: a, tokens: ids.slice(P1, P2), dspark: true }]);
+      const second = captureBlock(a, P1);
+      assert.equal(blockShapeError(model.cfg, second), null);
+      assert.equal(second.tip!.length, model.cfg.numLayers + ds.stages);
+      const b = model.newSequence();
+      restoreBlocks(b, [first, second]);
+      const [o] = model.forward([{ seq: b, tokens: [ids[P2]!], dspark: true, mainXLast: 1 }]);
+      sameDraft(model.dsparkDraft([{ seq: b, mainX: o!.mainX[0]!, anchor: ids[P2 + 1]! }])[0]!, stepDrafts[P2]!, "restored");
+      assert.match(blockShapeError(model.cfg, { ...second, tip: second.tip!.slice(0, model.cfg.numLayers) }) ?? "", /a tip of \d+ rings, the model has/);
+    });
+
     test("two sequences drafted in one batch equal each drafted alone, and drafting changes no state", () => {
       const a = model.newSequence();
       const b = model.newSequence();
@@ -98,6 +116,10 @@ for (const { preset, tokens: T } of PRESETS) {
         { seq: a, mainX: oa!.mainX[0]!, anchor: ids[ta + 1]! },
         { seq: b, mainX: ob!.mainX[0]!, anchor: ids[tb + 1]! },
       ]);
+      const [, oc] = model.forward([{ seq: model.newSequence(), tokens: ids.slice(0, 3), mainXLast: 1 }, { seq: model.newSequence(), tokens: ids.slice(0, 2), mainXLast: 5, tapsLast: 5 }]);
+      assert.equal(oc!.mainX.length, 2, "mainXLast beyond the request's tokens gives its own positions only");
+      assert.equal(oc!.taps.length, 2);
+      assert.ok(maxDiff(oc!.mainX[1]!, stepMainX[1]!) <= 1e-12);
       sameDraft(da!, stepDrafts[ta]!, "sequence a");
       sameDraft(db!, stepDrafts[tb]!, "sequence b");
       assert.equal(a.length, ta + 1);

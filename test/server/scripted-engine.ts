@@ -69,12 +69,17 @@ export class ScriptedEngine implements EngineApi {
     contextLength: 4096,
     vocabSize: 129280,
     hasMtp: false,
+    release: "april",
+    encoding: "april",
     layers: 1,
     hiddenSize: 1,
   };
   readonly chat = { completions: undefined as never };
 
-  constructor(private readonly script: Script) {}
+  /** `model` overrides ModelInfo fields, e.g. `{ release: "0731" }` for a 0731 checkpoint's prices. */
+  constructor(private readonly script: Script, model: Partial<ModelInfo> = {}) {
+    Object.assign(this.model, model);
+  }
 
   generate(request: GenerateRequest): Generation {
     const call = this.requests.length;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { test } from "node:test";
-import { encodeFim, encodeMessages, encoderEffort, EncodingError, type ChatMessage, type EncodeOptions } from "../../src/text/encoding.js";
+import { encodeFim, encodeMessages, EncodingError, type ChatMessage, type EncodeOptions } from "../../src/text/encoding.js";
 import { parseCompletion } from "../../src/text/parser.js";
 import { parsePyJson } from "../../src/text/pyjson.js";
 import { EFFORT_ABSOLUTE_MAXIMUM, EFFORT_BEYOND_MAXIMUM } from "../../src/text/prompt-texts.js";
@@ -90,14 +90,6 @@ test("0731 effort texts are selectable", () => {
   assert.equal(encodeMessages(msgs, { effort_prompts: "0731", reasoning_effort: "max" }), BOS + EFFORT_BEYOND_MAXIMUM + tail);
   assert.ok(EFFORT_BEYOND_MAXIMUM.startsWith("Reasoning Effort: Beyond maximum \u2014 exhaustive"));
   assert.throws(() => encodeMessages(msgs, { reasoning_effort: "low" }), (e: unknown) => e instanceof EncodingError && e.field === "options.reasoning_effort");
-});
-
-test("API effort mapping (§B.2, §C.7)", () => {
-  assert.equal(encoderEffort("max"), "max");
-  for (const v of ["low", "medium", "high", "xhigh", undefined]) assert.equal(encoderEffort(v), null);
-  assert.equal(encoderEffort("medium", "0731"), "low");
-  assert.equal(encoderEffort("xhigh", "0731"), "high");
-  assert.equal(encoderEffort("max", "0731"), "max");
 });
 
 test("§C.6 example 2: earlier reasoning is dropped unless told otherwise", () => {

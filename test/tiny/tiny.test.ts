@@ -122,7 +122,7 @@ describe("writeTinyCheckpoint", () => {
     assert.ok(sameFiles(dir, microDir));
   });
 
-  for (const preset of ["small-fp8experts", "small-nohash"]) {
+  for (const preset of ["small-fp8experts", "small-nohash", "micro-0731"]) {
     it(`preset ${preset} matches its schema`, async () => {
       const dir = join(tmp, preset);
       checkWritten(dir, await writeTinyCheckpoint(dir, { preset, seed: 3 }));
@@ -137,6 +137,26 @@ describe("writeTinyCheckpoint", () => {
     assert.equal(r.config.mtpLayers.length, 1);
     assert.ok(r.fileBytes < 90e6, `tiny is ${r.fileBytes} bytes`);
     assert.ok(r.tokenizerWritten && existsSync(join(dir, "tokenizer.json")) && existsSync(join(dir, "tokenizer_config.json")));
+    checkWritten(dir, r);
+  });
+
+  it("preset tiny-0731 has the real vocabulary, the tokenizer files and 3 DSpark stages under the official names", async () => {
+    const dir = join(tmp, "tiny-0731");
+    const r = await writeTinyCheckpoint(dir, { preset: "tiny-0731" });
+    assert.equal(r.config.vocabSize, 129280);
+    assert.equal(r.config.drafter, "dspark");
+    assert.equal(r.config.raw.num_nextn_predict_layers, 1);
+    assert.deepEqual(r.config.dspark, { stages: 3, blockSize: 5, noiseTokenId: 128799, targetLayerIds: [1, 2, 3], markovRank: 32 });
+    assert.ok(r.fileBytes < 110e6, `tiny-0731 is ${r.fileBytes} bytes`);
+    assert.ok(r.tokenizerWritten && existsSync(join(dir, "tokenizer.json")));
+    const ckpt = Checkpoint.open(dir);
+    try {
+      assert.equal(ckpt.info("mtp.0.main_proj.weight").dtype, "F8_E4M3");
+      assert.equal(ckpt.info("mtp.2.markov_head.markov_w1.weight").dtype, "BF16");
+      assert.ok(!ckpt.has("mtp.0.e_proj.weight"));
+    } finally {
+      ckpt.close();
+    }
     checkWritten(dir, r);
   });
 
@@ -195,6 +215,9 @@ describe("presets", () => {
     );
     const bytes = checkpointTensors(f).reduce((a, s) => a + elementCount(s.shape) * DTYPE_BYTES[s.dtype], 0);
     assert.ok(bytes > 10e9 && bytes < 16e9, `flash-slice is ${bytes} bytes`);
+    const f0731 = parseConfig(TINY_PRESETS["flash-slice-0731"]!.config);
+    assert.deepEqual([f0731.dim, f0731.numHeads, f0731.headDim, f0731.numRoutedExperts, f0731.moeInterDim, f0731.window, f0731.vocabSize], [4096, 64, 512, 256, 2048, 128, 129280]);
+    assert.deepEqual([f0731.numLayers, f0731.dspark?.stages, f0731.dspark?.blockSize, f0731.dspark?.markovRank, f0731.dspark?.noiseTokenId], [2, 3, 5, 256, 128799]);
   });
 });
 

@@ -1,7 +1,8 @@
 import { createInterface, type Interface } from "node:readline";
 import { parseCommandArgs, stringOption, type Command } from "../command.js";
-import { EFFORTS, GENERATE_FLAGS, GENERATE_HELP, generateOptions } from "../generate-options.js";
-import { loadEngine } from "../load-engine.js";
+import { EFFORTS, engineOptions, GENERATE_FLAGS, GENERATE_HELP, generateOptions } from "../generate-options.js";
+import { describeEncoder, loadEngine } from "../load-engine.js";
+import { DEFAULT_EFFORT } from "../../text/effort.js";
 import type { ChatSession, GenerateRequest } from "../../engine/types.js";
 import type { Engine } from "../../engine/engine.js";
 
@@ -31,10 +32,10 @@ ${HELP}
     const args = parseCommandArgs(chatCommand, argv, GENERATE_FLAGS);
     const options = generateOptions(chatCommand, args);
     const system = stringOption(chatCommand, args, "system");
-    const { engine, isDefault } = await loadEngine(stringOption(chatCommand, args, "model"), { backend: stringOption(chatCommand, args, "backend") });
+    const { engine, isDefault } = await loadEngine(stringOption(chatCommand, args, "model"), engineOptions(chatCommand, args));
     const out = process.stdout;
     const color = out.isTTY === true;
-    out.write(`dsv4 chat: ${engine.model.name}${isDefault ? " (tiny random weights: expect noise)" : ""}. /help for commands.\n`);
+    out.write(`dsv4 chat: ${engine.model.name}${isDefault ? " (tiny random weights: expect noise)" : ""}, encoder ${describeEncoder(engine.model)}. /help for commands.\n`);
     const state = new ChatState(engine, system, options);
     const rl = createInterface({ input: process.stdin, output: out, terminal: process.stdin.isTTY === true });
     try {
@@ -55,6 +56,10 @@ class ChatState {
     readonly options: Omit<GenerateRequest, "messages">,
   ) {
     this.session = engine.createSession({ system });
+  }
+
+  get encoding() {
+    return this.engine.model.encoding;
   }
 
   get thinking(): boolean {
@@ -164,7 +169,7 @@ function command(text: string, state: ChatState, out: NodeJS.WriteStream): boole
       return false;
     case "/effort":
       if (arg === undefined || !(EFFORTS as readonly string[]).includes(arg)) {
-        out.write(`effort is ${state.options.reasoning_effort ?? "high"}; /effort ${EFFORTS.join("|")}\n`);
+        out.write(`effort is ${state.options.reasoning_effort ?? DEFAULT_EFFORT[state.encoding]}; /effort ${EFFORTS.join("|")}\n`);
         return false;
       }
       state.options.reasoning_effort = arg;

@@ -1,5 +1,5 @@
 import { CliError, parseCommandArgs, stringOption, type Command } from "../command.js";
-import { GENERATE_FLAGS, GENERATE_HELP, generateOptions } from "../generate-options.js";
+import { engineOptions, GENERATE_FLAGS, GENERATE_HELP, generateOptions } from "../generate-options.js";
 import { loadEngine } from "../load-engine.js";
 import type { ChatMessage } from "../../engine/types.js";
 
@@ -26,7 +26,7 @@ ${GENERATE_HELP}
     const messages: ChatMessage[] = [...(system ? [{ role: "system", content: system }] : []), { role: "user", content: prompt }];
     const showReasoning = args.values["show-reasoning"] === true;
 
-    const { engine } = await loadEngine(stringOption(runCommand, args, "model"), { backend: stringOption(runCommand, args, "backend") }, !process.stderr.isTTY);
+    const { engine } = await loadEngine(stringOption(runCommand, args, "model"), engineOptions(runCommand, args), !process.stderr.isTTY);
     const controller = new AbortController();
     const onSigint = () => controller.abort();
     process.once("SIGINT", onSigint);

@@ -1,8 +1,12 @@
 import { readFileSync } from "node:fs";
 import { CliError, parseCommandArgs, stringOption, type Command } from "../command.js";
-import { intOption, loadEngine, numberOption } from "../load-engine.js";
+import { describeEncoder, encodingOption, intOption, loadEngine, numberOption } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
-import { DEFAULT_MODEL_NAME, DEFAULT_PRICES, makeKey, parsePriceTable, readKeysFile, startServer, type ApiKey, type PriceTable } from "../../server/index.js";
+import {
+  DEFAULT_MODEL_NAME, DEFAULT_PRICES, defaultPrices, describePrices, makeKey, parsePriceSchedule, PRICES_0731, readKeysFile, startServer,
+  type ApiKey, type PriceSchedule,
+} from "../../server/index.js";
+import type { Release } from "../../text/release.js";
 
 export const serveCommand: Command = {
   name: "serve",
@@ -24,8 +28,17 @@ Options:
   --alias NAME            another accepted name (repeatable), e.g. deepseek-v4-pro
   --api-key KEY           require this key (repeatable); clients send "Authorization: Bearer KEY"
   --api-keys-file FILE    keys, one per line, each optionally followed by a USD balance
-  --prices FILE           JSON price table, USD per 1M tokens:
-                          {"cache_hit_input":${DEFAULT_PRICES.cacheHitInput},"cache_miss_input":${DEFAULT_PRICES.cacheMissInput},"output":${DEFAULT_PRICES.output}} (the defaults)
+  --encoding NAME         prompt encoder: april or 0731 (default: the checkpoint's own; 0731
+                          checkpoints have dspark_* keys in config.json). The request's
+                          reasoning_effort maps to the encoder's effort texts
+  --prices FILE           JSON price table, USD per 1M tokens, for usage.cost and /metrics:
+                          {"cache_hit_input":${DEFAULT_PRICES.cacheHitInput},"cache_miss_input":${DEFAULT_PRICES.cacheMissInput},"output":${DEFAULT_PRICES.output}}
+                          (the default for April weights), optionally with UTC windows:
+                          "windows":[{"name":"peak","utc":["01:00-04:00","06:00-10:00"],
+                          "cache_hit_input":${PRICES_0731.windows[0]!.prices.cacheHitInput},"cache_miss_input":${PRICES_0731.windows[0]!.prices.cacheMissInput},"output":${PRICES_0731.windows[0]!.prices.output}}]
+                          (with base ${PRICES_0731.base.cacheHitInput} / ${PRICES_0731.base.cacheMissInput} / ${PRICES_0731.base.output}: the default for 0731 weights).
+                          Missing prices keep the default's; a request pays the prices
+                          in force when it arrives
   --cors ORIGINS          allow browsers from these origins (comma-separated, or *); off by default
   --body-limit MB         largest request body (default 32)
   --max-concurrent N      concurrent requests per API key before 429 (default 2500)
@@ -60,6 +73,7 @@ Options:
       "api-key": { type: "string", multiple: true },
       "api-keys-file": { type: "string" },
       prices: { type: "string" },
+      encoding: { type: "string" },
       cors: { type: "string" },
       "body-limit": { type: "string" },
       "max-concurrent": { type: "string" },
@@ -81,7 +95,8 @@ Options:
     if (port > 65535) throw new CliError(`--port must be at most 65535, got ${port}`, 2);
     const host = opt("host") ?? "127.0.0.1";
     const apiKeys = keys(args.values["api-key"] as string[] | undefined, opt("api-keys-file"));
-    const prices = priceTable(opt("prices"));
+    const pricesFile = readPrices(opt("prices"));
+    const encoding = encodingOption(opt("encoding"));
     const cors = corsOption(opt("cors"));
     const bodyLimitMb = numberOption("body-limit", opt("body-limit"), 0.001, 4096) ?? 32;
     const keepAlive = numberOption("keep-alive", opt("keep-alive"), 0, 3600) ?? 5;
@@ -100,8 +115,10 @@ Options:
       prefillLatencyFactor: numberOption("prefill-latency", opt("prefill-latency"), 1, 1000),
       contextLength: intOption("context", opt("context"), 1),
       prefixCache: { dir: cacheDir, sharedPrefixes },
+      encoding,
       readerTimeoutMs: readerTimeout === undefined ? undefined : readerTimeout === 0 ? Infinity : readerTimeout * 1000,
     });
+    const prices = pricesFor(engine.model.release, pricesFile);
     let server;
     try {
       server = await startServer({
@@ -120,7 +137,12 @@ Options:
       if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") throw new CliError(`--host ${host}: not an address of this machine`);
       throw err;
     }
-    process.stdout.write(banner(server.url, modelName, aliases, dir, isDefault, engine.model.backend, engine.model.contextLength, apiKeys.length > 0));
+    const details = [
+      `backend   ${engine.model.backend}, context ${engine.model.contextLength} tokens`,
+      `encoder   ${describeEncoder(engine.model)}`,
+      `prices    ${describePrices(prices)}${pricesFile ? ` (${pricesFile.file})` : ` (${engine.model.release} default; --prices FILE to change)`}`,
+    ];
+    process.stdout.write(banner(server.url, modelName, aliases, dir, isDefault, details, apiKeys.length > 0));
     await untilSignal();
     process.stderr.write("dsv4: shutting down\n");
     await server.close();
@@ -157,13 +179,27 @@ function sharedPrefixFiles(files: string[] | undefined): string[] {
   });
 }
 
-function priceTable(file: string | undefined): PriceTable {
-  if (!file) return DEFAULT_PRICES;
+interface PricesFile {
+  file: string;
+  json: unknown;
+}
+
+/** Read and checked before the model loads (minutes for a real one), so a bad file fails at once. */
+function readPrices(file: string | undefined): PricesFile | undefined {
+  if (!file) return undefined;
   try {
-    return parsePriceTable(JSON.parse(readFileSync(file, "utf8")));
+    const json: unknown = JSON.parse(readFileSync(file, "utf8"));
+    parsePriceSchedule(json);
+    return { file, json };
   } catch (err) {
     throw new CliError(`--prices ${file}: ${(err as Error).message}`, 2);
   }
+}
+
+/** The file's schedule, its missing prices taken from the release's default; else that default. */
+function pricesFor(release: Release, file: PricesFile | undefined): PriceSchedule {
+  const fallback = defaultPrices(release);
+  return file ? parsePriceSchedule(file.json, fallback.base) : fallback;
 }
 
 function corsOption(value: string | undefined): true | string[] | undefined {
@@ -175,13 +211,13 @@ function corsOption(value: string | undefined): true | string[] | undefined {
   return origins;
 }
 
-function banner(url: string, name: string, aliases: string[], dir: string, isDefault: boolean, backend: string, context: number, keys: boolean): string {
+function banner(url: string, name: string, aliases: string[], dir: string, isDefault: boolean, details: string[], keys: boolean): string {
   const names = [name, ...aliases].join(", ");
   const lines = [
     "",
     `  dsv4 is serving ${names}`,
     isDefault ? `  model     ${dir} (tiny random weights: output is noise; --model DIR serves a real checkpoint)` : `  model     ${dir}`,
-    `  backend   ${backend}, context ${context} tokens`,
+    ...details.map((d) => `  ${d}`),
     "",
     `  OpenAI / DeepSeek base URL   ${url}   (also ${url}/v1; beta: ${url}/beta)`,
     `  Anthropic base URL           ${url}/anthropic`,

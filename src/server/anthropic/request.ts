@@ -5,13 +5,13 @@
  * takes. Unsupported blocks are refused by name rather than dropped.
  */
 import type { ChatMessage, GenerateRequest, ToolDefinition } from "../../engine/types.js";
+import { API_EFFORTS, isApiEffort } from "../../text/effort.js";
 import { maxTokens, range, stopStrings } from "../chat-request.js";
 import { invalidRequest } from "../errors.js";
 import type { RequestTool } from "../schemas.js";
 import { checkTools } from "../tool-schema.js";
 import type { AnthropicBlock, AnthropicRequest } from "./schema.js";
 
-const EFFORTS = new Set(["low", "medium", "high", "xhigh", "max"]);
 const UNSUPPORTED_BLOCKS = new Set(["image", "document", "search_result", "redacted_thinking", "container_upload", "code_execution_tool_result"]);
 
 export interface PreparedAnthropic {
@@ -141,7 +141,10 @@ function thinkingOf(body: AnthropicRequest): boolean {
 export function prepareAnthropic(body: AnthropicRequest): PreparedAnthropic {
   const thinking = thinkingOf(body);
   const effort = body.output_config?.effort ?? undefined;
-  if (effort !== undefined && !EFFORTS.has(effort)) throw invalidRequest("output_config.effort", `unknown effort ${JSON.stringify(effort)}; use low, high or max`);
+  // The same values as reasoning_effort, rendered per the encoder in use (text/effort.ts).
+  if (effort !== undefined && !isApiEffort(effort)) {
+    throw invalidRequest("output_config.effort", `unknown effort ${JSON.stringify(effort)}; use one of ${API_EFFORTS.join(", ")}`);
+  }
   if (body.messages.length === 0) throw invalidRequest("messages", "messages must contain at least one message");
   const messages: ChatMessage[] = [];
   if (body.system !== undefined && body.system !== null) {

@@ -6,12 +6,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { prepareAnthropic, type PreparedAnthropic } from "../anthropic/request.js";
 import { AnthropicStreamer, anthropicError, anthropicUsage, contentBlocks, messageId, stopReason } from "../anthropic/response.js";
 import { anthropicRequestSchema, countTokensSchema } from "../anthropic/schema.js";
-import { charge, tenantOf, type ServerContext } from "../context.js";
+import { bill, tenantOf, type ServerContext } from "../context.js";
 import { toApiError } from "../errors.js";
 import { StartedGeneration } from "../generation.js";
 import { drain, jsonWithKeepAlive } from "../respond.js";
 import { abortOnDisconnect, hangUpOnReaderTimeout, SseWriter } from "../sse.js";
-import { toDeepSeekUsage } from "../usage.js";
 import { parseWith } from "../validate.js";
 
 export function anthropicRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -40,7 +39,7 @@ async function handleMessages(ctx: ServerContext, request: FastifyRequest, reply
     ctx.keepAliveMs,
     async () => {
       const finish = await drain(started);
-      charge(ctx, request, toDeepSeekUsage(finish.usage, ctx.prices).cost);
+      bill(ctx, request, finish.usage);
       return {
         id,
         type: "message",
@@ -99,7 +98,7 @@ async function streamMessages(
           finished = true;
           await start(e.usage.prompt_cache_miss_tokens, e.usage.prompt_cache_hit_tokens);
           await blocks.close();
-          charge(ctx, request, toDeepSeekUsage(e.usage, ctx.prices).cost);
+          bill(ctx, request, e.usage);
           await emit("message_delta", { type: "message_delta", delta: stopReason(e.finish_reason, e.message.stop_string), usage: anthropicUsage(e.usage) });
           await emit("message_stop", { type: "message_stop" });
           break;

@@ -6,13 +6,12 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { prepareChat, type PreparedChat } from "../chat-request.js";
 import { ChatChunker, completionBody, type ResponseIdentity } from "../chat-chunks.js";
-import { charge, tenantOf, type ServerContext } from "../context.js";
+import { bill, tenantOf, type ServerContext } from "../context.js";
 import { StartedGeneration } from "../generation.js";
 import { drain, jsonWithKeepAlive } from "../respond.js";
 import { chatRequestSchema } from "../schemas.js";
 import { abortOnDisconnect } from "../sse.js";
 import { streamDeepSeek } from "../stream.js";
-import { toDeepSeekUsage } from "../usage.js";
 import { parseWith } from "../validate.js";
 
 export function identityFor(ctx: ServerContext, model: string): ResponseIdentity {
@@ -46,8 +45,7 @@ async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: Fa
   }
   await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
     const finish = await drain(started);
-    const usage = toDeepSeekUsage(finish.usage, ctx.prices);
-    charge(ctx, request, usage.cost);
+    const usage = bill(ctx, request, finish.usage);
     return completionBody(ident, finish, usage, prepared.thinking, prepared.logprobs);
   });
   return reply;
@@ -78,8 +76,7 @@ async function streamChat(
           await sse.data(chunker.delta(e));
           break;
         case "finish": {
-          const usage = toDeepSeekUsage(e.usage, ctx.prices);
-          charge(ctx, request, usage.cost);
+          const usage = bill(ctx, request, e.usage);
           await sse.data(chunker.finish(e.finish_reason, usage));
           if (prepared.includeUsage) await sse.data(chunker.usageOnly(usage));
           break;

@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { FinishReason, TokenLogprob } from "../../engine/types.js";
 import { checkN, maxTokens, range, stopStrings } from "../chat-request.js";
-import { charge, tenantOf, type ServerContext } from "../context.js";
+import { bill, tenantOf, type ServerContext } from "../context.js";
 import { invalidRequest } from "../errors.js";
 import { StartedGeneration } from "../generation.js";
 import { MAX_FIM_OUTPUT_TOKENS, MAX_TOP_LOGPROBS } from "../limits.js";
@@ -13,7 +13,7 @@ import { drain, jsonWithKeepAlive } from "../respond.js";
 import { fimRequestSchema, type FimRequest } from "../schemas.js";
 import { abortOnDisconnect } from "../sse.js";
 import { streamDeepSeek } from "../stream.js";
-import { toDeepSeekUsage, type DeepSeekUsage } from "../usage.js";
+import type { DeepSeekUsage } from "../usage.js";
 import { parseWith } from "../validate.js";
 import { identityFor } from "./chat.js";
 
@@ -80,8 +80,7 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
   if (body.stream !== true) {
     await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
       const finish = await drain(started);
-      const usage = toDeepSeekUsage(finish.usage, ctx.prices);
-      charge(ctx, request, usage.cost);
+      const usage = bill(ctx, request, finish.usage);
       const lp = generate.logprobs ? legacyLogprobs(finish.logprobs?.content ?? [], echo.length) : null;
       return { ...head, choices: [choice(echo + finish.message.content, lp, finish.finish_reason)], usage };
     });
@@ -105,8 +104,7 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
       if (e.type === "token" && e.logprob) pending.push(e.logprob);
       else if (e.type === "content" && e.text !== "") await sse.data({ ...head, choices: [choice(e.text, takeLogprobs(), null)], usage: null });
       else if (e.type === "finish") {
-        const usage: DeepSeekUsage = toDeepSeekUsage(e.usage, ctx.prices);
-        charge(ctx, request, usage.cost);
+        const usage: DeepSeekUsage = bill(ctx, request, e.usage);
         await sse.data({ ...head, choices: [choice("", takeLogprobs(), e.finish_reason)], usage });
         if (body.stream_options?.include_usage === true) await sse.data({ ...head, choices: [], usage });
       }

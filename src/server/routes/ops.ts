@@ -14,13 +14,15 @@ export function opsRoutes(app: FastifyInstance, ctx: ServerContext): void {
       model: ctx.models.primary,
       backend: ctx.engine.model.backend,
       context_length: ctx.engine.model.contextLength,
+      encoding: ctx.engine.model.encoding,
       active_sequences: m.active_sequences,
       queued_requests: m.queued_requests,
     };
   });
 
   app.get("/metrics", async (_request, reply) => {
-    const text = prometheusText(ctx.engine.metrics(), ctx.stats, ctx.models.primary);
+    const { release, encoding } = ctx.engine.model;
+    const text = prometheusText(ctx.engine.metrics(), ctx.stats, { model: ctx.models.primary, release, encoding });
     return reply.type("text/plain; version=0.0.4; charset=utf-8").send(text);
   });
 
