@@ -36,6 +36,8 @@ export class BlockStore {
   private readonly index = new Map<string, DiskEntry>();
   private total = 0;
   private readonly pending = new Set<Promise<void>>();
+  /** False when the folder cannot be created or listed: the cache then lives in memory only. */
+  private readonly usable: boolean;
 
   constructor(
     root: string,
@@ -45,8 +47,17 @@ export class BlockStore {
     private readonly warn: (message: string) => void,
   ) {
     this.dir = join(root, identity.slice(0, 32));
-    mkdirSync(this.dir, { recursive: true });
-    for (const name of readdirSync(this.dir)) {
+    let names: string[] = [];
+    try {
+      mkdirSync(this.dir, { recursive: true });
+      names = readdirSync(this.dir);
+      this.usable = true;
+    } catch (err) {
+      // A cache folder that is a file, a dangling link or unreadable never stops start-up.
+      this.warn(`dsv4: warning: prefix cache folder ${this.dir} is not usable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the prefix cache keeps to memory`);
+      this.usable = false;
+    }
+    for (const name of names) {
       if (!name.endsWith(".blk") || !KEY.test(name.slice(0, -4))) continue; // not ours: leave it alone
       const entry = this.probe(name.slice(0, -4));
       if (entry) {
@@ -131,6 +142,7 @@ export class BlockStore {
 
   /** Queues a write (replacing an existing entry of the same key); returns at once. */
   write(key: string, parent: string | null, provisional: boolean, block: StateBlock): void {
+    if (!this.usable) return;
     const { header, parts } = blockEntry({ identity: this.identity, key, parent, provisional }, block);
     const bytes = parts.reduce((n, p) => n + p.byteLength, 0);
     this.forget(key);
@@ -155,6 +167,13 @@ export class BlockStore {
       .catch(() => undefined)
       .finally(() => this.pending.delete(p));
     this.pending.add(p);
+  }
+
+  /** Drops an entry the index cannot use (e.g. a broken or cyclic parent chain): one warning, the file removed. */
+  discard(key: string, why: string): void {
+    if (!this.index.has(key)) return;
+    this.forget(key);
+    this.bad(key, `cache entry ${this.file(key)}: ${why}`);
   }
 
   remove(key: string): void {

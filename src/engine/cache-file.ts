@@ -114,7 +114,8 @@ function withEnvelope<T>(path: string, then: (fd: number, env: Envelope, fail: (
   let fd: number;
   try {
     // O_NOFOLLOW: a cache file is never a symlink; one in its place is refused, not followed.
-    fd = openSync(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
+    // O_NONBLOCK: a FIFO in its place opens at once (and is refused below) instead of blocking start-up.
+    fd = openSync(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return fail(code === "ELOOP" ? "is a symbolic link, not a cache file" : `cannot open (${code ?? (err as Error).message})`);

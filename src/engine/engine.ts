@@ -12,6 +12,7 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
+import { preflightCheckpoint } from "../model/checkpoint-preflight.js";
 import { loadConfig, type ModelConfig } from "../model/config.js";
 import { checkpointReleaseAt, chooseEncoder, type EncoderChoice } from "../text/release.js";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
@@ -175,6 +176,7 @@ export class Engine implements EngineApi {
     };
     progress({ phase: "config", loaded: 0, total: 1 });
     const cfg = loadConfig(dir);
+    preflightCheckpoint(dir, cfg);
     const encoder = chooseEncoder(checkpointReleaseAt(dir), opts.encoding);
     resolveSpeculation(cfg, opts.speculative); // an impossible --speculative fails before the weights load
     progress({ phase: "config", loaded: 1, total: 1 });

@@ -111,7 +111,7 @@ export class PrefixCache {
     const entries = new Map([...disk.entries()].map((e) => [e.key, e]));
     const ok = new Map<string, boolean>();
     const valid = (key: string): boolean => {
-      const seen: string[] = [];
+      const seen = new Set<string>();
       let k: string | null = key;
       let verdict = true;
       while (k !== null) {
@@ -121,11 +121,11 @@ export class PrefixCache {
           break;
         }
         const e = entries.get(k);
-        if (!e || seen.includes(k) || seen.length > entries.size) {
+        if (!e || seen.has(k)) {
           verdict = false;
           break;
         }
-        seen.push(k);
+        seen.add(k);
         const p = e.parent === null ? null : entries.get(e.parent);
         if (e.parent !== null && (!p || p.end !== e.start)) {
           verdict = false;
@@ -143,7 +143,7 @@ export class PrefixCache {
     const order = [...entries.values()].sort((a, b) => a.mtimeMs - b.mtimeMs);
     for (const e of order) {
       if (!valid(e.key)) {
-        disk.remove(e.key);
+        disk.discard(e.key, "its parent chain is missing, cyclic or not contiguous from position 0");
         continue;
       }
       this.nodes.set(e.key, {

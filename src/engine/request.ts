@@ -115,7 +115,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
   const topP = num(req.top_p, "top_p", 1, 0, 1);
   const topK = Math.floor(num(req.top_k, "top_k", 0, 0, ctx.vocabSize));
   const minP = num(req.min_p, "min_p", 0, 0, 1);
-  if (topP === 0) throw bad("top_p", "must be greater than 0");
+  // top_p 0 is accepted, as DeepSeek and OpenAI do (0 ≤ top_p ≤ 1): the sampler keeps the single most likely token.
 
   const stop = req.stop === null || req.stop === undefined ? [] : typeof req.stop === "string" ? [req.stop] : req.stop;
   if (!Array.isArray(stop) || stop.length > 16 || stop.some((s) => typeof s !== "string" || s === "")) {

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { parseIndex, requireRegularFile } from "./checkpoint-index.js";
 import { DTYPE_BYTES, isDType, type DType } from "./dtypes.js";
 
 /** A checkpoint file that cannot be used; the message names the file and, where known, the tensor. */
@@ -173,25 +174,24 @@ export class Checkpoint {
   private load(): void {
     const indexPath = join(this.dir, INDEX_FILE);
     if (existsSync(indexPath)) {
-      let weightMap: Record<string, string>;
+      let text: string;
       try {
-        weightMap = (JSON.parse(readFileSync(indexPath, "utf8")) as { weight_map?: Record<string, string> }).weight_map ?? {};
+        text = readFileSync(indexPath, "utf8");
       } catch (err) {
-        throw new CheckpointFormatError(`cannot parse index: ${(err as Error).message}`, indexPath);
+        throw new CheckpointFormatError(`cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, indexPath);
       }
-      const shardNames = [...new Set(Object.values(weightMap))].sort();
+      const weightMap = parseIndex(indexPath, text);
+      const shardNames = [...new Set(weightMap.values())].sort();
       const shards = new Map<string, SafetensorsFile>();
       for (const shard of shardNames) {
         const path = join(this.dir, shard);
-        if (!existsSync(path)) {
-          const example = Object.keys(weightMap).find((k) => weightMap[k] === shard);
-          throw new CheckpointFormatError(`shard "${shard}" listed in ${INDEX_FILE} is missing`, path, example);
-        }
+        const example = [...weightMap].find(([, s]) => s === shard)![0];
+        requireRegularFile(path, `shard "${shard}" listed in ${INDEX_FILE}`, example);
         const file = SafetensorsFile.open(path);
         this.files.push(file);
         shards.set(shard, file);
       }
-      for (const [name, shard] of Object.entries(weightMap)) {
+      for (const [name, shard] of weightMap) {
         const file = shards.get(shard)!;
         if (!file.tensors.has(name)) throw new CheckpointFormatError(`${INDEX_FILE} places this tensor in "${shard}" but that shard does not hold it`, file.path, name);
         this.byName.set(name, file);
@@ -200,6 +200,7 @@ export class Checkpoint {
     }
     const single = join(this.dir, "model.safetensors");
     if (!existsSync(single)) throw new CheckpointFormatError(`no ${INDEX_FILE} and no model.safetensors: not a checkpoint directory`, this.dir);
+    requireRegularFile(single, "model.safetensors");
     const file = SafetensorsFile.open(single);
     this.files.push(file);
     for (const name of file.tensors.keys()) this.byName.set(name, file);

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { checkConfigBounds } from "./config-bounds.js";
 
 /** A config.json that cannot describe a DeepSeek-V4 model; names the key at fault. */
 export class ConfigError extends Error {
@@ -123,6 +124,7 @@ const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
 /** Validate a Hugging Face DeepSeek-V4 config.json object (spec §1.1) into a typed config. */
 export function parseConfig(raw: Raw): ModelConfig {
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError("config.json: not a JSON object");
+  checkConfigBounds(raw);
   if (raw.model_type !== undefined && raw.model_type !== "deepseek_v4") {
     throw new ConfigError(`config.json: "model_type" is ${JSON.stringify(raw.model_type)}, expected "deepseek_v4"`, "model_type");
   }

@@ -2,6 +2,7 @@ import { decodeToFloat64, e4m3ToNumber } from "../formats/dtypes.js";
 import { Checkpoint, CheckpointFormatError } from "../formats/safetensors.js";
 import type { Backend, MatrixHandle, StoredMatrix, Vec, WeightFormat } from "../kernels/backend.js";
 import type { LayerSchedule, ModelConfig } from "./config.js";
+import { checkConfigFitsCheckpoint } from "./checkpoint-fit.js";
 import { checkpointTensors } from "./schema.js";
 
 export interface HcWeights {
@@ -104,6 +105,7 @@ export interface ModelWeights {
 
 /** Checks every tensor's presence, dtype and shape against the schema before anything is read. */
 export function validateCheckpoint(ckpt: Checkpoint, cfg: ModelConfig): void {
+  checkConfigFitsCheckpoint(ckpt, cfg);
   const layout = drafterLayout(cfg);
   for (const spec of checkpointTensors(cfg)) {
     if (!ckpt.has(spec.name)) {

@@ -8,11 +8,11 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import type { EngineApi } from "../engine/types.js";
 import { KeyRing, presentedKey, type ApiKey } from "./auth.js";
 import type { ServerContext } from "./context.js";
-import { ApiError, authenticationFails, insufficientBalance, invalidRequest, rateLimitReached, toApiError } from "./errors.js";
+import { ApiError, authenticationFails, insufficientBalance, invalidRequest, rateLimitReached, serverOverloaded, toApiError } from "./errors.js";
+import { answerClientError, frameworkApiError, installRawErrorPaths, notFoundError, RouteMethods, sendApiError } from "./error-envelope.js";
 import { jsonErrorOffset, lineColumn, nestingDepth } from "./json-error.js";
 import { ServerStats } from "./metrics.js";
 import { DEFAULT_MODEL_NAME, ModelNames } from "./models.js";
-import { anthropicError } from "./anthropic/response.js";
 import { anthropicRoutes } from "./routes/anthropic.js";
 import { chatRoutes } from "./routes/chat.js";
 import { completionRoutes } from "./routes/completions.js";
@@ -76,7 +76,19 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     bodyLimit: options.bodyLimit ?? 32 * 1024 * 1024,
     // Keep-alive connections from SDK clients outlive a request; never cut a long generation short.
     requestTimeout: 0,
-    return503OnClosing: true,
+    // Answered by the onRequest hook instead, in the envelope (fastify's own 503 body is not).
+    return503OnClosing: false,
+    // Node's bare 400 for a missing Host becomes an enveloped one in the onRequest hook.
+    http: { requireHostHeader: false },
+    frameworkErrors: (err, request, reply) => sendApiError(request, reply, frameworkApiError(err, request.raw.url ?? "")),
+    clientErrorHandler: answerClientError,
+  });
+  installRawErrorPaths(app.server);
+  const routes = new RouteMethods();
+  app.addHook("onRoute", (route) => routes.add(route.url, route.method));
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
   });
   app.decorateRequest("apiKey", undefined);
   app.decorateRequest("receivedAt", 0);
@@ -94,15 +106,19 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       if (!reply.raw.writableFinished) stats.disconnects++;
       stats.request(route, reply.raw.statusCode);
     });
+    if (closing) {
+      reply.header("connection", "close");
+      throw serverOverloaded("the server is shutting down");
+    }
+    if (request.raw.httpVersionMajor !== 1) throw invalidRequest("http", `Bad Request: HTTP/${request.raw.httpVersion} is not served; use HTTP/1.1`);
+    if (request.raw.httpVersion === "1.1" && request.headers.host === undefined) throw invalidRequest("host", "Bad Request: an HTTP/1.1 request needs a Host header");
     key = authenticate(ctx, request);
     key.active++;
     if (key.active > maxConcurrent) throw rateLimitReached(maxConcurrent);
   });
 
   app.setErrorHandler((err: FastifyError | Error, request, reply) => sendError(request, reply, classify(err)));
-  app.setNotFoundHandler((request, reply) =>
-    sendError(request, reply, new ApiError(404, `Not Found: ${request.method} ${request.url.split("?")[0]}`, "invalid_request_error", "url", "not_found")),
-  );
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, notFoundError(request.method, request.url, routes.allowed(request.url))));
 
   chatRoutes(app, ctx);
   completionRoutes(app, ctx);
@@ -140,18 +156,7 @@ function classify(err: FastifyError | Error): ApiError {
   return toApiError(err);
 }
 
-function sendError(request: FastifyRequest, reply: FastifyReply, err: ApiError): FastifyReply {
-  if (reply.sent || reply.raw.headersSent) {
-    if (!reply.raw.writableEnded) reply.raw.end();
-    return reply;
-  }
-  const anthropic = request.url.startsWith("/anthropic/");
-  return reply
-    .status(err.status)
-    .headers(err.headers)
-    .type("application/json; charset=utf-8")
-    .send(anthropic ? anthropicError(err) : err.body());
-}
+const sendError = sendApiError;
 
 /**
  * JSON for every content type (curl's `-d` sends form-encoded by default), with

@@ -41,7 +41,8 @@ export class SseWriter {
     this.res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache",
-      connection: "keep-alive",
+      // No explicit Connection header: Node keeps the connection alive unless the client sent
+      // `Connection: close`, which a forced keep-alive here would override (the socket never closed).
       // Stops reverse proxies (nginx) from buffering the stream.
       "x-accel-buffering": "no",
       ...this.options.headers,

@@ -156,16 +156,36 @@ export class Tokenizer {
 
 /** Loads `tokenizer.json` (+ `tokenizer_config.json` when present) from a model directory. */
 export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
-  const jsonText = await readFile(join(modelDir, "tokenizer.json"), "utf8").catch((err: NodeJS.ErrnoException) => {
-    throw new Error(`cannot read ${join(modelDir, "tokenizer.json")}: ${err.code ?? err.message}`);
+  const jsonPath = join(modelDir, "tokenizer.json");
+  const configPath = join(modelDir, "tokenizer_config.json");
+  const jsonText = await readFile(jsonPath, "utf8").catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`cannot read ${jsonPath}: ${err.code ?? err.message}`);
   });
   let config: Record<string, unknown> | undefined;
   try {
-    config = JSON.parse(await readFile(join(modelDir, "tokenizer_config.json"), "utf8")) as Record<string, unknown>;
+    config = parseJsonObject(configPath, await readFile(configPath, "utf8"));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
-  return new Tokenizer(JSON.parse(jsonText) as TokenizerJson, config);
+  const json = parseJsonObject(jsonPath, jsonText) as unknown as TokenizerJson;
+  try {
+    return new Tokenizer(json, config);
+  } catch (err) {
+    // Say which file: a vocabulary that does not build is the file's fault, not the caller's.
+    throw new Error(`${jsonPath}: not a usable tokenizer (${(err as Error).message})`);
+  }
+}
+
+/** A JSON object from a file's text; errors name the file. */
+function parseJsonObject(path: string, text: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error(`${path}: not a JSON object`);
+  return v as Record<string, unknown>;
 }
 
 let defaultTokenizer: Tokenizer | undefined;
