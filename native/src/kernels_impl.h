@@ -1045,6 +1045,10 @@ void vector_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t
   for (; n < n1; n++) single(w, x, ldx, out, ldo, n);
 }
 
+#ifdef DSV4_AVX512
+#include "tiles_avx512.h"
+#endif
+
 // BF16/F32 from kDenseStripRows rows: strip products. Fewer rows (and FP4) in groups, each group
 // one pass over the weights, decoding on the fly.
 void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
@@ -1073,6 +1077,9 @@ void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
     }
     return;
   }
+#ifdef DSV4_AVX512
+  if (w.format == Format::BF16 && rows >= kBf16TiledRows) return bf16_tiled(w, xp, ldx, rows, out, ldo, n0, n1);
+#endif
   if (w.format != Format::FP4 && rows >= kDenseStripRows) return strip_product<DenseStrips>(w, xp, ldx, rows, out, ldo, n0, n1, nullptr);
   for (int r0 = 0; r0 < rows; r0 += 4) {
     const float* x = xp + static_cast<size_t>(r0) * ldx;
