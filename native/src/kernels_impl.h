@@ -1050,8 +1050,12 @@ void vector_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t
 #endif
 
 // BF16/F32 from kDenseStripRows rows: strip products. Fewer rows (and FP4) in groups, each group
-// one pass over the weights, decoding on the fly.
+// one pass over the weights, decoding on the fly. On AVX-512, BF16 from 2 rows and FP4 at
+// every row count go through the register-tiled kernels of tiles_avx512.h instead.
 void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+#ifdef DSV4_AVX512
+  if (w.format == Format::FP4) return fp4_pairs(w, xp, ldx, rows, out, ldo, n0, n1);
+#endif
   if (w.format == Format::FP4 && rows >= 2) {
     // K in chunks so that a pass's activations stay in L1, the running totals carried in
     // memory between chunks. Passes of four rows (fp4_tile_k), except that two, five or six

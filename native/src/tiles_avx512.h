@@ -105,3 +105,127 @@ void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// FP4 (the routed experts, 1-8 rows each in a decode batch; prefill passes of up to 8): two
+// weight rows per 512-bit vector, each 256-bit half doing for its row exactly the AVX2
+// kernels' operations (fp4_decode's byte shuffles and unpacks act within 128-bit lanes, so
+// the 512-bit forms decode both rows at once), with the activations broadcast to both halves.
+// Decoding was what bounded the AVX2 kernels (the FMAs idle), and it now costs half as much
+// per weight. Per (weight row, activation row): chain a (vectors 0, 2, 4, 6 of a 64-input
+// group) from a multiply, chain b (1, 3, 5, 7), a + b times the group's scale pair, added to
+// the total in group order; the result is hsum8 of the total (fp4_row_k, fp4_tile_k,
+// fp4_gemv_row). K goes in the AVX2 kernels' L1-sized chunks (fp4_chunk), the totals carried
+// in memory between them, which changes no bit.
+constexpr int kFp4PairRows = 8;  // most activation rows per pass (8 totals + 8 decoded vectors)
+
+// 64-input group g of rows p0 (low half) and p1 (high half) -> 8 vectors in the
+// Fp4Group64 order: f[v] holds vector v of both rows.
+inline void fp4_decode_pair(const uint8_t* p0, const uint8_t* p1, __m512 f[8]) {
+  const __m512i lut_lo = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm256_castsi256_si128(fp4_lut_lo()));
+  const __m512i lut_hi = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm256_castsi256_si128(fp4_lut_hi()));
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  const __m512i raw = _mm512_maskz_inserti64x4(0xFF, _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0))),
+                                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p1)), 1);
+  for (int h = 0; h < 2; h++) {
+    const __m512i codes = h == 0 ? _mm512_and_si512(raw, low4) : _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+    const __m512i lo = _mm512_shuffle_epi8(lut_lo, codes);
+    const __m512i hi = _mm512_shuffle_epi8(lut_hi, codes);
+    const __m512i u0 = _mm512_unpacklo_epi8(lo, hi);
+    const __m512i u1 = _mm512_unpackhi_epi8(lo, hi);
+    f[4 * h + 0] = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, u0, 16));
+    f[4 * h + 1] = _mm512_castsi512_ps(_mm512_and_si512(u0, high));
+    f[4 * h + 2] = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, u1, 16));
+    f[4 * h + 3] = _mm512_castsi512_ps(_mm512_and_si512(u1, high));
+  }
+}
+
+// The scale pairs of group g of both rows: row p0's in lanes 0-7, p1's in 8-15 (fp4_scale_pair).
+inline __m512 fp4_scale_pairs(const uint8_t* s0, const uint8_t* s1) {
+  const uint64_t bits = (static_cast<uint64_t>(s0[0]) << 23) | (static_cast<uint64_t>(s0[1]) << 55);
+  const uint64_t bits1 = (static_cast<uint64_t>(s1[0]) << 23) | (static_cast<uint64_t>(s1[1]) << 55);
+  const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const __m128i both = _mm_unpacklo_epi64(_mm_cvtsi64_si128(static_cast<long long>(bits)), _mm_cvtsi64_si128(static_cast<long long>(bits1)));
+  return _mm512_maskz_permutexvar_ps(0xFFFF, spread, _mm512_zextps128_ps512(_mm_castsi128_ps(both)));
+}
+
+// Rows p0/p1 (output n and n + 1, or n twice for a last odd row) x RB activation rows over
+// inputs [k0, k1). carry: RB totals of 16 floats, read unless k0 == 0; written unless k1 == K,
+// when the sums go to out (the second row's only if `both`).
+template <int RB>
+void fp4_pair_k(const Matrix& w, int n, bool both, const float* x, size_t ldx, float* out, size_t ldo, int k0, int k1, float* carry) {
+  const uint8_t* w0 = w.row(n);
+  const uint8_t* w1 = w.row(both ? n + 1 : n);
+  const uint8_t* s0 = w.scale_bytes(n);
+  const uint8_t* s1 = w.scale_bytes(both ? n + 1 : n);
+  __m512 acc[RB];
+  for (int r = 0; r < RB; r++) acc[r] = k0 > 0 ? _mm512_load_ps(carry + r * 16) : _mm512_setzero_ps();
+  for (int g = k0; g < k1; g += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(w0 + g / 2 + kPrefetchBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w1 + g / 2 + kPrefetchBytes), _MM_HINT_T0);
+    __m512 f[8];
+    fp4_decode_pair(w0 + g / 2, w1 + g / 2, f);
+    const __m512 s = fp4_scale_pairs(s0 + g / kFp4Block, s1 + g / kFp4Block);
+    for (int r = 0; r < RB; r++) {
+      const float* xr = x + r * ldx + g;
+      __m512 a = _mm512_mul_ps(f[0], broadcast8(xr));
+      __m512 b = _mm512_mul_ps(f[1], broadcast8(xr + 8));
+      a = _mm512_fmadd_ps(f[2], broadcast8(xr + 16), a);
+      b = _mm512_fmadd_ps(f[3], broadcast8(xr + 24), b);
+      a = _mm512_fmadd_ps(f[4], broadcast8(xr + 32), a);
+      b = _mm512_fmadd_ps(f[5], broadcast8(xr + 40), b);
+      a = _mm512_fmadd_ps(f[6], broadcast8(xr + 48), a);
+      b = _mm512_fmadd_ps(f[7], broadcast8(xr + 56), b);
+      acc[r] = _mm512_fmadd_ps(_mm512_add_ps(a, b), s, acc[r]);
+    }
+  }
+  if (k1 < w.K) {
+    for (int r = 0; r < RB; r++) _mm512_store_ps(carry + r * 16, acc[r]);
+    return;
+  }
+  alignas(64) float t[16];
+  for (int r = 0; r < RB; r++) {
+    _mm512_store_ps(t, acc[r]);
+    out[r * ldo + n] = hsum8(_mm256_load_ps(t));
+    if (both) out[r * ldo + n + 1] = hsum8(_mm256_load_ps(t + 8));
+  }
+}
+
+using Fp4PairFn = void (*)(const Matrix&, int, bool, const float*, size_t, float*, size_t, int, int, float*);
+
+inline Fp4PairFn fp4_pair_for(int rb) {
+  switch (rb) {
+    case 1: return fp4_pair_k<1>;
+    case 2: return fp4_pair_k<2>;
+    case 3: return fp4_pair_k<3>;
+    case 4: return fp4_pair_k<4>;
+    case 5: return fp4_pair_k<5>;
+    case 6: return fp4_pair_k<6>;
+    case 7: return fp4_pair_k<7>;
+    default: return fp4_pair_k<8>;
+  }
+}
+
+// Output rows [n0, n1) of an FP4 matrix (Fp4Group64 layout) for `rows` prepared activation
+// rows: balanced passes of up to kFp4PairRows rows, each over K in chunks.
+void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+  const int passes = (rows + kFp4PairRows - 1) / kFp4PairRows;
+  const int pairs = (n1 - n0 + 1) / 2;
+  float* carry = static_cast<float*>(scratch(Scratch::Carry, static_cast<size_t>(pairs) * kFp4PairRows * 16 * sizeof(float)));
+  for (int p = 0, r0 = 0; p < passes; p++) {
+    const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
+    const Fp4PairFn fn = fp4_pair_for(rb);
+    const float* x = xp + static_cast<size_t>(r0) * ldx;
+    float* o = out + static_cast<size_t>(r0) * ldo;
+    const int kc = rb == 1 ? w.K : fp4_chunk(w.K, rb);
+    for (int k0 = 0; k0 < w.K; k0 += kc) {
+      const int k1 = imin(w.K, k0 + kc);
+      for (int i = 0; i < pairs; i++) {
+        const int n = n0 + 2 * i;
+        fn(w, n, n + 1 < n1, x, ldx, o, ldo, k0, k1, carry + static_cast<size_t>(i) * kFp4PairRows * 16);
+      }
+    }
+    r0 += rb;
+  }
+}

@@ -364,6 +364,8 @@ describe("avx512 tiled products equal avx2 bit for bit, scalar within rounding",
   const rowCounts = [1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 33];
   const cases: Array<[WeightFormat, number, number, boolean]> = [
     ["bf16", 13, 48, false], ["bf16", 37, 1040, false], ["bf16", 6, 16, true],
+    // fp4: an odd N (a last pair with one row), K of one group, K in several L1 chunks.
+    ["fp4", 7, 64, true], ["fp4", 33, 4160, true], ["fp4", 6, 192, false],
   ];
   for (const [format, N, K, actQuant] of cases) {
     test(`${format} ${N}x${K}, rows ${rowCounts.join(", ")}`, () => {
