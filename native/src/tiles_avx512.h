@@ -229,3 +229,114 @@ void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
     r0 += rb;
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// FP8 (the dense products: attention projections, shared experts) with several activation
+// rows: two activation rows per 512-bit vector (row 2q in lanes 0-7, 2q + 1 in 8-15, from a
+// pair-interleaved copy of the prescaled rows) and each weight row's decoded vectors in both
+// halves, so that one FMA advances one weight row against two activation rows. Per output
+// the arithmetic is the AVX2 kernels' (fp8_dot, fp8_gemv4): one chain per 128-input block
+// from zero in K order (Fp8Group32 lanes), each added to a total that starts at zero, the
+// result hsum8(total) * post. kFp8Tile weight rows x up to kFp8Pairs pairs per micro-kernel,
+// over the whole K (as bf16_tiled, and for the same reason).
+constexpr int kFp8TiledRows = 2;  // activation rows from which fp8_tiled is used
+constexpr int kFp8Tile = 2;       // weight rows per micro-kernel (8 decoded vectors)
+constexpr int kFp8Pairs = 4;      // most activation row pairs per micro-kernel (2 x 4 chains + totals)
+
+// fp8_decode32 with each vector in both halves.
+inline void fp8_decode32_both(const uint8_t* p, __m512 w[4]) {
+  const __m512i mask = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
+  const __m512i raw = _mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  w[0] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_srai_epi32(0xFFFF, _mm512_maskz_slli_epi32(0xFFFF, raw, 24), 4), mask));
+  w[1] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_srai_epi32(0xFFFF, _mm512_maskz_slli_epi32(0xFFFF, raw, 16), 4), mask));
+  w[2] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_srai_epi32(0xFFFF, _mm512_maskz_slli_epi32(0xFFFF, raw, 8), 4), mask));
+  w[3] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_srai_epi32(0xFFFF, raw, 4), mask));
+}
+
+// MR weight rows (w: the first, K bytes apart) x NP activation pairs (xq: pair q at
+// xq + q * 2K). out/post: the pairs' first row; `last_single`: the last pair's second row is
+// a copy of its first (an odd row count) and is not stored. `ahead`: bytes to prefetch past
+// each weight row's inputs (0: none).
+template <int MR, int NP>
+void fp8_micro(const uint8_t* w, int K, const float* xq, float* out, size_t ldo, const double* post, bool last_single, size_t ahead) {
+  const size_t lw = static_cast<size_t>(K), lq = 2 * static_cast<size_t>(K);
+  __m512 tot[MR][NP];
+  for (int j = 0; j < MR; j++)
+    for (int q = 0; q < NP; q++) tot[j][q] = _mm512_setzero_ps();
+  for (int kb = 0; kb < K; kb += kFp8Block) {
+    const int ke = imin(K, kb + kFp8Block);
+    __m512 c[MR][NP];
+    for (int j = 0; j < MR; j++)
+      for (int q = 0; q < NP; q++) c[j][q] = _mm512_setzero_ps();
+    for (int k = kb; k < ke; k += 32) {
+      __m512 wv[MR][4];
+      for (int j = 0; j < MR; j++) {
+        if (ahead) _mm_prefetch(reinterpret_cast<const char*>(w + j * lw + k + ahead), _MM_HINT_T0);
+        fp8_decode32_both(w + j * lw + k, wv[j]);
+      }
+      for (int p = 0; p < 4; p++)
+        for (int q = 0; q < NP; q++) {
+          const __m512 xv = _mm512_load_ps(xq + q * lq + 2 * (k + 8 * p));
+          for (int j = 0; j < MR; j++) c[j][q] = _mm512_fmadd_ps(wv[j][p], xv, c[j][q]);
+        }
+    }
+    for (int j = 0; j < MR; j++)
+      for (int q = 0; q < NP; q++) tot[j][q] = _mm512_add_ps(tot[j][q], c[j][q]);
+  }
+  alignas(64) float t[16];
+  for (int j = 0; j < MR; j++)
+    for (int q = 0; q < NP; q++) {
+      _mm512_store_ps(t, tot[j][q]);
+      out[2 * q * ldo + j] = static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(t))) * post[2 * q]);
+      if (!(last_single && q == NP - 1)) out[(2 * q + 1) * ldo + j] = static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(t + 8))) * post[2 * q + 1]);
+    }
+}
+
+using Fp8Micro = void (*)(const uint8_t*, int, const float*, float*, size_t, const double*, bool, size_t);
+
+template <int MR>
+inline Fp8Micro fp8_micro_for(int np) {
+  switch (np) {
+    case 1: return fp8_micro<MR, 1>;
+    case 2: return fp8_micro<MR, 2>;
+    case 3: return fp8_micro<MR, 3>;
+    default: return fp8_micro<MR, 4>;
+  }
+}
+
+// Output rows [n0, n1) of one 128-row scale group (fp8_group) for `rows` >= 2 prescaled rows
+// (xs, ldx floats apart) with their post factors.
+void fp8_tiled(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
+  const int K = w.K;
+  const int pairs = (rows + 1) / 2;
+  // Pair q's 8-input step s at xq + q * 2K + 16 s: row 2q's 8 inputs, then row 2q + 1's (for
+  // an odd count the last row twice).
+  float* xq = static_cast<float*>(scratch(Scratch::Paired, static_cast<size_t>(pairs) * 2 * K * sizeof(float)));
+  for (int q = 0; q < pairs; q++) {
+    const float* a = xs + static_cast<size_t>(2 * q) * ldx;
+    const float* b = xs + static_cast<size_t>(imin(2 * q + 1, rows - 1)) * ldx;
+    float* d = xq + static_cast<size_t>(q) * 2 * K;
+    for (int k = 0; k < K; k += 8) {
+      _mm256_store_ps(d + 2 * k, _mm256_loadu_ps(a + k));
+      _mm256_store_ps(d + 2 * k + 8, _mm256_loadu_ps(b + k));
+    }
+  }
+  // Blocks of pairs whose activations stay in L2 (as bf16_tiled's), each passing every tile.
+  const int most = imax(kFp8Pairs, imin(kBf16Block / 2, static_cast<int>(kBf16BlockBytes / (8 * static_cast<size_t>(K)))));
+  const int blocks = (pairs + most - 1) / most;
+  const int block_pairs = (pairs + blocks - 1) / blocks;
+  for (int b0 = 0; b0 < pairs; b0 += block_pairs) {
+    const int bp = imin(block_pairs, pairs - b0);
+    const int passes = (bp + kFp8Pairs - 1) / kFp8Pairs;
+    for (int n = n0; n < n1; n += kFp8Tile) {
+      const int mr = imin(kFp8Tile, n1 - n);
+      for (int p = 0, q0 = b0; p < passes; p++) {
+        const int np = (b0 + bp - q0 + (passes - p) - 1) / (passes - p);
+        const bool last_single = q0 + np == pairs && (rows & 1);
+        const Fp8Micro fn = mr == 1 ? fp8_micro_for<1>(np) : fp8_micro_for<2>(np);
+        fn(w.row(n), K, xq + static_cast<size_t>(q0) * 2 * K, out + static_cast<size_t>(2 * q0) * ldo + n, ldo, post + 2 * q0, last_single, p == 0 ? mr * static_cast<size_t>(K) : 0);
+        q0 += np;
+      }
+    }
+  }
+}

@@ -366,6 +366,9 @@ describe("avx512 tiled products equal avx2 bit for bit, scalar within rounding",
     ["bf16", 13, 48, false], ["bf16", 37, 1040, false], ["bf16", 6, 16, true],
     // fp4: an odd N (a last pair with one row), K of one group, K in several L1 chunks.
     ["fp4", 7, 64, true], ["fp4", 33, 4160, true], ["fp4", 6, 192, false],
+    // fp8: an odd N over two 128-row scale groups (a last tile of one row), K ending in a
+    // partial 128-input block, odd row counts (the last pair's second row a copy).
+    ["fp8", 131, 160, true], ["fp8", 5, 1056, false], ["fp8", 258, 4096, true],
   ];
   for (const [format, N, K, actQuant] of cases) {
     test(`${format} ${N}x${K}, rows ${rowCounts.join(", ")}`, () => {
