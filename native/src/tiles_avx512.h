@@ -141,13 +141,18 @@ inline void fp4_decode_pair(const uint8_t* p0, const uint8_t* p1, __m512 f[8]) {
   }
 }
 
-// The scale pairs of group g of both rows: row p0's in lanes 0-7, p1's in 8-15 (fp4_scale_pair).
+// The scale pairs of group g of both rows: row p0's in lanes 0-7, p1's in 8-15 (the values
+// of fp4_scale_pair: each E8M0 byte shifted into a float's exponent field). The four bytes
+// widen in one vector and spread with one permute (gathering them in a general register
+// first, as fp4_scale_pair does: one activation row, one core, 4096x2048, 44-47 instead of
+// 54-60 GFLOP/s in alternating runs on a loaded machine).
 inline __m512 fp4_scale_pairs(const uint8_t* s0, const uint8_t* s1) {
-  const uint64_t bits = (static_cast<uint64_t>(s0[0]) << 23) | (static_cast<uint64_t>(s0[1]) << 55);
-  const uint64_t bits1 = (static_cast<uint64_t>(s1[0]) << 23) | (static_cast<uint64_t>(s1[1]) << 55);
+  uint16_t a, b;
+  std::memcpy(&a, s0, 2);
+  std::memcpy(&b, s1, 2);
+  const __m128i bytes = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(static_cast<int>(static_cast<uint32_t>(a) | (static_cast<uint32_t>(b) << 16))));
   const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-  const __m128i both = _mm_unpacklo_epi64(_mm_cvtsi64_si128(static_cast<long long>(bits)), _mm_cvtsi64_si128(static_cast<long long>(bits1)));
-  return _mm512_maskz_permutexvar_ps(0xFFFF, spread, _mm512_zextps128_ps512(_mm_castsi128_ps(both)));
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_permutexvar_epi32(0xFFFF, spread, _mm512_zextsi128_si512(bytes)), 23));
 }
 
 // Rows p0/p1 (output n and n + 1, or n twice for a last odd row) x RB activation rows over
