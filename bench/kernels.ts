@@ -4,8 +4,8 @@
  * reference backends, each as a fraction of that bandwidth.
  * Run: `dsv4 bench kernels [--json]` or `node dist/bench/kernels.js [--json]`.
  *
- * `--rows`: the decode-batch products instead (runRowsBench): the real V4-Flash BF16 head
- * and FP8 shapes at 1-64 activation rows, against the bandwidth and the FMA peak;
+ * `--rows`: the decode-batch products instead (runRowsBench): the real V4-Flash BF16 head,
+ * FP8 and FP4 expert shapes at 1-64 activation rows, against the bandwidth and the FMA peak;
  * `--baseline PATH` times a second build of the addon alternately in the same process.
  */
 import { randomFillSync } from "node:crypto";
@@ -194,6 +194,10 @@ const ROW_SHAPES: Shape[] = [
   { name: "bf16 129280x4096 (head)", format: "bf16", out: 129280, in: 4096 },
   { name: "fp8 1024x4096", format: "fp8", out: 1024, in: 4096 },
   { name: "fp8 32768x1024", format: "fp8", out: 32768, in: 1024 },
+  // A routed expert's matrices: in a decode batch each gets 1-8 rows (16 sequences x 6 of 256
+  // experts: mostly 1-2), in prefill many.
+  { name: "fp4 2048x4096 (expert w1/w3)", format: "fp4", out: 2048, in: 4096 },
+  { name: "fp4 4096x2048 (expert w2)", format: "fp4", out: 4096, in: 2048 },
 ];
 const ROW_COUNTS = [1, 2, 4, 8, 16, 32, 64];
 

@@ -63,6 +63,11 @@ export interface ServeBenchOptions {
   pausedStreams?: number;
   /** Bandwidth probe buffer (1 GiB; quick 256 MiB). */
   probeBytes?: number;
+  /**
+   * Only the throughput rows and their rooflines (`--throughput-only`): the /health, ITL,
+   * prefill and paused-reader phases are skipped and their figures are NaN (goals not met).
+   */
+  throughputOnly?: boolean;
   log?: (line: string) => void;
 }
 
@@ -583,6 +588,19 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         log(`  ${String(n).padStart(3)} streams: ${row.tok_s.toFixed(2)} tok/s, ${row.measured_step_ms.toFixed(1)} ms per step (${tokens} tokens in ${wall.toFixed(2)} s${common ? "" : ", streams staggered: whole span"}; median TTFT ${row.ttft_ms.toFixed(0)} ms)`);
       }
 
+      if (opts.throughputOnly) {
+        const peak2 = probeGemm();
+        const peak = peak2.gflops > peak1.gflops ? peak2 : peak1;
+        const nativeBandwidth = Math.max(bandwidth1 ?? 0, probeBandwidth() ?? 0);
+        const bandwidth = nativeBandwidth > 0 ? nativeBandwidth : jsBandwidth(quick ? 64 * 2 ** 20 : 256 * 2 ** 20);
+        log(`  bandwidth ${bandwidth.toFixed(1)} GB/s; GEMM peak ${peak.gflops.toFixed(1)} GFLOP/s (${peak.name}, ${peak.rows} rows)`);
+        return throughputOnlyResult({
+          preset, backend: backendName, quick, params: { prompt_tokens: longWith.tokens, streams, concurrency, max_tokens: maxTokens, idle_tokens: idleTokens, health_interval_ms: healthIntervalMs, paused_seconds: pausedSeconds, paused_streams: pausedStreams, max_running: maxRunning },
+          throughput, roofline: rooflineRows(throughput, steps, bandwidth, peak.gflops), bandwidth, peak,
+          nativeBandwidth: nativeBandwidth > 0, errors: errors.length, machine: { cpus: availableParallelism(), loadavg_start: loadStart, loadavg_end: loadavg()[0]! },
+        });
+      }
+
       // ── health and ITL while a long prompt is prefilled beside running streams ──
       log(`/health and ITL: ${streams} streams, then a ${longWith.tokens}-token prompt…`);
       const prober = await startProber(`${server.url}/health`, healthIntervalMs);
@@ -673,18 +691,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
       // ── assemble ──
       const tp = (n: number) => throughput.find((r) => r.concurrency === n)?.tok_s;
       const vs1 = (n: number) => (tp(n) !== undefined && tp(1) !== undefined ? tp(n)! / tp(1)! : null);
-      const roofline: Record<string, RooflineRow> = {};
-      for (const row of throughput) {
-        const c = steps.get(row.concurrency)!;
-        const memory = (c.bytes / (bandwidth * 1e9)) * 1000;
-        const compute = (c.flops / (peak.gflops * 1e9)) * 1000;
-        const rl = Math.max(memory, compute);
-        roofline[String(row.concurrency)] = {
-          concurrency: row.concurrency, weight_bytes: c.bytes, weight_bytes_expected: c.bytesExpected, experts_per_layer: c.expertsPerLayer,
-          experts_per_layer_expected: c.expertsExpected, flops: c.flops, memory_ms: memory, compute_ms: compute, roofline_ms: rl,
-          measured_step_ms: row.measured_step_ms, fraction_of_roofline: rl / row.measured_step_ms,
-        };
-      }
+      const roofline = rooflineRows(throughput, steps, bandwidth, peak.gflops);
       const itlP50Idle = quantile(itlIdle, 0.5);
       const itlP99During = quantile(itlDuring, 0.99);
       const result: ServeBenchResult = {
@@ -700,27 +707,14 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         throughput_4_vs_1: vs1(4), throughput_16_vs_1: vs1(16), throughput_64_vs_1: vs1(64),
         roofline, fraction_of_roofline_16: roofline["16"]?.fraction_of_roofline ?? null,
         bandwidth_gbs: bandwidth, compute_peak_gflops: peak.gflops,
-        roofline_note:
-          `memory: distinct weight bytes of a decode step (counted on an instrumented forward of N rows at position 0; attention state and activations not counted) / ` +
-          `${nativeBandwidth > 0 ? "the best of the native multi-threaded read-bandwidth probes (before the server phases, and bench decode's)" : "a JavaScript read-bandwidth probe"}; ` +
-          `compute: 2·rows·parameters of every product / the best ${backendName} GEMM rate measured (${peak.name}, ${peak.rows} rows), not the CPU's datasheet FMA peak`,
+        roofline_note: rooflineNote(nativeBandwidth > 0, backendName, peak),
         paused_reader_heap_growth_mib: growth, paused_other_streams_tok_s: beside, paused_baseline_tok_s: baseline, paused_other_streams_ratio: beside / baseline,
         paused_heap_after_gc: gc !== null,
         errors: errors.length,
         machine: { cpus: availableParallelism(), loadavg_start: loadStart, loadavg_end: loadavg()[0]! },
         goals: {},
       };
-      const goal = (value: number | null, op: "<" | "<=" | ">=", target: number): Goal => ({
-        value, goal: `${op} ${target}`, met: value !== null && Number.isFinite(value) && (op === "<" ? value < target : op === "<=" ? value <= target : value >= target),
-      });
-      result.goals = {
-        health_p99_ms: goal(result.health_p99_ms, "<", 50),
-        itl_ratio: goal(result.itl_ratio, "<=", 3),
-        engine_prefill_vs_model: goal(result.engine_prefill_vs_model, ">=", 0.8),
-        throughput_16_vs_1: goal(result.throughput_16_vs_1, ">=", 4),
-        fraction_of_roofline_16: goal(result.fraction_of_roofline_16, ">=", 0.6),
-        paused_reader_heap_growth_mib: goal(result.paused_reader_heap_growth_mib, "<", 4),
-      };
+      result.goals = goalsOf(result);
       for (const e of errors) log(`  error: ${e}`);
       return result;
     } finally {
@@ -729,6 +723,69 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
   } finally {
     await engine.dispose();
   }
+}
+
+/** Each throughput row's decode step against its roofline (weight bytes / bandwidth, FLOPs / GEMM peak). */
+function rooflineRows(throughput: ServeBenchResult["throughput"], steps: Map<number, StepCount>, bandwidth: number, peakGflops: number): Record<string, RooflineRow> {
+  const roofline: Record<string, RooflineRow> = {};
+  for (const row of throughput) {
+    const c = steps.get(row.concurrency)!;
+    const memory = (c.bytes / (bandwidth * 1e9)) * 1000;
+    const compute = (c.flops / (peakGflops * 1e9)) * 1000;
+    const rl = Math.max(memory, compute);
+    roofline[String(row.concurrency)] = {
+      concurrency: row.concurrency, weight_bytes: c.bytes, weight_bytes_expected: c.bytesExpected, experts_per_layer: c.expertsPerLayer,
+      experts_per_layer_expected: c.expertsExpected, flops: c.flops, memory_ms: memory, compute_ms: compute, roofline_ms: rl,
+      measured_step_ms: row.measured_step_ms, fraction_of_roofline: rl / row.measured_step_ms,
+    };
+  }
+  return roofline;
+}
+
+function rooflineNote(nativeBandwidth: boolean, backendName: string, peak: { name: string; rows: number }): string {
+  return `memory: distinct weight bytes of a decode step (counted on an instrumented forward of N rows at position 0; attention state and activations not counted) / ` +
+    `${nativeBandwidth ? "the best of the native multi-threaded read-bandwidth probes (before the server phases, and bench decode's or after the throughput rows)" : "a JavaScript read-bandwidth probe"}; ` +
+    `compute: 2·rows·parameters of every product / the best ${backendName} GEMM rate measured (${peak.name}, ${peak.rows} rows), not the CPU's datasheet FMA peak`;
+}
+
+function goalsOf(r: ServeBenchResult): Record<string, Goal> {
+  const goal = (value: number | null, op: "<" | "<=" | ">=", target: number): Goal => ({
+    value, goal: `${op} ${target}`, met: value !== null && Number.isFinite(value) && (op === "<" ? value < target : op === "<=" ? value <= target : value >= target),
+  });
+  return {
+    health_p99_ms: goal(r.health_p99_ms, "<", 50),
+    itl_ratio: goal(r.itl_ratio, "<=", 3),
+    engine_prefill_vs_model: goal(r.engine_prefill_vs_model, ">=", 0.8),
+    throughput_16_vs_1: goal(r.throughput_16_vs_1, ">=", 4),
+    fraction_of_roofline_16: goal(r.fraction_of_roofline_16, ">=", 0.6),
+    paused_reader_heap_growth_mib: goal(r.paused_reader_heap_growth_mib, "<", 4),
+  };
+}
+
+/** The result of a --throughput-only run: the phases not run are NaN. */
+function throughputOnlyResult(a: {
+  preset: string; backend: string; quick: boolean; params: ServeBenchResult["params"]; throughput: ServeBenchResult["throughput"];
+  roofline: Record<string, RooflineRow>; bandwidth: number; peak: { gflops: number; name: string; rows: number }; nativeBandwidth: boolean;
+  errors: number; machine: ServeBenchResult["machine"];
+}): ServeBenchResult {
+  const tp = (n: number) => a.throughput.find((r) => r.concurrency === n)?.tok_s;
+  const vs1 = (n: number) => (tp(n) !== undefined && tp(1) !== undefined ? tp(n)! / tp(1)! : null);
+  const none: Stats = { p50_ms: NaN, p99_ms: NaN, max_ms: NaN, count: 0 };
+  const result: ServeBenchResult = {
+    preset: a.preset, backend: a.backend, quick: a.quick, params: a.params,
+    health_p50_ms: NaN, health_p99_ms: NaN, health_max_ms: NaN, health_count: 0, health_probes_sent: 0, health_idle: none,
+    itl_p50_idle_ms: NaN, itl_p99_idle_ms: NaN, itl_p50_during_prefill_ms: NaN, itl_p99_during_prefill_ms: NaN, itl_ratio: NaN, itl_samples: { idle: 0, during_prefill: 0 },
+    prefill_with_streams: { prompt_tokens: 0, ttft_ms: NaN, tok_s: NaN },
+    server_prefill_tok_s: NaN, server_prefill_ttft_ms: NaN, server_prefill_prompt_tokens: 0, model_prefill_tok_s: NaN, engine_prefill_vs_model: NaN,
+    throughput_tok_s: Object.fromEntries(a.throughput.map((r) => [String(r.concurrency), r.tok_s])), throughput: a.throughput,
+    throughput_4_vs_1: vs1(4), throughput_16_vs_1: vs1(16), throughput_64_vs_1: vs1(64),
+    roofline: a.roofline, fraction_of_roofline_16: a.roofline["16"]?.fraction_of_roofline ?? null,
+    bandwidth_gbs: a.bandwidth, compute_peak_gflops: a.peak.gflops, roofline_note: rooflineNote(a.nativeBandwidth, a.backend, a.peak),
+    paused_reader_heap_growth_mib: NaN, paused_other_streams_tok_s: NaN, paused_baseline_tok_s: NaN, paused_other_streams_ratio: NaN, paused_heap_after_gc: false,
+    errors: a.errors, machine: a.machine, goals: {},
+  };
+  result.goals = goalsOf(result);
+  return result;
 }
 
 /** Read bandwidth of plain JavaScript over a buffer (only when the native probe is unavailable). */
@@ -796,6 +853,7 @@ export function serveOptionsFromArgs(get: (flag: string) => string | undefined, 
   return {
     preset: get("preset"), backend: get("backend"), quick: has("quick"), promptTokens: int("prompt"), streams: int("streams"), concurrency,
     maxTokens: int("max-tokens"), idleTokens: int("idle-tokens"), healthIntervalMs: num("health-interval"), pausedSeconds: num("paused-seconds", 0), pausedStreams: int("paused-streams"),
+    throughputOnly: has("throughput-only"),
   };
 }
 

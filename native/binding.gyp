@@ -48,7 +48,7 @@
           "target_name": "dsv4_kernels_avx512",
           "type": "static_library",
           "sources": ["src/kernels_avx512.cc"],
-          "cflags_cc": ["-mavx512f", "-mavx2", "-mfma", "-mf16c"]
+          "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx2", "-mfma", "-mf16c"]
         }
       ]
     }]

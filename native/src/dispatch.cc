@@ -15,11 +15,12 @@ bool cpu_has_avx2() {
 #endif
 }
 
-// AVX-512F with the AVX2 table's extensions (the avx512 table is the AVX2 one plus 512-bit
-// strip kernels). GCC's check includes the OS saving the 512-bit state (XCR0).
+// AVX-512F and BW (byte shuffles of the FP4 decode) with the AVX2 table's extensions (the
+// avx512 table is the AVX2 one plus 512-bit kernels). GCC's check includes the OS saving the
+// 512-bit state (XCR0).
 bool cpu_has_avx512() {
 #if defined(__x86_64__) || defined(__i386__)
-  return cpu_has_avx2() && __builtin_cpu_supports("avx512f");
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
 #else
   return false;
 #endif

@@ -681,7 +681,8 @@ void dense_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
 }
 
 // ---------------------------------------------------------------------------------------
-// Several activation rows (decode batches, prefill) for BF16, F32 and FP8: strip products.
+// Several activation rows (decode batches, prefill) for BF16 and F32: strip products (on
+// AVX-512 for F32 only; BF16 and FP8 go through tiles_avx512.h there).
 // A span of weight rows is decoded once into floats (strips: two rows interleaved, in L2)
 // and multiplied by every activation row from there: each weight is decoded once per call
 // instead of once per row block, and the inner loops are loads and FMAs only. Activation
@@ -692,8 +693,6 @@ void dense_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
 //  - dense (BF16, F32): chains c0 (the first 8 of each 16 prepared inputs) and c1 (the
 //    other 8), in K order from zero; the result is hsum8(c0 + c1), plus the F32 inputs past
 //    the last multiple of 16 (dense_tile);
-//  - FP8: one chain per 128-input scale block in K order from zero, each added to a running
-//    total that starts at zero; the result is hsum8(total) * post (fp8_gemv4, fp8_dot).
 //
 // Strip layout: weight rows n and n + 1 interleaved in 8-float halves, strip[(i / 8) * 16 +
 // 8 * j + lane] = decoded input i + lane of row n + j. A 256-bit load gives 8 inputs of one
@@ -705,19 +704,16 @@ void dense_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
 // Activation rows from which strip products are used. Fewer rows are nearer the bandwidth
 // bound, where one pass decoding on the fly (with its prefetches) did as well: BF16 4096x4096
 // from DRAM, one thread, GFLOP/s at 5 / 8 / 12 / 16 / 32 rows: on the fly 40 / 61 / 62 / 63
-// / 64, AVX2 strips 38 / 51 / 61 / 66 / 76, AVX-512 strips 45 / 62 / 75 / 84 / 101. FP8 uses
-// them on AVX-512 only: on AVX2 the FP8 prefill kernel matched them in cache and beat them by
-// ~15% from DRAM.
+// / 64, AVX2 strips 38 / 51 / 61 / 66 / 76, AVX-512 strips 45 / 62 / 75 / 84 / 101. (An
+// AVX-512 FP8 form of them, since replaced by fp8_tiled, did no better than the AVX2 FP8
+// prefill kernel, which on AVX2 matched them in cache and beat them by ~15% from DRAM.)
 #ifdef DSV4_AVX512
 constexpr int kDenseStripRows = 5;
 #else
 constexpr int kDenseStripRows = 16;
 #endif
-constexpr int kFp8StripRows = 5;
 // Chains carried per (strip, activation row): dense c0 (row n, then n + 1), then c1.
 constexpr int kDenseCarry = 32;
-// FP8 (AVX-512): the running totals of rows n and n + 1.
-constexpr int kFp8Carry = 16;
 // Activation floats of one row group's K chunk, read from L1 by every strip of a task.
 constexpr int kChunkFloats = 4096;
 // Most activation rows per group: the decode is shared by this many; more would shrink the
@@ -783,15 +779,6 @@ void dense_strip8(const float* strip, const float* x, size_t ldc, int len, float
 }
 
 #ifdef DSV4_AVX512
-inline void fp8_strip(const uint8_t* row, int j, int k0, int k1, float* strip) {
-  for (int k = k0; k < k1; k += 32) {
-    __m256 wv[4];
-    fp8_decode32(row + k, wv);
-    float* d = strip + 2 * (k - k0) + 8 * j;
-    for (int p = 0; p < 4; p++) _mm256_store_ps(d + 16 * p, wv[p]);
-  }
-}
-
 // 8 floats in both halves of a 512-bit vector (vbroadcastf64x4: AVX512F, no DQ needed; the
 // zero-masked form because the plain one warns about an undefined source in GCC 12).
 inline __m512 broadcast8(const float* p) { return _mm512_castpd_ps(_mm512_maskz_broadcast_f64x4(0xFF, _mm256_castps_pd(_mm256_load_ps(p)))); }
@@ -829,34 +816,6 @@ void dense_strip16(const float* strips, size_t lds, const float* x, size_t ldc, 
     }
 }
 
-// FP8 chains of NS strips (lds floats apart) by RB activation rows over `len` inputs (a
-// chunk starting on a block boundary), both rows of a strip in one 512-bit vector: a chain
-// per 128-input block, added to the carried totals (ldk floats apart per strip).
-template <int NS, int RB>
-void fp8_strip16(const float* strips, size_t lds, const float* x, size_t ldc, int len, float* carry, size_t ldk) {
-  for (int b = 0; b < len; b += kFp8Block) {
-    const int be = imin(len, b + kFp8Block);
-    __m512 c[NS][RB];
-    for (int s = 0; s < NS; s++)
-      for (int r = 0; r < RB; r++) c[s][r] = _mm512_setzero_ps();
-    for (int i = b; i < be; i += 8) {
-      __m512 wv[NS];
-      for (int s = 0; s < NS; s++) {
-        wv[s] = _mm512_load_ps(strips + s * lds + 2 * i);
-        __asm__("" : "+v"(wv[s]));
-      }
-      for (int r = 0; r < RB; r++) {
-        const __m512 xv = broadcast8(x + r * ldc + i);
-        for (int s = 0; s < NS; s++) c[s][r] = _mm512_fmadd_ps(wv[s], xv, c[s][r]);
-      }
-    }
-    for (int s = 0; s < NS; s++)
-      for (int r = 0; r < RB; r++) {
-        float* t = carry + s * ldk + r * kFp8Carry;
-        _mm512_store_ps(t, _mm512_add_ps(_mm512_load_ps(t), c[s][r]));
-      }
-  }
-}
 #endif
 
 #ifdef DSV4_AVX512
@@ -919,33 +878,6 @@ struct DenseStrips {
     return full < w.K ? v + f32_row_scalar(w, n, x, full) : v;
   }
 };
-
-#ifdef DSV4_AVX512
-// (AVX-512 only: on AVX2 the FP8 prefill kernel, fp8_group, measured as fast or faster.)
-struct Fp8Strips {
-  static constexpr int kUnit = kFp8Block;
-  static constexpr int kCarry = kFp8Carry;
-  static constexpr int kStrips = 4;  // 4 x 4 rows in registers
-  static int span(const Matrix& w) { return w.K; }
-  static void decode(const Matrix& w, int n, int j, int k0, int k1, float* strip) { fp8_strip(w.row(n), j, k0, k1, strip); }
-  template <int NS>
-  static void run_strips(const float* strips, size_t lds, const float* x, size_t ldx, int rows, int len, float* carry) {
-    const size_t ldk = static_cast<size_t>(rows) * kCarry;
-    for_row_groups(rows, [&](auto R, int r) { fp8_strip16<NS, decltype(R)::value>(strips, lds, x + r * ldx, ldx, len, carry + r * kCarry, ldk); });
-  }
-  static void run(const float* strips, size_t lds, int ns, const float* x, size_t ldx, int rows, int len, float* carry) {
-    switch (ns) {
-      case 4: run_strips<4>(strips, lds, x, ldx, rows, len, carry); break;
-      case 3: run_strips<3>(strips, lds, x, ldx, rows, len, carry); break;
-      case 2: run_strips<2>(strips, lds, x, ldx, rows, len, carry); break;
-      default: run_strips<1>(strips, lds, x, ldx, rows, len, carry); break;
-    }
-  }
-  static float finish(const Matrix&, const float* c, int j, int, const float*, const double* post) {
-    return static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(c + 8 * j))) * *post);
-  }
-};
-#endif
 
 // Raw weight rows asked for ahead of their decode, a few lines at a time: the rows of the
 // next span stream in while this one's strips are multiplied (into L2: a span's rows would
@@ -1045,9 +977,17 @@ void vector_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t
   for (; n < n1; n++) single(w, x, ldx, out, ldo, n);
 }
 
+#ifdef DSV4_AVX512
+#include "tiles_avx512.h"
+#endif
+
 // BF16/F32 from kDenseStripRows rows: strip products. Fewer rows (and FP4) in groups, each group
-// one pass over the weights, decoding on the fly.
+// one pass over the weights, decoding on the fly. On AVX-512, BF16 from 2 rows and FP4 at
+// every row count go through the register-tiled kernels of tiles_avx512.h instead.
 void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+#ifdef DSV4_AVX512
+  if (w.format == Format::FP4) return fp4_pairs(w, xp, ldx, rows, out, ldo, n0, n1);
+#endif
   if (w.format == Format::FP4 && rows >= 2) {
     // K in chunks so that a pass's activations stay in L1, the running totals carried in
     // memory between chunks. Passes of four rows (fp4_tile_k), except that two, five or six
@@ -1073,6 +1013,9 @@ void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
     }
     return;
   }
+#ifdef DSV4_AVX512
+  if (w.format == Format::BF16 && rows >= kBf16TiledRows) return bf16_tiled(w, xp, ldx, rows, out, ldo, n0, n1);
+#endif
   if (w.format != Format::FP4 && rows >= kDenseStripRows) return strip_product<DenseStrips>(w, xp, ldx, rows, out, ldo, n0, n1, nullptr);
   for (int r0 = 0; r0 < rows; r0 += 4) {
     const float* x = xp + static_cast<size_t>(r0) * ldx;
@@ -1142,7 +1085,7 @@ using Fp8Fn = void (*)(const Matrix&, const float*, const float*, size_t, float*
 void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
   const size_t K = static_cast<size_t>(w.K);
 #ifdef DSV4_AVX512
-  if (rows >= kFp8StripRows) return strip_product<Fp8Strips>(w, xs, ldx, rows, out, ldo, n0, n1, post);
+  if (rows >= kFp8TiledRows) return fp8_tiled(w, xs, ldx, rows, out, ldo, n0, n1, post);
 #endif
   if (rows >= kTiledRows) {
     static const Fp8Fn<true> micro[4][3] = {

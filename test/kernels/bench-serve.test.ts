@@ -51,3 +51,15 @@ test("bench serve: size flags", () => {
   assert.throws(() => opts({ concurrency: "1,x" }), /concurrency/);
   assert.throws(() => opts({ streams: "0" }), /streams/);
 });
+
+test("bench serve --throughput-only gives the throughput rows and rooflines, the phases it skips as NaN", async () => {
+  const opts = serveOptionsFromArgs((f) => ({ "max-tokens": "4" })[f as "max-tokens"], (f) => f === "throughput-only" || f === "quick");
+  assert.equal(opts.throughputOnly, true);
+  const r = await runServeBench({ ...opts, preset: "tiny", concurrency: [1, 16] });
+  assert.equal(r.errors, 0);
+  finite(r.throughput_16_vs_1, "throughput_16_vs_1");
+  finite(r.fraction_of_roofline_16, "fraction_of_roofline_16");
+  assert.equal(r.goals.fraction_of_roofline_16!.value, r.fraction_of_roofline_16);
+  assert.ok(Number.isNaN(r.health_p99_ms) && Number.isNaN(r.engine_prefill_vs_model) && Number.isNaN(r.paused_reader_heap_growth_mib));
+  assert.equal(r.goals.health_p99_ms!.met, false);
+});

@@ -353,3 +353,38 @@ describe("avx512 products equal avx2 products", { skip: skip || !isas.includes("
     }
   });
 });
+
+// The register-tiled AVX-512 products (tiles_avx512.h) at the shapes their loops split on:
+// tails of the 4-weight-row tile (N % 4 = 1, 2, 3), row groups of up to 6 in blocks of up to
+// 16 (1-9, 16, 33 rows), K that is not a multiple of 32 or 64 where the format allows it.
+// Each must equal the avx2 table bit for bit, and the scalar table within rounding.
+describe("avx512 tiled products equal avx2 bit for bit, scalar within rounding", { skip: skip || !isas.includes("avx512") || !isas.includes("avx2") ? "needs both avx2 and avx512" : false }, () => {
+  const nb = new NativeBackend();
+  after(() => addon!.selectIsa(initialIsa));
+  const rowCounts = [1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 33];
+  const cases: Array<[WeightFormat, number, number, boolean]> = [
+    ["bf16", 13, 48, false], ["bf16", 37, 1040, false], ["bf16", 6, 16, true],
+    // fp4: an odd N (a last pair with one row), K of one group, K in several L1 chunks.
+    ["fp4", 7, 64, true], ["fp4", 33, 4160, true], ["fp4", 6, 192, false],
+    // fp8: an odd N over two 128-row scale groups (a last tile of one row), K ending in a
+    // partial 128-input block, odd row counts (the last pair's second row a copy).
+    ["fp8", 131, 160, true], ["fp8", 5, 1056, false], ["fp8", 258, 4096, true],
+  ];
+  for (const [format, N, K, actQuant] of cases) {
+    test(`${format} ${N}x${K}, rows ${rowCounts.join(", ")}`, () => {
+      const m = randomMatrix(format, N, K, N + 3 * K);
+      const x = randomVec(33 * K, K + 5, 2);
+      for (const rows of rowCounts) {
+        const xs = x.subarray(0, rows * K);
+        const run = (isa: string) => {
+          assert.ok(addon!.selectIsa(isa));
+          return nb.linear(xs, rows, nb.uploadMatrix(m), actQuant) as Float32Array;
+        };
+        const want = run("avx2");
+        const got = run("avx512");
+        assert.deepEqual(plain(got), plain(want), `${format} ${N}x${K} rows=${rows}`);
+        close(got, run("scalar"), 2e-5, `${format} ${N}x${K} rows=${rows} vs scalar`);
+      }
+    });
+  }
+});

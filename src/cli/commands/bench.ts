@@ -64,6 +64,7 @@ serve options:
   --health-interval MS   /health probe interval (20)
   --paused-seconds S     paused-reader window, and its baseline (30)
   --paused-streams N     streams beside the paused reader (4)
+  --throughput-only      only the throughput rows and their rooflines (the other figures NaN)
 
 cache options:
   --context N            context of the TTFT measurement (default 16384; --quick 4096)
@@ -120,6 +121,7 @@ cache options:
         json: { type: "boolean" }, quick: { type: "boolean" }, preset: { type: "string" }, backend: { type: "string" }, prompt: { type: "string" },
         streams: { type: "string" }, concurrency: { type: "string" }, "max-tokens": { type: "string" }, "idle-tokens": { type: "string" },
         "health-interval": { type: "string" }, "paused-seconds": { type: "string" }, "paused-streams": { type: "string" },
+        "throughput-only": { type: "boolean" },
       });
       const { runServeBench, printServeTable, serveOptionsFromArgs } = await import("../../../bench/serve.js");
       let opts;

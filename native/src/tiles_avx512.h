@@ -1,0 +1,347 @@
+#pragma once
+// Register-tiled AVX-512 products for several activation rows (decode batches), included by
+// kernels_impl.h inside its anonymous namespace when compiled for AVX-512 (it uses that
+// file's hsum8, imin and Matrix helpers). Every kernel here performs, per output, exactly the
+// AVX2 table's 8-lane arithmetic, so the avx512 table keeps giving the avx2 table's results
+// bit for bit and a row's result never depends on the rows batched with it.
+
+// ---------------------------------------------------------------------------------------
+// BF16 (the head, 129,280 x 4,096): one 512-bit accumulator per output holds both chains of
+// the AVX2 kernels (dense_tile, dense_strip8): c0 in lanes 0-7 (the even inputs of each 16,
+// in the Bf16Group16 layout the first 8 prepared floats) and c1 in lanes 8-15 (the odd
+// ones). Sixteen prepared inputs are then one plain 64-byte load, the sixteen weights one
+// 32-byte broadcast and two integer operations, and an FMA advances both chains of one
+// output: kBf16Tile weight rows x up to kBf16Group activation rows of accumulators, each
+// weight decoded once per row group and each activation load used by every weight row of
+// the tile. The result is hsum8(c0 + c1), as in dense_tile.
+//
+// Each micro-kernel runs over the whole K: a tile's weight rows (4 x 8 KB for the head) stay
+// in L1 while every row group of a block passes, and the block's activations come from L2.
+// (Splitting K into L1-sized chunks with the chains carried in memory between them measured
+// slower: head rows, one Zen 5 core, 16 rows 135 vs 170 GFLOP/s, 64 rows 122 vs 162.) The
+// next tile's rows are asked for while this one is multiplied.
+constexpr int kBf16TiledRows = 2;  // activation rows from which bf16_tiled is used
+constexpr int kBf16Tile = 4;       // weight rows per micro-kernel
+constexpr int kBf16Group = 6;      // most activation rows per micro-kernel (4 x 6 accumulators)
+constexpr int kBf16Block = 16;     // most activation rows sharing one pass over a tile
+constexpr size_t kBf16BlockBytes = 256 * 1024;  // their activations, to stay in L2
+
+// Sixteen BF16 weights (32 bytes) as [even inputs | odd inputs] floats. (The zero-masked
+// intrinsics: GCC 12 warns about the plain ones' undefined pass-through source.)
+inline __m512 bf16_decode_even_odd(const uint8_t* p) {
+  const __m512i raw = _mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  const __m512i shift = _mm512_setr_epi32(16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_sllv_epi32(0xFFFF, raw, shift), _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+
+// MR weight rows (w: the first, row_bytes apart) x NR activation rows (x: ldx floats apart)
+// over all K inputs; out[r * ldo + j] gets output (j, r). `ahead`: bytes past each weight
+// row's inputs to prefetch (0: none).
+template <int MR, int NR>
+void bf16_micro(const uint8_t* w, size_t row_bytes, int K, const float* x, size_t ldx, float* out, size_t ldo, size_t ahead) {
+  __m512 c[MR][NR];
+  for (int j = 0; j < MR; j++)
+    for (int r = 0; r < NR; r++) c[j][r] = _mm512_setzero_ps();
+  for (int i = 0; i < K; i += 16) {
+    if (ahead && (i & 31) == 0)
+      for (int j = 0; j < MR; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * row_bytes + 2 * i + ahead), _MM_HINT_T0);
+    __m512 wv[MR];
+    for (int j = 0; j < MR; j++) wv[j] = bf16_decode_even_odd(w + j * row_bytes + 2 * i);
+    for (int r = 0; r < NR; r++) {
+      const __m512 xv = _mm512_loadu_ps(x + r * ldx + i);
+      for (int j = 0; j < MR; j++) c[j][r] = _mm512_fmadd_ps(wv[j], xv, c[j][r]);
+    }
+  }
+  alignas(64) float t[16];
+  for (int j = 0; j < MR; j++)
+    for (int r = 0; r < NR; r++) {
+      _mm512_store_ps(t, c[j][r]);
+      out[r * ldo + j] = hsum8(_mm256_add_ps(_mm256_load_ps(t), _mm256_load_ps(t + 8)));
+    }
+}
+
+using Bf16Micro = void (*)(const uint8_t*, size_t, int, const float*, size_t, float*, size_t, size_t);
+
+template <int MR>
+inline Bf16Micro bf16_micro_for(int nr) {
+  switch (nr) {
+    case 1: return bf16_micro<MR, 1>;
+    case 2: return bf16_micro<MR, 2>;
+    case 3: return bf16_micro<MR, 3>;
+    case 4: return bf16_micro<MR, 4>;
+    case 5: return bf16_micro<MR, 5>;
+    default: return bf16_micro<MR, 6>;
+  }
+}
+inline Bf16Micro bf16_micro_for(int mr, int nr) {
+  switch (mr) {
+    case 1: return bf16_micro_for<1>(nr);
+    case 2: return bf16_micro_for<2>(nr);
+    case 3: return bf16_micro_for<3>(nr);
+    default: return bf16_micro_for<4>(nr);
+  }
+}
+
+// Output rows [n0, n1) of a BF16 matrix (K % 16 == 0, Bf16Group16 layout) for `rows`
+// prepared activation rows ldx floats apart.
+void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+  const int K = w.K;
+  const size_t row_bytes = w.row_bytes();
+  const int most = imax(kBf16Group, imin(kBf16Block, static_cast<int>(kBf16BlockBytes / (4 * static_cast<size_t>(K)))));
+  const int blocks = (rows + most - 1) / most;
+  const int block_rows = (rows + blocks - 1) / blocks;
+  for (int b0 = 0; b0 < rows; b0 += block_rows) {
+    const int br = imin(block_rows, rows - b0);
+    const int groups = (br + kBf16Group - 1) / kBf16Group;
+    for (int n = n0; n < n1; n += kBf16Tile) {
+      const int mr = imin(kBf16Tile, n1 - n);
+      const uint8_t* wt = w.row(n);
+      for (int g = 0, r0 = b0; g < groups; g++) {
+        // Balanced groups: 16 rows as 6 + 5 + 5, not 6 + 6 + 4.
+        const int nr = (b0 + br - r0 + (groups - g) - 1) / (groups - g);
+        bf16_micro_for(mr, nr)(wt, row_bytes, K, xp + static_cast<size_t>(r0) * ldx, ldx, out + static_cast<size_t>(r0) * ldo + n, ldo, g == 0 ? mr * row_bytes : 0);
+        r0 += nr;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// FP4 (the routed experts, 1-8 rows each in a decode batch; prefill passes of up to 8): two
+// weight rows per 512-bit vector, each 256-bit half doing for its row exactly the AVX2
+// kernels' operations (fp4_decode's byte shuffles and unpacks act within 128-bit lanes, so
+// the 512-bit forms decode both rows at once), with the activations broadcast to both halves.
+// Decoding was what bounded the AVX2 kernels (the FMAs idle), and it now costs half as much
+// per weight. Per (weight row, activation row): chain a (vectors 0, 2, 4, 6 of a 64-input
+// group) from a multiply, chain b (1, 3, 5, 7), a + b times the group's scale pair, added to
+// the total in group order; the result is hsum8 of the total (fp4_row_k, fp4_tile_k,
+// fp4_gemv_row). K goes in the AVX2 kernels' L1-sized chunks (fp4_chunk), the totals carried
+// in memory between them, which changes no bit.
+constexpr int kFp4PairRows = 8;  // most activation rows per pass (8 totals + 8 decoded vectors)
+
+// 64-input group g of rows p0 (low half) and p1 (high half) -> 8 vectors in the
+// Fp4Group64 order: f[v] holds vector v of both rows.
+inline void fp4_decode_pair(const uint8_t* p0, const uint8_t* p1, __m512 f[8]) {
+  const __m512i lut_lo = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm256_castsi256_si128(fp4_lut_lo()));
+  const __m512i lut_hi = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm256_castsi256_si128(fp4_lut_hi()));
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  const __m512i raw = _mm512_maskz_inserti64x4(0xFF, _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0))),
+                                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p1)), 1);
+  for (int h = 0; h < 2; h++) {
+    const __m512i codes = h == 0 ? _mm512_and_si512(raw, low4) : _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+    const __m512i lo = _mm512_shuffle_epi8(lut_lo, codes);
+    const __m512i hi = _mm512_shuffle_epi8(lut_hi, codes);
+    const __m512i u0 = _mm512_unpacklo_epi8(lo, hi);
+    const __m512i u1 = _mm512_unpackhi_epi8(lo, hi);
+    f[4 * h + 0] = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, u0, 16));
+    f[4 * h + 1] = _mm512_castsi512_ps(_mm512_and_si512(u0, high));
+    f[4 * h + 2] = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, u1, 16));
+    f[4 * h + 3] = _mm512_castsi512_ps(_mm512_and_si512(u1, high));
+  }
+}
+
+// The scale pairs of group g of both rows: row p0's in lanes 0-7, p1's in 8-15 (the values
+// of fp4_scale_pair: each E8M0 byte shifted into a float's exponent field). The four bytes
+// widen in one vector and spread with one permute (gathering them in a general register
+// first, as fp4_scale_pair does: one activation row, one core, 4096x2048, 44-47 instead of
+// 54-60 GFLOP/s in alternating runs on a loaded machine).
+inline __m512 fp4_scale_pairs(const uint8_t* s0, const uint8_t* s1) {
+  uint16_t a, b;
+  std::memcpy(&a, s0, 2);
+  std::memcpy(&b, s1, 2);
+  const __m128i bytes = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(static_cast<int>(static_cast<uint32_t>(a) | (static_cast<uint32_t>(b) << 16))));
+  const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_permutexvar_epi32(0xFFFF, spread, _mm512_zextsi128_si512(bytes)), 23));
+}
+
+// Rows p0/p1 (output n and n + 1, or n twice for a last odd row) x RB activation rows over
+// inputs [k0, k1). carry: RB totals of 16 floats, read unless k0 == 0; written unless k1 == K,
+// when the sums go to out (the second row's only if `both`).
+template <int RB>
+void fp4_pair_k(const Matrix& w, int n, bool both, const float* x, size_t ldx, float* out, size_t ldo, int k0, int k1, float* carry) {
+  const uint8_t* w0 = w.row(n);
+  const uint8_t* w1 = w.row(both ? n + 1 : n);
+  const uint8_t* s0 = w.scale_bytes(n);
+  const uint8_t* s1 = w.scale_bytes(both ? n + 1 : n);
+  __m512 acc[RB];
+  for (int r = 0; r < RB; r++) acc[r] = k0 > 0 ? _mm512_load_ps(carry + r * 16) : _mm512_setzero_ps();
+  for (int g = k0; g < k1; g += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(w0 + g / 2 + kPrefetchBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(w1 + g / 2 + kPrefetchBytes), _MM_HINT_T0);
+    __m512 f[8];
+    fp4_decode_pair(w0 + g / 2, w1 + g / 2, f);
+    const __m512 s = fp4_scale_pairs(s0 + g / kFp4Block, s1 + g / kFp4Block);
+    for (int r = 0; r < RB; r++) {
+      const float* xr = x + r * ldx + g;
+      __m512 a = _mm512_mul_ps(f[0], broadcast8(xr));
+      __m512 b = _mm512_mul_ps(f[1], broadcast8(xr + 8));
+      a = _mm512_fmadd_ps(f[2], broadcast8(xr + 16), a);
+      b = _mm512_fmadd_ps(f[3], broadcast8(xr + 24), b);
+      a = _mm512_fmadd_ps(f[4], broadcast8(xr + 32), a);
+      b = _mm512_fmadd_ps(f[5], broadcast8(xr + 40), b);
+      a = _mm512_fmadd_ps(f[6], broadcast8(xr + 48), a);
+      b = _mm512_fmadd_ps(f[7], broadcast8(xr + 56), b);
+      acc[r] = _mm512_fmadd_ps(_mm512_add_ps(a, b), s, acc[r]);
+    }
+  }
+  if (k1 < w.K) {
+    for (int r = 0; r < RB; r++) _mm512_store_ps(carry + r * 16, acc[r]);
+    return;
+  }
+  alignas(64) float t[16];
+  for (int r = 0; r < RB; r++) {
+    _mm512_store_ps(t, acc[r]);
+    out[r * ldo + n] = hsum8(_mm256_load_ps(t));
+    if (both) out[r * ldo + n + 1] = hsum8(_mm256_load_ps(t + 8));
+  }
+}
+
+using Fp4PairFn = void (*)(const Matrix&, int, bool, const float*, size_t, float*, size_t, int, int, float*);
+
+inline Fp4PairFn fp4_pair_for(int rb) {
+  switch (rb) {
+    case 1: return fp4_pair_k<1>;
+    case 2: return fp4_pair_k<2>;
+    case 3: return fp4_pair_k<3>;
+    case 4: return fp4_pair_k<4>;
+    case 5: return fp4_pair_k<5>;
+    case 6: return fp4_pair_k<6>;
+    case 7: return fp4_pair_k<7>;
+    default: return fp4_pair_k<8>;
+  }
+}
+
+// Output rows [n0, n1) of an FP4 matrix (Fp4Group64 layout) for `rows` prepared activation
+// rows: balanced passes of up to kFp4PairRows rows, each over K in chunks.
+void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+  const int passes = (rows + kFp4PairRows - 1) / kFp4PairRows;
+  const int pairs = (n1 - n0 + 1) / 2;
+  float* carry = static_cast<float*>(scratch(Scratch::Carry, static_cast<size_t>(pairs) * kFp4PairRows * 16 * sizeof(float)));
+  for (int p = 0, r0 = 0; p < passes; p++) {
+    const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
+    const Fp4PairFn fn = fp4_pair_for(rb);
+    const float* x = xp + static_cast<size_t>(r0) * ldx;
+    float* o = out + static_cast<size_t>(r0) * ldo;
+    const int kc = rb == 1 ? w.K : fp4_chunk(w.K, rb);
+    for (int k0 = 0; k0 < w.K; k0 += kc) {
+      const int k1 = imin(w.K, k0 + kc);
+      for (int i = 0; i < pairs; i++) {
+        const int n = n0 + 2 * i;
+        fn(w, n, n + 1 < n1, x, ldx, o, ldo, k0, k1, carry + static_cast<size_t>(i) * kFp4PairRows * 16);
+      }
+    }
+    r0 += rb;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// FP8 (the dense products: attention projections, shared experts) with several activation
+// rows: two activation rows per 512-bit vector (row 2q in lanes 0-7, 2q + 1 in 8-15, from a
+// pair-interleaved copy of the prescaled rows) and each weight row's decoded vectors in both
+// halves, so that one FMA advances one weight row against two activation rows. Per output
+// the arithmetic is the AVX2 kernels' (fp8_dot, fp8_gemv4): one chain per 128-input block
+// from zero in K order (Fp8Group32 lanes), each added to a total that starts at zero, the
+// result hsum8(total) * post. kFp8Tile weight rows x up to kFp8Pairs pairs per micro-kernel,
+// over the whole K (as bf16_tiled, and for the same reason).
+constexpr int kFp8TiledRows = 2;  // activation rows from which fp8_tiled is used
+constexpr int kFp8Tile = 2;       // weight rows per micro-kernel (8 decoded vectors)
+constexpr int kFp8Pairs = 4;      // most activation row pairs per micro-kernel (2 x 4 chains + totals)
+
+// fp8_decode32 with each vector in both halves.
+inline void fp8_decode32_both(const uint8_t* p, __m512 w[4]) {
+  const __m512i mask = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
+  const __m512i raw = _mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  w[0] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_srai_epi32(0xFFFF, _mm512_maskz_slli_epi32(0xFFFF, raw, 24), 4), mask));
+  w[1] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_srai_epi32(0xFFFF, _mm512_maskz_slli_epi32(0xFFFF, raw, 16), 4), mask));
+  w[2] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_srai_epi32(0xFFFF, _mm512_maskz_slli_epi32(0xFFFF, raw, 8), 4), mask));
+  w[3] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_srai_epi32(0xFFFF, raw, 4), mask));
+}
+
+// MR weight rows (w: the first, K bytes apart) x NP activation pairs (xq: pair q at
+// xq + q * 2K). out/post: the pairs' first row; `last_single`: the last pair's second row is
+// a copy of its first (an odd row count) and is not stored. `ahead`: bytes to prefetch past
+// each weight row's inputs (0: none).
+template <int MR, int NP>
+void fp8_micro(const uint8_t* w, int K, const float* xq, float* out, size_t ldo, const double* post, bool last_single, size_t ahead) {
+  const size_t lw = static_cast<size_t>(K), lq = 2 * static_cast<size_t>(K);
+  __m512 tot[MR][NP];
+  for (int j = 0; j < MR; j++)
+    for (int q = 0; q < NP; q++) tot[j][q] = _mm512_setzero_ps();
+  for (int kb = 0; kb < K; kb += kFp8Block) {
+    const int ke = imin(K, kb + kFp8Block);
+    __m512 c[MR][NP];
+    for (int j = 0; j < MR; j++)
+      for (int q = 0; q < NP; q++) c[j][q] = _mm512_setzero_ps();
+    for (int k = kb; k < ke; k += 32) {
+      __m512 wv[MR][4];
+      for (int j = 0; j < MR; j++) {
+        if (ahead) _mm_prefetch(reinterpret_cast<const char*>(w + j * lw + k + ahead), _MM_HINT_T0);
+        fp8_decode32_both(w + j * lw + k, wv[j]);
+      }
+      for (int p = 0; p < 4; p++)
+        for (int q = 0; q < NP; q++) {
+          const __m512 xv = _mm512_load_ps(xq + q * lq + 2 * (k + 8 * p));
+          for (int j = 0; j < MR; j++) c[j][q] = _mm512_fmadd_ps(wv[j][p], xv, c[j][q]);
+        }
+    }
+    for (int j = 0; j < MR; j++)
+      for (int q = 0; q < NP; q++) tot[j][q] = _mm512_add_ps(tot[j][q], c[j][q]);
+  }
+  alignas(64) float t[16];
+  for (int j = 0; j < MR; j++)
+    for (int q = 0; q < NP; q++) {
+      _mm512_store_ps(t, tot[j][q]);
+      out[2 * q * ldo + j] = static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(t))) * post[2 * q]);
+      if (!(last_single && q == NP - 1)) out[(2 * q + 1) * ldo + j] = static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(t + 8))) * post[2 * q + 1]);
+    }
+}
+
+using Fp8Micro = void (*)(const uint8_t*, int, const float*, float*, size_t, const double*, bool, size_t);
+
+template <int MR>
+inline Fp8Micro fp8_micro_for(int np) {
+  switch (np) {
+    case 1: return fp8_micro<MR, 1>;
+    case 2: return fp8_micro<MR, 2>;
+    case 3: return fp8_micro<MR, 3>;
+    default: return fp8_micro<MR, 4>;
+  }
+}
+
+// Output rows [n0, n1) of one 128-row scale group (fp8_group) for `rows` >= 2 prescaled rows
+// (xs, ldx floats apart) with their post factors.
+void fp8_tiled(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
+  const int K = w.K;
+  const int pairs = (rows + 1) / 2;
+  // Pair q's 8-input step s at xq + q * 2K + 16 s: row 2q's 8 inputs, then row 2q + 1's (for
+  // an odd count the last row twice).
+  float* xq = static_cast<float*>(scratch(Scratch::Paired, static_cast<size_t>(pairs) * 2 * K * sizeof(float)));
+  for (int q = 0; q < pairs; q++) {
+    const float* a = xs + static_cast<size_t>(2 * q) * ldx;
+    const float* b = xs + static_cast<size_t>(imin(2 * q + 1, rows - 1)) * ldx;
+    float* d = xq + static_cast<size_t>(q) * 2 * K;
+    for (int k = 0; k < K; k += 8) {
+      _mm256_store_ps(d + 2 * k, _mm256_loadu_ps(a + k));
+      _mm256_store_ps(d + 2 * k + 8, _mm256_loadu_ps(b + k));
+    }
+  }
+  // Blocks of pairs whose activations stay in L2 (as bf16_tiled's), each passing every tile.
+  const int most = imax(kFp8Pairs, imin(kBf16Block / 2, static_cast<int>(kBf16BlockBytes / (8 * static_cast<size_t>(K)))));
+  const int blocks = (pairs + most - 1) / most;
+  const int block_pairs = (pairs + blocks - 1) / blocks;
+  for (int b0 = 0; b0 < pairs; b0 += block_pairs) {
+    const int bp = imin(block_pairs, pairs - b0);
+    const int passes = (bp + kFp8Pairs - 1) / kFp8Pairs;
+    for (int n = n0; n < n1; n += kFp8Tile) {
+      const int mr = imin(kFp8Tile, n1 - n);
+      for (int p = 0, q0 = b0; p < passes; p++) {
+        const int np = (b0 + bp - q0 + (passes - p) - 1) / (passes - p);
+        const bool last_single = q0 + np == pairs && (rows & 1);
+        const Fp8Micro fn = mr == 1 ? fp8_micro_for<1>(np) : fp8_micro_for<2>(np);
+        fn(w.row(n), K, xq + static_cast<size_t>(q0) * 2 * K, out + static_cast<size_t>(2 * q0) * ldo + n, ldo, post + 2 * q0, last_single, p == 0 ? mr * static_cast<size_t>(K) : 0);
+        q0 += np;
+      }
+    }
+  }
+}
