@@ -12,6 +12,8 @@ import { pathToFileURL } from "node:url";
 import type { Backend, MatrixHandle, Vec } from "../src/kernels/backend.js";
 import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
+import { Engine } from "../src/engine/engine.js";
+import type { SpeculativeMode } from "../src/engine/types.js";
 import type { SequenceState } from "../src/model/state.js";
 import { Dsv4Model } from "../src/model/transformer.js";
 import { cachedPreset } from "./checkpoints.js";
@@ -25,6 +27,8 @@ export interface SpecBenchOptions {
   tokens?: number;
   /** Timed repetitions of each single-step measurement; the fastest counts (default 3). */
   repeats?: number;
+  /** Tokens per stream in the engine's auto-vs-off runs (default 64 at 1 stream, 24 at 16); 0 skips them. */
+  engineTokens?: number;
 }
 
 export interface SpecBenchResult {
@@ -55,6 +59,46 @@ export interface SpecBenchResult {
   projected_speedup_full_model: { overlap_0: number; overlap_40: number };
   projection_model: string;
   bandwidth_gbs: number | null;
+  /** Engine decode tokens/s with `--speculative auto` over `off`, greedy, at 1 and 16 streams (null: skipped). */
+  auto_vs_off_1: number | null;
+  auto_vs_off_16: number | null;
+  /** What auto did in those runs: drafts verified and accepted, and the k it chose last. */
+  auto_runs: Array<{ streams: number; tokens: number; off_tok_s: number; auto_tok_s: number; drafted: number; accepted: number; chosen_k: number }>;
+}
+
+/**
+ * Engine decode throughput, greedy, `streams` concurrent prompts of 32 tokens: `auto` against
+ * the faster of two `off` runs around it (a shared machine only ever slows a run down).
+ * Outputs must be identical: auto may only change the speed.
+ */
+async function autoVsOff(dir: string, streams: number, tokens: number): Promise<SpecBenchResult["auto_runs"][number]> {
+  const run = async (speculative: SpeculativeMode) => {
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative, maxConcurrentSequences: Math.max(16, streams) });
+    try {
+      const vocab = engine.model.vocabSize;
+      const prompts = Array.from({ length: streams }, (_, s) => Array.from({ length: 32 }, (_, i) => ((i + 1) * 7919 + (s + 5) * 104729) % (vocab - 3) + 3));
+      const t0 = performance.now();
+      const rs = await Promise.all(prompts.map((p) => engine.generate({ prompt_tokens: p, max_tokens: tokens, temperature: 0 }).result()));
+      const firstTokenMs = Math.max(...rs.map((r) => r.stats.ttftMs));
+      const decodeMs = performance.now() - t0 - firstTokenMs;
+      const m = engine.metrics();
+      return {
+        out: rs.map((r) => r.tokens.join(",")).join("|"),
+        tokS: (rs.reduce((n, r) => n + r.tokens.length - 1, 0) * 1000) / decodeMs,
+        drafted: m.speculative_drafted_total,
+        accepted: m.speculative_accepted_total,
+        k: engine.speculationState()?.chosenDrafts ?? 0,
+      };
+    } finally {
+      await engine.dispose();
+    }
+  };
+  const off1 = await run("off");
+  const auto = await run("auto");
+  const off2 = await run("off");
+  if (auto.out !== off1.out) throw new Error(`speculative auto changed the greedy output at ${streams} streams`);
+  const off = Math.max(off1.tokS, off2.tokS);
+  return { streams, tokens, off_tok_s: off, auto_tok_s: auto.tokS, drafted: auto.drafted, accepted: auto.accepted, chosen_k: auto.k };
 }
 
 /** Which part of the model an op belongs to, from the matrix it reads. */
@@ -215,6 +259,12 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   }
   model.close();
 
+  const autoRuns: SpecBenchResult["auto_runs"] = [];
+  if (opts.engineTokens !== 0) {
+    autoRuns.push(await autoVsOff(dir, 1, opts.engineTokens ?? 64));
+    autoRuns.push(await autoVsOff(dir, 16, opts.engineTokens ?? 24));
+  }
+
   // Projection to the 43-layer model from the per-op times (byte model: each step reads every
   // dense matrix once, whatever its rows, and each distinct routed expert once).
   const sumWhere = (rec: Record<string, number>, pred: (k: string) => boolean) => Object.entries(rec).filter(([k]) => k !== "total" && pred(k)).reduce((s, [, v]) => s + v, 0);
@@ -257,6 +307,9 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
       `a DSpark step = the measured draft's non-expert time + ${ds.stages} stages x distinct experts of ${B} rows + 43 x (non-expert time per layer at ${B + 1} rows, measured) + 43 x distinct experts of ${B + 1} rows + head at ${B + 1} rows (measured); ` +
       `distinct experts of r rows = ${topk} x (1 + (r - 1) x (1 - overlap)), each read once (bytes, so time, per expert as at 1 row); ${tokensPerStep} tokens per DSpark step, all B drafts verified`,
     bandwidth_gbs: bandwidth,
+    auto_vs_off_1: autoRuns[0] ? autoRuns[0].auto_tok_s / autoRuns[0].off_tok_s : null,
+    auto_vs_off_16: autoRuns[1] ? autoRuns[1].auto_tok_s / autoRuns[1].off_tok_s : null,
+    auto_runs: autoRuns,
   };
 }
 
@@ -268,6 +321,9 @@ export function printSpecTable(r: SpecBenchResult): void {
     console.log(`  k=${k}: verify ${f(r.verify_ms[k]!)} ms (${r.verify_cost_ratio[k]!.toFixed(2)}x a plain step), forced ${k} accepted: ${r.speedup_forced_accept[k]!.toFixed(2)}x plain tokens/s`);
   }
   console.log(`  projected on the 43-layer model at 3.1 tokens/step: ${r.projected_speedup_full_model.overlap_0.toFixed(2)}x (0% expert overlap), ${r.projected_speedup_full_model.overlap_40.toFixed(2)}x (40%)`);
+  for (const a of r.auto_runs) {
+    console.log(`  engine, ${a.streams} stream(s), ${a.tokens} tokens each: auto ${a.auto_tok_s.toFixed(2)} tok/s vs off ${a.off_tok_s.toFixed(2)} (${(a.auto_tok_s / a.off_tok_s).toFixed(2)}x); auto verified ${a.drafted} drafts, kept ${a.accepted}, last k ${a.chosen_k}`);
+  }
   if (r.oracle_mismatches > 0) console.log(`  ${r.oracle_mismatches} verified positions' argmax differed from one-by-one greedy decoding (float32 near-ties)`);
 }
 
@@ -278,7 +334,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     return i >= 0 ? args[i + 1] : undefined;
   };
   const num = (flag: string) => (get(flag) === undefined ? undefined : Number(get(flag)));
-  const result = await runSpecBench({ preset: get("preset"), promptTokens: num("prompt"), tokens: num("tokens") });
+  const result = await runSpecBench({ preset: get("preset"), promptTokens: num("prompt"), tokens: num("tokens"), engineTokens: num("engine-tokens") });
   if (args.includes("--json")) console.log(JSON.stringify(result));
   else printSpecTable(result);
 }

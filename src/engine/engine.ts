@@ -79,6 +79,8 @@ export class Engine implements EngineApi {
   /** The drafter in use (null: speculation off or none in the checkpoint). */
   private readonly drafter: DrafterKind | null;
   private readonly policy: SpecPolicy | null;
+  /** The sequence that took this step's probe (SpecPolicy.probe: one sequence drafts). */
+  private probeSeq: Sequence | null = null;
   /** Drafts per sequence the policy chose for the step being scheduled. */
   private stepDrafts = 0;
   /** Verify steps by accepted drafts (index = accepted count). */
@@ -419,8 +421,11 @@ export class Engine implements EngineApi {
     if (!this.drafter || !seq.req.speculative || seq.pending === null || this.stepDrafts === 0) return 0;
     const overrideOnly = typeof this.opts.speculative === "object" && this.opts.speculative.overrideOnly === true && !!this.opts.speculative.draftOverride;
     if (!overrideOnly && (this.drafter === "mtp" ? seq.mtpEntries.length === 0 : seq.dsparkMainX === null)) return 0;
+    // A probe is one sequence's draft: the first that can take it.
+    if (this.policy?.probe && this.probeSeq !== null && this.probeSeq !== seq) return 0;
     let k = Math.min(this.stepDrafts, seq.remaining - 1, this.boundaryRoom(seq));
     while (k > 0 && seq.budgetWithin(k + 1)) k--;
+    if (k > 0 && this.policy?.probe) this.probeSeq = seq;
     return Math.max(0, k);
   }
 
@@ -457,6 +462,7 @@ export class Engine implements EngineApi {
     this.readers.cancelStuck(this.scheduler.running, (seq, e) => this.cancel(seq, e));
     const decoding = this.scheduler.running.filter((s) => s.pending !== null && !s.finished).length;
     this.stepDrafts = this.policy && decoding > 0 ? this.policy.choose(decoding) : 0;
+    this.probeSeq = null;
     const plan = this.scheduler.schedule(this.hooks);
     if (plan.prefill.length === 0 && plan.decode.length === 0) return false;
     this.counters.steps_total++;

@@ -60,6 +60,7 @@ export class SpecPolicy {
   private probeInterval = PROBE_FIRST;
   private sinceDraft = 0;
   private chosen = 0;
+  private probing = false;
 
   constructor(private readonly opts: SpecPolicyOptions) {}
 
@@ -133,9 +134,19 @@ export class SpecPolicy {
     return (seqs * (1 + gain)) / (t + this.draftCost(k, seqs));
   }
 
+  /**
+   * True when the last `choose` is exploration (nothing measured yet, or a probe while drafting
+   * does not pay): then one sequence drafts, not all of them, so a batch never pays a whole
+   * batch's drafts to learn what one sequence's tell.
+   */
+  get probe(): boolean {
+    return this.probing;
+  }
+
   /** Drafts per sequence for a step with `seqs` decoding sequences (before drafting). */
   choose(seqs: number): number {
     const max = this.opts.maxDrafts;
+    this.probing = false;
     if (this.opts.forced !== undefined) return (this.chosen = Math.min(this.opts.forced, max));
     const lo = this.opts.alwaysDraft ? 1 : 0;
     let best = lo;
@@ -145,6 +156,7 @@ export class SpecPolicy {
       if (r === null) {
         // Nothing measured yet: start with one draft (auto's first steps are its first measurements).
         best = Math.max(lo, Math.min(1, max));
+        this.probing = !this.opts.alwaysDraft;
         break;
       }
       if (r > bestRate * 1.0001) {
@@ -157,6 +169,7 @@ export class SpecPolicy {
         this.sinceDraft = 0;
         this.probeInterval = Math.min(PROBE_MAX, this.probeInterval * 2);
         best = Math.min(1, max);
+        this.probing = true;
       }
     } else {
       this.sinceDraft = 0;
@@ -166,12 +179,12 @@ export class SpecPolicy {
 
   /**
    * Steps between probes: the doubling interval, and at least as many as keep the probes'
-   * measured extra cost (a draft and a wider step) under PROBE_SHARE of the time spent.
+   * measured extra cost (one sequence's draft and one more row) under PROBE_SHARE of the time spent.
    */
   private probeDue(seqs: number): number {
     const t = this.stepTime(seqs);
     if (t === null || t <= 0) return this.probeInterval;
-    const extra = Math.max(0, (this.stepTime(2 * seqs) ?? t) - t) + this.draftCost(1, seqs);
+    const extra = Math.max(0, (this.stepTime(seqs + 1) ?? t) - t) + this.draftCost(1, 1);
     return Math.min(PROBE_CAP, Math.max(this.probeInterval, Math.ceil(extra / (PROBE_SHARE * t))));
   }
 

@@ -126,6 +126,18 @@ for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative
     }
   });
 
+  test("auto explores with one sequence's draft, not the whole batch's", async () => {
+    // Before anything is measured auto probes; with 4 sequences decoding, only one of them drafts.
+    const never: SpeculativeOptions["draftOverride"] = ({ k }) => Array.from({ length: k }, () => 0);
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode: "auto", draftOverride: never } });
+    try {
+      await Promise.all(prompts.slice(0, 4).map((p) => engine.generate({ prompt_tokens: p, max_tokens: 6, temperature: 0 }).result()));
+      assert.equal(engine.metrics().speculative_drafted_total, 1);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test("sampled speculative output is reproducible with a seed", async () => {
     const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode, drafts: 3 } });
     try {

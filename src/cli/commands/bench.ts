@@ -8,7 +8,7 @@ export const benchCommand: Command = {
        dsv4 bench decode [--preset NAME] [--backend ref|native] [--prompt N] [--decode N] [--profile] [--json]
        dsv4 bench serve [--preset NAME] [--backend ref|native] [--quick] [--json] [size flags below]
        dsv4 bench cache [--quick] [--context N] [--backend NAME] [--json]
-       dsv4 bench spec [--preset NAME] [--prompt N] [--tokens N] [--json]
+       dsv4 bench spec [--preset NAME] [--prompt N] [--tokens N] [--engine-tokens N] [--json]
 
 kernels  Measures this machine's memory bandwidth (multi-threaded read of 1 GiB), then GEMV
          throughput in weight GB/s for FP8 4096x4096, the FP4 expert shapes 2048x4096 and
@@ -35,7 +35,8 @@ cache    The prefix cache: bytes per cached token (flash-slice, scaled to V4-Fla
 spec     DSpark speculative decoding (default preset flash-slice-0731, ~22 GB generated
          once): a plain step, a draft block, verifying k = 1..5 drafts, measured speed-up
          with the oracle drafter forcing j accepted drafts, the per-op split, and a
-         projection to the 43-layer model.
+         projection to the 43-layer model; through the engine, --speculative auto
+         over off at 1 and 16 streams (--engine-tokens 0 skips those runs).
 
 Options:
   --json          one JSON object instead of a table
@@ -136,7 +137,7 @@ cache options:
       return result.errors > 0 ? 1 : 0;
     }
     if (what === "spec") {
-      const args = parseCommandArgs(benchCommand, rest, { json: { type: "boolean" }, preset: { type: "string" }, prompt: { type: "string" }, tokens: { type: "string" } });
+      const args = parseCommandArgs(benchCommand, rest, { json: { type: "boolean" }, preset: { type: "string" }, prompt: { type: "string" }, tokens: { type: "string" }, "engine-tokens": { type: "string" } });
       const count = (flag: string, min: number) => {
         const v = stringOption(benchCommand, args, flag);
         if (v === undefined) return undefined;
@@ -145,7 +146,7 @@ cache options:
         return n;
       };
       const { runSpecBench, printSpecTable } = await import("../../../bench/spec.js");
-      const result = await runSpecBench({ preset: stringOption(benchCommand, args, "preset"), promptTokens: count("prompt", 1), tokens: count("tokens", 2) });
+      const result = await runSpecBench({ preset: stringOption(benchCommand, args, "preset"), promptTokens: count("prompt", 1), tokens: count("tokens", 2), engineTokens: count("engine-tokens", 0) });
       if (args.values.json) process.stdout.write(JSON.stringify(result) + "\n");
       else printSpecTable(result);
       return 0;
