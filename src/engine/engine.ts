@@ -79,6 +79,8 @@ export class Engine implements EngineApi {
   /** The drafter in use (null: speculation off or none in the checkpoint). */
   private readonly drafter: DrafterKind | null;
   private readonly policy: SpecPolicy | null;
+  /** Decode rows of this step write DSpark's rings and return main_x (see step()). */
+  private feedRings = true;
   /** The sequence that took this step's probe (SpecPolicy.probe: one sequence drafts). */
   private probeSeq: Sequence | null = null;
   /** Drafts per sequence the policy chose for the step being scheduled. */
@@ -462,6 +464,8 @@ export class Engine implements EngineApi {
     this.readers.cancelStuck(this.scheduler.running, (seq, e) => this.cancel(seq, e));
     const decoding = this.scheduler.running.filter((s) => s.pending !== null && !s.finished).length;
     this.stepDrafts = this.policy && decoding > 0 ? this.policy.choose(decoding) : 0;
+    // DSpark's rings (a main_proj product per row) matter only to drafts within a ring's reach.
+    this.feedRings = this.drafter === "dspark" && (!this.policy || this.policy.stepsToDraft(decoding) <= this.cfg.window);
     this.probeSeq = null;
     const plan = this.scheduler.schedule(this.hooks);
     if (plan.prefill.length === 0 && plan.decode.length === 0) return false;
@@ -532,7 +536,8 @@ export class Engine implements EngineApi {
   private decodeRequest(seq: Sequence, draft: Proposal | undefined): Planned {
     const start = seq.state!.length;
     const spec = seq.req.speculative && this.drafter !== null;
-    const dspark = spec && this.drafter === "dspark" ? { dspark: true } : {};
+    const rings = spec && this.drafter === "dspark" && (this.feedRings || draft !== undefined);
+    const dspark = rings ? { dspark: true } : {};
     if (draft) {
       const k = draft.tokens.length;
       this.counters.speculative_drafted_total += k;
@@ -546,7 +551,7 @@ export class Engine implements EngineApi {
     }
     const request: StepRequest = {
       id: seq.state!.id, tokens: [seq.pending!], logits: "last", residualLast: spec && this.drafter === "mtp" ? 1 : 0, ...dspark,
-      ...(spec && this.drafter === "dspark" ? { mainXLast: 1 } : {}),
+      ...(rings ? { mainXLast: 1 } : {}),
     };
     const insert = this.planInsert(seq, start + 1, true);
     if (insert?.capture) request.captureFrom = insert.capture.from;

@@ -205,6 +205,17 @@ export class SpecPolicy {
     return keep;
   }
 
+  /**
+   * Steps until drafting may next happen with `seqs` decoding sequences: 0 while drafting (or
+   * before anything is measured), else the steps left to the next probe. The engine stops
+   * feeding DSpark's rings while this is beyond the ring's reach, and starts again in time for
+   * the probe to draft from warm rings.
+   */
+  stepsToDraft(seqs: number): number {
+    if (this.opts.forced !== undefined || this.opts.alwaysDraft || this.chosen > 0 || this.stepTime(seqs) === null) return 0;
+    return Math.max(0, this.probeDue(seqs) - this.sinceDraft);
+  }
+
   state(): SpecPolicyState {
     return {
       acceptance: this.acceptance,

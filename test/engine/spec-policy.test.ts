@@ -56,6 +56,23 @@ describe("speculation cost model", () => {
     assert.ok(first >= 1000 && first < 1010, `first probe at step ${first}`);
   });
 
+  test("steps to the next draft count down to each probe, and are 0 while drafting", () => {
+    const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
+    assert.equal(p.stepsToDraft(1), 0, "nothing measured: the first step drafts");
+    measured(p, 4, 0.5, [1, 2]);
+    p.recordDraft(1, 90);
+    verify(p, 1, 0, 60);
+    const seen: number[] = [];
+    for (let i = 0; i < 1200; i++) {
+      const k = p.choose(1);
+      seen.push(p.stepsToDraft(1));
+      if (k > 0) break;
+    }
+    assert.equal(seen.at(-1), 0, "a probing step is a drafting step");
+    for (let i = 1; i < seen.length - 1; i++) assert.equal(seen[i], seen[i - 1]! - 1);
+    assert.ok(seen[0]! > 900, `first countdown ${seen[0]}`);
+  });
+
   test("a probe that is accepted brings drafting back", () => {
     const p = new SpecPolicy({ maxDrafts: 4, alwaysDraft: false, blockDraft: false });
     measured(p, 10, 0.5, [1, 2, 3, 5]);
