@@ -11,7 +11,8 @@
  * float64 backend (or the reverse) is another model's state.
  */
 import { createHash } from "node:crypto";
-import { open, readdir, readFile, realpath, stat } from "node:fs/promises";
+import { open, readFile, realpath, stat } from "node:fs/promises";
+import { parseIndex } from "../formats/checkpoint-index.js";
 import { join } from "node:path";
 import { dsv4Home } from "../home.js";
 import { hashFile, ShardDigests, stampOf } from "./shard-digests.js";
@@ -81,7 +82,21 @@ async function headerBytes(path: string, size: number): Promise<Buffer> {
 }
 
 /**
- * Hex SHA-256 over config.json, the shard index, and for every `*.safetensors` shard (sorted by
+ * The shards the checkpoint consists of: those its index names, or `model.safetensors`. Other
+ * files in the folder (a stray copy, a folder named like a shard) are not the model's.
+ */
+async function shardNames(dir: string): Promise<string[]> {
+  const indexPath = join(dir, "model.safetensors.index.json");
+  const text = await readFile(indexPath, "utf8").catch((err: NodeJS.ErrnoException) => {
+    if (err.code === "ENOENT") return null;
+    throw err;
+  });
+  if (text === null) return ["model.safetensors"];
+  return [...new Set(parseIndex(indexPath, text).values())].sort();
+}
+
+/**
+ * Hex SHA-256 over config.json, the shard index, and for every shard (sorted by
  * name) its name, size, tensor header and the SHA-256 of all its bytes. Shards whose digest is
  * remembered for their current stamp are not read again.
  */
@@ -99,7 +114,7 @@ export async function modelIdentity(dir: string, opts: IdentityOptions = {}): Pr
     field(h, bytes === null ? "(absent)" : bytes);
   }
 
-  const names = (await readdir(dir)).filter((f) => f.endsWith(".safetensors")).sort();
+  const names = await shardNames(dir);
   const shards = [];
   for (const name of names) {
     const path = await realpath(join(dir, name));

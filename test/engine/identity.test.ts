@@ -27,6 +27,8 @@ function fakeCheckpoint(): string {
   writeFileSync(join(dir, "config.json"), JSON.stringify({ model_type: "deepseek_v4", hidden_size: 8 }));
   shard(join(dir, "model-00001-of-00002.safetensors"), 3 * MiB, (i) => (i * 31) & 255);
   shard(join(dir, "model-00002-of-00002.safetensors"), 3 * MiB, (i) => (i * 17 + 5) & 255);
+  const weight_map = { a: "model-00001-of-00002.safetensors", b: "model-00002-of-00002.safetensors" };
+  writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map }));
   return dir;
 }
 
@@ -65,6 +67,14 @@ describe("model identity", () => {
     assert.notEqual(b.id, a.id);
     flipMiddle(shardPath);
     assert.equal((await identify(dir, null)).id, a.id);
+  });
+
+  test("only the checkpoint's shards count: a stray copy or a folder named like a shard changes nothing", async () => {
+    const dir = fakeCheckpoint();
+    const before = await modelIdentity(dir, { digestFile: null, warn: () => {} });
+    shard(join(dir, "model-00003-of-00002.safetensors"), MiB, () => 1);
+    mkdirSync(join(dir, "junk.safetensors"));
+    assert.equal(await modelIdentity(dir, { digestFile: null, warn: () => {} }), before);
   });
 
   test("config.json and shard names are part of it", async () => {
