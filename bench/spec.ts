@@ -67,8 +67,8 @@ export interface SpecBenchResult {
 }
 
 /**
- * Engine decode throughput, greedy, `streams` concurrent prompts of 32 tokens: `auto` against
- * the faster of two `off` runs around it (a shared machine only ever slows a run down).
+ * Engine decode throughput, greedy, `streams` concurrent prompts of 32 tokens: the faster of
+ * two `auto` runs against the faster of two `off` runs, alternating.
  * Outputs must be identical: auto may only change the speed.
  */
 async function autoVsOff(dir: string, streams: number, tokens: number): Promise<SpecBenchResult["auto_runs"][number]> {
@@ -93,14 +93,17 @@ async function autoVsOff(dir: string, streams: number, tokens: number): Promise<
       await engine.dispose();
     }
   };
+  // Alternating, each mode's best of two timed runs (a shared machine only ever slows a run
+  // down); the untimed auto run first pages in the DSpark stages' weights that auto's probe
+  // touches (off never reads them), as a server that has been running would have them.
   const off1 = await run("off");
-  // Untimed: pages in the DSpark stages' weights that auto's probe touches (off never reads
-  // them), as a server that has been running would have them.
   await run("auto");
-  const auto = await run("auto");
+  const auto1 = await run("auto");
   const off2 = await run("off");
-  if (auto.out !== off1.out) throw new Error(`speculative auto changed the greedy output at ${streams} streams`);
+  const auto2 = await run("auto");
+  for (const a of [auto1, auto2]) if (a.out !== off1.out) throw new Error(`speculative auto changed the greedy output at ${streams} streams`);
   const off = Math.max(off1.tokS, off2.tokS);
+  const auto = auto1.tokS >= auto2.tokS ? auto1 : auto2;
   return { streams, tokens, off_tok_s: off, auto_tok_s: auto.tokS, drafted: auto.drafted, accepted: auto.accepted, chosen_k: auto.k };
 }
 
