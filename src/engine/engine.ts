@@ -30,6 +30,7 @@ import { SharedPrefixes } from "./shared-prefix.js";
 import { ChatSessionImpl } from "./session.js";
 import { draftDistributions, draftTokens, resolveSpeculation, trimEntries, type DrafterKind, type Proposal, type Speculation } from "./drafter.js";
 import { SpecPolicy, type SpecPolicyState } from "./spec-policy.js";
+import { draftBytesRatio } from "../model/draft-cost.js";
 import { judgeDraft } from "./speculative.js";
 import { stateBytes } from "../model/state-size.js";
 import type {
@@ -166,10 +167,19 @@ export class Engine implements EngineApi {
     const spec = typeof opts.speculative === "object" ? opts.speculative : {};
     this.specWarmup = Math.max(0, Math.min(spec.warmupTokens ?? 8, cfg.window - 1));
     this.policy = this.drafter
-      ? new SpecPolicy({ maxDrafts: this.speculation.maxDrafts, alwaysDraft: this.speculation.mode !== "auto", forced: this.speculation.forced, blockDraft: this.drafter === "dspark" })
+      ? new SpecPolicy({
+          maxDrafts: this.speculation.maxDrafts, alwaysDraft: this.speculation.mode !== "auto", forced: this.speculation.forced, blockDraft: this.drafter === "dspark",
+          priorDraftSteps: this.draftPrior(),
+        })
       : null;
     this.acceptedPerStep = new Array<number>(this.speculation.maxDrafts + 1).fill(0);
     this.chat = { completions: createChatCompletions(this) };
+  }
+
+  private draftPrior(): number | undefined {
+    const given = typeof this.opts.speculative === "object" ? this.opts.speculative.priorDraftSteps : undefined;
+    if (given === null) return undefined;
+    return given ?? draftBytesRatio(this.cfg) ?? undefined;
   }
 
   /** Loads a model directory (config, tokenizer when present, weights) with progress events. */

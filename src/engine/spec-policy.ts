@@ -35,6 +35,13 @@ export interface SpecPolicyOptions {
   forced?: number;
   /** DSpark: one forward drafts the whole block, so its cost does not grow with k. */
   blockDraft: boolean;
+  /**
+   * A draft's cost in one-sequence decode steps before any draft is timed (the weight bytes
+   * it reads over a step's, model/draft-cost.ts). With it, auto drafts only where the prior
+   * says it pays, and even its first probe keeps to the probe budget; without it, auto's first
+   * decode step drafts to measure.
+   */
+  priorDraftSteps?: number;
 }
 
 /** What the policy knows and chose, for benchmarks and operators (Engine.speculation()). */
@@ -122,7 +129,8 @@ export class SpecPolicy {
 
   private draftCost(k: number, seqs: number): number {
     if (k === 0) return 0;
-    const one = this.draftMs ?? (this.stepTime(seqs) ?? 0) / Math.max(1, seqs) / 2;
+    const prior = this.opts.priorDraftSteps;
+    const one = this.draftMs ?? (prior !== undefined ? prior * (this.stepTime(1) ?? 0) : (this.stepTime(seqs) ?? 0) / Math.max(1, seqs) / 2);
     return seqs * one * (this.opts.blockDraft ? 1 : k);
   }
 
@@ -153,6 +161,11 @@ export class SpecPolicy {
     let bestRate = -1;
     for (let k = lo; k <= max; k++) {
       const r = this.rate(seqs, k);
+      if (r === null && this.opts.priorDraftSteps !== undefined && !this.opts.alwaysDraft) {
+        // Nothing measured yet, but a prior: time a plain step first, then let the model decide.
+        best = 0;
+        break;
+      }
       if (r === null) {
         // Nothing measured yet: start with one draft (auto's first steps are its first measurements).
         best = Math.max(lo, Math.min(1, max));

@@ -82,6 +82,12 @@ export interface SpeculativeOptions {
   draftOverride?: (ctx: { generated: readonly number[]; pending: number; proposed: readonly number[]; k: number }) => readonly number[];
   /** With draftOverride: skip the model's drafter (`proposed` is empty), to time verification alone. */
   overrideOnly?: boolean;
+  /**
+   * auto's prior for a draft's cost, in one-sequence decode steps, until it has timed one.
+   * Default: the weight bytes a draft reads over a step's, from the config; null: no prior
+   * (auto's first decode step drafts, to measure).
+   */
+  priorDraftSteps?: number | null;
 }
 
 /**

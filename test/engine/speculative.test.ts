@@ -127,12 +127,23 @@ for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative
   });
 
   test("auto explores with one sequence's draft, not the whole batch's", async () => {
-    // Before anything is measured auto probes; with 4 sequences decoding, only one of them drafts.
+    // Without a cost prior auto probes before anything is measured; with 4 sequences decoding, only one of them drafts.
     const never: SpeculativeOptions["draftOverride"] = ({ k }) => Array.from({ length: k }, () => 0);
-    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode: "auto", draftOverride: never } });
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode: "auto", draftOverride: never, priorDraftSteps: null } });
     try {
       await Promise.all(prompts.slice(0, 4).map((p) => engine.generate({ prompt_tokens: p, max_tokens: 6, temperature: 0 }).result()));
       assert.equal(engine.metrics().speculative_drafted_total, 1);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test("with the config's cost prior, auto does not draft before it has timed a step, and a costly drafter waits", async () => {
+    const never: SpeculativeOptions["draftOverride"] = ({ k }) => Array.from({ length: k }, () => 0);
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode: "auto", draftOverride: never, priorDraftSteps: 50 } });
+    try {
+      await Promise.all(prompts.slice(0, 4).map((p) => engine.generate({ prompt_tokens: p, max_tokens: 12, temperature: 0 }).result()));
+      assert.equal(engine.metrics().speculative_drafted_total, 0);
     } finally {
       await engine.dispose();
     }
