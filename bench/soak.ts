@@ -18,6 +18,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { seededRandom } from "../src/text/seeded-random.js";
 
 const { values: opts } = parseArgs({
   options: {
@@ -40,18 +41,6 @@ const cli = join(dirname(fileURLToPath(import.meta.url)), "..", "src", "cli", "m
 
 const now = () => performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Deterministic per-client choices (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function startServer(): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const args = [cli, "serve", "--port", opts.port!, ...(opts.model ? ["--model", opts.model] : [])];
@@ -175,7 +164,7 @@ async function round(url: string, pid: number, index: number): Promise<Record<st
   })();
   const end = now() + SECONDS * 1000;
   const clients = Array.from({ length: CLIENTS }, (_, c) => (async () => {
-    const r = rng(index * 1000 + c);
+    const r = seededRandom(index * 1000 + c);
     const behaviour: Behaviour = c % 3 !== 2 ? "stay" : c % 6 === 2 ? "leave-mid-stream" : "leave-queued";
     while (now() < end) {
       const progress = { at: "starting" };
