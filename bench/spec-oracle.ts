@@ -11,6 +11,7 @@ import { pathToFileURL } from "node:url";
 import { Engine } from "../src/engine/engine.js";
 import type { SpeculativeMode, SpeculativeOptions } from "../src/engine/types.js";
 import { cachedPreset } from "./checkpoints.js";
+import { benchPrompts, engineRun, type EngineRun } from "./engine-runs.js";
 
 export interface OracleRow {
   tokens_per_s: number;
@@ -40,22 +41,8 @@ export async function runSpecOracleBench(opts: { preset?: string; tokens?: numbe
   const vocab = first.model.vocabSize;
   const mode: SpeculativeMode = first.model.release === "0731" ? "dspark" : "mtp";
   await first.dispose();
-  const prompts = Array.from({ length: streams }, (_, s) => Array.from({ length: 32 }, (_, i) => ((i + 1) * 7919 + (s + 5) * 104729) % (vocab - 3) + 3));
-
-  const run = async (speculative: SpeculativeMode | SpeculativeOptions) => {
-    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative });
-    try {
-      const rs = await Promise.all(prompts.map((p) => engine.generate({ prompt_tokens: p, max_tokens: N, temperature: 0 }).result()));
-      const decodeMs = Math.max(...rs.map((r) => r.stats.decodeMs));
-      const m = engine.metrics();
-      return {
-        tokens: rs.map((r) => r.tokens), tps: (rs.reduce((n, r) => n + r.tokens.length - 1, 0) * 1000) / decodeMs,
-        steps: m.steps_total, drafted: m.speculative_drafted_total, accepted: m.speculative_accepted_total, k: engine.speculationState()?.chosenDrafts ?? 0,
-      };
-    } finally {
-      await engine.dispose();
-    }
-  };
+  const prompts = benchPrompts(vocab, streams);
+  const run = (speculative: SpeculativeMode | SpeculativeOptions) => engineRun(dir, speculative, prompts, N);
   // The faster of two plain runs: a conservative baseline on a shared machine.
   const offs = [await run("off"), await run("off")];
   const off = offs[0]!.tps >= offs[1]!.tps ? offs[0]! : offs[1]!;
@@ -66,7 +53,7 @@ export async function runSpecOracleBench(opts: { preset?: string; tokens?: numbe
     const rest = byPrefix.get(generated.join(",")) ?? [];
     return Array.from({ length: k }, (_, i) => rest[i] ?? 0);
   };
-  const row = (r: Awaited<ReturnType<typeof run>>): OracleRow => {
+  const row = (r: EngineRun): OracleRow => {
     if (r.tokens.join("|") !== truth.join("|")) throw new Error("speculative output differs from plain greedy");
     return { tokens_per_s: r.tps, vs_off: r.tps / off.tps, tokens_per_step: (N * streams) / r.steps };
   };

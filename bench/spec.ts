@@ -12,11 +12,11 @@ import { pathToFileURL } from "node:url";
 import type { Backend, MatrixHandle, Vec } from "../src/kernels/backend.js";
 import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
-import { Engine } from "../src/engine/engine.js";
 import type { SpeculativeMode } from "../src/engine/types.js";
 import type { SequenceState } from "../src/model/state.js";
 import { Dsv4Model } from "../src/model/transformer.js";
 import { cachedPreset } from "./checkpoints.js";
+import { benchPrompts, engineRun, type EngineRun } from "./engine-runs.js";
 import { observeBackend } from "./observe.js";
 
 export interface SpecBenchOptions {
@@ -71,28 +71,9 @@ export interface SpecBenchResult {
  * two `auto` runs against the faster of two `off` runs, alternating.
  * Outputs must be identical: auto may only change the speed.
  */
-async function autoVsOff(dir: string, streams: number, tokens: number): Promise<SpecBenchResult["auto_runs"][number]> {
-  const run = async (speculative: SpeculativeMode) => {
-    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative, maxConcurrentSequences: Math.max(16, streams) });
-    try {
-      const vocab = engine.model.vocabSize;
-      const prompts = Array.from({ length: streams }, (_, s) => Array.from({ length: 32 }, (_, i) => ((i + 1) * 7919 + (s + 5) * 104729) % (vocab - 3) + 3));
-      const t0 = performance.now();
-      const rs = await Promise.all(prompts.map((p) => engine.generate({ prompt_tokens: p, max_tokens: tokens, temperature: 0 }).result()));
-      const firstTokenMs = Math.max(...rs.map((r) => r.stats.ttftMs));
-      const decodeMs = performance.now() - t0 - firstTokenMs;
-      const m = engine.metrics();
-      return {
-        out: rs.map((r) => r.tokens.join(",")).join("|"),
-        tokS: (rs.reduce((n, r) => n + r.tokens.length - 1, 0) * 1000) / decodeMs,
-        drafted: m.speculative_drafted_total,
-        accepted: m.speculative_accepted_total,
-        k: engine.speculationState()?.chosenDrafts ?? 0,
-      };
-    } finally {
-      await engine.dispose();
-    }
-  };
+async function autoVsOff(dir: string, vocab: number, streams: number, tokens: number): Promise<SpecBenchResult["auto_runs"][number]> {
+  const prompts = benchPrompts(vocab, streams);
+  const run = (speculative: SpeculativeMode) => engineRun(dir, speculative, prompts, tokens, { maxConcurrentSequences: Math.max(16, streams) });
   // Alternating, each mode's best of two timed runs (a shared machine only ever slows a run
   // down); the untimed auto run first pages in the DSpark stages' weights that auto's probe
   // touches (off never reads them), as a server that has been running would have them.
@@ -101,10 +82,11 @@ async function autoVsOff(dir: string, streams: number, tokens: number): Promise<
   const auto1 = await run("auto");
   const off2 = await run("off");
   const auto2 = await run("auto");
-  for (const a of [auto1, auto2]) if (a.out !== off1.out) throw new Error(`speculative auto changed the greedy output at ${streams} streams`);
-  const off = Math.max(off1.tokS, off2.tokS);
-  const auto = auto1.tokS >= auto2.tokS ? auto1 : auto2;
-  return { streams, tokens, off_tok_s: off, auto_tok_s: auto.tokS, drafted: auto.drafted, accepted: auto.accepted, chosen_k: auto.k };
+  const out = (r: EngineRun) => r.tokens.join("|");
+  for (const a of [auto1, auto2]) if (out(a) !== out(off1)) throw new Error(`speculative auto changed the greedy output at ${streams} streams`);
+  const off = Math.max(off1.tps, off2.tps);
+  const auto = auto1.tps >= auto2.tps ? auto1 : auto2;
+  return { streams, tokens, off_tok_s: off, auto_tok_s: auto.tps, drafted: auto.drafted, accepted: auto.accepted, chosen_k: auto.k };
 }
 
 /** Which part of the model an op belongs to, from the matrix it reads. */
@@ -269,8 +251,8 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
 
   const autoRuns: SpecBenchResult["auto_runs"] = [];
   if (opts.engineTokens !== 0) {
-    autoRuns.push(await autoVsOff(dir, 1, opts.engineTokens ?? 128));
-    autoRuns.push(await autoVsOff(dir, 16, opts.engineTokens ?? 32));
+    autoRuns.push(await autoVsOff(dir, V, 1, opts.engineTokens ?? 128));
+    autoRuns.push(await autoVsOff(dir, V, 16, opts.engineTokens ?? 32));
   }
 
   // Projection to the 43-layer model from the per-op times (byte model: each step reads every
