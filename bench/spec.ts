@@ -12,6 +12,7 @@ import { pathToFileURL } from "node:url";
 import type { Backend, MatrixHandle, Vec } from "../src/kernels/backend.js";
 import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
+import { argmax } from "../src/engine/sampler.js";
 import type { SpeculativeMode } from "../src/engine/types.js";
 import type { SequenceState } from "../src/model/state.js";
 import { Dsv4Model } from "../src/model/transformer.js";
@@ -151,11 +152,6 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   const N = opts.tokens ?? 24;
   const repeats = opts.repeats ?? 3;
   const prompt = Array.from({ length: P }, (_, i) => (i * 7919 + 11) % V);
-  const argmax = (row: Vec) => {
-    let b = 0;
-    for (let v = 1; v < row.length; v++) if (row[v]! > row[b]!) b = v;
-    return b;
-  };
 
   // Prefill with the rings written, so drafting can start at once; the state after it is the
   // starting point of every timed run (snapshots are restored outside the timed regions).
