@@ -110,7 +110,6 @@ export class Engine implements EngineApi {
     private readonly opts: EngineOptions,
     encoder: EncoderChoice,
   ) {
-    const hasMtp = cfg.mtpLayers.length > 0;
     this.speculation = resolveSpeculation(cfg, opts.speculative);
     this.drafter = this.speculation.maxDrafts > 0 ? this.speculation.drafter : null;
     const contextLength = Math.min(opts.contextLength ?? cfg.maxPositions, cfg.maxPositions);
@@ -122,7 +121,8 @@ export class Engine implements EngineApi {
       backend: runner.info.backend,
       contextLength,
       vocabSize: cfg.vocabSize,
-      hasMtp,
+      // The 0731 DSpark stages are MTP-numbered layers too; only the April block is "MTP".
+      hasMtp: cfg.drafter === "mtp",
       drafter: this.drafter,
       release: encoder.release,
       encoding: encoder.encoding,
