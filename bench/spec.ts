@@ -9,7 +9,7 @@
  * same JSON by the CLI).
  */
 import { pathToFileURL } from "node:url";
-import type { Backend, MatrixHandle, Vec } from "../src/kernels/backend.js";
+import type { Backend, MatrixHandle } from "../src/kernels/backend.js";
 import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
 import { argmax } from "../src/engine/sampler.js";
