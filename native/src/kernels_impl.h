@@ -1121,6 +1121,9 @@ void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
     int n = n0;
     switch (rb) {
       case 1:
+#ifdef DSV4_AVX512
+        for (; n + kFp8GemvRows <= n1; n += kFp8GemvRows) fp8_gemv8(w.row(n), w.K, x, o + n, pr[0]);
+#endif
         for (; n + 4 <= n1; n += 4) fp8_gemv4(w.row(n), w.K, x, o + n, pr[0]);
         for (; n < n1; n++) fp8_dot<1, 1, false>(w, nullptr, x, ldx, o, ldo, n, pr);
         break;
