@@ -982,7 +982,7 @@ void vector_pass(const Matrix& w, const float* x, size_t ldx, float* out, size_t
 #endif
 
 // BF16/F32 from kDenseStripRows rows: strip products. Fewer rows (and FP4) in groups, each group
-// one pass over the weights, decoding on the fly. On AVX-512, BF16 from 2 rows and FP4 at
+// one pass over the weights, decoding on the fly. On AVX-512, BF16 and FP4 at
 // every row count go through the register-tiled kernels of tiles_avx512.h instead.
 void rows_pass(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
 #ifdef DSV4_AVX512
