@@ -2,7 +2,8 @@
   # The addon is built for baseline x86-64 (or the host's baseline elsewhere); only the
   # kernel libraries below get wider instruction sets, and dispatch.cc picks one at run time.
   "variables": {
-    "dsv4_x86": "<!(node -p \"['x64', 'ia32'].includes(process.arch) ? 1 : 0\")"
+    "dsv4_x86": "<!(node -p \"['x64', 'ia32'].includes(process.arch) ? 1 : 0\")",
+    "dsv4_arm64": "<!(node -p \"process.arch === 'arm64' ? 1 : 0\")"
   },
   "target_defaults": {
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
@@ -31,6 +32,10 @@
         ["dsv4_x86==1", {
           "dependencies": ["dsv4_kernels_avx2", "dsv4_kernels_avx512"],
           "defines": ["DSV4_HAVE_AVX2", "DSV4_HAVE_AVX512"]
+        }],
+        ["dsv4_arm64==1", {
+          "dependencies": ["dsv4_kernels_neon"],
+          "defines": ["DSV4_HAVE_NEON"]
         }]
       ]
     }
@@ -49,6 +54,18 @@
           "type": "static_library",
           "sources": ["src/kernels_avx512.cc"],
           "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx2", "-mfma", "-mf16c"]
+        }
+      ]
+    }],
+    ["dsv4_arm64==1", {
+      "targets": [
+        {
+          # NEON is baseline on aarch64: no target flags. The portable kernels it includes
+          # (kernels_impl.h) are partly unused here.
+          "target_name": "dsv4_kernels_neon",
+          "type": "static_library",
+          "sources": ["src/kernels_neon.cc"],
+          "cflags_cc": ["-Wno-unused-function"]
         }
       ]
     }]
