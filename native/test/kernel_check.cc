@@ -208,7 +208,7 @@ void check_linear(const KernelTable& t) {
       {Format::F32, 5, 24, Scales::Normal},    {Format::F32, 7, 33, Scales::Normal},    {Format::F32, 3, 7, Scales::Normal},
       {Format::F32, 6, 1030, Scales::Normal},  {Format::F32, 5, 1, Scales::Normal},     {Format::F32, 34, 2048, Scales::Normal},
   };
-  const int row_counts[] = {1, 2, 3, 4, 5, 6, 8, 13, 16, 17};
+  const int row_counts[] = {1, 2, 3, 4, 5, 6, 8, 13, 16, 17, 33};
   uint64_t seed = 1;
   for (const Shape& s : shapes) {
     const Matrix m = make_matrix(s, seed++);
