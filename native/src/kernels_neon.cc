@@ -228,11 +228,81 @@ void fp8_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t ld
     for (int r = 0; r < RB; r++) out[r * ldo + n + j] = static_cast<float>(static_cast<double>(hsum8(acc[j][r])) * post[r]);
 }
 
-using Fp8TileFn = void (*)(const Matrix&, const float*, size_t, float*, size_t, int, const double*);
+// From this many activation rows, weight rows are decoded once into a tile of floats and
+// every activation row multiplies them from there (as the avx2 table does from 5 rows): the
+// decode is paid once per weight instead of once per 4-row pass.
+constexpr int kNeonTiledRows = 5;
+constexpr int kNeonTileRows = 4;
 
-// Output rows [n0, n1) of one 128-row scale group: activation rows in passes of up to four,
-// four weight rows at a time for one activation row, two for two, one for more.
+// Weight rows [n0, n0 + nt) as floats in the order fp8_decode32 gives them (E4M3 value *
+// 2^-120, Fp8Group32 lanes), K floats per row.
+void fp8_decode_tile(const Matrix& w, int n0, int nt, float* tile) {
+  const int K = w.K;
+  for (int j = 0; j < nt; j++) {
+    const uint8_t* wr = w.row(n0 + j);
+    float* d = tile + static_cast<size_t>(j) * K;
+    for (int k = 0; k < K; k += 32) {
+      F8 wv[4];
+      fp8_decode32(wr + k, wv);
+      for (int p = 0; p < 4; p++) store8(d + k + 8 * p, wv[p]);
+    }
+  }
+}
+
+// fp8_tile's arithmetic with the weights read from a decoded tile: 8 inputs at a time, the
+// activation rows in registers and each weight vector loaded once for all of them.
+template <int NR, int RB>
+void fp8_tile_decoded(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n, const double* post) {
+  const int K = w.K;
+  F8 acc[NR][RB];
+  for (int j = 0; j < NR; j++)
+    for (int r = 0; r < RB; r++) acc[j][r] = zero8();
+  for (int kb = 0; kb < K; kb += kFp8Block) {
+    const int ke = imin(K, kb + kFp8Block);
+    F8 c[NR][RB];
+    for (int j = 0; j < NR; j++)
+      for (int r = 0; r < RB; r++) c[j][r] = zero8();
+    for (int k = kb; k < ke; k += 8) {
+      F8 xv[RB];
+      for (int r = 0; r < RB; r++) xv[r] = load8(x + r * ldx + k);
+      for (int j = 0; j < NR; j++) {
+        const F8 wv = load8(tile + static_cast<size_t>(j) * K + k);
+        for (int r = 0; r < RB; r++) c[j][r] = fma8(wv, xv[r], c[j][r]);
+      }
+    }
+    for (int j = 0; j < NR; j++)
+      for (int r = 0; r < RB; r++) acc[j][r] = add8(acc[j][r], c[j][r]);
+  }
+  for (int j = 0; j < NR; j++)
+    for (int r = 0; r < RB; r++) out[r * ldo + n + j] = static_cast<float>(static_cast<double>(hsum8(acc[j][r])) * post[r]);
+}
+
+using Fp8TileFn = void (*)(const Matrix&, const float*, size_t, float*, size_t, int, const double*);
+using Fp8DecodedFn = void (*)(const Matrix&, const float*, const float*, size_t, float*, size_t, int, const double*);
+
+// Output rows [n0, n1) of one 128-row scale group. Many activation rows: tiles of four
+// decoded weight rows by three activation rows. Few: decoded on the fly, activation rows in
+// passes of up to four, four weight rows at a time for one activation row, two for two, one
+// for more.
 void neon_fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
+  if (rows >= kNeonTiledRows) {
+    static const Fp8DecodedFn micro[4][3] = {
+        {fp8_tile_decoded<1, 1>, fp8_tile_decoded<1, 2>, fp8_tile_decoded<1, 3>},
+        {fp8_tile_decoded<2, 1>, fp8_tile_decoded<2, 2>, fp8_tile_decoded<2, 3>},
+        {fp8_tile_decoded<3, 1>, fp8_tile_decoded<3, 2>, fp8_tile_decoded<3, 3>},
+        {fp8_tile_decoded<4, 1>, fp8_tile_decoded<4, 2>, fp8_tile_decoded<4, 3>},
+    };
+    float* tile = static_cast<float*>(scratch(Scratch::Tile, kNeonTileRows * static_cast<size_t>(w.K) * sizeof(float)));
+    for (int t = n0; t < n1; t += kNeonTileRows) {
+      const int nt = imin(kNeonTileRows, n1 - t);
+      fp8_decode_tile(w, t, nt, tile);
+      for (int r = 0; r < rows; r += 3) {
+        const int rb = imin(3, rows - r);
+        micro[nt - 1][rb - 1](w, tile, xs + r * ldx, ldx, out + r * ldo, ldo, t, post + r);
+      }
+    }
+    return;
+  }
   for (int r0 = 0; r0 < rows; r0 += 4) {
     const int rb = imin(4, rows - r0);
     const float* x = xs + r0 * ldx;
@@ -304,18 +374,23 @@ inline F8 fp4_scale_pair(const uint8_t* s) {
   return {vreinterpretq_f32_u32(vdupq_n_u32(static_cast<uint32_t>(s[0]) << 23)), vreinterpretq_f32_u32(vdupq_n_u32(static_cast<uint32_t>(s[1]) << 23))};
 }
 
-// One weight row against RB activation rows: each group decoded once, used for every row.
-template <int RB>
-void fp4_row(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+// One weight row against RB activation rows: each group decoded once (or, from a tile,
+// read as fp4_decode_tile stored it), used for every row.
+template <int RB, bool FromTile>
+void fp4_row(const Matrix& w, const float* tile, const float* x, size_t ldx, float* out, size_t ldo, int n) {
   const uint8x16_t lut_lo = vld1q_u8(kFp4LutLo), lut_hi = vld1q_u8(kFp4LutHi);
   const uint8_t* wr = w.row(n);
   const uint8_t* sr = w.scale_bytes(n);
   F8 acc[RB];
   for (int r = 0; r < RB; r++) acc[r] = zero8();
   for (int g = 0; g < w.K; g += 64) {
-    __builtin_prefetch(wr + g / 2 + 1024);
     F8 f[8];
-    fp4_decode_group(wr + g / 2, lut_lo, lut_hi, f);
+    if (FromTile) {
+      for (int q = 0; q < 8; q++) f[q] = load8(tile + g + 8 * q);
+    } else {
+      __builtin_prefetch(wr + g / 2 + 1024);
+      fp4_decode_group(wr + g / 2, lut_lo, lut_hi, f);
+    }
     const F8 s = fp4_scale_pair(sr + g / kFp4Block);
     for (int r = 0; r < RB; r++) {
       const float* xr = x + r * ldx + g;
@@ -333,19 +408,46 @@ void fp4_row(const Matrix& w, const float* x, size_t ldx, float* out, size_t ldo
   for (int r = 0; r < RB; r++) out[r * ldo + n] = hsum8(acc[r]);
 }
 
+// Weight row n decoded into K floats, each 64-input group as fp4_decode_group's 8 vectors.
+void fp4_decode_tile(const Matrix& w, int n, float* tile) {
+  const uint8x16_t lut_lo = vld1q_u8(kFp4LutLo), lut_hi = vld1q_u8(kFp4LutHi);
+  const uint8_t* wr = w.row(n);
+  for (int g = 0; g < w.K; g += 64) {
+    F8 f[8];
+    fp4_decode_group(wr + g / 2, lut_lo, lut_hi, f);
+    for (int q = 0; q < 8; q++) store8(tile + g + 8 * q, f[q]);
+  }
+}
+
+using Fp4RowFn = void (*)(const Matrix&, const float*, const float*, size_t, float*, size_t, int);
+
+// Floats of decoded FP4 weight rows kept for all activation passes (256 KiB: in L2 beside
+// the activations of a pass).
+constexpr size_t kNeonSpanFloats = 64 * 1024;
+
+// Activation rows in passes of up to four. From kNeonTiledRows rows a span of weight rows is
+// decoded once into floats and every pass multiplies it from there; below, each pass
+// decodes on the fly.
 void neon_fp4_linear(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
-  for (int r0 = 0; r0 < rows; r0 += 4) {
-    const float* x = xp + static_cast<size_t>(r0) * ldx;
-    float* o = out + static_cast<size_t>(r0) * ldo;
-    const int rb = imin(4, rows - r0);
-    for (int n = n0; n < n1; n++) {
-      switch (rb) {
-        case 1: fp4_row<1>(w, x, ldx, o, ldo, n); break;
-        case 2: fp4_row<2>(w, x, ldx, o, ldo, n); break;
-        case 3: fp4_row<3>(w, x, ldx, o, ldo, n); break;
-        default: fp4_row<4>(w, x, ldx, o, ldo, n); break;
+  static const Fp4RowFn on_the_fly[4] = {fp4_row<1, false>, fp4_row<2, false>, fp4_row<3, false>, fp4_row<4, false>};
+  static const Fp4RowFn from_tile[4] = {fp4_row<1, true>, fp4_row<2, true>, fp4_row<3, true>, fp4_row<4, true>};
+  if (rows >= kNeonTiledRows) {
+    const size_t K = static_cast<size_t>(w.K);
+    const int span = imax(1, imin(n1 - n0, static_cast<int>(kNeonSpanFloats / K)));
+    float* tile = static_cast<float*>(scratch(Scratch::Tile, static_cast<size_t>(span) * K * sizeof(float)));
+    for (int n = n0; n < n1; n += span) {
+      const int e = imin(n1, n + span);
+      for (int j = n; j < e; j++) fp4_decode_tile(w, j, tile + static_cast<size_t>(j - n) * K);
+      for (int r0 = 0; r0 < rows; r0 += 4) {
+        const Fp4RowFn row = from_tile[imin(4, rows - r0) - 1];
+        for (int j = n; j < e; j++) row(w, tile + static_cast<size_t>(j - n) * K, xp + static_cast<size_t>(r0) * ldx, ldx, out + static_cast<size_t>(r0) * ldo, ldo, j);
       }
     }
+    return;
+  }
+  for (int r0 = 0; r0 < rows; r0 += 4) {
+    const Fp4RowFn row = on_the_fly[imin(4, rows - r0) - 1];
+    for (int n = n0; n < n1; n++) row(w, nullptr, xp + static_cast<size_t>(r0) * ldx, ldx, out + static_cast<size_t>(r0) * ldo, ldo, n);
   }
 }
 
@@ -401,8 +503,85 @@ void dense_tile(const Matrix& w, const float* x, size_t ldx, float* out, size_t 
     }
 }
 
+// Weight row n of a BF16 matrix as floats in Bf16Group16 order (each 16 inputs: the 8 even
+// ones, then the 8 odd ones), what bf16_load16 gives.
+void bf16_decode_row(const Matrix& w, int n, float* dst) {
+  for (int k = 0; k < w.K; k += 16) {
+    F8 w0, w1;
+    bf16_load16(w.row(n), k, w0, w1);
+    store8(dst + k, w0);
+    store8(dst + k + 8, w1);
+  }
+}
+
+// dense_tile's arithmetic over weight rows given as floats: wf holds NR row pointers (a
+// decoded BF16 row in Bf16Group16 order, or an F32 row).
+template <int NR, int RB>
+void dense_tile_floats(const Matrix& w, const float* const* wf, const float* x, size_t ldx, float* out, size_t ldo, int n) {
+  const int K = w.K, full = K & ~15;
+  F8 c0[NR][RB], c1[NR][RB];
+  for (int j = 0; j < NR; j++)
+    for (int r = 0; r < RB; r++) c0[j][r] = c1[j][r] = zero8();
+  for (int k = 0; k < full; k += 16) {
+    F8 xv0[RB], xv1[RB];
+    for (int r = 0; r < RB; r++) {
+      xv0[r] = load8(x + r * ldx + k);
+      xv1[r] = load8(x + r * ldx + k + 8);
+    }
+    for (int j = 0; j < NR; j++) {
+      const F8 w0 = load8(wf[j] + k), w1 = load8(wf[j] + k + 8);
+      for (int r = 0; r < RB; r++) {
+        c0[j][r] = fma8(w0, xv0[r], c0[j][r]);
+        c1[j][r] = fma8(w1, xv1[r], c1[j][r]);
+      }
+    }
+  }
+  for (int j = 0; j < NR; j++)
+    for (int r = 0; r < RB; r++) {
+      float v = hsum8(add8(c0[j][r], c1[j][r]));
+      if (full < K) v += f32_row_scalar(w, n + j, x + r * ldx, full);
+      out[r * ldo + n + j] = v;
+    }
+}
+
+using DenseFloatsFn = void (*)(const Matrix&, const float* const*, const float*, size_t, float*, size_t, int);
+
+// Many activation rows: a span of weight rows as floats (BF16 decoded once into the tile;
+// F32 rows used in place, L2-resident after the first pass) multiplied by every 4-row pass
+// of activations, instead of every pass streaming the whole matrix from memory.
+void dense_spans(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+  static const DenseFloatsFn pair[2] = {dense_tile_floats<2, 1>, dense_tile_floats<2, 2>};
+  static const DenseFloatsFn single[4] = {dense_tile_floats<1, 1>, dense_tile_floats<1, 2>, dense_tile_floats<1, 3>, dense_tile_floats<1, 4>};
+  const size_t K = static_cast<size_t>(w.K);
+  const bool decode = w.format == Format::BF16;
+  const int span = imax(1, imin(n1 - n0, static_cast<int>(kNeonSpanFloats / K)));
+  float* tile = decode ? static_cast<float*>(scratch(Scratch::Tile, static_cast<size_t>(span) * K * sizeof(float))) : nullptr;
+  for (int n = n0; n < n1; n += span) {
+    const int e = imin(n1, n + span);
+    if (decode)
+      for (int j = n; j < e; j++) bf16_decode_row(w, j, tile + static_cast<size_t>(j - n) * K);
+    auto row_of = [&](int j) { return decode ? tile + static_cast<size_t>(j - n) * K : reinterpret_cast<const float*>(w.row(j)); };
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+      const int rb = imin(4, rows - r0);
+      const float* x = xp + static_cast<size_t>(r0) * ldx;
+      float* o = out + static_cast<size_t>(r0) * ldo;
+      int j = n;
+      if (rb <= 2)
+        for (; j + 2 <= e; j += 2) {
+          const float* wf[2] = {row_of(j), row_of(j + 1)};
+          pair[rb - 1](w, wf, x, ldx, o, ldo, j);
+        }
+      for (; j < e; j++) {
+        const float* wf[1] = {row_of(j)};
+        single[rb - 1](w, wf, x, ldx, o, ldo, j);
+      }
+    }
+  }
+}
+
 template <void (*Load16)(const uint8_t*, int, F8&, F8&)>
 void neon_dense_linear(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
+  if (rows >= kNeonTiledRows) return dense_spans(w, xp, ldx, rows, out, ldo, n0, n1);
   for (int r0 = 0; r0 < rows; r0 += 4) {
     const float* x = xp + static_cast<size_t>(r0) * ldx;
     float* o = out + static_cast<size_t>(r0) * ldo;
