@@ -2,8 +2,7 @@
   # The addon is built for baseline x86-64 (or the host's baseline elsewhere); only the
   # kernel libraries below get wider instruction sets, and dispatch.cc picks one at run time.
   "variables": {
-    "dsv4_x86": "<!(node -p \"['x64', 'ia32'].includes(process.arch) ? 1 : 0\")",
-    "dsv4_arm64": "<!(node -p \"process.arch === 'arm64' ? 1 : 0\")"
+    "dsv4_x86": "<!(node -p \"['x64', 'ia32'].includes(process.arch) ? 1 : 0\")"
   },
   "target_defaults": {
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
@@ -33,7 +32,7 @@
           "dependencies": ["dsv4_kernels_avx2", "dsv4_kernels_avx512"],
           "defines": ["DSV4_HAVE_AVX2", "DSV4_HAVE_AVX512"]
         }],
-        ["dsv4_arm64==1", {
+        ["target_arch=='arm64'", {
           "dependencies": ["dsv4_kernels_neon"],
           "defines": ["DSV4_HAVE_NEON"]
         }]
@@ -57,7 +56,8 @@
         }
       ]
     }],
-    ["dsv4_arm64==1", {
+    # target_arch: node-gyp's --arch, by default this Node's.
+    ["target_arch=='arm64'", {
       "targets": [
         {
           # NEON is baseline on aarch64: no target flags. The portable kernels it includes

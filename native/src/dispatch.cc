@@ -6,7 +6,7 @@
 namespace dsv4 {
 
 namespace {
-bool cpu_has_avx2() {
+[[maybe_unused]] bool cpu_has_avx2() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
@@ -18,7 +18,7 @@ bool cpu_has_avx2() {
 // AVX-512F and BW (byte shuffles of the FP4 decode) with the AVX2 table's extensions (the
 // avx512 table is the AVX2 one plus 512-bit kernels). GCC's check includes the OS saving the
 // 512-bit state (XCR0).
-bool cpu_has_avx512() {
+[[maybe_unused]] bool cpu_has_avx512() {
 #if defined(__x86_64__) || defined(__i386__)
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
 #else
