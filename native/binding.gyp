@@ -31,6 +31,10 @@
         ["dsv4_x86==1", {
           "dependencies": ["dsv4_kernels_avx2", "dsv4_kernels_avx512"],
           "defines": ["DSV4_HAVE_AVX2", "DSV4_HAVE_AVX512"]
+        }],
+        ["target_arch=='arm64'", {
+          "dependencies": ["dsv4_kernels_neon"],
+          "defines": ["DSV4_HAVE_NEON"]
         }]
       ]
     }
@@ -49,6 +53,19 @@
           "type": "static_library",
           "sources": ["src/kernels_avx512.cc"],
           "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx2", "-mfma", "-mf16c"]
+        }
+      ]
+    }],
+    # target_arch: node-gyp's --arch, by default this Node's.
+    ["target_arch=='arm64'", {
+      "targets": [
+        {
+          # NEON is baseline on aarch64: no target flags. The portable kernels it includes
+          # (kernels_impl.h) are partly unused here.
+          "target_name": "dsv4_kernels_neon",
+          "type": "static_library",
+          "sources": ["src/kernels_neon.cc"],
+          "cflags_cc": ["-Wno-unused-function"]
         }
       ]
     }]

@@ -6,7 +6,7 @@
 namespace dsv4 {
 
 namespace {
-bool cpu_has_avx2() {
+[[maybe_unused]] bool cpu_has_avx2() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
@@ -18,7 +18,7 @@ bool cpu_has_avx2() {
 // AVX-512F and BW (byte shuffles of the FP4 decode) with the AVX2 table's extensions (the
 // avx512 table is the AVX2 one plus 512-bit kernels). GCC's check includes the OS saving the
 // 512-bit state (XCR0).
-bool cpu_has_avx512() {
+[[maybe_unused]] bool cpu_has_avx512() {
 #if defined(__x86_64__) || defined(__i386__)
   return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
 #else
@@ -27,6 +27,9 @@ bool cpu_has_avx512() {
 }
 
 const KernelTable* widest() {
+#ifdef DSV4_HAVE_NEON
+  return kernels_neon();  // Advanced SIMD is part of every aarch64 CPU
+#endif
 #ifdef DSV4_HAVE_AVX512
   if (cpu_has_avx512()) return kernels_avx512();
 #endif
@@ -43,6 +46,9 @@ const KernelTable* kernels_avx2() { return nullptr; }
 #ifndef DSV4_HAVE_AVX512
 const KernelTable* kernels_avx512() { return nullptr; }
 #endif
+#ifndef DSV4_HAVE_NEON
+const KernelTable* kernels_neon() { return nullptr; }
+#endif
 
 const KernelTable* kernels_named(const char* isa) {
   if (std::strcmp(isa, "scalar") == 0) return kernels_scalar();
@@ -51,6 +57,9 @@ const KernelTable* kernels_named(const char* isa) {
 #endif
 #ifdef DSV4_HAVE_AVX512
   if (std::strcmp(isa, "avx512") == 0) return cpu_has_avx512() ? kernels_avx512() : nullptr;
+#endif
+#ifdef DSV4_HAVE_NEON
+  if (std::strcmp(isa, "neon") == 0) return kernels_neon();
 #endif
   return nullptr;
 }
