@@ -18,6 +18,7 @@ import { chatRoutes } from "./routes/chat.js";
 import { completionRoutes } from "./routes/completions.js";
 import { modelRoutes } from "./routes/models.js";
 import { opsRoutes } from "./routes/ops.js";
+import { responsesRoutes } from "./routes/responses.js";
 import { defaultPrices, toSchedule, type PriceSchedule, type PriceTable } from "./prices.js";
 
 export interface ServerOptions {
@@ -124,6 +125,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   completionRoutes(app, ctx);
   modelRoutes(app, ctx);
   anthropicRoutes(app, ctx);
+  responsesRoutes(app, ctx);
   opsRoutes(app, ctx);
 
   const sampler = setInterval(() => stats.sample(ctx.engine.metrics()), 1000);
