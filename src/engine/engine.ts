@@ -240,6 +240,7 @@ export class Engine implements EngineApi {
       canSpeculate: this.drafter !== null,
       encoding: this.model.encoding,
       sharedPrefixes: this.sharedPrefixes,
+      defaultMaxTokens: this.opts.defaultMaxTokens,
     });
   }
 

@@ -10,9 +10,11 @@ import { KeyRing, presentedKey, type ApiKey } from "./auth.js";
 import type { ServerContext } from "./context.js";
 import { ApiError, authenticationFails, insufficientBalance, invalidRequest, rateLimitReached, serverOverloaded, toApiError } from "./errors.js";
 import { answerClientError, frameworkApiError, installRawErrorPaths, notFoundError, RouteMethods, sendApiError } from "./error-envelope.js";
+import { MAX_OUTPUT_TOKENS } from "./limits.js";
 import { jsonErrorOffset, lineColumn, nestingDepth } from "./json-error.js";
 import { ServerStats } from "./metrics.js";
 import { DEFAULT_MODEL_NAME, ModelNames } from "./models.js";
+import { anthropicModelRoutes } from "./routes/anthropic-models.js";
 import { anthropicRoutes } from "./routes/anthropic.js";
 import { chatRoutes } from "./routes/chat.js";
 import { completionRoutes } from "./routes/completions.js";
@@ -47,6 +49,12 @@ export interface ServerOptions {
   samplingInThinking?: boolean;
   /** Concurrent requests per API key (or in all, without keys) before 429 (default 2500, the hosted per-account limit). */
   maxConcurrentRequests?: number;
+  /**
+   * Largest max_tokens a request may ask for (default and upper bound 393,216, the hosted
+   * service's); above it a 400 names max_tokens and the cap. Requests without max_tokens get
+   * the engine's default (32,768), or this cap when it is lower.
+   */
+  maxOutputTokens?: number;
   /** fastify's pino logger (default off). */
   logger?: boolean;
 }
@@ -70,6 +78,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     keepAliveMs: options.keepAliveMs ?? 5000,
     firstEventWaitMs: 250,
     samplingInThinking: options.samplingInThinking ?? false,
+    maxOutputTokens: checkedCap(options.maxOutputTokens),
   };
   const maxConcurrent = options.maxConcurrentRequests ?? 2500;
   const app = Fastify({
@@ -125,6 +134,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   completionRoutes(app, ctx);
   modelRoutes(app, ctx);
   anthropicRoutes(app, ctx);
+  anthropicModelRoutes(app, ctx);
   responsesRoutes(app, ctx);
   opsRoutes(app, ctx);
 
@@ -133,6 +143,14 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   stats.sample(ctx.engine.metrics());
   app.addHook("onClose", async () => clearInterval(sampler));
   return app;
+}
+
+function checkedCap(cap: number | undefined): number {
+  if (cap === undefined) return MAX_OUTPUT_TOKENS;
+  if (!Number.isInteger(cap) || cap < 1 || cap > MAX_OUTPUT_TOKENS) {
+    throw new Error(`maxOutputTokens must be an integer from 1 to ${MAX_OUTPUT_TOKENS} (the hosted maximum), got ${cap}`);
+  }
+  return cap;
 }
 
 /** Which key a request uses; throws 401/402. Without keys every request shares one anonymous account. */

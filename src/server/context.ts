@@ -20,6 +20,8 @@ export interface ServerContext {
   /** How long to wait for a generation's first event before committing a 200. */
   firstEventWaitMs: number;
   samplingInThinking: boolean;
+  /** Largest max_tokens a request may ask for (ServerOptions.maxOutputTokens). */
+  maxOutputTokens: number;
 }
 
 declare module "fastify" {

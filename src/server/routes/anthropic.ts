@@ -26,7 +26,7 @@ async function handleMessages(ctx: ServerContext, request: FastifyRequest, reply
   const body = parseWith(anthropicRequestSchema, request.body);
   const model = body.model;
   ctx.models.resolveAnthropic(model);
-  const prepared = prepareAnthropic(body);
+  const prepared = prepareAnthropic(body, ctx.maxOutputTokens);
   const id = messageId();
   const disconnect = abortOnDisconnect(reply.raw);
   const started = await StartedGeneration.start(ctx.engine, { ...prepared.request, tenant: tenantOf(request), id, signal: disconnect.signal }, ctx.firstEventWaitMs);
