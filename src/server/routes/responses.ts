@@ -37,7 +37,7 @@ async function handleResponses(ctx: ServerContext, request: FastifyRequest, repl
   }
   await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
     const finish = await drain(started);
-    const usage = responsesUsage(bill(ctx, request, finish.usage, finish.stats));
+    const usage = responsesUsage(bill(ctx, request, finish.usage, finish.stats, finish.finish_reason));
     const status = finalStatus(finish.finish_reason);
     return responseObject(ident, prepared.echo, { output: outputItems(finish.message, prepared.thinking, itemStatus(status.status)), usage, status });
   });
@@ -73,7 +73,7 @@ async function streamResponse(
           break;
         case "finish":
           finished = true;
-          await streamer.finish(e.finish_reason, responsesUsage(bill(ctx, request, e.usage, e.stats)));
+          await streamer.finish(e.finish_reason, responsesUsage(bill(ctx, request, e.usage, e.stats, e.finish_reason)));
           break;
         default:
           // queued / prefill / token / usage: keep-alive comments cover the silence.
