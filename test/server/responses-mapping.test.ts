@@ -123,3 +123,14 @@ test("length ends a response as incomplete (max_output_tokens)", () => {
   assert.deepEqual(finalStatus("length"), { status: "incomplete", incomplete_details: { reason: "max_output_tokens" }, error: null });
   assert.equal(finalStatus("tool_calls").status, "completed");
 });
+
+test("text.format json_object reaches the engine as the chat route's response_format", () => {
+  const p = prepareResponses(body({ input: "Give JSON.", text: { format: { type: "json_object" } } }), ctx);
+  assert.deepEqual(p.request.response_format, { type: "json_object" });
+});
+
+test("tool_choice required and max_output_tokens reach the engine request", () => {
+  const p = prepareResponses(body({ input: "Hi", tools: [{ type: "function", name: "f" }], tool_choice: "required", max_output_tokens: 77 }), ctx);
+  assert.equal(p.request.tool_choice, "required");
+  assert.equal(p.request.max_tokens, 77);
+});
