@@ -91,6 +91,8 @@ export class Engine implements EngineApi {
   private readonly hooks: SchedulerHooks;
   private readonly readers: ReaderWatch;
   private readonly sessions = new Set<ChatSessionImpl>();
+  /** Tokens of each running sequence already added to the counters (countGenerated). */
+  private readonly countedTokens = new WeakMap<Sequence, { tokens: number; reasoning: number }>();
   private nextStateId = 1;
   private looping = false;
   private disposed = false;
@@ -240,6 +242,7 @@ export class Engine implements EngineApi {
       canSpeculate: this.drafter !== null,
       encoding: this.model.encoding,
       sharedPrefixes: this.sharedPrefixes,
+      defaultMaxTokens: this.opts.defaultMaxTokens,
     });
   }
 
@@ -509,12 +512,23 @@ export class Engine implements EngineApi {
     }
 
     for (const seq of [...this.scheduler.running]) {
+      this.countGenerated(seq);
       if (!seq.finished) continue;
-      this.counters.generated_tokens_total += seq.generated.length;
-      this.counters.reasoning_tokens_total += seq.reasoningTokens;
       this.release(seq);
     }
     return true;
+  }
+
+  /**
+   * Adds what `seq` generated since it was last counted to the token counters: every step, so
+   * /metrics' generated-token total and rate move while a long answer is being written, and a
+   * cancelled generation's tokens count too.
+   */
+  private countGenerated(seq: Sequence): void {
+    const seen = this.countedTokens.get(seq) ?? { tokens: 0, reasoning: 0 };
+    this.counters.generated_tokens_total += Math.max(0, seq.generated.length - seen.tokens);
+    this.counters.reasoning_tokens_total += Math.max(0, seq.reasoningTokens - seen.reasoning);
+    this.countedTokens.set(seq, { tokens: Math.max(seen.tokens, seq.generated.length), reasoning: Math.max(seen.reasoning, seq.reasoningTokens) });
   }
 
   /**

@@ -49,7 +49,16 @@ export interface ResolveContext {
   encoding?: Release;
   /** Operator-declared shareable system prompts (absent: none). */
   sharedPrefixes?: SharedPrefixes | null;
+  /** max_tokens of a request that sets none, clamped to what the context leaves (absent: DEFAULT_MAX_TOKENS). */
+  defaultMaxTokens?: number;
 }
+
+/**
+ * max_tokens when a request sets none. The hosted service documents no default (spec §A.2,
+ * Uncertainties 2); 32K is the documented default of DeepSeek's previous thinking model
+ * (deepseek-reasoner): room for long reasoning, yet a request cannot run for the whole 1M context.
+ */
+export const DEFAULT_MAX_TOKENS = 32_768;
 
 const bad = (param: string, message: string) => new EngineError("invalid_request", `${param}: ${message}`, { param });
 
@@ -130,7 +139,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
   if (req.max_tokens !== null && req.max_tokens !== undefined && (!Number.isInteger(req.max_tokens) || req.max_tokens < 1)) {
     throw bad("max_tokens", "must be a positive integer");
   }
-  const maxTokens = req.max_tokens ?? room;
+  const maxTokens = req.max_tokens ?? Math.max(1, Math.min(room, ctx.defaultMaxTokens ?? DEFAULT_MAX_TOKENS));
   if (room < 1 || P + maxTokens > ctx.contextLength) {
     throw new EngineError(
       "context_length_exceeded",

@@ -99,6 +99,8 @@ export interface SpeculativeOptions {
 export type LogitsProcessor = (ctx: { id: string; generated: readonly number[]; logits: Float32Array | Float64Array }) => void;
 
 export interface EngineOptions {
+  /** max_tokens of a request that sets none (default 32,768: DEFAULT_MAX_TOKENS); never more than the context leaves. */
+  defaultMaxTokens?: number;
   /** Kernel backend name ("ref", "native", …); default: the best available. */
   backend?: string;
   /** Public model name used in responses (default "deepseek-v4-flash"). */
@@ -208,7 +210,7 @@ export interface SamplingOptions {
   min_p?: number | null;
   /** Same seed + same request → same output. */
   seed?: number | null;
-  /** Reasoning tokens count against it. Default: what is left of the context. */
+  /** Reasoning tokens count against it. Default: EngineOptions.defaultMaxTokens (32,768), or what is left of the context if less. */
   max_tokens?: number | null;
   /** Up to 16 strings; matched on content across token boundaries, never included in the output. */
   stop?: string | string[] | null;
@@ -247,7 +249,7 @@ export interface GenerateRequest extends SamplingOptions {
   /** Default enabled (spec §B.1). Ignored for prompt_tokens/fim. */
   thinking?: ThinkingSetting;
   /**
-   * "minimal" | "low" | "medium" | "high" | "xhigh" | "max", rendered per the encoder in use
+   * "minimal" | "low" | "medium" | "high" | "xhigh" | "max" | "ultra", rendered per the encoder in use
    * (spec §B.2; text/effort.ts EFFORT_TABLE); anything else is an invalid_request.
    */
   reasoning_effort?: string | null;

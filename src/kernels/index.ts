@@ -1,5 +1,5 @@
 import type { Backend } from "./backend.js";
-import { nativeAddon } from "./native/addon.js";
+import { nativeAddon, REBUILD_ADVICE } from "./native/addon.js";
 import { NativeBackend } from "./native/backend.js";
 import { RefBackend } from "./ref/index.js";
 
@@ -28,7 +28,7 @@ export function createBackend(name: string | undefined = process.env.DSV4_BACKEN
       if (!("error" in r)) return new NativeBackend(r.addon);
       if (!warned) {
         warned = true;
-        process.stderr.write(`dsv4: warning: native backend unavailable (${r.error}); using the slow TypeScript reference backend (build it with \`npm run install\`)\n`);
+        process.stderr.write(`dsv4: warning: native backend unavailable (${r.error}); using the slow TypeScript reference backend (${REBUILD_ADVICE})\n`);
       }
       return new RefBackend();
     }

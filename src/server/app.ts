@@ -10,14 +10,18 @@ import { KeyRing, presentedKey, type ApiKey } from "./auth.js";
 import type { ServerContext } from "./context.js";
 import { ApiError, authenticationFails, insufficientBalance, invalidRequest, rateLimitReached, serverOverloaded, toApiError } from "./errors.js";
 import { answerClientError, frameworkApiError, installRawErrorPaths, notFoundError, RouteMethods, sendApiError } from "./error-envelope.js";
+import { MAX_OUTPUT_TOKENS } from "./limits.js";
+import { isQuietRoute, requestIdFrom, requestRecord, type RequestLogSink } from "./request-log.js";
 import { jsonErrorOffset, lineColumn, nestingDepth } from "./json-error.js";
 import { ServerStats } from "./metrics.js";
 import { DEFAULT_MODEL_NAME, ModelNames } from "./models.js";
+import { anthropicModelRoutes } from "./routes/anthropic-models.js";
 import { anthropicRoutes } from "./routes/anthropic.js";
 import { chatRoutes } from "./routes/chat.js";
 import { completionRoutes } from "./routes/completions.js";
 import { modelRoutes } from "./routes/models.js";
 import { opsRoutes } from "./routes/ops.js";
+import { responsesRoutes } from "./routes/responses.js";
 import { defaultPrices, toSchedule, type PriceSchedule, type PriceTable } from "./prices.js";
 
 export interface ServerOptions {
@@ -46,6 +50,17 @@ export interface ServerOptions {
   samplingInThinking?: boolean;
   /** Concurrent requests per API key (or in all, without keys) before 429 (default 2500, the hosted per-account limit). */
   maxConcurrentRequests?: number;
+  /**
+   * Largest max_tokens a request may ask for (default and upper bound 393,216, the hosted
+   * service's); above it a 400 names max_tokens and the cap. Requests without max_tokens get
+   * the engine's default (32,768), or this cap when it is lower.
+   */
+  maxOutputTokens?: number;
+  /**
+   * Where each request's log line goes (request-log.ts: jsonLines() for stderr, jsonLinesFile()).
+   * Default: none. GET /health and /metrics are not logged.
+   */
+  requestLog?: RequestLogSink | null;
   /** fastify's pino logger (default off). */
   logger?: boolean;
 }
@@ -69,6 +84,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     keepAliveMs: options.keepAliveMs ?? 5000,
     firstEventWaitMs: 250,
     samplingInThinking: options.samplingInThinking ?? false,
+    maxOutputTokens: checkedCap(options.maxOutputTokens),
   };
   const maxConcurrent = options.maxConcurrentRequests ?? 2500;
   const app = Fastify({
@@ -80,7 +96,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     return503OnClosing: false,
     // Node's bare 400 for a missing Host becomes an enveloped one in the onRequest hook.
     http: { requireHostHeader: false },
-    frameworkErrors: (err, request, reply) => sendApiError(request, reply, frameworkApiError(err, request.raw.url ?? "")),
+    // X-Request-Id: the client's when sane, else a UUID; sent back on every response (onRequest, errors).
+    requestIdHeader: false,
+    genReqId: (req) => requestIdFrom(req.headers["x-request-id"]),
+    frameworkErrors: (err, request, reply) => {
+      reply.raw.setHeader("x-request-id", request.id);
+      return sendApiError(request, reply, frameworkApiError(err, request.raw.url ?? ""));
+    },
     clientErrorHandler: answerClientError,
   });
   installRawErrorPaths(app.server);
@@ -92,11 +114,18 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   });
   app.decorateRequest("apiKey", undefined);
   app.decorateRequest("receivedAt", 0);
+  app.decorateRequest("startedAt", 0);
+  app.decorateRequest("outcome", undefined);
+  app.decorateRequest("failure", undefined);
+  const requestLog = options.requestLog ?? null;
 
   installJsonParser(app);
   if (options.cors) installCors(app, options.cors);
   app.addHook("onRequest", async (request, reply) => {
     request.receivedAt = ctx.clock();
+    request.startedAt = performance.now();
+    // On the raw response, so hijacked streams and keep-alive JSON carry it too.
+    reply.raw.setHeader("x-request-id", request.id);
     const route = request.routeOptions.url ?? "unmatched";
     stats.inFlight++;
     let key: ApiKey | undefined;
@@ -105,6 +134,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
       if (key) key.active--;
       if (!reply.raw.writableFinished) stats.disconnects++;
       stats.request(route, reply.raw.statusCode);
+      if (requestLog && !isQuietRoute(request.method, request.url)) requestLog(requestRecord(request, reply, performance.now()));
     });
     if (closing) {
       reply.header("connection", "close");
@@ -124,6 +154,8 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   completionRoutes(app, ctx);
   modelRoutes(app, ctx);
   anthropicRoutes(app, ctx);
+  anthropicModelRoutes(app, ctx);
+  responsesRoutes(app, ctx);
   opsRoutes(app, ctx);
 
   const sampler = setInterval(() => stats.sample(ctx.engine.metrics()), 1000);
@@ -131,6 +163,14 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   stats.sample(ctx.engine.metrics());
   app.addHook("onClose", async () => clearInterval(sampler));
   return app;
+}
+
+function checkedCap(cap: number | undefined): number {
+  if (cap === undefined) return MAX_OUTPUT_TOKENS;
+  if (!Number.isInteger(cap) || cap < 1 || cap > MAX_OUTPUT_TOKENS) {
+    throw new Error(`maxOutputTokens must be an integer from 1 to ${MAX_OUTPUT_TOKENS} (the hosted maximum), got ${cap}`);
+  }
+  return cap;
 }
 
 /** Which key a request uses; throws 401/402. Without keys every request shares one anonymous account. */
@@ -156,7 +196,11 @@ function classify(err: FastifyError | Error): ApiError {
   return toApiError(err);
 }
 
-const sendError = sendApiError;
+/** The enveloped error, remembered for the request's log line. */
+function sendError(request: FastifyRequest, reply: FastifyReply, err: ApiError): FastifyReply {
+  request.failure = err.message;
+  return sendApiError(request, reply, err);
+}
 
 /**
  * JSON for every content type (curl's `-d` sends form-encoded by default), with

@@ -3,6 +3,7 @@
  * the hosted service enforces with a 400 (spec §A.2–§A.4, §B). Each rule
  * names its field; DeepSeek's exact wording is kept where it is known.
  */
+import { DEFAULT_MAX_TOKENS } from "../engine/request.js";
 import type { ChatMessage, GenerateRequest, ToolDefinition } from "../engine/types.js";
 import { API_EFFORTS, isApiEffort } from "../text/effort.js";
 import { invalidParameters, invalidRequest } from "./errors.js";
@@ -15,6 +16,8 @@ export interface ChatRouteContext {
   beta: boolean;
   /** Honour temperature/top_p in thinking mode (the hosted service ignores them, spec §B.3). */
   samplingInThinking: boolean;
+  /** The server's max_tokens cap (default MAX_OUTPUT_TOKENS, the hosted 393,216). */
+  maxOutputTokens?: number;
 }
 
 export interface PreparedChat {
@@ -33,6 +36,21 @@ export function maxTokens(value: number | null | undefined, field: string, upper
   if (value === null || value === undefined) return undefined;
   if (value < 1 || value > upper) throw invalidRequest(field, `Invalid ${field} value, the valid range of ${field} is [1, ${upper}]`);
   return value;
+}
+
+/**
+ * A request's max_tokens under the server's cap: above it a 400 naming the field and the cap,
+ * as the hosted service answers above 393,216. Absent: undefined, so the engine's default
+ * (DEFAULT_MAX_TOKENS, clamped to what the context leaves) applies, unless the operator's cap
+ * is lower than that default: then the cap is the default.
+ */
+export function defaultedMaxTokens(value: number | null | undefined, field: string, cap: number): number | undefined {
+  return maxTokens(value, field, cap) ?? (cap < DEFAULT_MAX_TOKENS ? cap : undefined);
+}
+
+function outputTokens(body: ChatRequest, cap: number): number | undefined {
+  const field = body.max_tokens === null || body.max_tokens === undefined ? "max_completion_tokens" : "max_tokens";
+  return defaultedMaxTokens(body.max_tokens ?? body.max_completion_tokens, field, cap);
 }
 
 export function checkN(n: number | null | undefined): void {
@@ -85,7 +103,6 @@ function checkMessages(messages: RequestMessage[], thinking: boolean, beta: bool
   let openCalls = new Set<string>();
   messages.forEach((msg, i) => {
     const at = `messages[${i}]`;
-    if (msg.role === "developer") throw invalidRequest(`${at}.role`, "the developer role is not supported; use system");
     if (!ROLES.has(msg.role)) {
       throw invalidParameters(`${at}.role`, `unknown variant ${JSON.stringify(msg.role)}, expected one of \`system\`, \`user\`, \`assistant\`, \`tool\``);
     }
@@ -170,10 +187,20 @@ function userId(value: string | null | undefined): string | undefined {
   return value;
 }
 
+/**
+ * OpenAI clients send instructions as `developer`; DeepSeek's encoder has a developer role
+ * with other semantics (an internal user-like turn), so it is read as `system`, as the
+ * hosted Responses API does (spec §A.12).
+ */
+export function developerAsSystem(messages: RequestMessage[]): RequestMessage[] {
+  return messages.map((m) => (m.role === "developer" ? { ...m, role: "system" } : m));
+}
+
 export function prepareChat(body: ChatRequest, ctx: ChatRouteContext): PreparedChat {
+  body = { ...body, messages: developerAsSystem(body.messages) };
   checkN(body.n);
   const thinking = thinkingEnabled(body);
-  const max = maxTokens(body.max_tokens, "max_tokens") ?? maxTokens(body.max_completion_tokens, "max_completion_tokens");
+  const max = outputTokens(body, ctx.maxOutputTokens ?? MAX_OUTPUT_TOKENS);
   const temperature = range(body.temperature, "temperature", 0, 2);
   const topP = range(body.top_p, "top_p", 0, 1);
   range(body.frequency_penalty, "frequency_penalty", -2, 2);

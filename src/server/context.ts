@@ -20,6 +20,8 @@ export interface ServerContext {
   /** How long to wait for a generation's first event before committing a 200. */
   firstEventWaitMs: number;
   samplingInThinking: boolean;
+  /** Largest max_tokens a request may ask for (ServerOptions.maxOutputTokens). */
+  maxOutputTokens: number;
 }
 
 declare module "fastify" {
@@ -34,13 +36,14 @@ declare module "fastify" {
 /**
  * A finished request's usage, priced at its arrival time (a request that runs
  * into a peak window keeps the price it was accepted at), and its cost added to
- * the server total and to its key's spend. With `stats`, the generation is logged (--log):
- * its cost and speculative decoding's drafted and accepted tokens.
+ * the server total and to its key's spend. The usage, `stats` and finish reason go into the
+ * request's log line (request-log.ts); with fastify's logger on, the generation is logged there too.
  */
-export function bill(ctx: ServerContext, request: FastifyRequest, usage: EngineUsage, stats?: GenerationStats): DeepSeekUsage {
+export function bill(ctx: ServerContext, request: FastifyRequest, usage: EngineUsage, stats?: GenerationStats, finishReason?: string): DeepSeekUsage {
   const out = toDeepSeekUsage(usage, pricesAt(ctx.prices, request.receivedAt));
   ctx.stats.costUsd += out.cost;
   if (request.apiKey) request.apiKey.spent += out.cost;
+  request.outcome = { usage: out, stats, finishReason };
   if (stats) {
     const s = stats.speculative;
     request.log.info({ cost_usd: out.cost, spec_draft_tokens: s.drafted, spec_accepted_tokens: s.accepted, decode_tokens_per_s: stats.decodeTokensPerSecond }, "generation finished");

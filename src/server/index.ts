@@ -17,6 +17,7 @@ export {
   type PriceWindow,
 } from "./prices.js";
 export { DEFAULT_MODEL_NAME } from "./models.js";
+export { jsonLines, jsonLinesFile, type RequestLogSink, type RequestRecord } from "./request-log.js";
 
 export interface ListenOptions extends ServerOptions {
   /** Default 127.0.0.1: only this machine can connect unless asked otherwise. */

@@ -1,26 +1,49 @@
 /**
- * Request `reasoning_effort` values → the effort word of the encoder in use
- * (spec api.md §B.2). One table per encoder, so the server, the engine and
- * the CLI agree on what a value renders as.
+ * Request effort values → the effort word of the encoder in use (spec api.md §B.2). One table
+ * for every dialect: OpenAI `reasoning_effort`, Anthropic `output_config.effort` and Responses
+ * `reasoning.effort` all go through EFFORT_LEVELS, then the encoder's rendering of the level,
+ * so the server, the engine and the CLI agree on what a value renders as.
  */
 import { EncodingError } from "./messages.js";
 import type { Release } from "./release.js";
 
 /** What clients send: OpenAI's values (`none` aside: it turns thinking off) and DeepSeek's. */
-export const API_EFFORTS = ["minimal", "low", "medium", "high", "xhigh", "max"] as const;
+export const API_EFFORTS = ["minimal", "low", "medium", "high", "xhigh", "max", "ultra"] as const;
 export type ApiEffort = (typeof API_EFFORTS)[number];
 
+/** The levels DeepSeek's models know (Aug 2026 docs: low, high, max). */
+export type EffortLevel = "low" | "high" | "max";
+
 /**
- * April: the encoder knows only `max` (its `high` adds nothing), so everything
- * below `max` renders as no prefix (§B.2's recommendation for the April weights).
- * 0731: the documented hosted mapping (`medium` and `xhigh` → high); `minimal`,
- * which the hosted table does not list, → low as in vLLM's 0731 port. vLLM
- * maps `medium` → low instead (§B.2, Uncertainties 5); the hosted docs win here
- * because the hosted service is the one clients were written against.
+ * DeepSeek's documented mapping of request words to levels, the same in all three API formats:
+ * minimal→low, low→low, medium→high, high→high, xhigh→high, max→max, ultra→max. vLLM's 0731
+ * port maps `medium` → low instead (§B.2, Uncertainties 5); the hosted docs win because the
+ * hosted service is the one clients were written against.
  */
+export const EFFORT_LEVELS: Record<ApiEffort, EffortLevel> = {
+  minimal: "low",
+  low: "low",
+  medium: "high",
+  high: "high",
+  xhigh: "high",
+  max: "max",
+  ultra: "max",
+};
+
+/**
+ * Each encoder's word for a level (null: no effort text). April's encoder knows only `max`
+ * (its `high` adds nothing, and it has no `low`), so everything below max renders as no text
+ * (§B.2's recommendation for the April weights); the 0731 encoder has all three.
+ */
+export const ENCODER_EFFORT: Record<Release, Record<EffortLevel, string | null>> = {
+  april: { low: null, high: null, max: "max" },
+  "0731": { low: "low", high: "high", max: "max" },
+};
+
+/** Request word → encoder word, per encoder: EFFORT_LEVELS then ENCODER_EFFORT. */
 export const EFFORT_TABLE: Record<Release, Record<ApiEffort, string | null>> = {
-  april: { minimal: null, low: null, medium: null, high: null, xhigh: null, max: "max" },
-  "0731": { minimal: "low", low: "low", medium: "high", high: "high", xhigh: "high", max: "max" },
+  april: Object.fromEntries(API_EFFORTS.map((v) => [v, ENCODER_EFFORT.april[EFFORT_LEVELS[v]]])) as Record<ApiEffort, string | null>,
+  "0731": Object.fromEntries(API_EFFORTS.map((v) => [v, ENCODER_EFFORT["0731"][EFFORT_LEVELS[v]]])) as Record<ApiEffort, string | null>,
 };
 
 /**

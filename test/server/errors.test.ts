@@ -70,7 +70,6 @@ const CASES: Case[] = [
   { name: "a tool message without tool_call_id", body: { ...base, messages: [user("x"), toolTurn(), { role: "tool", content: "r" }] }, status: 422, param: "messages[2]", message: /missing field `tool_call_id`/ },
   { name: "a tool_call_id that answers no call", body: { ...base, messages: [user("x"), toolTurn(), { role: "tool", tool_call_id: "call_00_zzz", content: "r" }] }, status: 400, param: "messages[2].tool_call_id" },
   { name: "a tool-call turn without reasoning_content (thinking)", body: { ...base, messages: [user("x"), toolTurn({ reasoning_content: null }), { role: "tool", tool_call_id: CALL_ID, content: "r" }] }, status: 400, param: "messages[1].reasoning_content", message: "The reasoning_content in the thinking mode must be passed back to the API." },
-  { name: "the developer role", body: { ...base, messages: [{ role: "developer", content: "x" }, user("y")] }, status: 400, param: "messages[0].role" },
   { name: "an unknown role", body: { ...base, messages: [{ role: "robot", content: "x" }] }, status: 422, param: "messages[0].role" },
   { name: "a user message without content", body: { ...base, messages: [{ role: "user" }] }, status: 422, param: "messages[0]", message: /missing field `content`/ },
   { name: "prefix completion outside /beta", body: { ...base, messages: [user("x"), { role: "assistant", content: "A", prefix: true }] }, status: 400, param: "messages[1].prefix", message: /only available when using beta api/ },

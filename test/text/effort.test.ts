@@ -20,6 +20,7 @@ function prefixOf(apiValue: string | undefined, encoding: "april" | "0731"): str
 test("April: every value below max renders no effort text, max the Absolute-maximum text (§B.2 recommendation)", () => {
   for (const v of ["minimal", "low", "medium", "high", "xhigh"]) assert.equal(prefixOf(v, "april"), "", v);
   assert.equal(prefixOf("max", "april"), EFFORT_ABSOLUTE_MAXIMUM);
+  assert.equal(prefixOf("ultra", "april"), EFFORT_ABSOLUTE_MAXIMUM);
 });
 
 test("0731: the documented mapping, low → none, medium/high/xhigh → Absolute maximum, max → Beyond maximum", () => {
@@ -30,6 +31,7 @@ test("0731: the documented mapping, low → none, medium/high/xhigh → Absolute
     high: EFFORT_ABSOLUTE_MAXIMUM,
     xhigh: EFFORT_ABSOLUTE_MAXIMUM,
     max: EFFORT_BEYOND_MAXIMUM,
+    ultra: EFFORT_BEYOND_MAXIMUM,
   };
   for (const v of API_EFFORTS) assert.equal(prefixOf(v, "0731"), expected[v], v);
 });

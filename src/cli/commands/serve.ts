@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { CliError, parseCommandArgs, stringOption, type Command } from "../command.js";
 import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
@@ -6,6 +6,8 @@ import {
   DEFAULT_MODEL_NAME, DEFAULT_PRICES, defaultPrices, describePrices, makeKey, parsePriceSchedule, PRICES_0731, readKeysFile, startServer,
   type ApiKey, type PriceSchedule,
 } from "../../server/index.js";
+import { MAX_OUTPUT_TOKENS } from "../../server/limits.js";
+import { jsonLines, jsonLinesFile, type RequestLogSink } from "../../server/request-log.js";
 import type { Release } from "../../text/release.js";
 
 export const serveCommand: Command = {
@@ -62,7 +64,15 @@ Options:
                           this long without a read it is cancelled and its slot freed
                           (default 60; 0: never)
   --sampling-in-thinking  honour temperature/top_p in thinking mode (DeepSeek ignores them)
-  --log                   log every request (JSON lines on stdout)
+  --max-output-tokens N   cap on a request's max_tokens (default and most 393216, the hosted
+                          service's); above it a 400 names max_tokens and the cap. Requests
+                          without max_tokens get 32768, or N when N is lower
+  --log FILE              append the request log to FILE instead of stderr
+  --log-requests on|off   one JSON line per request: request id, route, model, key label,
+                          prompt/cached/completion tokens, cost, time to first token,
+                          duration, finish reason, client disconnect (default on; GET
+                          /health and /metrics are not logged)
+  --quiet                 no request log (same as --log-requests off)
 `,
   async run(argv) {
     const args = parseCommandArgs(serveCommand, argv, {
@@ -90,7 +100,10 @@ Options:
       "keep-alive": { type: "string" },
       "reader-timeout": { type: "string" },
       "sampling-in-thinking": { type: "boolean" },
-      log: { type: "boolean" },
+      "max-output-tokens": { type: "string" },
+      log: { type: "string" },
+      "log-requests": { type: "string" },
+      quiet: { type: "boolean" },
     });
     const opt = (flag: string) => stringOption(serveCommand, args, flag);
     const port = intOption("port", opt("port")) ?? 8000;
@@ -107,6 +120,11 @@ Options:
     const aliases = (args.values.alias as string[] | undefined) ?? [];
     const cacheDir = opt("cache-dir");
     const sharedPrefixes = sharedPrefixFiles(args.values["shared-prefix"] as string[] | undefined);
+    const maxOutputTokens = intOption("max-output-tokens", opt("max-output-tokens"), 1);
+    if (maxOutputTokens !== undefined && maxOutputTokens > MAX_OUTPUT_TOKENS) {
+      throw new CliError(`--max-output-tokens must be at most ${MAX_OUTPUT_TOKENS} (the hosted service's maximum), got ${maxOutputTokens}`, 2);
+    }
+    const log = requestLogOption(opt("log-requests"), args.values.quiet === true, opt("log"));
 
     const { engine, dir, isDefault } = await loadEngine(opt("model"), {
       backend: opt("backend"),
@@ -130,9 +148,11 @@ Options:
         keepAliveMs: keepAlive * 1000,
         maxConcurrentRequests: intOption("max-concurrent", opt("max-concurrent"), 1),
         samplingInThinking: args.values["sampling-in-thinking"] === true,
-        logger: args.values.log === true,
+        maxOutputTokens,
+        requestLog: log.sink,
       });
     } catch (err) {
+      await log.close();
       await engine.dispose();
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "EADDRINUSE") throw new CliError(`port ${port} on ${host} is already in use; pick another with --port`);
@@ -149,9 +169,26 @@ Options:
     await untilSignal();
     process.stderr.write("dsv4: shutting down\n");
     await server.close();
+    await log.close();
     await engine.dispose();
   },
 };
+
+/** --log-requests / --quiet / --log FILE → where request lines go (stderr by default). */
+function requestLogOption(mode: string | undefined, quiet: boolean, file: string | undefined): { sink: RequestLogSink | null; close: () => Promise<void> } {
+  if (mode !== undefined && mode !== "on" && mode !== "off") throw new CliError(`--log-requests must be on or off, got "${mode}"`, 2);
+  if (quiet || mode === "off") {
+    if (file !== undefined) throw new CliError(`--log ${file} asks for a request log that ${quiet ? "--quiet" : "--log-requests off"} turns off; drop one`, 2);
+    return { sink: null, close: async () => undefined };
+  }
+  if (file === undefined) return { sink: jsonLines(process.stderr), close: async () => undefined };
+  try {
+    closeSync(openSync(file, "a"));
+  } catch (err) {
+    throw new CliError(`--log ${file}: cannot write it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 2);
+  }
+  return jsonLinesFile(file);
+}
 
 function keys(flags: string[] | undefined, file: string | undefined): ApiKey[] {
   const out: ApiKey[] = [];

@@ -57,8 +57,15 @@ export function nativeAddon(): { addon: NativeAddon } | { error: string } {
   return (cached ??= load());
 }
 
+/**
+ * How to get the addon back. `npm rebuild dsv4` re-runs the package's install script where dsv4
+ * is a dependency (`npm run install` does not exist there); a checkout of dsv4 itself runs its
+ * own script.
+ */
+export const REBUILD_ADVICE = "rebuild it with `npm rebuild dsv4` (needs a C++ compiler and python for node-gyp; in a dsv4 checkout: `npm run install`)";
+
 export function requireNativeAddon(): NativeAddon {
   const r = nativeAddon();
-  if ("error" in r) throw new Error(`native backend unavailable: ${r.error}`);
+  if ("error" in r) throw new Error(`native backend unavailable: ${r.error}; ${REBUILD_ADVICE}`);
   return r.addon;
 }

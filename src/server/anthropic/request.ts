@@ -6,10 +6,12 @@
  */
 import type { ChatMessage, GenerateRequest, ToolDefinition } from "../../engine/types.js";
 import { API_EFFORTS, isApiEffort } from "../../text/effort.js";
-import { maxTokens, range, stopStrings } from "../chat-request.js";
+import { defaultedMaxTokens, range, stopStrings } from "../chat-request.js";
 import { invalidRequest } from "../errors.js";
+import { MAX_OUTPUT_TOKENS } from "../limits.js";
 import type { RequestTool } from "../schemas.js";
 import { checkTools } from "../tool-schema.js";
+import { reasoningBudget } from "./budget.js";
 import type { AnthropicBlock, AnthropicRequest } from "./schema.js";
 
 const UNSUPPORTED_BLOCKS = new Set(["image", "document", "search_result", "redacted_thinking", "container_upload", "code_execution_tool_result"]);
@@ -138,7 +140,8 @@ function thinkingOf(body: AnthropicRequest): boolean {
   throw invalidRequest("thinking.type", `unknown thinking type ${JSON.stringify(type)}; use enabled or disabled`);
 }
 
-export function prepareAnthropic(body: AnthropicRequest): PreparedAnthropic {
+/** `maxOutputTokens`: the server's max_tokens cap (default the hosted 393,216). */
+export function prepareAnthropic(body: AnthropicRequest, maxOutputTokens = MAX_OUTPUT_TOKENS): PreparedAnthropic {
   const thinking = thinkingOf(body);
   const effort = body.output_config?.effort ?? undefined;
   // The same values as reasoning_effort, rendered per the encoder in use (text/effort.ts).
@@ -170,7 +173,8 @@ export function prepareAnthropic(body: AnthropicRequest): PreparedAnthropic {
     tool_choice: toolChoice(body, defs),
     thinking: { type: thinking ? "enabled" : "disabled" },
     reasoning_effort: thinking ? effort : undefined,
-    max_tokens: maxTokens(body.max_tokens, "max_tokens"),
+    reasoning_budget: reasoningBudget(body),
+    max_tokens: defaultedMaxTokens(body.max_tokens, "max_tokens", maxOutputTokens),
     stop: stopStrings(body.stop_sequences ?? undefined),
     temperature: thinking ? undefined : range(body.temperature, "temperature", 0, 2),
     top_p: thinking ? undefined : range(body.top_p, "top_p", 0, 1),

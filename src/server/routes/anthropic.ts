@@ -26,7 +26,7 @@ async function handleMessages(ctx: ServerContext, request: FastifyRequest, reply
   const body = parseWith(anthropicRequestSchema, request.body);
   const model = body.model;
   ctx.models.resolveAnthropic(model);
-  const prepared = prepareAnthropic(body);
+  const prepared = prepareAnthropic(body, ctx.maxOutputTokens);
   const id = messageId();
   const disconnect = abortOnDisconnect(reply.raw);
   const started = await StartedGeneration.start(ctx.engine, { ...prepared.request, tenant: tenantOf(request), id, signal: disconnect.signal }, ctx.firstEventWaitMs);
@@ -39,7 +39,7 @@ async function handleMessages(ctx: ServerContext, request: FastifyRequest, reply
     ctx.keepAliveMs,
     async () => {
       const finish = await drain(started);
-      bill(ctx, request, finish.usage, finish.stats);
+      bill(ctx, request, finish.usage, finish.stats, finish.finish_reason);
       return {
         id,
         type: "message",
@@ -98,7 +98,7 @@ async function streamMessages(
           finished = true;
           await start(e.usage.prompt_cache_miss_tokens, e.usage.prompt_cache_hit_tokens);
           await blocks.close();
-          bill(ctx, request, e.usage, e.stats);
+          bill(ctx, request, e.usage, e.stats, e.finish_reason);
           await emit("message_delta", { type: "message_delta", delta: stopReason(e.finish_reason, e.message.stop_string), usage: anthropicUsage(e.usage) });
           await emit("message_stop", { type: "message_stop" });
           break;

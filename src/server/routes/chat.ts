@@ -31,7 +31,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
 async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, beta: boolean): Promise<FastifyReply> {
   const body = parseWith(chatRequestSchema, request.body);
   const model = ctx.models.resolve(body.model);
-  const prepared = prepareChat(body, { beta, samplingInThinking: ctx.samplingInThinking });
+  const prepared = prepareChat(body, { beta, samplingInThinking: ctx.samplingInThinking, maxOutputTokens: ctx.maxOutputTokens });
   const ident = identityFor(ctx, model);
   const disconnect = abortOnDisconnect(reply.raw);
   const started = await StartedGeneration.start(
@@ -45,7 +45,7 @@ async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: Fa
   }
   await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
     const finish = await drain(started);
-    const usage = bill(ctx, request, finish.usage, finish.stats);
+    const usage = bill(ctx, request, finish.usage, finish.stats, finish.finish_reason);
     return completionBody(ident, finish, usage, prepared.thinking, prepared.logprobs);
   });
   return reply;
@@ -76,7 +76,7 @@ async function streamChat(
           await sse.data(chunker.delta(e));
           break;
         case "finish": {
-          const usage = bill(ctx, request, e.usage, e.stats);
+          const usage = bill(ctx, request, e.usage, e.stats, e.finish_reason);
           await sse.data(chunker.finish(e.finish_reason, usage));
           if (prepared.includeUsage) await sse.data(chunker.usageOnly(usage));
           break;

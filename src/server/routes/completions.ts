@@ -80,7 +80,7 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
   if (body.stream !== true) {
     await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
       const finish = await drain(started);
-      const usage = bill(ctx, request, finish.usage, finish.stats);
+      const usage = bill(ctx, request, finish.usage, finish.stats, finish.finish_reason);
       const lp = generate.logprobs ? legacyLogprobs(finish.logprobs?.content ?? [], echo.length) : null;
       return { ...head, choices: [choice(echo + finish.message.content, lp, finish.finish_reason)], usage };
     });
@@ -104,7 +104,7 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
       if (e.type === "token" && e.logprob) pending.push(e.logprob);
       else if (e.type === "content" && e.text !== "") await sse.data({ ...head, choices: [choice(e.text, takeLogprobs(), null)], usage: null });
       else if (e.type === "finish") {
-        const usage: DeepSeekUsage = bill(ctx, request, e.usage, e.stats);
+        const usage: DeepSeekUsage = bill(ctx, request, e.usage, e.stats, e.finish_reason);
         await sse.data({ ...head, choices: [choice("", takeLogprobs(), e.finish_reason)], usage });
         if (body.stream_options?.include_usage === true) await sse.data({ ...head, choices: [], usage });
       }
