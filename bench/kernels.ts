@@ -10,6 +10,7 @@
  */
 import { randomFillSync } from "node:crypto";
 import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Backend, MatrixHandle, StoredMatrix, WeightFormat } from "../src/kernels/backend.js";
@@ -32,8 +33,12 @@ export interface KernelBenchResult {
   threads: number | null;
   isa: string | null;
   gemv: GemvResult[];
-  /** Matrix-matrix products (prefill): weight GB/s and fp32 GFLOP/s, native only. */
-  gemm: Array<{ name: string; rows: number; backend: string; gbs: number; gflops: number }>;
+  /** Matrix-matrix products (prefill): weight GB/s and fp32 GFLOP/s, native only; fraction_of_peak: of compute_peak's fp32 figure. */
+  gemm: Array<{ name: string; rows: number; backend: string; gbs: number; gflops: number; fraction_of_peak?: number | null }>;
+  /** The FMA peak of the instruction set in use at `threads` threads (the compute probe); null without the native addon. */
+  compute_peak?: ComputePeak | null;
+  /** Native GEMV bandwidth at 1, 2, ... threads up to nproc, each against the bandwidth probe at that thread count. */
+  thread_scaling?: ThreadScalingRow[];
 }
 
 interface Shape {
@@ -136,12 +141,16 @@ export async function runKernelBench(opts: { ref?: boolean; quick?: boolean } = 
     if (native) {
       const probeAfter = probe();
       if (probeAfter !== null) result.bandwidth_gbs = Math.max(probeBefore ?? 0, probeAfter);
+      const peakBefore = measureComputePeak(addon!, opts.quick);
       for (const rows of [8, 32]) {
         for (const s of SHAPES.slice(0, 2)) {
           const r = gemv(backend, s, 1, rows, opts.quick ? 0.2 : 1, 3);
           result.gemm.push({ name: s.name, rows, backend: backend.name, gbs: r.bytes / (r.ms / 1000) / 1e9, gflops: (2 * rows * s.out * s.in) / (r.ms / 1000) / 1e9 });
         }
       }
+      result.compute_peak = betterPeak(peakBefore, measureComputePeak(addon!, opts.quick));
+      for (const g of result.gemm) g.fraction_of_peak = g.gflops / result.compute_peak.fp32_gflops;
+      result.thread_scaling = runThreadScaling(addon!, { quick: opts.quick });
     }
   }
   const bandwidth = result.bandwidth_gbs;
@@ -158,7 +167,103 @@ export function printKernelTable(r: KernelBenchResult): void {
   }
   if (r.gemm.length) {
     console.log("  GEMM (prefill rows)             backend   rows   weight GB/s   GFLOP/s");
-    for (const g of r.gemm) console.log(`  ${g.name.padEnd(31)} ${g.backend.padEnd(7)} ${String(g.rows).padStart(6)} ${g.gbs.toFixed(2).padStart(13)} ${g.gflops.toFixed(1).padStart(9)}`);
+    for (const g of r.gemm) console.log(`  ${g.name.padEnd(31)} ${g.backend.padEnd(7)} ${String(g.rows).padStart(6)} ${g.gbs.toFixed(2).padStart(13)} ${g.gflops.toFixed(1).padStart(9)}   ${pct(g.fraction_of_peak ?? null)} of peak`);
+  }
+  printComputeAndScaling(r);
+}
+
+// ---------------------------------------------------------------------------------------
+// The compute probe and thread scaling (issue 13, items 3-4).
+
+export interface ComputePeak {
+  isa: string;
+  threads: number;
+  /** GFLOP/s of the kernel table's FP32 multiply-add loop, every pool thread's best window summed. */
+  fp32_gflops: number;
+  /** BF16 dot-product peak; null while the kernel tables have no BF16 probe. */
+  bf16_gflops: number | null;
+}
+
+export interface ThreadScalingRow {
+  threads: number;
+  /** The bandwidth probe at this thread count (best of before and after the GEMVs). */
+  bandwidth_gbs: number;
+  /** Microseconds per thread-pool run of 16 empty tasks: the per-call overhead a kernel launch pays. */
+  pool_overhead_us: number;
+  gemv: Array<{ name: string; gbs: number; fraction_of_bandwidth: number; ms_per_call: number }>;
+}
+
+/** The shapes timed at each thread count: one per weight format of the decode step. */
+const SCALING_SHAPES = [SHAPES[0]!, SHAPES[1]!, SHAPES[3]!];
+
+export function measureComputePeak(addon: NativeAddon, quick = false): ComputePeak {
+  const info = addon.info();
+  return { isa: info.isa, threads: info.threads, fp32_gflops: addon.fmaPeak(quick ? 50 : 300), bf16_gflops: null };
+}
+
+function betterPeak(a: ComputePeak, b: ComputePeak): ComputePeak {
+  return a.fp32_gflops >= b.fp32_gflops ? a : b;
+}
+
+/** 1, 2, 3, 4, then doubling, always ending at nproc. */
+export function scalingThreadCounts(nproc: number): number[] {
+  const counts: number[] = [];
+  for (let t = 1; t <= nproc; t = t < 4 ? t + 1 : t * 2) counts.push(t);
+  if (counts[counts.length - 1] !== nproc) counts.push(nproc);
+  return counts;
+}
+
+/**
+ * GEMV weight GB/s of the native kernels at each thread count (the pool resized in place),
+ * each against the bandwidth probe at the same count; the pool is restored afterwards.
+ */
+export function runThreadScaling(addon: NativeAddon, opts: { quick?: boolean; threads?: number[] } = {}): ThreadScalingRow[] {
+  const initial = addon.info().threads;
+  const counts = opts.threads ?? scalingThreadCounts(availableParallelism());
+  const probe = () => addon.memoryBandwidth(opts.quick ? 256 * 2 ** 20 : 2 ** 30, opts.quick ? 3 : 8);
+  const backend = new NativeBackend(addon);
+  try {
+    const rows: ThreadScalingRow[] = counts.map((threads) => {
+      addon.setThreads(threads);
+      return { threads, bandwidth_gbs: probe(), pool_overhead_us: addon.poolOverhead(16, opts.quick ? 200 : 2000), gemv: [] };
+    });
+    for (const s of SCALING_SHAPES) {
+      // Uploaded once for every thread count: the same working set, larger than the caches.
+      const stored = randomStored(s);
+      const copies = opts.quick ? 1 : Math.max(1, Math.ceil(WORKING_SET / stored.readData().byteLength));
+      const handles = Array.from({ length: copies }, () => backend.uploadMatrix(stored));
+      const x = Float32Array.from({ length: s.in }, (_, i) => Math.sin(i) * 2);
+      const out = new Float32Array(s.out);
+      for (const row of rows) {
+        addon.setThreads(row.threads);
+        let next = 0;
+        const ms = time(() => backend.linear(x, 1, handles[next++ % copies]!, s.format !== "bf16", out), opts.quick ? 0.2 : 1, 5);
+        row.gemv.push({ name: s.name, gbs: handles[0]!.bytes / (ms / 1000) / 1e9, fraction_of_bandwidth: 0, ms_per_call: ms });
+      }
+    }
+    for (const row of rows) {
+      addon.setThreads(row.threads);
+      row.bandwidth_gbs = Math.max(row.bandwidth_gbs, probe());
+      for (const g of row.gemv) g.fraction_of_bandwidth = g.gbs / row.bandwidth_gbs;
+    }
+    return rows;
+  } finally {
+    addon.setThreads(initial);
+  }
+}
+
+function printComputeAndScaling(r: KernelBenchResult): void {
+  if (r.compute_peak) {
+    const p = r.compute_peak;
+    console.log(`  compute probe (${p.isa}, ${p.threads} threads): FP32 FMA peak ${p.fp32_gflops.toFixed(0)} GFLOP/s${p.bf16_gflops === null ? "" : `, BF16 ${p.bf16_gflops.toFixed(0)} GFLOP/s`}`);
+  }
+  if (!r.thread_scaling?.length) return;
+  const names = r.thread_scaling[0]!.gemv.map((g) => g.name.split(" (")[0]!);
+  console.log("  GEMV by threads: weight GB/s (of the bandwidth probe at that thread count)");
+  console.log(`  threads   bandwidth GB/s   pool us/run   ${names.map((n) => n.padStart(22)).join("")}`);
+  for (const row of r.thread_scaling) {
+    const cells = row.gemv.map((g) => `${g.gbs.toFixed(2)} (${(100 * g.fraction_of_bandwidth).toFixed(0)}%)`.padStart(22)).join("");
+    console.log(`  ${String(row.threads).padStart(7)} ${row.bandwidth_gbs.toFixed(1).padStart(16)} ${row.pool_overhead_us.toFixed(2).padStart(13)}   ${cells}`);
   }
 }
 

@@ -3,6 +3,9 @@
 #include <napi.h>
 
 #include <cmath>
+#include <exception>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -10,10 +13,53 @@
 #include "linear.h"
 #include "matrix_io.h"
 #include "ops.h"
+#include "scratch.h"
 #include "thread_pool.h"
 
 namespace dsv4 {
 namespace {
+
+// A C++ exception from an operation, with the operation and its sizes in front of the cause:
+// "linear (fp8 4096x4096, 16 rows): could not allocate 268435456 bytes of scratch".
+class OpFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::string cause_of(const std::exception& e) {
+  // A plain std::bad_alloc (a vector, new) says nothing more than its type.
+  if (dynamic_cast<const std::bad_alloc*>(&e) && !dynamic_cast<const AllocationFailure*>(&e)) return "out of memory (std::bad_alloc)";
+  return e.what();
+}
+
+// Runs body (which may use the thread pool: a worker's exception is rethrown on this
+// thread); a C++ exception from it becomes an OpFailure described by describe().
+template <class Describe, class Body>
+void described(Describe&& describe, Body&& body) {
+  try {
+    body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw OpFailure(describe() + ": " + cause_of(e));
+  }
+}
+
+const char* format_name(Format f) {
+  switch (f) {
+    case Format::FP8: return "fp8";
+    case Format::FP4: return "fp4";
+    case Format::BF16: return "bf16";
+    case Format::F32: return "f32";
+  }
+  return "?";
+}
+
+std::string sizes(std::initializer_list<int64_t> dims) {
+  std::string s;
+  for (int64_t d : dims) s += (s.empty() ? "" : "x") + std::to_string(d);
+  return s;
+}
 
 template <class T>
 struct Span {
@@ -76,11 +122,7 @@ Napi::Value CreateMatrix(const Napi::CallbackInfo& info) {
     src.scale_f32 = info[8].ToBoolean().Value();
   }
   std::unique_ptr<Matrix> m;
-  try {
-    m = make_matrix(src);
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
+  described([&] { return std::string("createMatrix (") + format_name(src.format) + " " + sizes({n, k}) + ")"; }, [&] { m = make_matrix(src); });
   const int64_t kept = static_cast<int64_t>(m->owned.size() + m->scales.size() * sizeof(float) + m->scale_e8m0.size());
   Napi::MemoryManagement::AdjustExternalMemory(env, kept);
   return Napi::External<Matrix>::New(env, m.release(), [kept](Napi::Env e, Matrix* p) {
@@ -97,7 +139,8 @@ Napi::Value MatrixRow(const Napi::CallbackInfo& info) {
   const int64_t off = integer(info[3], "outOffset");
   need(env, row < m.N, "row outside the matrix");
   need(env, static_cast<size_t>(off) + m.K <= out.length, "output too short");
-  decode_row(m, static_cast<int>(row), out.data + off);
+  described([&] { return std::string("matrixRow (") + format_name(m.format) + " " + sizes({m.N, m.K}) + ")"; },
+            [&] { decode_row(m, static_cast<int>(row), out.data + off); });
   return env.Undefined();
 }
 
@@ -111,7 +154,9 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
   need(env, rows < (1LL << 24), "too many rows");
   need(env, static_cast<size_t>(rows) * m.K <= x.length, "input shorter than rows x inFeatures");
   need(env, static_cast<size_t>(rows) * m.N <= out.length, "output shorter than rows x outFeatures");
-  if (rows > 0) linear(m, x.data, static_cast<int>(rows), act_quant, out.data);
+  if (rows == 0) return env.Undefined();
+  described([&] { return std::string("linear (") + format_name(m.format) + " " + sizes({m.N, m.K}) + ", " + std::to_string(rows) + " rows)"; },
+            [&] { linear(m, x.data, static_cast<int>(rows), act_quant, out.data); });
   return env.Undefined();
 }
 
@@ -129,7 +174,8 @@ Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
   Span<float> out = f32(info[5], "out");
   need(env, dim > 0, "dim must be positive");
   need(env, static_cast<size_t>(rows * dim) <= x.length && static_cast<size_t>(rows * dim) <= out.length, "arrays shorter than rows x dim");
-  rms_norm(x.data, static_cast<int>(rows), static_cast<int>(dim), weight, eps, out.data);
+  described([&] { return "rmsNorm (" + sizes({rows, dim}) + ")"; },
+            [&] { rms_norm(x.data, static_cast<int>(rows), static_cast<int>(dim), weight, eps, out.data); });
   return env.Undefined();
 }
 
@@ -142,7 +188,9 @@ Napi::Value Rope(const Napi::CallbackInfo& info) {
   need(env, cos.length == sin.length, "cos and sin differ in length");
   if (segments == 0 || cos.length == 0) return env.Undefined();
   need(env, static_cast<size_t>(start + (segments - 1) * stride) + 2 * cos.length <= x.length, "rope range outside x");
-  rope(x.data + start, static_cast<int>(segments), static_cast<int>(stride), cos.data, sin.data, static_cast<int>(cos.length), inverse);
+  described([&] { return "rope (" + std::to_string(segments) + " segments of " + std::to_string(2 * cos.length) + ")"; }, [&] {
+    rope(x.data + start, static_cast<int>(segments), static_cast<int>(stride), cos.data, sin.data, static_cast<int>(cos.length), inverse);
+  });
   return env.Undefined();
 }
 
@@ -196,7 +244,16 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     for (int t = 0; t < count; t++) need(env, idx.data[t] < available, "source index outside its rows");
     sources[s] = {r.data, idx.data, count};
   }
-  attention(q.data + qoff, out.data + ooff, sources.data(), static_cast<int>(sources.size()), static_cast<int>(heads), static_cast<int>(hd), sink.data, scale);
+  described(
+      [&] {
+        int64_t total = 0;
+        for (const AttentionSource& src : sources) total += src.count;
+        return "attention (" + std::to_string(heads) + " heads x " + std::to_string(hd) + ", " + std::to_string(total) + " rows)";
+      },
+      [&] {
+        attention(q.data + qoff, out.data + ooff, sources.data(), static_cast<int>(sources.size()), static_cast<int>(heads), static_cast<int>(hd),
+                  sink.data, scale);
+      });
   return env.Undefined();
 }
 
@@ -247,7 +304,8 @@ Napi::Value HcCollapse(const Napi::CallbackInfo& info) {
   need(env, product(rows, hc, dim) <= X.length, "X shorter than rows x hc x dim");
   need(env, product(rows, hc) <= pre.length, "pre shorter than rows x hc");
   need(env, product(rows, dim) <= out.length, "out shorter than rows x dim");
-  hc_collapse(X.data, static_cast<int>(rows), static_cast<int>(hc), static_cast<int>(dim), pre.data, out.data);
+  described([&] { return "hcCollapse (" + sizes({rows, hc, dim}) + ")"; },
+            [&] { hc_collapse(X.data, static_cast<int>(rows), static_cast<int>(hc), static_cast<int>(dim), pre.data, out.data); });
   return env.Undefined();
 }
 
@@ -260,7 +318,9 @@ Napi::Value HcExpand(const Napi::CallbackInfo& info) {
   need(env, product(rows, dim) <= y.length, "y shorter than rows x dim");
   need(env, product(rows, hc, dim) <= X.length && product(rows, hc, dim) <= out.length, "X or out shorter than rows x hc x dim");
   need(env, product(rows, hc) <= post.length && product(rows, hc, hc) <= comb.length, "post or comb too short");
-  hc_expand(y.data, X.data, static_cast<int>(rows), static_cast<int>(hc), static_cast<int>(dim), post.data, comb.data, out.data);
+  described([&] { return "hcExpand (" + sizes({rows, hc, dim}) + ")"; }, [&] {
+    hc_expand(y.data, X.data, static_cast<int>(rows), static_cast<int>(hc), static_cast<int>(dim), post.data, comb.data, out.data);
+  });
   return env.Undefined();
 }
 
@@ -276,7 +336,8 @@ Napi::Value Swiglu(const Napi::CallbackInfo& info) {
     weights = w.data;
   }
   need(env, product(rows, dim) <= g.length && product(rows, dim) <= u.length, "g or u shorter than rows x dim");
-  swiglu(g.data, u.data, static_cast<int>(rows), static_cast<int>(dim), limit, weights);
+  described([&] { return "swiglu (" + sizes({rows, dim}) + ")"; },
+            [&] { swiglu(g.data, u.data, static_cast<int>(rows), static_cast<int>(dim), limit, weights); });
   return env.Undefined();
 }
 
@@ -312,7 +373,10 @@ Napi::Value SelectIsa(const Napi::CallbackInfo& info) {
 
 Napi::Value MemoryBandwidth(const Napi::CallbackInfo& info) {
   const int64_t bytes = integer(info[0], "bytes"), reps = integer(info[1], "reps");
-  return Napi::Number::New(info.Env(), memory_bandwidth(static_cast<size_t>(bytes), static_cast<int>(reps)));
+  double gbs = 0;
+  described([&] { return "memoryBandwidth (" + std::to_string(bytes) + " bytes)"; },
+            [&] { gbs = memory_bandwidth(static_cast<size_t>(bytes), static_cast<int>(reps)); });
+  return Napi::Number::New(info.Env(), gbs);
 }
 
 Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
@@ -320,26 +384,65 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fma_peak(static_cast<int>(reps)));
 }
 
+// setThreads(n): the pool's thread count from now on (benchmarks of thread scaling).
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  const int64_t n = integer(info[0], "threads");
+  need(info.Env(), n >= 1 && n <= 1024, "threads must be 1 to 1024");
+  described([&] { return "setThreads (" + std::to_string(n) + ")"; }, [&] { pool().resize(static_cast<int>(n)); });
+  return Napi::Number::New(info.Env(), pool().threads());
+}
+
+Napi::Value PoolOverhead(const Napi::CallbackInfo& info) {
+  const int64_t tasks = integer(info[0], "tasks"), calls = integer(info[1], "calls");
+  need(info.Env(), tasks < (1LL << 31) && calls >= 1 && calls < (1LL << 31), "tasks or calls out of range");
+  return Napi::Number::New(info.Env(), pool_overhead_us(static_cast<int>(tasks), static_cast<int>(calls)));
+}
+
+// Test-only: see fail_allocations_after (scratch.h). A negative count turns it off.
+Napi::Value FailAllocationsAfter(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "count must be a number");
+  fail_allocations_after(static_cast<long>(info[0].As<Napi::Number>().Int64Value()));
+  return info.Env().Undefined();
+}
+
+// Every entry point runs through call_entry, so no C++ exception reaches N-API unconverted
+// (NAPI_CPP_EXCEPTIONS alone converts only Napi::Error; anything else would terminate Node).
+struct Entry {
+  const char* name;
+  Napi::Value (*fn)(const Napi::CallbackInfo&);
+};
+
+const Entry kEntries[] = {
+    {"createMatrix", CreateMatrix},   {"matrixRow", MatrixRow},
+    {"linear", Linear},               {"hcCollapse", HcCollapse},
+    {"hcExpand", HcExpand},           {"swiglu", Swiglu},
+    {"addRows", AddRows},             {"rmsNorm", RmsNorm},
+    {"rope", Rope},                   {"fp8Simulate", Simulate<false>},
+    {"fp4Simulate", Simulate<true>},  {"hadamard", Hadamard},
+    {"attention", Attention},         {"softmaxPool", SoftmaxPool},
+    {"indexerScores", IndexerScores}, {"info", Info},
+    {"selectIsa", SelectIsa},         {"memoryBandwidth", MemoryBandwidth},
+    {"fmaPeak", FmaPeak},             {"setThreads", SetThreads},
+    {"poolOverhead", PoolOverhead},   {"failAllocationsAfter", FailAllocationsAfter},
+};
+
+Napi::Value call_entry(const Napi::CallbackInfo& info) {
+  const Entry& entry = *static_cast<const Entry*>(info.Data());
+  try {
+    return entry.fn(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const OpFailure& e) {
+    throw Napi::Error::New(info.Env(), std::string("dsv4 native: ") + e.what());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), std::string("dsv4 native: ") + entry.name + ": " + cause_of(e));
+  } catch (...) {
+    throw Napi::Error::New(info.Env(), std::string("dsv4 native: ") + entry.name + ": unknown C++ exception");
+  }
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("createMatrix", Napi::Function::New(env, CreateMatrix));
-  exports.Set("matrixRow", Napi::Function::New(env, MatrixRow));
-  exports.Set("linear", Napi::Function::New(env, Linear));
-  exports.Set("hcCollapse", Napi::Function::New(env, HcCollapse));
-  exports.Set("hcExpand", Napi::Function::New(env, HcExpand));
-  exports.Set("swiglu", Napi::Function::New(env, Swiglu));
-  exports.Set("addRows", Napi::Function::New(env, AddRows));
-  exports.Set("rmsNorm", Napi::Function::New(env, RmsNorm));
-  exports.Set("rope", Napi::Function::New(env, Rope));
-  exports.Set("fp8Simulate", Napi::Function::New(env, Simulate<false>));
-  exports.Set("fp4Simulate", Napi::Function::New(env, Simulate<true>));
-  exports.Set("hadamard", Napi::Function::New(env, Hadamard));
-  exports.Set("attention", Napi::Function::New(env, Attention));
-  exports.Set("softmaxPool", Napi::Function::New(env, SoftmaxPool));
-  exports.Set("indexerScores", Napi::Function::New(env, IndexerScores));
-  exports.Set("info", Napi::Function::New(env, Info));
-  exports.Set("selectIsa", Napi::Function::New(env, SelectIsa));
-  exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
-  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
+  for (const Entry& e : kEntries) exports.Set(e.name, Napi::Function::New(env, call_entry, e.name, const_cast<Entry*>(&e)));
   return exports;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "scratch.h"
 #include "thread_pool.h"
 
 namespace dsv4 {
@@ -32,7 +33,7 @@ void rope(float* x, int segments, int stride, const double* cos, const double* s
   float* cf = c;
   float* sf = s;
   if (half > 512) {
-    big.resize(2 * static_cast<size_t>(half));
+    resize_or_fail(big, 2 * static_cast<size_t>(half), "rope tables");
     cf = big.data();
     sf = big.data() + half;
   }
@@ -69,11 +70,14 @@ void attention(const float* q, float* out, const AttentionSource* sources, int n
                const float* sink, float scale) {
   const KernelTable& k = kernels();
   thread_local std::vector<const float*> rows;
-  rows.clear();
+  size_t total = 0;
+  for (int s = 0; s < nsources; s++) total += static_cast<size_t>(sources[s].count);
+  resize_or_fail(rows, total, "attention row pointers");
+  size_t at = 0;
   for (int s = 0; s < nsources; s++) {
     const AttentionSource& src = sources[s];
     for (int t = 0; t < src.count; t++)
-      rows.push_back(src.indices[t] < 0 ? nullptr : src.rows + static_cast<size_t>(src.indices[t]) * head_dim);
+      rows[at++] = src.indices[t] < 0 ? nullptr : src.rows + static_cast<size_t>(src.indices[t]) * head_dim;
   }
   const int count = static_cast<int>(rows.size());
   const float* const* rp = rows.data();
@@ -83,7 +87,7 @@ void attention(const float* q, float* out, const AttentionSource* sources, int n
   const int tasks = (heads + kHeadsPerTask - 1) / kHeadsPerTask;
   auto block = [&](int task, int) {
     thread_local std::vector<float> scores;
-    scores.resize(static_cast<size_t>(kHeadsPerTask) * count + 1);
+    resize_or_fail(scores, static_cast<size_t>(kHeadsPerTask) * count + 1, "attention scores");
     const int h0 = task * kHeadsPerTask;
     k.attend(q, out, rp, count, h0, std::min(kHeadsPerTask, heads - h0), head_dim, sink, scale, scores.data());
   };
@@ -197,7 +201,7 @@ double memory_bandwidth(size_t bytes, int reps) {
   const KernelTable& k = kernels();
   bytes &= ~static_cast<size_t>(4095);
   uint8_t* buf = static_cast<uint8_t*>(std::aligned_alloc(4096, bytes));
-  if (!buf) return 0;
+  if (!buf) allocation_failed(bytes, "bandwidth probe buffer");
   std::memset(buf, 1, bytes);  // fault every page in before timing
   ThreadPool& p = pool();
   // Many chunks, taken dynamically: on a shared machine threads progress unevenly.
@@ -237,6 +241,18 @@ double fma_peak(int reps) {
   double sum = 0;
   for (double b : best) sum += b;
   return sum;
+}
+
+double pool_overhead_us(int tasks, int calls) {
+  ThreadPool& p = pool();
+  double best = 1e30;
+  for (int w = 0; w < 5; w++) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int c = 0; c < calls; c++) p.run(tasks, [](int, int) {});
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::min(best, s * 1e6 / calls);
+  }
+  return best;
 }
 
 }  // namespace dsv4

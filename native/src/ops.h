@@ -40,5 +40,7 @@ double memory_bandwidth(size_t bytes, int reps);
 // GFLOP/s of the kernel table's multiply-add loop: each pool thread's best of `reps` windows
 // of about half a millisecond (a busy machine only ever lowers a window), summed.
 double fma_peak(int reps);
+// Microseconds per pool run() of `tasks` empty tasks: the best of 5 windows of `calls` runs.
+double pool_overhead_us(int tasks, int calls);
 
 }  // namespace dsv4

@@ -29,6 +29,16 @@ export interface NativeAddon {
   memoryBandwidth(bytes: number, reps: number): number;
   /** GFLOP/s of the selected kernels' multiply-add loop: each pool thread's best of `reps` ~0.5 ms windows, summed. */
   fmaPeak(reps: number): number;
+  /** Restarts the thread pool with `threads` threads (1-1024; benchmarks of thread scaling); returns the count it got. */
+  setThreads(threads: number): number;
+  /** Microseconds per pool run of `tasks` empty tasks: the best of 5 windows of `calls` runs. */
+  poolOverhead(tasks: number, calls: number): number;
+  /**
+   * Test-only: after `count` more scratch-buffer requests, every request fails as if memory had
+   * run out (on any thread); a negative count turns this off. The failing call throws an Error
+   * naming the operation, its sizes and the bytes asked for.
+   */
+  failAllocationsAfter(count: number): void;
 }
 
 /** Opaque handle of a matrix owned by the addon. */

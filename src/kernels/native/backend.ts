@@ -18,6 +18,16 @@ function asI32(a: ArrayLike<number>): Int32Array {
 }
 
 /**
+ * The addon's error with the weight's name in front ("layers.3.ffn.w2: dsv4 native: linear
+ * (fp4 4096x2048, 16 rows): could not allocate … bytes of scratch"): the addon knows shapes,
+ * not which tensor a product was for.
+ */
+function withMatrixName(err: unknown, name: string): Error {
+  if (!(err instanceof Error)) return new Error(`${name}: ${String(err)}`);
+  return new Error(`${name}: ${err.message}`, { cause: err });
+}
+
+/**
  * The C++ backend (native/): float32 activations, weights used in place from the mapped
  * checkpoint in their stored FP8/FP4/BF16 formats, SIMD kernels and a thread pool. Same
  * operations as the reference backend, in float32 (the golden's float32 criterion).
@@ -75,7 +85,11 @@ export class NativeBackend implements Backend {
 
   linear(x: Vec, rows: number, w: MatrixHandle, actQuant: boolean, out?: Vec): Vec {
     const y = out instanceof Float32Array ? out : new Float32Array(rows * w.outFeatures);
-    this.addon.linear(asF32(x), rows, (w as NativeMatrix).ptr, actQuant, y);
+    try {
+      this.addon.linear(asF32(x), rows, (w as NativeMatrix).ptr, actQuant, y);
+    } catch (err) {
+      throw withMatrixName(err, w.name);
+    }
     if (out && out !== y) out.set(y);
     return out ?? y;
   }
