@@ -239,7 +239,11 @@ export interface GenerateRequest extends SamplingOptions {
    * combinable with a required/named tool_choice. Constrained requests do not speculate.
    * Logprobs stay those of the model's raw distribution (before the mask, like the other filters).
    */
-  response_format?: { type: "text" | "json_object" } | null;
+  response_format?:
+    | { type: "text" | "json_object" }
+    /** OpenAI's structured outputs: the content is a JSON value the schema admits (constraints/json-schema.ts). */
+    | { type: "json_schema"; json_schema: { name?: string; schema?: unknown; strict?: boolean | null; description?: string } }
+    | null;
   /** Raw prompt ids (no template applied); output parsed as content. */
   prompt_tokens?: number[];
   /** FIM (/beta/completions): non-thinking. */

@@ -44,6 +44,12 @@ export interface ServerOptions {
   keepAliveMs?: number;
   /** Honour temperature/top_p in thinking mode (the hosted service ignores them). */
   samplingInThinking?: boolean;
+  /**
+   * Reproduce the hosted service's 400s for what a self-hosted server can serve: a thinking-mode
+   * tool-call turn without reasoning_content, strict tools outside /beta, response_format
+   * json_schema. Default false: those are accepted (README "Lenient by default").
+   */
+  strictApi?: boolean;
   /** Concurrent requests per API key (or in all, without keys) before 429 (default 2500, the hosted per-account limit). */
   maxConcurrentRequests?: number;
   /** fastify's pino logger (default off). */
@@ -69,6 +75,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     keepAliveMs: options.keepAliveMs ?? 5000,
     firstEventWaitMs: 250,
     samplingInThinking: options.samplingInThinking ?? false,
+    strictApi: options.strictApi ?? false,
   };
   const maxConcurrent = options.maxConcurrentRequests ?? 2500;
   const app = Fastify({

@@ -20,6 +20,8 @@ export interface ServerContext {
   /** How long to wait for a generation's first event before committing a 200. */
   firstEventWaitMs: number;
   samplingInThinking: boolean;
+  /** Refuse what the hosted service refuses (ServerOptions.strictApi). */
+  strictApi: boolean;
 }
 
 declare module "fastify" {

@@ -233,29 +233,25 @@ describe("constrained decoding in the engine (tiny preset, real tokenizer)", asy
     }
   });
 
-  test("a named function: that call, also when the model starts a call to another one itself", async () => {
+  test("a named function: that call at once, whatever the model would write first", async () => {
     const named = { type: "function" as const, function: { name: "search" } };
     const wrong = tok.encode(`Let me check.\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n`);
-    // The script stops (EOS) once the call's head is out, whoever wrote it.
-    const script = (g: readonly number[]) => (tok.decode(g as number[]).includes('name="') ? eos : wrong[g.length]);
-    const r = await run({ messages: user("Find it"), tools: TOOLS, tool_choice: named, thinking: false, max_tokens: 40, temperature: 0 }, script);
+    const r = await run({ messages: user("Find it"), tools: TOOLS, tool_choice: named, thinking: false, max_tokens: 40, temperature: 0 }, (g) => wrong[g.length]);
     assert.equal(r.finish_reason, "tool_calls");
-    assert.equal(r.message.content, "Let me check.");
+    assert.equal(r.message.content, "");
     assert.deepEqual(r.message.tool_calls.map((c) => c.function.name), ["search"]);
-    assert.ok(tok.decode(r.tokens).startsWith(`Let me check.\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="search">\n`));
-    assert.deepEqual(r.message.warnings, [`tool call not closed with </｜DSML｜invoke>`]);
+    assert.ok(tok.decode(r.tokens).startsWith(`\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="search">\n`));
+    assert.deepEqual(r.message.warnings, []);
   });
 
-  test("required with a random model and a small max_tokens: the call's head still fits", async () => {
-    // The engine starts the call while the opening (13 tokens) and the longest head (14 bytes) fit.
+  test("required with a random model and a small max_tokens: the whole call still fits", async () => {
     const runs: Array<Promise<GenerationResult>> = [];
     for (const seed of [1, 2]) for (const max_tokens of [29, 36]) runs.push(run({ messages: user("Weather?"), tools: TOOLS, tool_choice: "required", max_tokens, seed }));
     for (const r of await Promise.all(runs)) {
-      {
-        assert.equal(r.message.tool_calls.length >= 1, true, JSON.stringify(tok.decode(r.tokens)));
-        assert.ok(NAMES.includes(r.message.tool_calls[0]!.function.name));
-        assert.ok(["tool_calls", "length"].includes(r.finish_reason));
-      }
+      assert.equal(r.message.tool_calls.length, 1, JSON.stringify(tok.decode(r.tokens)));
+      assert.ok(NAMES.includes(r.message.tool_calls[0]!.function.name));
+      assert.equal(r.finish_reason, "tool_calls");
+      assert.equal(typeof JSON.parse(r.message.tool_calls[0]!.function.arguments), "object");
     }
   });
 
@@ -321,7 +317,7 @@ describe("constrained decoding in the engine (tiny preset, real tokenizer)", asy
       [{ tool_choice: { type: "function", function: { name: "search" } } }, "tool_choice", /not among the tools/],
       [{ tool_choice: "required" }, "tool_choice", /needs at least one function/],
       [{ tools: TOOLS, tool_choice: "sometimes" as never }, "tool_choice", /must be/],
-      [{ response_format: { type: "json_schema" } as never }, "response_format", /"text" or "json_object"/],
+      [{ response_format: { type: "xml" } as never }, "response_format", /"text", "json_object" or "json_schema"/],
       [{ tools: TOOLS, tool_choice: "required", response_format: { type: "json_object" } }, "response_format", /cannot be combined/],
     ];
     for (const [extra, param, message] of cases) {

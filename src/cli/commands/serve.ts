@@ -62,6 +62,9 @@ Options:
                           this long without a read it is cancelled and its slot freed
                           (default 60; 0: never)
   --sampling-in-thinking  honour temperature/top_p in thinking mode (DeepSeek ignores them)
+  --strict-api            answer like the hosted service where it refuses: 400 for a thinking-mode
+                          tool-call turn without reasoning_content, strict tools outside /beta,
+                          response_format json_schema (default: accept them)
   --log                   log every request (JSON lines on stdout)
 `,
   async run(argv) {
@@ -90,6 +93,7 @@ Options:
       "keep-alive": { type: "string" },
       "reader-timeout": { type: "string" },
       "sampling-in-thinking": { type: "boolean" },
+      "strict-api": { type: "boolean" },
       log: { type: "boolean" },
     });
     const opt = (flag: string) => stringOption(serveCommand, args, flag);
@@ -130,6 +134,7 @@ Options:
         keepAliveMs: keepAlive * 1000,
         maxConcurrentRequests: intOption("max-concurrent", opt("max-concurrent"), 1),
         samplingInThinking: args.values["sampling-in-thinking"] === true,
+        strictApi: args.values["strict-api"] === true,
         logger: args.values.log === true,
       });
     } catch (err) {
