@@ -22,7 +22,7 @@ describe("JSON validator", () => {
   test("accepts JSON objects byte by byte and knows when they are complete", () => {
     const docs = [
       "{}",
-      ' \n{ "a" : 1 }',
+      '{ "a" : 1 }',
       '{"a":[1,-0.5e+3,true,false,null,{"b":[]}],"c":"x\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9"}',
       '{"ü€😀":"日本語","e":1E9,"z":0}',
     ];
@@ -41,6 +41,7 @@ describe("JSON validator", () => {
   test("rejects what JSON.parse would, at the first impossible byte", () => {
     const bad: Array<[string, number]> = [
       ["[1]", 0], // json_object: the top level is an object
+      [' {"a":1}', 0], // and nothing comes before it
       ['{"a":01}', 6],
       ['{"a":1,}', 7],
       ['{"a" 1}', 5],
@@ -55,7 +56,7 @@ describe("JSON validator", () => {
     ];
     for (const [text, at] of bad) {
       assert.equal(feed(text).at, at, JSON.stringify(text));
-      if (text !== "[1]" && text !== "{} ") assert.throws(() => JSON.parse(text), JSON.stringify(text));
+      if (text !== "[1]" && text !== "{} " && text !== ' {"a":1}') assert.throws(() => JSON.parse(text), JSON.stringify(text));
     }
   });
 
@@ -76,9 +77,12 @@ describe("JSON validator", () => {
   });
 
   test("whitespace runs are bounded, so a model cannot pad forever", () => {
-    assert.equal(feed(" ".repeat(JSON_WS_LIMIT) + "{").at, -1);
-    assert.equal(feed(" ".repeat(JSON_WS_LIMIT + 1)).at, JSON_WS_LIMIT);
     assert.equal(feed(`{"a":${" ".repeat(JSON_WS_LIMIT)}1,${" ".repeat(JSON_WS_LIMIT)}"b":2}`).at, -1);
+    assert.equal(feed(`{"a":${" ".repeat(JSON_WS_LIMIT + 1)}1}`).at, 5 + JSON_WS_LIMIT);
+  });
+
+  test("no whitespace before the object: json_object content starts with `{`", () => {
+    for (const lead of [" ", "\n", "\t", "\r"]) assert.equal(feed(`${lead}{}`).at, 0, JSON.stringify(lead));
   });
 
   test("minCloseBytes is the length of the shortest completion", () => {
