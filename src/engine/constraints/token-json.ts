@@ -15,6 +15,9 @@ export class TokenJson {
   private readonly tables: TokenTables;
   private firstOk: Uint8Array | null = null;
   private costNow = -1;
+  private canEndNow: boolean | null = null;
+  /** Per first byte (lazily): which second bytes the state accepts after it. */
+  private secondOk: Array<Uint8Array | undefined> = [];
 
   /** Most a single byte can add to the completion cost (it opens at most one value or key). */
   private readonly growth: number;
@@ -36,7 +39,8 @@ export class TokenJson {
   }
 
   get canEnd(): boolean {
-    return matchCanEnd(this.state);
+    if (this.canEndNow === null) this.canEndNow = matchCanEnd(this.state);
+    return this.canEndNow;
   }
 
   /**
@@ -55,6 +59,7 @@ export class TokenJson {
       if (str.count + chars > str.max) return -1;
       return this.cost - Math.min(chars, Math.max(0, str.min - str.count));
     }
+    if (t.len[token]! >= 2 && !this.secondByteOk(first, tokenBinary(this.tok, token).charCodeAt(1))) return -1;
     const next = this.after(token);
     if (next === null) return -1;
     if (budget >= 0 && this.cost + t.len[token]! * this.growth <= budget) return 0;
@@ -67,7 +72,9 @@ export class TokenJson {
     if (next === null) return false;
     this.state = next;
     this.firstOk = null;
+    this.secondOk = [];
     this.costNow = -1;
+    this.canEndNow = null;
     return true;
   }
 
@@ -79,6 +86,18 @@ export class TokenJson {
       if (s.length === 0) return null;
     }
     return bytes.length > 0 ? s : null;
+  }
+
+  /** Whether `b1` may follow `b0` here: most tokens that pass the first byte (a space, say) fail the second. */
+  private secondByteOk(b0: number, b1: number): boolean {
+    let table = this.secondOk[b0];
+    if (!table) {
+      table = new Uint8Array(256);
+      const after = matchStep(this.state, b0);
+      for (let c = 0; c < 256; c++) table[c] = matchStep(after, c).length > 0 ? 1 : 0;
+      this.secondOk[b0] = table;
+    }
+    return table[b1] === 1;
   }
 
   private firstByteOk(b: number): boolean {

@@ -78,7 +78,7 @@ type Stage =
   | { k: "choice"; alts: Choice[]; m: string; next: Set<number> }
   | { k: "json"; value: TokenJson; param: Param; tail: number }
   /** `free`: the value is a plain string (no enum), so only its length matters and `m` is not kept. */
-  | { k: "raw"; param: Param; count: number; m: string; free: boolean; tail: number }
+  | { k: "raw"; param: Param; count: number; m: string; free: boolean; tail: number; leftNow: number }
   | { k: "eos" }
   | { k: "done" };
 
@@ -236,6 +236,7 @@ export class ToolCallConstraint implements TokenConstraint {
         if (this.closes(token) && this.rawCanEnd(st)) return this.closeParam(bytes);
         if (!st.free) st.m += bytes;
         st.count += this.tables.chars[token]!;
+        st.leftNow = -1;
         return;
       case "eos":
         this.stage = { k: "done" };
@@ -288,7 +289,7 @@ export class ToolCallConstraint implements TokenConstraint {
     this.seen.push(p.name);
     const tail = this.afterValue();
     const free = p.raw && this.forms(p).every((f) => f.texts === null);
-    this.stage = p.raw ? { k: "raw", param: p, count: 0, m: "", free, tail } : { k: "json", value: new TokenJson(this.tok, p.node), param: p, tail };
+    this.stage = p.raw ? { k: "raw", param: p, count: 0, m: "", free, tail, leftNow: -1 } : { k: "json", value: new TokenJson(this.tok, p.node), param: p, tail };
   }
 
   private closeParam(written: string): void {
@@ -379,7 +380,8 @@ export class ToolCallConstraint implements TokenConstraint {
 
   private rawAllows(st: Stage & { k: "raw" }, token: number, remaining: number): boolean {
     const tail = st.tail;
-    const reachable = this.rawLeft(st.m, st.count, st.param) + tail <= remaining;
+    if (st.leftNow < 0) st.leftNow = this.rawLeft(st.m, st.count, st.param);
+    const reachable = st.leftNow + tail <= remaining;
     if (this.closes(token)) return this.rawCanEnd(st) && (this.closeRest(token) + tail - this.closeCost() <= remaining - 1 || !reachable);
     if (this.tables.rawSafe[token] !== 1 || this.guard.hits(token)) return false;
     const count = st.count + this.tables.chars[token]!;
