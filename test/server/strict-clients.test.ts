@@ -120,12 +120,14 @@ describe("forced, strict and json_schema requests through the clients (default m
         check("person", JSON.parse(choice.message.content!), ctx);
         return;
       }
-      const r = (await client.chat.completions.create({
+      const request = {
         ...base,
         messages: [{ role: "user", content: "What is the weather in Paris?" }],
         tools: tools(v.strict),
         tool_choice: v.kind === "named" ? { type: "function", function: { name: v.seed % 2 ? "search" : "get_weather" } } : "required",
-      } as never)) as OpenAI.ChatCompletion;
+      };
+      // Every fifth tool request streams: the call is assembled from the SDK's fragments.
+      const r = v.seed % 5 === 0 ? await client.chat.completions.stream(request as never).finalChatCompletion() : ((await client.chat.completions.create(request as never)) as OpenAI.ChatCompletion);
       const choice = r.choices[0]!;
       assert.equal(choice.finish_reason, "tool_calls", ctx);
       assert.equal(choice.message.tool_calls?.length, 1, ctx);
