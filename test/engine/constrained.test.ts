@@ -248,6 +248,27 @@ describe("constrained decoding in the engine (tiny preset, real tokenizer)", asy
     assert.deepEqual(r.message.warnings, []);
   });
 
+  test("strict tools under tool_choice auto: the model's own call continues under the schema", async () => {
+    const strict = [{ type: "function", function: { name: "get_weather", strict: true, parameters: { type: "object", properties: { city: { type: "string", maxLength: 10 } }, required: ["city"], additionalProperties: false } } }];
+    // The script writes some text, then a call with a number where the schema wants a string, then ends.
+    const wrongArgs = tok.encode(`Let me check.\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n<｜DSML｜parameter name="city" string="false">42</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>`);
+    const r = await run({ messages: user("Weather?"), tools: strict, thinking: false, max_tokens: 60, temperature: 0 }, (g) => wrongArgs[g.length] ?? eos);
+    assert.equal(r.finish_reason, "tool_calls");
+    assert.equal(r.message.content, "Let me check.");
+    const args = JSON.parse(r.message.tool_calls[0]!.function.arguments) as { city: unknown };
+    assert.equal(typeof args.city, "string");
+    assert.ok((args.city as string).length <= 10);
+  });
+
+  test("strict tools under tool_choice auto: a model that does not call ends as it likes", async () => {
+    const strict = [{ type: "function", function: { name: "get_weather", strict: true, parameters: { type: "object", properties: {} } } }];
+    const text = tok.encode("No call needed.");
+    const r = await run({ messages: user("Hi"), tools: strict, thinking: false, max_tokens: 20, temperature: 0 }, (g) => text[g.length] ?? eos);
+    assert.equal(r.finish_reason, "stop");
+    assert.equal(r.message.content, "No call needed.");
+    assert.deepEqual(r.message.tool_calls, []);
+  });
+
   test("required with a random model and a small max_tokens: the whole call still fits", async () => {
     const runs: Array<Promise<GenerationResult>> = [];
     for (const seed of [1, 2]) for (const max_tokens of [29, 36]) runs.push(run({ messages: user("Weather?"), tools: TOOLS, tool_choice: "required", max_tokens, seed }));
