@@ -9,7 +9,7 @@ import type { Release } from "../text/release.js";
 import { ASSISTANT, THINK_END, THINK_START } from "../text/special-tokens.js";
 import type { Tokenizer } from "../text/tokenizer.js";
 import { requestSalt } from "./cache-salt.js";
-import { constraintSpec, type ConstraintSpec } from "./constraints/index.js";
+import { constraintSpec, minimalTokens, type ConstraintSpec } from "./constraints/index.js";
 import { EngineError } from "./errors.js";
 import { randomSeed } from "./rng.js";
 import type { SamplingParams } from "./sampler.js";
@@ -152,6 +152,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
   if (budget !== null && ctx.tokenizer?.specialIds.thinkEnd === undefined) throw bad("reasoning_budget", "the tokenizer has no </think> token");
 
   const constraint = constraintSpec(req, ctx.tokenizer !== null);
+  if (constraint && ctx.tokenizer) checkConstraintBudget(constraint, ctx.tokenizer, startsInReasoning, maxTokens);
   // Drafts are verified against the unconstrained distribution, so constrained requests decode plainly.
   const speculative = (req.speculative ?? ctx.speculativeDefault) && ctx.canSpeculate && constraint === null;
   const tenant = req.tenant ?? "";
@@ -175,4 +176,12 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
     useCache: req.cache !== false,
     constraint,
   };
+}
+
+/** A forced call or a schema answer that max_tokens cannot hold is refused up front rather than cut off. */
+function checkConstraintBudget(spec: ConstraintSpec, tok: NonNullable<ResolveContext["tokenizer"]>, startsInReasoning: boolean, maxTokens: number): void {
+  const need = minimalTokens(spec, tok, startsInReasoning);
+  if (maxTokens >= need) return;
+  const what = spec.kind === "json_schema" ? "the shortest JSON value the schema admits" : "the shortest tool call the schemas admit";
+  throw bad("max_tokens", `max_tokens ${maxTokens} is too small: ${what} takes ${need} tokens${startsInReasoning ? " (with the </think> that ends the reasoning)" : ""}; set max_tokens to at least ${need}`);
 }

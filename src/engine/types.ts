@@ -227,12 +227,14 @@ export interface GenerateRequest extends SamplingOptions {
   messages?: ChatMessage[];
   tools?: ToolDefinition[] | null;
   /**
-   * Enforced while decoding (spec §C.7; src/engine/constraints/tool-choice.ts). "auto" (default):
-   * the model decides. "none": tools stay in the prompt but no tool-call block can be written.
-   * "required" / {type:"function",function:{name}}: when the model would end (or starts DSML
-   * itself) the engine writes the call's opening `\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="X">\n`
-   * (the name restricted to the declared tools for "required"); the parameters are the model's.
-   * Forced tokens are completion tokens like any other. A name not in `tools` is an invalid_request.
+   * Enforced while decoding (spec §C.7; src/engine/constraints/tool-call.ts). "auto" (default):
+   * the model decides; with `strict: true` tools a call it starts follows the tools' schemas.
+   * "none": tools stay in the prompt but no tool-call block can be written.
+   * "required" / {type:"function",function:{name}}: the answer starts with one DSML call at once
+   * (after the reasoning, which gets at most half of what max_tokens leaves after the shortest
+   * call), its parameters decoded under the tool's JSON Schema; a max_tokens below the shortest
+   * valid call is an invalid_request naming max_tokens. Forced tokens are completion tokens like
+   * any other. A name not in `tools` is an invalid_request.
    */
   tool_choice?: "none" | "auto" | "required" | { type: "function"; function: { name: string } } | null;
   /**
@@ -241,7 +243,11 @@ export interface GenerateRequest extends SamplingOptions {
    * combinable with a required/named tool_choice. Constrained requests do not speculate.
    * Logprobs stay those of the model's raw distribution (before the mask, like the other filters).
    */
-  response_format?: { type: "text" | "json_object" } | null;
+  response_format?:
+    | { type: "text" | "json_object" }
+    /** OpenAI's structured outputs: the content is a JSON value the schema admits (constraints/json-schema.ts). */
+    | { type: "json_schema"; json_schema: { name?: string; schema?: unknown; strict?: boolean | null; description?: string } }
+    | null;
   /** Raw prompt ids (no template applied); output parsed as content. */
   prompt_tokens?: number[];
   /** FIM (/beta/completions): non-thinking. */

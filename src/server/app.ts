@@ -48,6 +48,12 @@ export interface ServerOptions {
   keepAliveMs?: number;
   /** Honour temperature/top_p in thinking mode (the hosted service ignores them). */
   samplingInThinking?: boolean;
+  /**
+   * Reproduce the hosted service's 400s for what a self-hosted server can serve: a thinking-mode
+   * tool-call turn without reasoning_content, strict tools outside /beta, response_format
+   * json_schema. Default false: those are accepted (README "Lenient by default").
+   */
+  strictApi?: boolean;
   /** Concurrent requests per API key (or in all, without keys) before 429 (default 2500, the hosted per-account limit). */
   maxConcurrentRequests?: number;
   /**
@@ -85,6 +91,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     firstEventWaitMs: 250,
     samplingInThinking: options.samplingInThinking ?? false,
     maxOutputTokens: checkedCap(options.maxOutputTokens),
+    strictApi: options.strictApi ?? false,
   };
   const maxConcurrent = options.maxConcurrentRequests ?? 2500;
   const app = Fastify({

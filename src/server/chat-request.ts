@@ -18,6 +18,8 @@ export interface ChatRouteContext {
   samplingInThinking: boolean;
   /** The server's max_tokens cap (default MAX_OUTPUT_TOKENS, the hosted 393,216). */
   maxOutputTokens?: number;
+  /** Refuse what the hosted service refuses (reasoning passback, strict tools outside /beta, json_schema). */
+  strictApi?: boolean;
 }
 
 export interface PreparedChat {
@@ -98,7 +100,7 @@ function checkContentParts(msg: RequestMessage, at: string): void {
   });
 }
 
-function checkMessages(messages: RequestMessage[], thinking: boolean, beta: boolean): void {
+function checkMessages(messages: RequestMessage[], thinking: boolean, beta: boolean, strictApi: boolean): void {
   if (messages.length === 0) throw invalidRequest("messages", "messages must contain at least one message");
   let openCalls = new Set<string>();
   messages.forEach((msg, i) => {
@@ -122,7 +124,7 @@ function checkMessages(messages: RequestMessage[], thinking: boolean, beta: bool
           throw invalidRequest(`${at}.tool_calls[${j}].type`, `unknown tool call type ${JSON.stringify(call.type)}; only "function" is supported`);
         }
       });
-      if (calls.length > 0 && thinking && (msg.reasoning_content === undefined || msg.reasoning_content === null)) {
+      if (strictApi && calls.length > 0 && thinking && (msg.reasoning_content === undefined || msg.reasoning_content === null)) {
         throw invalidRequest(`${at}.reasoning_content`, REASONING_PASSBACK);
       }
       openCalls = new Set(calls.map((c) => c.id).filter((id): id is string => typeof id === "string" && id !== ""));
@@ -160,13 +162,38 @@ function toolChoice(body: ChatRequest, tools: ToolDefinition[] | undefined): Gen
   return { type: "function", function: { name } };
 }
 
-function responseFormat(body: ChatRequest): GenerateRequest["response_format"] {
+function responseFormat(body: ChatRequest, strictApi: boolean): GenerateRequest["response_format"] {
   const type = body.response_format?.type;
   if (type === undefined || type === null) return undefined;
+  if (type === "json_schema" && !strictApi) return jsonSchemaFormat(body.response_format!.json_schema);
   if (type !== "text" && type !== "json_object") {
-    throw invalidRequest("response_format.type", `unsupported response_format type ${JSON.stringify(type)}; use "text" or "json_object"`);
+    const allowed = strictApi ? '"text" or "json_object"' : '"text", "json_object" or "json_schema"';
+    throw invalidRequest("response_format.type", `unsupported response_format type ${JSON.stringify(type)}; use ${allowed}`);
   }
   return { type };
+}
+
+/** OpenAI's structured-output shape: {name, schema, strict?, description?}; the schema itself is compiled by the engine. */
+function jsonSchemaFormat(value: unknown): GenerateRequest["response_format"] {
+  const at = "response_format.json_schema";
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidRequest(at, 'json_schema must be an object {"name": …, "schema": {…}, "strict": true}');
+  const js = value as Record<string, unknown>;
+  if (typeof js.name !== "string" || !/^[a-zA-Z0-9_-]{1,64}$/.test(js.name)) throw invalidRequest(`${at}.name`, "name must be 1 to 64 characters from a-z, A-Z, 0-9, _ and -");
+  if (js.schema !== undefined && (typeof js.schema !== "object" || js.schema === null || Array.isArray(js.schema))) throw invalidRequest(`${at}.schema`, "schema must be a JSON Schema object");
+  if (js.strict !== undefined && js.strict !== null && typeof js.strict !== "boolean") throw invalidRequest(`${at}.strict`, "strict must be a boolean");
+  return { type: "json_schema", json_schema: { name: js.name, schema: js.schema ?? {}, strict: (js.strict as boolean | null | undefined) ?? null } };
+}
+
+/**
+ * Thinking-mode tool-call turns sent back without reasoning_content (the
+ * OpenAI Agents SDK and LangChain do not keep it) are encoded as if it were
+ * "", which the hosted service accepts; --strict-api refuses them instead.
+ */
+function withReasoningDefaults(messages: RequestMessage[], thinking: boolean): ChatMessage[] {
+  if (!thinking) return messages as ChatMessage[];
+  return messages.map((m) =>
+    m.role === "assistant" && (m.tool_calls?.length ?? 0) > 0 && (m.reasoning_content === undefined || m.reasoning_content === null) ? { ...m, reasoning_content: "" } : m,
+  ) as ChatMessage[];
 }
 
 function logprobSettings(body: ChatRequest): { logprobs: boolean; top: number | undefined } {
@@ -206,16 +233,17 @@ export function prepareChat(body: ChatRequest, ctx: ChatRouteContext): PreparedC
   range(body.frequency_penalty, "frequency_penalty", -2, 2);
   range(body.presence_penalty, "presence_penalty", -2, 2);
   const tools = body.tools && body.tools.length > 0 ? body.tools : undefined;
-  if (tools) checkTools(tools, ctx.beta);
+  const strictApi = ctx.strictApi === true;
+  if (tools) checkTools(tools, { beta: ctx.beta, hostedRules: strictApi });
   const engineTools = tools as ToolDefinition[] | undefined;
-  checkMessages(body.messages, thinking, ctx.beta);
+  checkMessages(body.messages, thinking, ctx.beta, strictApi);
   const { logprobs, top } = logprobSettings(body);
   const honour = !thinking || ctx.samplingInThinking;
   const request: GenerateRequest = {
-    messages: body.messages as ChatMessage[],
+    messages: withReasoningDefaults(body.messages, thinking),
     tools: engineTools,
     tool_choice: toolChoice(body, engineTools),
-    response_format: responseFormat(body),
+    response_format: responseFormat(body, strictApi),
     thinking: { type: thinking ? "enabled" : "disabled" },
     reasoning_effort: thinking ? effort(body.reasoning_effort) : undefined,
     max_tokens: max,

@@ -22,6 +22,8 @@ export interface ServerContext {
   samplingInThinking: boolean;
   /** Largest max_tokens a request may ask for (ServerOptions.maxOutputTokens). */
   maxOutputTokens: number;
+  /** Refuse what the hosted service refuses (ServerOptions.strictApi). */
+  strictApi: boolean;
 }
 
 declare module "fastify" {

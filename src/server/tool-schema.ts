@@ -16,7 +16,18 @@ const STRICT_UNSUPPORTED = ["minLength", "maxLength", "minItems", "maxItems"];
 const MAX_SCHEMA_DEPTH = 64;
 const STRICT_FORMATS = new Set(["email", "hostname", "ipv4", "ipv6", "uuid"]);
 
-export function checkTools(tools: RequestTool[], beta: boolean): void {
+export interface ToolCheckOptions {
+  /** The request came in under /beta. */
+  beta: boolean;
+  /**
+   * The hosted service's rules for strict tools (only under /beta, all or none strict, its
+   * strict subset). Without them strict schemas are checked when the engine compiles them.
+   */
+  hostedRules: boolean;
+}
+
+export function checkTools(tools: RequestTool[], opts: ToolCheckOptions): void {
+  const { beta, hostedRules } = opts;
   if (tools.length > MAX_TOOLS) throw invalidRequest("tools", `too many tools: ${tools.length} given, at most ${MAX_TOOLS} are supported`);
   const names = new Set<string>();
   const strict = tools.map((t) => t.function.strict === true);
@@ -30,9 +41,9 @@ export function checkTools(tools: RequestTool[], beta: boolean): void {
     if (names.has(name)) throw invalidRequest(`${at}.function.name`, `duplicate function name ${JSON.stringify(name)}`);
     names.add(name);
     const params = tool.function.parameters;
-    if (params !== undefined && params !== null) checkSchema(params, `${at}.function.parameters`, strict[i]!, true);
+    if (params !== undefined && params !== null) checkSchema(params, `${at}.function.parameters`, hostedRules && strict[i]!, true);
   });
-  if (strict.some((s) => s)) {
+  if (hostedRules && strict.some((s) => s)) {
     if (!beta) throw invalidRequest("tools", "strict function calling is only available when using beta api (set base_url to the /beta path)");
     const loose = strict.indexOf(false);
     if (loose >= 0) throw invalidRequest(`tools[${loose}].function.strict`, "when any function is strict, all functions must be strict");

@@ -22,7 +22,7 @@ describe("JSON validator", () => {
   test("accepts JSON objects byte by byte and knows when they are complete", () => {
     const docs = [
       "{}",
-      ' \n{ "a" : 1 }',
+      '{ "a" : 1 }',
       '{"a":[1,-0.5e+3,true,false,null,{"b":[]}],"c":"x\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9"}',
       '{"ü€😀":"日本語","e":1E9,"z":0}',
     ];
@@ -41,6 +41,7 @@ describe("JSON validator", () => {
   test("rejects what JSON.parse would, at the first impossible byte", () => {
     const bad: Array<[string, number]> = [
       ["[1]", 0], // json_object: the top level is an object
+      [' {"a":1}', 0], // and nothing comes before it
       ['{"a":01}', 6],
       ['{"a":1,}', 7],
       ['{"a" 1}', 5],
@@ -55,7 +56,7 @@ describe("JSON validator", () => {
     ];
     for (const [text, at] of bad) {
       assert.equal(feed(text).at, at, JSON.stringify(text));
-      if (text !== "[1]" && text !== "{} ") assert.throws(() => JSON.parse(text), JSON.stringify(text));
+      if (text !== "[1]" && text !== "{} " && text !== ' {"a":1}') assert.throws(() => JSON.parse(text), JSON.stringify(text));
     }
   });
 
@@ -76,9 +77,12 @@ describe("JSON validator", () => {
   });
 
   test("whitespace runs are bounded, so a model cannot pad forever", () => {
-    assert.equal(feed(" ".repeat(JSON_WS_LIMIT) + "{").at, -1);
-    assert.equal(feed(" ".repeat(JSON_WS_LIMIT + 1)).at, JSON_WS_LIMIT);
     assert.equal(feed(`{"a":${" ".repeat(JSON_WS_LIMIT)}1,${" ".repeat(JSON_WS_LIMIT)}"b":2}`).at, -1);
+    assert.equal(feed(`{"a":${" ".repeat(JSON_WS_LIMIT + 1)}1}`).at, 5 + JSON_WS_LIMIT);
+  });
+
+  test("no whitespace before the object: json_object content starts with `{`", () => {
+    for (const lead of [" ", "\n", "\t", "\r"]) assert.equal(feed(`${lead}{}`).at, 0, JSON.stringify(lead));
   });
 
   test("minCloseBytes is the length of the shortest completion", () => {
@@ -233,29 +237,46 @@ describe("constrained decoding in the engine (tiny preset, real tokenizer)", asy
     }
   });
 
-  test("a named function: that call, also when the model starts a call to another one itself", async () => {
+  test("a named function: that call at once, whatever the model would write first", async () => {
     const named = { type: "function" as const, function: { name: "search" } };
     const wrong = tok.encode(`Let me check.\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n`);
-    // The script stops (EOS) once the call's head is out, whoever wrote it.
-    const script = (g: readonly number[]) => (tok.decode(g as number[]).includes('name="') ? eos : wrong[g.length]);
-    const r = await run({ messages: user("Find it"), tools: TOOLS, tool_choice: named, thinking: false, max_tokens: 40, temperature: 0 }, script);
+    const r = await run({ messages: user("Find it"), tools: TOOLS, tool_choice: named, thinking: false, max_tokens: 40, temperature: 0 }, (g) => wrong[g.length]);
     assert.equal(r.finish_reason, "tool_calls");
-    assert.equal(r.message.content, "Let me check.");
+    assert.equal(r.message.content, "");
     assert.deepEqual(r.message.tool_calls.map((c) => c.function.name), ["search"]);
-    assert.ok(tok.decode(r.tokens).startsWith(`Let me check.\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="search">\n`));
-    assert.deepEqual(r.message.warnings, [`tool call not closed with </｜DSML｜invoke>`]);
+    assert.ok(tok.decode(r.tokens).startsWith(`\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="search">\n`));
+    assert.deepEqual(r.message.warnings, []);
   });
 
-  test("required with a random model and a small max_tokens: the call's head still fits", async () => {
-    // The engine starts the call while the opening (13 tokens) and the longest head (14 bytes) fit.
+  test("strict tools under tool_choice auto: the model's own call continues under the schema", async () => {
+    const strict = [{ type: "function", function: { name: "get_weather", strict: true, parameters: { type: "object", properties: { city: { type: "string", maxLength: 10 } }, required: ["city"], additionalProperties: false } } }];
+    // The script writes some text, then a call with a number where the schema wants a string, then ends.
+    const wrongArgs = tok.encode(`Let me check.\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n<｜DSML｜parameter name="city" string="false">42</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>`);
+    const r = await run({ messages: user("Weather?"), tools: strict, thinking: false, max_tokens: 60, temperature: 0 }, (g) => wrongArgs[g.length] ?? eos);
+    assert.equal(r.finish_reason, "tool_calls");
+    assert.equal(r.message.content, "Let me check.");
+    const args = JSON.parse(r.message.tool_calls[0]!.function.arguments) as { city: unknown };
+    assert.equal(typeof args.city, "string");
+    assert.ok((args.city as string).length <= 10);
+  });
+
+  test("strict tools under tool_choice auto: a model that does not call ends as it likes", async () => {
+    const strict = [{ type: "function", function: { name: "get_weather", strict: true, parameters: { type: "object", properties: {} } } }];
+    const text = tok.encode("No call needed.");
+    const r = await run({ messages: user("Hi"), tools: strict, thinking: false, max_tokens: 20, temperature: 0 }, (g) => text[g.length] ?? eos);
+    assert.equal(r.finish_reason, "stop");
+    assert.equal(r.message.content, "No call needed.");
+    assert.deepEqual(r.message.tool_calls, []);
+  });
+
+  test("required with a random model and a small max_tokens: the whole call still fits", async () => {
     const runs: Array<Promise<GenerationResult>> = [];
     for (const seed of [1, 2]) for (const max_tokens of [29, 36]) runs.push(run({ messages: user("Weather?"), tools: TOOLS, tool_choice: "required", max_tokens, seed }));
     for (const r of await Promise.all(runs)) {
-      {
-        assert.equal(r.message.tool_calls.length >= 1, true, JSON.stringify(tok.decode(r.tokens)));
-        assert.ok(NAMES.includes(r.message.tool_calls[0]!.function.name));
-        assert.ok(["tool_calls", "length"].includes(r.finish_reason));
-      }
+      assert.equal(r.message.tool_calls.length, 1, JSON.stringify(tok.decode(r.tokens)));
+      assert.ok(NAMES.includes(r.message.tool_calls[0]!.function.name));
+      assert.equal(r.finish_reason, "tool_calls");
+      assert.equal(typeof JSON.parse(r.message.tool_calls[0]!.function.arguments), "object");
     }
   });
 
@@ -321,7 +342,7 @@ describe("constrained decoding in the engine (tiny preset, real tokenizer)", asy
       [{ tool_choice: { type: "function", function: { name: "search" } } }, "tool_choice", /not among the tools/],
       [{ tool_choice: "required" }, "tool_choice", /needs at least one function/],
       [{ tools: TOOLS, tool_choice: "sometimes" as never }, "tool_choice", /must be/],
-      [{ response_format: { type: "json_schema" } as never }, "response_format", /"text" or "json_object"/],
+      [{ response_format: { type: "xml" } as never }, "response_format", /"text", "json_object" or "json_schema"/],
       [{ tools: TOOLS, tool_choice: "required", response_format: { type: "json_object" } }, "response_format", /cannot be combined/],
     ];
     for (const [extra, param, message] of cases) {

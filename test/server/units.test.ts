@@ -98,20 +98,24 @@ describe("tool schemas", () => {
     return "no error";
   };
 
-  test("strict mode: the documented subset, in /beta only", () => {
+  /** The hosted service's strict-tool rules (--strict-api), under /beta and not. */
+  const HOSTED_BETA = { beta: true, hostedRules: true };
+  const HOSTED = { beta: false, hostedRules: true };
+
+  test("strict mode (hosted rules): the documented subset, in /beta only", () => {
     const ok = { type: "object", properties: { a: { type: "string", format: "email" }, n: { type: "integer", minimum: 1 } }, required: ["a", "n"], additionalProperties: false };
-    checkTools([fn(ok, true)], true);
-    assert.equal(param(() => checkTools([fn(ok, true)], false)), "tools");
-    assert.equal(param(() => checkTools([fn({ ...ok, required: ["a"] }, true)], true)), "tools[0].function.parameters.required");
-    assert.equal(param(() => checkTools([fn({ ...ok, additionalProperties: true }, true)], true)), "tools[0].function.parameters.additionalProperties");
-    assert.equal(param(() => checkTools([fn({ ...ok, properties: { ...ok.properties, a: { type: "string", minLength: 1 } } }, true)], true)), "tools[0].function.parameters.properties.a.minLength");
-    assert.equal(param(() => checkTools([fn(ok, true), fn(ok)].map((t, i) => ({ ...t, function: { ...t.function, name: `f${i}` } })), true)), "tools[1].function.strict");
+    checkTools([fn(ok, true)], HOSTED_BETA);
+    assert.equal(param(() => checkTools([fn(ok, true)], HOSTED)), "tools");
+    assert.equal(param(() => checkTools([fn({ ...ok, required: ["a"] }, true)], HOSTED_BETA)), "tools[0].function.parameters.required");
+    assert.equal(param(() => checkTools([fn({ ...ok, additionalProperties: true }, true)], HOSTED_BETA)), "tools[0].function.parameters.additionalProperties");
+    assert.equal(param(() => checkTools([fn({ ...ok, properties: { ...ok.properties, a: { type: "string", minLength: 1 } } }, true)], HOSTED_BETA)), "tools[0].function.parameters.properties.a.minLength");
+    assert.equal(param(() => checkTools([fn(ok, true), fn(ok)].map((t, i) => ({ ...t, function: { ...t.function, name: `f${i}` } })), HOSTED_BETA)), "tools[1].function.strict");
   });
 
   test("nested schemas are walked: anyOf, items, $defs", () => {
-    assert.equal(param(() => checkTools([fn({ type: "object", properties: { a: { anyOf: [{ type: "string" }, { type: "bogus" }] } } })], false)), "tools[0].function.parameters.properties.a.anyOf[1].type");
-    assert.equal(param(() => checkTools([fn({ type: "object", properties: { a: { type: "array", items: 5 } } })], false)), "tools[0].function.parameters.properties.a.items");
-    assert.equal(param(() => checkTools([fn({ type: "object", $defs: { x: { type: "nope" } } })], false)), "tools[0].function.parameters.$defs.x.type");
+    assert.equal(param(() => checkTools([fn({ type: "object", properties: { a: { anyOf: [{ type: "string" }, { type: "bogus" }] } } })], HOSTED)), "tools[0].function.parameters.properties.a.anyOf[1].type");
+    assert.equal(param(() => checkTools([fn({ type: "object", properties: { a: { type: "array", items: 5 } } })], HOSTED)), "tools[0].function.parameters.properties.a.items");
+    assert.equal(param(() => checkTools([fn({ type: "object", $defs: { x: { type: "nope" } } })], HOSTED)), "tools[0].function.parameters.$defs.x.type");
   });
 });
 
@@ -132,6 +136,6 @@ describe("tool schema depth", () => {
   test("absurd nesting is a 400, not a stack overflow", () => {
     let schema: Record<string, unknown> = { type: "string" };
     for (let i = 0; i < 5000; i++) schema = { type: "object", properties: { a: schema } };
-    assert.throws(() => checkTools([{ type: "function", function: { name: "f", parameters: schema } }], false), (e: unknown) => e instanceof ApiError && e.status === 400);
+    assert.throws(() => checkTools([{ type: "function", function: { name: "f", parameters: schema } }], { beta: false, hostedRules: false }), (e: unknown) => e instanceof ApiError && e.status === 400);
   });
 });

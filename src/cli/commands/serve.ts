@@ -73,6 +73,9 @@ Options:
                           duration, finish reason, client disconnect (default on; GET
                           /health and /metrics are not logged)
   --quiet                 no request log (same as --log-requests off)
+  --strict-api            answer like the hosted service where it refuses: 400 for a thinking-mode
+                          tool-call turn without reasoning_content, strict tools outside /beta,
+                          response_format json_schema (default: accept them)
 `,
   async run(argv) {
     const args = parseCommandArgs(serveCommand, argv, {
@@ -104,6 +107,7 @@ Options:
       log: { type: "string" },
       "log-requests": { type: "string" },
       quiet: { type: "boolean" },
+      "strict-api": { type: "boolean" },
     });
     const opt = (flag: string) => stringOption(serveCommand, args, flag);
     const port = intOption("port", opt("port")) ?? 8000;
@@ -150,6 +154,7 @@ Options:
         samplingInThinking: args.values["sampling-in-thinking"] === true,
         maxOutputTokens,
         requestLog: log.sink,
+        strictApi: args.values["strict-api"] === true,
       });
     } catch (err) {
       await log.close();

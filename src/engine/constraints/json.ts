@@ -2,7 +2,8 @@
  * An incremental JSON validator over bytes, for `response_format: json_object`.
  *
  * It accepts exactly the byte strings that are prefixes of one JSON object
- * (RFC 8259, UTF-8, top level an object as json_object asks), so a token is
+ * (RFC 8259, UTF-8, top level an object as json_object asks, with no
+ * whitespace before it), so a token is
  * allowed when its bytes keep the output such a prefix. States are small plain
  * objects copied per trial, because the sampler tries a token by feeding its
  * bytes to a copy and keeps the copy only for the token it picks.
@@ -148,7 +149,8 @@ function literal(s: JsonState, word: string): boolean {
 /** Feeds one byte; false when the text can no longer be a JSON object prefix (`s` is then garbage). */
 export function jsonStep(s: JsonState, b: number): boolean {
   if (s.mode !== M.Str && s.mode !== M.StrEscape && s.mode !== M.StrHex && s.mode !== M.StrUtf8 && s.mode !== M.Num && s.mode !== M.Lit) {
-    if (isWs(b)) return s.mode !== M.Done && space(s);
+    // No whitespace before the object: content that starts with a run of blanks is no use to a client.
+    if (isWs(b)) return s.mode !== M.Done && s.mode !== M.Top && space(s);
     s.ws = 0;
   }
   switch (s.mode) {

@@ -104,9 +104,11 @@ function tools(body: AnthropicRequest): ToolDefinition[] | undefined {
     }
     const fn: RequestTool["function"] = { name: t.name, parameters: t.input_schema ?? { type: "object", properties: {} } };
     if (t.description !== undefined && t.description !== null) fn.description = t.description;
+    // Anthropic's strict tool use: the input is decoded under input_schema (forced calls are, strict or not).
+    if (t.strict === true) fn.strict = true;
     return { type: "function", function: fn };
   });
-  checkTools(defs, false);
+  checkTools(defs, { beta: true, hostedRules: false });
   return defs as ToolDefinition[];
 }
 

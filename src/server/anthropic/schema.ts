@@ -19,6 +19,7 @@ export const anthropicTool = z.looseObject({
   type: str().nullish(),
   description: str().nullish(),
   input_schema: z.record(z.string(), z.unknown(), { error: "expected a JSON Schema object" }).nullish(),
+  strict: z.boolean({ error: "expected a boolean" }).nullish(),
 });
 
 export const anthropicRequestSchema = z.object(

@@ -31,7 +31,7 @@ export function chatRoutes(app: FastifyInstance, ctx: ServerContext): void {
 async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, beta: boolean): Promise<FastifyReply> {
   const body = parseWith(chatRequestSchema, request.body);
   const model = ctx.models.resolve(body.model);
-  const prepared = prepareChat(body, { beta, samplingInThinking: ctx.samplingInThinking, maxOutputTokens: ctx.maxOutputTokens });
+  const prepared = prepareChat(body, { beta, samplingInThinking: ctx.samplingInThinking, maxOutputTokens: ctx.maxOutputTokens, strictApi: ctx.strictApi });
   const ident = identityFor(ctx, model);
   const disconnect = abortOnDisconnect(reply.raw);
   const started = await StartedGeneration.start(

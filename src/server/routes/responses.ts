@@ -27,7 +27,7 @@ export function responsesRoutes(app: FastifyInstance, ctx: ServerContext): void 
 async function handleResponses(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, beta: boolean): Promise<FastifyReply> {
   const body = parseWith(responsesRequestSchema, request.body);
   const model = ctx.models.resolve(body.model);
-  const prepared = prepareResponses(body, { beta, samplingInThinking: ctx.samplingInThinking, maxOutputTokens: ctx.maxOutputTokens });
+  const prepared = prepareResponses(body, { beta, samplingInThinking: ctx.samplingInThinking, maxOutputTokens: ctx.maxOutputTokens, strictApi: ctx.strictApi });
   const ident: ResponseIdentity = { id: itemId("resp"), created_at: Math.floor(Date.now() / 1000), model };
   const disconnect = abortOnDisconnect(reply.raw);
   const started = await StartedGeneration.start(ctx.engine, { ...prepared.request, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal }, ctx.firstEventWaitMs);
