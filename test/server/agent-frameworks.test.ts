@@ -3,6 +3,8 @@
  * each completes a forced tool loop (the call, its result sent back, a final
  * answer), thinking on and off. The forced call is what makes a random model
  * call at all; its arguments must satisfy the framework's own validation.
+ * One run per framework, mode and setting keeps the suite short; seeds differ
+ * between thinking on and off.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -43,7 +45,7 @@ describe("agent frameworks complete a forced tool loop (default model)", () => {
     for (const stream of [false, true]) {
       test(`OpenAI Agents SDK, chat-completions model, zod tool (thinking ${thinking ? "on" : "off"}, ${stream ? "streamed" : "not streamed"})`, async () => {
         const client = new OpenAI({ baseURL: server.url, apiKey: "unused", maxRetries: 0 });
-        for (const seed of [1, 2]) {
+        for (const seed of [thinking ? 2 : 1]) {
           const calls: Array<z.infer<typeof weatherArgs>> = [];
           const agent = new Agent({
             name: "weather",
@@ -100,7 +102,7 @@ describe("agent frameworks complete a forced tool loop (default model)", () => {
 
   for (const thinking of [false, true]) {
     test(`LangChain ChatDeepSeek: bindTools with tool_choice "required", the result back, a final answer (thinking ${thinking ? "on" : "off"})`, async () => {
-      for (const seed of [1, 2]) {
+      for (const seed of [thinking ? 2 : 1]) {
         const llm = new ChatDeepSeek({ model: MODEL, apiKey: "unused", configuration: { baseURL: server.url }, maxTokens: MAX_TOKENS, maxRetries: 0, modelKwargs: { seed, thinking: { type: thinking ? "enabled" : "disabled" } } });
         const calls: unknown[] = [];
         const weather = lcWeather(calls);
@@ -117,7 +119,7 @@ describe("agent frameworks complete a forced tool loop (default model)", () => {
     test(`LangChain ChatDeepSeek: withStructuredOutput (json_schema) parses under the zod schema (thinking ${thinking ? "on" : "off"})`, async () => {
       const llm = new ChatDeepSeek({ model: MODEL, apiKey: "unused", configuration: { baseURL: server.url }, maxTokens: MAX_TOKENS, maxRetries: 0, modelKwargs: { thinking: { type: thinking ? "enabled" : "disabled" } } });
       const person = z.object({ name: z.string().max(12), age: z.number().int(), tags: z.array(z.enum(["a", "b"])).max(2) });
-      for (const seed of [1, 2]) {
+      for (const seed of [thinking ? 2 : 1]) {
         const out = await llm.withStructuredOutput(person, { method: "jsonSchema" }).invoke("A person, please.", { seed } as never);
         person.parse(out);
       }
@@ -135,14 +137,14 @@ describe("agent frameworks complete a forced tool loop (default model)", () => {
       const calls: unknown[] = [];
       const weather = lcWeather(calls);
       const question = new HumanMessage("Weather in Paris for 2 days?");
-      for (let i = 0; i < 2; i++) {
+      {
         const ai = await llm.bindTools([weather], { tool_choice: "any" }).invoke([question]);
         assert.equal(ai.tool_calls?.length, 1);
         const result = await weather.invoke(ai.tool_calls![0]!);
         const final = await llm.invoke([question, ai, result as ToolMessage]);
         assert.ok(final.content !== undefined);
       }
-      assert.equal(calls.length, 2);
+      assert.equal(calls.length, 1);
     });
   }
 });

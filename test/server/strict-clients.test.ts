@@ -16,7 +16,7 @@ import OpenAI from "openai";
 import { z } from "zod";
 import { MODEL, realServer, type TestServer } from "./helpers.js";
 
-const RUNS = Number(process.env.DSV4_STRICT_CLIENT_RUNS ?? 12);
+const RUNS = Number(process.env.DSV4_STRICT_CLIENT_RUNS ?? 6);
 
 const weather = {
   type: "object",
