@@ -42,9 +42,11 @@ export interface Disagreement {
   backend: number;
   reference: number;
   /**
-   * Relative distance of the backend's input from the rounding boundary between the two
-   * decisions. A float32-vs-float64 flip sits within ~1e-6 of it; a kernel bug lies far away.
-   * For a block whose scale itself flipped, the distance of r from the power of two.
+   * Distance of the backend's input from the rounding boundary between the two decisions,
+   * relative to the largest magnitude in its block: float32 errors follow the size of the
+   * terms a value was summed from, not the (possibly tiny) value itself. A float32-vs-float64
+   * flip sits within ~1e-6 of the boundary; a kernel bug lies far away. For a block whose
+   * scale itself flipped, the relative distance of r from the power of two.
    */
   distance: number;
   /** True when the block's scale decision differed (every element of that block follows it). */
@@ -70,6 +72,8 @@ export function compareDecisions(
     for (let i = i0; i < i1 && !differs; i++) differs = backend[i] !== reference[i];
     if (!differs) continue;
     const own = blockScale(grid, input, i0, i1, precision);
+    let amax = 0;
+    for (let i = i0; i < i1; i++) amax = Math.max(amax, Math.abs(input[i]!));
     const sRef = refScales[b]!;
     const scaleFlip = own.scale !== sRef;
     const boundary = Math.min(own.scale, sRef);
@@ -82,7 +86,7 @@ export function compareDecisions(
         distance = scaleDistance;
       } else {
         const mid = (backend[i]! + reference[i]!) / 2;
-        distance = Math.abs(x - mid) / Math.max(Math.abs(mid), own.scale * 2 ** -9);
+        distance = Math.abs(x - mid) / Math.max(amax, Math.abs(mid));
       }
       // A NaN input or decision is as far from any boundary as it gets.
       found.push({ element: i, input: x, backend: backend[i]!, reference: reference[i]!, distance: Number.isNaN(distance) ? Infinity : distance, scaleFlip, block: b });

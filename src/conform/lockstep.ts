@@ -47,6 +47,8 @@ export interface StepReport {
   tokens: number;
   flips: number;
   maxLogitDiff: number;
+  /** Seconds the step took on the reference and on the backend (lockstep work included), and the reference's CPU seconds. */
+  seconds: { reference: number; backend: number; referenceCpu: number };
 }
 
 export interface ConformReport {
@@ -161,12 +163,15 @@ export function runConform(opts: ConformOptions): ConformReport {
       const tokens = opts.tokens.slice(start, end);
       tape.clear();
       selections.clear();
-      let t0 = performance.now();
+      const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
       const [r] = ref.forward([{ seq: refSeq, tokens }], { logits: "all", trace: recordTrace });
-      report.seconds.reference += (performance.now() - t0) / 1000;
-      t0 = performance.now();
+      const cpu = process.cpuUsage(cpu0);
+      const t1 = performance.now();
       const [b] = test.forward([{ seq: testSeq, tokens }], { logits: "all", trace: alignTrace });
-      report.seconds.backend += (performance.now() - t0) / 1000;
+      const seconds = { reference: (t1 - t0) / 1000, backend: (performance.now() - t1) / 1000, referenceCpu: (cpu.user + cpu.system) / 1e6 };
+      report.seconds.reference += seconds.reference;
+      report.seconds.backend += seconds.backend;
       if (tape.remaining() > 0) throw new Error(`lockstep lost at position ${start}: the backend skipped ${tape.remaining()} quantisation points the reference reached`);
       let stepMax = 0;
       r!.logits.forEach((lr, i) => {
@@ -178,7 +183,7 @@ export function runConform(opts: ConformOptions): ConformReport {
           report.maxLogitDiffPosition = start + i;
         }
       });
-      opts.onStep?.({ position: start, tokens: tokens.length, flips: stepFlips, maxLogitDiff: stepMax });
+      opts.onStep?.({ position: start, tokens: tokens.length, flips: stepFlips, maxLogitDiff: stepMax, seconds });
     }
   } finally {
     test?.close();

@@ -71,7 +71,7 @@ Options:
       maxDistance: num("max-distance", 1e-5, false),
       tolerance: num("tolerance", 1e-4, false),
       maxSelectionFlips: num("max-selection-flips", 0, true),
-      onStep: json ? undefined : (s) => process.stderr.write(`position ${s.position}${s.tokens > 1 ? `-${s.position + s.tokens - 1}` : ""}: ${s.flips} flips, max |logit diff| ${s.maxLogitDiff.toExponential(2)}\n`),
+      onStep: json ? undefined : (s) => process.stderr.write(`position ${s.position}${s.tokens > 1 ? `-${s.position + s.tokens - 1}` : ""}: ${s.flips} flips, max |logit diff| ${s.maxLogitDiff.toExponential(2)} (ref ${s.seconds.reference.toFixed(2)} s, ${s.seconds.referenceCpu.toFixed(2)} s CPU; ${backend.name} ${s.seconds.backend.toFixed(2)} s)\n`),
     });
     process.stdout.write(json ? `${JSON.stringify(report)}\n` : `${formatConformReport(report)}\n`);
     return report.ok ? 0 : 1;
