@@ -180,16 +180,6 @@ export const TINY_PRESETS: Readonly<Record<string, TinyPreset>> = {
       indexHeads: 8, indexHeadDim: 128, indexTopk: 16, window: 16, yarnFactor: 16, yarnOriginal: 256,
     }),
   },
-  "attn-flash": {
-    summary: "V4-Flash's attention shapes on a small model: head_dim 512 (rope 64), window 128, 64 indexer heads of 128, top-512 (binding past 2,048 positions), CSA + HCA 128",
-    shardBytes: 4 * MiB,
-    config: v4Config({
-      vocab: 1024, hidden: 256, ratios: [4, 128, 0], mtp: 1, hashLayers: 1,
-      heads: 2, headDim: 512, ropeDim: 64, qLora: 256, oGroups: 2, oLora: 128,
-      experts: 4, topk: 2, moeInter: 128, expertDtype: "fp4",
-      indexHeads: 64, indexHeadDim: 128, indexTopk: 512, window: 128, yarnFactor: 4, yarnOriginal: 1024,
-    }),
-  },
   "flash-slice": {
     summary: "real V4-Flash dimensions with 2 layers (CSA, HCA 128) + MTP, for benchmarks (~12 GB)",
     shardBytes: 4 * 1024 * MiB,
@@ -231,6 +221,16 @@ export const TINY_PRESETS: Readonly<Record<string, TinyPreset>> = {
       heads: 64, headDim: 512, ropeDim: 64, qLora: 1024, oGroups: 8, oLora: 1024,
       experts: 256, topk: 6, moeInter: 2048, expertDtype: "fp4",
       indexHeads: 64, indexHeadDim: 128, indexTopk: 512, window: 128, yarnFactor: 16, yarnOriginal: 65536,
+    }),
+  },
+  "attn-flash": {
+    summary: "V4-Flash's attention shapes on a small model: head_dim 512 (rope 64), window 128, 64 indexer heads of 128, top-512 (binding past 2,048 positions), CSA + HCA 128",
+    shardBytes: 4 * MiB,
+    config: v4Config({
+      vocab: 1024, hidden: 256, ratios: [4, 128, 0], mtp: 1, hashLayers: 1,
+      heads: 2, headDim: 512, ropeDim: 64, qLora: 256, oGroups: 2, oLora: 128,
+      experts: 4, topk: 2, moeInter: 128, expertDtype: "fp4",
+      indexHeads: 64, indexHeadDim: 128, indexTopk: 512, window: 128, yarnFactor: 4, yarnOriginal: 1024,
     }),
   },
 };
