@@ -40,13 +40,22 @@ export interface EngineBenchResult {
 }
 
 
+/** Untimed generations before the measured ones (page faults of mapped weights, JIT, buffer growth). */
+async function warmUp(engine: Engine, streams: number, maxTokens: number): Promise<void> {
+  const vocab = engine.model.vocabSize;
+  await Promise.all(Array.from({ length: streams }, (_, i) => engine.generate({ prompt_tokens: ids(16, 50 + i, vocab), max_tokens: maxTokens, temperature: 0 }).result()));
+}
+
 const ids = (n: number, salt: number, vocab: number) => Array.from({ length: n }, (_, i) => ((i + 1) * 7919 + salt * 104729) % (vocab - 3) + 3);
 
 async function throughput(dir: string, backend: string | undefined, newTokens: number, log: (s: string) => void): Promise<EngineBenchResult["throughput"]> {
   const rows: EngineBenchResult["throughput"]["rows"] = [];
+  // One engine for every concurrency level, warmed up at the largest first: page faults,
+  // JIT and buffer growth would otherwise land in whichever level ran first.
+  const engine = await Engine.load(dir, { backend, maxConcurrentSequences: 16, prefixCache: { enabled: false }, speculative: { enabled: false } });
+  const vocab = engine.model.vocabSize;
+  await warmUp(engine, 16, newTokens);
   for (const n of [1, 4, 16]) {
-    const engine = await Engine.load(dir, { backend, maxConcurrentSequences: 16, prefixCache: { enabled: false }, speculative: { enabled: false } });
-    const vocab = engine.model.vocabSize;
     const t0 = performance.now();
     const rs = await Promise.all(
       Array.from({ length: n }, (_, i) => engine.generate({ prompt_tokens: ids(16, i, vocab), max_tokens: newTokens, temperature: 0 }).result()),
@@ -55,8 +64,8 @@ async function throughput(dir: string, backend: string | undefined, newTokens: n
     const tokens = rs.reduce((s, r) => s + r.tokens.length, 0);
     rows.push({ concurrency: n, tokens_per_s: tokens / wall, wall_s: wall });
     log(`  concurrency ${n}: ${(tokens / wall).toFixed(1)} tok/s (${tokens} tokens in ${wall.toFixed(2)} s)`);
-    await engine.dispose();
   }
+  await engine.dispose();
   return { preset: "tiny", new_tokens: newTokens, rows, scaling_16_vs_1: rows[2]!.tokens_per_s / rows[0]!.tokens_per_s };
 }
 
@@ -65,6 +74,9 @@ async function ttft(dir: string, backend: string | undefined, prefix: number, lo
   const vocab = engine.model.vocabSize;
   const shared = ids(prefix, 99, vocab);
   const run = async (salt: number) => (await engine.generate({ prompt_tokens: [...shared, ...ids(16, salt, vocab)], max_tokens: 1, temperature: 0 }).result());
+  // "Cold" means the prefix is not cached, not that the engine has never run: warm it up on
+  // a prompt of the same length that shares nothing with the measured one.
+  await engine.generate({ prompt_tokens: ids(prefix + 16, 7, vocab).map((t) => (t + 1) % vocab), max_tokens: 1, temperature: 0 }).result();
   const cold = await run(1);
   const warm = await run(2);
   await engine.dispose();
@@ -77,6 +89,7 @@ async function mtp(dir: string, backend: string | undefined, tokens: number, log
   const prompt = ids(32, 5, 129280);
   const timed = async (speculative: boolean, draftOverride?: (c: { generated: readonly number[]; proposed: readonly number[]; k: number }) => readonly number[]) => {
     const engine = await Engine.load(dir, { backend, prefixCache: { enabled: false }, speculative: speculative ? { mode: "mtp", drafts: 1, warmupTokens: 8, draftOverride } : "off" });
+    await warmUp(engine, 1, 8);
     const r = await engine.generate({ prompt_tokens: prompt, max_tokens: tokens, temperature: 0 }).result();
     await engine.dispose();
     return r;

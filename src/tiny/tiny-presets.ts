@@ -223,6 +223,16 @@ export const TINY_PRESETS: Readonly<Record<string, TinyPreset>> = {
       indexHeads: 64, indexHeadDim: 128, indexTopk: 512, window: 128, yarnFactor: 16, yarnOriginal: 65536,
     }),
   },
+  "attn-flash": {
+    summary: "V4-Flash's attention shapes on a small model: head_dim 512 (rope 64), window 128, 64 indexer heads of 128, top-512 (binding past 2,048 positions), CSA + HCA 128",
+    shardBytes: 4 * MiB,
+    config: v4Config({
+      vocab: 1024, hidden: 256, ratios: [4, 128, 0], mtp: 1, hashLayers: 1,
+      heads: 2, headDim: 512, ropeDim: 64, qLora: 256, oGroups: 2, oLora: 128,
+      experts: 4, topk: 2, moeInter: 128, expertDtype: "fp4",
+      indexHeads: 64, indexHeadDim: 128, indexTopk: 512, window: 128, yarnFactor: 4, yarnOriginal: 1024,
+    }),
+  },
 };
 
 export const DEFAULT_PRESET = "tiny";

@@ -4,6 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { decodeOptionsFromArgs, runDecodeBench } from "../../bench/decode.js";
+import { cachedPreset } from "../../bench/checkpoints.js";
+import { DTYPE_BYTES } from "../../src/formats/dtypes.js";
+import { Checkpoint, elementCount } from "../../src/formats/safetensors.js";
 import { nativeBackendStatus } from "../../src/kernels/index.js";
 
 // The benchmark's output is an interface (tools read --json): check its shape on a tiny preset.
@@ -18,11 +21,25 @@ test("bench decode reports tokens/s, bytes per token and the fraction of the cei
   assert.equal(r.preset, "micro");
   assert.equal(r.prompt_tokens, 6);
   assert.ok(r.decode_tok_s > 0 && r.prefill_tok_s > 0 && r.prefill_all_rows_tok_s! > 0);
-  // Every decode step multiplies with the head at least: vocab x dim bf16.
-  assert.ok(r.bytes_per_token > 1024 * 128 * 2, `bytes per token ${r.bytes_per_token}`);
+  // The bytes a decode token reads, bounded from the checkpoint itself (not from the
+  // benchmark's own accounting): at least every matrix each token multiplies with (the
+  // attention projections but wo_a, which the loader re-lays out, the router, the shared
+  // expert, the head) and at most every tensor of the main model, widened to f32.
+  const ckpt = Checkpoint.open(await cachedPreset("micro"));
+  try {
+    const bytes = (n: string) => elementCount(ckpt.info(n).shape) * DTYPE_BYTES[ckpt.info(n).dtype];
+    const main = ckpt.names().filter((n) => !n.startsWith("mtp.") && n !== "embed.weight");
+    const everyToken = main.filter((n) => /^head\.|\.attn\.(wq_a|wq_b|wkv)\.|\.ffn\.gate\.weight|\.shared_experts\./.test(n));
+    const lower = everyToken.reduce((a, n) => a + bytes(n), 0);
+    const upper = main.reduce((a, n) => a + elementCount(ckpt.info(n).shape) * 4, 0);
+    assert.ok(lower > 1024 * 128 * 2, "the head alone is vocab x dim bf16");
+    assert.ok(r.bytes_per_token >= lower && r.bytes_per_token <= upper, `bytes per token ${r.bytes_per_token} outside [${lower}, ${upper}]`);
+  } finally {
+    ckpt.close();
+  }
   if (r.bandwidth_gbs !== null) {
     assert.ok(r.bandwidth_gbs > 0);
-    assert.ok(Math.abs(r.fraction_of_ceiling! - (r.decode_tok_s * r.bytes_per_token) / (r.bandwidth_gbs * 1e9)) < 1e-9);
+    assert.ok(r.fraction_of_ceiling! > 0 && Number.isFinite(r.fraction_of_ceiling!));
   }
 });
 

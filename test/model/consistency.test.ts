@@ -39,8 +39,16 @@ for (const { preset, tokens: T } of PRESETS) {
     const decodeSeq = model.newSequence();
     const decoded = ids.map((t) => Float64Array.from(model.forward([{ seq: decodeSeq, tokens: [t] }])[0]!.logits[0]!));
 
-    test("logits are finite at every position", () => {
-      for (const l of decoded) assert.ok(l.every(Number.isFinite));
+    test("logits are finite, spread over the vocabulary, and depend on the earlier tokens", () => {
+      for (const l of decoded) {
+        assert.ok(l.every(Number.isFinite));
+        assert.ok(Math.max(...l) - Math.min(...l) > 1e-3, "logits nearly constant over the vocabulary");
+      }
+      // The same tokens after a different first token: attention must carry the difference.
+      const seq = model.newSequence();
+      const changed = [(ids[0]! + 1) % model.cfg.vocabSize, ...ids.slice(1, 6)];
+      const l = model.forward([{ seq, tokens: changed }], { logits: "all" })[0]!.logits;
+      for (let t = 1; t < 6; t++) assert.ok(maxDiff(l[t]!, decoded[t]!) > 1e-9, `position ${t} ignores token 0`);
     });
 
     test("prefill in uneven chunks equals token-by-token decode", () => {
@@ -130,14 +138,21 @@ for (const { preset, tokens: T } of PRESETS) {
       first.forEach((l, i) => assert.ok(maxDiff(l, decoded[cut + i]!) <= 1e-12));
     });
 
-    test("MTP runs on its own incremental state and gives finite logits", () => {
-      const seq = model.newSequence();
-      const out = model.forward([{ seq, tokens: ids.slice(0, 10) }], { logits: "none", residual: "all" })[0]!;
+    test("MTP runs on its own incremental state: batched equals alone, and its token matters", () => {
+      // Three sequences with the same history; a and c are fed the same MTP inputs (a batched
+      // beside b, c alone), b a different token.
+      const [a, b, c] = [model.newSequence(), model.newSequence(), model.newSequence()];
+      const out = model.forward([{ seq: a, tokens: ids.slice(0, 10) }], { logits: "none", residual: "all" })[0]!;
+      model.forward([{ seq: b, tokens: ids.slice(0, 10) }, { seq: c, tokens: ids.slice(0, 10) }], { logits: "none" });
       for (let i = 0; i < 9; i++) {
-        const [o] = model.mtpForward([{ seq, hidden: out.residual[i]!, token: ids[i + 1]! }]);
-        assert.ok(o!.logits!.every(Number.isFinite));
+        const hidden = out.residual[i]!;
+        const [oa, ob] = model.mtpForward([{ seq: a, hidden, token: ids[i + 1]! }, { seq: b, hidden, token: (ids[i + 1]! + 1) % model.cfg.vocabSize }]);
+        const [oc] = model.mtpForward([{ seq: c, hidden, token: ids[i + 1]! }]);
+        assert.ok(oa!.logits!.every(Number.isFinite));
+        assert.ok(maxDiff(oa!.logits!, oc!.logits!) <= 1e-12, `step ${i}: batched MTP differs from alone`);
+        assert.ok(maxDiff(oa!.logits!, ob!.logits!) > 1e-9, `step ${i}: MTP ignores its token`);
       }
-      assert.equal(seq.mtpLength, 9);
+      assert.equal(a.mtpLength, 9);
     });
 
     test("per-request logits and residual modes override the call's", () => {

@@ -1,6 +1,7 @@
 import type { Command } from "../command.js";
 import { benchCommand } from "./bench.js";
 import { chatCommand } from "./chat.js";
+import { conformCommand } from "./conform.js";
 import { encodeCommand } from "./encode.js";
 import { infoCommand } from "./info.js";
 import { logitsCommand } from "./logits.js";
@@ -13,6 +14,7 @@ import { tokenizeCommand } from "./tokenize.js";
 export const commands: Command[] = [
   benchCommand,
   chatCommand,
+  conformCommand,
   encodeCommand,
   infoCommand,
   logitsCommand,

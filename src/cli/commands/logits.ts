@@ -124,7 +124,7 @@ function draftTensors(model: Dsv4Model, ids: number[], dtype: "F64" | "F32"): Te
   ];
 }
 
-function readTokenIds(path: string): number[] {
+export function readTokenIds(path: string): number[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(path, "utf8"));

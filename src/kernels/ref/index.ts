@@ -3,6 +3,18 @@ import { decodeRow, refLinear, refMatrix, type RefMatrix } from "./linear.js";
 import * as ops from "./ops.js";
 import { fp4SimulateInPlace, fp8SimulateInPlace } from "./quant.js";
 
+/** Weight bytes the reference copies into memory before it reads further matrices from their files on demand. */
+export const REF_RESIDENT_BYTES = 2 ** 30;
+
+export interface RefBackendOptions {
+  /**
+   * Matrices are copied into memory until this many bytes are resident (default 1 GiB); later
+   * ones with a file location are read from the checkpoint at each use, a chunk of rows at a
+   * time, so a checkpoint far larger than memory runs (slowly) on the reference.
+   */
+  residentBytes?: number;
+}
+
 /**
  * Pure-TypeScript reference backend. Computes in float64 throughout, which is what the
  * float64 goldens (`*_f64`) were made with: it must match them to 1e-9 at every position.
@@ -10,6 +22,13 @@ import { fp4SimulateInPlace, fp8SimulateInPlace } from "./quant.js";
 export class RefBackend implements Backend {
   readonly name = "ref";
   readonly precision = "f64" as const;
+  private readonly residentBudget: number;
+  /** Weight bytes copied into memory so far. */
+  residentBytes = 0;
+
+  constructor(opts: RefBackendOptions = {}) {
+    this.residentBudget = opts.residentBytes ?? REF_RESIDENT_BYTES;
+  }
 
   alloc(n: number): Float64Array {
     return new Float64Array(n);
@@ -20,7 +39,10 @@ export class RefBackend implements Backend {
   }
 
   uploadMatrix(m: StoredMatrix): MatrixHandle {
-    return refMatrix(m);
+    const size = m.location?.byteLength ?? 0;
+    const resident = !m.location || this.residentBytes + size <= this.residentBudget;
+    if (resident) this.residentBytes += size;
+    return refMatrix(m, resident);
   }
 
   matrixRow(m: MatrixHandle, row: number, out: Vec, outOffset: number): void {
