@@ -16,6 +16,7 @@ import { DEFAULT_MODEL_NAME, ModelNames } from "./models.js";
 import { anthropicRoutes } from "./routes/anthropic.js";
 import { chatRoutes } from "./routes/chat.js";
 import { completionRoutes } from "./routes/completions.js";
+import { generateRoutes } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { opsRoutes } from "./routes/ops.js";
 import { defaultPrices, toSchedule, type PriceSchedule, type PriceTable } from "./prices.js";
@@ -122,6 +123,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   chatRoutes(app, ctx);
   completionRoutes(app, ctx);
+  generateRoutes(app, ctx);
   modelRoutes(app, ctx);
   anthropicRoutes(app, ctx);
   opsRoutes(app, ctx);
