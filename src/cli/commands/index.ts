@@ -2,6 +2,7 @@ import type { Command } from "../command.js";
 import { benchCommand } from "./bench.js";
 import { chatCommand } from "./chat.js";
 import { encodeCommand } from "./encode.js";
+import { gatewayCommand } from "./gateway.js";
 import { infoCommand } from "./info.js";
 import { logitsCommand } from "./logits.js";
 import { runCommand } from "./run.js";
@@ -14,6 +15,7 @@ export const commands: Command[] = [
   benchCommand,
   chatCommand,
   encodeCommand,
+  gatewayCommand,
   infoCommand,
   logitsCommand,
   runCommand,
