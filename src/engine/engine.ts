@@ -61,7 +61,7 @@ interface Planned {
  * ratio divides (128 for V4-Flash's HCA layers): at such a boundary no compressor holds a
  * partial window, so a block's resume state stays small.
  */
-function defaultBlockTokens(cfg: ModelConfig): number {
+export function defaultBlockTokens(cfg: ModelConfig): number {
   const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
   let block = 64;
   for (const l of cfg.layers) if (l.compressRatio > 0) block = (block * l.compressRatio) / gcd(block, l.compressRatio);

@@ -114,6 +114,12 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
       if (!Array.isArray(ids) || ids.length === 0) throw bad("prompt_tokens", "must be a non-empty array of token ids");
       for (const t of ids) if (!Number.isInteger(t) || t < 0 || t >= ctx.vocabSize) throw bad("prompt_tokens", `token id ${t} is not in [0, ${ctx.vocabSize})`);
       promptTokens = [...ids];
+      const asChat = req.prompt_tokens_mode;
+      if (asChat !== null && asChat !== undefined) {
+        if (typeof asChat !== "object" || typeof asChat.thinking !== "boolean") throw bad("prompt_tokens_mode", 'must be {"thinking": boolean, "starts_in_reasoning"?: boolean}');
+        mode = asChat.thinking ? "thinking" : "chat";
+        startsInReasoning = asChat.thinking && asChat.starts_in_reasoning === true;
+      }
     }
   } catch (e) {
     if (e instanceof EncodingError) throw new EngineError("invalid_request", e.message, { param: e.field, cause: e });

@@ -248,8 +248,14 @@ export interface GenerateRequest extends SamplingOptions {
     /** OpenAI's structured outputs: the content is a JSON value the schema admits (constraints/json-schema.ts). */
     | { type: "json_schema"; json_schema: { name?: string; schema?: unknown; strict?: boolean | null; description?: string } }
     | null;
-  /** Raw prompt ids (no template applied); output parsed as content. */
+  /** Raw prompt ids (no template applied); output parsed as content unless prompt_tokens_mode says otherwise. */
   prompt_tokens?: number[];
+  /**
+   * With prompt_tokens: the ids are a rendered chat prompt of this mode (a gateway encoded it,
+   * src/gateway/), so the output is parsed, budgeted and constrained (tool_choice,
+   * response_format, reasoning_budget) as the chat request's would be. Default: plain content.
+   */
+  prompt_tokens_mode?: { thinking: boolean; starts_in_reasoning?: boolean } | null;
   /** FIM (/beta/completions): non-thinking. */
   fim?: { prompt: string; suffix?: string | null };
   /** Default enabled (spec §B.1). Ignored for prompt_tokens/fim. */

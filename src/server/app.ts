@@ -19,6 +19,7 @@ import { anthropicModelRoutes } from "./routes/anthropic-models.js";
 import { anthropicRoutes } from "./routes/anthropic.js";
 import { chatRoutes } from "./routes/chat.js";
 import { completionRoutes } from "./routes/completions.js";
+import { generateRoutes } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { opsRoutes } from "./routes/ops.js";
 import { responsesRoutes } from "./routes/responses.js";
@@ -159,6 +160,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
 
   chatRoutes(app, ctx);
   completionRoutes(app, ctx);
+  generateRoutes(app, ctx);
   modelRoutes(app, ctx);
   anthropicRoutes(app, ctx);
   anthropicModelRoutes(app, ctx);

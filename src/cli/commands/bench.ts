@@ -8,6 +8,7 @@ export const benchCommand: Command = {
        dsv4 bench decode [--preset NAME] [--backend ref|native] [--prompt N] [--decode N] [--profile] [--json]
        dsv4 bench serve [--preset NAME] [--backend ref|native] [--quick] [--json] [size flags below]
        dsv4 bench cache [--quick] [--context N] [--backend NAME] [--json]
+       dsv4 bench gateway [--requests N] [--json]
        dsv4 bench spec [--preset NAME] [--prompt N] [--tokens N] [--engine-tokens N] [--json]
 
 kernels  Measures this machine's memory bandwidth (multi-threaded read of 1 GiB), then GEMV
@@ -37,6 +38,11 @@ spec     DSpark speculative decoding (default preset flash-slice-0731, ~22 GB ge
          with the oracle drafter forcing j accepted drafts, the per-op split, and a
          projection to the 43-layer model; through the engine, --speculative auto
          over off at 1 and 16 streams (--engine-tokens 0 skips those runs).
+gateway  dsv4 gateway: its latency over calling a replica directly (p50/p99, one default-
+         model replica, --requests N pairs, default 200), and on a simulated 16-tenant x
+         20-step agent trace over 4 replicas (LRU block caches, no model) the prompt cache
+         hit tokens of its routing against pinning tenants and round-robin, and the
+         largest share of requests one replica got.
 
 Options:
   --json          one JSON object instead of a table
@@ -151,6 +157,17 @@ cache options:
       else printSpecTable(result);
       return 0;
     }
-    throw new CliError(`bench needs a benchmark: kernels, decode, serve, cache or spec (see \`dsv4 bench --help\`)`, 2);
+    if (what === "gateway") {
+      const args = parseCommandArgs(benchCommand, rest, { json: { type: "boolean" }, requests: { type: "string" } });
+      const { runGatewayBench, printGatewayTable } = await import("../../../bench/gateway.js");
+      const v = stringOption(benchCommand, args, "requests");
+      const requests = v === undefined ? undefined : Number(v);
+      if (requests !== undefined && (!Number.isInteger(requests) || requests < 1)) throw new CliError(`--requests must be a positive integer, got "${v}"`, 2);
+      const result = await runGatewayBench({ requests });
+      if (args.values.json) process.stdout.write(JSON.stringify(result) + "\n");
+      else printGatewayTable(result);
+      return 0;
+    }
+    throw new CliError(`bench needs a benchmark: kernels, decode, serve, cache, spec or gateway (see \`dsv4 bench --help\`)`, 2);
   },
 };

@@ -3,6 +3,7 @@ import { benchCommand } from "./bench.js";
 import { chatCommand } from "./chat.js";
 import { conformCommand } from "./conform.js";
 import { encodeCommand } from "./encode.js";
+import { gatewayCommand } from "./gateway.js";
 import { infoCommand } from "./info.js";
 import { logitsCommand } from "./logits.js";
 import { runCommand } from "./run.js";
@@ -16,6 +17,7 @@ export const commands: Command[] = [
   chatCommand,
   conformCommand,
   encodeCommand,
+  gatewayCommand,
   infoCommand,
   logitsCommand,
   runCommand,

@@ -1,0 +1,411 @@
+/**
+ * The engine interface (EngineApi) over token-in/token-out upstreams, so every route of
+ * `dsv4 serve` runs unchanged in the gateway. A request is checked and encoded here by the
+ * engine's own resolveRequest (the same encoder and validation as `dsv4 serve`), its prompt ids
+ * go to a replica the router picks, and the ids that come back are fed to the engine's own
+ * Sequence, which parses them (reasoning, DSML tool calls, stop strings) and counts usage
+ * exactly as in `dsv4 serve`: the upstream never sees text.
+ *
+ * Failures: a replica that cannot be reached, answers 5xx/429, or drops the stream before the
+ * first generated id is retried on another replica; nothing has reached the client then. Once
+ * ids have been streamed the generation fails with an error the routes send as a clean SSE
+ * error event (or a JSON error), since a stream cannot be resumed elsewhere.
+ */
+import { randomUUID } from "node:crypto";
+import { defaultBlockTokens } from "../engine/engine.js";
+import { EngineError } from "../engine/errors.js";
+import { createChatCompletions } from "../engine/openai.js";
+import { resolveRequest, type ResolvedRequest } from "../engine/request.js";
+import { Sequence, type SequenceEnv } from "../engine/sequence.js";
+import { ChatSessionImpl } from "../engine/session.js";
+import type { ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineMetrics, GenerateRequest, Generation, GenerationResult, ModelInfo } from "../engine/types.js";
+import { loadConfig } from "../model/config.js";
+import { checkpointReleaseAt, chooseEncoder, type Release } from "../text/release.js";
+import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
+import { protocolFor, type Protocol, type TokenCall, type UpstreamFinish, type UpstreamKind } from "./protocols.js";
+import { checkReplica, pollReplicas, Replica } from "./replicas.js";
+import { Router, type Route } from "./router.js";
+import { sseData } from "./sse-reader.js";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+
+export interface UpstreamEngineOptions {
+  /** Base URLs of the replicas (http://host:port). */
+  upstreams: string[];
+  /** Default "dsv4". */
+  kind?: UpstreamKind;
+  /** A DeepSeek-V4 checkpoint directory: its tokenizer.json and config.json (weights are not read). */
+  modelDir: string;
+  /** Public model name (default deepseek-v4-flash). */
+  modelName?: string;
+  /** The `model` field vLLM expects (default: the first of its /v1/models). */
+  upstreamModel?: string;
+  /** Prompt encoder override (april | 0731); default the checkpoint's. */
+  encoding?: Release;
+  /** Context limit (default: the checkpoint's, or the smallest a dsv4 replica reports). */
+  contextLength?: number;
+  /** The upstream's prefix-cache unit in tokens (default: dsv4's block for this config). */
+  blockTokens?: number;
+  /** Health and metrics poll cadence (default 1000 ms). */
+  healthIntervalMs?: number;
+  /** Imbalance bound (router.ts). */
+  imbalanceFactor?: number;
+  imbalanceSlack?: number;
+  /** Random source for power-of-two choices (tests). */
+  random?: () => number;
+}
+
+/** An upstream answered with a client error: the request itself is at fault, no retry. */
+class UpstreamRefusal extends Error {
+  constructor(readonly status: number, message: string, readonly param: string | null) {
+    super(message);
+  }
+}
+
+/** The replica failed (unreachable, 5xx, broken stream): retry elsewhere if nothing was sent. */
+class ReplicaFailure extends Error {
+  constructor(message: string, readonly down: boolean) {
+    super(message);
+  }
+}
+
+type Counters = Pick<EngineMetrics,
+  "requests_total" | "requests_rejected_total" | "requests_cancelled_total" | "prompt_tokens_total" | "prompt_cache_hit_tokens_total" |
+  "prompt_cache_miss_tokens_total" | "generated_tokens_total" | "reasoning_tokens_total">;
+
+export class UpstreamEngine implements EngineApi {
+  readonly chat: { completions: ChatCompletions };
+  readonly router: Router;
+  readonly protocol: Protocol;
+  private readonly env: SequenceEnv;
+  private readonly running = new Set<{ seq: Sequence; abort: AbortController }>();
+  private readonly counters: Counters = {
+    requests_total: 0, requests_rejected_total: 0, requests_cancelled_total: 0, prompt_tokens_total: 0,
+    prompt_cache_hit_tokens_total: 0, prompt_cache_miss_tokens_total: 0, generated_tokens_total: 0, reasoning_tokens_total: 0,
+  };
+  private stopPolling: () => void = () => undefined;
+  private disposed = false;
+
+  private constructor(
+    readonly model: ModelInfo,
+    private readonly tokenizer: Tokenizer,
+    readonly replicas: readonly Replica[],
+    readonly kind: UpstreamKind,
+    private upstreamModel: string,
+    blockTokens: number,
+    opts: UpstreamEngineOptions,
+  ) {
+    this.protocol = protocolFor(kind);
+    this.router = new Router(replicas, { blockTokens, imbalanceFactor: opts.imbalanceFactor, imbalanceSlack: opts.imbalanceSlack, random: opts.random });
+    this.env = { tokenizer, eosId: tokenizer.specialIds.eos, thinkEndId: tokenizer.specialIds.thinkEnd };
+    this.chat = { completions: createChatCompletions(this) };
+  }
+
+  /** Reads the tokenizer and config, checks every replica once, and starts polling them. */
+  static async load(opts: UpstreamEngineOptions): Promise<UpstreamEngine> {
+    if (opts.upstreams.length === 0) throw new Error("the gateway needs at least one upstream URL");
+    const kind = opts.kind ?? "dsv4";
+    const cfg = loadConfig(opts.modelDir);
+    const tokenizer = await loadTokenizer(opts.modelDir);
+    const encoder = chooseEncoder(checkpointReleaseAt(opts.modelDir), opts.encoding);
+    const replicas = opts.upstreams.map((u) => new Replica(u.replace(/\/+$/, "")));
+    const protocol = protocolFor(kind);
+    await Promise.all(replicas.map((r) => checkReplica(r, { protocol, timeoutMs: 2000 })));
+    const contextLength = Math.min(opts.contextLength ?? cfg.maxPositions, cfg.maxPositions, kind === "dsv4" ? await dsv4Context(replicas) : Infinity);
+    const digest = createHash("sha256").update(readFileSync(join(opts.modelDir, "config.json"))).update(readFileSync(join(opts.modelDir, "tokenizer.json"))).digest("hex");
+    const model: ModelInfo = {
+      name: opts.modelName ?? "deepseek-v4-flash",
+      identity: `gateway-${digest}`,
+      systemFingerprint: `fp_${digest.slice(0, 10)}_dsv4`,
+      dir: opts.modelDir,
+      backend: `gateway:${kind}`,
+      contextLength,
+      vocabSize: cfg.vocabSize,
+      hasMtp: false,
+      drafter: null,
+      release: encoder.release,
+      encoding: encoder.encoding,
+      layers: cfg.layers.length,
+      hiddenSize: cfg.dim,
+    };
+    const upstreamModel = opts.upstreamModel ?? (kind === "vllm" ? await vllmModel(replicas) : model.name);
+    const engine = new UpstreamEngine(model, tokenizer, replicas, kind, upstreamModel, opts.blockTokens ?? defaultBlockTokens(cfg), opts);
+    engine.stopPolling = pollReplicas(replicas, { protocol, intervalMs: opts.healthIntervalMs ?? 1000, timeoutMs: 2000 });
+    return engine;
+  }
+
+  private resolve(request: GenerateRequest): ResolvedRequest {
+    return resolveRequest(request, {
+      tokenizer: this.tokenizer,
+      contextLength: this.model.contextLength,
+      vocabSize: this.model.vocabSize,
+      speculativeDefault: false,
+      canSpeculate: false,
+      encoding: this.model.encoding,
+    });
+  }
+
+  promptTokens(request: GenerateRequest): number[] {
+    return this.resolve(request).promptTokens;
+  }
+
+  generate(request: GenerateRequest): Generation {
+    let r: ResolvedRequest;
+    try {
+      if (this.disposed) throw new EngineError("disposed", "the gateway is shutting down");
+      if (request.signal?.aborted) throw new EngineError("aborted", "the request was aborted before it started");
+      r = this.resolve(request);
+      if (this.kind !== "dsv4" && (r.constraint !== null || r.reasoningBudget !== null)) {
+        const param = r.reasoningBudget !== null ? "reasoning_budget" : request.response_format?.type === "json_object" ? "response_format" : "tool_choice";
+        throw new EngineError("invalid_request", `${param}: enforcing it needs constrained decoding, which the gateway only gets from dsv4 upstreams (this one is ${this.kind})`, { param });
+      }
+    } catch (e) {
+      this.counters.requests_rejected_total++;
+      throw e;
+    }
+    this.counters.requests_total++;
+    const seq = new Sequence(request.id ?? randomUUID(), r, this.env);
+    const entry = { seq, abort: new AbortController() };
+    this.running.add(entry);
+    const cancel = (error = new EngineError("aborted", "the request was cancelled")) => {
+      if (seq.finished) return;
+      this.counters.requests_cancelled_total++;
+      entry.abort.abort();
+      seq.fail(error);
+    };
+    const signal = request.signal;
+    const onAbort = () => cancel();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    void seq.done.then((res) => this.count(res), () => undefined).finally(() => {
+      signal?.removeEventListener("abort", onAbort);
+      this.running.delete(entry);
+    });
+    void this.dispatch(seq, r, request, entry.abort.signal);
+    return {
+      id: seq.id,
+      [Symbol.asyncIterator]: () => seq.events[Symbol.asyncIterator](),
+      result: () => seq.done,
+      cancel: () => cancel(),
+      [Symbol.asyncDispose]: async () => {
+        cancel();
+        await seq.done.catch(() => undefined);
+      },
+    };
+  }
+
+  private count(res: GenerationResult): void {
+    const c = this.counters;
+    const u = res.usage;
+    c.prompt_tokens_total += u.prompt_tokens;
+    c.prompt_cache_hit_tokens_total += u.prompt_cache_hit_tokens;
+    c.prompt_cache_miss_tokens_total += u.prompt_cache_miss_tokens;
+    c.generated_tokens_total += u.completion_tokens;
+    c.reasoning_tokens_total += u.completion_tokens_details.reasoning_tokens;
+  }
+
+  private call(seq: Sequence, r: ResolvedRequest, request: GenerateRequest): TokenCall {
+    return {
+      id: seq.id,
+      promptIds: r.promptTokens,
+      maxTokens: r.maxTokens,
+      temperature: r.sampling.temperature,
+      topP: r.sampling.topP,
+      topK: r.sampling.topK,
+      minP: r.sampling.minP,
+      seed: r.seed,
+      cacheSalt: r.cacheSalt,
+      chat: {
+        thinking: r.thinkingMode === "thinking",
+        startsInReasoning: r.startsInReasoning,
+        tools: request.tools ?? null,
+        toolChoice: request.tool_choice ?? null,
+        responseFormat: request.response_format ?? null,
+        reasoningBudget: r.reasoningBudget,
+      },
+    };
+  }
+
+  /** Routes and streams one generation, retrying on other replicas until an id was accepted. */
+  private async dispatch(seq: Sequence, r: ResolvedRequest, request: GenerateRequest, signal: AbortSignal): Promise<void> {
+    const call = this.call(seq, r, request);
+    const tried = new Set<Replica>();
+    const failures: string[] = [];
+    for (;;) {
+      if (seq.finished) return;
+      const route = this.router.route(r.promptTokens, r.cacheSalt, tried);
+      if (!route) {
+        const why = failures.length > 0 ? failures.join("; ") : this.replicas.map((x) => `${x.url}: ${x.lastError ?? "down"}`).join("; ");
+        seq.fail(new EngineError("overloaded", `no upstream replica could take the request (${why}); retry later`));
+        return;
+      }
+      tried.add(route.replica);
+      try {
+        await this.stream(route, call, seq, signal);
+        return;
+      } catch (err) {
+        if (seq.finished || signal.aborted) return;
+        if (err instanceof UpstreamRefusal) {
+          seq.fail(new EngineError(err.status === 429 ? "overloaded" : "invalid_request", err.message, { param: err.param }));
+          return;
+        }
+        const message = err instanceof ReplicaFailure ? err.message : `${(err as Error).message}`;
+        const down = !(err instanceof ReplicaFailure) || err.down;
+        if (down) route.replica.markDown(message);
+        failures.push(`${route.replica.url}: ${message}`);
+        if (seq.generated.length > 0) {
+          seq.fail(new EngineError("overloaded", `upstream replica ${route.replica.url} failed after ${seq.generated.length} generated tokens (${message}); a started stream cannot move to another replica, retry the request`));
+          return;
+        }
+      }
+    }
+  }
+
+  private async stream(route: Route, call: TokenCall, seq: Sequence, signal: AbortSignal): Promise<void> {
+    const replica = route.replica;
+    const attempt = new AbortController();
+    const stop = () => attempt.abort();
+    signal.addEventListener("abort", stop, { once: true });
+    replica.inFlight++;
+    replica.dispatched++;
+    try {
+      let res: Response;
+      try {
+        res = await fetch(`${replica.url}${this.protocol.path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json", accept: "text/event-stream" },
+          body: JSON.stringify(this.protocol.body(call, true, this.upstreamModel)),
+          signal: attempt.signal,
+        });
+      } catch (err) {
+        throw new ReplicaFailure(`cannot reach it (${causeOf(err)})`, true);
+      }
+      if (!res.ok) await refuse(res);
+      seq.markStarted();
+      seq.events.push({ type: "queued", position: 0 });
+      const state = { seen: 0 };
+      let finish: UpstreamFinish | null = null;
+      let held: number[] = [];
+      try {
+        for await (const data of sseData(res.body!)) {
+          if (data === "[DONE]") break;
+          let json: unknown;
+          try {
+            json = JSON.parse(data);
+          } catch {
+            throw new ReplicaFailure(`sent a chunk that is not JSON: ${data.slice(0, 80)}`, false);
+          }
+          const chunk = this.protocol.chunk(json, state);
+          if (chunk.cachedTokens !== undefined) seq.cachedTokens = Math.min(chunk.cachedTokens, seq.promptLength);
+          if (chunk.finish) finish = chunk.finish;
+          // vLLM reports usage after the last ids: hold them until the counts are in, so the finish carries them.
+          if (finish && chunk.cachedTokens === undefined) {
+            held.push(...chunk.ids);
+            continue;
+          }
+          for (const id of [...held, ...chunk.ids]) if (seq.accept(id, null)) return;
+          held = [];
+        }
+      } catch (err) {
+        if (err instanceof ReplicaFailure || signal.aborted) throw err;
+        throw new ReplicaFailure(`the stream broke (${causeOf(err)})`, true);
+      }
+      for (const id of held) if (seq.accept(id, null)) return;
+      if (!finish) throw new ReplicaFailure("the stream ended without a finish reason", true);
+      if (finish.reason === "abort") throw new ReplicaFailure(`it aborted the request: ${finish.message}`, false);
+      seq.finish(finish.reason);
+    } finally {
+      replica.inFlight--;
+      signal.removeEventListener("abort", stop);
+      attempt.abort();
+    }
+  }
+
+  createSession(options: ChatSessionOptions = {}): ChatSession {
+    return new ChatSessionImpl(this, options);
+  }
+
+  stateBytesFor(): number {
+    return 0;
+  }
+
+  metrics(): EngineMetrics {
+    return {
+      ...this.counters,
+      speculative_drafted_total: 0,
+      speculative_accepted_total: 0,
+      speculative_accepted_per_step: [],
+      steps_total: 0,
+      preemptions_total: 0,
+      active_sequences: this.running.size,
+      reader_blocked_sequences: 0,
+      queued_requests: 0,
+      state_bytes_in_use: 0,
+      prefix_cache_entries: 0,
+      prefix_cache_bytes: 0,
+      prefix_cache_disk_entries: 0,
+    };
+  }
+
+  /** Stops polling and cancels what still runs (the server drains its requests before this). */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    this.stopPolling();
+    for (const { seq, abort } of [...this.running]) {
+      abort.abort();
+      seq.fail(new EngineError("disposed", "the gateway is shutting down"));
+    }
+  }
+}
+
+function causeOf(err: unknown): string {
+  const e = err as Error & { cause?: Error & { code?: string } };
+  return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+}
+
+/** A non-2xx answer: a client error is the request's fault (no retry), anything else the replica's. */
+async function refuse(res: Response): Promise<never> {
+  const text = await res.text().catch(() => "");
+  let message = text.slice(0, 500);
+  let param: string | null = null;
+  try {
+    const json = JSON.parse(text);
+    const e = json.error ?? json;
+    if (typeof e.message === "string") message = e.message;
+    if (typeof e.param === "string") param = e.param;
+  } catch {
+    // Not JSON: keep the text.
+  }
+  if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new UpstreamRefusal(res.status, message, param);
+  throw new ReplicaFailure(`answered ${res.status}: ${message}`, false);
+}
+
+/** The smallest context length the reachable dsv4 replicas report in /health. */
+async function dsv4Context(replicas: readonly Replica[]): Promise<number> {
+  let least = Infinity;
+  for (const r of replicas) {
+    try {
+      const res = await fetch(`${r.url}/health`, { signal: AbortSignal.timeout(2000) });
+      const json = (await res.json()) as { context_length?: unknown };
+      if (typeof json.context_length === "number") least = Math.min(least, json.context_length);
+    } catch {
+      // Down now; the health poll brings it back later.
+    }
+  }
+  return least;
+}
+
+/** vLLM's served model name, from the first replica that answers /v1/models. */
+async function vllmModel(replicas: readonly Replica[]): Promise<string> {
+  for (const r of replicas) {
+    try {
+      const res = await fetch(`${r.url}/v1/models`, { signal: AbortSignal.timeout(2000) });
+      const json = (await res.json()) as { data?: Array<{ id?: unknown }> };
+      const id = json.data?.[0]?.id;
+      if (typeof id === "string") return id;
+    } catch {
+      // Try the next one.
+    }
+  }
+  throw new Error(`no vLLM upstream answered /v1/models (${replicas.map((r) => r.url).join(", ")}); pass --upstream-model NAME`);
+}

@@ -1,0 +1,139 @@
+/**
+ * POST /generate: token in, token out, for a gateway in front of dsv4 replicas (src/gateway/).
+ * The wire shape is SGLang's native `/generate` (`input_ids`, `sampling_params`, `stream`;
+ * answers with `output_ids` and `meta_info`), so the gateway's SGLang adapter serves dsv4
+ * upstreams too. The text layer is bypassed: no template, no output parsing on the way out.
+ * A `dsv4` object carries what only dsv4 replicas honour: how the ids were rendered (thinking
+ * mode), so that tool_choice, response_format and reasoning_budget are enforced while decoding
+ * exactly as for a chat request, and the prefix-cache salt of the gateway's tenant.
+ *
+ * Streamed chunks carry the new `output_ids` only (SGLang's `--stream-output` behaviour) and the
+ * running `meta_info.completion_tokens`; the last chunk has `meta_info.finish_reason`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FinishEvent, GenerateRequest } from "../../engine/types.js";
+import { tenantOf, type ServerContext } from "../context.js";
+import { invalidRequest, toApiError } from "../errors.js";
+import { StartedGeneration } from "../generation.js";
+import { drain } from "../respond.js";
+import { abortOnDisconnect, SseWriter } from "../sse.js";
+
+/** SGLang's finish reason object. */
+export type TokenFinishReason = { type: "stop"; matched: string | number | null } | { type: "length"; length: number } | { type: "abort"; message: string };
+
+export interface TokenMetaInfo {
+  id: string;
+  finish_reason: TokenFinishReason | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cached_tokens: number;
+}
+
+export function generateRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post("/generate", (request, reply) => handleGenerate(ctx, request, reply));
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function numberOrNull(v: unknown, param: string): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "number" || !Number.isFinite(v)) throw invalidRequest(param, `${param} must be a number`);
+  return v;
+}
+
+/** The SGLang-shaped body as an engine request (the engine checks ranges and ids). */
+export function tokenRequest(body: unknown, tenant: string): { request: GenerateRequest; stream: boolean } {
+  if (!isObject(body)) throw invalidRequest("body", "the body must be a JSON object");
+  const ids = body.input_ids;
+  if (!Array.isArray(ids) || ids.length === 0) throw invalidRequest("input_ids", "input_ids must be a non-empty array of token ids");
+  const sp = body.sampling_params ?? {};
+  if (!isObject(sp)) throw invalidRequest("sampling_params", "sampling_params must be an object");
+  const ext = body.dsv4 ?? {};
+  if (!isObject(ext)) throw invalidRequest("dsv4", "dsv4 must be an object");
+  const topK = numberOrNull(sp.top_k, "sampling_params.top_k");
+  const salt = ext.cache_salt ?? "";
+  if (typeof salt !== "string") throw invalidRequest("dsv4.cache_salt", "dsv4.cache_salt must be a string");
+  const request: GenerateRequest = {
+    prompt_tokens: ids as number[],
+    max_tokens: numberOrNull(sp.max_new_tokens, "sampling_params.max_new_tokens"),
+    temperature: numberOrNull(sp.temperature, "sampling_params.temperature"),
+    top_p: numberOrNull(sp.top_p, "sampling_params.top_p"),
+    // SGLang's "off" is -1; the engine's is 0.
+    top_k: topK !== null && topK < 0 ? 0 : topK,
+    min_p: numberOrNull(sp.min_p, "sampling_params.min_p"),
+    seed: numberOrNull(sp.sampling_seed, "sampling_params.sampling_seed"),
+    prompt_tokens_mode: (ext.prompt_tokens_mode ?? null) as GenerateRequest["prompt_tokens_mode"],
+    tools: (ext.tools ?? null) as GenerateRequest["tools"],
+    tool_choice: (ext.tool_choice ?? null) as GenerateRequest["tool_choice"],
+    response_format: (ext.response_format ?? null) as GenerateRequest["response_format"],
+    reasoning_budget: numberOrNull(ext.reasoning_budget, "dsv4.reasoning_budget"),
+    tenant,
+    // The gateway's own tenant and user_id, already combined into one salt (cache-salt.ts).
+    user_id: salt,
+  };
+  if (typeof body.rid === "string") request.id = body.rid;
+  return { request, stream: body.stream === true };
+}
+
+function finishReason(e: FinishEvent): TokenFinishReason {
+  if (e.finish_reason === "length") return { type: "length", length: e.usage.completion_tokens };
+  return { type: "stop", matched: null };
+}
+
+function meta(id: string, e: FinishEvent | null, prompt: number, completion: number, cached: number): TokenMetaInfo {
+  return { id, finish_reason: e ? finishReason(e) : null, prompt_tokens: prompt, completion_tokens: completion, cached_tokens: cached };
+}
+
+async function handleGenerate(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const { request: generate, stream } = tokenRequest(request.body, tenantOf(request));
+  const disconnect = abortOnDisconnect(reply.raw);
+  const started = await StartedGeneration.start(ctx.engine, { ...generate, signal: disconnect.signal }, ctx.firstEventWaitMs);
+  const id = started.generation.id;
+  if (!stream) {
+    const ids: number[] = [];
+    const finish = await drain(started, (e) => {
+      if (e.type === "token") ids.push(e.id);
+    });
+    const u = finish.usage;
+    return reply.send({ text: finish.message.content, output_ids: ids, meta_info: meta(id, finish, u.prompt_tokens, u.completion_tokens, u.prompt_cache_hit_tokens) });
+  }
+  reply.hijack();
+  const sse = new SseWriter(reply.raw, { keepAliveMs: ctx.keepAliveMs });
+  sse.open();
+  let finished = false;
+  let completion = 0;
+  let prompt = generate.prompt_tokens!.length;
+  let cached = 0;
+  let pending: number[] = [];
+  let text = "";
+  const flush = async (finish: FinishEvent | null) => {
+    await sse.data({ text, output_ids: pending, meta_info: meta(id, finish, prompt, completion, cached) });
+    pending = [];
+    text = "";
+  };
+  try {
+    for await (const e of started) {
+      if (sse.closed) break;
+      if (e.type === "prefill") cached = e.cached;
+      else if (e.type === "token") {
+        pending.push(e.id);
+        text += e.text;
+        completion++;
+        await flush(null);
+      } else if (e.type === "finish") {
+        finished = true;
+        prompt = e.usage.prompt_tokens;
+        cached = e.usage.prompt_cache_hit_tokens;
+        completion = e.usage.completion_tokens;
+        await flush(e);
+      }
+    }
+    if (finished) await sse.done();
+  } catch (err) {
+    if (!sse.closed) await sse.data({ error: toApiError(err).body().error });
+  } finally {
+    if (!finished) started.cancel();
+    sse.end();
+  }
+  return reply;
+}

@@ -1,0 +1,65 @@
+/** POST /generate on `dsv4 serve`: token ids in, token ids out, in SGLang's shape. */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { MODEL, postJson, replicas, sseData } from "./helpers.js";
+import type { TestServer } from "../server/helpers.js";
+
+describe("dsv4 serve: /generate", () => {
+  let server: TestServer;
+  let prompt: number[];
+  before(async () => {
+    [server] = await replicas(1);
+    prompt = server.engine.promptTokens({ messages: [{ role: "user", content: "Count to three." }], thinking: { type: "disabled" } });
+  });
+  after(() => server.close());
+
+  const body = (extra: object = {}) => ({ input_ids: prompt, sampling_params: { max_new_tokens: 6, temperature: 1, sampling_seed: 5 }, ...extra });
+
+  test("non-streamed: the ids the chat route generates for the same prompt and seed, with meta_info", async () => {
+    const r = await postJson(`${server.url}/generate`, body());
+    assert.equal(r.status, 200);
+    assert.equal(r.json.output_ids.length, 6);
+    assert.deepEqual(r.json.meta_info.finish_reason, { type: "length", length: 6 });
+    assert.equal(r.json.meta_info.prompt_tokens, prompt.length);
+    assert.equal(r.json.meta_info.completion_tokens, 6);
+    assert.equal(typeof r.json.meta_info.cached_tokens, "number");
+    const chat = await server.engine.generate({ prompt_tokens: prompt, max_tokens: 6, seed: 5 }).result();
+    assert.deepEqual(r.json.output_ids, chat.tokens);
+  });
+
+  test("streamed: new ids per chunk, running completion_tokens, finish in the last chunk, then [DONE]", async () => {
+    const res = await fetch(`${server.url}/generate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body({ stream: true })) });
+    const data = sseData(await res.text());
+    assert.equal(data.at(-1), "[DONE]");
+    const chunks = data.slice(0, -1).map((d) => JSON.parse(d));
+    const ids = chunks.flatMap((c) => c.output_ids);
+    const whole = await postJson(`${server.url}/generate`, body());
+    assert.deepEqual(ids, whole.json.output_ids);
+    // One chunk per id, then the finish in a chunk of its own.
+    assert.deepEqual(chunks.map((c) => c.meta_info.completion_tokens), [1, 2, 3, 4, 5, 6, 6]);
+    assert.deepEqual(chunks.at(-1).output_ids, []);
+    assert.deepEqual(chunks.at(-1).meta_info.finish_reason, { type: "length", length: 6 });
+    assert.ok(chunks.slice(0, -1).every((c) => c.meta_info.finish_reason === null));
+  });
+
+  test("a bad token id is a 400 naming the field", async () => {
+    const r = await postJson(`${server.url}/generate`, { input_ids: [0, -1] });
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error.param, "prompt_tokens");
+  });
+
+  test("prompt_tokens_mode thinking parses the output as reasoning: a tool_choice is enforced as in a chat request", async () => {
+    const tools = [{ type: "function", function: { name: "get_time", parameters: { type: "object", properties: {} } } }];
+    const messages = [{ role: "user" as const, content: "Time?" }];
+    const ids = server.engine.promptTokens({ messages, tools, thinking: { type: "disabled" } });
+    const r = await postJson(`${server.url}/generate`, {
+      input_ids: ids,
+      sampling_params: { max_new_tokens: 60, sampling_seed: 1 },
+      dsv4: { prompt_tokens_mode: { thinking: false }, tools, tool_choice: { type: "function", function: { name: "get_time" } } },
+    });
+    assert.equal(r.status, 200);
+    const chat = await postJson(`${server.url}/chat/completions`, { model: MODEL, messages, tools, tool_choice: { type: "function", function: { name: "get_time" } }, thinking: { type: "disabled" }, max_tokens: 60, seed: 1 });
+    assert.equal(chat.json.choices[0].message.tool_calls?.[0]?.function.name, "get_time");
+    assert.equal(r.json.output_ids.length, chat.json.usage.completion_tokens);
+  });
+});
