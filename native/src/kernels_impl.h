@@ -27,6 +27,15 @@
 #define DSV4_AVX512 1
 #endif
 #endif
+// kernels_neon.cc defines DSV4_NEON before including this file (the scalar table built on
+// aarch64 sees __ARM_NEON too, so the compiler's macro cannot tell the tables apart).
+#if defined(DSV4_NEON)
+#include <arm_neon.h>
+#endif
+// The vector tables (avx2, avx512, neon) lay activations out in their lane orders.
+#if defined(DSV4_AVX2) || defined(DSV4_NEON)
+#define DSV4_VECTOR_LAYOUTS 1
+#endif
 
 namespace dsv4 {
 namespace {
@@ -42,7 +51,7 @@ inline int imax(int a, int b) { return a > b ? a : b; }
 enum class Layout { Natural, Fp8Group32, Fp4Group64, Bf16Group16 };
 
 inline Layout layout_of(const Matrix& w) {
-#ifdef DSV4_AVX2
+#ifdef DSV4_VECTOR_LAYOUTS
   if (w.format == Format::FP8 && w.K % 32 == 0) return Layout::Fp8Group32;
   if (w.format == Format::FP4 && w.K % 64 == 0 && !w.scale_special) return Layout::Fp4Group64;
   if (w.format == Format::BF16 && w.K % 16 == 0) return Layout::Bf16Group16;
@@ -119,16 +128,51 @@ inline void qdq_block8(const float* x, float* y, int n, float lim, float (*scale
 }
 #endif
 
+#ifdef DSV4_NEON
+// round_grid8 on 4 lanes (the same bit operations).
+template <int Emin, int Mbits>
+inline float32x4_t round_grid4(float32x4_t v) {
+  const uint32x4_t sign = vdupq_n_u32(0x80000000u);
+  const uint32x4_t bits = vreinterpretq_u32_f32(v);
+  const float32x4_t a = vreinterpretq_f32_u32(vbicq_u32(bits, sign));
+  uint32x4_t eb = vshrq_n_u32(vreinterpretq_u32_f32(a), 23);
+  eb = vmaxq_u32(eb, vdupq_n_u32(127 + Emin));
+  const float32x4_t c = vreinterpretq_f32_u32(vshlq_n_u32(vaddq_u32(eb, vdupq_n_u32(23 - Mbits)), 23));
+  const float32x4_t r = vsubq_f32(vaddq_f32(a, c), c);
+  return vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(r), vandq_u32(bits, sign)));
+}
+
+// qdq_block8's operations, 4 lanes at a time (elementwise, and a maximum does not depend on
+// the order it is taken in, so any width gives the same values for finite inputs).
+template <int Emin, int Mbits>
+inline void qdq_block4(const float* x, float* y, int n, float lim, float (*scale)(float)) {
+  float32x4_t m = vdupq_n_f32(0.0f);
+  for (int i = 0; i < n; i += 4) m = vmaxq_f32(m, vabsq_f32(vld1q_f32(x + i)));
+  const float s = scale(vmaxvq_f32(m));
+  const float32x4_t inv = vdupq_n_f32(1.0f / s), sv = vdupq_n_f32(s);
+  const float32x4_t hi = vdupq_n_f32(lim), lo = vdupq_n_f32(-lim);
+  for (int i = 0; i < n; i += 4) {
+    float32x4_t v = vmulq_f32(vld1q_f32(x + i), inv);
+    v = vminq_f32(vmaxq_f32(v, lo), hi);
+    vst1q_f32(y + i, vmulq_f32(round_grid4<Emin, Mbits>(v), sv));
+  }
+}
+#endif
+
 inline void qdq_e4m3(const float* x, float* y, int n) {
-#ifdef DSV4_AVX2
+#if defined(DSV4_AVX2)
   if (n % 8 == 0) return qdq_block8<-6, 3>(x, y, n, kE4M3Max, fp8_scale);
+#elif defined(DSV4_NEON)
+  if (n % 4 == 0) return qdq_block4<-6, 3>(x, y, n, kE4M3Max, fp8_scale);
 #endif
   qdq_e4m3_block_scalar(x, y, n);
 }
 
 inline void qdq_e2m1(const float* x, float* y, int n) {
-#ifdef DSV4_AVX2
+#if defined(DSV4_AVX2)
   if (n % 8 == 0) return qdq_block8<0, 1>(x, y, n, kE2M1Max, fp4_scale);
+#elif defined(DSV4_NEON)
+  if (n % 4 == 0) return qdq_block4<0, 1>(x, y, n, kE2M1Max, fp4_scale);
 #endif
   qdq_e2m1_block_scalar(x, y, n);
 }
@@ -149,7 +193,7 @@ void fp4_simulate_impl(float* x, int n, int block) {
 size_t prepared_width_impl(const Matrix& w) {
   size_t width = static_cast<size_t>(w.K);
   if (layout_of(w) == Layout::Fp8Group32) width += ((w.K + kFp8Block - 1) / kFp8Block + 7) / 8 * 8;
-#ifdef DSV4_AVX2
+#ifdef DSV4_VECTOR_LAYOUTS
   // Whole 64-byte lines per row (the strip products load activations aligned), and rows
   // 1 KiB apart modulo 4 KiB (an L1 way): the strip products read a K chunk of every row of
   // a group from L1, and rows a multiple of 4 KiB apart (K = 1024, 4096, ...) would all map

@@ -10,9 +10,11 @@
 // BFMMLA round differently from fp32 FMA chains (and SDOT needs integer activations), so
 // they would break that equality and the reference's summation rules.
 //
-// kernels_impl.h compiled here (without DSV4_AVX2) gives the portable kernels, used as they
-// are for the cases the avx2 table also leaves to them (formats whose K does not fit a
-// vector layout, FP4 with special scale bytes).
+// kernels_impl.h compiled here with DSV4_NEON (and without DSV4_AVX2) gives the avx2 table's
+// activation layouts, preparation and FP8/FP4 simulations (their 4-lane forms), and the
+// portable kernels, used as they are for the cases the avx2 table also leaves to them
+// (formats whose K does not fit a vector layout, FP4 with special scale bytes).
+#define DSV4_NEON 1
 #include "kernels_impl.h"
 
 #if !defined(__aarch64__) || !defined(__ARM_NEON)
@@ -51,112 +53,6 @@ inline float hsum8(F8 v) {
   return vget_lane_f32(t, 0) + vget_lane_f32(t, 1);
 }
 
-// ---------------------------------------------------------------------------------------
-// Activation layout and preparation: the avx2 table's (same layouts, same padded width).
-
-inline Layout neon_layout_of(const Matrix& w) {
-  if (w.format == Format::FP8 && w.K % 32 == 0) return Layout::Fp8Group32;
-  if (w.format == Format::FP4 && w.K % 64 == 0 && !w.scale_special) return Layout::Fp4Group64;
-  if (w.format == Format::BF16 && w.K % 16 == 0) return Layout::Bf16Group16;
-  return Layout::Natural;
-}
-
-size_t neon_prepared_width(const Matrix& w) {
-  size_t width = static_cast<size_t>(w.K);
-  if (neon_layout_of(w) == Layout::Fp8Group32) width += ((w.K + kFp8Block - 1) / kFp8Block + 7) / 8 * 8;
-  // Whole 64-byte lines and rows 1 KiB apart modulo 4 KiB, as on AVX2 (L1 set aliasing of
-  // rows read together; the padding is never read).
-  if (w.format != Format::FP4) {
-    width = (width + 15) / 16 * 16;
-    if (width >= 1024) width += (1280 - width % 1024) % 1024;
-  }
-  return width;
-}
-
-// round_grid on 4 lanes (the same bit operations as round_grid8).
-template <int Emin, int Mbits>
-inline float32x4_t round_grid4(float32x4_t v) {
-  const uint32x4_t sign = vdupq_n_u32(0x80000000u);
-  const uint32x4_t bits = vreinterpretq_u32_f32(v);
-  const float32x4_t a = vreinterpretq_f32_u32(vbicq_u32(bits, sign));
-  uint32x4_t eb = vshrq_n_u32(vreinterpretq_u32_f32(a), 23);
-  eb = vmaxq_u32(eb, vdupq_n_u32(127 + Emin));
-  const float32x4_t c = vreinterpretq_f32_u32(vshlq_n_u32(vaddq_u32(eb, vdupq_n_u32(23 - Mbits)), 23));
-  const float32x4_t r = vsubq_f32(vaddq_f32(a, c), c);
-  return vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(r), vandq_u32(bits, sign)));
-}
-
-// qdq_block8's operations, 4 lanes at a time (elementwise, and a maximum does not depend on
-// the order it is taken in, so any width gives the same values for finite inputs).
-template <int Emin, int Mbits>
-inline void qdq_block4(const float* x, float* y, int n, float lim, float (*scale)(float)) {
-  float32x4_t m = vdupq_n_f32(0.0f);
-  for (int i = 0; i < n; i += 4) m = vmaxq_f32(m, vabsq_f32(vld1q_f32(x + i)));
-  const float s = scale(vmaxvq_f32(m));
-  const float32x4_t inv = vdupq_n_f32(1.0f / s), sv = vdupq_n_f32(s);
-  const float32x4_t hi = vdupq_n_f32(lim), lo = vdupq_n_f32(-lim);
-  for (int i = 0; i < n; i += 4) {
-    float32x4_t v = vmulq_f32(vld1q_f32(x + i), inv);
-    v = vminq_f32(vmaxq_f32(v, lo), hi);
-    vst1q_f32(y + i, vmulq_f32(round_grid4<Emin, Mbits>(v), sv));
-  }
-}
-
-inline void neon_qdq_e4m3(const float* x, float* y, int n) {
-  if (n % 4 == 0) return qdq_block4<-6, 3>(x, y, n, kE4M3Max, fp8_scale);
-  qdq_e4m3_block_scalar(x, y, n);
-}
-
-inline void neon_qdq_e2m1(const float* x, float* y, int n) {
-  if (n % 4 == 0) return qdq_block4<0, 1>(x, y, n, kE2M1Max, fp4_scale);
-  qdq_e2m1_block_scalar(x, y, n);
-}
-
-void neon_fp8_simulate(float* x, int n, int block) {
-  for (int i = 0; i < n; i += block) neon_qdq_e4m3(x + i, x + i, imin(block, n - i));
-}
-
-void neon_fp4_simulate(float* x, int n, int block) {
-  for (int i = 0; i < n; i += block) neon_qdq_e2m1(x + i, x + i, imin(block, n - i));
-}
-
-void neon_prepare(const Matrix& w, const float* x, int rows, bool act_quant, float* dst) {
-  const int K = w.K;
-  const Layout layout = neon_layout_of(w);
-  const size_t width = neon_prepared_width(w);
-  for (int r = 0; r < rows; r++) {
-    const float* xr = x + static_cast<size_t>(r) * K;
-    float* d = dst + static_cast<size_t>(r) * width;
-    if (act_quant) {
-      for (int k = 0; k < K; k += kActBlock) neon_qdq_e4m3(xr + k, d + k, imin(kActBlock, K - k));
-    } else {
-      for (int k = 0; k < K; k++) d[k] = xr[k];
-    }
-    float g[64];
-    if (layout == Layout::Fp8Group32) {
-      for (int k = 0; k < K; k += 32) {
-        for (int e = 0; e < 32; e++) g[e] = d[k + e];
-        for (int e = 0; e < 32; e++) d[k + fp8_slot(e)] = g[e];
-      }
-      float* block_max = d + K;
-      for (size_t i = 0; i < width - K; i++) block_max[i] = 0;
-      for (int k = 0; k < K; k++) {
-        const float v = d[k] < 0 ? -d[k] : d[k];
-        if (v > block_max[k / kFp8Block]) block_max[k / kFp8Block] = v;
-      }
-    } else if (layout == Layout::Fp4Group64) {
-      for (int k = 0; k < K; k += 64) {
-        for (int e = 0; e < 64; e++) g[e] = d[k + e];
-        for (int e = 0; e < 64; e++) d[k + fp4_slot(e)] = g[e];
-      }
-    } else if (layout == Layout::Bf16Group16) {
-      for (int k = 0; k < K; k += 16) {
-        for (int e = 0; e < 16; e++) g[e] = d[k + e];
-        for (int e = 0; e < 16; e++) d[k + bf16_slot(e)] = g[e];
-      }
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // FP8 (Fp8Group32): the avx2 table's fp8_linear. Activations are prescaled by the weight
@@ -606,8 +502,8 @@ void neon_dense_linear(const Matrix& w, const float* xp, size_t ldx, int rows, f
 }
 
 void neon_linear(const Matrix& w, const float* xp, int rows, float* out, size_t ldo, int n0, int n1) {
-  const size_t ldx = neon_prepared_width(w);
-  switch (neon_layout_of(w)) {
+  const size_t ldx = prepared_width_impl(w);
+  switch (layout_of(w)) {
     case Layout::Fp8Group32: return neon_fp8_linear(w, xp, ldx, rows, out, ldo, n0, n1);
     case Layout::Fp4Group64: return neon_fp4_linear(w, xp, ldx, rows, out, ldo, n0, n1);
     case Layout::Bf16Group16: return neon_dense_linear<bf16_load16>(w, xp, ldx, rows, out, ldo, n0, n1);
@@ -774,8 +670,8 @@ double neon_fma_peak(long rounds) {
 }  // namespace
 
 const KernelTable* kernels_neon() {
-  static const KernelTable table = {"neon",      neon_prepared_width, neon_prepare, neon_linear,   neon_dot,     neon_axpy,
-                                    neon_fp8_simulate, neon_fp4_simulate,   neon_attend,  neon_read_sum, neon_fma_peak};
+  static const KernelTable table = {"neon",      prepared_width_impl, prepare_impl, neon_linear,   neon_dot,     neon_axpy,
+                                    fp8_simulate_impl, fp4_simulate_impl,   neon_attend,  neon_read_sum, neon_fma_peak};
   return &table;
 }
 
