@@ -45,16 +45,6 @@ void described(Describe&& describe, Body&& body) {
   }
 }
 
-const char* format_name(Format f) {
-  switch (f) {
-    case Format::FP8: return "fp8";
-    case Format::FP4: return "fp4";
-    case Format::BF16: return "bf16";
-    case Format::F32: return "f32";
-  }
-  return "?";
-}
-
 std::string sizes(std::initializer_list<int64_t> dims) {
   std::string s;
   for (int64_t d : dims) s += (s.empty() ? "" : "x") + std::to_string(d);

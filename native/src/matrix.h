@@ -10,6 +10,16 @@ namespace dsv4 {
 
 enum class Format : int { FP8 = 0, FP4 = 1, BF16 = 2, F32 = 3 };
 
+inline const char* format_name(Format f) {
+  switch (f) {
+    case Format::FP8: return "fp8";
+    case Format::FP4: return "fp4";
+    case Format::BF16: return "bf16";
+    case Format::F32: return "f32";
+  }
+  return "?";
+}
+
 constexpr int kFp8Block = 128;  // weight scale blocks are 128x128
 constexpr int kFp4Block = 32;   // FP4 scales cover 32 inputs of one row
 constexpr int kActBlock = 128;  // activation quantisation block

@@ -100,16 +100,6 @@ struct Aligned {
 
 enum class Scales { Normal, Extreme, Special };
 const char* scales_name(Scales s) { return s == Scales::Normal ? "normal" : s == Scales::Extreme ? "extreme" : "special"; }
-const char* format_name(Format f) {
-  switch (f) {
-    case Format::FP8: return "fp8";
-    case Format::FP4: return "fp4";
-    case Format::BF16: return "bf16";
-    case Format::F32: return "f32";
-  }
-  return "?";
-}
-
 struct Shape {
   Format format;
   int N, K;
