@@ -1,10 +1,11 @@
 /** `dsv4 gateway` as a user runs it: usage errors, and a gateway process in front of a `dsv4 serve` process. */
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { startCli as startCliProcess, type CliProcess } from "../helpers/cli-process.js";
 import { repoRoot } from "../helpers/paths.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
@@ -24,19 +25,11 @@ test("usage errors are one line with exit code 2", () => {
   }
 });
 
-/** Starts a CLI process and resolves with the first http URL it prints. */
-function startCli(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [cli, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (d) => {
-      out += d;
-      const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve({ child, url: m[1]! });
-    });
-    child.on("exit", (code) => reject(new Error(`dsv4 ${args[0]} exited with ${code}: ${out}`)));
-  });
+async function startCli(args: string[]): Promise<CliProcess> {
+  const started = startCliProcess(cli, args, env);
+  // Killed at the end even when a test fails before stopping it.
+  void started.then((p) => children.push(p.child), () => {});
+  return started;
 }
 
 test("a gateway process serves chat through a serve process, and exits cleanly on SIGTERM", async () => {

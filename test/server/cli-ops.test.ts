@@ -1,10 +1,11 @@
 /** The CLI's operational surface: --version, the rebuild advice, and serve's request log. */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { startCli } from "../helpers/cli-process.js";
 import { repoRoot } from "../helpers/paths.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -37,18 +38,7 @@ test("serve --quiet with --log is refused in one line", () => {
 
 test("serve --log FILE: one JSON line per request, with the client's X-Request-Id", async () => {
   const logFile = join(home, "requests.log");
-  const child = spawn(process.execPath, [cli, "serve", "--port", "0", "--log", logFile, "--max-output-tokens", "8"], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  child.stderr.on("data", (d) => (err += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on("data", (d) => {
-      out += d;
-      const m = /OpenAI \/ DeepSeek base URL\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.on("exit", () => reject(new Error(`serve exited: ${err}`)));
-  });
+  const { child, url, stderr } = await startCli(cli, ["serve", "--port", "0", "--log", logFile, "--max-output-tokens", "8"], env);
   try {
     const r = await fetch(`${url}/chat/completions`, {
       method: "POST",
@@ -65,7 +55,7 @@ test("serve --log FILE: one JSON line per request, with the client's X-Request-I
     assert.equal(record.request_id, "cli-log-1");
     assert.equal(record.route, "/chat/completions");
     assert.equal(record.completion_tokens, body.usage.completion_tokens);
-    assert.ok(!err.includes("cli-log-1"), "with --log, stderr carries no request lines");
+    assert.ok(!stderr().includes("cli-log-1"), "with --log, stderr carries no request lines");
   } finally {
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     child.kill("SIGTERM");

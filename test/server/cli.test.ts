@@ -1,10 +1,11 @@
 /** `dsv4 serve`, `dsv4 run`, `dsv4 chat` as a user runs them: help, the default model, clean pipes, one-line errors. */
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { startCli } from "../helpers/cli-process.js";
 import { repoRoot } from "../helpers/paths.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
@@ -56,20 +57,9 @@ describe("dsv4 serve / run / chat", () => {
   });
 
   test("serve: banner with the URL, answers, stops on SIGTERM", async () => {
-    const child = spawn(process.execPath, [cli, "serve", "--port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stderr.on("data", (d) => (err += d));
-    const url = await new Promise<string>((resolve, reject) => {
-      child.stdout.on("data", (d) => {
-        out += d;
-        const m = /OpenAI \/ DeepSeek base URL\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      child.on("exit", () => reject(new Error(`serve exited: ${err}`)));
-    });
+    const { child, url, stdout } = await startCli(cli, ["serve", "--port", "0"], env);
     try {
-      assert.match(out, /tiny random weights/);
+      assert.match(stdout(), /tiny random weights/);
       const r = await fetch(`${url}/chat/completions`, {
         method: "POST",
         body: JSON.stringify({ model: "deepseek-v4-flash", messages: [{ role: "user", content: "Hello!" }], max_tokens: 2 }),
