@@ -9,7 +9,7 @@ import OpenAI from "openai";
 import { Engine } from "../../src/engine/engine.js";
 import type { RunningGateway } from "../../src/gateway/index.js";
 import { TOOL_CALL_ID_PATTERN } from "../../src/text/tool-call-id.js";
-import { defaultModel, serve, type TestServer } from "../server/helpers.js";
+import { defaultModel, forceScript, serve, type TestServer } from "../server/helpers.js";
 import { toolCallPieces } from "../server/scripted-engine.js";
 import { gatewayOver, MODEL } from "./helpers.js";
 
@@ -36,12 +36,7 @@ describe("tool calls through the gateway", () => {
   before(async () => {
     const engine = await Engine.load(await defaultModel(), {
       speculative: { enabled: false },
-      logitsProcessor: ({ generated, logits }) => {
-        const next = script[generated.length];
-        if (next === undefined || script.length === 0) return;
-        logits.fill(-Infinity);
-        logits[next] = 0;
-      },
+      logitsProcessor: forceScript(() => script),
     });
     replica = await serve(engine, {}, () => engine.dispose());
     gw = await gatewayOver([replica]);

@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
 import { Engine } from "../../src/engine/engine.js";
 import { TOOL_CALL_ID_PATTERN } from "../../src/text/tool-call-id.js";
-import { defaultModel, MODEL, serve, type TestServer } from "./helpers.js";
+import { defaultModel, forceScript, MODEL, serve, type TestServer } from "./helpers.js";
 import { toolCallPieces } from "./scripted-engine.js";
 
 describe("real engine, forced tool-call script", () => {
@@ -18,12 +18,7 @@ describe("real engine, forced tool-call script", () => {
   before(async () => {
     const engine = await Engine.load(await defaultModel(), {
       speculative: { enabled: false },
-      logitsProcessor: ({ generated, logits }) => {
-        const next = script[generated.length];
-        if (next === undefined) return;
-        logits.fill(-Infinity);
-        logits[next] = 0;
-      },
+      logitsProcessor: forceScript(() => script),
     });
     const tok = engine.tokenizer!;
     script = tok.encode(["Need weather.", "</think>", ...toolCallPieces([{ name: "get_weather", args: { city: "Paris", days: 2 } }])].join(""));

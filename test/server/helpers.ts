@@ -50,6 +50,16 @@ export async function serve(engine: EngineApi, overrides: ServerOverrides = {}, 
 
 export const MODEL = "deepseek-v4-flash";
 
+/** A logits processor that forces token `script()[i]` at generated position i, and nothing past the script's end. */
+export function forceScript(script: () => readonly number[]): NonNullable<EngineOptions["logitsProcessor"]> {
+  return ({ generated, logits }) => {
+    const next = script()[generated.length];
+    if (next === undefined) return;
+    logits.fill(-Infinity);
+    logits[next] = 0;
+  };
+}
+
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; text: string; headers: Headers }> {
   const res = await fetch(url, {
     method: "POST",
