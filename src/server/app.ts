@@ -2,13 +2,17 @@
  * The HTTP server: a fastify app with DeepSeek's routes on an engine. Owns
  * the cross-cutting parts: JSON parsing with located errors, API keys,
  * per-key concurrency and balance, CORS, request counters and the error
- * envelope. Routes only map requests to the engine and back.
+ * envelope. Routes only map requests to the engine and back; budgets are reserved and
+ * settled around every generation (billing.ts).
  */
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { EngineApi } from "../engine/types.js";
-import { KeyRing, presentedKey, type ApiKey } from "./auth.js";
+import { MemoryLedger } from "../ledger/memory-ledger.js";
+import type { Ledger } from "../ledger/types.js";
+import { KeyRing, presentedKey, seedOf, type ApiKey } from "./auth.js";
+import { Settling } from "./billing.js";
 import type { ServerContext } from "./context.js";
-import { ApiError, authenticationFails, insufficientBalance, invalidRequest, rateLimitReached, serverOverloaded, toApiError } from "./errors.js";
+import { ApiError, authenticationFails, invalidRequest, rateLimitReached, serverOverloaded, toApiError } from "./errors.js";
 import { answerClientError, frameworkApiError, installRawErrorPaths, notFoundError, RouteMethods, sendApiError } from "./error-envelope.js";
 import { MAX_OUTPUT_TOKENS } from "./limits.js";
 import { isQuietRoute, requestIdFrom, requestRecord, type RequestLogSink } from "./request-log.js";
@@ -23,6 +27,7 @@ import { generateRoutes } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { opsRoutes } from "./routes/ops.js";
 import { responsesRoutes } from "./routes/responses.js";
+import { usageRoutes } from "./routes/usage.js";
 import { defaultPrices, toSchedule, type PriceSchedule, type PriceTable } from "./prices.js";
 
 export interface ServerOptions {
@@ -31,8 +36,19 @@ export interface ServerOptions {
   modelName?: string;
   /** More names for the same model (e.g. deepseek-v4-pro for a Pro checkpoint). */
   aliases?: string[];
-  /** When non-empty, every route but /health needs one of these keys. */
+  /**
+   * When non-empty, every route but /health needs a key. These keys (and their balances, as
+   * budgets) are seeded into the ledger; the ledger's other keys are accepted too.
+   */
   apiKeys?: ApiKey[];
+  /**
+   * Keys, budgets reserved before dispatch and one row per request (src/ledger/). Given, keys are
+   * on (the ledger's keys). Default with apiKeys: an in-process MemoryLedger (nothing persists).
+   * The caller owns it: closing the server waits for its writes but does not close it.
+   */
+  ledger?: Ledger;
+  /** How often the ledger's keys are re-read (keys created, disabled, budgets changed elsewhere); default 5000 ms. */
+  keyRefreshMs?: number;
   /**
    * USD per 1M tokens: a flat table or a schedule with UTC windows (prices.ts). Default: the
    * table of the checkpoint's release (engine.model.release): April's flat one, or 0731's
@@ -77,16 +93,20 @@ const MAX_JSON_DEPTH = 128;
 /** Paths open without a key: liveness only. */
 const PUBLIC = new Set(["/health"]);
 /** Without keys every request is one account, and one cache tenant (""). */
-const ANONYMOUS: ApiKey = { digest: Buffer.alloc(32), label: "anonymous", tenant: "", spent: 0, active: 0 };
+const ANONYMOUS: ApiKey = { id: "anonymous", digest: Buffer.alloc(32), label: "anonymous", tenant: "", budgetUsd: null, active: 0 };
 
 export function buildServer(options: ServerOptions): FastifyInstance {
   const stats = new ServerStats();
+  const seeds = options.apiKeys ?? [];
+  const ledger = options.ledger ?? (seeds.length > 0 ? new MemoryLedger() : null);
   const ctx: ServerContext = {
     engine: options.engine,
     models: new ModelNames(options.modelName ?? DEFAULT_MODEL_NAME, options.aliases ?? []),
     prices: options.prices ? toSchedule(options.prices) : defaultPrices(options.engine.model.release),
     clock: options.clock ?? Date.now,
-    keys: new KeyRing(options.apiKeys ?? []),
+    keys: new KeyRing(seeds, ledger !== null),
+    ledger,
+    settling: new Settling(),
     stats,
     keepAliveMs: options.keepAliveMs ?? 5000,
     firstEventWaitMs: 250,
@@ -121,11 +141,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     closing = true;
   });
   app.decorateRequest("apiKey", undefined);
+  app.decorateRequest("tab", undefined);
   app.decorateRequest("receivedAt", 0);
   app.decorateRequest("startedAt", 0);
   app.decorateRequest("outcome", undefined);
   app.decorateRequest("failure", undefined);
   const requestLog = options.requestLog ?? null;
+  const keysReady = ledger ? loadKeys(ctx, ledger, seeds, options.keyRefreshMs ?? 5000, app) : null;
 
   installJsonParser(app);
   if (options.cors) installCors(app, options.cors);
@@ -140,6 +162,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     reply.raw.once("close", () => {
       stats.inFlight--;
       if (key) key.active--;
+      request.tab?.end(reply.raw.writableFinished ? "error" : "cancelled");
       if (!reply.raw.writableFinished) stats.disconnects++;
       stats.request(route, reply.raw.statusCode);
       if (requestLog && !isQuietRoute(request.method, request.url)) requestLog(requestRecord(request, reply, performance.now()));
@@ -150,6 +173,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     }
     if (request.raw.httpVersionMajor !== 1) throw invalidRequest("http", `Bad Request: HTTP/${request.raw.httpVersion} is not served; use HTTP/1.1`);
     if (request.raw.httpVersion === "1.1" && request.headers.host === undefined) throw invalidRequest("host", "Bad Request: an HTTP/1.1 request needs a Host header");
+    if (keysReady) await keysReady;
     key = authenticate(ctx, request);
     key.active++;
     if (key.active > maxConcurrent) throw rateLimitReached(maxConcurrent);
@@ -166,12 +190,50 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   anthropicModelRoutes(app, ctx);
   responsesRoutes(app, ctx);
   opsRoutes(app, ctx);
+  usageRoutes(app, ctx);
 
   const sampler = setInterval(() => stats.sample(ctx.engine.metrics()), 1000);
   sampler.unref();
   stats.sample(ctx.engine.metrics());
-  app.addHook("onClose", async () => clearInterval(sampler));
+  app.addHook("onClose", async () => {
+    clearInterval(sampler);
+    await ctx.settling.closeAll();
+  });
   return app;
+}
+
+/**
+ * Seeds the configured keys into the ledger, loads its enabled keys into the ring, and re-reads
+ * them every `refreshMs` (keys created or disabled by `dsv4 keys` on a shared Postgres). The
+ * server does not listen until the first load is done.
+ */
+function loadKeys(ctx: ServerContext, ledger: Ledger, seeds: readonly ApiKey[], refreshMs: number, app: FastifyInstance): Promise<void> {
+  const load = async () => ctx.keys.replace(await ledger.listKeys());
+  const ready = (async () => {
+    for (const k of seeds) await ledger.seedKey(seedOf(k));
+    await load();
+  })();
+  ready.catch(() => undefined);
+  let warned = false;
+  const timer = setInterval(() => {
+    load().then(
+      () => (warned = false),
+      (err: Error) => {
+        if (!warned) process.stderr.write(`dsv4: ledger: cannot re-read the keys from ${ledger.location}: ${err.message}\n`);
+        warned = true;
+      },
+    );
+  }, refreshMs);
+  timer.unref();
+  app.addHook("onReady", async () => {
+    try {
+      await ready;
+    } catch (err) {
+      throw new Error(`cannot load the API keys from the ledger at ${ledger.location}: ${(err as Error).message}`);
+    }
+  });
+  app.addHook("onClose", async () => clearInterval(timer));
+  return ready;
 }
 
 function checkedCap(cap: number | undefined): number {
@@ -182,14 +244,13 @@ function checkedCap(cap: number | undefined): number {
   return cap;
 }
 
-/** Which key a request uses; throws 401/402. Without keys every request shares one anonymous account. */
+/** Which key a request uses; throws 401. Without keys every request shares one anonymous account. */
 function authenticate(ctx: ServerContext, request: FastifyRequest): ApiKey {
   if (!ctx.keys.enabled) return ANONYMOUS;
   if (PUBLIC.has(request.url.split("?")[0]!) || request.method === "OPTIONS") return ANONYMOUS;
   const key = ctx.keys.find(presentedKey(request.headers));
   if (!key) throw authenticationFails();
-  // Reading models or the balance stays possible with an empty balance; generating does not.
-  if (request.method === "POST" && key.balance !== undefined && key.spent >= key.balance) throw insufficientBalance();
+  // The budget is checked when a generation reserves its worst case (billing.ts), not here.
   request.apiKey = key;
   return key;
 }

@@ -1,34 +1,41 @@
 /**
  * API keys: `Authorization: Bearer <key>` (or Anthropic's `x-api-key`),
- * compared in constant time. A key may carry a USD balance: once its spend
- * reaches it, requests get DeepSeek's 402 "Insufficient Balance".
+ * compared in constant time. Keys and their USD budgets live in the usage ledger
+ * (src/ledger/); a keys file or --api-key seeds it. The ring here is the ledger's
+ * enabled keys, refreshed from it, so authentication costs no query.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { checkPlainKey, keyDigest, keyLabel, keyTenant, seededKeyId } from "../ledger/key-material.js";
+import type { KeySeed, LedgerKey } from "../ledger/types.js";
 
 export interface ApiKey {
+  /** The ledger's id of the key (seeded keys: derived from the key, so every process agrees). */
+  id: string;
   /** sha256 of the key: equal-length buffers for timingSafeEqual, and the key itself is not kept. */
   digest: Buffer;
-  /** Label for logs and metrics: the key's last 4 characters. */
+  /** Label for logs and metrics: the key's last 4 characters, or its ledger name or id. */
   label: string;
   /**
    * The account's prefix-cache tenant (GenerateRequest.tenant): a hash of the key under its own
    * domain tag, stable across restarts (the disk cache stays the account's) and not the key.
    */
   tenant: string;
-  /** USD available to this key; undefined = unlimited. */
+  /** A keys file's USD balance: seeds the key's budget in the ledger. */
   balance?: number;
-  spent: number;
+  /** The ledger's budget at the last refresh; null = unlimited (no worst case needs computing). */
+  budgetUsd: number | null;
   active: number;
 }
 
-const digestOf = (key: string) => createHash("sha256").update(key, "utf8").digest();
-const tenantOf = (key: string) => createHash("sha256").update("dsv4-cache-tenant-v1\0").update(key, "utf8").digest("hex").slice(0, 32);
-
 export function makeKey(key: string, balance?: number): ApiKey {
-  if (key.length === 0) throw new Error("an API key cannot be empty");
-  if (/\s/.test(key)) throw new Error("an API key cannot contain whitespace");
-  return { digest: digestOf(key), label: `…${key.slice(-4)}`, tenant: tenantOf(key), balance, spent: 0, active: 0 };
+  checkPlainKey(key);
+  return { id: seededKeyId(key), digest: keyDigest(key), label: keyLabel(key), tenant: keyTenant(key), balance, budgetUsd: balance ?? null, active: 0 };
+}
+
+/** What a configured key puts into the ledger. */
+export function seedOf(key: ApiKey): KeySeed {
+  return { id: key.id, digest: key.digest.toString("hex"), tenant: key.tenant, ...(key.balance !== undefined ? { budgetUsd: key.balance } : {}) };
 }
 
 /**
@@ -55,10 +62,29 @@ export function readKeysFile(path: string): ApiKey[] {
 }
 
 export class KeyRing {
-  constructor(private readonly keys: readonly ApiKey[]) {}
+  private keys: readonly ApiKey[];
 
-  get enabled(): boolean {
-    return this.keys.length > 0;
+  /** `enabled`: whether requests need a key at all (even while the ring is still empty). */
+  constructor(keys: readonly ApiKey[], readonly enabled = keys.length > 0) {
+    this.keys = keys;
+  }
+
+  /**
+   * The ledger's enabled keys become the ring. A key already in the ring keeps its object (its
+   * concurrency count and label); disabled keys drop out.
+   */
+  replace(stored: readonly LedgerKey[]): void {
+    const current = new Map(this.keys.map((k) => [k.id, k]));
+    this.keys = stored
+      .filter((s) => !s.disabled)
+      .map((s) => {
+        const known = current.get(s.id);
+        if (known) {
+          known.budgetUsd = s.budgetUsd;
+          return known;
+        }
+        return { id: s.id, digest: Buffer.from(s.digest, "hex"), label: s.name ?? s.id, tenant: s.tenant, budgetUsd: s.budgetUsd, active: 0 };
+      });
   }
 
   /**
@@ -67,7 +93,7 @@ export class KeyRing {
    */
   find(presented: string | undefined): ApiKey | undefined {
     if (presented === undefined) return undefined;
-    const d = digestOf(presented);
+    const d = keyDigest(presented);
     let found: ApiKey | undefined;
     for (const key of this.keys) {
       if (timingSafeEqual(key.digest, d) && !found) found = key;

@@ -1,7 +1,9 @@
 /** What every route shares: the engine, names, prices, keys, limits and counters. */
 import type { FastifyRequest } from "fastify";
 import type { EngineApi, EngineUsage, GenerationStats } from "../engine/types.js";
+import type { Ledger } from "../ledger/types.js";
 import type { ApiKey, KeyRing } from "./auth.js";
+import type { Settling } from "./billing.js";
 import type { ServerStats } from "./metrics.js";
 import type { ModelNames } from "./models.js";
 import { pricesAt, type PriceSchedule } from "./prices.js";
@@ -14,6 +16,10 @@ export interface ServerContext {
   /** Milliseconds since the epoch; the arrival time of a request decides its prices. */
   clock: () => number;
   keys: KeyRing;
+  /** Keys, budgets and the per-request ledger; null when keys are off (billing.ts). */
+  ledger: Ledger | null;
+  /** Ledger settlements in flight. */
+  settling: Settling;
   stats: ServerStats;
   /** Keep-alive cadence while nothing else is sent (spec §A.6 rule 7). */
   keepAliveMs: number;
@@ -38,13 +44,12 @@ declare module "fastify" {
 /**
  * A finished request's usage, priced at its arrival time (a request that runs
  * into a peak window keeps the price it was accepted at), and its cost added to
- * the server total and to its key's spend. The usage, `stats` and finish reason go into the
- * request's log line (request-log.ts); with fastify's logger on, the generation is logged there too.
+ * the server total (the key's ledger is settled from the same finish event, billing.ts). The
+ * usage, `stats` and finish reason go into the request's log line (request-log.ts); with fastify's logger on, the generation is logged there too.
  */
 export function bill(ctx: ServerContext, request: FastifyRequest, usage: EngineUsage, stats?: GenerationStats, finishReason?: string): DeepSeekUsage {
   const out = toDeepSeekUsage(usage, pricesAt(ctx.prices, request.receivedAt));
   ctx.stats.costUsd += out.cost;
-  if (request.apiKey) request.apiKey.spent += out.cost;
   request.outcome = { usage: out, stats, finishReason };
   if (stats) {
     const s = stats.speculative;

@@ -10,7 +10,10 @@ export class StartedGeneration implements AsyncIterable<GenerationEvent> {
   private readonly iterator: AsyncIterator<GenerationEvent>;
   private first: Promise<IteratorResult<GenerationEvent>> | undefined;
 
-  private constructor(readonly generation: Generation) {
+  private constructor(
+    readonly generation: Generation,
+    private readonly observe?: (e: GenerationEvent) => void,
+  ) {
     this.iterator = generation[Symbol.asyncIterator]();
     this.first = this.iterator.next();
     // Observed later by the iterator; this only keeps an early rejection from being "unhandled".
@@ -19,10 +22,11 @@ export class StartedGeneration implements AsyncIterable<GenerationEvent> {
 
   /**
    * Starts `request` and waits up to `waitMs` for its first event. A request
-   * error within that time is thrown here, before anything was sent.
+   * error within that time is thrown here, before anything was sent. `observe` sees every event
+   * as it is taken (the ledger's tab counts what was consumed, billing.ts).
    */
-  static async start(engine: EngineApi, request: GenerateRequest, waitMs: number): Promise<StartedGeneration> {
-    const started = new StartedGeneration(engine.generate(request));
+  static async start(engine: EngineApi, request: GenerateRequest, waitMs: number, observe?: (e: GenerationEvent) => void): Promise<StartedGeneration> {
+    const started = new StartedGeneration(engine.generate(request), observe);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, waitMs);
@@ -40,11 +44,13 @@ export class StartedGeneration implements AsyncIterable<GenerationEvent> {
       const r = await this.first;
       this.first = undefined;
       if (r.done) return;
+      this.observe?.(r.value);
       yield r.value;
     }
     for (;;) {
       const r = await this.iterator.next();
       if (r.done) return;
+      this.observe?.(r.value);
       yield r.value;
     }
   }

@@ -8,7 +8,8 @@ import { AnthropicStreamer, anthropicError, anthropicUsage, contentBlocks, messa
 import { anthropicRequestSchema, countTokensSchema } from "../anthropic/schema.js";
 import { bill, tenantOf, type ServerContext } from "../context.js";
 import { toApiError } from "../errors.js";
-import { StartedGeneration } from "../generation.js";
+import { startGeneration } from "../billing.js";
+import type { StartedGeneration } from "../generation.js";
 import { drain, jsonWithKeepAlive } from "../respond.js";
 import { abortOnDisconnect, hangUpOnReaderTimeout, SseWriter } from "../sse.js";
 import { parseWith } from "../validate.js";
@@ -29,7 +30,7 @@ async function handleMessages(ctx: ServerContext, request: FastifyRequest, reply
   const prepared = prepareAnthropic(body, ctx.maxOutputTokens);
   const id = messageId();
   const disconnect = abortOnDisconnect(reply.raw);
-  const started = await StartedGeneration.start(ctx.engine, { ...prepared.request, tenant: tenantOf(request), id, signal: disconnect.signal }, ctx.firstEventWaitMs);
+  const started = await startGeneration(ctx, request, { ...prepared.request, tenant: tenantOf(request), id, signal: disconnect.signal }, model);
   if (prepared.stream) {
     await streamMessages(ctx, request, reply, prepared, id, model, started);
     return reply;

@@ -7,7 +7,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { prepareChat, type PreparedChat } from "../chat-request.js";
 import { ChatChunker, completionBody, type ResponseIdentity } from "../chat-chunks.js";
 import { bill, tenantOf, type ServerContext } from "../context.js";
-import { StartedGeneration } from "../generation.js";
+import { startGeneration } from "../billing.js";
+import type { StartedGeneration } from "../generation.js";
 import { drain, jsonWithKeepAlive } from "../respond.js";
 import { chatRequestSchema } from "../schemas.js";
 import { abortOnDisconnect } from "../sse.js";
@@ -34,11 +35,7 @@ async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: Fa
   const prepared = prepareChat(body, { beta, samplingInThinking: ctx.samplingInThinking, maxOutputTokens: ctx.maxOutputTokens, strictApi: ctx.strictApi });
   const ident = identityFor(ctx, model);
   const disconnect = abortOnDisconnect(reply.raw);
-  const started = await StartedGeneration.start(
-    ctx.engine,
-    { ...prepared.request, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal },
-    ctx.firstEventWaitMs,
-  );
+  const started = await startGeneration(ctx, request, { ...prepared.request, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal }, model);
   if (prepared.stream) {
     await streamChat(ctx, request, reply, prepared, ident, started);
     return reply;

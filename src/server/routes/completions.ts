@@ -7,7 +7,7 @@ import type { FinishReason, TokenLogprob } from "../../engine/types.js";
 import { checkN, maxTokens, range, stopStrings } from "../chat-request.js";
 import { bill, tenantOf, type ServerContext } from "../context.js";
 import { invalidRequest } from "../errors.js";
-import { StartedGeneration } from "../generation.js";
+import { startGeneration } from "../billing.js";
 import { MAX_FIM_OUTPUT_TOKENS, MAX_TOP_LOGPROBS } from "../limits.js";
 import { drain, jsonWithKeepAlive } from "../respond.js";
 import { fimRequestSchema, type FimRequest } from "../schemas.js";
@@ -72,7 +72,7 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
   const generate = prepareFim(body);
   const ident = identityFor(ctx, model);
   const disconnect = abortOnDisconnect(reply.raw);
-  const started = await StartedGeneration.start(ctx.engine, { ...generate, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal }, ctx.firstEventWaitMs);
+  const started = await startGeneration(ctx, request, { ...generate, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal }, model);
   const echo = body.echo === true ? body.prompt : "";
   const head = { id: ident.id, object: "text_completion" as const, created: ident.created, model, system_fingerprint: ident.system_fingerprint };
   const choice = (text: string, logprobs: CompletionLogprobs | null, finish: FinishReason | null) => ({ index: 0, text, logprobs, finish_reason: finish });

@@ -14,7 +14,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { FinishEvent, GenerateRequest } from "../../engine/types.js";
 import { tenantOf, type ServerContext } from "../context.js";
 import { invalidRequest, toApiError } from "../errors.js";
-import { StartedGeneration } from "../generation.js";
+import { startGeneration } from "../billing.js";
 import { drain } from "../respond.js";
 import { abortOnDisconnect, SseWriter } from "../sse.js";
 
@@ -87,7 +87,7 @@ function meta(id: string, e: FinishEvent | null, prompt: number, completion: num
 async function handleGenerate(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const { request: generate, stream } = tokenRequest(request.body, tenantOf(request));
   const disconnect = abortOnDisconnect(reply.raw);
-  const started = await StartedGeneration.start(ctx.engine, { ...generate, signal: disconnect.signal }, ctx.firstEventWaitMs);
+  const started = await startGeneration(ctx, request, { ...generate, signal: disconnect.signal }, ctx.models.primary);
   const id = started.generation.id;
   if (!stream) {
     const ids: number[] = [];

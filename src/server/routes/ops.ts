@@ -1,6 +1,6 @@
 /**
  * Operational routes: GET /health (liveness, no key needed), GET /metrics
- * (Prometheus text) and GET /user/balance (spec §A.1, from the key's balance).
+ * (Prometheus text) and GET /user/balance (spec §A.1, the key's budget less its spend in the ledger).
  */
 import type { FastifyInstance } from "fastify";
 import type { ServerContext } from "../context.js";
@@ -29,8 +29,13 @@ export function opsRoutes(app: FastifyInstance, ctx: ServerContext): void {
   for (const path of ["/user/balance", "/v1/user/balance"]) {
     app.get(path, async (request) => {
       const key = request.apiKey;
+      let total: number | null = null;
+      if (key && ctx.ledger) {
+        await ctx.settling.flush();
+        const account = await ctx.ledger.findKey(key.id);
+        if (account && account.budgetUsd !== null) total = Math.max(0, account.budgetUsd - account.spentUsd);
+      }
       // Amounts are strings, as the hosted service sends them.
-      const total = key?.balance === undefined ? null : Math.max(0, key.balance - key.spent);
       return {
         is_available: total === null || total > 0,
         balance_infos: [

@@ -5,7 +5,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { bill, tenantOf, type ServerContext } from "../context.js";
 import { toApiError } from "../errors.js";
-import { StartedGeneration } from "../generation.js";
+import { startGeneration } from "../billing.js";
+import type { StartedGeneration } from "../generation.js";
 import { drain, jsonWithKeepAlive } from "../respond.js";
 import { prepareResponses, type PreparedResponses } from "../responses/request.js";
 import { finalStatus, itemId, itemStatus, outputItems, responseObject, responsesUsage, type ResponseIdentity } from "../responses/response.js";
@@ -30,7 +31,7 @@ async function handleResponses(ctx: ServerContext, request: FastifyRequest, repl
   const prepared = prepareResponses(body, { beta, samplingInThinking: ctx.samplingInThinking, maxOutputTokens: ctx.maxOutputTokens, strictApi: ctx.strictApi });
   const ident: ResponseIdentity = { id: itemId("resp"), created_at: Math.floor(Date.now() / 1000), model };
   const disconnect = abortOnDisconnect(reply.raw);
-  const started = await StartedGeneration.start(ctx.engine, { ...prepared.request, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal }, ctx.firstEventWaitMs);
+  const started = await startGeneration(ctx, request, { ...prepared.request, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal }, model);
   if (prepared.stream) {
     await streamResponse(ctx, request, reply, prepared, ident, started);
     return reply;
