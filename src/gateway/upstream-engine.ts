@@ -85,6 +85,11 @@ export class UpstreamEngine implements EngineApi {
     prompt_cache_hit_tokens_total: 0, prompt_cache_miss_tokens_total: 0, generated_tokens_total: 0, reasoning_tokens_total: 0,
   };
   private stopPolling: () => void = () => undefined;
+  /**
+   * Requests resolved by promptTokens(): the server reserves a request's budget from its prompt
+   * length just before generate(), and the same request object is not encoded twice.
+   */
+  private readonly resolvedEarlier = new WeakMap<GenerateRequest, ResolvedRequest>();
   private disposed = false;
 
   private constructor(
@@ -147,7 +152,9 @@ export class UpstreamEngine implements EngineApi {
   }
 
   promptTokens(request: GenerateRequest): number[] {
-    return this.resolve(request).promptTokens;
+    const resolved = this.resolve(request);
+    this.resolvedEarlier.set(request, resolved);
+    return resolved.promptTokens;
   }
 
   generate(request: GenerateRequest): Generation {
@@ -155,7 +162,8 @@ export class UpstreamEngine implements EngineApi {
     try {
       if (this.disposed) throw new EngineError("disposed", "the gateway is shutting down");
       if (request.signal?.aborted) throw new EngineError("aborted", "the request was aborted before it started");
-      r = this.resolve(request);
+      r = this.resolvedEarlier.get(request) ?? this.resolve(request);
+      this.resolvedEarlier.delete(request);
       if (this.kind !== "dsv4" && (r.constraint !== null || r.reasoningBudget !== null)) {
         const param = r.reasoningBudget !== null ? "reasoning_budget" : request.response_format?.type === "json_object" ? "response_format" : "tool_choice";
         throw new EngineError("invalid_request", `${param}: enforcing it needs constrained decoding, which the gateway only gets from dsv4 upstreams (this one is ${this.kind})`, { param });
@@ -181,9 +189,14 @@ export class UpstreamEngine implements EngineApi {
       signal?.removeEventListener("abort", onAbort);
       this.running.delete(entry);
     });
-    void this.dispatch(seq, r, request, entry.abort.signal);
-    return {
+    const served: { upstream: string | null } = { upstream: null };
+    void this.dispatch(seq, r, request, entry.abort.signal, served);
+    const generation: Generation & { readonly upstream: string | null } = {
       id: seq.id,
+      /** The replica serving (or last tried for) this generation, for the ledger's row. */
+      get upstream() {
+        return served.upstream;
+      },
       [Symbol.asyncIterator]: () => seq.events[Symbol.asyncIterator](),
       result: () => seq.done,
       cancel: () => cancel(),
@@ -192,6 +205,7 @@ export class UpstreamEngine implements EngineApi {
         await seq.done.catch(() => undefined);
       },
     };
+    return generation;
   }
 
   private count(res: GenerationResult): void {
@@ -227,7 +241,7 @@ export class UpstreamEngine implements EngineApi {
   }
 
   /** Routes and streams one generation, retrying on other replicas until an id was accepted. */
-  private async dispatch(seq: Sequence, r: ResolvedRequest, request: GenerateRequest, signal: AbortSignal): Promise<void> {
+  private async dispatch(seq: Sequence, r: ResolvedRequest, request: GenerateRequest, signal: AbortSignal, served: { upstream: string | null }): Promise<void> {
     const call = this.call(seq, r, request);
     const tried = new Set<Replica>();
     const failures: string[] = [];
@@ -240,6 +254,7 @@ export class UpstreamEngine implements EngineApi {
         return;
       }
       tried.add(route.replica);
+      served.upstream = route.replica.url;
       try {
         await this.stream(route, call, seq, signal);
         return;

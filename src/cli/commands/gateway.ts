@@ -2,7 +2,8 @@ import { CliError, parseCommandArgs, stringOption, type Command } from "../comma
 import { defaultModelDir, ensureDefaultModel } from "../default-model.js";
 import { encodingOption, intOption, numberOption } from "../load-engine.js";
 import { startGateway, UPSTREAM_KINDS, type UpstreamKind } from "../../gateway/index.js";
-import { DEFAULT_MODEL_NAME, makeKey } from "../../server/index.js";
+import { DEFAULT_MODEL_NAME } from "../../server/index.js";
+import { describeLedger, KEY_OPTIONS_USAGE, keysFrom, ledgerFor } from "../ledger-options.js";
 
 export const gatewayCommand: Command = {
   name: "gateway",
@@ -38,8 +39,7 @@ Options:
                           X × mean + 1 (default 1.25)
   --health-interval SECONDS
                           health and metrics poll cadence (default 1)
-  --api-key KEY           require this key (repeatable)
-  --keep-alive SECONDS    keep-alive interval for streams (default 5)
+${KEY_OPTIONS_USAGE}  --keep-alive SECONDS    keep-alive interval for streams (default 5)
 `,
   async run(argv) {
     const args = parseCommandArgs(gatewayCommand, argv, {
@@ -55,6 +55,8 @@ Options:
       imbalance: { type: "string" },
       "health-interval": { type: "string" },
       "api-key": { type: "string", multiple: true },
+      "api-keys-file": { type: "string" },
+      database: { type: "string" },
       "keep-alive": { type: "string" },
     });
     const opt = (flag: string) => stringOption(gatewayCommand, args, flag);
@@ -68,6 +70,8 @@ Options:
     const host = opt("host") ?? "127.0.0.1";
     const modelDir = opt("model") ?? (await ensureDefaultModel()).dir;
     const healthInterval = numberOption("health-interval", opt("health-interval"), 0.05, 3600) ?? 1;
+    const apiKeys = keysFrom(args.values["api-key"] as string[] | undefined, opt("api-keys-file"));
+    const ledger = await ledgerFor(opt("database"), apiKeys);
     let gateway;
     try {
       gateway = await startGateway({
@@ -78,16 +82,18 @@ Options:
         blockTokens: intOption("block-tokens", opt("block-tokens"), 1),
         imbalanceFactor: numberOption("imbalance", opt("imbalance"), 1, 1000),
         healthIntervalMs: healthInterval * 1000,
-        apiKeys: ((args.values["api-key"] as string[] | undefined) ?? []).map((k) => makeKey(k)),
+        apiKeys,
+        ledger,
         keepAliveMs: (numberOption("keep-alive", opt("keep-alive"), 0, 3600) ?? 5) * 1000,
       });
     } catch (err) {
+      await ledger?.close();
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "EADDRINUSE") throw new CliError(`port ${port} on ${host} is already in use; pick another with --port`);
       throw new CliError(`cannot start the gateway: ${(err as Error).message}`);
     }
     const up = gateway.engine.replicas.map((r) => `${r.url}${r.healthy ? "" : ` (down: ${r.lastError})`}`).join(", ");
-    process.stdout.write(`\n  dsv4 gateway on ${gateway.url} (also /v1, /beta, /anthropic)\n  upstreams (${kind})  ${up}\n  model files          ${modelDir}\n\n  Ctrl-C to stop.\n\n`);
+    process.stdout.write(`\n  dsv4 gateway on ${gateway.url} (also /v1, /beta, /anthropic)\n  upstreams (${kind})  ${up}\n  model files          ${modelDir}\n${ledger ? `  ledger               ${describeLedger(ledger)}\n` : ""}\n  Ctrl-C to stop.\n\n`);
     await new Promise<void>((resolve) => {
       const stop = () => {
         process.off("SIGINT", stop);
@@ -99,5 +105,6 @@ Options:
     });
     process.stderr.write("dsv4: draining and shutting down\n");
     await gateway.close();
+    await ledger?.close();
   },
 };

@@ -2,9 +2,10 @@ import { closeSync, openSync, readFileSync } from "node:fs";
 import { CliError, parseCommandArgs, stringOption, type Command } from "../command.js";
 import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
+import { describeLedger, KEY_OPTIONS_USAGE, keysFrom, ledgerFor } from "../ledger-options.js";
 import {
-  DEFAULT_MODEL_NAME, DEFAULT_PRICES, defaultPrices, describePrices, makeKey, parsePriceSchedule, PRICES_0731, readKeysFile, startServer,
-  type ApiKey, type PriceSchedule,
+  DEFAULT_MODEL_NAME, DEFAULT_PRICES, defaultPrices, describePrices, parsePriceSchedule, PRICES_0731, startServer,
+  type PriceSchedule,
 } from "../../server/index.js";
 import { MAX_OUTPUT_TOKENS } from "../../server/limits.js";
 import { jsonLines, jsonLinesFile, type RequestLogSink } from "../../server/request-log.js";
@@ -28,9 +29,7 @@ Options:
   --port PORT             port (default 8000; 0 picks a free one)
   --model-name NAME       name the model answers to (default ${DEFAULT_MODEL_NAME})
   --alias NAME            another accepted name (repeatable), e.g. deepseek-v4-pro
-  --api-key KEY           require this key (repeatable); clients send "Authorization: Bearer KEY"
-  --api-keys-file FILE    keys, one per line, each optionally followed by a USD balance
-  --encoding NAME         prompt encoder: april or 0731 (default: the checkpoint's own; 0731
+${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (default: the checkpoint's own; 0731
                           checkpoints have dspark_* keys in config.json). The request's
                           reasoning_effort maps to the encoder's effort texts
   --prices FILE           JSON price table, USD per 1M tokens, for usage.cost and /metrics:
@@ -86,6 +85,7 @@ Options:
       alias: { type: "string", multiple: true },
       "api-key": { type: "string", multiple: true },
       "api-keys-file": { type: "string" },
+      database: { type: "string" },
       prices: { type: "string" },
       encoding: { type: "string" },
       cors: { type: "string" },
@@ -113,7 +113,7 @@ Options:
     const port = intOption("port", opt("port")) ?? 8000;
     if (port > 65535) throw new CliError(`--port must be at most 65535, got ${port}`, 2);
     const host = opt("host") ?? "127.0.0.1";
-    const apiKeys = keys(args.values["api-key"] as string[] | undefined, opt("api-keys-file"));
+    const apiKeys = keysFrom(args.values["api-key"] as string[] | undefined, opt("api-keys-file"));
     const pricesFile = readPrices(opt("prices"));
     const encoding = encodingOption(opt("encoding"));
     const cors = corsOption(opt("cors"));
@@ -129,25 +129,33 @@ Options:
       throw new CliError(`--max-output-tokens must be at most ${MAX_OUTPUT_TOKENS} (the hosted service's maximum), got ${maxOutputTokens}`, 2);
     }
     const log = requestLogOption(opt("log-requests"), args.values.quiet === true, opt("log"));
+    const ledger = await ledgerFor(opt("database"), apiKeys);
 
-    const { engine, dir, isDefault } = await loadEngine(opt("model"), {
-      backend: opt("backend"),
-      speculative: speculativeOption(opt("speculative")),
-      modelName,
-      maxConcurrentSequences: intOption("max-sequences", opt("max-sequences"), 1),
-      maxQueuedRequests: intOption("max-queue", opt("max-queue"), 0),
-      maxBatchTokens: intOption("max-batch-tokens", opt("max-batch-tokens"), 1),
-      prefillLatencyFactor: numberOption("prefill-latency", opt("prefill-latency"), 1, 1000),
-      contextLength: intOption("context", opt("context"), 1),
-      prefixCache: { dir: cacheDir, sharedPrefixes },
-      encoding,
-      readerTimeoutMs: readerTimeout === undefined ? undefined : readerTimeout === 0 ? Infinity : readerTimeout * 1000,
-    });
+    let loaded;
+    try {
+      loaded = await loadEngine(opt("model"), {
+        backend: opt("backend"),
+        speculative: speculativeOption(opt("speculative")),
+        modelName,
+        maxConcurrentSequences: intOption("max-sequences", opt("max-sequences"), 1),
+        maxQueuedRequests: intOption("max-queue", opt("max-queue"), 0),
+        maxBatchTokens: intOption("max-batch-tokens", opt("max-batch-tokens"), 1),
+        prefillLatencyFactor: numberOption("prefill-latency", opt("prefill-latency"), 1, 1000),
+        contextLength: intOption("context", opt("context"), 1),
+        prefixCache: { dir: cacheDir, sharedPrefixes },
+        encoding,
+        readerTimeoutMs: readerTimeout === undefined ? undefined : readerTimeout === 0 ? Infinity : readerTimeout * 1000,
+      });
+    } catch (err) {
+      await ledger?.close();
+      throw err;
+    }
+    const { engine, dir, isDefault } = loaded;
     const prices = pricesFor(engine.model.release, pricesFile);
     let server;
     try {
       server = await startServer({
-        engine, host, port, modelName, aliases, apiKeys, prices, cors,
+        engine, host, port, modelName, aliases, apiKeys, ledger, prices, cors,
         bodyLimit: Math.round(bodyLimitMb * 1024 * 1024),
         keepAliveMs: keepAlive * 1000,
         maxConcurrentRequests: intOption("max-concurrent", opt("max-concurrent"), 1),
@@ -158,6 +166,7 @@ Options:
       });
     } catch (err) {
       await log.close();
+      await ledger?.close();
       await engine.dispose();
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "EADDRINUSE") throw new CliError(`port ${port} on ${host} is already in use; pick another with --port`);
@@ -170,10 +179,12 @@ Options:
       `encoder   ${describeEncoder(engine.model)}`,
       `prices    ${describePrices(prices)}${pricesFile ? ` (${pricesFile.file})` : ` (${engine.model.release} default; --prices FILE to change)`}`,
     ];
-    process.stdout.write(banner(server.url, modelName, aliases, dir, isDefault, details, apiKeys.length > 0));
+    if (ledger) details.push(`ledger    ${describeLedger(ledger)}`);
+    process.stdout.write(banner(server.url, modelName, aliases, dir, isDefault, details, ledger !== undefined));
     await untilSignal();
     process.stderr.write("dsv4: shutting down\n");
     await server.close();
+    await ledger?.close();
     await log.close();
     await engine.dispose();
   },
@@ -193,17 +204,6 @@ function requestLogOption(mode: string | undefined, quiet: boolean, file: string
     throw new CliError(`--log ${file}: cannot write it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, 2);
   }
   return jsonLinesFile(file);
-}
-
-function keys(flags: string[] | undefined, file: string | undefined): ApiKey[] {
-  const out: ApiKey[] = [];
-  try {
-    for (const k of flags ?? []) out.push(makeKey(k));
-    if (file) out.push(...readKeysFile(file));
-  } catch (err) {
-    throw new CliError(`API keys: ${(err as Error).message}`, 2);
-  }
-  return out;
 }
 
 /**
