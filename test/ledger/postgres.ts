@@ -7,12 +7,14 @@ import pg from "pg";
 
 export const POSTGRES_URL = process.env.DSV4_TEST_POSTGRES_URL;
 
-export const skipWithoutPostgres: string | false = POSTGRES_URL
+/** In CI (CI=true) the tests do not skip: they fail, naming the variable. */
+export const skipWithoutPostgres: string | false = POSTGRES_URL || process.env.CI === "true"
   ? false
   : "DSV4_TEST_POSTGRES_URL is not set: no PostgreSQL to test against (.ci/run starts one; locally: apt-get install postgresql, create a role and database, export DSV4_TEST_POSTGRES_URL=postgres://USER:PASSWORD@127.0.0.1:5432/DB)";
 
 /** A fresh schema; returns a URL whose connections use it, and a function that drops it. */
 export async function freshSchema(tag: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  if (!POSTGRES_URL) throw new Error("CI=true and DSV4_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it; the Postgres tests do not skip in CI");
   const schema = `dsv4_test_${tag}_${process.pid}_${Date.now()}`;
   const client = new pg.Client({ connectionString: POSTGRES_URL });
   await client.connect();
