@@ -10,8 +10,11 @@
  *    prefix cache is simulated as an LRU of block hashes of fixed capacity (a hit is the longest
  *    cached run of the prompt's leading blocks), and a request stays in flight on its replica
  *    for a random 2-6 arrivals, so the router sees load. The ratios are of hit tokens.
+ *  - overspend_usd / ledger_sum_equals_usage: 64 concurrent requests through a gateway on one key
+ *    whose budget covers 3.5 requests' worst case (gateway-budget.ts), with the embedded PGlite
+ *    and, given --database postgres://…, with that PostgreSQL; the worst run of each is reported.
  *
- * Run: `dsv4 bench gateway [--json] [--requests N]`.
+ * Run: `dsv4 bench gateway [--json] [--requests N] [--database postgres://…]`.
  */
 import { pathToFileURL } from "node:url";
 import { blockHashes } from "../src/gateway/block-hashes.js";
@@ -21,6 +24,7 @@ import { Router } from "../src/gateway/router.js";
 import { ensureDefaultModel } from "../src/cli/default-model.js";
 import { Engine } from "../src/engine/engine.js";
 import { startServer } from "../src/server/index.js";
+import { budgetRun, type BudgetRun } from "./gateway-budget.js";
 
 export interface GatewayBenchResult {
   overhead_p50_ms: number;
@@ -29,6 +33,11 @@ export interface GatewayBenchResult {
   hit_ratio_vs_pinned: number;
   hit_ratio_vs_round_robin: number;
   max_replica_load_share: number;
+  /** The largest spend beyond a key's budget over the budget runs (must be 0). */
+  overspend_usd: number;
+  /** Every run's ledger sum equals the sum of its responses' usage.cost. */
+  ledger_sum_equals_usage: boolean;
+  budget_runs: BudgetRun[];
   trace: { tenants: number; steps: number; replicas: number; block_tokens: number; cache_blocks_per_replica: number; hit_tokens: { gateway: number; pinned: number; round_robin: number } };
 }
 
@@ -136,13 +145,28 @@ async function overhead(requests: number): Promise<{ p50: number; p99: number; d
   }
 }
 
-export async function runGatewayBench(opts: { requests?: number } = {}): Promise<GatewayBenchResult> {
+async function budgetRuns(database: string | undefined): Promise<BudgetRun[]> {
+  const { dir } = await ensureDefaultModel();
+  const engine = await Engine.load(dir, { speculative: { enabled: false } });
+  const replica = await startServer({ engine, port: 0 });
+  try {
+    const runs = [await budgetRun("pglite:memory", replica.url, dir)];
+    if (database !== undefined) runs.push(await budgetRun(database, replica.url, dir));
+    return runs;
+  } finally {
+    await replica.close();
+    await engine.dispose();
+  }
+}
+
+export async function runGatewayBench(opts: { requests?: number; database?: string } = {}): Promise<GatewayBenchResult> {
   // Each replica's cache holds about four tenants' full contexts (2,000 + 19 × 310 ≈ 7,900 tokens each).
   const trace = { tenants: 16, steps: 20, replicas: 4, blockTokens: 128, capacity: Math.floor((4 * 8000) / 128), seed: 7 };
   const g = simulate("gateway", trace);
   const p = simulate("pinned", trace);
   const r = simulate("round_robin", trace);
   const o = await overhead(opts.requests ?? 200);
+  const budgets = await budgetRuns(opts.database);
   const round = (x: number) => Math.round(x * 1000) / 1000;
   return {
     overhead_p50_ms: round(o.p50),
@@ -151,6 +175,9 @@ export async function runGatewayBench(opts: { requests?: number } = {}): Promise
     hit_ratio_vs_pinned: round(g.hitTokens / p.hitTokens),
     hit_ratio_vs_round_robin: round(g.hitTokens / r.hitTokens),
     max_replica_load_share: round(g.maxShare),
+    overspend_usd: Math.max(...budgets.map((b) => b.overspend_usd)),
+    ledger_sum_equals_usage: budgets.every((b) => b.ledger_sum_equals_usage),
+    budget_runs: budgets,
     trace: { tenants: trace.tenants, steps: trace.steps, replicas: trace.replicas, block_tokens: trace.blockTokens, cache_blocks_per_replica: trace.capacity, hit_tokens: { gateway: g.hitTokens, pinned: p.hitTokens, round_robin: r.hitTokens } },
   };
 }
@@ -161,6 +188,10 @@ export function printGatewayTable(r: GatewayBenchResult): void {
     ["hit tokens vs pinned", String(r.hit_ratio_vs_pinned)],
     ["hit tokens vs round-robin", String(r.hit_ratio_vs_round_robin)],
     ["max replica load share", String(r.max_replica_load_share)],
+    ...r.budget_runs.map((b): [string, string] => [
+      `budget, ${b.backend}`,
+      `64 concurrent: ${b.served} served, ${b.refused_402} got 402; spent $${b.spent_usd.toFixed(9)} of $${b.budget_usd.toFixed(9)}, overspend $${b.overspend_usd}, ledger = responses: ${b.ledger_sum_equals_usage}`,
+    ]),
   ];
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(28)}${v}\n`);
 }

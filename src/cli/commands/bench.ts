@@ -8,7 +8,7 @@ export const benchCommand: Command = {
        dsv4 bench decode [--preset NAME] [--backend ref|native] [--prompt N] [--decode N] [--profile] [--json]
        dsv4 bench serve [--preset NAME] [--backend ref|native] [--quick] [--json] [size flags below]
        dsv4 bench cache [--quick] [--context N] [--backend NAME] [--json]
-       dsv4 bench gateway [--requests N] [--json]
+       dsv4 bench gateway [--requests N] [--database postgres://…] [--json]
        dsv4 bench spec [--preset NAME] [--prompt N] [--tokens N] [--engine-tokens N] [--json]
 
 kernels  Measures this machine's memory bandwidth (multi-threaded read of 1 GiB), then GEMV
@@ -42,7 +42,9 @@ gateway  dsv4 gateway: its latency over calling a replica directly (p50/p99, one
          model replica, --requests N pairs, default 200), and on a simulated 16-tenant x
          20-step agent trace over 4 replicas (LRU block caches, no model) the prompt cache
          hit tokens of its routing against pinning tenants and round-robin, and the
-         largest share of requests one replica got.
+         largest share of requests one replica got; and 64 concurrent requests on a key
+         whose budget covers 3.5 (overspend_usd must be 0, ledger_sum_equals_usage true),
+         with the embedded PGlite and, with --database postgres://…, that PostgreSQL.
 
 Options:
   --json          one JSON object instead of a table
@@ -158,12 +160,14 @@ cache options:
       return 0;
     }
     if (what === "gateway") {
-      const args = parseCommandArgs(benchCommand, rest, { json: { type: "boolean" }, requests: { type: "string" } });
+      const args = parseCommandArgs(benchCommand, rest, { json: { type: "boolean" }, requests: { type: "string" }, database: { type: "string" } });
       const { runGatewayBench, printGatewayTable } = await import("../../../bench/gateway.js");
       const v = stringOption(benchCommand, args, "requests");
       const requests = v === undefined ? undefined : Number(v);
       if (requests !== undefined && (!Number.isInteger(requests) || requests < 1)) throw new CliError(`--requests must be a positive integer, got "${v}"`, 2);
-      const result = await runGatewayBench({ requests });
+      const database = stringOption(benchCommand, args, "database");
+      if (database !== undefined && !/^postgres(ql)?:\/\//.test(database)) throw new CliError(`--database must be a postgres:// URL (the embedded PGlite always runs), got "${database}"`, 2);
+      const result = await runGatewayBench({ requests, database });
       if (args.values.json) process.stdout.write(JSON.stringify(result) + "\n");
       else printGatewayTable(result);
       return 0;
