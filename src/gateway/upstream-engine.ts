@@ -26,6 +26,7 @@ import { protocolFor, type Protocol, type TokenCall, type UpstreamFinish, type U
 import { checkReplica, pollReplicas, Replica } from "./replicas.js";
 import { Router, type Route } from "./router.js";
 import { sseData } from "./sse-reader.js";
+import { postJson, type UpstreamResponse } from "./upstream-http.js";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -55,6 +56,13 @@ export interface UpstreamEngineOptions {
   /** Random source for power-of-two choices (tests). */
   random?: () => number;
 }
+
+/**
+ * How long a finished generation's answer may take to end before its connection is cut: the
+ * closing chunks follow the last id at once, but an upstream that generates on (a stop string
+ * matched here) must be stopped.
+ */
+const RELEASE_GRACE_MS = 200;
 
 /** An upstream answered with a client error: the request itself is at fault, no retry. */
 class UpstreamRefusal extends Error {
@@ -283,15 +291,12 @@ export class UpstreamEngine implements EngineApi {
     signal.addEventListener("abort", stop, { once: true });
     replica.inFlight++;
     replica.dispatched++;
+    let res: UpstreamResponse | undefined;
+    // Set on every clean end: the connection is then kept (released), else cut.
+    let clean = false;
     try {
-      let res: Response;
       try {
-        res = await fetch(`${replica.url}${this.protocol.path}`, {
-          method: "POST",
-          headers: { "content-type": "application/json", accept: "text/event-stream" },
-          body: JSON.stringify(this.protocol.body(call, true, this.upstreamModel)),
-          signal: attempt.signal,
-        });
+        res = await postJson(`${replica.url}${this.protocol.path}`, JSON.stringify(this.protocol.body(call, true, this.upstreamModel)), { accept: "text/event-stream" }, attempt.signal);
       } catch (err) {
         throw new ReplicaFailure(`cannot reach it (${causeOf(err)})`, true);
       }
@@ -318,21 +323,31 @@ export class UpstreamEngine implements EngineApi {
             held.push(...chunk.ids);
             continue;
           }
-          for (const id of [...held, ...chunk.ids]) if (seq.accept(id, null)) return;
+          for (const id of [...held, ...chunk.ids]) {
+            if (seq.accept(id, null)) {
+              clean = true;
+              return;
+            }
+          }
           held = [];
         }
       } catch (err) {
         if (err instanceof ReplicaFailure || signal.aborted) throw err;
         throw new ReplicaFailure(`the stream broke (${causeOf(err)})`, true);
       }
+      clean = true;
       for (const id of held) if (seq.accept(id, null)) return;
       if (!finish) throw new ReplicaFailure("the stream ended without a finish reason", true);
       if (finish.reason === "abort") throw new ReplicaFailure(`it aborted the request: ${finish.message}`, false);
       seq.finish(finish.reason);
+    } catch (err) {
+      clean = false;
+      throw err;
     } finally {
       replica.inFlight--;
       signal.removeEventListener("abort", stop);
-      attempt.abort();
+      if (clean && res && !signal.aborted) res.release(RELEASE_GRACE_MS);
+      else attempt.abort();
     }
   }
 
@@ -379,7 +394,7 @@ function causeOf(err: unknown): string {
 }
 
 /** A non-2xx answer: a client error is the request's fault (no retry), anything else the replica's. */
-async function refuse(res: Response): Promise<never> {
+async function refuse(res: UpstreamResponse): Promise<never> {
   const text = await res.text().catch(() => "");
   let message = text.slice(0, 500);
   let param: string | null = null;
