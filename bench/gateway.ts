@@ -2,7 +2,9 @@
  * `dsv4 bench gateway` (issue 16's figures):
  *  - overhead_p50_ms / overhead_p99_ms: a non-streamed 1-token chat request through the gateway
  *    minus the same request sent to its replica directly (one real `dsv4 serve` replica of the
- *    default model on loopback, requests alternated so both see the same machine state);
+ *    default model on loopback, in its own process as in a deployment, requests alternated so
+ *    both see the same machine state; the load average is reported beside, since on a busy
+ *    machine the p99 is the scheduler's);
  *  - hit_ratio_vs_pinned / hit_ratio_vs_round_robin / max_replica_load_share: the multi-tenant
  *    agent trace (16 tenants, each a 20-step tool loop, steps of different tenants arriving in
  *    random order, 4 replicas), routed by the gateway's Router, by pinning each tenant to one
@@ -24,12 +26,17 @@ import { Router } from "../src/gateway/router.js";
 import { ensureDefaultModel } from "../src/cli/default-model.js";
 import { Engine } from "../src/engine/engine.js";
 import { startServer } from "../src/server/index.js";
+import { availableParallelism, loadavg } from "node:os";
 import { budgetRun, type BudgetRun } from "./gateway-budget.js";
+import { startReplicaProcess } from "./replica-process.js";
 
 export interface GatewayBenchResult {
   overhead_p50_ms: number;
   overhead_p99_ms: number;
   direct_p50_ms: number;
+  /** The 1-minute load average and core count when the overhead was measured. */
+  load_average: number;
+  cpus: number;
   hit_ratio_vs_pinned: number;
   hit_ratio_vs_round_robin: number;
   max_replica_load_share: number;
@@ -116,8 +123,7 @@ function percentile(xs: number[], p: number): number {
 
 async function overhead(requests: number): Promise<{ p50: number; p99: number; direct: number }> {
   const { dir } = await ensureDefaultModel();
-  const engine = await Engine.load(dir, { speculative: { enabled: false } });
-  const replica = await startServer({ engine, port: 0 });
+  const replica = await startReplicaProcess();
   const gateway = await startGateway({ upstreams: [replica.url], modelDir: dir, port: 0 });
   try {
     const time = async (url: string, i: number) => {
@@ -141,7 +147,6 @@ async function overhead(requests: number): Promise<{ p50: number; p99: number; d
   } finally {
     await gateway.close();
     await replica.close();
-    await engine.dispose();
   }
 }
 
@@ -166,12 +171,15 @@ export async function runGatewayBench(opts: { requests?: number; database?: stri
   const p = simulate("pinned", trace);
   const r = simulate("round_robin", trace);
   const o = await overhead(opts.requests ?? 200);
+  const load = loadavg()[0]!;
   const budgets = await budgetRuns(opts.database);
   const round = (x: number) => Math.round(x * 1000) / 1000;
   return {
     overhead_p50_ms: round(o.p50),
     overhead_p99_ms: round(o.p99),
     direct_p50_ms: round(o.direct),
+    load_average: round(load),
+    cpus: availableParallelism(),
     hit_ratio_vs_pinned: round(g.hitTokens / p.hitTokens),
     hit_ratio_vs_round_robin: round(g.hitTokens / r.hitTokens),
     max_replica_load_share: round(g.maxShare),
@@ -184,7 +192,7 @@ export async function runGatewayBench(opts: { requests?: number; database?: stri
 
 export function printGatewayTable(r: GatewayBenchResult): void {
   const rows: Array<[string, string]> = [
-    ["overhead p50 / p99 (ms)", `${r.overhead_p50_ms} / ${r.overhead_p99_ms} (direct p50 ${r.direct_p50_ms})`],
+    ["overhead p50 / p99 (ms)", `${r.overhead_p50_ms} / ${r.overhead_p99_ms} (direct p50 ${r.direct_p50_ms}; load ${r.load_average} on ${r.cpus} cores)`],
     ["hit tokens vs pinned", String(r.hit_ratio_vs_pinned)],
     ["hit tokens vs round-robin", String(r.hit_ratio_vs_round_robin)],
     ["max replica load share", String(r.max_replica_load_share)],
