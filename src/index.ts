@@ -20,3 +20,4 @@ export {
   startServer, buildServer, DEFAULT_PRICES, PRICES_0731, defaultPrices, parsePriceTable, parsePriceSchedule, pricesAt,
   type ListenOptions, type RunningServer, type ServerOptions, type PriceTable, type PriceSchedule, type PriceWindow,
 } from "./server/index.js";
+export { openLedger, MemoryLedger, SqlLedger, parseDatabase, type Ledger, type LedgerKey, type KeyAccount, type UsageRecord } from "./ledger/index.js";
