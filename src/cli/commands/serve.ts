@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { CliError, parseCommandArgs, stringOption, type Command } from "../command.js";
-import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
+import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, PREFETCH_HELP, prefetchOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
 import {
   DEFAULT_MODEL_NAME, DEFAULT_PRICES, defaultPrices, describePrices, makeKey, parsePriceSchedule, PRICES_0731, readKeysFile, startServer,
@@ -58,6 +58,7 @@ Options:
                           Only for text that is no secret: any key can tell it was cached
   --backend NAME          compute backend (default: the fastest available)
   --speculative MODE      ${SPECULATIVE_HELP}
+  --prefetch MODE         ${PREFETCH_HELP}
   --keep-alive SECONDS    keep-alive interval for streams and slow responses (default 5)
   --reader-timeout SECONDS
                           a stream whose client stops reading pauses its generation; after
@@ -100,6 +101,7 @@ Options:
       "shared-prefix": { type: "string", multiple: true },
       backend: { type: "string" },
       speculative: { type: "string" },
+      prefetch: { type: "string" },
       "keep-alive": { type: "string" },
       "reader-timeout": { type: "string" },
       "sampling-in-thinking": { type: "boolean" },
@@ -133,6 +135,7 @@ Options:
     const { engine, dir, isDefault } = await loadEngine(opt("model"), {
       backend: opt("backend"),
       speculative: speculativeOption(opt("speculative")),
+      prefetch: prefetchOption(opt("prefetch")),
       modelName,
       maxConcurrentSequences: intOption("max-sequences", opt("max-sequences"), 1),
       maxQueuedRequests: intOption("max-queue", opt("max-queue"), 0),
