@@ -51,10 +51,9 @@ std::unique_ptr<Matrix> make_matrix(const MatrixSource& src) {
     if (!scale) throw std::runtime_error("quantised weight without scales");
     if (src.scale_length != ns * (src.scale_f32 ? 4 : 1)) throw std::runtime_error("scale tensor size does not match the shape");
     if (src.format == Format::FP4 && scale_mapping) {
-      // The bytes stay in the file: only look for the values the vector kernels cannot take.
-      bool special = false;
-      for (size_t i = 0; i < ns; i++) special |= (scale[i] == 0) | (scale[i] == 255);
-      m->scale_special = special;
+      // The bytes stay in the file: only look for the values the vector kernels cannot take
+      // (memchr is vectorised; a byte loop took ~0.25 ms per expert matrix).
+      m->scale_special = std::memchr(scale, 0, ns) != nullptr || std::memchr(scale, 255, ns) != nullptr;
       m->scale_e8m0_mapped = scale;
       if (scale_mapping != m->mapping) m->scale_mapping = scale_mapping;
     } else if (src.format == Format::FP4) {
