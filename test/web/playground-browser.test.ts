@@ -1,0 +1,205 @@
+/**
+ * The web playground in a real headless Chromium (puppeteer-core) against a real `dsv4 serve` of
+ * the default model, started with a keys file: the key prompt and a wrong key's error, a message
+ * streaming in, the reasoning opened from the keyboard, a forced tool call answered by hand,
+ * the conversation kept across a reload, keyboard-only sending, and the page at 360 px and in
+ * dark mode. Screenshots go to test-output/playground/.
+ */
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { browserSkipReason, findChromium } from "../helpers/chromium.js";
+import { startCli } from "../helpers/cli-process.js";
+import { repoRoot } from "../helpers/paths.js";
+
+// The callbacks given to page.evaluate and friends run in the browser; this suite is compiled
+// without the DOM library, so they see these names loosely typed.
+declare const document: any, window: any, MutationObserver: any, getComputedStyle: any;
+type HTMLElement = any;
+type HTMLDetailsElement = any;
+type HTMLSelectElement = any;
+
+const skip = browserSkipReason();
+const cli = join(repoRoot, "dist", "src", "cli", "main.js");
+export const screenshotDir = join(repoRoot, "test-output", "playground");
+const KEY = "sk-playground-right-key";
+
+describe("the web playground in Chromium", { skip }, () => {
+  let home: string;
+  let server: ChildProcess | undefined;
+  let url: string;
+  let browser: Browser;
+  let page: Page;
+
+  before(async () => {
+    home = mkdtempSync(join(tmpdir(), "dsv4-playground-browser-"));
+    const keys = join(home, "keys.txt");
+    writeFileSync(keys, `${KEY}\n`);
+    const serve = await startCli(cli, ["serve", "--port", "0", "--api-keys-file", keys, "--quiet"], { ...process.env, DSV4_HOME: home });
+    server = serve.child;
+    url = serve.url;
+    browser = await puppeteer.launch({
+      executablePath: findChromium()!,
+      headless: true,
+      args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run"],
+    });
+    page = await browser.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    mkdirSync(screenshotDir, { recursive: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    server?.kill("SIGTERM");
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+
+  /** Replaces a field's text as a user would: select all, type. */
+  async function fill(selector: string, text: string): Promise<void> {
+    await page.focus(selector);
+    await page.keyboard.down("Control");
+    await page.keyboard.press("KeyA");
+    await page.keyboard.up("Control");
+    await page.keyboard.press("Backspace");
+    if (text) await page.keyboard.type(text);
+  }
+
+  const alertText = () => page.$$eval("[role=alert]", (els) => els.map((e) => e.textContent ?? "").join("\n"));
+  const assistantCount = () => page.$$eval(".msg-assistant", (els) => els.length);
+
+  /** Sends `text` from the composer and waits until the new assistant turn has finished. */
+  async function send(text: string): Promise<void> {
+    const before = await assistantCount();
+    await fill("#composer-input", text);
+    await page.keyboard.press("Enter");
+    await page.waitForFunction((n) => {
+      const all = document.querySelectorAll(".msg-assistant");
+      return all.length > n && all[all.length - 1]!.getAttribute("aria-busy") === "false";
+    }, { timeout: 60_000 }, before);
+  }
+
+  test("a wrong API key shows a clear error", async () => {
+    await page.goto(url, { waitUntil: "load" });
+    await fill("#api-key", "sk-wrong-key");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => /refused the API key \(401/.test(document.querySelector("[role=alert]")?.textContent ?? ""), { timeout: 10_000 });
+    assert.match(await alertText(), /Enter a valid key/);
+  });
+
+  test("with the right key a message streams in, then shows tokens, cost, TTFT and tokens/s", async () => {
+    await fill("#api-key", KEY);
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => !document.querySelector("[role=alert]") && document.querySelectorAll("#model option").length > 0, { timeout: 10_000 });
+    await fill("#max-tokens", "48");
+    // Every change of the streaming turn's text, seen by the page itself.
+    await page.evaluate(() => {
+      const seen: Array<{ busy: string | null; length: number }> = [];
+      (window as any).__seen = seen;
+      new MutationObserver(() => {
+        const all = document.querySelectorAll(".msg-assistant");
+        const m = all[all.length - 1];
+        if (!m) return;
+        const length = (m.querySelector(".reasoning-text")?.textContent ?? "").length + (m.querySelector(".markdown")?.textContent ?? "").length;
+        seen.push({ busy: m.getAttribute("aria-busy"), length });
+      }).observe(document.querySelector(".messages")!, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
+    await send("Hello, who are you?");
+    const seen: Array<{ busy: string | null; length: number }> = await page.evaluate(() => (window as any).__seen);
+    const final = seen[seen.length - 1]!.length;
+    assert.ok(final > 0, "the answer has text");
+    const partial = seen.filter((s) => s.busy === "true" && s.length > 0 && s.length < final);
+    assert.ok(partial.length > 0, `a partial answer was shown while streaming (lengths seen: ${seen.map((s) => `${s.busy}:${s.length}`).join(" ")})`);
+    const figures = await page.$eval(".msg-assistant:last-child .figures", (e) => e.textContent ?? "");
+    assert.match(figures, /\d+ in \(\d+ cached\)/);
+    assert.match(figures, /48 out \(48 reasoning\)/);
+    assert.match(figures, /\$\d/);
+    assert.match(figures, /TTFT \d+ ms/);
+    assert.match(figures, /[\d.]+ tok\/s/);
+    assert.match(figures, /finish: length/);
+  });
+
+  test("the reasoning, collapsed once the turn ends, opens from the keyboard", async () => {
+    const summary = ".msg-assistant:last-child .reasoning > summary";
+    assert.equal(await page.$eval(".msg-assistant:last-child .reasoning", (d) => (d as HTMLDetailsElement).open), false);
+    await page.focus(summary);
+    await page.keyboard.press("Enter");
+    await page.waitForFunction((s) => (document.querySelector(s)!.parentElement as HTMLDetailsElement).open, {}, summary);
+    const shown = await page.$eval(".msg-assistant:last-child .reasoning-text", (e) => ({ height: (e as HTMLElement).offsetHeight, text: e.textContent ?? "" }));
+    assert.ok(shown.height > 0 && shown.text.length > 0, "the reasoning text is visible");
+  });
+
+  test("a tool defined as a JSON Schema and forced by tool_choice is called, and answered by hand", async () => {
+    await page.click("#tools-panel > summary");
+    await page.click("#add-tool");
+    await page.click("#thinking");
+    await page.select("#tool-choice", "function:get_weather");
+    await fill("#max-tokens", "64");
+    await send("What is the weather in Paris?");
+    const call = await page.$eval(".msg-assistant:last-child .tool-call", (e) => ({ name: e.querySelector(".tool-name")?.textContent, args: e.querySelector(".tool-args")?.textContent ?? "" }));
+    assert.equal(call.name, "get_weather");
+    assert.equal(typeof JSON.parse(call.args).city, "string", `arguments follow the schema: ${call.args}`);
+    assert.match(await page.$eval(".msg-assistant:last-child .figures", (e) => e.textContent ?? ""), /finish: tool_calls/);
+    // The agent loop: the user writes the tool's result, and the model goes on.
+    const before = await assistantCount();
+    await fill(".tool-answer textarea", '{"temperature_c": 21}');
+    await page.click(".tool-answer button[type=submit]");
+    await page.waitForFunction((n) => {
+      const all = document.querySelectorAll(".msg-assistant");
+      return all.length > n && all[all.length - 1]!.getAttribute("aria-busy") === "false";
+    }, { timeout: 60_000 }, before);
+    assert.equal(await page.$eval(".msg-tool .tool-result", (e) => e.textContent), '{"temperature_c": 21}');
+  });
+
+  test("the conversation is kept across a reload", async () => {
+    const before = await page.$$eval(".msg", (els) => els.map((e) => e.className.replace(" streaming", "") + ":" + (e.querySelector(".markdown, .tool-result, .tool-name")?.textContent ?? "")));
+    await page.reload({ waitUntil: "load" });
+    await page.waitForSelector(".msg");
+    const after = await page.$$eval(".msg", (els) => els.map((e) => e.className + ":" + (e.querySelector(".markdown, .tool-result, .tool-name")?.textContent ?? "")));
+    assert.deepEqual(after, before);
+    assert.equal(await page.$eval("#tool-choice", (e) => (e as HTMLSelectElement).value), "function:get_weather");
+    assert.equal(await alertText(), "", "the key is still there for this tab");
+  });
+
+  test("keyboard only: Tab reaches the message box, Enter sends", async () => {
+    await page.click("#new-conversation");
+    await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    let reached = false;
+    for (let i = 0; i < 80 && !reached; i++) {
+      await page.keyboard.press("Tab");
+      reached = await page.evaluate(() => document.activeElement?.id === "composer-input");
+    }
+    assert.ok(reached, "the message box is reachable with Tab");
+    const before = await assistantCount();
+    await page.keyboard.type("Hi from the keyboard");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction((n) => document.querySelectorAll(".msg-assistant").length > n, { timeout: 60_000 }, before);
+  });
+
+  test("readable at 360 px and in dark mode; screenshots at 1280 and 360 px", async () => {
+    await page.waitForFunction(() => !document.querySelector("[aria-busy=true]"), { timeout: 60_000 });
+    // The first conversation (reasoning, figures) is the one pictured.
+    const first = await page.$$(".conv-link");
+    await first[first.length - 1]!.click();
+    await page.click(".msg-assistant .reasoning > summary");
+    await page.screenshot({ path: join(screenshotDir, "playground-1280.png"), fullPage: true });
+    // A phone loads the page at its width: the side panels start closed there.
+    await page.setViewport({ width: 360, height: 740 });
+    await page.reload({ waitUntil: "load" });
+    await page.waitForSelector(".msg-assistant .figures");
+    assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 360, "nothing is wider than the screen at 360 px");
+    await page.screenshot({ path: join(screenshotDir, "playground-360.png") });
+    await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
+    await page.screenshot({ path: join(screenshotDir, "playground-360-bottom.png") });
+    await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
+    const background = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const [r, g, b] = (background.match(/\d+/g) ?? []).map(Number);
+    assert.ok(r! + g! + b! < 150, `dark background in dark mode, got ${background}`);
+    await page.screenshot({ path: join(screenshotDir, "playground-360-dark.png") });
+    await page.setViewport({ width: 1280, height: 900 });
+    await page.screenshot({ path: join(screenshotDir, "playground-1280-dark.png"), fullPage: true });
+  });
+});
