@@ -1,7 +1,8 @@
 // Builds the web playground (web/ → dist/playground/): one JS and one CSS bundle, minified, plus
-// index.html; the server serves them at / and /playground/. Prints the gzipped sizes.
+// index.html, and gzipped twins of the bundles; the server serves them at / and /playground/.
+// Prints the gzipped sizes.
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
@@ -23,9 +24,14 @@ await build({
   logLevel: "warning",
 });
 copyFileSync(join(web, "index.html"), join(out, "index.html"));
-const size = (name) => gzipSync(readFileSync(join(out, name))).length;
-const js = size("app.js");
-const css = size("app.css");
+// Gzipped twins, sent to browsers that accept gzip (src/server/routes/playground.ts).
+const gzipped = (name) => {
+  const gz = gzipSync(readFileSync(join(out, name)), { level: 9 });
+  writeFileSync(join(out, `${name}.gz`), gz);
+  return gz.length;
+};
+const js = gzipped("app.js");
+const css = gzipped("app.css");
 if (!process.env.DSV4_QUIET_WEB_BUILD) {
   console.log(`web playground: dist/playground/ (app.js ${(js / 1024).toFixed(1)} KiB + app.css ${(css / 1024).toFixed(1)} KiB gzipped = ${((js + css) / 1024).toFixed(1)} KiB)`);
 }

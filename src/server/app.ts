@@ -32,7 +32,7 @@ export interface ServerOptions {
   modelName?: string;
   /** More names for the same model (e.g. deepseek-v4-pro for a Pro checkpoint). */
   aliases?: string[];
-  /** When non-empty, every route but /health needs one of these keys. */
+  /** When non-empty, every route but /health and the playground page (GET /, /playground/*) needs one of these keys. */
   apiKeys?: ApiKey[];
   /**
    * USD per 1M tokens: a flat table or a schedule with UTC windows (prices.ts). Default: the

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { after, before, describe, test } from "node:test";
 import type { FastifyInstance } from "fastify";
 import { buildServer } from "../../src/server/app.js";
@@ -22,6 +23,7 @@ describe("the playground routes", () => {
     writeFileSync(join(dir, "index.html"), "<!doctype html><title>page</title>");
     writeFileSync(join(dir, "app.js"), "export {};");
     writeFileSync(join(dir, "app.css"), "body{}");
+    writeFileSync(join(dir, "app.js.gz"), gzipSync("export {};"));
     app = buildServer({ engine: engine(), playground: dir, apiKeys: [makeKey("sk-right")] });
   });
   after(() => app.close());
@@ -40,6 +42,15 @@ describe("the playground routes", () => {
     assert.match(js.headers["content-type"] as string, /^text\/javascript/);
     const css = await app.inject({ method: "GET", url: "/playground/app.css" });
     assert.match(css.headers["content-type"] as string, /^text\/css/);
+  });
+
+  test("a browser that takes gzip gets the build's gzipped bundle", async () => {
+    const r = await app.inject({ method: "GET", url: "/playground/app.js", headers: { "accept-encoding": "gzip, deflate, br" } });
+    assert.equal(r.headers["content-encoding"], "gzip");
+    assert.equal(gunzipSync(r.rawPayload).toString(), "export {};");
+    const plain = await app.inject({ method: "GET", url: "/playground/app.js" });
+    assert.equal(plain.headers["content-encoding"], undefined);
+    assert.equal(plain.body, "export {};");
   });
 
   test("the API behind the page still needs the key", async () => {

@@ -36,6 +36,8 @@ function initialState(): { convs: Conversation[]; current: string } {
   return { convs, current: convs.some((c) => c.id === saved) ? saved! : convs[0]!.id };
 }
 
+const READY_MARK = "dsv4-playground-ready";
+
 const wide = () => typeof matchMedia === "function" && matchMedia("(min-width: 56rem)").matches;
 
 export function App() {
@@ -77,6 +79,8 @@ export function App() {
   // The server's models (and whether the key works), then the usage view where the server has one.
   useEffect(() => {
     listModels(key).then((list) => {
+      // Rendered and talking to the server: what bench/playground.ts times as "interactive".
+      if (performance.getEntriesByName(READY_MARK).length === 0) performance.mark(READY_MARK);
       setModels(list);
       setError(null);
       if (list.length > 0) setConvs((cs) => cs.map((c) => (c.messages.length === 0 && !list.includes(c.settings.model) ? { ...c, settings: { ...c.settings, model: list[0]! } } : c)));

@@ -7,7 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ApiError } from "../errors.js";
 
 /** Where `npm run build:web` writes the page, from dist/src/server/routes/ of the package. */
@@ -55,7 +55,13 @@ function notBuilt(dir: string, path: string): ApiError {
   );
 }
 
-async function sendFile(reply: FastifyReply, dir: string, name: string, urlPath: string): Promise<FastifyReply> {
+/** The build's gzipped twin of a bundle, when the browser takes gzip. */
+async function gzipped(dir: string, name: string, acceptEncoding: string | undefined): Promise<Buffer | null> {
+  if (name === "index.html" || !/\bgzip\b/.test(acceptEncoding ?? "")) return null;
+  return readFile(join(dir, `${name}.gz`)).catch(() => null);
+}
+
+async function sendFile(request: FastifyRequest, reply: FastifyReply, dir: string, name: string, urlPath: string): Promise<FastifyReply> {
   let body: Buffer;
   try {
     body = await readFile(join(dir, name));
@@ -68,6 +74,12 @@ async function sendFile(reply: FastifyReply, dir: string, name: string, urlPath:
     throw new ApiError(404, `Not Found: GET ${urlPath}: the playground has no asset named ${JSON.stringify(name)}`, "invalid_request_error", "url", "not_found");
   }
   reply.header("content-type", CONTENT_TYPES[extname(name)] ?? "application/octet-stream");
+  reply.header("vary", "accept-encoding");
+  const gz = await gzipped(dir, name, request.headers["accept-encoding"]);
+  if (gz) {
+    reply.header("content-encoding", "gzip");
+    body = gz;
+  }
   reply.header("x-content-type-options", "nosniff");
   // The bundle changes with every build; revalidating costs one small request.
   reply.header("cache-control", "no-cache");
@@ -81,12 +93,12 @@ async function sendFile(reply: FastifyReply, dir: string, name: string, urlPath:
 /** `dir`: the built page (default DEFAULT_PLAYGROUND_DIR). */
 export function playgroundRoutes(app: FastifyInstance, dir: string = DEFAULT_PLAYGROUND_DIR): void {
   for (const path of ["/", "/index.html"]) {
-    app.get(path, async (_request, reply) => sendFile(reply, dir, "index.html", path));
+    app.get(path, async (request, reply) => sendFile(request, reply, dir, "index.html", path));
   }
   app.get<{ Params: { file: string } }>("/playground/:file", async (request, reply) => {
     const name = request.params.file;
     const urlPath = `/playground/${name}`;
     if (!ASSET_NAME.test(name)) throw new ApiError(404, `Not Found: GET ${urlPath}`, "invalid_request_error", "url", "not_found");
-    return sendFile(reply, dir, name, urlPath);
+    return sendFile(request, reply, dir, name, urlPath);
   });
 }
