@@ -1,15 +1,15 @@
 /**
  * The web playground in a real headless Chromium (puppeteer-core) against a real `dsv4 serve` of
  * the default model, started with a keys file: the key prompt and a wrong key's error, a message
- * streaming in, the reasoning opened from the keyboard, a forced tool call answered by hand,
- * the conversation kept across a reload, keyboard-only sending, and the page at 360 px and in
- * dark mode. Screenshots go to test-output/playground/.
+ * streaming in, the reasoning opened from the keyboard, a forced tool call answered by hand, the
+ * conversation kept across a reload, exported and imported back, keyboard-only sending, and the
+ * page at 360 px and in dark mode. Screenshots go to test-output/playground/.
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { browserSkipReason, findChromium } from "../helpers/chromium.js";
@@ -27,6 +27,16 @@ const skip = browserSkipReason();
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
 export const screenshotDir = join(repoRoot, "test-output", "playground");
 const KEY = "sk-playground-right-key";
+
+/** The one finished .json download in `dir`. */
+async function downloaded(dir: string): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const done = readdirSync(dir).filter((f) => f.endsWith(".json"));
+    if (done.length > 0) return join(dir, done[0]!);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`nothing was downloaded to ${dir}`);
+}
 
 describe("the web playground in Chromium", { skip }, () => {
   let home: string;
@@ -162,6 +172,26 @@ describe("the web playground in Chromium", { skip }, () => {
     assert.deepEqual(after, before);
     assert.equal(await page.$eval("#tool-choice", (e) => (e as HTMLSelectElement).value), "function:get_weather");
     assert.equal(await alertText(), "", "the key is still there for this tab");
+  });
+
+  test("export writes the conversation as a chat request body, and import brings it back", async () => {
+    const downloads = join(home, "downloads");
+    mkdirSync(downloads, { recursive: true });
+    const cdp = await page.createCDPSession();
+    await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: downloads });
+    const shown = () => page.$$eval(".msg", (els) => els.map((e) => e.className + ":" + (e.querySelector(".markdown, .tool-result, .tool-name")?.textContent ?? "")));
+    const before = await shown();
+    await page.evaluate(() => [...document.querySelectorAll(".conversations button")].find((b: any) => b.textContent === "Export").click());
+    const file = await downloaded(downloads);
+    assert.equal(basename(file), "Hello_who_are_you_.json", "named after the conversation");
+    const body = JSON.parse(readFileSync(file, "utf8"));
+    assert.deepEqual(body.messages.map((m: any) => m.role), ["system", "user", "assistant", "user", "assistant", "tool", "assistant"]);
+    assert.deepEqual(body.tool_choice, { type: "function", function: { name: "get_weather" } });
+    assert.equal(body.messages[4].tool_calls[0].function.name, "get_weather");
+    const input = await page.$("input[type=file]");
+    await input!.uploadFile(file);
+    await page.waitForFunction(() => /Imported/.test(document.querySelector("[role=status]")?.textContent ?? ""));
+    assert.deepEqual(await shown(), before, "the imported copy shows the same messages");
   });
 
   test("keyboard only: Tab reaches the message box, Enter sends", async () => {
