@@ -196,7 +196,7 @@ function authenticate(ctx: ServerContext, request: FastifyRequest): ApiKey {
   const path = request.url.split("?")[0]!;
   if (PUBLIC.has(path) || request.method === "OPTIONS") return ANONYMOUS;
   // The page itself asks for the key; only what it then calls needs one.
-  if (ctx.playground && request.method === "GET" && isPlaygroundPath(path)) return ANONYMOUS;
+  if (ctx.playground && (request.method === "GET" || request.method === "HEAD") && isPlaygroundPath(path)) return ANONYMOUS;
   const key = ctx.keys.find(presentedKey(request.headers));
   if (!key) throw authenticationFails();
   // Reading models or the balance stays possible with an empty balance; generating does not.

@@ -34,6 +34,7 @@ describe("the playground routes", () => {
     assert.match(r.headers["content-type"] as string, /^text\/html/);
     assert.equal(r.body, "<!doctype html><title>page</title>");
     assert.match(r.headers["content-security-policy"] as string, /connect-src 'self'/);
+    assert.equal((await app.inject({ method: "HEAD", url: "/" })).statusCode, 200);
   });
 
   test("assets come with their content types", async () => {

@@ -92,8 +92,46 @@ describe("the web playground in Chromium", { skip }, () => {
     }, { timeout: 60_000 }, before);
   }
 
-  test("a wrong API key shows a clear error", async () => {
+  interface Seen {
+    busy: string | null;
+    reasoning: number;
+    content: number;
+    args: number;
+  }
+
+  /** Records, in the page, every state of the last assistant message as the DOM changes. */
+  async function watchLastAssistant(): Promise<void> {
+    await page.evaluate(() => {
+      const w = window as any;
+      w.__observer?.disconnect();
+      w.__seen = [];
+      w.__observer = new MutationObserver(() => {
+        const all = document.querySelectorAll(".msg-assistant");
+        const m = all[all.length - 1];
+        if (!m) return;
+        const len = (sel: string) => (m.querySelector(sel)?.textContent ?? "").length;
+        w.__seen.push({ busy: m.getAttribute("aria-busy"), reasoning: len(".reasoning-text"), content: len(".markdown"), args: len(".tool-args") });
+      });
+      w.__observer.observe(document.querySelector(".messages")!, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
+  }
+
+  const seenStates = (): Promise<Seen[]> => page.evaluate(() => (window as any).__seen);
+
+  /** The page showed `part` partly written while the turn was still streaming. */
+  function assertStreamed(seen: Seen[], part: "reasoning" | "content" | "args"): void {
+    const final = seen[seen.length - 1]![part];
+    assert.ok(final > 0, `the answer has ${part}`);
+    const partial = seen.filter((s) => s.busy === "true" && s[part] > 0 && s[part] < final);
+    assert.ok(partial.length > 0, `partial ${part} was shown while streaming (seen: ${seen.map((s) => `${s.busy}:${s[part]}`).join(" ")})`);
+  }
+
+  test("without a key the page asks for one", async () => {
     await page.goto(url, { waitUntil: "load" });
+    await page.waitForFunction(() => /needs an API key \(401/.test(document.querySelector("[role=alert]")?.textContent ?? ""), { timeout: 10_000 });
+  });
+
+  test("a wrong API key shows a clear error", async () => {
     await fill("#api-key", "sk-wrong-key");
     await page.keyboard.press("Enter");
     await page.waitForFunction(() => /refused the API key \(401/.test(document.querySelector("[role=alert]")?.textContent ?? ""), { timeout: 10_000 });
@@ -105,24 +143,9 @@ describe("the web playground in Chromium", { skip }, () => {
     await page.keyboard.press("Enter");
     await page.waitForFunction(() => !document.querySelector("[role=alert]") && document.querySelectorAll("#model option").length > 0, { timeout: 10_000 });
     await fill("#max-tokens", "48");
-    // Every change of the streaming turn's text, seen by the page itself.
-    await page.evaluate(() => {
-      const seen: Array<{ busy: string | null; length: number }> = [];
-      (window as any).__seen = seen;
-      new MutationObserver(() => {
-        const all = document.querySelectorAll(".msg-assistant");
-        const m = all[all.length - 1];
-        if (!m) return;
-        const length = (m.querySelector(".reasoning-text")?.textContent ?? "").length + (m.querySelector(".markdown")?.textContent ?? "").length;
-        seen.push({ busy: m.getAttribute("aria-busy"), length });
-      }).observe(document.querySelector(".messages")!, { subtree: true, childList: true, characterData: true, attributes: true });
-    });
+    await watchLastAssistant();
     await send("Hello, who are you?");
-    const seen: Array<{ busy: string | null; length: number }> = await page.evaluate(() => (window as any).__seen);
-    const final = seen[seen.length - 1]!.length;
-    assert.ok(final > 0, "the answer has text");
-    const partial = seen.filter((s) => s.busy === "true" && s.length > 0 && s.length < final);
-    assert.ok(partial.length > 0, `a partial answer was shown while streaming (lengths seen: ${seen.map((s) => `${s.busy}:${s.length}`).join(" ")})`);
+    assertStreamed(await seenStates(), "reasoning");
     const figures = await page.$eval(".msg-assistant:last-child .figures", (e) => e.textContent ?? "");
     assert.match(figures, /\d+ in \(\d+ cached\)/);
     assert.match(figures, /48 out \(48 reasoning\)/);
@@ -142,13 +165,15 @@ describe("the web playground in Chromium", { skip }, () => {
     assert.ok(shown.height > 0 && shown.text.length > 0, "the reasoning text is visible");
   });
 
-  test("a tool defined as a JSON Schema and forced by tool_choice is called, and answered by hand", async () => {
+  test("a tool defined as a JSON Schema and forced by tool_choice is called as it streams, and answered by hand", async () => {
     await page.click("#tools-panel > summary");
     await page.click("#add-tool");
     await page.click("#thinking");
     await page.select("#tool-choice", "function:get_weather");
     await fill("#max-tokens", "64");
+    await watchLastAssistant();
     await send("What is the weather in Paris?");
+    assertStreamed(await seenStates(), "args");
     const call = await page.$eval(".msg-assistant:last-child .tool-call", (e) => ({ name: e.querySelector(".tool-name")?.textContent, args: e.querySelector(".tool-args")?.textContent ?? "" }));
     assert.equal(call.name, "get_weather");
     assert.equal(typeof JSON.parse(call.args).city, "string", `arguments follow the schema: ${call.args}`);

@@ -23,7 +23,7 @@ function headers(key: string): Record<string, string> {
   return h;
 }
 
-async function failure(res: Response, what: string): Promise<ApiFailure> {
+async function failure(res: Response, what: string, key: string): Promise<ApiFailure> {
   let detail = res.statusText;
   try {
     const body = await res.json();
@@ -32,6 +32,7 @@ async function failure(res: Response, what: string): Promise<ApiFailure> {
     /* not JSON: keep the status text */
   }
   if (res.status === 401) {
+    if (!key) return new ApiFailure(401, `This server needs an API key (401 ${detail}). Enter yours in the API key field.`);
     return new ApiFailure(401, `The server refused the API key (401 ${detail}). Enter a valid key in the API key field.`);
   }
   if (res.status === 402) return new ApiFailure(402, `This key has no balance left (402 ${detail}).`);
@@ -40,7 +41,7 @@ async function failure(res: Response, what: string): Promise<ApiFailure> {
 
 export async function listModels(key: string): Promise<string[]> {
   const res = await fetch("models", { headers: headers(key) });
-  if (!res.ok) throw await failure(res, "Listing the models");
+  if (!res.ok) throw await failure(res, "Listing the models", key);
   const body = (await res.json()) as { data?: Array<{ id: string }> };
   return (body.data ?? []).map((m) => m.id);
 }
@@ -69,14 +70,14 @@ export interface UsageReport {
 export async function fetchUsage(key: string): Promise<UsageReport | null> {
   const res = await fetch("v1/usage", { headers: headers(key) });
   if (res.status === 404 || res.status === 405) return null;
-  if (!res.ok) throw await failure(res, "Reading the usage");
+  if (!res.ok) throw await failure(res, "Reading the usage", key);
   return (await res.json()) as UsageReport;
 }
 
 /** POSTs a streamed chat request and calls onChunk with each parsed chunk until [DONE]. */
 export async function streamChat(body: Record<string, unknown>, key: string, signal: AbortSignal, onChunk: (chunk: unknown) => void): Promise<void> {
   const res = await fetch("chat/completions", { method: "POST", headers: headers(key), body: JSON.stringify({ ...body, stream: true }), signal });
-  if (!res.ok || !res.body) throw await failure(res, "The chat request");
+  if (!res.ok || !res.body) throw await failure(res, "The chat request", key);
   const parser = new SseParser();
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   for (;;) {
