@@ -232,10 +232,26 @@ describe("the web playground in Chromium", { skip }, () => {
     await page.keyboard.type("Hi from the keyboard");
     await page.keyboard.press("Enter");
     await page.waitForFunction((n) => document.querySelectorAll(".msg-assistant").length > n, { timeout: 60_000 }, before);
+    await page.waitForFunction(() => !document.querySelector("[aria-busy=true]"), { timeout: 60_000 });
+  });
+
+  test("Esc stops a streaming answer, and the page says it stopped", async () => {
+    await page.click("#new-conversation");
+    // Thinking on and no forced tool: the random model reasons on until max_tokens.
+    await page.click("#thinking");
+    await page.select("#tool-choice", "auto");
+    assert.equal(await page.$eval("#thinking", (e) => (e as any).checked), true);
+    await fill("#max-tokens", "4000");
+    await fill("#composer-input", "Tell me a long story.");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector(".msg-assistant[aria-busy=true] .reasoning-text", { timeout: 30_000 });
+    await page.keyboard.press("Escape");
+    await page.waitForSelector(".msg-assistant[aria-busy=false]", { timeout: 10_000 });
+    assert.match(await page.$eval(".msg-assistant:last-child", (e) => e.textContent ?? ""), /Stopped\./);
+    await fill("#max-tokens", "64");
   });
 
   test("readable at 360 px and in dark mode; screenshots at 1280 and 360 px", async () => {
-    await page.waitForFunction(() => !document.querySelector("[aria-busy=true]"), { timeout: 60_000 });
     // The first conversation (reasoning, figures) is the one pictured.
     const first = await page.$$(".conv-link");
     await first[first.length - 1]!.click();

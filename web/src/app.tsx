@@ -330,16 +330,21 @@ export function App() {
                 } else if (e.key === "Escape" && abort.current) abort.current.abort();
               }}
             />
-            {streaming ? (
+            {busyHere ? (
               <button type="button" id="stop" onClick={() => abort.current?.abort()}>
                 Stop
               </button>
             ) : (
-              <button type="submit" id="send" disabled={!draft.trim()}>
+              <button type="submit" id="send" disabled={!draft.trim() || Boolean(streaming)}>
                 Send
               </button>
             )}
           </form>
+          {streaming && !busyHere ? (
+            <p class="muted" role="status">
+              An answer is still streaming in another conversation; Send is back once it ends (Esc stops it).
+            </p>
+          ) : null}
         </main>
       </div>
     </div>
