@@ -219,6 +219,19 @@ describe("the web playground in Chromium", { skip }, () => {
     assert.deepEqual(await shown(), before, "the imported copy shows the same messages");
   });
 
+  test("markdown is rendered, and HTML that could run script is removed", async () => {
+    const file = join(home, "hostile.json");
+    const hostile = '**bold** <img src="x" onerror="window.__pwned = 1"> <script>window.__pwned = 2</script> [link](javascript:window.__pwned=3)';
+    writeFileSync(file, JSON.stringify([{ role: "user", content: "hostile" }, { role: "assistant", content: hostile }]));
+    await (await page.$("input[type=file]"))!.uploadFile(file);
+    await page.waitForFunction(() => /Imported "hostile"/.test(document.querySelector("[role=status]")?.textContent ?? ""));
+    const html = await page.$eval(".msg-assistant .markdown", (e) => e.innerHTML);
+    assert.match(html, /<strong>bold<\/strong>/);
+    assert.doesNotMatch(html, /onerror|<script|javascript:/);
+    await page.click(".msg-assistant a").catch(() => {});
+    assert.equal(await page.evaluate(() => (window as any).__pwned), undefined);
+  });
+
   test("keyboard only: Tab reaches the message box, Enter sends", async () => {
     await page.click("#new-conversation");
     await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
