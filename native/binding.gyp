@@ -19,6 +19,7 @@
         "src/kernels_scalar.cc",
         "src/linear.cc",
         "src/mapping.cc",
+        "src/prefetch.cc",
         "src/matrix_io.cc",
         "src/ops.cc",
         "src/scratch.cc",

@@ -11,6 +11,7 @@
 
 #include "kernels.h"
 #include "linear.h"
+#include "prefetch.h"
 #include "matrix_io.h"
 #include "ops.h"
 #include "scratch.h"
@@ -105,7 +106,11 @@ Napi::Value CreateMatrix(const Napi::CallbackInfo& info) {
     src.bytes = bytes.data;
     src.bytes_length = bytes.length;
   }
-  if (!info[7].IsNull() && !info[7].IsUndefined()) {
+  if (info[9].IsString()) {
+    src.scale_file = info[9].As<Napi::String>().Utf8Value();
+    src.scale_offset = static_cast<uint64_t>(integer(info[10], "scaleOffset"));
+    src.scale_length = static_cast<size_t>(integer(info[11], "scaleByteLength"));
+  } else if (!info[7].IsNull() && !info[7].IsUndefined()) {
     Span<uint8_t> scale = u8(info[7], "scales");
     src.scale = scale.data;
     src.scale_length = scale.length;
@@ -388,6 +393,15 @@ Napi::Value PoolOverhead(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), pool_overhead_us(static_cast<int>(tasks), static_cast<int>(calls)));
 }
 
+// prefetchMapping(path): touch every page of that checkpoint file's mapping (see mapping.h).
+Napi::Value PrefetchMapping(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "path must be a string");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  size_t bytes = 0;
+  described([&] { return "prefetchMapping (" + path + ")"; }, [&] { bytes = prefetch_mapping(path, pool()); });
+  return Napi::Number::New(info.Env(), static_cast<double>(bytes));
+}
+
 // Test-only: see fail_allocations_after (scratch.h). A negative count turns it off.
 Napi::Value FailAllocationsAfter(const Napi::CallbackInfo& info) {
   if (!info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "count must be a number");
@@ -414,6 +428,7 @@ const Entry kEntries[] = {
     {"selectIsa", SelectIsa},         {"memoryBandwidth", MemoryBandwidth},
     {"fmaPeak", FmaPeak},             {"setThreads", SetThreads},
     {"poolOverhead", PoolOverhead},   {"failAllocationsAfter", FailAllocationsAfter},
+    {"prefetchMapping", PrefetchMapping},
 };
 
 Napi::Value call_entry(const Napi::CallbackInfo& info) {

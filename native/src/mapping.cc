@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+
 namespace dsv4 {
 
 namespace {
@@ -47,6 +48,12 @@ std::shared_ptr<Mapping> Mapping::open(const std::string& path) {
   std::shared_ptr<Mapping> m(new Mapping(static_cast<const uint8_t*>(p), size));
   registry[path] = m;
   return m;
+}
+
+std::shared_ptr<Mapping> Mapping::find(const std::string& path) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  auto it = registry.find(path);
+  return it == registry.end() ? nullptr : it->second.lock();
 }
 
 Mapping::~Mapping() { munmap(const_cast<uint8_t*>(data_), size_); }

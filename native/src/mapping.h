@@ -12,6 +12,8 @@ namespace dsv4 {
 class Mapping {
  public:
   static std::shared_ptr<Mapping> open(const std::string& path);
+  // The file's mapping if some matrix holds it, else null.
+  static std::shared_ptr<Mapping> find(const std::string& path);
   ~Mapping();
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
@@ -24,5 +26,6 @@ class Mapping {
   const uint8_t* data_;
   size_t size_;
 };
+
 
 }  // namespace dsv4

@@ -18,6 +18,9 @@ struct MatrixSource {
   uint64_t byte_length = 0;
   const uint8_t* bytes = nullptr;
   size_t bytes_length = 0;
+  // Scales: a file range (E8M0 bytes, mapped) or bytes to read.
+  std::string scale_file;
+  uint64_t scale_offset = 0;
   const uint8_t* scale = nullptr;
   size_t scale_length = 0;
   bool scale_f32 = false;

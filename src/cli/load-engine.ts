@@ -4,7 +4,8 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { Engine } from "../engine/engine.js";
-import type { EngineOptions, ModelInfo, SpeculativeMode } from "../engine/types.js";
+import type { EngineOptions, LoadProgress as EngineLoadProgress, ModelInfo, SpeculativeMode } from "../engine/types.js";
+import { PREFETCH_MODES, type PrefetchMode } from "../model/prefetch.js";
 import { parseRelease, type Release } from "../text/release.js";
 import { CliError } from "./command.js";
 import { ensureDefaultModel } from "./default-model.js";
@@ -16,6 +17,11 @@ export interface LoadedModel {
   /** True when serving the tiny random-weight default (its output is noise). */
   isDefault: boolean;
 }
+
+const PHASE_LABELS: Partial<Record<EngineLoadProgress["phase"], string>> = {
+  identity: "hashing the checkpoint (remembered for later loads)",
+  prefetch: "reading the weights into memory (--prefetch off skips this)",
+};
 
 export async function loadEngine(modelDir: string | undefined, options: EngineOptions = {}, quiet = false): Promise<LoadedModel> {
   const bar = quiet ? undefined : new ProgressBar();
@@ -31,7 +37,7 @@ export async function loadEngine(modelDir: string | undefined, options: EngineOp
     const engine = await Engine.load(dir, {
       ...options,
       // A checkpoint's first load hashes all of it (minutes for a real one): say why it waits.
-      onProgress: (p) => bar?.update({ phase: p.phase === "identity" ? "hashing the checkpoint (remembered for later loads)" : p.phase, loaded: p.loaded, total: p.total }),
+      onProgress: (p) => bar?.update({ phase: PHASE_LABELS[p.phase] ?? p.phase, loaded: p.loaded, total: p.total }),
     });
     return { engine, dir, isDefault };
   } catch (err) {
@@ -65,6 +71,17 @@ export function speculativeOption(value: string | undefined): SpeculativeMode | 
   if (!(SPECULATIVE_MODES as readonly string[]).includes(value)) throw new CliError(`--speculative must be one of ${SPECULATIVE_MODES.join(", ")}, got "${value}"`, 2);
   return value as SpeculativeMode;
 }
+
+/** --prefetch: auto, on or off (absent: the engine's default, auto). */
+export function prefetchOption(value: string | undefined): PrefetchMode | undefined {
+  if (value === undefined) return undefined;
+  if (!(PREFETCH_MODES as readonly string[]).includes(value)) throw new CliError(`--prefetch must be one of ${PREFETCH_MODES.join(", ")}, got "${value}"`, 2);
+  return value as PrefetchMode;
+}
+
+export const PREFETCH_HELP = `read every page of the weights at load, so no request stalls on the
+                          first use of an expert or the drafter: auto (default: when the
+                          checkpoint fits in available memory with 2 GiB to spare), on, off`;
 
 /** The --speculative help line, for every command that loads an engine to generate. */
 export const SPECULATIVE_HELP = `speculative decoding: auto (default: the checkpoint's drafter, DSpark or

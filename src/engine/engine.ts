@@ -213,7 +213,8 @@ export class Engine implements EngineApi {
     const runner = await startRunner(dir, {
       kind: opts.runner,
       backend: opts.backend,
-      onProgress: (p) => progress({ phase: "weights", loaded: p.done, total: p.total, message: `${p.bytes} bytes` }),
+      prefetch: opts.prefetch,
+      onProgress: (p) => progress({ phase: p.phase ?? "weights", loaded: p.done, total: p.total, message: `${p.bytes} bytes` }),
     });
     if (opts.signal?.aborted) {
       await runner.close();

@@ -23,6 +23,13 @@ const PROBE_SHARE = 0.02;
 /** …but one comes at least this often. */
 const PROBE_CAP = 8192;
 
+/**
+ * More drafts must promise this much more than fewer: step times measured on a shared machine
+ * vary by more than a rarely accepted draft gains, and noise alone (a 2-row step timed faster
+ * than a 1-row one) must not keep auto drafting.
+ */
+const DRAFT_MARGIN = 1.05;
+
 const ewma = (old: number | null, v: number, a = ALPHA) => (old === null ? v : old + a * (v - old));
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
@@ -172,7 +179,7 @@ export class SpecPolicy {
         this.probing = !this.opts.alwaysDraft;
         break;
       }
-      if (r > bestRate * 1.0001) {
+      if (r > bestRate * (bestRate < 0 ? 1 : DRAFT_MARGIN)) {
         best = k;
         bestRate = r;
       }

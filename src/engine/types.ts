@@ -5,6 +5,7 @@
  * shapes (usage, logprobs, completion objects) are the DeepSeek/OpenAI ones so
  * the server can forward them without translation.
  */
+import type { PrefetchMode } from "../model/prefetch.js";
 import type { ChatMessage, ToolDefinition } from "../text/messages.js";
 import type { Release } from "../text/release.js";
 import type { FinishReason, OutputDelta, ParsedOutput, ParsedToolCall } from "../text/parser.js";
@@ -18,7 +19,7 @@ export interface LoadProgress {
    * "identity": hashing checkpoint shards not hashed before (every byte, once; minutes for a
    * full checkpoint the first time, a stat per shard after that).
    */
-  phase: "config" | "identity" | "tokenizer" | "weights" | "prefix-cache" | "ready";
+  phase: "config" | "identity" | "tokenizer" | "weights" | "prefetch" | "prefix-cache" | "ready";
   /** Units done / total in this phase (bytes for identity and weights, entries for the cache). */
   loaded: number;
   total: number;
@@ -103,6 +104,12 @@ export interface EngineOptions {
   defaultMaxTokens?: number;
   /** Kernel backend name ("ref", "native", …); default: the best available. */
   backend?: string;
+  /**
+   * Touch every page of the mapped weights at load so no step stalls on the first use of an
+   * expert or the drafter (model/prefetch.ts): "auto" (default) when the checkpoint fits in
+   * available memory with 2 GiB to spare, "on", "off".
+   */
+  prefetch?: PrefetchMode;
   /** Public model name used in responses (default "deepseek-v4-flash"). */
   modelName?: string;
   /** Sequences decoded together in one step (default 16). */

@@ -232,6 +232,11 @@ export class Checkpoint {
     return file;
   }
 
+  /** The paths of the checkpoint's files (shards), in order. */
+  shardPaths(): string[] {
+    return this.files.map((f) => f.path);
+  }
+
   /** Total tensor bytes across all shards. */
   totalBytes(): number {
     let n = 0;

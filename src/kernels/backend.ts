@@ -27,6 +27,8 @@ export interface StoredMatrix {
   /** Block scales, fp8 [ceil(out/128), ceil(in/128)], fp4 [out, in/32]: E8M0 bytes, or F32 (Base checkpoints). */
   scale?: Uint8Array;
   scaleDtype?: "F8_E8M0" | "F32";
+  /** Where the scale bytes sit in a checkpoint file, when they do: a backend that maps them need not read `scale`. */
+  scaleLocation?: { file: string; offset: number; byteLength: number } | null;
 }
 
 /** Opaque handle a backend returns for an uploaded matrix. */
@@ -60,6 +62,11 @@ export interface Backend {
   fromValues(values: ArrayLike<number>): Vec;
   /** Take ownership of a stored matrix (kept quantised). */
   uploadMatrix(m: StoredMatrix): MatrixHandle;
+  /**
+   * Touch every page of a checkpoint file the backend has mapped (model/prefetch.ts); returns
+   * the bytes covered, 0 when it has not mapped that file. Absent: the backend maps nothing.
+   */
+  prefetchFile?(path: string): number;
   /** One row of a matrix, decoded (embedding lookup). */
   matrixRow(m: MatrixHandle, row: number, out: Vec, outOffset: number): void;
 

@@ -8,6 +8,7 @@ import { moeForward, type MoeTrace } from "./moe.js";
 import { RopeTable } from "./rope.js";
 import { selectRows } from "./rows.js";
 import { SequenceState, type LayerState } from "./state.js";
+import { prefetchCheckpoint, type PrefetchMode } from "./prefetch.js";
 import { drafterLayout, loadWeights, type BlockWeights, type HcWeights, type LoadProgress, type ModelWeights } from "./weights.js";
 
 /** Observation hooks for localising a mismatch (router and indexer choices). */
@@ -91,6 +92,8 @@ interface BlockRow {
 export interface LoadOptions {
   backend: Backend;
   onProgress?: (p: LoadProgress) => void;
+  /** Touch the mapped weights at load (prefetch.ts); default "auto". */
+  prefetch?: PrefetchMode;
 }
 
 /**
@@ -112,6 +115,7 @@ export class Dsv4Model {
     const ckpt = Checkpoint.open(dir);
     try {
       const { weights, loader } = loadWeights(ckpt, cfg, opts.backend, opts.onProgress);
+      prefetchCheckpoint(ckpt, opts.backend, opts.prefetch ?? "auto", opts.onProgress);
       return new Dsv4Model(cfg, weights, opts.backend, loader.bytes, ckpt);
     } catch (err) {
       ckpt.close();

@@ -155,15 +155,30 @@ class WeightLoader {
   }
 
   private matrix(name: string, format: WeightFormat, out: number, inp: number, scaled: boolean): MatrixHandle {
-    let scale: Uint8Array | undefined;
-    let scaleDtype: "F8_E8M0" | "F32" | undefined;
-    if (scaled) {
-      scale = this.ckpt.read(`${name}.scale`);
-      scaleDtype = this.ckpt.info(`${name}.scale`).dtype === "F32" ? "F32" : "F8_E8M0";
-    }
-    const h = this.backend.uploadMatrix({ name, format, outFeatures: out, inFeatures: inp, ...this.source(`${name}.weight`), scale, scaleDtype });
+    const s = scaled ? this.scales(`${name}.scale`) : undefined;
+    const h = this.backend.uploadMatrix({
+      name, format, outFeatures: out, inFeatures: inp, ...this.source(`${name}.weight`),
+      scaleDtype: s?.dtype,
+      scaleLocation: s?.location,
+      // Read only if the backend asks: the native one maps FP4 scales instead.
+      get scale() {
+        return s?.read();
+      },
+    });
     this.bytes += h.bytes;
     return h;
+  }
+
+  /** A scale tensor's dtype and place, and its bytes read once on demand. */
+  private scales(name: string): { dtype: "F8_E8M0" | "F32"; location: { file: string; offset: number; byteLength: number }; read(): Uint8Array } {
+    const ckpt = this.ckpt;
+    const info = ckpt.info(name);
+    let bytes: Uint8Array | undefined;
+    return {
+      dtype: info.dtype === "F32" ? "F32" : "F8_E8M0",
+      location: { file: info.file, offset: info.start, byteLength: info.byteLength },
+      read: () => (bytes ??= ckpt.read(name)),
+    };
   }
 
   /** A `name.weight` matrix in whichever stored format it has. */
@@ -306,7 +321,8 @@ class WeightLoader {
 }
 
 export interface LoadProgress {
-  /** Blocks loaded so far, of `total` (main layers + MTP + the top level). */
+  /** "weights" (default): blocks loaded, of `total` (main layers + MTP + the top level); "prefetch": shards touched (prefetch.ts). */
+  phase?: "weights" | "prefetch";
   done: number;
   total: number;
   bytes: number;

@@ -26,6 +26,7 @@ import { completionRoutes } from "./routes/completions.js";
 import { generateRoutes } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { opsRoutes } from "./routes/ops.js";
+import { DEFAULT_PLAYGROUND_DIR, isPlaygroundPath, playgroundRoutes } from "./routes/playground.js";
 import { responsesRoutes } from "./routes/responses.js";
 import { usageRoutes } from "./routes/usage.js";
 import { defaultPrices, toSchedule, type PriceSchedule, type PriceTable } from "./prices.js";
@@ -37,8 +38,9 @@ export interface ServerOptions {
   /** More names for the same model (e.g. deepseek-v4-pro for a Pro checkpoint). */
   aliases?: string[];
   /**
-   * When non-empty, every route but /health needs a key. These keys (and their balances, as
-   * budgets) are seeded into the ledger; the ledger's other keys are accepted too.
+   * When non-empty, every route but /health and the playground page (GET /, /playground/*) needs
+   * a key. These keys (and their balances, as budgets) are seeded into the ledger; the ledger's
+   * other keys are accepted too.
    */
   apiKeys?: ApiKey[];
   /**
@@ -86,11 +88,16 @@ export interface ServerOptions {
   requestLog?: RequestLogSink | null;
   /** fastify's pino logger (default off). */
   logger?: boolean;
+  /**
+   * The built web playground served at GET / (default: the package's dist/playground, written by
+   * `npm run build:web`); false serves no page (GET / is then a plain 404).
+   */
+  playground?: string | false;
 }
 
 /** No real request nests this deep; deeper bodies are refused before anything recurses into them. */
 const MAX_JSON_DEPTH = 128;
-/** Paths open without a key: liveness only. */
+/** Paths open without a key: liveness, and the playground's page and assets (isPlaygroundPath). */
 const PUBLIC = new Set(["/health"]);
 /** Without keys every request is one account, and one cache tenant (""). */
 const ANONYMOUS: ApiKey = { id: "anonymous", digest: Buffer.alloc(32), label: "anonymous", tenant: "", budgetUsd: null, active: 0 };
@@ -113,6 +120,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     samplingInThinking: options.samplingInThinking ?? false,
     maxOutputTokens: checkedCap(options.maxOutputTokens),
     strictApi: options.strictApi ?? false,
+    playground: options.playground === false ? false : (options.playground ?? DEFAULT_PLAYGROUND_DIR),
   };
   const maxConcurrent = options.maxConcurrentRequests ?? 2500;
   const app = Fastify({
@@ -191,6 +199,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   responsesRoutes(app, ctx);
   opsRoutes(app, ctx);
   usageRoutes(app, ctx);
+  if (ctx.playground) playgroundRoutes(app, ctx.playground);
 
   const sampler = setInterval(() => stats.sample(ctx.engine.metrics()), 1000);
   sampler.unref();
@@ -247,7 +256,10 @@ function checkedCap(cap: number | undefined): number {
 /** Which key a request uses; throws 401. Without keys every request shares one anonymous account. */
 function authenticate(ctx: ServerContext, request: FastifyRequest): ApiKey {
   if (!ctx.keys.enabled) return ANONYMOUS;
-  if (PUBLIC.has(request.url.split("?")[0]!) || request.method === "OPTIONS") return ANONYMOUS;
+  const path = request.url.split("?")[0]!;
+  if (PUBLIC.has(path) || request.method === "OPTIONS") return ANONYMOUS;
+  // The page itself asks for the key; only what it then calls needs one.
+  if (ctx.playground && (request.method === "GET" || request.method === "HEAD") && isPlaygroundPath(path)) return ANONYMOUS;
   const key = ctx.keys.find(presentedKey(request.headers));
   if (!key) throw authenticationFails();
   // The budget is checked when a generation reserves its worst case (billing.ts), not here.

@@ -30,6 +30,8 @@ export interface ServerContext {
   maxOutputTokens: number;
   /** Refuse what the hosted service refuses (ServerOptions.strictApi). */
   strictApi: boolean;
+  /** The built web playground's directory, or false for none (ServerOptions.playground). */
+  playground?: string | false;
 }
 
 declare module "fastify" {

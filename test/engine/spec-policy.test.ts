@@ -35,6 +35,18 @@ describe("speculation cost model", () => {
     assert.ok(full < lone, `16 streams: ${full} vs ${lone}`);
   });
 
+  test("a rarely accepted draft does not win on step times that make extra rows look free", () => {
+    const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
+    // Noise: the 2-row step timed 1% faster than the 1-row one; drafts cost nothing.
+    for (let i = 0; i < 5; i++) {
+      p.recordStep(1, 10);
+      p.recordStep(2, 9.9);
+    }
+    p.recordDraft(1, 0);
+    for (let i = 0; i < 20; i++) p.recordVerify(1, 0); // acceptance decays from its prior to about 0.02
+    assert.equal(p.choose(1), 0);
+  });
+
   test("when drafts are never accepted, auto verifies none and probes at doubling intervals", () => {
     const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
     measured(p, 10, 2, [1, 2, 6]);

@@ -164,6 +164,33 @@ for (const isa of isas) {
       }
     });
 
+    test("an fp4 matrix with its scales mapped from the file equals the same matrix copied, special scales included", () => {
+      use();
+      const dir = mkdtempSync(join(tmpdir(), "dsv4-native-"));
+      try {
+        for (const special of [null, 0, 255]) {
+          const m = randomMatrix("fp4", 64, 256, 6);
+          const bytes = m.readData();
+          const scale = m.scale!.slice();
+          if (special !== null) scale[37] = special; // 2^-127 or NaN: the portable kernel's case
+          const file = join(dir, `w-${special}.bin`);
+          const pad = 4096 + 3;
+          const buf = new Uint8Array(pad + bytes.length + scale.length);
+          buf.set(bytes, pad);
+          buf.set(scale, pad + bytes.length);
+          writeFileSync(file, buf);
+          const location = { file, offset: pad, byteLength: bytes.length };
+          const mapped = nb.uploadMatrix({ ...m, location, scale: undefined, scaleLocation: { file, offset: pad + bytes.length, byteLength: scale.length } });
+          const copied = nb.uploadMatrix({ ...m, location, scale });
+          const x = randomVec(3 * 256, 10);
+          assert.deepEqual(nb.linear(x, 3, mapped, true), nb.linear(x, 3, copied, true), `special scale ${special}`);
+          assert.throws(() => nb.uploadMatrix({ ...m, location, scale: undefined, scaleLocation: { file, offset: buf.length - 10, byteLength: scale.length } }), /scale range lies outside/);
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     test("matrixRow decodes every format with its scales", () => {
       use();
       for (const [format, N, K] of [["fp8", 200, 160], ["fp4", 6, 96], ["bf16", 4, 24], ["f32", 3, 5]] as Array<[WeightFormat, number, number]>) {

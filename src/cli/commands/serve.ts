@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { CliError, parseCommandArgs, stringOption, type Command } from "../command.js";
-import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
+import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, PREFETCH_HELP, prefetchOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
 import { describeLedger, KEY_OPTIONS_USAGE, keysFrom, ledgerFor } from "../ledger-options.js";
 import {
@@ -57,6 +57,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
                           Only for text that is no secret: any key can tell it was cached
   --backend NAME          compute backend (default: the fastest available)
   --speculative MODE      ${SPECULATIVE_HELP}
+  --prefetch MODE         ${PREFETCH_HELP}
   --keep-alive SECONDS    keep-alive interval for streams and slow responses (default 5)
   --reader-timeout SECONDS
                           a stream whose client stops reading pauses its generation; after
@@ -100,6 +101,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
       "shared-prefix": { type: "string", multiple: true },
       backend: { type: "string" },
       speculative: { type: "string" },
+      prefetch: { type: "string" },
       "keep-alive": { type: "string" },
       "reader-timeout": { type: "string" },
       "sampling-in-thinking": { type: "boolean" },
@@ -136,6 +138,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
       loaded = await loadEngine(opt("model"), {
         backend: opt("backend"),
         speculative: speculativeOption(opt("speculative")),
+        prefetch: prefetchOption(opt("prefetch")),
         modelName,
         maxConcurrentSequences: intOption("max-sequences", opt("max-sequences"), 1),
         maxQueuedRequests: intOption("max-queue", opt("max-queue"), 0),

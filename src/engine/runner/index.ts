@@ -1,5 +1,6 @@
 /** Starting the model runner the engine steps through (see protocol.ts). */
 import { createBackend } from "../../kernels/index.js";
+import type { PrefetchMode } from "../../model/prefetch.js";
 import type { LoadProgress } from "../../model/weights.js";
 import { Dsv4Model } from "../../model/transformer.js";
 import { InlineRunner } from "./inline-runner.js";
@@ -11,8 +12,8 @@ export type { DraftOutput, DraftRequest, DraftSampling, DsparkDraftRequest, MtpD
 
 export type RunnerKind = "worker" | "inline";
 
-export async function startRunner(dir: string, opts: { kind?: RunnerKind; backend?: string; onProgress?: (p: LoadProgress) => void }): Promise<Runner> {
-  if ((opts.kind ?? "worker") === "worker") return WorkerRunner.start(dir, opts.backend, opts.onProgress);
-  const model = Dsv4Model.load(dir, { backend: createBackend(opts.backend), onProgress: opts.onProgress });
+export async function startRunner(dir: string, opts: { kind?: RunnerKind; backend?: string; prefetch?: PrefetchMode; onProgress?: (p: LoadProgress) => void }): Promise<Runner> {
+  if ((opts.kind ?? "worker") === "worker") return WorkerRunner.start(dir, opts.backend, opts.onProgress, opts.prefetch);
+  const model = Dsv4Model.load(dir, { backend: createBackend(opts.backend), prefetch: opts.prefetch, onProgress: opts.onProgress });
   return new InlineRunner(new ModelHost(model));
 }

@@ -1,11 +1,13 @@
 /** The messages between WorkerRunner (main thread) and worker-main.ts (the runner thread). */
 import type { StateBlock } from "../../model/state-blocks.js";
+import type { PrefetchMode } from "../../model/prefetch.js";
 import type { LoadProgress } from "../../model/weights.js";
 import type { DraftRequest, RunnerInfo, StepRequest } from "./protocol.js";
 
 export interface WorkerConfig {
   dir: string;
   backend: string | undefined;
+  prefetch: PrefetchMode | undefined;
 }
 
 export type ToWorker =

@@ -4,8 +4,9 @@ import { fileURLToPath } from "node:url";
 
 /** The C++ addon's functions (native/src/addon.cc); argument order mirrors Backend's. */
 export interface NativeAddon {
+  /** Scales come from `scale` bytes, or from the file range scaleFile/scaleOffset/scaleByteLength (E8M0, mapped) when scaleFile is given. */
   createMatrix(format: number, outFeatures: number, inFeatures: number, file: string | null, offset: number, byteLength: number,
-    bytes: Uint8Array | null, scale: Uint8Array | null, scaleF32: boolean): NativeMatrixPtr;
+    bytes: Uint8Array | null, scale: Uint8Array | null, scaleF32: boolean, scaleFile?: string | null, scaleOffset?: number, scaleByteLength?: number): NativeMatrixPtr;
   matrixRow(m: NativeMatrixPtr, row: number, out: Float32Array, outOffset: number): void;
   linear(x: Float32Array, rows: number, m: NativeMatrixPtr, actQuant: boolean, out: Float32Array): void;
   rmsNorm(x: Float32Array, rows: number, dim: number, weight: Float32Array | null, eps: number, out: Float32Array): void;
@@ -39,6 +40,8 @@ export interface NativeAddon {
    * naming the operation, its sizes and the bytes asked for.
    */
   failAllocationsAfter(count: number): void;
+  /** Reads one byte of every page of that file's mapping, over the pool; returns its size, 0 when the file is not mapped. */
+  prefetchMapping(path: string): number;
 }
 
 /** Opaque handle of a matrix owned by the addon. */

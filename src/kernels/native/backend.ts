@@ -53,14 +53,21 @@ export class NativeBackend implements Backend {
 
   uploadMatrix(m: StoredMatrix): NativeMatrix {
     const { format, outFeatures, inFeatures } = m;
-    if ((format === "fp8" || format === "fp4") && !m.scale) throw new Error(`${m.name}: ${format} weight without scales`);
-    const scale = m.scale ?? null;
+    // FP4 scales (routed experts) are used in place from the mapping, so creating an expert
+    // on its first use reads nothing; FP8 scales are few and become floats.
+    const mappedScale = format === "fp4" && m.location && m.scaleLocation && m.scaleDtype !== "F32" ? m.scaleLocation : null;
+    const scale = mappedScale ? null : (m.scale ?? null);
+    if ((format === "fp8" || format === "fp4") && !scale && !mappedScale) throw new Error(`${m.name}: ${format} weight without scales`);
     const scaleF32 = m.scaleDtype === "F32";
+    const scaleBytes = mappedScale ? mappedScale.byteLength : (scale?.byteLength ?? 0);
     let ptr: NativeMatrixPtr;
     let dataBytes: number;
     try {
       if (m.location) {
-        ptr = this.addon.createMatrix(FORMAT_CODE[format], outFeatures, inFeatures, resolve(m.location.file), m.location.offset, m.location.byteLength, null, scale, scaleF32);
+        ptr = mappedScale
+          ? this.addon.createMatrix(FORMAT_CODE[format], outFeatures, inFeatures, resolve(m.location.file), m.location.offset, m.location.byteLength, null, null, false,
+            resolve(mappedScale.file), mappedScale.offset, mappedScale.byteLength)
+          : this.addon.createMatrix(FORMAT_CODE[format], outFeatures, inFeatures, resolve(m.location.file), m.location.offset, m.location.byteLength, null, scale, scaleF32);
         dataBytes = m.location.byteLength;
       } else {
         const data = m.readData();
@@ -70,7 +77,11 @@ export class NativeBackend implements Backend {
     } catch (err) {
       throw new Error(`${m.name}: ${(err as Error).message}`);
     }
-    return { name: m.name, format, outFeatures, inFeatures, bytes: dataBytes + (scale ? scale.byteLength : 0), ptr };
+    return { name: m.name, format, outFeatures, inFeatures, bytes: dataBytes + scaleBytes, ptr };
+  }
+
+  prefetchFile(path: string): number {
+    return this.addon.prefetchMapping(path);
   }
 
   matrixRow(m: MatrixHandle, row: number, out: Vec, outOffset: number): void {
