@@ -28,6 +28,7 @@ import { Engine } from "../src/engine/engine.js";
 import { startServer } from "../src/server/index.js";
 import { availableParallelism, loadavg } from "node:os";
 import { budgetRun, type BudgetRun } from "./gateway-budget.js";
+import { failoverRun, type FailoverRun } from "./gateway-failover.js";
 import { startReplicaProcess } from "./replica-process.js";
 
 export interface GatewayBenchResult {
@@ -42,6 +43,9 @@ export interface GatewayBenchResult {
   max_replica_load_share: number;
   /** The largest spend beyond a key's budget over the budget runs (must be 0). */
   overspend_usd: number;
+  /** Requests sent after a replica crashed that succeeded elsewhere, over those sent (goal 1). */
+  failover_success: number;
+  failover: FailoverRun;
   /** Every run's ledger sum equals the sum of its responses' usage.cost. */
   ledger_sum_equals_usage: boolean;
   budget_runs: BudgetRun[];
@@ -173,6 +177,7 @@ export async function runGatewayBench(opts: { requests?: number; database?: stri
   const o = await overhead(opts.requests ?? 200);
   const load = loadavg()[0]!;
   const budgets = await budgetRuns(opts.database);
+  const failover = await failoverRun();
   const round = (x: number) => Math.round(x * 1000) / 1000;
   return {
     overhead_p50_ms: round(o.p50),
@@ -185,6 +190,8 @@ export async function runGatewayBench(opts: { requests?: number; database?: stri
     max_replica_load_share: round(g.maxShare),
     overspend_usd: Math.max(...budgets.map((b) => b.overspend_usd)),
     ledger_sum_equals_usage: budgets.every((b) => b.ledger_sum_equals_usage),
+    failover_success: failover.failover_success,
+    failover,
     budget_runs: budgets,
     trace: { tenants: trace.tenants, steps: trace.steps, replicas: trace.replicas, block_tokens: trace.blockTokens, cache_blocks_per_replica: trace.capacity, hit_tokens: { gateway: g.hitTokens, pinned: p.hitTokens, round_robin: r.hitTokens } },
   };
@@ -196,6 +203,7 @@ export function printGatewayTable(r: GatewayBenchResult): void {
     ["hit tokens vs pinned", String(r.hit_ratio_vs_pinned)],
     ["hit tokens vs round-robin", String(r.hit_ratio_vs_round_robin)],
     ["max replica load share", String(r.max_replica_load_share)],
+    ["failover", `${r.failover.failover_success * r.failover.failover_requests} of ${r.failover.failover_requests} requests after a replica crash succeeded; ${r.failover.failover_streams_interrupted} running stream(s) on it, ${(r.failover.failover_streams_clean * 100).toFixed(0)}% ended with an error event`],
     ...r.budget_runs.map((b): [string, string] => [
       `budget, ${b.backend}`,
       `64 concurrent: ${b.served} served, ${b.refused_402} got 402; spent $${b.spent_usd.toFixed(9)} of $${b.budget_usd.toFixed(9)}, overspend $${b.overspend_usd}, ledger = responses: ${b.ledger_sum_equals_usage}`,

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
-export async function startReplicaProcess(): Promise<{ url: string; close: () => Promise<void> }> {
+export async function startReplicaProcess(): Promise<{ url: string; close: () => Promise<void>; crash: () => Promise<void> }> {
   const child: ChildProcess = spawn(process.execPath, [CLI, "serve", "--port", "0", "--quiet", "--speculative", "off"], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
@@ -21,13 +21,11 @@ export async function startReplicaProcess(): Promise<{ url: string; close: () =>
     });
     child.once("exit", (code) => reject(new Error(`the replica (dsv4 serve) exited with ${code} before listening: ${err.trim().slice(-500)}`)));
   });
-  return {
-    url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-      }),
-  };
+  const stop = (signal: NodeJS.Signals) =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill(signal);
+    });
+  return { url, close: () => stop("SIGTERM"), crash: () => stop("SIGKILL") };
 }

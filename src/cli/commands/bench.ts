@@ -44,7 +44,9 @@ gateway  dsv4 gateway: its latency over calling a replica directly (p50/p99, one
          hit tokens of its routing against pinning tenants and round-robin, and the
          largest share of requests one replica got; and 64 concurrent requests on a key
          whose budget covers 3.5 (overspend_usd must be 0, ledger_sum_equals_usage true),
-         with the embedded PGlite and, with --database postgres://…, that PostgreSQL.
+         with the embedded PGlite and, with --database postgres://…, that PostgreSQL; and
+         a replica crash under six streams (failover_success: requests after it that
+         succeed elsewhere, must be 1; interrupted streams end with an error event).
 
 Options:
   --json          one JSON object instead of a table
