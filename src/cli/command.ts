@@ -44,3 +44,16 @@ export function stringOption(command: Command, args: ParsedArgs, flag: string, r
   if (typeof value !== "string") throw new CliError(`--${flag} takes a value`, 2);
   return value;
 }
+
+/** Resolves at the first SIGINT or SIGTERM: a long-running command (serve, gateway) then shuts down. */
+export function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+}

@@ -1,4 +1,4 @@
-import { CliError, parseCommandArgs, stringOption, type Command } from "../command.js";
+import { CliError, parseCommandArgs, stringOption, untilSignal, type Command } from "../command.js";
 import { defaultModelDir, ensureDefaultModel } from "../default-model.js";
 import { encodingOption, intOption, numberOption } from "../load-engine.js";
 import { startGateway, UPSTREAM_KINDS, type UpstreamKind } from "../../gateway/index.js";
@@ -94,15 +94,7 @@ ${KEY_OPTIONS_USAGE}  --keep-alive SECONDS    keep-alive interval for streams (d
     }
     const up = gateway.engine.replicas.map((r) => `${r.url}${r.healthy ? "" : ` (down: ${r.lastError})`}`).join(", ");
     process.stdout.write(`\n  dsv4 gateway on ${gateway.url} (also /v1, /beta, /anthropic)\n  upstreams (${kind})  ${up}\n  model files          ${modelDir}\n${ledger ? `  ledger               ${describeLedger(ledger)}\n` : ""}\n  Ctrl-C to stop.\n\n`);
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
-        resolve();
-      };
-      process.on("SIGINT", stop);
-      process.on("SIGTERM", stop);
-    });
+    await untilSignal();
     process.stderr.write("dsv4: draining and shutting down\n");
     await gateway.close();
     await ledger?.close();

@@ -1,5 +1,5 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
-import { CliError, parseCommandArgs, stringOption, type Command } from "../command.js";
+import { CliError, parseCommandArgs, stringOption, untilSignal, type Command } from "../command.js";
 import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, PREFETCH_HELP, prefetchOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
 import { describeLedger, KEY_OPTIONS_USAGE, keysFrom, ledgerFor } from "../ledger-options.js";
@@ -279,16 +279,4 @@ function banner(url: string, name: string, aliases: string[], dir: string, isDef
     "",
   ];
   return lines.join("\n") + "\n";
-}
-
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      resolve();
-    };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-  });
 }
