@@ -64,10 +64,8 @@ export class NativeBackend implements Backend {
     let dataBytes: number;
     try {
       if (m.location) {
-        ptr = mappedScale
-          ? this.addon.createMatrix(FORMAT_CODE[format], outFeatures, inFeatures, resolve(m.location.file), m.location.offset, m.location.byteLength, null, null, false,
-            resolve(mappedScale.file), mappedScale.offset, mappedScale.byteLength)
-          : this.addon.createMatrix(FORMAT_CODE[format], outFeatures, inFeatures, resolve(m.location.file), m.location.offset, m.location.byteLength, null, scale, scaleF32);
+        ptr = this.addon.createMatrix(FORMAT_CODE[format], outFeatures, inFeatures, resolve(m.location.file), m.location.offset, m.location.byteLength, null, scale, scaleF32,
+          mappedScale && resolve(mappedScale.file), mappedScale?.offset, mappedScale?.byteLength);
         dataBytes = m.location.byteLength;
       } else {
         const data = m.readData();
