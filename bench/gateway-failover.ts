@@ -20,11 +20,12 @@ export interface FailoverRun {
 const SYSTEM = "You are a careful assistant for the failover benchmark. ".repeat(40);
 
 interface Stream {
-  done: Promise<{ error: boolean; finished: boolean }>;
+  /** Whether the stream ended with an error event (false also when its connection was cut). */
+  done: Promise<boolean>;
   started: Promise<void>;
 }
 
-/** A streamed chat completion read to its end: whether it ended with an error event or a finish. */
+/** A streamed chat completion read to its end. */
 function stream(url: string, i: number): Stream {
   let markStarted!: () => void;
   const started = new Promise<void>((resolve) => (markStarted = resolve));
@@ -32,25 +33,17 @@ function stream(url: string, i: number): Stream {
     const body = { model: "deepseek-v4-flash", stream: true, max_tokens: 300, thinking: { type: "disabled" }, messages: [{ role: "system", content: SYSTEM }, { role: "user", content: `Stream ${i}` }] };
     const res = await fetch(`${url}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
     let text = "";
-    let error = false;
-    let finished = false;
     try {
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         text += Buffer.from(chunk).toString();
         if (/"content":"[^"]/.test(text)) markStarted(); // generated text, not the role chunk the gateway sends itself
       }
     } catch {
-      return { error: false, finished: false }; // the connection was cut
+      return false; // the connection was cut
     } finally {
       markStarted();
     }
-    for (const line of text.split("\n")) {
-      if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
-      const event = JSON.parse(line.slice(6));
-      if (event.error) error = true;
-      if (event.choices?.[0]?.finish_reason) finished = true;
-    }
-    return { error, finished };
+    return text.split("\n").some((line) => line.startsWith("data: {") && JSON.parse(line.slice(6)).error !== undefined);
   })();
   return { done, started };
 }
@@ -73,7 +66,7 @@ export async function failoverRun(requests = 24): Promise<FailoverRun> {
       return res.ok && !/"error"/.test(text);
     }));
     const ends = await Promise.all(streams.map((s) => s.done));
-    const clean = ends.filter((e) => e.error).length;
+    const clean = ends.filter(Boolean).length;
     return {
       failover_success: after.filter(Boolean).length / requests,
       failover_requests: requests,
