@@ -72,6 +72,11 @@ export class Engine implements EngineApi {
   readonly model: ModelInfo;
   readonly chat: { completions: ChatCompletions };
   private readonly scheduler: Scheduler;
+  /**
+   * Requests resolved by promptTokens(): the server reserves a budgeted request's cost from its
+   * prompt length just before generate(), and the same request object is not encoded twice.
+   */
+  private readonly resolvedEarlier = new WeakMap<GenerateRequest, ReturnType<Engine["resolve"]>>();
   private readonly cache: PrefixCache | null;
   private readonly sharedPrefixes: SharedPrefixes;
   private readonly env: SequenceEnv;
@@ -231,7 +236,9 @@ export class Engine implements EngineApi {
   }
 
   promptTokens(request: GenerateRequest): number[] {
-    return this.resolve(request).promptTokens;
+    const resolved = this.resolve(request);
+    this.resolvedEarlier.set(request, resolved);
+    return resolved.promptTokens;
   }
 
   private resolve(request: GenerateRequest) {
@@ -252,7 +259,8 @@ export class Engine implements EngineApi {
     try {
       if (this.disposed) throw new EngineError("disposed", "the engine has been disposed");
       if (request.signal?.aborted) throw new EngineError("aborted", "the request was aborted before it started");
-      const r = this.resolve(request);
+      const r = this.resolvedEarlier.get(request) ?? this.resolve(request);
+      this.resolvedEarlier.delete(request);
       const need = this.stateBytesFor(r.promptTokens.length + r.maxTokens);
       if (need > this.scheduler.cfg.stateBudgetBytes) {
         throw new EngineError(
