@@ -55,8 +55,13 @@ export interface SpecPolicyOptions {
 export interface SpecPolicyState {
   /** Per-draft acceptance (EMA): the chance a draft survives given the ones before it did. */
   acceptance: number;
-  /** Drafts the last step chose to verify per sequence (0: not drafting). */
+  /**
+   * Drafts per sequence the last step verified because they pay (0: not drafting). A probe's
+   * single draft is exploration, not a choice that drafting pays, and counts as 0 here.
+   */
   chosenDrafts: number;
+  /** The last step was a probe (or auto's first, unmeasured exploration). */
+  probing: boolean;
   /** Measured decode-step milliseconds by row count (EMA). */
   stepMs: Record<number, number>;
   /** Measured draft milliseconds per sequence and draft token (MTP) or block (DSpark). */
@@ -239,7 +244,8 @@ export class SpecPolicy {
   state(): SpecPolicyState {
     return {
       acceptance: this.acceptance,
-      chosenDrafts: this.chosen,
+      chosenDrafts: this.probing ? 0 : this.chosen,
+      probing: this.probing,
       stepMs: Object.fromEntries(this.stepMs),
       draftMs: this.draftMs,
       probeIn: this.probeInterval - this.sinceDraft,

@@ -58,6 +58,18 @@ describe("speculation cost model", () => {
     assert.ok(chosen.every((k) => k <= 1));
   });
 
+  test("a probe's single draft is reported as probing, not as drafts chosen", () => {
+    const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
+    measured(p, 10, 2, [1, 2, 6]);
+    p.recordDraft(1, 0.01);
+    verify(p, 1, 0, 60);
+    for (let i = 0; i < 15; i++) p.choose(1);
+    assert.equal(p.choose(1), 1, "the 16th step probes");
+    assert.deepEqual([p.state().chosenDrafts, p.state().probing], [0, true]);
+    p.choose(1);
+    assert.deepEqual([p.state().chosenDrafts, p.state().probing], [0, false]);
+  });
+
   test("a drafter that costs many steps probes less often: probes stay under 2% of the time", () => {
     const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
     measured(p, 4, 0.5, [1, 2]);
