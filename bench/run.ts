@@ -18,6 +18,7 @@ const suites: Array<{ key: string; file: string; args: string[]; node?: string[]
   { key: "decode_ref", file: "decode.js", args: ["--backend", "ref"] },
   { key: "model", file: "model.js", args: [] },
   { key: "text", file: "text.js", args: [] },
+  { key: "sampler", file: "sampler.js", args: [] },
   // The schema constraints' mask at the real vocabulary, against a flash-slice decode step.
   { key: "mask", file: "mask.js", args: [] },
   { key: "engine", file: "engine.js", args: [] },

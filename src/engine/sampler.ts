@@ -6,6 +6,8 @@
  */
 import type { Vec } from "../kernels/backend.js";
 import type { Rng } from "./rng.js";
+import { maxOf, shiftedExp, weightHistogram } from "./softmax.js";
+import { topCut } from "./top-cut.js";
 
 export interface SamplingParams {
   /** 0 → greedy. */
@@ -38,98 +40,71 @@ export function argmax(logits: ArrayLike<number>): number {
 }
 
 /**
- * The sampling distribution as dense probabilities (zeros where filtered out).
- * For greedy params it is one-hot on the argmax, so the same rejection rule
- * covers greedy and sampled speculation.
+ * The sampling weights of one row: unnormalised (the largest is exactly 1) in `w`, and the
+ * filters as a rule over them, so a draw needs no pass that zeroes and renormalises.
  */
-export function samplingProbs(logits: Vec | ArrayLike<number>, p: SamplingParams): Float64Array {
-  const V = logits.length;
-  const probs = new Float64Array(V);
-  if (isGreedy(p)) {
-    probs[argmax(logits)] = 1;
-    return probs;
-  }
-  let max = -Infinity;
-  for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!;
-  let sum = 0;
-  for (let i = 0; i < V; i++) {
-    const e = Math.exp((logits[i]! - max) / p.temperature);
-    probs[i] = e;
-    sum += e;
-  }
-  for (let i = 0; i < V; i++) probs[i]! /= sum;
+interface Weights {
+  w: Float64Array;
+  V: number;
+  /** top_k / top_p: weights above it are kept, and the first `atThreshold` equal to it (0: all). */
+  threshold: number;
+  atThreshold: number;
+  /** Weights below it are dropped: min_p's floor (the largest weight is 1), else the least positive number. */
+  lowest: number;
+  /** The kept weights' sum. */
+  mass: number;
+}
 
-  const needSort = (p.topK > 0 && p.topK < V) || p.topP < 1;
-  if (needSort) keepTop(probs, p.topK, p.topP);
+/** Where the last ranked row's weights lie, reused (the engine samples on one thread). */
+let histogram = weightHistogram(0);
+
+function weigh(logits: Vec | ArrayLike<number>, p: SamplingParams, w: Float64Array): Weights {
+  const V = logits.length;
+  const ranked = (p.topK > 0 && p.topK < V) || p.topP < 1;
+  if (ranked && histogram.bin.length < V) histogram = weightHistogram(V);
+  const total = shiftedExp(logits, maxOf(logits), p.temperature, w, ranked ? histogram : undefined);
+  // top_p is a fraction of the whole distribution's mass.
+  const cut = ranked ? topCut(w, V, p.topK > 0 ? p.topK : Infinity, p.topP < 1 ? p.topP * total : Infinity, histogram) : null;
+  const k: Weights = { w, V, threshold: cut ? cut.threshold : 0, atThreshold: cut ? cut.atThreshold : 0, lowest: p.minP > 0 ? p.minP : Number.MIN_VALUE, mass: cut ? cut.mass : total };
   if (p.minP > 0) {
-    let pmax = 0;
-    for (let i = 0; i < V; i++) if (probs[i]! > pmax) pmax = probs[i]!;
-    const floor = p.minP * pmax;
-    for (let i = 0; i < V; i++) if (probs[i]! < floor) probs[i] = 0;
+    const { threshold, lowest } = k;
+    let ties = k.atThreshold;
+    let mass = 0;
+    for (let i = 0; i < V; i++) {
+      const v = w[i]!;
+      if (v >= lowest && (v > threshold || (v === threshold && ties-- > 0))) mass += v;
+    }
+    k.mass = mass;
   }
-  normalize(probs);
-  return probs;
+  return k;
 }
 
 /**
- * Zero every probability outside the top-k / top-p set: the most likely tokens, in
- * descending order, until k are kept or their mass reaches top_p (the token that crosses
- * it included); exact ties go to the lower id. The values are ranked with a native
- * typed-array sort, so no comparator runs per element of the 129k vocabulary.
+ * The sampling distribution as dense probabilities (zeros where filtered out), written to `out`
+ * when given (it must hold the vocabulary) or to a new array. For greedy params it is one-hot on
+ * the argmax, so the same rejection rule covers greedy and sampled speculation.
  */
-function keepTop(probs: Float64Array, topK: number, topP: number): void {
-  const sorted = topK > 0 && topK <= SMALL_TOP_K ? largest(probs, topK) : Float64Array.from(probs).sort();
-  let kept = 0;
-  let mass = 0;
-  let threshold = Infinity;
-  let atThreshold = 0;
-  for (let j = sorted.length - 1; j >= 0; j--) {
-    if (topK > 0 && kept >= topK) break;
-    if (topP < 1 && kept > 0 && mass >= topP) break;
-    const v = sorted[j]!;
-    if (v !== threshold) {
-      threshold = v;
-      atThreshold = 0;
-    }
-    atThreshold++;
-    kept++;
-    mass += v;
+export function samplingProbs(logits: Vec | ArrayLike<number>, p: SamplingParams, out?: Float64Array): Float64Array {
+  const V = logits.length;
+  const probs = out ?? new Float64Array(V);
+  if (isGreedy(p)) {
+    if (out) probs.fill(0, 0, V);
+    probs[argmax(logits)] = 1;
+    return probs;
   }
-  for (let i = 0; i < probs.length; i++) {
+  const k = weigh(logits, p, probs);
+  const { threshold, lowest } = k;
+  const inverse = 1 / k.mass;
+  if (threshold === 0 && lowest === Number.MIN_VALUE) {
+    for (let i = 0; i < V; i++) probs[i]! *= inverse;
+    return probs;
+  }
+  let ties = k.atThreshold;
+  for (let i = 0; i < V; i++) {
     const v = probs[i]!;
-    if (v > threshold) continue;
-    if (v === threshold && atThreshold > 0) {
-      atThreshold--;
-      continue;
-    }
-    probs[i] = 0;
+    probs[i] = v >= lowest && (v > threshold || (v === threshold && ties-- > 0)) ? v * inverse : 0;
   }
-}
-
-/** Up to this top_k, the k largest values are found without sorting the vocabulary. */
-const SMALL_TOP_K = 64;
-
-/** The `k` largest values, ascending (the tail of what a full ascending sort would give). */
-function largest(values: Float64Array, k: number): Float64Array {
-  const top = new Float64Array(Math.min(k, values.length)).fill(-Infinity);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (v <= top[0]!) continue;
-    // Insert v, dropping the smallest: top stays ascending.
-    let j = 0;
-    while (j + 1 < top.length && top[j + 1]! < v) {
-      top[j] = top[j + 1]!;
-      j++;
-    }
-    top[j] = v;
-  }
-  return top;
-}
-
-function normalize(probs: Float64Array): void {
-  let sum = 0;
-  for (let i = 0; i < probs.length; i++) sum += probs[i]!;
-  if (sum > 0) for (let i = 0; i < probs.length; i++) probs[i]! /= sum;
+  return probs;
 }
 
 /** A categorical draw from dense non-negative weights summing to `mass` (~1 for probabilities). */
@@ -152,9 +127,27 @@ export function drawAt(probs: Float64Array, uniform: number, mass = 1): number {
   return last;
 }
 
+/** The weights sampleToken draws from, reused: they are not kept past the draw. */
+let drawScratch = new Float64Array(0);
+
 export function sampleToken(logits: Vec | ArrayLike<number>, p: SamplingParams, rng: Rng): number {
   if (isGreedy(p)) return argmax(logits);
-  return drawFrom(samplingProbs(logits, p), rng);
+  if (drawScratch.length < logits.length) drawScratch = new Float64Array(logits.length);
+  const k = weigh(logits, p, drawScratch);
+  const { w, V, threshold, lowest } = k;
+  const u = rng.next() * k.mass;
+  let ties = k.atThreshold;
+  let acc = 0;
+  let last = 0;
+  for (let i = 0; i < V; i++) {
+    const v = w[i]!;
+    if (v >= lowest && (v > threshold || (v === threshold && ties-- > 0))) {
+      acc += v;
+      last = i;
+      if (u < acc) return i;
+    }
+  }
+  return last;
 }
 
 export interface RawLogprob {
@@ -168,11 +161,9 @@ export interface RawLogprob {
  */
 export function tokenLogprobs(logits: Vec | ArrayLike<number>, token: number, topN: number): RawLogprob {
   const V = logits.length;
-  let max = -Infinity;
-  for (let i = 0; i < V; i++) if (logits[i]! > max) max = logits[i]!;
-  let sum = 0;
-  for (let i = 0; i < V; i++) sum += Math.exp(logits[i]! - max);
-  const lse = max + Math.log(sum);
+  const max = maxOf(logits);
+  if (drawScratch.length < V) drawScratch = new Float64Array(V);
+  const lse = max + Math.log(shiftedExp(logits, max, 1, drawScratch));
   const top: Array<{ id: number; logprob: number }> = [];
   if (topN > 0) {
     // Keep a small sorted buffer instead of sorting the vocabulary.

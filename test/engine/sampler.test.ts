@@ -8,7 +8,7 @@ const LOGITS = Float64Array.from([2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -3.0, 0.2
 const params = (p: Partial<SamplingParams>): SamplingParams => ({ temperature: 1, topP: 1, topK: 0, minP: 0, ...p });
 
 function softmax(x: ArrayLike<number>, t = 1): number[] {
-  const m = Math.max(...Array.from(x));
+  const m = Array.from(x).reduce((a, b) => Math.max(a, b), -Infinity);
   const e = Array.from(x, (v) => Math.exp((v - m) / t));
   const s = e.reduce((a, b) => a + b, 0);
   return e.map((v) => v / s);
@@ -65,6 +65,42 @@ describe("sampler", () => {
     assert.deepEqual([...samplingProbs(tied, params({ topK: 3 }))].map((v) => v > 0), [true, true, false, false, true, false]);
     const flat = [1, 1, 1, 1];
     assert.deepEqual([...samplingProbs(flat, params({ topP: 0.5 }))].map((v) => v > 0), [true, true, false, false]);
+  });
+
+  test("top_k / top_p keep exactly the tokens a full sort keeps (random rows, ties, peaks, masks)", () => {
+    // The reference: rank by probability (lower id first on ties), keep until k are kept or the mass reaches p.
+    const reference = (logits: Float64Array, p: SamplingParams): boolean[] => {
+      const probs = softmax(logits, p.temperature);
+      const order = probs.map((v, i) => ({ v, i })).sort((a, b) => b.v - a.v || a.i - b.i);
+      const keep = new Array<boolean>(probs.length).fill(false);
+      let kept = 0;
+      let mass = 0;
+      for (const { v, i } of order) {
+        if (p.topK > 0 && kept >= p.topK) break;
+        if (p.topP < 1 && kept > 0 && mass >= p.topP) break;
+        keep[i] = v > 0; // a masked token has no probability to keep
+        kept++;
+        mass += v;
+      }
+      return keep;
+    };
+    const rng = new Rng(5);
+    for (let row = 0; row < 300; row++) {
+      const V = row % 50 === 0 ? 129_280 : 1 + Math.floor(rng.next() * 3000);
+      const kind = row % 4;
+      const logits = Float64Array.from({ length: V }, (_, i) => {
+        const u = rng.next();
+        if (kind === 0) return u * 4 - 2; // flat
+        if (kind === 1) return Math.round(u * 6) / 2; // few distinct values: many exact ties
+        if (kind === 2) return i % 97 === 0 ? 12 + u : u * 6 - 3; // a few strong tokens
+        return u < 0.3 ? -Infinity : Math.log(u) * 8; // masked tokens and a long tail
+      });
+      if (kind === 3) logits[0] = 0; // at least one token is allowed
+      const p = params({ temperature: [0.05, 0.7, 1, 1.5][row % 4]!, topP: rng.next() < 0.7 ? rng.next() : 1, topK: rng.next() < 0.5 ? 1 + Math.floor(rng.next() * 200) : 0 });
+      if (p.topP === 1 && p.topK === 0) p.topK = 7;
+      const got = [...samplingProbs(logits, p)].map((v) => v > 0);
+      assert.deepEqual(got, reference(logits, p), `row ${row}: V ${V}, kind ${kind}, ${JSON.stringify(p)}`);
+    }
   });
 
   for (const p of [params({}), params({ temperature: 0.6 }), params({ temperature: 1.3, topK: 5 }), params({ topP: 0.8 }), params({ minP: 0.2, temperature: 0.9 })]) {
