@@ -264,6 +264,9 @@ export class Sequence {
     };
   }
 
+  /** The engine time an upstream replica reported for this sequence (the gateway's). */
+  reportedEngineMs: number | null = null;
+
   private stats(): GenerationStats {
     const now = performance.now();
     const start = this.startedAt || now;
@@ -276,6 +279,7 @@ export class Sequence {
       prefillMs: this.prefillMs,
       decodeMs,
       decodeTokensPerSecond: decodeMs > 0 && this.generated.length > 1 ? ((this.generated.length - 1) * 1000) / decodeMs : 0,
+      engineMs: this.reportedEngineMs ?? now - this.createdAt,
       speculative: { enabled: this.req.speculative, drafted: this.drafted, accepted: this.accepted, acceptanceRate: rate },
       stateBytes: this.state?.bytes ?? 0,
       reasoningBudgetHit: this.budgetHit,

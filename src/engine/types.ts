@@ -330,6 +330,12 @@ export interface GenerationStats {
   decodeMs: number;
   /** Generated tokens per second after the first. */
   decodeTokensPerSecond: number;
+  /**
+   * The engine's whole time on the request (queue, prefill and decode). Through the gateway: the
+   * time the replica reported for it (SGLang's and dsv4's meta_info.e2e_latency), else the time
+   * from dispatch to the last id. Answers carry it as `Server-Timing: engine;dur=…`.
+   */
+  engineMs: number;
   speculative: { enabled: boolean; drafted: number; accepted: number; acceptanceRate: number };
   /** Sequence state bytes at the end. */
   stateBytes: number;

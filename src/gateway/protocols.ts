@@ -53,6 +53,8 @@ export interface TokenChunk {
   /** Counts, when this answer carries them. */
   promptTokens?: number;
   cachedTokens?: number;
+  /** The upstream's own time on the request (SGLang's meta_info.e2e_latency, on the last chunk). */
+  engineMs?: number;
 }
 
 /** Per-stream memory of an adapter (SGLang's cumulative ids). */
@@ -110,10 +112,11 @@ function sglangFinish(kind: UpstreamKind, reason: unknown): UpstreamFinish | nul
   return { reason: "abort", message: typeof reason.message === "string" ? reason.message : `finish_reason ${reason.type}` };
 }
 
-function sglangCounts(meta: Record<string, any>): Pick<TokenChunk, "promptTokens" | "cachedTokens"> {
-  const out: Pick<TokenChunk, "promptTokens" | "cachedTokens"> = {};
+function sglangCounts(meta: Record<string, any>): Pick<TokenChunk, "promptTokens" | "cachedTokens" | "engineMs"> {
+  const out: Pick<TokenChunk, "promptTokens" | "cachedTokens" | "engineMs"> = {};
   if (Number.isInteger(meta.prompt_tokens)) out.promptTokens = meta.prompt_tokens;
   if (Number.isInteger(meta.cached_tokens)) out.cachedTokens = meta.cached_tokens;
+  if (typeof meta.e2e_latency === "number" && meta.e2e_latency >= 0) out.engineMs = meta.e2e_latency * 1000;
   return out;
 }
 

@@ -26,6 +26,7 @@ import { protocolFor, type Protocol, type TokenCall, type UpstreamFinish, type U
 import { checkReplica, pollReplicas, Replica } from "./replicas.js";
 import { Router, type Route } from "./router.js";
 import { sseData } from "./sse-reader.js";
+import { Cancel } from "./cancel.js";
 import { postJson, type UpstreamResponse } from "./upstream-http.js";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -87,7 +88,7 @@ export class UpstreamEngine implements EngineApi {
   readonly router: Router;
   readonly protocol: Protocol;
   private readonly env: SequenceEnv;
-  private readonly running = new Set<{ seq: Sequence; abort: AbortController }>();
+  private readonly running = new Set<{ seq: Sequence; abort: Cancel }>();
   private readonly counters: Counters = {
     requests_total: 0, requests_rejected_total: 0, requests_cancelled_total: 0, prompt_tokens_total: 0,
     prompt_cache_hit_tokens_total: 0, prompt_cache_miss_tokens_total: 0, generated_tokens_total: 0, reasoning_tokens_total: 0,
@@ -182,7 +183,7 @@ export class UpstreamEngine implements EngineApi {
     }
     this.counters.requests_total++;
     const seq = new Sequence(request.id ?? randomUUID(), r, this.env);
-    const entry = { seq, abort: new AbortController() };
+    const entry = { seq, abort: new Cancel() };
     this.running.add(entry);
     const cancel = (error = new EngineError("aborted", "the request was cancelled")) => {
       if (seq.finished) return;
@@ -198,7 +199,7 @@ export class UpstreamEngine implements EngineApi {
       this.running.delete(entry);
     });
     const served: { upstream: string | null } = { upstream: null };
-    void this.dispatch(seq, r, request, entry.abort.signal, served);
+    void this.dispatch(seq, r, request, entry.abort, served);
     const generation: Generation & { readonly upstream: string | null } = {
       id: seq.id,
       /** The replica serving (or last tried for) this generation, for the ledger's row. */
@@ -249,7 +250,7 @@ export class UpstreamEngine implements EngineApi {
   }
 
   /** Routes and streams one generation, retrying on other replicas until an id was accepted. */
-  private async dispatch(seq: Sequence, r: ResolvedRequest, request: GenerateRequest, signal: AbortSignal, served: { upstream: string | null }): Promise<void> {
+  private async dispatch(seq: Sequence, r: ResolvedRequest, request: GenerateRequest, signal: Cancel, served: { upstream: string | null }): Promise<void> {
     const call = this.call(seq, r, request);
     const tried = new Set<Replica>();
     const failures: string[] = [];
@@ -284,11 +285,10 @@ export class UpstreamEngine implements EngineApi {
     }
   }
 
-  private async stream(route: Route, call: TokenCall, seq: Sequence, signal: AbortSignal): Promise<void> {
+  private async stream(route: Route, call: TokenCall, seq: Sequence, signal: Cancel): Promise<void> {
     const replica = route.replica;
-    const attempt = new AbortController();
-    const stop = () => attempt.abort();
-    signal.addEventListener("abort", stop, { once: true });
+    const attempt = new Cancel();
+    const unlisten = signal.onAbort(() => attempt.abort());
     replica.inFlight++;
     replica.dispatched++;
     let res: UpstreamResponse | undefined;
@@ -296,7 +296,7 @@ export class UpstreamEngine implements EngineApi {
     let clean = false;
     try {
       try {
-        res = await postJson(`${replica.url}${this.protocol.path}`, JSON.stringify(this.protocol.body(call, true, this.upstreamModel)), { accept: "text/event-stream" }, attempt.signal);
+        res = await postJson(`${replica.url}${this.protocol.path}`, JSON.stringify(this.protocol.body(call, true, this.upstreamModel)), { accept: "text/event-stream" }, attempt);
       } catch (err) {
         throw new ReplicaFailure(`cannot reach it (${causeOf(err)})`, true);
       }
@@ -317,6 +317,7 @@ export class UpstreamEngine implements EngineApi {
           }
           const chunk = this.protocol.chunk(json, state);
           if (chunk.cachedTokens !== undefined) seq.cachedTokens = Math.min(chunk.cachedTokens, seq.promptLength);
+          if (chunk.engineMs !== undefined) seq.reportedEngineMs = chunk.engineMs;
           if (chunk.finish) finish = chunk.finish;
           // vLLM reports usage after the last ids: hold them until the counts are in, so the finish carries them.
           if (finish && chunk.cachedTokens === undefined) {
@@ -345,7 +346,7 @@ export class UpstreamEngine implements EngineApi {
       throw err;
     } finally {
       replica.inFlight--;
-      signal.removeEventListener("abort", stop);
+      unlisten();
       if (clean && res && !signal.aborted) res.release(RELEASE_GRACE_MS);
       else attempt.abort();
     }

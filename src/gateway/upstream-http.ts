@@ -8,6 +8,7 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import type { Cancel } from "./cancel.js";
 
 const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: 1024 }), https: new HttpsAgent({ keepAlive: true, maxSockets: 1024 }) };
 
@@ -23,10 +24,10 @@ export interface UpstreamResponse {
   release(graceMs: number): void;
 }
 
-/** POSTs a JSON body; resolves at the response head. Aborting `signal` destroys the socket (and fails a read in progress). */
-export function postJson(url: string, body: string, headers: Record<string, string>, signal: AbortSignal): Promise<UpstreamResponse> {
+/** POSTs a JSON body; resolves at the response head. Aborting `cancel` destroys the socket (and fails a read in progress). */
+export function postJson(url: string, body: string, headers: Record<string, string>, cancel: Cancel): Promise<UpstreamResponse> {
   return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new Error("aborted"));
+    if (cancel.aborted) return reject(new Error("aborted"));
     const u = new URL(url);
     const tls = u.protocol === "https:";
     const req = (tls ? httpsRequest : httpRequest)(
@@ -34,7 +35,7 @@ export function postJson(url: string, body: string, headers: Record<string, stri
       { method: "POST", agent: tls ? agents.https : agents.http, headers: { ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
       (res: IncomingMessage) => {
         // A finished answer's socket goes back to the pool: a later abort must not destroy it.
-        res.once("end", () => signal.removeEventListener("abort", onAbort));
+        res.once("end", () => unlisten());
         const status = res.statusCode ?? 0;
         resolve({
           status,
@@ -57,9 +58,8 @@ export function postJson(url: string, body: string, headers: Record<string, stri
         });
       },
     );
-    const onAbort = () => req.destroy(new Error("aborted"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    req.once("close", () => signal.removeEventListener("abort", onAbort));
+    const unlisten = cancel.onAbort(() => req.destroy(new Error("aborted")));
+    req.once("close", () => unlisten());
     // Every error is listened to (one after the head, e.g. an abort, must not be unhandled).
     req.on("error", (err) => reject(err));
     req.end(body);

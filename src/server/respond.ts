@@ -4,7 +4,7 @@
  * lines (spec §A.6 rule 7: clients skip leading whitespace before the body).
  */
 import type { FastifyReply } from "fastify";
-import type { FinishEvent, GenerationEvent } from "../engine/types.js";
+import type { FinishEvent, GenerationEvent, GenerationStats } from "../engine/types.js";
 import { toApiError, serverError } from "./errors.js";
 
 /** Runs the events to the end and returns the finish event. */
@@ -16,6 +16,14 @@ export async function drain(events: AsyncIterable<GenerationEvent>, onEvent?: (e
   }
   if (!finish) throw serverError("the generation ended without a result");
   return finish;
+}
+
+/**
+ * `Server-Timing: engine;dur=…` (W3C Server Timing): the engine's own time on a request, so a
+ * client, browser devtools or a benchmark can tell it from HTTP and gateway time.
+ */
+export function serverTiming(reply: FastifyReply, stats: GenerationStats): void {
+  if (!reply.sent && !reply.raw.headersSent) reply.header("server-timing", `engine;dur=${stats.engineMs.toFixed(3)}`);
 }
 
 /**

@@ -37,7 +37,12 @@ export class SseWriter {
     return this.res.writableEnded || this.res.destroyed;
   }
 
-  open(): void {
+  /**
+   * The 200 and the stream's headers. `flush` false leaves them to go out with the first event
+   * (or a keep-alive): for a reader that only acts on events (the gateway's token stream), one
+   * segment less per answer.
+   */
+  open(flush = true): void {
     this.res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache",
@@ -48,7 +53,7 @@ export class SseWriter {
       ...this.options.headers,
     });
     // Headers go out now, so clients see the 200 before the first token.
-    this.res.flushHeaders();
+    if (flush) this.res.flushHeaders();
     if (this.options.keepAliveMs > 0) {
       const every = this.options.keepAliveMs;
       this.timer = setInterval(() => {
@@ -69,10 +74,12 @@ export class SseWriter {
     return this.write(`event: ${name}\ndata: ${JSON.stringify(payload)}\n\n`);
   }
 
-  /** `data: [DONE]` and the end of the response. */
-  async done(): Promise<void> {
-    await this.write("data: [DONE]\n\n");
-    this.end();
+  /** `data: [DONE]` and the end of the response, after a last event `last` when given, in one write. */
+  async done(last?: unknown): Promise<void> {
+    this.stopKeepAlive();
+    if (this.closed) return;
+    this.lastWrite = Date.now();
+    this.res.end(`${last === undefined ? "" : `data: ${JSON.stringify(last)}\n\n`}data: [DONE]\n\n`);
   }
 
   end(): void {

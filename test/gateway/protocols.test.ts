@@ -75,6 +75,14 @@ for (const kind of ["vllm", "sglang"] as const satisfies readonly UpstreamKind[]
       assert.equal(r.json.usage.prompt_cache_hit_tokens, 4);
     });
 
+    test("Server-Timing: the upstream's own time where it reports one (SGLang's e2e_latency), else the gateway's wait", async () => {
+      const res = await fetch(`${gw.url}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 50 }) });
+      await res.text();
+      const dur = Number(/^engine;dur=([\d.]+)$/.exec(res.headers.get("server-timing") ?? "")?.[1]);
+      if (kind === "sglang") assert.equal(dur, 80, "the last chunk's e2e_latency, 0.08 s");
+      else assert.ok(dur > 0 && dur < 10_000, `engine;dur=${dur}`);
+    });
+
     test("streamed to the client the same way", async () => {
       const res = await fetch(`${gw.url}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 50, stream: true }) });
       const chunks = sseData(await res.text()).filter((d) => d !== "[DONE]").map((d) => JSON.parse(d));

@@ -27,7 +27,7 @@ describe("dsv4 serve: /generate", () => {
     assert.deepEqual(r.json.output_ids, chat.tokens);
   });
 
-  test("streamed: new ids per chunk, running completion_tokens, finish in the last chunk, then [DONE]", async () => {
+  test("streamed: new ids per chunk, running completion_tokens, the last id with the finish, then [DONE]", async () => {
     const res = await fetch(`${server.url}/generate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body({ stream: true })) });
     const data = sseData(await res.text());
     assert.equal(data.at(-1), "[DONE]");
@@ -35,11 +35,22 @@ describe("dsv4 serve: /generate", () => {
     const ids = chunks.flatMap((c) => c.output_ids);
     const whole = await postJson(`${server.url}/generate`, body());
     assert.deepEqual(ids, whole.json.output_ids);
-    // One chunk per id, then the finish in a chunk of its own.
-    assert.deepEqual(chunks.map((c) => c.meta_info.completion_tokens), [1, 2, 3, 4, 5, 6, 6]);
-    assert.deepEqual(chunks.at(-1).output_ids, []);
+    // One chunk per id; the id that reaches max_new_tokens shares its chunk with the finish.
+    assert.deepEqual(chunks.map((c) => c.meta_info.completion_tokens), [1, 2, 3, 4, 5, 6]);
+    assert.equal(chunks.at(-1).output_ids.length, 1);
     assert.deepEqual(chunks.at(-1).meta_info.finish_reason, { type: "length", length: 6 });
-    assert.ok(chunks.slice(0, -1).every((c) => c.meta_info.finish_reason === null));
+    assert.ok(chunks.slice(0, -1).every((c) => c.meta_info.finish_reason === null && c.meta_info.e2e_latency === undefined));
+  });
+
+  test("the finish carries the engine's time: meta_info.e2e_latency in seconds, and Server-Timing on a whole answer", async () => {
+    const res = await fetch(`${server.url}/generate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body()) });
+    const json = (await res.json()) as { meta_info: { e2e_latency: number } };
+    const timing = /^engine;dur=([\d.]+)$/.exec(res.headers.get("server-timing") ?? "");
+    assert.ok(timing, `server-timing: ${res.headers.get("server-timing")}`);
+    assert.ok(json.meta_info.e2e_latency > 0 && json.meta_info.e2e_latency < 60);
+    assert.equal(Number(timing[1]), Number((json.meta_info.e2e_latency * 1000).toFixed(3)));
+    const streamed = sseData(await (await fetch(`${server.url}/generate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body({ stream: true })) })).text());
+    assert.ok(JSON.parse(streamed.at(-2)!).meta_info.e2e_latency > 0);
   });
 
   test("a bad token id is a 400 naming the field", async () => {

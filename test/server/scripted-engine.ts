@@ -180,7 +180,7 @@ export class ScriptedEngine implements EngineApi {
         usage,
         logprobs: request.logprobs ? { content: content.length ? content : null, reasoning_content: reasoning.length ? reasoning : null } : null,
         stats: {
-          queueMs: 0, ttftMs: 0, prefillMs: 0, decodeMs: 0, decodeTokensPerSecond: 0,
+          queueMs: 0, ttftMs: 0, prefillMs: 0, decodeMs: 0, decodeTokensPerSecond: 0, engineMs: 0,
           speculative: { enabled: false, drafted: 0, accepted: 0, acceptanceRate: 0 }, stateBytes: 0, reasoningBudgetHit: false,
         },
       };

@@ -10,7 +10,7 @@ import { bill, tenantOf, type ServerContext } from "../context.js";
 import { toApiError } from "../errors.js";
 import { startGeneration } from "../billing.js";
 import type { StartedGeneration } from "../generation.js";
-import { drain, jsonWithKeepAlive } from "../respond.js";
+import { drain, jsonWithKeepAlive, serverTiming } from "../respond.js";
 import { abortOnDisconnect, hangUpOnReaderTimeout, SseWriter } from "../sse.js";
 import { parseWith } from "../validate.js";
 
@@ -40,6 +40,7 @@ async function handleMessages(ctx: ServerContext, request: FastifyRequest, reply
     ctx.keepAliveMs,
     async () => {
       const finish = await drain(started);
+      serverTiming(reply, finish.stats);
       bill(ctx, request, finish.usage, finish.stats, finish.finish_reason);
       return {
         id,

@@ -9,7 +9,7 @@ import { ChatChunker, completionBody, type ResponseIdentity } from "../chat-chun
 import { bill, tenantOf, type ServerContext } from "../context.js";
 import { startGeneration } from "../billing.js";
 import type { StartedGeneration } from "../generation.js";
-import { drain, jsonWithKeepAlive } from "../respond.js";
+import { drain, jsonWithKeepAlive, serverTiming } from "../respond.js";
 import { chatRequestSchema } from "../schemas.js";
 import { abortOnDisconnect } from "../sse.js";
 import { streamDeepSeek } from "../stream.js";
@@ -42,6 +42,7 @@ async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: Fa
   }
   await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
     const finish = await drain(started);
+    serverTiming(reply, finish.stats);
     const usage = bill(ctx, request, finish.usage, finish.stats, finish.finish_reason);
     return completionBody(ident, finish, usage, prepared.thinking, prepared.logprobs);
   });

@@ -9,7 +9,7 @@ import { bill, tenantOf, type ServerContext } from "../context.js";
 import { invalidRequest } from "../errors.js";
 import { startGeneration } from "../billing.js";
 import { MAX_FIM_OUTPUT_TOKENS, MAX_TOP_LOGPROBS } from "../limits.js";
-import { drain, jsonWithKeepAlive } from "../respond.js";
+import { drain, jsonWithKeepAlive, serverTiming } from "../respond.js";
 import { fimRequestSchema, type FimRequest } from "../schemas.js";
 import { abortOnDisconnect } from "../sse.js";
 import { streamDeepSeek } from "../stream.js";
@@ -80,6 +80,7 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
   if (body.stream !== true) {
     await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
       const finish = await drain(started);
+      serverTiming(reply, finish.stats);
       const usage = bill(ctx, request, finish.usage, finish.stats, finish.finish_reason);
       const lp = generate.logprobs ? legacyLogprobs(finish.logprobs?.content ?? [], echo.length) : null;
       return { ...head, choices: [choice(echo + finish.message.content, lp, finish.finish_reason)], usage };

@@ -15,7 +15,7 @@ import type { FinishEvent, GenerateRequest } from "../../engine/types.js";
 import { tenantOf, type ServerContext } from "../context.js";
 import { invalidRequest, toApiError } from "../errors.js";
 import { startGeneration } from "../billing.js";
-import { drain } from "../respond.js";
+import { drain, serverTiming } from "../respond.js";
 import { abortOnDisconnect, SseWriter } from "../sse.js";
 
 /** SGLang's finish reason object. */
@@ -27,6 +27,8 @@ export interface TokenMetaInfo {
   prompt_tokens: number;
   completion_tokens: number;
   cached_tokens: number;
+  /** On the last chunk: the engine's time on the request in seconds (SGLang's field). */
+  e2e_latency?: number;
 }
 
 export function generateRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -81,7 +83,9 @@ function finishReason(e: FinishEvent): TokenFinishReason {
 }
 
 function meta(id: string, e: FinishEvent | null, prompt: number, completion: number, cached: number): TokenMetaInfo {
-  return { id, finish_reason: e ? finishReason(e) : null, prompt_tokens: prompt, completion_tokens: completion, cached_tokens: cached };
+  const m: TokenMetaInfo = { id, finish_reason: e ? finishReason(e) : null, prompt_tokens: prompt, completion_tokens: completion, cached_tokens: cached };
+  if (e) m.e2e_latency = e.stats.engineMs / 1000;
+  return m;
 }
 
 async function handleGenerate(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -95,21 +99,23 @@ async function handleGenerate(ctx: ServerContext, request: FastifyRequest, reply
       if (e.type === "token") ids.push(e.id);
     });
     const u = finish.usage;
+    serverTiming(reply, finish.stats);
     return reply.send({ text: finish.message.content, output_ids: ids, meta_info: meta(id, finish, u.prompt_tokens, u.completion_tokens, u.prompt_cache_hit_tokens) });
   }
   reply.hijack();
   const sse = new SseWriter(reply.raw, { keepAliveMs: ctx.keepAliveMs });
-  sse.open();
-  let finished = false;
+  sse.open(false);
+  let finished: FinishEvent | null = null;
   let completion = 0;
   let prompt = generate.prompt_tokens!.length;
   let cached = 0;
   let pending: number[] = [];
   let text = "";
-  const flush = async (finish: FinishEvent | null) => {
-    await sse.data({ text, output_ids: pending, meta_info: meta(id, finish, prompt, completion, cached) });
+  const chunk = (finish: FinishEvent | null) => {
+    const c = { text, output_ids: pending, meta_info: meta(id, finish, prompt, completion, cached) };
     pending = [];
     text = "";
+    return c;
   };
   try {
     for await (const e of started) {
@@ -119,16 +125,18 @@ async function handleGenerate(ctx: ServerContext, request: FastifyRequest, reply
         pending.push(e.id);
         text += e.text;
         completion++;
-        await flush(null);
+        // The id that reaches max_new_tokens goes out with the finish that follows it at once, so
+        // a reader that stops at its budget also has the finish's meta_info (e2e_latency, counts).
+        if (generate.max_tokens === null || generate.max_tokens === undefined || completion < generate.max_tokens) await sse.data(chunk(null));
       } else if (e.type === "finish") {
-        finished = true;
+        finished = e;
         prompt = e.usage.prompt_tokens;
         cached = e.usage.prompt_cache_hit_tokens;
         completion = e.usage.completion_tokens;
-        await flush(e);
       }
     }
-    if (finished) await sse.done();
+    // The last chunk, [DONE] and the end of the answer in one write.
+    if (finished) await sse.done(chunk(finished));
   } catch (err) {
     if (!sse.closed) await sse.data({ error: toApiError(err).body().error });
   } finally {

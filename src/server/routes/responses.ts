@@ -7,7 +7,7 @@ import { bill, tenantOf, type ServerContext } from "../context.js";
 import { toApiError } from "../errors.js";
 import { startGeneration } from "../billing.js";
 import type { StartedGeneration } from "../generation.js";
-import { drain, jsonWithKeepAlive } from "../respond.js";
+import { drain, jsonWithKeepAlive, serverTiming } from "../respond.js";
 import { prepareResponses, type PreparedResponses } from "../responses/request.js";
 import { finalStatus, itemId, itemStatus, outputItems, responseObject, responsesUsage, type ResponseIdentity } from "../responses/response.js";
 import { responsesRequestSchema } from "../responses/schema.js";
@@ -38,6 +38,7 @@ async function handleResponses(ctx: ServerContext, request: FastifyRequest, repl
   }
   await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
     const finish = await drain(started);
+    serverTiming(reply, finish.stats);
     const usage = responsesUsage(bill(ctx, request, finish.usage, finish.stats, finish.finish_reason));
     const status = finalStatus(finish.finish_reason);
     return responseObject(ident, prepared.echo, { output: outputItems(finish.message, prepared.thinking, itemStatus(status.status)), usage, status });
