@@ -127,7 +127,7 @@ async function handleGenerate(ctx: ServerContext, request: FastifyRequest, reply
         completion++;
         // The id that reaches max_new_tokens goes out with the finish that follows it at once, so
         // a reader that stops at its budget also has the finish's meta_info (e2e_latency, counts).
-        if (generate.max_tokens === null || generate.max_tokens === undefined || completion < generate.max_tokens) await sse.data(chunk(null));
+        if (completion < (generate.max_tokens ?? Infinity)) await sse.data(chunk(null));
       } else if (e.type === "finish") {
         finished = e;
         prompt = e.usage.prompt_tokens;
