@@ -3,6 +3,8 @@
  * /v1/usage), with the key from the session. Errors come back in the server's envelope and are
  * turned into sentences that say what to do.
  */
+import type { UsageReport } from "../../src/server/usage-report.js";
+export type { UsageReport };
 import { SseParser } from "./sse.js";
 
 export class ApiFailure extends Error {
@@ -47,26 +49,6 @@ export async function listModels(key: string): Promise<string[]> {
 }
 
 /** The key's spend (GET /v1/usage); null where the server has no usage route (no keys, or not the gateway). */
-export interface UsageReport {
-  key: { id: string; name: string | null };
-  budget_usd: number | null;
-  spent_usd: number;
-  reserved_usd: number;
-  requests: number;
-  recent: Array<{
-    request_id: string;
-    created: number;
-    model: string;
-    prompt_tokens: number;
-    prompt_cache_hit_tokens: number;
-    completion_tokens: number;
-    cost_usd: number;
-    latency_ms: number;
-    upstream: string | null;
-    finish_reason: string | null;
-  }>;
-}
-
 export async function fetchUsage(key: string): Promise<UsageReport | null> {
   const res = await fetch("v1/usage", { headers: headers(key) });
   if (res.status === 404 || res.status === 405) return null;

@@ -6,12 +6,13 @@
 import type { FastifyInstance } from "fastify";
 import type { ServerContext } from "../context.js";
 import { ApiError } from "../errors.js";
+import type { UsageReport } from "../usage-report.js";
 
 const RECENT = 50;
 
 export function usageRoutes(app: FastifyInstance, ctx: ServerContext): void {
   for (const path of ["/usage", "/v1/usage"]) {
-    app.get(path, async (request) => {
+    app.get(path, async (request): Promise<UsageReport> => {
       const key = request.apiKey;
       if (!ctx.ledger || !key) throw new ApiError(404, "usage is kept per API key; this server runs without keys (start it with --api-key, --api-keys-file or --database)", "invalid_request_error", "url", "not_found");
       // Settlements of requests that already answered are in before the read.
