@@ -2,9 +2,10 @@
  * --api-key, --api-keys-file and --database for `dsv4 serve` and `dsv4 gateway`: keys seed the
  * ledger; the ledger is the one named by --database, else (keys given) the embedded default.
  */
-import { openLedger, parseDatabase, type Ledger } from "../ledger/index.js";
+import type { Ledger } from "../ledger/index.js";
 import { makeKey, readKeysFile, type ApiKey } from "../server/auth.js";
 import { CliError } from "./command.js";
+import { openCliLedger } from "./open-ledger.js";
 
 export const KEY_OPTIONS_USAGE = `  --api-key KEY           require this key (repeatable); clients send "Authorization: Bearer KEY"
   --api-keys-file FILE    keys, one per line, each optionally followed by a USD budget
@@ -29,18 +30,7 @@ export function keysFrom(flags: string[] | undefined, file: string | undefined):
 /** The ledger to serve with: undefined when there are no keys and no --database. */
 export async function ledgerFor(database: string | undefined, keys: readonly ApiKey[]): Promise<Ledger | undefined> {
   if (database === undefined && keys.length === 0) return undefined;
-  let spec;
-  try {
-    spec = parseDatabase(database);
-  } catch (err) {
-    throw new CliError((err as Error).message, 2);
-  }
-  let ledger: Ledger;
-  try {
-    ledger = await openLedger(spec);
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
+  const ledger = await openCliLedger(database);
   if (keys.length === 0 && (await ledger.listKeys()).every((k) => k.disabled)) {
     await ledger.close();
     throw new CliError(`the ledger at ${ledger.location} has no enabled keys: create one with \`dsv4 keys create --database ${database}\`, or pass --api-key / --api-keys-file`, 2);
