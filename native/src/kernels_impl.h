@@ -1129,7 +1129,7 @@ using Fp8Fn = void (*)(const Matrix&, const float*, const float*, size_t, float*
 void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
   const size_t K = static_cast<size_t>(w.K);
 #ifdef DSV4_AVX512
-  if (rows >= kFp8TiledRows) return fp8_tiled(w, xs, ldx, rows, out, ldo, n0, n1, post);
+  if (rows >= kFp8TiledRows) return fp8_rows(w, xs, ldx, rows, out, ldo, n0, n1, post);
 #endif
   if (rows >= kTiledRows) {
     static const Fp8Fn<true> micro[4][3] = {
