@@ -170,14 +170,21 @@ void fp4_pair_k(const Matrix& w, int n, bool both, const float* x, size_t ldx, f
   const uint8_t* s1 = w.scale_bytes(both ? n + 1 : n);
   __m512 acc[RB];
   for (int r = 0; r < RB; r++) acc[r] = k0 > 0 ? _mm512_load_ps(carry + r * 16) : _mm512_setzero_ps();
-  for (int g = k0; g < k1; g += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(w0 + g / 2 + kPrefetchBytes), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(w1 + g / 2 + kPrefetchBytes), _MM_HINT_T0);
+  // Pointers stepped per group: `g / 2` and `g / kFp4Block` on a signed int cost five
+  // scalar instructions each per group, in a loop bound by its instruction count.
+  const uint8_t* p0 = w0 + k0 / 2;
+  const uint8_t* p1 = w1 + k0 / 2;
+  const uint8_t* q0 = s0 + k0 / kFp4Block;
+  const uint8_t* q1 = s1 + k0 / kFp4Block;
+  const float* xg = x + k0;
+  for (int g = k0; g < k1; g += 64, p0 += 32, p1 += 32, q0 += 64 / kFp4Block, q1 += 64 / kFp4Block, xg += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(p0 + kPrefetchBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(p1 + kPrefetchBytes), _MM_HINT_T0);
     __m512 f[8];
-    fp4_decode_pair(w0 + g / 2, w1 + g / 2, f);
-    const __m512 s = fp4_scale_pairs(s0 + g / kFp4Block, s1 + g / kFp4Block);
+    fp4_decode_pair(p0, p1, f);
+    const __m512 s = fp4_scale_pairs(q0, q1);
     for (int r = 0; r < RB; r++) {
-      const float* xr = x + r * ldx + g;
+      const float* xr = xg + r * ldx;
       __m512 a = _mm512_mul_ps(f[0], broadcast8(xr));
       __m512 b = _mm512_mul_ps(f[1], broadcast8(xr + 8));
       a = _mm512_fmadd_ps(f[2], broadcast8(xr + 16), a);
@@ -216,6 +223,57 @@ inline Fp4PairFn fp4_pair_for(int rb) {
   }
 }
 
+// One activation row (the decode GEMV) against four weight rows, two pairs, over all K: the
+// eight activation vectors of a group are loaded once for both pairs, which halves the loads
+// and the loop overhead per weight in a loop bound by its instruction count (~75 per pair
+// and group in fp4_pair_k<1>). Per output the arithmetic is fp4_pair_k<1>'s. bench kernels
+// --rows, 2 threads, the previous addon in the same run: 4096x2048 (w2) 1.21-1.27x,
+// 2048x4096 (w1/w3) 1.06-1.14x.
+void fp4_quad_row(const Matrix& w, int n, const float* x, float* out) {
+  const uint8_t* pa0 = w.row(n);
+  const uint8_t* pa1 = w.row(n + 1);
+  const uint8_t* pb0 = w.row(n + 2);
+  const uint8_t* pb1 = w.row(n + 3);
+  const uint8_t* qa0 = w.scale_bytes(n);
+  const uint8_t* qa1 = w.scale_bytes(n + 1);
+  const uint8_t* qb0 = w.scale_bytes(n + 2);
+  const uint8_t* qb1 = w.scale_bytes(n + 3);
+  // The same place in the next four rows (kPrefetchBytes ahead, as fp4_pair_k asks, would
+  // point into this quad's own second pair when rows are 2 KB).
+  const size_t ahead = 4 * w.row_bytes();
+  __m512 acc_a = _mm512_setzero_ps(), acc_b = _mm512_setzero_ps();
+  const float* xg = x;
+  for (int g = 0; g < w.K; g += 64, pa0 += 32, pa1 += 32, pb0 += 32, pb1 += 32, qa0 += 2, qa1 += 2, qb0 += 2, qb1 += 2, xg += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(pa0 + ahead), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(pa1 + ahead), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(pb0 + ahead), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(pb1 + ahead), _MM_HINT_T0);
+    __m512 fa[8], fb[8];
+    fp4_decode_pair(pa0, pa1, fa);
+    fp4_decode_pair(pb0, pb1, fb);
+    const __m512 sa = fp4_scale_pairs(qa0, qa1);
+    const __m512 sb = fp4_scale_pairs(qb0, qb1);
+    __m512 xv = broadcast8(xg);
+    __m512 aa = _mm512_mul_ps(fa[0], xv), ab = _mm512_mul_ps(fb[0], xv);
+    xv = broadcast8(xg + 8);
+    __m512 ba = _mm512_mul_ps(fa[1], xv), bb = _mm512_mul_ps(fb[1], xv);
+    for (int v = 2; v < 8; v += 2) {
+      xv = broadcast8(xg + 8 * v);
+      aa = _mm512_fmadd_ps(fa[v], xv, aa);
+      ab = _mm512_fmadd_ps(fb[v], xv, ab);
+      xv = broadcast8(xg + 8 * v + 8);
+      ba = _mm512_fmadd_ps(fa[v + 1], xv, ba);
+      bb = _mm512_fmadd_ps(fb[v + 1], xv, bb);
+    }
+    acc_a = _mm512_fmadd_ps(_mm512_add_ps(aa, ba), sa, acc_a);
+    acc_b = _mm512_fmadd_ps(_mm512_add_ps(ab, bb), sb, acc_b);
+  }
+  alignas(64) float t[32];
+  _mm512_store_ps(t, acc_a);
+  _mm512_store_ps(t + 16, acc_b);
+  for (int j = 0; j < 4; j++) out[n + j] = hsum8(_mm256_load_ps(t + 8 * j));
+}
+
 // Output rows [n0, n1) of an FP4 matrix (Fp4Group64 layout) for `rows` prepared activation
 // rows: balanced passes of up to kFp4PairRows rows, each over K in chunks.
 void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
@@ -232,6 +290,11 @@ void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
       const int k1 = imin(w.K, k0 + kc);
       for (int i = 0; i < pairs; i++) {
         const int n = n0 + 2 * i;
+        if (rb == 1 && n + 4 <= n1) {
+          fp4_quad_row(w, n, x, o);
+          i++;
+          continue;
+        }
         fn(w, n, n + 1 < n1, x, ldx, o, ldo, k0, k1, carry + static_cast<size_t>(i) * kFp4PairRows * 16);
       }
     }
