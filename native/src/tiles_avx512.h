@@ -223,27 +223,32 @@ inline Fp4PairFn fp4_pair_for(int rb) {
   }
 }
 
-// One activation row (the decode GEMV) against four weight rows, two pairs, over all K: the
-// eight activation vectors of a group are loaded once for both pairs, which halves the loads
-// and the loop overhead per weight in a loop bound by its instruction count (~75 per pair
-// and group in fp4_pair_k<1>). Per output the arithmetic is fp4_pair_k<1>'s. bench kernels
-// --rows, 2 threads, the previous addon in the same run: 4096x2048 (w2) 1.21-1.27x,
-// 2048x4096 (w1/w3) 1.06-1.14x.
-void fp4_quad_row(const Matrix& w, int n, const float* x, float* out) {
-  const uint8_t* pa0 = w.row(n);
-  const uint8_t* pa1 = w.row(n + 1);
-  const uint8_t* pb0 = w.row(n + 2);
-  const uint8_t* pb1 = w.row(n + 3);
-  const uint8_t* qa0 = w.scale_bytes(n);
-  const uint8_t* qa1 = w.scale_bytes(n + 1);
-  const uint8_t* qb0 = w.scale_bytes(n + 2);
-  const uint8_t* qb1 = w.scale_bytes(n + 3);
-  // The same place in the next four rows (kPrefetchBytes ahead, as fp4_pair_k asks, would
-  // point into this quad's own second pair when rows are 2 KB).
+// fp4_pair_k for two pairs (rows n .. n + 3) at once: each activation vector is broadcast once
+// for both, which halves the loads and the loop overhead per weight in a loop bound by its
+// instruction count (fp4_pair_k<1>: ~75 per pair and 64-input group). The prefetch asks for
+// the same place in the next four rows (kPrefetchBytes, as fp4_pair_k asks, points into this
+// quad's own second pair when rows are 2 KB). Per output the arithmetic is fp4_pair_k's.
+// carry_a / carry_b: the two pairs' carries. bench kernels --rows, 2 threads, the previous
+// addon in the same run: 1 row 1.06-1.27x, 2-64 rows 1.10-1.29x (both expert shapes); passes
+// of 4 or 6 rows measured the same as 8.
+template <int RB>
+void fp4_quad_k(const Matrix& w, int n, const float* x, size_t ldx, float* out, size_t ldo, int k0, int k1, float* carry_a, float* carry_b) {
+  const uint8_t* pa0 = w.row(n) + k0 / 2;
+  const uint8_t* pa1 = w.row(n + 1) + k0 / 2;
+  const uint8_t* pb0 = w.row(n + 2) + k0 / 2;
+  const uint8_t* pb1 = w.row(n + 3) + k0 / 2;
+  const uint8_t* qa0 = w.scale_bytes(n) + k0 / kFp4Block;
+  const uint8_t* qa1 = w.scale_bytes(n + 1) + k0 / kFp4Block;
+  const uint8_t* qb0 = w.scale_bytes(n + 2) + k0 / kFp4Block;
+  const uint8_t* qb1 = w.scale_bytes(n + 3) + k0 / kFp4Block;
   const size_t ahead = 4 * w.row_bytes();
-  __m512 acc_a = _mm512_setzero_ps(), acc_b = _mm512_setzero_ps();
-  const float* xg = x;
-  for (int g = 0; g < w.K; g += 64, pa0 += 32, pa1 += 32, pb0 += 32, pb1 += 32, qa0 += 2, qa1 += 2, qb0 += 2, qb1 += 2, xg += 64) {
+  __m512 acc_a[RB], acc_b[RB];
+  for (int r = 0; r < RB; r++) {
+    acc_a[r] = k0 > 0 ? _mm512_load_ps(carry_a + r * 16) : _mm512_setzero_ps();
+    acc_b[r] = k0 > 0 ? _mm512_load_ps(carry_b + r * 16) : _mm512_setzero_ps();
+  }
+  const float* xg = x + k0;
+  for (int g = k0; g < k1; g += 64, pa0 += 32, pa1 += 32, pb0 += 32, pb1 += 32, qa0 += 2, qa1 += 2, qb0 += 2, qb1 += 2, xg += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(pa0 + ahead), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(pa1 + ahead), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(pb0 + ahead), _MM_HINT_T0);
@@ -253,25 +258,54 @@ void fp4_quad_row(const Matrix& w, int n, const float* x, float* out) {
     fp4_decode_pair(pb0, pb1, fb);
     const __m512 sa = fp4_scale_pairs(qa0, qa1);
     const __m512 sb = fp4_scale_pairs(qb0, qb1);
-    __m512 xv = broadcast8(xg);
-    __m512 aa = _mm512_mul_ps(fa[0], xv), ab = _mm512_mul_ps(fb[0], xv);
-    xv = broadcast8(xg + 8);
-    __m512 ba = _mm512_mul_ps(fa[1], xv), bb = _mm512_mul_ps(fb[1], xv);
-    for (int v = 2; v < 8; v += 2) {
-      xv = broadcast8(xg + 8 * v);
-      aa = _mm512_fmadd_ps(fa[v], xv, aa);
-      ab = _mm512_fmadd_ps(fb[v], xv, ab);
-      xv = broadcast8(xg + 8 * v + 8);
-      ba = _mm512_fmadd_ps(fa[v + 1], xv, ba);
-      bb = _mm512_fmadd_ps(fb[v + 1], xv, bb);
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; r++) {
+      const float* xr = xg + r * ldx;
+      __m512 xv = broadcast8(xr);
+      __m512 aa = _mm512_mul_ps(fa[0], xv), ab = _mm512_mul_ps(fb[0], xv);
+      xv = broadcast8(xr + 8);
+      __m512 ba = _mm512_mul_ps(fa[1], xv), bb = _mm512_mul_ps(fb[1], xv);
+#pragma GCC unroll 3
+      for (int v = 2; v < 8; v += 2) {
+        xv = broadcast8(xr + 8 * v);
+        aa = _mm512_fmadd_ps(fa[v], xv, aa);
+        ab = _mm512_fmadd_ps(fb[v], xv, ab);
+        xv = broadcast8(xr + 8 * v + 8);
+        ba = _mm512_fmadd_ps(fa[v + 1], xv, ba);
+        bb = _mm512_fmadd_ps(fb[v + 1], xv, bb);
+      }
+      acc_a[r] = _mm512_fmadd_ps(_mm512_add_ps(aa, ba), sa, acc_a[r]);
+      acc_b[r] = _mm512_fmadd_ps(_mm512_add_ps(ab, bb), sb, acc_b[r]);
     }
-    acc_a = _mm512_fmadd_ps(_mm512_add_ps(aa, ba), sa, acc_a);
-    acc_b = _mm512_fmadd_ps(_mm512_add_ps(ab, bb), sb, acc_b);
+  }
+  if (k1 < w.K) {
+    for (int r = 0; r < RB; r++) {
+      _mm512_store_ps(carry_a + r * 16, acc_a[r]);
+      _mm512_store_ps(carry_b + r * 16, acc_b[r]);
+    }
+    return;
   }
   alignas(64) float t[32];
-  _mm512_store_ps(t, acc_a);
-  _mm512_store_ps(t + 16, acc_b);
-  for (int j = 0; j < 4; j++) out[n + j] = hsum8(_mm256_load_ps(t + 8 * j));
+  for (int r = 0; r < RB; r++) {
+    _mm512_store_ps(t, acc_a[r]);
+    _mm512_store_ps(t + 16, acc_b[r]);
+    for (int j = 0; j < 4; j++) out[r * ldo + n + j] = hsum8(_mm256_load_ps(t + 8 * j));
+  }
+}
+
+using Fp4QuadFn = void (*)(const Matrix&, int, const float*, size_t, float*, size_t, int, int, float*, float*);
+
+inline Fp4QuadFn fp4_quad_for(int rb) {
+  switch (rb) {
+    case 1: return fp4_quad_k<1>;
+    case 2: return fp4_quad_k<2>;
+    case 3: return fp4_quad_k<3>;
+    case 4: return fp4_quad_k<4>;
+    case 5: return fp4_quad_k<5>;
+    case 6: return fp4_quad_k<6>;
+    case 7: return fp4_quad_k<7>;
+    default: return fp4_quad_k<8>;
+  }
 }
 
 // Output rows [n0, n1) of an FP4 matrix (Fp4Group64 layout) for `rows` prepared activation
@@ -290,8 +324,8 @@ void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
       const int k1 = imin(w.K, k0 + kc);
       for (int i = 0; i < pairs; i++) {
         const int n = n0 + 2 * i;
-        if (rb == 1 && n + 4 <= n1) {
-          fp4_quad_row(w, n, x, o);
+        if (n + 4 <= n1) {  // two whole pairs
+          fp4_quad_for(rb)(w, n, x, ldx, o, ldo, k0, k1, carry + static_cast<size_t>(i) * kFp4PairRows * 16, carry + static_cast<size_t>(i + 1) * kFp4PairRows * 16);
           i++;
           continue;
         }
