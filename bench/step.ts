@@ -19,6 +19,7 @@ import { NativeBackend } from "../src/kernels/native/backend.js";
 import { Dsv4Model } from "../src/model/transformer.js";
 import { cachedPreset } from "./checkpoints.js";
 import { observeBackend } from "./observe.js";
+import { warmExperts } from "./warm-experts.js";
 
 export interface StepRow {
   addon: string;
@@ -81,10 +82,11 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
   const V = variants[0]!.model.cfg.vocabSize;
   const rows: StepRow[] = [];
   try {
-    // Page in the weights a step touches (mapped checkpoint) and let lazy uploads happen:
-    // one untimed step of the most rows per variant.
+    // Page in the weights (mapped checkpoint) and let lazy uploads happen: every routed
+    // expert once, then one untimed step of the most rows per variant.
     const most = Math.max(...rowCounts);
     for (const v of variants) {
+      warmExperts(v.model, v.model.backend);
       const s = Array.from({ length: most }, (_, i) => ({ seq: v.model.newSequence(), tokens: [((i + 3) * 15485863 + 7) % V] }));
       v.model.forward(s, { logits: "last" });
       v.model.forward(s.map((x, i) => ({ seq: x.seq, tokens: [(i * 7 + 1) % V] })), { logits: "last" });
