@@ -2,7 +2,7 @@
  * Runs every routed expert of every layer once (one activation row), untimed. The VMs these
  * benchmarks run on page out memory that has not been read for about a minute (the kernel's
  * DAMON `pageout` scheme, /sys/kernel/mm/damon/admin/kdamonds/0: age >= 12 intervals of 5 s),
- * page cache included, so an expert not used since the load is read back from disk on its
+ * page cache included, so an expert not used since the load may be read back from disk on its
  * next use: the same 256 experts' w1 product took 0.32, 0.20, 0.16, 0.14 ms per call over
  * four passes (an owned copy: 0.14 from the first). A timed step that routes to experts not
  * used for a minute then measures disk reads, and an A/B that runs one addon first on each
