@@ -121,7 +121,7 @@ void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
 // the total in group order; the result is hsum8 of the total (fp4_row_k, fp4_tile_k,
 // fp4_gemv_row). K goes in the AVX2 kernels' L1-sized chunks (fp4_chunk), the totals carried
 // in memory between them, which changes no bit.
-constexpr int kFp4PairRows = 8;  // most activation rows per pass (8 totals + 8 decoded vectors)
+constexpr int kFp4PairRows = 8;  // most activation rows per pass
 
 // 64-input group g of rows p0 (low half) and p1 (high half) -> 8 vectors in the
 // Fp4Group64 order: f[v] holds vector v of both rows.
@@ -159,152 +159,88 @@ inline __m512 fp4_scale_pairs(const uint8_t* s0, const uint8_t* s1) {
   return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_permutexvar_epi32(0xFFFF, spread, _mm512_zextsi128_si512(bytes)), 23));
 }
 
-// Rows p0/p1 (output n and n + 1, or n twice for a last odd row) x RB activation rows over
-// inputs [k0, k1). carry: RB totals of 16 floats, read unless k0 == 0; written unless k1 == K,
-// when the sums go to out (the second row's only if `both`).
-template <int RB>
-void fp4_pair_k(const Matrix& w, int n, bool both, const float* x, size_t ldx, float* out, size_t ldo, int k0, int k1, float* carry) {
-  const uint8_t* w0 = w.row(n);
-  const uint8_t* w1 = w.row(both ? n + 1 : n);
-  const uint8_t* s0 = w.scale_bytes(n);
-  const uint8_t* s1 = w.scale_bytes(both ? n + 1 : n);
-  __m512 acc[RB];
-  for (int r = 0; r < RB; r++) acc[r] = k0 > 0 ? _mm512_load_ps(carry + r * 16) : _mm512_setzero_ps();
+// Output rows n .. n + count - 1 (count <= 2P: P pairs of rows, the last row repeated when
+// count is odd) x RB activation rows over inputs [k0, k1), with the arithmetic above. Each
+// activation vector is broadcast once for all P pairs: P = 2 halves the loads and the loop
+// overhead per weight of a loop bound by its instruction count (one pair: ~75 per pair and
+// 64-input group; bench kernels --rows, 2 threads, against one pair at a time in the same
+// run: 1 row 1.06-1.27x, 2-64 rows 1.10-1.29x on both expert shapes). The prefetch asks for
+// the same place in the next 2P rows. carry: each pair's kFp4PairRows totals of 16 floats,
+// read unless k0 == 0; written unless k1 == K, when the sums go to out.
+template <int P, int RB>
+void fp4_rows_k(const Matrix& w, int n, int count, const float* x, size_t ldx, float* out, size_t ldo, int k0, int k1, float* carry) {
   // Pointers stepped per group: `g / 2` and `g / kFp4Block` on a signed int cost five
-  // scalar instructions each per group, in a loop bound by its instruction count.
-  const uint8_t* p0 = w0 + k0 / 2;
-  const uint8_t* p1 = w1 + k0 / 2;
-  const uint8_t* q0 = s0 + k0 / kFp4Block;
-  const uint8_t* q1 = s1 + k0 / kFp4Block;
+  // scalar instructions each per group.
+  const uint8_t* p[2 * P];
+  const uint8_t* q[2 * P];
+  for (int i = 0; i < 2 * P; i++) {
+    const int row = n + imin(i, count - 1);
+    p[i] = w.row(row) + k0 / 2;
+    q[i] = w.scale_bytes(row) + k0 / kFp4Block;
+  }
+  const size_t ahead = 2 * P * w.row_bytes();
+  __m512 acc[P][RB];
+  for (int j = 0; j < P; j++)
+    for (int r = 0; r < RB; r++) acc[j][r] = k0 > 0 ? _mm512_load_ps(carry + (j * kFp4PairRows + r) * 16) : _mm512_setzero_ps();
   const float* xg = x + k0;
-  for (int g = k0; g < k1; g += 64, p0 += 32, p1 += 32, q0 += 64 / kFp4Block, q1 += 64 / kFp4Block, xg += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(p0 + kPrefetchBytes), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(p1 + kPrefetchBytes), _MM_HINT_T0);
-    __m512 f[8];
-    fp4_decode_pair(p0, p1, f);
-    const __m512 s = fp4_scale_pairs(q0, q1);
-    for (int r = 0; r < RB; r++) {
-      const float* xr = xg + r * ldx;
-      __m512 a = _mm512_mul_ps(f[0], broadcast8(xr));
-      __m512 b = _mm512_mul_ps(f[1], broadcast8(xr + 8));
-      a = _mm512_fmadd_ps(f[2], broadcast8(xr + 16), a);
-      b = _mm512_fmadd_ps(f[3], broadcast8(xr + 24), b);
-      a = _mm512_fmadd_ps(f[4], broadcast8(xr + 32), a);
-      b = _mm512_fmadd_ps(f[5], broadcast8(xr + 40), b);
-      a = _mm512_fmadd_ps(f[6], broadcast8(xr + 48), a);
-      b = _mm512_fmadd_ps(f[7], broadcast8(xr + 56), b);
-      acc[r] = _mm512_fmadd_ps(_mm512_add_ps(a, b), s, acc[r]);
+  for (int g = k0; g < k1; g += 64, xg += 64) {
+    __m512 f[P][8], s[P];
+#pragma GCC unroll 2
+    for (int j = 0; j < P; j++) {
+      _mm_prefetch(reinterpret_cast<const char*>(p[2 * j] + ahead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p[2 * j + 1] + ahead), _MM_HINT_T0);
+      fp4_decode_pair(p[2 * j], p[2 * j + 1], f[j]);
+      s[j] = fp4_scale_pairs(q[2 * j], q[2 * j + 1]);
     }
-  }
-  if (k1 < w.K) {
-    for (int r = 0; r < RB; r++) _mm512_store_ps(carry + r * 16, acc[r]);
-    return;
-  }
-  alignas(64) float t[16];
-  for (int r = 0; r < RB; r++) {
-    _mm512_store_ps(t, acc[r]);
-    out[r * ldo + n] = hsum8(_mm256_load_ps(t));
-    if (both) out[r * ldo + n + 1] = hsum8(_mm256_load_ps(t + 8));
-  }
-}
-
-using Fp4PairFn = void (*)(const Matrix&, int, bool, const float*, size_t, float*, size_t, int, int, float*);
-
-inline Fp4PairFn fp4_pair_for(int rb) {
-  switch (rb) {
-    case 1: return fp4_pair_k<1>;
-    case 2: return fp4_pair_k<2>;
-    case 3: return fp4_pair_k<3>;
-    case 4: return fp4_pair_k<4>;
-    case 5: return fp4_pair_k<5>;
-    case 6: return fp4_pair_k<6>;
-    case 7: return fp4_pair_k<7>;
-    default: return fp4_pair_k<8>;
-  }
-}
-
-// fp4_pair_k for two pairs (rows n .. n + 3) at once: each activation vector is broadcast once
-// for both, which halves the loads and the loop overhead per weight in a loop bound by its
-// instruction count (fp4_pair_k<1>: ~75 per pair and 64-input group). The prefetch asks for
-// the same place in the next four rows (kPrefetchBytes, as fp4_pair_k asks, points into this
-// quad's own second pair when rows are 2 KB). Per output the arithmetic is fp4_pair_k's.
-// carry_a / carry_b: the two pairs' carries. bench kernels --rows, 2 threads, the previous
-// addon in the same run: 1 row 1.06-1.27x, 2-64 rows 1.10-1.29x (both expert shapes); passes
-// of 4 or 6 rows measured the same as 8.
-template <int RB>
-void fp4_quad_k(const Matrix& w, int n, const float* x, size_t ldx, float* out, size_t ldo, int k0, int k1, float* carry_a, float* carry_b) {
-  const uint8_t* pa0 = w.row(n) + k0 / 2;
-  const uint8_t* pa1 = w.row(n + 1) + k0 / 2;
-  const uint8_t* pb0 = w.row(n + 2) + k0 / 2;
-  const uint8_t* pb1 = w.row(n + 3) + k0 / 2;
-  const uint8_t* qa0 = w.scale_bytes(n) + k0 / kFp4Block;
-  const uint8_t* qa1 = w.scale_bytes(n + 1) + k0 / kFp4Block;
-  const uint8_t* qb0 = w.scale_bytes(n + 2) + k0 / kFp4Block;
-  const uint8_t* qb1 = w.scale_bytes(n + 3) + k0 / kFp4Block;
-  const size_t ahead = 4 * w.row_bytes();
-  __m512 acc_a[RB], acc_b[RB];
-  for (int r = 0; r < RB; r++) {
-    acc_a[r] = k0 > 0 ? _mm512_load_ps(carry_a + r * 16) : _mm512_setzero_ps();
-    acc_b[r] = k0 > 0 ? _mm512_load_ps(carry_b + r * 16) : _mm512_setzero_ps();
-  }
-  const float* xg = x + k0;
-  for (int g = k0; g < k1; g += 64, pa0 += 32, pa1 += 32, pb0 += 32, pb1 += 32, qa0 += 2, qa1 += 2, qb0 += 2, qb1 += 2, xg += 64) {
-    _mm_prefetch(reinterpret_cast<const char*>(pa0 + ahead), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(pa1 + ahead), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(pb0 + ahead), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(pb1 + ahead), _MM_HINT_T0);
-    __m512 fa[8], fb[8];
-    fp4_decode_pair(pa0, pa1, fa);
-    fp4_decode_pair(pb0, pb1, fb);
-    const __m512 sa = fp4_scale_pairs(qa0, qa1);
-    const __m512 sb = fp4_scale_pairs(qb0, qb1);
+#pragma GCC unroll 4
+    for (int i = 0; i < 2 * P; i++) {
+      p[i] += 32;
+      q[i] += 64 / kFp4Block;
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < RB; r++) {
       const float* xr = xg + r * ldx;
+      __m512 a[P], b[P];
       __m512 xv = broadcast8(xr);
-      __m512 aa = _mm512_mul_ps(fa[0], xv), ab = _mm512_mul_ps(fb[0], xv);
+      for (int j = 0; j < P; j++) a[j] = _mm512_mul_ps(f[j][0], xv);
       xv = broadcast8(xr + 8);
-      __m512 ba = _mm512_mul_ps(fa[1], xv), bb = _mm512_mul_ps(fb[1], xv);
+      for (int j = 0; j < P; j++) b[j] = _mm512_mul_ps(f[j][1], xv);
 #pragma GCC unroll 3
       for (int v = 2; v < 8; v += 2) {
         xv = broadcast8(xr + 8 * v);
-        aa = _mm512_fmadd_ps(fa[v], xv, aa);
-        ab = _mm512_fmadd_ps(fb[v], xv, ab);
+        for (int j = 0; j < P; j++) a[j] = _mm512_fmadd_ps(f[j][v], xv, a[j]);
         xv = broadcast8(xr + 8 * v + 8);
-        ba = _mm512_fmadd_ps(fa[v + 1], xv, ba);
-        bb = _mm512_fmadd_ps(fb[v + 1], xv, bb);
+        for (int j = 0; j < P; j++) b[j] = _mm512_fmadd_ps(f[j][v + 1], xv, b[j]);
       }
-      acc_a[r] = _mm512_fmadd_ps(_mm512_add_ps(aa, ba), sa, acc_a[r]);
-      acc_b[r] = _mm512_fmadd_ps(_mm512_add_ps(ab, bb), sb, acc_b[r]);
+      for (int j = 0; j < P; j++) acc[j][r] = _mm512_fmadd_ps(_mm512_add_ps(a[j], b[j]), s[j], acc[j][r]);
     }
   }
   if (k1 < w.K) {
-    for (int r = 0; r < RB; r++) {
-      _mm512_store_ps(carry_a + r * 16, acc_a[r]);
-      _mm512_store_ps(carry_b + r * 16, acc_b[r]);
-    }
+    for (int j = 0; j < P; j++)
+      for (int r = 0; r < RB; r++) _mm512_store_ps(carry + (j * kFp4PairRows + r) * 16, acc[j][r]);
     return;
   }
-  alignas(64) float t[32];
-  for (int r = 0; r < RB; r++) {
-    _mm512_store_ps(t, acc_a[r]);
-    _mm512_store_ps(t + 16, acc_b[r]);
-    for (int j = 0; j < 4; j++) out[r * ldo + n + j] = hsum8(_mm256_load_ps(t + 8 * j));
-  }
+  alignas(64) float t[16];
+  for (int j = 0; j < P; j++)
+    for (int r = 0; r < RB; r++) {
+      _mm512_store_ps(t, acc[j][r]);
+      for (int h = 0; h < 2 && 2 * j + h < count; h++) out[r * ldo + n + 2 * j + h] = hsum8(_mm256_load_ps(t + 8 * h));
+    }
 }
 
-using Fp4QuadFn = void (*)(const Matrix&, int, const float*, size_t, float*, size_t, int, int, float*, float*);
+using Fp4RowsFn = void (*)(const Matrix&, int, int, const float*, size_t, float*, size_t, int, int, float*);
 
-inline Fp4QuadFn fp4_quad_for(int rb) {
+template <int P>
+inline Fp4RowsFn fp4_rows_for(int rb) {
   switch (rb) {
-    case 1: return fp4_quad_k<1>;
-    case 2: return fp4_quad_k<2>;
-    case 3: return fp4_quad_k<3>;
-    case 4: return fp4_quad_k<4>;
-    case 5: return fp4_quad_k<5>;
-    case 6: return fp4_quad_k<6>;
-    case 7: return fp4_quad_k<7>;
-    default: return fp4_quad_k<8>;
+    case 1: return fp4_rows_k<P, 1>;
+    case 2: return fp4_rows_k<P, 2>;
+    case 3: return fp4_rows_k<P, 3>;
+    case 4: return fp4_rows_k<P, 4>;
+    case 5: return fp4_rows_k<P, 5>;
+    case 6: return fp4_rows_k<P, 6>;
+    case 7: return fp4_rows_k<P, 7>;
+    default: return fp4_rows_k<P, 8>;
   }
 }
 
@@ -316,20 +252,22 @@ void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
   float* carry = static_cast<float*>(scratch(Scratch::Carry, static_cast<size_t>(pairs) * kFp4PairRows * 16 * sizeof(float)));
   for (int p = 0, r0 = 0; p < passes; p++) {
     const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
-    const Fp4PairFn fn = fp4_pair_for(rb);
+    const Fp4RowsFn quad = fp4_rows_for<2>(rb), pair = fp4_rows_for<1>(rb);
     const float* x = xp + static_cast<size_t>(r0) * ldx;
     float* o = out + static_cast<size_t>(r0) * ldo;
     const int kc = rb == 1 ? w.K : fp4_chunk(w.K, rb);
     for (int k0 = 0; k0 < w.K; k0 += kc) {
       const int k1 = imin(w.K, k0 + kc);
-      for (int i = 0; i < pairs; i++) {
+      for (int i = 0; i < pairs;) {
         const int n = n0 + 2 * i;
-        if (n + 4 <= n1) {  // two whole pairs
-          fp4_quad_for(rb)(w, n, x, ldx, o, ldo, k0, k1, carry + static_cast<size_t>(i) * kFp4PairRows * 16, carry + static_cast<size_t>(i + 1) * kFp4PairRows * 16);
-          i++;
-          continue;
+        float* c = carry + static_cast<size_t>(i) * kFp4PairRows * 16;
+        if (n + 4 <= n1) {
+          quad(w, n, 4, x, ldx, o, ldo, k0, k1, c);
+          i += 2;
+        } else {
+          pair(w, n, imin(2, n1 - n), x, ldx, o, ldo, k0, k1, c);
+          i += 1;
         }
-        fn(w, n, n + 1 < n1, x, ldx, o, ldo, k0, k1, carry + static_cast<size_t>(i) * kFp4PairRows * 16);
       }
     }
     r0 += rb;
