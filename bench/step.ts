@@ -86,7 +86,7 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
     // expert once, then one untimed step of the most rows per variant.
     const most = Math.max(...rowCounts);
     for (const v of variants) {
-      warmExperts(v.model, v.model.backend);
+      warmExperts(v.model);
       const s = Array.from({ length: most }, (_, i) => ({ seq: v.model.newSequence(), tokens: [((i + 3) * 15485863 + 7) % V] }));
       v.model.forward(s, { logits: "last" });
       v.model.forward(s.map((x, i) => ({ seq: x.seq, tokens: [(i * 7 + 1) % V] })), { logits: "last" });

@@ -8,11 +8,10 @@
  * used for a minute then measures disk reads, and an A/B that runs one addon first on each
  * new expert set favours the other.
  */
-import type { Backend } from "../src/kernels/backend.js";
 import type { Dsv4Model } from "../src/model/transformer.js";
 
-export function warmExperts(model: Dsv4Model, backend: Backend): void {
-  const cfg = model.cfg;
+export function warmExperts(model: Dsv4Model): void {
+  const { cfg, backend } = model;
   const x = new Float32Array(cfg.dim).fill(0.01);
   for (const block of [...model.weights.blocks, ...model.weights.mtp]) {
     for (let e = 0; e < cfg.numRoutedExperts; e++) {
