@@ -30,8 +30,8 @@
       "libraries": ["-lpthread"],
       "conditions": [
         ["dsv4_x86==1", {
-          "dependencies": ["dsv4_kernels_avx2", "dsv4_kernels_avx512"],
-          "defines": ["DSV4_HAVE_AVX2", "DSV4_HAVE_AVX512"]
+          "dependencies": ["dsv4_kernels_avx2", "dsv4_kernels_avx512", "dsv4_kernels_avx512bf16"],
+          "defines": ["DSV4_HAVE_AVX2", "DSV4_HAVE_AVX512", "DSV4_HAVE_AVX512BF16"]
         }],
         ["target_arch=='arm64'", {
           "dependencies": ["dsv4_kernels_neon"],
@@ -54,6 +54,12 @@
           "type": "static_library",
           "sources": ["src/kernels_avx512.cc"],
           "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx2", "-mfma", "-mf16c"]
+        },
+        {
+          "target_name": "dsv4_kernels_avx512bf16",
+          "type": "static_library",
+          "sources": ["src/kernels_avx512bf16.cc"],
+          "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"]
         }
       ]
     }],

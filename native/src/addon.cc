@@ -355,7 +355,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("threads", pool().threads());
   Napi::Array isas = Napi::Array::New(env);
   uint32_t i = 0;
-  for (const char* name : {"scalar", "avx2", "avx512", "neon"})
+  for (const char* name : {"scalar", "avx2", "avx512", "avx512bf16", "neon"})
     if (kernels_named(name)) isas.Set(i++, name);
   o.Set("isas", isas);
   return o;

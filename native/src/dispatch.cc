@@ -26,9 +26,21 @@ namespace {
 #endif
 }
 
+// AVX512_BF16 (Zen 4 and later, Cooper Lake, Sapphire Rapids and later) on top.
+[[maybe_unused]] bool cpu_has_avx512bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
 const KernelTable* widest() {
 #ifdef DSV4_HAVE_NEON
   return kernels_neon();  // Advanced SIMD is part of every aarch64 CPU
+#endif
+#ifdef DSV4_HAVE_AVX512BF16
+  if (cpu_has_avx512bf16()) return kernels_avx512bf16();
 #endif
 #ifdef DSV4_HAVE_AVX512
   if (cpu_has_avx512()) return kernels_avx512();
@@ -46,6 +58,9 @@ const KernelTable* kernels_avx2() { return nullptr; }
 #ifndef DSV4_HAVE_AVX512
 const KernelTable* kernels_avx512() { return nullptr; }
 #endif
+#ifndef DSV4_HAVE_AVX512BF16
+const KernelTable* kernels_avx512bf16() { return nullptr; }
+#endif
 #ifndef DSV4_HAVE_NEON
 const KernelTable* kernels_neon() { return nullptr; }
 #endif
@@ -57,6 +72,9 @@ const KernelTable* kernels_named(const char* isa) {
 #endif
 #ifdef DSV4_HAVE_AVX512
   if (std::strcmp(isa, "avx512") == 0) return cpu_has_avx512() ? kernels_avx512() : nullptr;
+#endif
+#ifdef DSV4_HAVE_AVX512BF16
+  if (std::strcmp(isa, "avx512bf16") == 0) return cpu_has_avx512bf16() ? kernels_avx512bf16() : nullptr;
 #endif
 #ifdef DSV4_HAVE_NEON
   if (std::strcmp(isa, "neon") == 0) return kernels_neon();

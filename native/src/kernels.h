@@ -38,9 +38,10 @@ struct KernelTable {
 const KernelTable* kernels_scalar();
 const KernelTable* kernels_avx2();     // nullptr when not compiled in
 const KernelTable* kernels_avx512();   // nullptr when not compiled in
+const KernelTable* kernels_avx512bf16();  // nullptr when not compiled in
 const KernelTable* kernels_neon();     // nullptr when not compiled in (arm64 builds only)
 
-// The table in use: the widest this CPU supports, or DSV4_ISA=scalar|avx2|avx512|neon when set.
+// The table in use: the widest this CPU supports, or DSV4_ISA=scalar|avx2|avx512|avx512bf16|neon when set.
 const KernelTable& kernels();
 // nullptr when `isa` is unknown, not compiled in, or not supported by this CPU.
 const KernelTable* kernels_named(const char* isa);

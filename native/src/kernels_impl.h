@@ -25,6 +25,9 @@
 #define DSV4_AVX2 1
 #if defined(__AVX512F__)
 #define DSV4_AVX512 1
+#if defined(__AVX512BF16__)
+#define DSV4_AVX512_BF16 1
+#endif
 #endif
 #endif
 // kernels_neon.cc defines DSV4_NEON before including this file (the scalar table built on
@@ -80,6 +83,30 @@ inline int fp4_slot(int e) {
 }
 // Bf16Group16: vector 0 = the even elements, vector 1 = the odd ones (see bf16_decode16).
 inline int bf16_slot(int e) { return (e & 1) * 8 + (e >> 1); }
+
+#ifdef DSV4_AVX512_BF16
+// The bf16 copy of a prepared FP4 row (Fp4Group64 floats d[0, K)) that fp4_rows_bf16 reads:
+// per 64-input group 32 pairs, [v0,v2 | v1,v3 | v4,v6 | v5,v7] for lanes 0-7 (vector v of
+// the group's layout, lane i: its bf16 in the pair's low half for v0, v1, v4, v5). E4M3
+// activations times a power of two are bf16 values, so dropping the low 16 bits is exact.
+// The flag after it allows that path only for such rows in a range where every product of
+// a chain is exact (see fp4_rows_bf16): quantised, finite and below 2^100.
+inline void fp4_prepare_bf16(float* d, int K, bool act_quant) {
+  uint32_t* pairs = reinterpret_cast<uint32_t*>(d + K);
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  const __m512 limit = _mm512_set1_ps(0x1p100f);
+  __mmask16 out_of_range = 0;  // not below the limit, NaN included
+  for (int k = 0; k < K; k += 64, pairs += 32) {
+    for (int h = 0; h < 2; h++) {
+      const __m512 lowv = _mm512_loadu_ps(d + k + 32 * h), highv = _mm512_loadu_ps(d + k + 32 * h + 16);
+      out_of_range |= _mm512_cmp_ps_mask(_mm512_abs_ps(lowv), limit, _CMP_NLT_UQ) | _mm512_cmp_ps_mask(_mm512_abs_ps(highv), limit, _CMP_NLT_UQ);
+      const __m512i both = _mm512_or_si512(_mm512_maskz_srli_epi32(0xFFFF, _mm512_castps_si512(lowv), 16), _mm512_and_si512(_mm512_castps_si512(highv), high));
+      _mm512_storeu_si512(pairs + 16 * h, both);
+    }
+  }
+  d[K + K / 2] = act_quant && out_of_range == 0 ? 1.0f : 0.0f;
+}
+#endif
 
 // ---------------------------------------------------------------------------------------
 // Block quantise-dequantise (activation quantisation and the in-place simulations).
@@ -203,6 +230,11 @@ size_t prepared_width_impl(const Matrix& w) {
     if (width >= 1024) width += (1280 - width % 1024) % 1024;
   }
 #endif
+#ifdef DSV4_AVX512_BF16
+  // After the K floats: their bf16 pairs for fp4_rows_bf16 (K / 2 floats' room), then a
+  // vector whose first float says whether the row may take that path.
+  if (layout_of(w) == Layout::Fp4Group64) width += static_cast<size_t>(w.K) / 2 + 16;
+#endif
   return width;
 }
 
@@ -235,6 +267,9 @@ void prepare_impl(const Matrix& w, const float* x, int rows, bool act_quant, flo
         for (int e = 0; e < 64; e++) g[e] = d[k + e];
         for (int e = 0; e < 64; e++) d[k + fp4_slot(e)] = g[e];
       }
+#ifdef DSV4_AVX512_BF16
+      fp4_prepare_bf16(d, K, act_quant);
+#endif
     } else if (layout == Layout::Bf16Group16) {
       for (int k = 0; k < K; k += 16) {
         for (int e = 0; e < 16; e++) g[e] = d[k + e];

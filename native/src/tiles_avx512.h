@@ -244,6 +244,119 @@ inline Fp4RowsFn fp4_rows_for(int rb) {
   }
 }
 
+#ifdef DSV4_AVX512_BF16
+// FP4 with bf16 dot products (AVX512_BF16), for activation rows that E4M3 quantisation made
+// bf16 values (fp4_prepare_bf16's flag). Each product of a chain is then exact (an E4M3
+// value times a power of two, 4 significant bits, by an E2M1 one, 2 bits) and so is each
+// chain: its four products are multiples of 2^-10 s of at most 2688 s (s the activation
+// block's scale), so their sum stays below 2^14 s, within fp32's 24 bits. The chains a and b
+// of the AVX2 arithmetic are therefore the same numbers however they are summed, and the
+// kernel forms each from two vdpbf16ps (two products per 32-bit lane) instead of four FMAs,
+// then does exactly what fp4_rows_k does: (a + b) times the scale pair, added to the total.
+// The weights decode to bf16 pairs with no widening to floats: the bytes are first put in
+// the order (2i, 8 + 2i | 2i + 1, 9 + 2i) of each 16, so that unpacking the two bf16 bytes
+// pairs the inputs of one chain (vectors 0 and 2, 1 and 3 of the layout) in a 32-bit lane.
+inline __m512bh as_bf16x32(__m512i v) { return (__m512bh)v; }
+
+// Group g of rows p0 (low half) and p1 (high half) as bf16 pairs: f[0] chain a's vectors 0
+// and 2, f[1] chain b's 1 and 3, f[2] a's 4 and 6, f[3] b's 5 and 7.
+inline void fp4_decode_pair_bf16(const uint8_t* p0, const uint8_t* p1, __m512bh f[4]) {
+  const __m512i lut_lo = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm256_castsi256_si128(fp4_lut_lo()));
+  const __m512i lut_hi = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm256_castsi256_si128(fp4_lut_hi()));
+  const __m512i order = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_setr_epi8(0, 8, 2, 10, 4, 12, 6, 14, 1, 9, 3, 11, 5, 13, 7, 15));
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  const __m512i raw = _mm512_shuffle_epi8(_mm512_maskz_inserti64x4(0xFF, _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0))),
+                                                                   _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p1)), 1),
+                                          order);
+  for (int h = 0; h < 2; h++) {
+    const __m512i codes = h == 0 ? _mm512_and_si512(raw, low4) : _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
+    const __m512i lo = _mm512_shuffle_epi8(lut_lo, codes);
+    const __m512i hi = _mm512_shuffle_epi8(lut_hi, codes);
+    f[2 * h + 0] = as_bf16x32(_mm512_unpacklo_epi8(lo, hi));
+    f[2 * h + 1] = as_bf16x32(_mm512_unpackhi_epi8(lo, hi));
+  }
+}
+
+// As fp4_rows_k, with x the rows' bf16 copies (fp4_prepare_bf16: 32 floats' room per group).
+template <int P, int RB>
+void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t ldx, float* out, size_t ldo, int k0, int k1, float* carry) {
+  const uint8_t* p[2 * P];
+  const uint8_t* q[2 * P];
+  for (int i = 0; i < 2 * P; i++) {
+    const int row = n + imin(i, count - 1);
+    p[i] = w.row(row) + k0 / 2;
+    q[i] = w.scale_bytes(row) + k0 / kFp4Block;
+  }
+  const size_t ahead = 2 * P * w.row_bytes();
+  __m512 acc[P][RB];
+  for (int j = 0; j < P; j++)
+    for (int r = 0; r < RB; r++) acc[j][r] = k0 > 0 ? _mm512_load_ps(carry + (j * kFp4PairRows + r) * 16) : _mm512_setzero_ps();
+  const float* xg = x + k0 / 2;
+  for (int g = k0; g < k1; g += 64, xg += 32) {
+    __m512bh f[P][4];
+    __m512 s[P];
+#pragma GCC unroll 2
+    for (int j = 0; j < P; j++) {
+      _mm_prefetch(reinterpret_cast<const char*>(p[2 * j] + ahead), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p[2 * j + 1] + ahead), _MM_HINT_T0);
+      fp4_decode_pair_bf16(p[2 * j], p[2 * j + 1], f[j]);
+      s[j] = fp4_scale_pairs(q[2 * j], q[2 * j + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 2 * P; i++) {
+      p[i] += 32;
+      q[i] += 64 / kFp4Block;
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; r++) {
+      const float* xr = xg + r * ldx;
+      __m512 a[P], b[P];
+      for (int j = 0; j < P; j++) a[j] = b[j] = _mm512_setzero_ps();
+      for (int v = 0; v < 4; v++) {
+        const __m512bh xv = as_bf16x32(_mm512_maskz_broadcast_i64x4(0xFF, _mm256_load_si256(reinterpret_cast<const __m256i*>(xr + 8 * v))));
+        for (int j = 0; j < P; j++) {
+          if (v % 2 == 0) a[j] = _mm512_dpbf16_ps(a[j], f[j][v], xv);
+          else b[j] = _mm512_dpbf16_ps(b[j], f[j][v], xv);
+        }
+      }
+      for (int j = 0; j < P; j++) acc[j][r] = _mm512_fmadd_ps(_mm512_add_ps(a[j], b[j]), s[j], acc[j][r]);
+    }
+  }
+  if (k1 < w.K) {
+    for (int j = 0; j < P; j++)
+      for (int r = 0; r < RB; r++) _mm512_store_ps(carry + (j * kFp4PairRows + r) * 16, acc[j][r]);
+    return;
+  }
+  alignas(64) float t[16];
+  for (int j = 0; j < P; j++)
+    for (int r = 0; r < RB; r++) {
+      _mm512_store_ps(t, acc[j][r]);
+      for (int h = 0; h < 2 && 2 * j + h < count; h++) out[r * ldo + n + 2 * j + h] = hsum8(_mm256_load_ps(t + 8 * h));
+    }
+}
+
+template <int P>
+inline Fp4RowsFn fp4_rows_bf16_for(int rb) {
+  switch (rb) {
+    case 1: return fp4_rows_bf16_k<P, 1>;
+    case 2: return fp4_rows_bf16_k<P, 2>;
+    case 3: return fp4_rows_bf16_k<P, 3>;
+    case 4: return fp4_rows_bf16_k<P, 4>;
+    case 5: return fp4_rows_bf16_k<P, 5>;
+    case 6: return fp4_rows_bf16_k<P, 6>;
+    case 7: return fp4_rows_bf16_k<P, 7>;
+    default: return fp4_rows_bf16_k<P, 8>;
+  }
+}
+
+// Whether rows [r0, r0 + rb) of a prepared block may take the bf16 path.
+inline bool fp4_bf16_rows(const Matrix& w, const float* xp, size_t ldx, int r0, int rb) {
+  for (int r = r0; r < r0 + rb; r++)
+    if (xp[static_cast<size_t>(r) * ldx + w.K + w.K / 2] != 1.0f) return false;
+  return true;
+}
+#endif
+
 // Output rows [n0, n1) of an FP4 matrix (Fp4Group64 layout) for `rows` prepared activation
 // rows: balanced passes of up to kFp4PairRows rows, each over K in chunks.
 void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
@@ -252,8 +365,15 @@ void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
   float* carry = static_cast<float*>(scratch(Scratch::Carry, static_cast<size_t>(pairs) * kFp4PairRows * 16 * sizeof(float)));
   for (int p = 0, r0 = 0; p < passes; p++) {
     const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
-    const Fp4RowsFn quad = fp4_rows_for<2>(rb), pair = fp4_rows_for<1>(rb);
+    Fp4RowsFn quad = fp4_rows_for<2>(rb), pair = fp4_rows_for<1>(rb);
     const float* x = xp + static_cast<size_t>(r0) * ldx;
+#ifdef DSV4_AVX512_BF16
+    if (fp4_bf16_rows(w, xp, ldx, r0, rb)) {
+      quad = fp4_rows_bf16_for<2>(rb);
+      pair = fp4_rows_bf16_for<1>(rb);
+      x += w.K;
+    }
+#endif
     float* o = out + static_cast<size_t>(r0) * ldo;
     const int kc = rb == 1 ? w.K : fp4_chunk(w.K, rb);
     for (int k0 = 0; k0 < w.K; k0 += kc) {

@@ -4,7 +4,7 @@
 // latter under qemu-aarch64 and compares the lines across tables and architectures).
 //
 //   kernel_check --list    the tables this build and CPU have, one per line
-//   kernel_check ISA       the cases for table ISA (scalar, avx2, avx512, neon)
+//   kernel_check ISA       the cases for table ISA (scalar, avx2, avx512, avx512bf16, neon)
 //
 // Inputs are made from integer bits only, so they are the same on every architecture. A
 // line carries nothing table-specific except through its hash (prepared_width is part of
@@ -214,10 +214,13 @@ void check_linear(const KernelTable& t) {
         Aligned xp(static_cast<size_t>(rows) * width);
         std::memset(xp.p, 0, static_cast<size_t>(rows) * width * 4);
         t.prepare(m, x.data(), rows, aq == 1, xp.p);
+        // FP4 rows are K floats in every table but avx512bf16, which adds their bf16 copy
+        // after them (checked through the products that read it).
+        const size_t common = s.format == Format::FP4 ? static_cast<size_t>(s.K) : width;
         Hash hp;
-        hp.add(xp.p, static_cast<size_t>(rows) * width);
+        for (int row = 0; row < rows; row++) hp.add(xp.p + static_cast<size_t>(row) * width, common);
         char what[256];
-        std::snprintf(what, sizeof what, "prepare %s rows=%d aq=%d width=%zu", name, rows, aq, width);
+        std::snprintf(what, sizeof what, "prepare %s rows=%d aq=%d width=%zu", name, rows, aq, common);
         emit(what, hp);
         // The whole range, and a middle one (for N >= 130 across a 128-row scale group).
         int ranges[2][2] = {{0, s.N}, {s.N / 3, s.N - s.N / 4}};
@@ -332,7 +335,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: kernel_check --list | kernel_check ISA\n");
     return 2;
   }
-  const char* names[] = {"scalar", "avx2", "avx512", "neon"};
+  const char* names[] = {"scalar", "avx2", "avx512", "avx512bf16", "neon"};
   if (std::strcmp(argv[1], "--list") == 0) {
     for (const char* n : names)
       if (dsv4::kernels_named(n)) std::printf("%s\n", n);

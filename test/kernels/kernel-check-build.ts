@@ -70,8 +70,8 @@ function units(target: CheckTarget): { units: Unit[]; defines: string[] } {
   let tables: string[] = [];
   let defines: string[] = [];
   if (arch === "x64") {
-    tables = ["src/kernels_avx2.cc", "src/kernels_avx512.cc"];
-    defines = ["-DDSV4_HAVE_AVX2", "-DDSV4_HAVE_AVX512"];
+    tables = ["src/kernels_avx2.cc", "src/kernels_avx512.cc", "src/kernels_avx512bf16.cc"];
+    defines = ["-DDSV4_HAVE_AVX2", "-DDSV4_HAVE_AVX512", "-DDSV4_HAVE_AVX512BF16"];
   } else if (arch === "arm64") {
     tables = ["src/kernels_neon.cc"];
     defines = ["-DDSV4_HAVE_NEON"];

@@ -4,7 +4,7 @@ import { buildKernelCheck, type KernelCheck, toolchain } from "./kernel-check-bu
 
 // Every kernel table entry over the same inputs on x86-64 and on aarch64 (cross-compiled,
 // run under qemu-aarch64), compared hash by hash (native/test/kernel_check.cc): the NEON
-// table must give the AVX2 table's bits, the avx512 table the AVX2 table's, and the portable
+// table must give the AVX2 table's bits, the avx512 and avx512bf16 tables the AVX2 table's, and the portable
 // table the same bits on both architectures. In CI (CI=true) missing tools fail the test;
 // elsewhere it skips and says what to install.
 
@@ -67,5 +67,10 @@ describe("kernel tables across instruction sets and architectures (kernel_check)
   test("avx512 gives the avx2 table's bits, case by case", async (t) => {
     if (!hostTables.includes("avx512")) return t.skip("this CPU has no AVX-512F/BW");
     sameLines(await output(host, "x86:avx512", "avx512"), await output(host, "x86:avx2", "avx2"), "avx512 vs avx2");
+  });
+
+  test("avx512bf16 gives the avx2 table's bits, case by case", async (t) => {
+    if (!hostTables.includes("avx512bf16")) return t.skip("this CPU has no AVX512_BF16");
+    sameLines(await output(host, "x86:avx512bf16", "avx512bf16"), await output(host, "x86:avx2", "avx2"), "avx512bf16 vs avx2");
   });
 });

@@ -360,9 +360,11 @@ for (const isa of isas) {
   });
 }
 
-// The avx512 table runs the AVX2 arithmetic two outputs per 512-bit FMA, so its products
-// must equal the avx2 table's bit for bit (and a machine's logits not depend on which it has).
-describe("avx512 products equal avx2 products", { skip: skip || !isas.includes("avx512") || !isas.includes("avx2") ? "needs both avx2 and avx512" : false }, () => {
+// The avx512 table runs the AVX2 arithmetic two outputs per 512-bit FMA, and avx512bf16 its
+// FP4 chains as exact bf16 dot products, so their products must equal the avx2 table's bit for
+// bit (and a machine's logits not depend on which it has).
+for (const wide of ["avx512", "avx512bf16"])
+describe(`${wide} products equal avx2 products`, { skip: skip || !isas.includes(wide) || !isas.includes("avx2") ? `needs both avx2 and ${wide}` : false }, () => {
   const nb = new NativeBackend();
   after(() => addon!.selectIsa(initialIsa));
   test("bf16, f32, fp8, fp4 at 1-65 rows", () => {
@@ -373,7 +375,7 @@ describe("avx512 products equal avx2 products", { skip: skip || !isas.includes("
         const xs = x.subarray(0, rows * K);
         assert.ok(addon!.selectIsa("avx2"));
         const want = Array.from(nb.linear(xs, rows, nb.uploadMatrix(m), actQuant) as Float32Array);
-        assert.ok(addon!.selectIsa("avx512"));
+        assert.ok(addon!.selectIsa(wide));
         const got = Array.from(nb.linear(xs, rows, nb.uploadMatrix(m), actQuant) as Float32Array);
         assert.deepEqual(got, want, `${format} ${N}x${K} rows=${rows}`);
       }
@@ -385,7 +387,8 @@ describe("avx512 products equal avx2 products", { skip: skip || !isas.includes("
 // tails of the 4-weight-row tile (N % 4 = 1, 2, 3), row groups of up to 6 in blocks of up to
 // 16 (1-9, 16, 33 rows), K that is not a multiple of 32 or 64 where the format allows it.
 // Each must equal the avx2 table bit for bit, and the scalar table within rounding.
-describe("avx512 tiled products equal avx2 bit for bit, scalar within rounding", { skip: skip || !isas.includes("avx512") || !isas.includes("avx2") ? "needs both avx2 and avx512" : false }, () => {
+for (const wide of ["avx512", "avx512bf16"])
+describe(`${wide} tiled products equal avx2 bit for bit, scalar within rounding`, { skip: skip || !isas.includes(wide) || !isas.includes("avx2") ? `needs both avx2 and ${wide}` : false }, () => {
   const nb = new NativeBackend();
   after(() => addon!.selectIsa(initialIsa));
   const rowCounts = [1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 33];
@@ -408,10 +411,44 @@ describe("avx512 tiled products equal avx2 bit for bit, scalar within rounding",
           return nb.linear(xs, rows, nb.uploadMatrix(m), actQuant) as Float32Array;
         };
         const want = run("avx2");
-        const got = run("avx512");
+        const got = run(wide);
         assert.deepEqual(plain(got), plain(want), `${format} ${N}x${K} rows=${rows}`);
         close(got, run("scalar"), 2e-5, `${format} ${N}x${K} rows=${rows} vs scalar`);
       }
     });
   }
+
+  // avx512bf16 takes an FP4 pass of rows through bf16 dot products only when each row's
+  // quantised values keep every chain exact; the others (a value at or past 2^100, NaN,
+  // infinity, or no quantisation) go the float way. Either must give the avx2 bits, the
+  // extreme rows batched with ordinary ones as well as alone.
+  test("fp4 rows of extreme, non-finite and tiny activations, alone and batched", () => {
+    const K = 256;
+    const m = randomMatrix("fp4", 9, K, 77);
+    const ordinary = randomVec(K, 78, 3);
+    const rowsOf: Record<string, Float32Array> = {
+      ordinary,
+      // Block amplitudes from 1e-30 (below the 1e-4 floor of the scale rule) to 1e28.
+      wide: Float32Array.from(ordinary, (v, i) => v * 10 ** (-30 + 29 * Math.floor(i / 128))),
+      huge: Float32Array.from(ordinary, (v, i) => (i === 5 ? 1e35 : v)),
+      // Products near the float range, where the order of a chain's sum decides whether it overflows.
+      nearOverflow: Float32Array.from(ordinary, (v) => Math.sign(v) * 3e37),
+      nan: Float32Array.from(ordinary, (v, i) => (i === 200 ? Number.NaN : v)),
+      infinite: Float32Array.from(ordinary, (v, i) => (i === 64 ? -Infinity : v)),
+      zero: new Float32Array(K),
+    };
+    for (const actQuant of [true, false]) {
+      for (const [name, row] of Object.entries(rowsOf)) {
+        for (const batch of [[row], [ordinary, row, ordinary, ordinary, row]]) {
+          const xs = new Float32Array(batch.length * K);
+          batch.forEach((r, i) => xs.set(r, i * K));
+          const run = (isa: string) => {
+            assert.ok(addon!.selectIsa(isa));
+            return plain(nb.linear(xs, batch.length, nb.uploadMatrix(m), actQuant) as Float32Array);
+          };
+          assert.deepEqual(run(wide), run("avx2"), `${name} row, ${batch.length} rows, actQuant ${actQuant}`);
+        }
+      }
+    }
+  });
 });
