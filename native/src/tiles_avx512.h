@@ -287,7 +287,11 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
     p[i] = w.row(row) + k0 / 2;
     q[i] = w.scale_bytes(row) + k0 / kFp4Block;
   }
-  const size_t ahead = 2 * P * w.row_bytes();
+  // The prefetch asks for the line of the rows one quad ahead (two with several activation
+  // rows) once per 64 bytes, i.e. every other group. Against asking every group 2P rows
+  // ahead, alternating in one process: 1 row 1.01-1.02x, 2 rows 1.04-1.05x, 4-8 rows
+  // 1.05-1.16x; without a prefetch the hardware's alone gave 0.64-0.91x.
+  const size_t ahead = (RB == 1 ? 2 : 4) * P * w.row_bytes();
   __m512 acc[P][RB];
   for (int j = 0; j < P; j++)
     for (int r = 0; r < RB; r++) acc[j][r] = k0 > 0 ? _mm512_load_ps(carry + (j * kFp4PairRows + r) * 16) : _mm512_setzero_ps();
@@ -297,8 +301,10 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
     __m512 s[P];
 #pragma GCC unroll 2
     for (int j = 0; j < P; j++) {
-      _mm_prefetch(reinterpret_cast<const char*>(p[2 * j] + ahead), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(p[2 * j + 1] + ahead), _MM_HINT_T0);
+      if ((g & 64) == 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(p[2 * j] + ahead), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p[2 * j + 1] + ahead), _MM_HINT_T0);
+      }
       fp4_decode_pair_bf16(p[2 * j], p[2 * j + 1], f[j]);
       s[j] = fp4_scale_pairs(q[2 * j], q[2 * j + 1]);
     }
