@@ -1164,7 +1164,7 @@ using Fp8Fn = void (*)(const Matrix&, const float*, const float*, size_t, float*
 void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
   const size_t K = static_cast<size_t>(w.K);
 #ifdef DSV4_AVX512
-  if (rows >= kFp8TiledRows) return fp8_rows(w, xs, ldx, rows, out, ldo, n0, n1, post);
+  return fp8_rows(w, xs, ldx, rows, out, ldo, n0, n1, post);
 #endif
   if (rows >= kTiledRows) {
     static const Fp8Fn<true> micro[4][3] = {
@@ -1200,9 +1200,6 @@ void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
     int n = n0;
     switch (rb) {
       case 1:
-#ifdef DSV4_AVX512
-        for (; n + kFp8GemvRows <= n1; n += kFp8GemvRows) fp8_gemv8(w.row(n), w.K, x, o + n, pr[0]);
-#endif
         for (; n + 4 <= n1; n += 4) fp8_gemv4(w.row(n), w.K, x, o + n, pr[0]);
         for (; n < n1; n++) fp8_dot<1, 1, false>(w, nullptr, x, ldx, o, ldo, n, pr);
         break;

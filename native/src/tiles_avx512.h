@@ -409,7 +409,6 @@ void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
 // from zero in K order (Fp8Group32 lanes), each added to a total that starts at zero, the
 // result hsum8(total) * post. kFp8Tile weight rows x up to kFp8Pairs pairs per micro-kernel,
 // over the whole K (as bf16_tiled, and for the same reason).
-constexpr int kFp8TiledRows = 2;  // activation rows from which fp8_rows (and its fp8_tiled tail) is used
 constexpr int kFp8Tile = 2;       // weight rows per micro-kernel (8 decoded vectors)
 constexpr int kFp8Pairs = 4;      // most activation row pairs per micro-kernel (2 x 4 chains + totals)
 
@@ -474,12 +473,8 @@ inline Fp8Micro fp8_micro_for(int np) {
   }
 }
 
-// The single-row FP8 GEMV on AVX-512: fp8_gemv4's sums for eight weight rows, two per 512-bit
-// vector (row 2q in lanes 0-7, 2q + 1 in 8-15; each half decodes 32 bytes exactly as
-// fp8_decode32 does), the activations broadcast to both halves. Per output: two 128-input
-// blocks at once, each one chain from zero in K order over the Fp8Group32 vectors, added to
-// the total in block order; the result hsum8(total) * post. Half the decode and FMA
-// instructions per weight of fp8_gemv4, whose 256-bit chains bound it below the bandwidth.
+// Two FP8 weight rows' 32 inputs, row p0 in lanes 0-7 and p1 in 8-15 of each vector (each
+// half decodes its 32 bytes exactly as fp8_decode32 does).
 inline void fp8_decode32_pair(const uint8_t* p0, const uint8_t* p1, __m512 w[4]) {
   const __m512i mask = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
   const __m512i raw = _mm512_maskz_inserti64x4(0xFF, _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0))),
@@ -490,63 +485,23 @@ inline void fp8_decode32_pair(const uint8_t* p0, const uint8_t* p1, __m512 w[4])
   w[3] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_srai_epi32(0xFFFF, raw, 4), mask));
 }
 
-constexpr int kFp8GemvRows = 8;  // weight rows per fp8_gemv8 call (4 pairs x 2 blocks = 8 chains)
+constexpr int kFp8GemvRows = 8;  // weight rows per fp8_gemv8_rows call (4 pairs)
 
-// One 32-input group of the four row pairs into their chains (c[q]: pair q).
-inline void fp8_gemv8_step(const uint8_t* w, size_t K, const float* x, __m512 c[4]) {
-  const __m512 x0 = broadcast8(x), x1 = broadcast8(x + 8), x2 = broadcast8(x + 16), x3 = broadcast8(x + 24);
-  for (int q = 0; q < 4; q++) {
-    __m512 wv[4];
-    fp8_decode32_pair(w + 2 * q * K, w + (2 * q + 1) * K, wv);
-    c[q] = _mm512_fmadd_ps(wv[0], x0, c[q]);
-    c[q] = _mm512_fmadd_ps(wv[1], x1, c[q]);
-    c[q] = _mm512_fmadd_ps(wv[2], x2, c[q]);
-    c[q] = _mm512_fmadd_ps(wv[3], x3, c[q]);
-  }
-}
-
-// Weight rows [0, 8) of w (K bytes apart) by one prescaled activation row x; out[j] gets
-// row j's output. Asks for the next eight rows while it reads these (as fp8_gemv4).
-void fp8_gemv8(const uint8_t* w, int K, const float* x, float* out, double post) {
-  const size_t k = static_cast<size_t>(K);
-  __m512 t[4];
-  for (int q = 0; q < 4; q++) t[q] = _mm512_setzero_ps();
-  for (int kb = 0; kb < K; kb += 2 * kFp8Block) {
-    const int ke = imin(K, kb + kFp8Block), ke2 = imin(K, kb + 2 * kFp8Block);
-    __m512 a[4], b[4];
-    for (int q = 0; q < 4; q++) a[q] = b[q] = _mm512_setzero_ps();
-    for (int g = kb; g < ke; g += 32) {
-      for (int j = 0; j < kFp8GemvRows; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + kFp8GemvRows * k), _MM_HINT_T0);
-      fp8_gemv8_step(w + g, k, x + g, a);
-      if (g + kFp8Block < ke2) {
-        for (int j = 0; j < kFp8GemvRows; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + kFp8Block + kFp8GemvRows * k), _MM_HINT_T0);
-        fp8_gemv8_step(w + g + kFp8Block, k, x + g + kFp8Block, b);
-      }
-    }
-    for (int q = 0; q < 4; q++) {
-      t[q] = _mm512_add_ps(t[q], a[q]);
-      if (ke < K) t[q] = _mm512_add_ps(t[q], b[q]);
-    }
-  }
-  alignas(64) float s[16];
-  for (int q = 0; q < 4; q++) {
-    _mm512_store_ps(s, t[q]);
-    out[2 * q] = static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(s))) * post);
-    out[2 * q + 1] = static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(s + 8))) * post);
-  }
-}
-
-// fp8_gemv8 for R activation rows, the FP8 product from two rows on (decode batches, the
-// verify step of speculative decoding, prefill): eight weight rows as four pairs, each pair's
-// 32 inputs decoded once and used by every activation row (broadcast to both halves), one
-// chain per (pair, row) per 128-input block: 4R chains. fp8_tiled, which it replaced for all
-// but a range's last n mod 8 rows, puts one weight row in both halves: every weight is
-// decoded once per activation pair and a pair runs only two chains, so the FMA latency bound
-// it at 2-4 rows. Per output the sums are fp8_gemv8's and fp8_micro's, bit for bit.
+// The FP8 product on AVX-512 for R activation rows (every row count: the GEMV, decode
+// batches, the verify step of speculative decoding, prefill): eight weight rows as four pairs,
+// each pair's 32 inputs decoded once and used by every activation row (broadcast to both
+// halves), one chain per (pair, row) per 128-input block: 4R chains. Per output the sums are
+// fp8_gemv4's and fp8_dot's, bit for bit. fp8_tiled, which it replaced for all but a range's
+// last n mod 8 rows, puts one weight row in both halves: every weight is decoded once per
+// activation pair and a pair runs only two chains, so the FMA latency bound it at 2-4 rows.
 // Measured in a kernel harness (one Zen 5 core, weights streamed from DRAM, both kernels in
 // one process, FP8 1024x4096 / 4096x1024): 2 rows 0.30 -> 0.25 / 0.31 -> 0.19 ms, 3 rows
 // 0.40 -> 0.26 / 0.37 -> 0.20, 8 rows 0.70 -> 0.55 / 0.67 -> 0.47, 32 rows 2.39 -> 1.93 /
 // 2.50 -> 1.84. Passes of 5 or 6 rows spill the chains and measured slower than 3 + 2 or 3 + 3.
+// At one row it also beat the former single-row kernel (two blocks at once, eight chains),
+// 1.06-1.12x alternating in one process (bench-style, 2 threads, 4096x4096 / 1024x4096 /
+// 4096x1024), and asking for the next rows' line once per 64 bytes rather than per 32 gave
+// another 1.05-1.14x at 1-4 rows.
 constexpr int kFp8RowsMost = 4;  // most activation rows per fp8_gemv8_rows pass
 
 template <int R>
@@ -563,7 +518,7 @@ void fp8_gemv8_rows(const uint8_t* w, int K, const float* x, size_t ldx, float* 
     for (int r = 0; r < R; r++)
       for (int q = 0; q < 4; q++) c[r][q] = _mm512_setzero_ps();
     for (int g = kb; g < ke; g += 32) {
-      if (ahead)
+      if (ahead && (g & 32) == 0)
         for (int j = 0; j < kFp8GemvRows; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + kFp8GemvRows * k), _MM_HINT_T0);
 #pragma GCC unroll 4
       for (int q = 0; q < 4; q++) {
