@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -18,6 +19,33 @@ namespace {
 std::mutex registry_mutex;
 // Weak, so a file stays mapped exactly as long as some matrix uses it.
 std::unordered_map<std::string, std::weak_ptr<Mapping>> registry;
+
+constexpr size_t kHugePage = 2u << 20;
+
+// The file mapped read-only at a 2 MiB-aligned address, asking for huge pages: file offsets
+// and addresses then agree modulo 2 MiB, so page-cache folios of that size (ext4, XFS and
+// others read files into large folios) can be mapped with one entry each instead of 512.
+// (The benefit is in address translation: expert weights streamed from a multi-GB working
+// set on 4 KiB entries ran 2-3x slower than from a small one.)
+void* map_aligned(int fd, size_t size) {
+  void* span = mmap(nullptr, size + kHugePage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (span == MAP_FAILED) return mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(span);
+  const uintptr_t aligned = (base + kHugePage - 1) & ~(static_cast<uintptr_t>(kHugePage) - 1);
+  void* p = mmap(reinterpret_cast<void*>(aligned), size, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+  if (p == MAP_FAILED) {
+    munmap(span, size + kHugePage);
+    return mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  }
+  if (aligned > base) munmap(span, aligned - base);
+  const uintptr_t end = aligned + size, span_end = base + size + kHugePage;
+  const uintptr_t end_page = (end + 4095) & ~static_cast<uintptr_t>(4095);
+  if (span_end > end_page) munmap(reinterpret_cast<void*>(end_page), span_end - end_page);
+#ifdef MADV_HUGEPAGE
+  madvise(p, size, MADV_HUGEPAGE);
+#endif
+  return p;
+}
 
 std::string system_error(const char* what, const std::string& path) {
   return std::string(what) + " " + path + ": " + std::strerror(errno);
@@ -42,7 +70,7 @@ std::shared_ptr<Mapping> Mapping::open(const std::string& path) {
     ::close(fd);
     throw std::runtime_error("cannot map empty file " + path);
   }
-  void* p = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  void* p = map_aligned(fd, size);
   ::close(fd);  // the mapping keeps the file referenced
   if (p == MAP_FAILED) throw std::runtime_error(system_error("cannot mmap", path));
   std::shared_ptr<Mapping> m(new Mapping(static_cast<const uint8_t*>(p), size));

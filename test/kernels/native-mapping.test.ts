@@ -1,0 +1,89 @@
+import assert from "node:assert/strict";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import type { StoredMatrix } from "../../src/kernels/backend.js";
+import { NativeBackend } from "../../src/kernels/native/backend.js";
+import { nativeSkip } from "./native-available.js";
+
+// The native backend maps checkpoint files at 2 MiB-aligned addresses asking for huge pages,
+// and its prefetch reads a file that the page cache holds in small pages once more so that it
+// comes back in large folios (native/src/prefetch.cc). Neither may change a byte it reads.
+
+const skip = nativeSkip();
+const dir = skip ? "" : mkdtempSync(join(tmpdir(), "dsv4-mapping-"));
+after(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+function bytes(n: number, seed: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s >>> 24;
+  }
+  return out;
+}
+
+/** Bytes mapped with 2 MiB entries in this process (Linux), or null where that cannot be read. */
+function pmdMappedBytes(): number | null {
+  if (!existsSync("/proc/self/smaps_rollup")) return null;
+  const m = /FilePmdMapped:\s+(\d+) kB/.exec(readFileSync("/proc/self/smaps_rollup", "utf8"));
+  return m ? Number(m[1]) * 1024 : null;
+}
+
+describe("mapped checkpoint files", { skip }, () => {
+  // 160 MiB: past the 128 MiB from which the prefetch checks how the file is mapped. An FP4
+  // 2048x4096 matrix and its scales sit at an odd offset in the middle, the rest is filler.
+  const N = 2048;
+  const K = 4096;
+  const data = bytes((N * K) / 2, 11);
+  const scale = Uint8Array.from({ length: (N * K) / 32 }, (_, i) => 118 + (i % 9));
+  const file = join(dir, "shard.bin");
+  const offset = 96 * 2 ** 20 + 8;
+  if (!skip) {
+    const fd = openSync(file, "w");
+    writeSync(fd, bytes(offset, 3));
+    writeSync(fd, data);
+    writeSync(fd, scale);
+    const rest = 160 * 2 ** 20 - offset - data.length - scale.length;
+    writeSync(fd, bytes(rest, 5));
+    closeSync(fd);
+  }
+  const stored = (mapped: boolean): StoredMatrix => ({
+    name: "experts.0.w1",
+    format: "fp4",
+    outFeatures: N,
+    inFeatures: K,
+    readData: () => data,
+    location: mapped ? { file, offset, byteLength: data.length } : null,
+    scale,
+    scaleDtype: "F8_E8M0",
+    scaleLocation: mapped ? { file, offset: offset + data.length, byteLength: scale.length } : null,
+  });
+  const x = Float32Array.from({ length: 2 * K }, (_, i) => Math.sin(i * 0.37) * 3);
+
+  test("a mapped matrix gives its owned copy's products, before and after the prefetch", () => {
+    const nb = new NativeBackend();
+    const owned = nb.linear(x, 2, nb.uploadMatrix(stored(false)), true) as Float32Array;
+    const mapped = nb.uploadMatrix(stored(true));
+    assert.deepEqual(Array.from(nb.linear(x, 2, mapped, true)), Array.from(owned));
+    const pmdBefore = pmdMappedBytes();
+    assert.equal(nb.prefetchFile(file), 160 * 2 ** 20);
+    assert.deepEqual(Array.from(nb.linear(x, 2, mapped, true)), Array.from(owned), "after the prefetch");
+    // Whether the file now has 2 MiB entries depends on the kernel and file system; say which.
+    const pmdAfter = pmdMappedBytes();
+    if (pmdBefore !== null && pmdAfter !== null) console.log(`# 2 MiB-mapped file bytes in this process: ${pmdBefore} before the prefetch, ${pmdAfter} after`);
+  });
+
+  test("prefetching the same file again reads it the same", () => {
+    const nb = new NativeBackend();
+    const mapped = nb.uploadMatrix(stored(true));
+    const first = Array.from(nb.linear(x, 1, mapped, true));
+    assert.equal(nb.prefetchFile(file), 160 * 2 ** 20);
+    assert.equal(nb.prefetchFile(file), 160 * 2 ** 20);
+    assert.deepEqual(Array.from(nb.linear(x, 1, mapped, true)), first);
+  });
+});
