@@ -287,7 +287,7 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
     p[i] = w.row(row) + k0 / 2;
     q[i] = w.scale_bytes(row) + k0 / kFp4Block;
   }
-  // The prefetch asks for the line of the rows one quad ahead (two with several activation
+  // The prefetch asks for the same line of the rows 2P ahead (4P with several activation
   // rows) once per 64 bytes, i.e. every other group. Against asking every group 2P rows
   // ahead, alternating in one process: 1 row 1.01-1.02x, 2 rows 1.04-1.05x, 4-8 rows
   // 1.05-1.16x; without a prefetch the hardware's alone gave 0.64-0.91x.
