@@ -32,39 +32,34 @@ void touch(const Mapping& m, size_t begin, size_t end, ThreadPool& pool) {
 }
 
 #ifdef __linux__
-// Bytes of the mapping that start at `p` mapped with 2 MiB entries (FilePmdMapped in
-// /proc/self/smaps), or -1 when that cannot be read.
-long long pmd_mapped_bytes(const uint8_t* p) {
-  FILE* f = std::fopen("/proc/self/smaps", "r");
+// The page cache's file pages held in 2 MiB folios, system-wide (FileHugePages in
+// /proc/meminfo; constant-time to read, where /proc/self/smaps walks every page table of the
+// process), or -1 when that cannot be read.
+long long file_huge_bytes() {
+  FILE* f = std::fopen("/proc/meminfo", "r");
   if (!f) return -1;
-  char line[512];
-  bool in = false;
+  char line[256];
   long long kb = -1;
-  const unsigned long start = static_cast<unsigned long>(reinterpret_cast<uintptr_t>(p));
-  while (std::fgets(line, sizeof line, f)) {
-    unsigned long a = 0, b = 0;
-    if (std::sscanf(line, "%lx-%lx ", &a, &b) == 2) {
-      if (in) break;  // the mapping's entry had no such line
-      in = a == start;
-      continue;
-    }
-    if (in && std::sscanf(line, "FilePmdMapped: %lld kB", &kb) == 1) break;
-  }
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "FileHugePages: %lld kB", &kb) == 1) break;
   std::fclose(f);
   return kb < 0 ? -1 : kb * 1024;
 }
 
 // Drops [begin, end) of the file from this mapping and from the page cache (pages other
-// processes map stay), then reads it back through the mapping, which asks for huge pages.
-void reread(const Mapping& m, const std::string& path, size_t begin, size_t end, ThreadPool& pool) {
-  uint8_t* p = const_cast<uint8_t*>(m.data());
-  madvise(p + begin, end - begin, MADV_DONTNEED);  // a shared file mapping: only our entries go
+// processes map stay).
+void drop(const Mapping& m, const std::string& path, size_t begin, size_t end) {
+  madvise(const_cast<uint8_t*>(m.data()) + begin, end - begin, MADV_DONTNEED);  // a shared file mapping: only our entries go
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     posix_fadvise(fd, static_cast<off_t>(begin), static_cast<off_t>(end - begin), POSIX_FADV_DONTNEED);
     ::close(fd);
   }
-  madvise(p + begin, end - begin, MADV_WILLNEED);
+}
+
+// Reads [begin, end) back through the mapping, which asks for huge pages.
+void read_back(const Mapping& m, size_t begin, size_t end, ThreadPool& pool) {
+  madvise(const_cast<uint8_t*>(m.data()) + begin, end - begin, MADV_WILLNEED);
   touch(m, begin, end, pool);
 }
 #endif
@@ -83,15 +78,23 @@ size_t prefetch_mapping(const std::string& path, ThreadPool& pool) {
   // expert weights from a multi-GB working set then ran 2-3x slower than from a small one
   // (address translation; FP4 2048x4096 from 6.7 GB: 287 vs 121 us per product). Reading such
   // a file once more through this mapping fills the cache with 2 MiB folios where the file
-  // system and kernel make them (ext4 and XFS on Linux 6.x). A first 64 MiB tells whether
-  // they do; if not, the rest is left as it is.
+  // system and kernel make them (ext4 and XFS on Linux 6.x). Its first 64 MiB are dropped and
+  // read back to tell the cases apart by the system's count of 2 MiB file folios: dropping
+  // them lowered it (the file is in large folios already: nothing more to do), reading them
+  // back raised it (the rest is read again too), or neither (no large folios here: leave it).
   constexpr size_t kProbe = size_t(64) << 20;
   if (m->size() >= 2 * kProbe) {
-    const long long before = pmd_mapped_bytes(m->data());
-    if (before >= 0 && static_cast<size_t>(before) < m->size() / 2) {
-      reread(*m, path, 0, kProbe, pool);
-      const long long after = pmd_mapped_bytes(m->data());
-      if (after - before >= static_cast<long long>(kProbe / 2)) reread(*m, path, kProbe, m->size(), pool);
+    const long long before = file_huge_bytes();
+    if (before >= 0) {
+      drop(*m, path, 0, kProbe);
+      const long long dropped = file_huge_bytes();
+      read_back(*m, 0, kProbe, pool);
+      const long long after = file_huge_bytes();
+      const long long half = static_cast<long long>(kProbe / 2);
+      if (before - dropped < half && after - dropped >= half) {
+        drop(*m, path, kProbe, m->size());
+        read_back(*m, kProbe, m->size(), pool);
+      }
     }
   }
 #endif
