@@ -159,6 +159,48 @@ inline __m512 fp4_scale_pairs(const uint8_t* s0, const uint8_t* s1) {
   return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_permutexvar_epi32(0xFFFF, spread, _mm512_zextsi128_si512(bytes)), 23));
 }
 
+// The parts every FP4 rows kernel shares (fp4_rows_k, fp4_rows_bf16_k). Start: each row's
+// weight and scale pointers at input k0 (pointers stepped per group: `g / 2` and
+// `g / kFp4Block` on a signed int cost five scalar instructions each per group; an odd count
+// repeats its last row) and the totals, from `carry` unless k0 == 0.
+template <int P, int RB>
+__attribute__((always_inline)) inline void fp4_rows_begin(const Matrix& w, int n, int count, int k0, const float* carry, const uint8_t* (&p)[2 * P],
+                                                          const uint8_t* (&q)[2 * P], __m512 (&acc)[P][RB]) {
+  for (int i = 0; i < 2 * P; i++) {
+    const int row = n + imin(i, count - 1);
+    p[i] = w.row(row) + k0 / 2;
+    q[i] = w.scale_bytes(row) + k0 / kFp4Block;
+  }
+  for (int j = 0; j < P; j++)
+    for (int r = 0; r < RB; r++) acc[j][r] = k0 > 0 ? _mm512_load_ps(carry + (j * kFp4PairRows + r) * 16) : _mm512_setzero_ps();
+}
+
+// Every row's pointers one 64-input group on.
+template <int P>
+__attribute__((always_inline)) inline void fp4_rows_step(const uint8_t* (&p)[2 * P], const uint8_t* (&q)[2 * P]) {
+#pragma GCC unroll 4
+  for (int i = 0; i < 2 * P; i++) {
+    p[i] += 32;
+    q[i] += 64 / kFp4Block;
+  }
+}
+
+// End: the totals to `carry` when k1 < K, else each output's hsum8 to out.
+template <int P, int RB>
+__attribute__((always_inline)) inline void fp4_rows_end(const Matrix& w, int n, int count, int k1, float* out, size_t ldo, float* carry, const __m512 (&acc)[P][RB]) {
+  if (k1 < w.K) {
+    for (int j = 0; j < P; j++)
+      for (int r = 0; r < RB; r++) _mm512_store_ps(carry + (j * kFp4PairRows + r) * 16, acc[j][r]);
+    return;
+  }
+  alignas(64) float t[16];
+  for (int j = 0; j < P; j++)
+    for (int r = 0; r < RB; r++) {
+      _mm512_store_ps(t, acc[j][r]);
+      for (int h = 0; h < 2 && 2 * j + h < count; h++) out[r * ldo + n + 2 * j + h] = hsum8(_mm256_load_ps(t + 8 * h));
+    }
+}
+
 // Output rows n .. n + count - 1 (count <= 2P: P pairs of rows, the last row repeated when
 // count is odd) x RB activation rows over inputs [k0, k1), with the arithmetic above. Each
 // activation vector is broadcast once for all P pairs: P = 2 halves the loads and the loop
@@ -169,19 +211,11 @@ inline __m512 fp4_scale_pairs(const uint8_t* s0, const uint8_t* s1) {
 // read unless k0 == 0; written unless k1 == K, when the sums go to out.
 template <int P, int RB>
 void fp4_rows_k(const Matrix& w, int n, int count, const float* x, size_t ldx, float* out, size_t ldo, int k0, int k1, float* carry) {
-  // Pointers stepped per group: `g / 2` and `g / kFp4Block` on a signed int cost five
-  // scalar instructions each per group.
   const uint8_t* p[2 * P];
   const uint8_t* q[2 * P];
-  for (int i = 0; i < 2 * P; i++) {
-    const int row = n + imin(i, count - 1);
-    p[i] = w.row(row) + k0 / 2;
-    q[i] = w.scale_bytes(row) + k0 / kFp4Block;
-  }
-  const size_t ahead = 2 * P * w.row_bytes();
   __m512 acc[P][RB];
-  for (int j = 0; j < P; j++)
-    for (int r = 0; r < RB; r++) acc[j][r] = k0 > 0 ? _mm512_load_ps(carry + (j * kFp4PairRows + r) * 16) : _mm512_setzero_ps();
+  fp4_rows_begin<P, RB>(w, n, count, k0, carry, p, q, acc);
+  const size_t ahead = 2 * P * w.row_bytes();
   const float* xg = x + k0;
   for (int g = k0; g < k1; g += 64, xg += 64) {
     __m512 f[P][8], s[P];
@@ -192,11 +226,7 @@ void fp4_rows_k(const Matrix& w, int n, int count, const float* x, size_t ldx, f
       fp4_decode_pair(p[2 * j], p[2 * j + 1], f[j]);
       s[j] = fp4_scale_pairs(q[2 * j], q[2 * j + 1]);
     }
-#pragma GCC unroll 4
-    for (int i = 0; i < 2 * P; i++) {
-      p[i] += 32;
-      q[i] += 64 / kFp4Block;
-    }
+    fp4_rows_step<P>(p, q);
 #pragma GCC unroll 8
     for (int r = 0; r < RB; r++) {
       const float* xr = xg + r * ldx;
@@ -215,33 +245,7 @@ void fp4_rows_k(const Matrix& w, int n, int count, const float* x, size_t ldx, f
       for (int j = 0; j < P; j++) acc[j][r] = _mm512_fmadd_ps(_mm512_add_ps(a[j], b[j]), s[j], acc[j][r]);
     }
   }
-  if (k1 < w.K) {
-    for (int j = 0; j < P; j++)
-      for (int r = 0; r < RB; r++) _mm512_store_ps(carry + (j * kFp4PairRows + r) * 16, acc[j][r]);
-    return;
-  }
-  alignas(64) float t[16];
-  for (int j = 0; j < P; j++)
-    for (int r = 0; r < RB; r++) {
-      _mm512_store_ps(t, acc[j][r]);
-      for (int h = 0; h < 2 && 2 * j + h < count; h++) out[r * ldo + n + 2 * j + h] = hsum8(_mm256_load_ps(t + 8 * h));
-    }
-}
-
-using Fp4RowsFn = void (*)(const Matrix&, int, int, const float*, size_t, float*, size_t, int, int, float*);
-
-template <int P>
-inline Fp4RowsFn fp4_rows_for(int rb) {
-  switch (rb) {
-    case 1: return fp4_rows_k<P, 1>;
-    case 2: return fp4_rows_k<P, 2>;
-    case 3: return fp4_rows_k<P, 3>;
-    case 4: return fp4_rows_k<P, 4>;
-    case 5: return fp4_rows_k<P, 5>;
-    case 6: return fp4_rows_k<P, 6>;
-    case 7: return fp4_rows_k<P, 7>;
-    default: return fp4_rows_k<P, 8>;
-  }
+  fp4_rows_end<P, RB>(w, n, count, k1, out, ldo, carry, acc);
 }
 
 #ifdef DSV4_AVX512_BF16
@@ -282,19 +286,13 @@ template <int P, int RB>
 void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t ldx, float* out, size_t ldo, int k0, int k1, float* carry) {
   const uint8_t* p[2 * P];
   const uint8_t* q[2 * P];
-  for (int i = 0; i < 2 * P; i++) {
-    const int row = n + imin(i, count - 1);
-    p[i] = w.row(row) + k0 / 2;
-    q[i] = w.scale_bytes(row) + k0 / kFp4Block;
-  }
+  __m512 acc[P][RB];
+  fp4_rows_begin<P, RB>(w, n, count, k0, carry, p, q, acc);
   // The prefetch asks for the same line of the rows 2P ahead (4P with several activation
   // rows) once per 64 bytes, i.e. every other group. Against asking every group 2P rows
   // ahead, alternating in one process: 1 row 1.01-1.02x, 2 rows 1.04-1.05x, 4-8 rows
   // 1.05-1.16x; without a prefetch the hardware's alone gave 0.64-0.91x.
   const size_t ahead = (RB == 1 ? 2 : 4) * P * w.row_bytes();
-  __m512 acc[P][RB];
-  for (int j = 0; j < P; j++)
-    for (int r = 0; r < RB; r++) acc[j][r] = k0 > 0 ? _mm512_load_ps(carry + (j * kFp4PairRows + r) * 16) : _mm512_setzero_ps();
   const float* xg = x + k0 / 2;
   for (int g = k0; g < k1; g += 64, xg += 32) {
     __m512bh f[P][4];
@@ -308,11 +306,7 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
       fp4_decode_pair_bf16(p[2 * j], p[2 * j + 1], f[j]);
       s[j] = fp4_scale_pairs(q[2 * j], q[2 * j + 1]);
     }
-#pragma GCC unroll 4
-    for (int i = 0; i < 2 * P; i++) {
-      p[i] += 32;
-      q[i] += 64 / kFp4Block;
-    }
+    fp4_rows_step<P>(p, q);
 #pragma GCC unroll 8
     for (int r = 0; r < RB; r++) {
       const float* xr = xg + r * ldx;
@@ -328,32 +322,9 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
       for (int j = 0; j < P; j++) acc[j][r] = _mm512_fmadd_ps(_mm512_add_ps(a[j], b[j]), s[j], acc[j][r]);
     }
   }
-  if (k1 < w.K) {
-    for (int j = 0; j < P; j++)
-      for (int r = 0; r < RB; r++) _mm512_store_ps(carry + (j * kFp4PairRows + r) * 16, acc[j][r]);
-    return;
-  }
-  alignas(64) float t[16];
-  for (int j = 0; j < P; j++)
-    for (int r = 0; r < RB; r++) {
-      _mm512_store_ps(t, acc[j][r]);
-      for (int h = 0; h < 2 && 2 * j + h < count; h++) out[r * ldo + n + 2 * j + h] = hsum8(_mm256_load_ps(t + 8 * h));
-    }
+  fp4_rows_end<P, RB>(w, n, count, k1, out, ldo, carry, acc);
 }
 
-template <int P>
-inline Fp4RowsFn fp4_rows_bf16_for(int rb) {
-  switch (rb) {
-    case 1: return fp4_rows_bf16_k<P, 1>;
-    case 2: return fp4_rows_bf16_k<P, 2>;
-    case 3: return fp4_rows_bf16_k<P, 3>;
-    case 4: return fp4_rows_bf16_k<P, 4>;
-    case 5: return fp4_rows_bf16_k<P, 5>;
-    case 6: return fp4_rows_bf16_k<P, 6>;
-    case 7: return fp4_rows_bf16_k<P, 7>;
-    default: return fp4_rows_bf16_k<P, 8>;
-  }
-}
 
 // Whether rows [r0, r0 + rb) of a prepared block may take the bf16 path.
 inline bool fp4_bf16_rows(const Matrix& w, const float* xp, size_t ldx, int r0, int rb) {
@@ -363,6 +334,32 @@ inline bool fp4_bf16_rows(const Matrix& w, const float* xp, size_t ldx, int r0, 
 }
 #endif
 
+using Fp4RowsFn = void (*)(const Matrix&, int, int, const float*, size_t, float*, size_t, int, int, float*);
+
+// The kernel for P pairs of weight rows by RB activation rows, on floats or (Bf16) on the
+// rows' bf16 copies.
+template <int P, int RB, bool Bf16>
+inline Fp4RowsFn fp4_kernel() {
+#ifdef DSV4_AVX512_BF16
+  if constexpr (Bf16) return fp4_rows_bf16_k<P, RB>;
+#endif
+  return fp4_rows_k<P, RB>;
+}
+
+template <int P, bool Bf16>
+inline Fp4RowsFn fp4_rows_for(int rb) {
+  switch (rb) {
+    case 1: return fp4_kernel<P, 1, Bf16>();
+    case 2: return fp4_kernel<P, 2, Bf16>();
+    case 3: return fp4_kernel<P, 3, Bf16>();
+    case 4: return fp4_kernel<P, 4, Bf16>();
+    case 5: return fp4_kernel<P, 5, Bf16>();
+    case 6: return fp4_kernel<P, 6, Bf16>();
+    case 7: return fp4_kernel<P, 7, Bf16>();
+    default: return fp4_kernel<P, 8, Bf16>();
+  }
+}
+
 // Output rows [n0, n1) of an FP4 matrix (Fp4Group64 layout) for `rows` prepared activation
 // rows: balanced passes of up to kFp4PairRows rows, each over K in chunks.
 void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
@@ -371,13 +368,13 @@ void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
   float* carry = static_cast<float*>(scratch(Scratch::Carry, static_cast<size_t>(pairs) * kFp4PairRows * 16 * sizeof(float)));
   for (int p = 0, r0 = 0; p < passes; p++) {
     const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
-    Fp4RowsFn quad = fp4_rows_for<2>(rb), pair = fp4_rows_for<1>(rb);
+    Fp4RowsFn quad = fp4_rows_for<2, false>(rb), pair = fp4_rows_for<1, false>(rb);
     const float* x = xp + static_cast<size_t>(r0) * ldx;
     bool whole_k = rb == 1;
 #ifdef DSV4_AVX512_BF16
     if (fp4_bf16_rows(w, xp, ldx, r0, rb)) {
-      quad = fp4_rows_bf16_for<2>(rb);
-      pair = fp4_rows_bf16_for<1>(rb);
+      quad = fp4_rows_for<2, true>(rb);
+      pair = fp4_rows_for<1, true>(rb);
       x += w.K;
       // Half the activation bytes per input, read by half the instructions: the whole K in
       // one pass measured 1.22-1.60x against fp4_chunk's L1-sized chunks at 4-32 rows and
