@@ -91,6 +91,9 @@ inline int bf16_slot(int e) { return (e & 1) * 8 + (e >> 1); }
 // activations times a power of two are bf16 values, so dropping the low 16 bits is exact.
 // The flag after it allows that path only for such rows in a range where every product of
 // a chain is exact (see fp4_rows_bf16): quantised, finite and below 2^100.
+// Where in a prepared FP4 row (K floats, then K / 2 floats' room of bf16 pairs) the flag is.
+inline size_t fp4_bf16_flag(int K) { return static_cast<size_t>(K) + static_cast<size_t>(K) / 2; }
+
 inline void fp4_prepare_bf16(float* d, int K, bool act_quant) {
   uint32_t* pairs = reinterpret_cast<uint32_t*>(d + K);
   const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
@@ -104,7 +107,7 @@ inline void fp4_prepare_bf16(float* d, int K, bool act_quant) {
       _mm512_storeu_si512(pairs + 16 * h, both);
     }
   }
-  d[K + K / 2] = act_quant && out_of_range == 0 ? 1.0f : 0.0f;
+  d[fp4_bf16_flag(K)] = act_quant && out_of_range == 0 ? 1.0f : 0.0f;
 }
 #endif
 
@@ -233,7 +236,7 @@ size_t prepared_width_impl(const Matrix& w) {
 #ifdef DSV4_AVX512_BF16
   // After the K floats: their bf16 pairs for fp4_rows_bf16 (K / 2 floats' room), then a
   // vector whose first float says whether the row may take that path.
-  if (layout_of(w) == Layout::Fp4Group64) width += static_cast<size_t>(w.K) / 2 + 16;
+  if (layout_of(w) == Layout::Fp4Group64) width = fp4_bf16_flag(w.K) + 16;
 #endif
   return width;
 }

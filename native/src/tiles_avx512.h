@@ -329,7 +329,7 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
 // Whether rows [r0, r0 + rb) of a prepared block may take the bf16 path.
 inline bool fp4_bf16_rows(const Matrix& w, const float* xp, size_t ldx, int r0, int rb) {
   for (int r = r0; r < r0 + rb; r++)
-    if (xp[static_cast<size_t>(r) * ldx + w.K + w.K / 2] != 1.0f) return false;
+    if (xp[static_cast<size_t>(r) * ldx + fp4_bf16_flag(w.K)] != 1.0f) return false;
   return true;
 }
 #endif
