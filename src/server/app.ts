@@ -15,6 +15,7 @@ import type { ServerContext } from "./context.js";
 import { ApiError, authenticationFails, invalidRequest, rateLimitReached, serverOverloaded, toApiError } from "./errors.js";
 import { answerClientError, frameworkApiError, installRawErrorPaths, notFoundError, RouteMethods, sendApiError } from "./error-envelope.js";
 import { MAX_OUTPUT_TOKENS } from "./limits.js";
+import { trackUnusedConnections } from "./unused-connections.js";
 import { isQuietRoute, requestIdFrom, requestRecord, type RequestLogSink } from "./request-log.js";
 import { jsonErrorOffset, lineColumn, nestingDepth } from "./json-error.js";
 import { ServerStats } from "./metrics.js";
@@ -86,6 +87,12 @@ export interface ServerOptions {
    * Default: none. GET /health and /metrics are not logged.
    */
   requestLog?: RequestLogSink | null;
+  /**
+   * A request whose line and headers are not all in by then gets a 408 and the connection is
+   * closed (Node's server.headersTimeout, default 60 000 ms, 0: none; checked every quarter of
+   * it, at most every 30 s). A connection that never sent anything is not answered (unused-connections.ts).
+   */
+  headersTimeoutMs?: number;
   /** fastify's pino logger (default off). */
   logger?: boolean;
   /**
@@ -123,6 +130,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     playground: options.playground === false ? false : (options.playground ?? DEFAULT_PLAYGROUND_DIR),
   };
   const maxConcurrent = options.maxConcurrentRequests ?? 2500;
+  const headersTimeout = options.headersTimeoutMs ?? 60_000;
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 32 * 1024 * 1024,
@@ -131,7 +139,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     // Answered by the onRequest hook instead, in the envelope (fastify's own 503 body is not).
     return503OnClosing: false,
     // Node's bare 400 for a missing Host becomes an enveloped one in the onRequest hook.
-    http: { requireHostHeader: false },
+    http: { requireHostHeader: false, headersTimeout, connectionsCheckingInterval: headersTimeout > 0 ? Math.min(30_000, Math.ceil(headersTimeout / 4)) : 30_000 },
     // X-Request-Id: the client's when sane, else a UUID; sent back on every response (onRequest, errors).
     requestIdHeader: false,
     genReqId: (req) => requestIdFrom(req.headers["x-request-id"]),
@@ -142,11 +150,13 @@ export function buildServer(options: ServerOptions): FastifyInstance {
     clientErrorHandler: answerClientError,
   });
   installRawErrorPaths(app.server);
+  const unused = trackUnusedConnections(app.server);
   const routes = new RouteMethods();
   app.addHook("onRoute", (route) => routes.add(route.url, route.method));
   let closing = false;
   app.addHook("preClose", async () => {
     closing = true;
+    unused.closeNeverUsed();
   });
   app.decorateRequest("apiKey", undefined);
   app.decorateRequest("tab", undefined);

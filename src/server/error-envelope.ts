@@ -12,6 +12,7 @@ import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { anthropicError } from "./anthropic/response.js";
 import { ApiError, invalidRequest } from "./errors.js";
+import { keepNeverUsed, neverUsed } from "./unused-connections.js";
 
 export type RouteFamily = "deepseek" | "anthropic";
 
@@ -110,6 +111,9 @@ const FRAMING: Record<string, string> = {
   HPE_INVALID_EOF_STATE: "a request that ended in the middle",
 };
 
+/** Node's headers / request timeouts (server.headersTimeout, server.requestTimeout). */
+const isTimeout = (code: string | undefined) => code === "ERR_HTTP_REQUEST_TIMEOUT" || code === "ERR_HTTP_HEADERS_TIMEOUT";
+
 /** The ApiError for a framing error Node reports before any request object exists. */
 export function clientApiError(err: NodeJS.ErrnoException & { reason?: string }): ApiError {
   const code = err.code ?? "";
@@ -117,7 +121,7 @@ export function clientApiError(err: NodeJS.ErrnoException & { reason?: string })
   if (code === "HPE_HEADER_OVERFLOW") {
     return new ApiError(431, `Request Header Fields Too Large: the request line and headers exceed the server's limit (${detail})`, "invalid_request_error", "headers");
   }
-  if (code === "ERR_HTTP_REQUEST_TIMEOUT" || code === "ERR_HTTP_HEADERS_TIMEOUT") {
+  if (isTimeout(code)) {
     return new ApiError(408, "Request Timeout: the request was not received in time", "invalid_request_error", null, "reader_timeout");
   }
   const what = FRAMING[code] ?? "a malformed HTTP request";
@@ -140,6 +144,8 @@ export function answerClientError(error: Error, socket: Socket): void {
   // Node's clientError carries llhttp's code, reason and the packet being parsed.
   const err = error as NodeJS.ErrnoException & { rawPacket?: Buffer; reason?: string };
   if (err.code === "ECONNRESET" || socket.destroyed) return;
+  // A connection that never sent a byte has no request to answer (unused-connections.ts).
+  if (isTimeout(err.code) && neverUsed(socket)) return keepNeverUsed(socket);
   const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
   if (socket.writable && !(inFlight && inFlight.headersSent)) {
     const apiErr = clientApiError(err);
