@@ -122,7 +122,7 @@ export function clientApiError(err: NodeJS.ErrnoException & { reason?: string })
     return new ApiError(431, `Request Header Fields Too Large: the request line and headers exceed the server's limit (${detail})`, "invalid_request_error", "headers");
   }
   if (isTimeout(code)) {
-    return new ApiError(408, "Request Timeout: the request was not received in time", "invalid_request_error", null, "reader_timeout");
+    return new ApiError(408, "Request Timeout: the request line and headers were not all received in time (the server's headers timeout); send them without pausing", "invalid_request_error", null, "request_timeout");
   }
   const what = FRAMING[code] ?? "a malformed HTTP request";
   return new ApiError(400, `Bad Request: the request has ${what} (${code || "error"}: ${detail})`, "invalid_request_error", "http");

@@ -57,7 +57,8 @@ describe("connections that never sent a byte", () => {
     assert.equal(r.timedOut, false, "the server never answered");
     assert.equal(r.status, 408, r.body);
     assert.equal(envelopeProblem("/v1/models", r), null, r.body);
-    assert.match(r.json.error.message as string, /not received in time/);
+    assert.match(r.json.error.message as string, /headers were not all received in time/);
+    assert.equal(r.json.error.code, "request_timeout");
   });
 
   test("shutdown closes them instead of waiting for the client", async () => {
