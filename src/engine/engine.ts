@@ -40,6 +40,12 @@ import type {
 const GiB = 1024 ** 3;
 /** Longest stretch of postprocessing (sampling, parsing, events) between two turns of the event loop. */
 const POSTPROCESS_SLICE_MS = 8;
+/**
+ * Steps ahead of a possible draft from which DSpark sequences write their ring rows as they
+ * go: a draft needs the main input of the step before it, and a margin covers a probe that
+ * comes a step early when the step times it is planned from move.
+ */
+const FEED_BEFORE_DRAFT = 2;
 
 /** The monotonic counters of EngineMetrics; the gauges are read live. */
 type Counters = Omit<EngineMetrics, "speculative_accepted_per_step" | "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
@@ -486,8 +492,9 @@ export class Engine implements EngineApi {
     this.readers.cancelStuck(this.scheduler.running, (seq, e) => this.cancel(seq, e));
     const decoding = this.scheduler.running.filter((s) => s.pending !== null && !s.finished).length;
     this.stepDrafts = this.policy && decoding > 0 ? this.policy.choose(decoding) : 0;
-    // DSpark's rings (a main_proj product per row) matter only to drafts within a ring's reach.
-    this.feedRings = this.drafter === "dspark" && (!this.policy || this.policy.stepsToDraft(decoding) <= this.cfg.window);
+    // DSpark's ring rows (a main_proj product per row) are owed while no draft is near, and
+    // written in one batch when one is: the step before a draft gives its main input.
+    this.feedRings = this.drafter === "dspark" && (!this.policy || this.policy.stepsToDraft(decoding) <= FEED_BEFORE_DRAFT);
     this.probeSeq = null;
     const plan = this.scheduler.schedule(this.hooks);
     if (plan.prefill.length === 0 && plan.decode.length === 0) return false;
@@ -570,7 +577,8 @@ export class Engine implements EngineApi {
     const start = seq.state!.length;
     const spec = seq.req.speculative && this.drafter !== null;
     const rings = spec && this.drafter === "dspark" && (this.feedRings || draft !== undefined);
-    const dspark = rings ? { dspark: true } : {};
+    // A speculative sequence that will not draft soon owes its ring rows (written in one batch when it does).
+    const dspark: Pick<StepRequest, "dspark"> = rings ? { dspark: true } : spec && this.drafter === "dspark" ? { dspark: "defer" } : {};
     if (draft) {
       const k = draft.tokens.length;
       this.counters.speculative_drafted_total += k;

@@ -232,9 +232,9 @@ export class SpecPolicy {
 
   /**
    * Steps until drafting may next happen with `seqs` decoding sequences: 0 while drafting (or
-   * before anything is measured), else the steps left to the next probe. The engine stops
-   * feeding DSpark's rings while this is beyond the ring's reach, and starts again in time for
-   * the probe to draft from warm rings.
+   * before anything is measured), else the steps left to the next probe. Until the probe is
+   * near, the engine's DSpark sequences owe their ring rows instead of writing them each step;
+   * the probe's draft writes them in one batch, so it drafts from the same rings.
    */
   stepsToDraft(seqs: number): number {
     if (this.opts.forced !== undefined || this.opts.alwaysDraft || this.chosen > 0 || this.stepTime(seqs) === null) return 0;

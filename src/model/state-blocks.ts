@@ -99,6 +99,7 @@ const tipRings = (seq: SequenceState) => (seq.cfg.dspark ? [...seq.layers, ...se
 /** The block of `seq` since `start` (its length is the block's end), with its tip. */
 export function captureBlock(seq: SequenceState, start: number): StateBlock {
   const cfg = seq.cfg;
+  if (seq.dsparkOwed && seq.dsparkOwed.count > 0) throw new Error("captureBlock: the sequence owes DSpark ring rows; settle them first (Dsv4Model.settleDspark)");
   const end = seq.length;
   const layers = seq.layers.map((l) => ({ compressor: captureRows(cfg, l.compressor, start, false), indexer: captureRows(cfg, l.indexer, start, true) }));
   const n = tipPositions(cfg, end);
@@ -163,6 +164,7 @@ export function restoreBlocks(seq: SequenceState, chain: readonly StateBlock[]):
     if (l.indexer) restoreCompressor(l.indexer, tip.indexer!, chain.map((b) => b.layers[i]!.indexer), rowLayout(cfg, l.indexer, true), end);
   });
   seq.length = end;
+  seq.dsparkOwed?.clear();
   // The April MTP block's window is not cached: it is warmed again from the positions prefilled next.
   seq.mtpLength = end;
 }

@@ -2,7 +2,8 @@
  * Sequence state bytes at a given length (spec §6), computed from the loaded
  * config with the same layout state.ts allocates: the window ring, the
  * compressed rows (main and indexer) and the compressors' partial windows,
- * for the main layers and the MTP block. `bytesPerValue` is the backend's
+ * for the main layers and the MTP block or DSpark stages, and for DSpark the
+ * taps a sequence may owe the stages' rings. `bytesPerValue` is the backend's
  * float width (8 for the float64 reference); 2 gives the bf16 figure of the
  * spec's table.
  */
@@ -49,6 +50,9 @@ export function stateBreakdown(cfg: ModelConfig, tokens: number, bytesPerValue: 
     fixed += v.fixed;
     rows += v.rows;
   }
+  // DSpark: the taps of the positions a sequence may owe its stages' rings (dspark-owed.ts),
+  // allocated at the first step that owes them.
+  if (cfg.dspark) fixed += cfg.window * cfg.dspark.targetLayerIds.length * cfg.dim;
   return {
     total: (fixed + rows) * bytesPerValue,
     fixed: fixed * bytesPerValue,

@@ -1,5 +1,6 @@
 import type { Backend, Vec } from "../kernels/backend.js";
 import type { LayerSchedule, ModelConfig } from "./config.js";
+import { DsparkOwed } from "./dspark-owed.js";
 
 /** Rows of a fixed width that grow with the sequence (compressed KV rows, indexer keys). */
 export class GrowableRows {
@@ -141,18 +142,25 @@ export class SequenceState {
   mtpLength = 0;
   readonly layers: LayerState[];
   readonly mtp: LayerState[];
+  /** Between beginTail and endTail: positions decoded now may be dropped. */
+  inTail = false;
+  /** DSpark checkpoints: positions whose stage ring rows are owed (ForwardRequest.dspark "defer"). */
+  readonly dsparkOwed: DsparkOwed | null;
 
   constructor(backend: Backend, readonly cfg: ModelConfig) {
     this.layers = cfg.layers.map((l) => new LayerState(backend, cfg, l));
     this.mtp = cfg.mtpLayers.map((l) => new LayerState(backend, cfg, l));
+    this.dsparkOwed = cfg.dspark ? new DsparkOwed(backend, cfg.window, cfg.dspark.targetLayerIds.length * cfg.dim) : null;
   }
 
   /** Bytes held now; grows with the compressed rows. */
   get bytes(): number {
-    return [...this.layers, ...this.mtp].reduce((n, l) => n + l.bytes, 0);
+    return [...this.layers, ...this.mtp].reduce((n, l) => n + l.bytes, 0) + (this.dsparkOwed?.bytes ?? 0);
   }
 
+  /** A snapshot holds the rings as they are: owed DSpark rows must be written first (Dsv4Model.settleDspark). */
   snapshot(): SequenceSnapshot {
+    if (this.dsparkOwed && this.dsparkOwed.count > 0) throw new Error("snapshot: the sequence owes DSpark ring rows; settle them first (Dsv4Model.settleDspark)");
     const snapC = (c: CompressorState | null) =>
       c ? { kv: c.kv.slice() as Vec, score: c.score.slice() as Vec, rows: c.rows.data.slice(0, c.rows.count * c.rows.width) as Vec, count: c.rows.count } : null;
     const snapL = (l: LayerState): LayerSnapshot => ({ window: l.window.slice() as Vec, compressor: snapC(l.compressor), indexer: snapC(l.indexer) });
@@ -177,6 +185,7 @@ export class SequenceState {
     this.mtp.forEach((l, i) => restoreL(l, snap.mtp[i]!));
     this.length = snap.length;
     this.mtpLength = snap.mtpLength;
+    this.dsparkOwed?.clear();
   }
 
   /** The sliding-window layer states: the main layers' and the extra (MTP or DSpark) stages'. */
@@ -192,6 +201,8 @@ export class SequenceState {
   beginTail(tokens: number, droppable: number): TailUndo {
     const end = this.length + tokens;
     const from = end - Math.min(droppable, tokens);
+    // An owed ring row written inside the step could share a slot with a dropped position and be undone with it.
+    if (this.dsparkOwed && this.dsparkOwed.count > 0) throw new Error("beginTail: the sequence owes DSpark ring rows; settle them first (Dsv4Model.settleDspark)");
     if (tokens > this.cfg.window) {
       throw new Error(`saveTail: a step of ${tokens} tokens is longer than the ${this.cfg.window}-token window; verify fewer drafts`);
     }
@@ -204,6 +215,7 @@ export class SequenceState {
       }
     }
     const undo: TailUndo = { from, end, windows, compressors: [] };
+    this.inTail = true;
     const journal: CompressorJournal = { from, entries: undo.compressors };
     for (const l of this.allLayers) for (const c of [l.compressor, l.indexer]) if (c) c.journal = journal;
     return undo;
@@ -231,6 +243,7 @@ export class SequenceState {
 
   /** The step is done: stop recording (the undo keeps what was recorded). */
   endTail(): void {
+    this.inTail = false;
     for (const l of this.allLayers) for (const c of [l.compressor, l.indexer]) if (c) c.journal = null;
   }
 

@@ -24,10 +24,12 @@ export interface ForwardRequest {
   residual?: "all" | "last" | "none" | number;
   /**
    * Write these positions into the DSpark stages' rings (spec §8b; only the last
-   * min(n, window) can matter, so only those are written). A DSpark checkpoint needs it on
-   * every committed position a later draft may see.
+   * min(n, window) can matter, so only those are written), after the positions the sequence
+   * owes. A DSpark checkpoint needs it on every committed position a later draft may see.
+   * "defer": owe them instead (their taps are kept; dspark-owed.ts), for a sequence that may
+   * not draft soon; a later `true` step, settleDspark or a draft writes them, exactly.
    */
-  dspark?: boolean;
+  dspark?: boolean | "defer";
   /** Return main_x [dim] (the draft's main input) for the last this-many positions. */
   mainXLast?: number;
   /** Return the taps [targets·dim] for the last this-many positions (goldens, tests). */
@@ -155,20 +157,29 @@ export class Dsv4Model {
     // DSpark: rows whose taps are needed (ring writes, main_x or taps out), ascending.
     const tapRows: number[] = [];
     const ringRows: number[] = [];
+    const owedRows: number[] = [];
+    // Rows whose main_x is needed: ring writes and main_x out (owed rows wait for their settling).
+    const mxRows: number[] = [];
     let at = 0;
     for (const r of requests) {
       const n = r.tokens.length;
-      const ring = r.dspark ? Math.min(n, cfg.window) : 0;
-      const taps = Math.max(ring, r.mainXLast ?? 0, r.tapsLast ?? 0);
+      const ring = r.dspark === true ? Math.min(n, cfg.window) : 0;
+      const owe = r.dspark === "defer" ? Math.min(n, cfg.window) : 0;
+      if (owe > 0 && r.seq.inTail) throw new Error('dspark "defer" on a step whose tail may be dropped: owed rows would outlive dropped positions; write the rings (dspark: true) on verify steps');
+      const taps = Math.max(ring, owe, r.mainXLast ?? 0, r.tapsLast ?? 0);
       if (taps > 0 && !this.weights.dspark) throw new Error(`this checkpoint has no DSpark drafter (drafter: ${drafterLayout(cfg)}); dspark, mainXLast and tapsLast need a 0731 checkpoint`);
       for (let i = 0; i < n; i++) {
         if (want(r.logits ?? opts.logits ?? "last", i, n)) logitRows.push(at + i);
         if (want(r.residual ?? opts.residual ?? "none", i, n)) residualRows.push(at + i);
         if (i >= n - taps) tapRows.push(at + i);
         if (i >= n - ring) ringRows.push(at + i);
+        if (i >= n - owe) owedRows.push(at + i);
+        if (i >= n - Math.max(ring, r.mainXLast ?? 0)) mxRows.push(at + i);
       }
       at += n;
     }
+    // Owed positions come before this step's: settle them first, so ring slots are written in position order.
+    this.settleDspark(requests.filter((r) => r.dspark === true).map((r) => r.seq));
     // The last layer's output matters only for those rows (llama.cpp does the same): the other
     // rows still update its attention state but skip its queries, output projection and
     // FFN. A trace asks for every row, so it keeps them all.
@@ -194,9 +205,12 @@ export class Dsv4Model {
       const j = tapLayers.indexOf(L);
       if (j >= 0) this.tapStreams(X, tapRows.map((row) => (pruned ? slot.get(row)! : row)), taps, j, tapLayers.length);
     });
-    const mainX = tapRows.length > 0 ? this.mainX(taps, tapRows.length) : this.backend.alloc(0);
+    const width = tapLayers.length * D;
+    for (const row of owedRows) rows[row]!.seq.dsparkOwed!.add(rows[row]!.pos, taps, tapRows.indexOf(row) * width);
+    const mxTaps = mxRows.length === tapRows.length ? taps : selectRows(this.backend, taps, mxRows.map((row) => tapRows.indexOf(row)), width);
+    const mainX = mxRows.length > 0 ? this.mainX(mxTaps, mxRows.length) : this.backend.alloc(0);
     if (ringRows.length > 0) {
-      const ringX = selectRows(this.backend, mainX, ringRows.map((row) => tapRows.indexOf(row)), D);
+      const ringX = selectRows(this.backend, mainX, ringRows.map((row) => mxRows.indexOf(row)), D);
       this.weights.mtp.forEach((bw, k) => {
         writeDsparkRing(this.backend, cfg, bw.attn, this.mtpRopes[k]!, ringX, ringRows.map((row) => ({ state: rows[row]!.seq.mtp[k]!, pos: rows[row]!.pos })));
       });
@@ -207,17 +221,17 @@ export class Dsv4Model {
     at = 0;
     for (const r of requests) {
       const n = r.tokens.length;
-      const tapsOf = (count: number | undefined, width: number, src: Vec) => {
+      const tapsOf = (count: number | undefined, width: number, src: Vec, srcRows: readonly number[]) => {
         const from = at + n - Math.min(count ?? 0, n);
-        return tapRows.flatMap((row, k) => (row >= from && row < at + n ? [src.slice(k * width, (k + 1) * width) as Vec] : []));
+        return srcRows.flatMap((row, k) => (row >= from && row < at + n ? [src.slice(k * width, (k + 1) * width) as Vec] : []));
       };
       outputs.push({
         logits: logitRows.flatMap((row, k) => (row >= at && row < at + n ? [logits[k]!] : [])),
         residual: residualRows
           .filter((row) => row >= at && row < at + n)
           .map((row) => X.slice(slot.get(row)! * hc * D, (slot.get(row)! + 1) * hc * D) as Vec),
-        mainX: tapsOf(r.mainXLast, D, mainX),
-        taps: tapsOf(r.tapsLast, tapLayers.length * D, taps),
+        mainX: tapsOf(r.mainXLast, D, mainX, mxRows),
+        taps: tapsOf(r.tapsLast, width, taps, tapRows),
       });
       at += n;
       r.seq.length += n;
@@ -306,6 +320,29 @@ export class Dsv4Model {
     });
   }
 
+  /**
+   * Writes the DSpark ring rows these sequences owe (ForwardRequest.dspark "defer"), all in
+   * one batched main_proj: afterwards their rings are as if every position had been written
+   * when it was decoded. Before a snapshot, a block capture or a step whose tail may be dropped.
+   */
+  settleDspark(seqs: readonly SequenceState[]): void {
+    const owing = seqs.filter((s) => s.dsparkOwed && s.dsparkOwed.count > 0);
+    if (owing.length === 0) return;
+    const debts = owing.map((seq) => ({ seq, ...seq.dsparkOwed!.take() }));
+    const width = debts[0]!.seq.dsparkOwed!.width;
+    const count = debts.reduce((n, d) => n + d.positions.length, 0);
+    const taps = this.backend.alloc(count * width);
+    const targets: Array<{ seq: SequenceState; pos: number }> = [];
+    for (const d of debts) {
+      taps.set(d.taps, targets.length * width);
+      for (const pos of d.positions) targets.push({ seq: d.seq, pos });
+    }
+    const mainX = this.mainX(taps, count);
+    this.weights.mtp.forEach((bw, k) => {
+      writeDsparkRing(this.backend, this.cfg, bw.attn, this.mtpRopes[k]!, mainX, targets.map((t) => ({ state: t.seq.mtp[k]!, pos: t.pos })));
+    });
+  }
+
   /** main_x = RMSNorm(main_proj(taps); main_norm) for `rows` rows of taps (spec §8b). */
   private mainX(taps: Vec, rows: number): Vec {
     const dw = this.weights.dspark!;
@@ -337,6 +374,8 @@ export class Dsv4Model {
       this.checkTokens([r.anchor], 0);
       if (r.mainX.length !== D) throw new RangeError(`dsparkDraft: mainX has ${r.mainX.length} values, expected ${D}`);
     }
+    // A draft reads the rings: what they owe is written first.
+    this.settleDspark(requests.map((r) => r.seq));
     const groups = (k: number): DsparkBlockGroup[] => requests.map((r) => ({ state: r.seq.mtp[k]!, t: r.seq.length - 1 }));
     const ids = requests.flatMap((r) => [r.anchor, ...Array<number>(B - 1).fill(ds.noiseTokenId)]);
     let X = b.alloc(N * B * hc * D);

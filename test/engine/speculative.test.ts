@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
 import { samplingProbs } from "../../src/engine/sampler.js";
+import { SpecPolicy } from "../../src/engine/spec-policy.js";
 import type { EngineOptions, SpeculativeOptions } from "../../src/engine/types.js";
 import { createBackend } from "../../src/kernels/index.js";
 import { Dsv4Model } from "../../src/model/transformer.js";
@@ -124,6 +125,38 @@ for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative
     } finally {
       await engine.dispose();
     }
+  });
+
+  if (mode === "dspark") test("auto's probes, drafted after steps that owed their ring rows, propose what drafting every step proposes", async () => {
+    // The drafter's own proposals, by generated length, passed through unchanged.
+    const recorder = (into: Map<number, number>): SpeculativeOptions["draftOverride"] => ({ generated, proposed }) => {
+      if (proposed.length > 0) into.set(generated.length, proposed[0]!);
+      return proposed;
+    };
+    const run = async (speculative: SpeculativeOptions, into: Map<number, number>) => {
+      const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { ...speculative, draftOverride: recorder(into) } });
+      try {
+        return await engine.generate({ prompt_tokens: prompts[3]!, max_tokens: 250, temperature: 0 }).result();
+      } finally {
+        await engine.dispose();
+      }
+    };
+    const every = new Map<number, number>();
+    const probes = new Map<number, number>();
+    await run({ mode: "dspark", drafts: 1 }, every);
+    // A probe every 20 steps (the real budget spaces them hundreds apart on this model): each
+    // comes after steps that owed their ring rows, more than a window of them.
+    const proto = SpecPolicy.prototype as unknown as { probeDue: (seqs: number) => number };
+    const probeDue = proto.probeDue;
+    proto.probeDue = () => 20;
+    try {
+      await run({ mode: "auto", priorDraftSteps: null }, probes);
+    } finally {
+      proto.probeDue = probeDue;
+    }
+    const compared = [...probes].filter(([g]) => every.has(g));
+    assert.ok(compared.filter(([g]) => g > 20).length >= 3, `probes at ${[...probes.keys()]} leave too few after owed steps to compare`);
+    for (const [g, token] of compared) assert.equal(token, every.get(g), `the probe's draft after ${g} generated tokens`);
   });
 
   test("auto explores with one sequence's draft, not the whole batch's", async () => {

@@ -48,6 +48,17 @@ describe("sequence state", async () => {
       assert.equal(stateBytes(model.cfg, at, bpv), s.bytes, `length ${at}`);
     }
   });
+
+  test("on a DSpark checkpoint stateBytes counts the taps a sequence may owe its stages' rings", async () => {
+    const dspark = Dsv4Model.load(await checkpoint("micro-0731"), { backend: createBackend() });
+    try {
+      const s = dspark.newSequence();
+      dspark.forward([{ seq: s, tokens: promptIds(20), dspark: "defer" }], { logits: "none" });
+      assert.equal(stateBytes(dspark.cfg, 20, bpv), s.bytes);
+    } finally {
+      dspark.close();
+    }
+  });
 });
 
 /**

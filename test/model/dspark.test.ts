@@ -86,6 +86,64 @@ for (const { preset, tokens: T } of PRESETS) {
       }
     });
 
+    test("owed ring rows (dspark: defer), written by the next step, give the drafts of rings written every step", () => {
+      const W = model.cfg.window;
+      for (const owed of [1, 2, W - 1, W, W + 3, T - 3]) {
+        const seq = model.newSequence();
+        const P = T - 2 - owed;
+        model.forward([{ seq, tokens: ids.slice(0, P), dspark: true }]);
+        for (let t = P; t < P + owed; t++) model.forward([{ seq, tokens: [ids[t]!], dspark: "defer" }]);
+        assert.equal(seq.dsparkOwed!.count, Math.min(owed, W), "only a window of positions is owed");
+        const t = P + owed;
+        const [o] = model.forward([{ seq, tokens: [ids[t]!], dspark: true, mainXLast: 1 }]);
+        assert.equal(seq.dsparkOwed!.count, 0);
+        assert.ok(maxDiff(o!.mainX[0]!, stepMainX[t]!) <= 1e-12);
+        sameDraft(model.dsparkDraft([{ seq, mainX: o!.mainX[0]!, anchor: ids[t + 1]! }])[0]!, stepDrafts[t]!, `${owed} owed`);
+      }
+    });
+
+    test("a draft writes the rows its sequence owes first; settling writes each ring as every step would", () => {
+      const t = T - 2;
+      const seq = model.newSequence();
+      model.forward([{ seq, tokens: ids.slice(0, 3), dspark: true }]);
+      let mainX: Vec | undefined;
+      for (let p = 3; p <= t; p++) mainX = model.forward([{ seq, tokens: [ids[p]!], dspark: "defer", mainXLast: p === t ? 1 : 0 }])[0]!.mainX[0];
+      assert.ok(maxDiff(mainX!, stepMainX[t]!) <= 1e-12);
+      sameDraft(model.dsparkDraft([{ seq, mainX: mainX!, anchor: ids[t + 1]! }])[0]!, stepDrafts[t]!, "drafted while owing");
+      assert.equal(seq.dsparkOwed!.count, 0);
+      const fed = model.newSequence();
+      model.forward([{ seq: fed, tokens: ids.slice(0, t + 1), dspark: true }]);
+      seq.mtp.forEach((l, k) => assert.ok(maxDiff(l.window, fed.mtp[k]!.window) <= 1e-12, `stage ${k} ring`));
+    });
+
+    test("a droppable tail starts from settled rings and owes nothing (verify steps write their rows)", () => {
+      const seq = model.newSequence();
+      const L = T - 8;
+      model.forward([{ seq, tokens: ids.slice(0, L), dspark: "defer" }]);
+      assert.throws(() => seq.beginTail(4, 3), /owes DSpark ring rows; settle them first/);
+      model.settleDspark([seq]);
+      const undo = seq.beginTail(4, 3);
+      assert.throws(() => model.forward([{ seq, tokens: [ids[L]!, 1, 2, 3], dspark: "defer" }]), /tail may be dropped/);
+      model.forward([{ seq, tokens: [ids[L]!, 1, 2, 3], dspark: true }]);
+      seq.endTail();
+      seq.dropTail(undo, 3);
+      const [o] = model.forward([{ seq, tokens: [ids[L + 1]!], dspark: true, mainXLast: 1 }]);
+      sameDraft(model.dsparkDraft([{ seq, mainX: o!.mainX[0]!, anchor: ids[L + 2]! }])[0]!, stepDrafts[L + 1]!, "after the drop");
+    });
+
+    test("a snapshot or a block capture of a sequence that owes ring rows is refused until they are settled", () => {
+      const seq = model.newSequence();
+      model.forward([{ seq, tokens: ids.slice(0, 5), dspark: "defer" }]);
+      assert.throws(() => seq.snapshot(), /owes DSpark ring rows/);
+      assert.throws(() => captureBlock(seq, 0), /owes DSpark ring rows/);
+      model.settleDspark([seq]);
+      const block = captureBlock(seq, 0);
+      const b = model.newSequence();
+      restoreBlocks(b, [block]);
+      const [o] = model.forward([{ seq: b, tokens: [ids[5]!], dspark: true, mainXLast: 1 }]);
+      sameDraft(model.dsparkDraft([{ seq: b, mainX: o!.mainX[0]!, anchor: ids[6]! }])[0]!, stepDrafts[5]!, "restored after settling");
+    });
+
     test("a prefix-cache chain carries the DSpark rings: restored, then one token, drafts as token by token", () => {
       const a = model.newSequence();
       const P1 = model.cfg.window + 2;

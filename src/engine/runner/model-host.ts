@@ -86,11 +86,14 @@ export class ModelHost {
       const seq = this.state(r.id);
       this.tails.delete(r.id);
       const f: ForwardRequest = { seq, tokens: r.tokens, logits: r.logits, residual: r.residualLast };
-      if (r.dspark) f.dspark = true;
+      if (r.dspark) f.dspark = r.dspark;
       if (r.mainXLast) f.mainXLast = r.mainXLast;
       return f;
     });
     const saving = requests.flatMap((r, i) => (r.saveTail ? [forward[i]!.seq] : []));
+    // Owed DSpark rows are written before a tail is saved: one written inside the step could
+    // share a ring slot with a dropped position and be undone with it.
+    this.model.settleDspark(saving);
     requests.forEach((r, i) => {
       if (r.saveTail) this.tails.set(r.id, forward[i]!.seq.beginTail(r.tokens.length, r.saveTail));
     });
@@ -100,6 +103,8 @@ export class ModelHost {
     } finally {
       for (const seq of saving) seq.endTail();
     }
+    // A captured block carries the DSpark rings: nothing may be owed in them.
+    this.model.settleDspark(requests.flatMap((r, i) => (r.captureFrom !== undefined ? [forward[i]!.seq] : [])));
     return requests.map((r, i) => {
       const seq = forward[i]!.seq;
       return {

@@ -18,8 +18,12 @@ export interface StepRequest {
   residualLast: number;
   /** Keep what dropping up to this many of the step's last tokens needs (drafts that may be rejected, see dropTail). */
   saveTail?: number;
-  /** DSpark: the main forward writes the DSpark rings for these positions (every committed position needs its entry). */
-  dspark?: boolean;
+  /**
+   * DSpark: the main forward writes the DSpark rings for these positions (every committed
+   * position needs its entry); "defer": the sequence owes them until a draft, a capture or a
+   * `true` step writes them (ForwardRequest.dspark).
+   */
+  dspark?: boolean | "defer";
   /** DSpark: return the drafter's main input (StepOutput.mainX) for the last this-many positions. */
   mainXLast?: number;
   /** After the step, capture a prefix-cache block (with its tip) of the state since this length. */
