@@ -189,6 +189,36 @@ export class Engine implements EngineApi {
     this.chat = { completions: createChatCompletions(this) };
   }
 
+  /**
+   * `auto` with DSpark and no prior given: times a plain decode step and a draft on a scratch
+   * sequence before serving, so the policy works from measured costs from its first step. The
+   * weight-byte prior underestimates a DSpark draft, whose block rows each read their own
+   * experts (flash-slice: 1.5 plain steps by bytes, 2.6-3.6 timed), so a first probe planned
+   * from it overspent its budget. The draft runs twice: the first pages in what it reads.
+   */
+  private async calibrateSpeculation(): Promise<void> {
+    const spec = typeof this.opts.speculative === "object" ? this.opts.speculative : {};
+    if (!this.policy || this.drafter !== "dspark" || this.speculation.mode !== "auto" || this.speculation.forced !== undefined) return;
+    if (spec.priorDraftSteps !== undefined || (spec.overrideOnly && spec.draftOverride)) return;
+    const id = this.nextStateId++;
+    const tokens = Array.from({ length: Math.min(8, this.cfg.window) }, (_, i) => i % this.cfg.vocabSize);
+    this.runner.create(id);
+    try {
+      const [pre] = await this.runner.step([{ id, tokens, logits: "last", residualLast: 0, dspark: true, mainXLast: 1 }]);
+      const draft = (mainX: NonNullable<StepOutput["mainX"]>[number]) => this.runner.draft([{ kind: "dspark", id, mainX, anchor: 1, count: this.speculation.maxDrafts, wantLogits: false }]);
+      await draft(pre!.mainX![0]!);
+      let t0 = performance.now();
+      await draft(pre!.mainX![0]!);
+      this.policy.recordDraft(1, performance.now() - t0);
+      await this.runner.step([{ id, tokens: [2], logits: "last", residualLast: 0 }]);
+      t0 = performance.now();
+      await this.runner.step([{ id, tokens: [3], logits: "last", residualLast: 0 }]);
+      this.policy.recordStep(1, performance.now() - t0);
+    } finally {
+      this.runner.free(id);
+    }
+  }
+
   private draftPrior(): number | undefined {
     const given = typeof this.opts.speculative === "object" ? this.opts.speculative.priorDraftSteps : undefined;
     if (given === null) return undefined;
@@ -232,6 +262,12 @@ export class Engine implements EngineApi {
       check();
     }
     const engine = new Engine(cfg, runner, tokenizer, identity, dir, opts, encoder);
+    try {
+      await engine.calibrateSpeculation();
+    } catch (err) {
+      await engine.dispose();
+      throw err;
+    }
     progress({ phase: "prefix-cache", loaded: engine.cache?.diskEntries ?? 0, total: engine.cache?.diskEntries ?? 0 });
     progress({ phase: "ready", loaded: 1, total: 1 });
     return engine;

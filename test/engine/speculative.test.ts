@@ -159,6 +159,27 @@ for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative
     for (const [g, token] of compared) assert.equal(token, every.get(g), `the probe's draft after ${g} generated tokens`);
   });
 
+  if (mode === "dspark") test("auto times a draft and a plain step at load (no prior given), and not when one is", async () => {
+    const measured = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: "auto" });
+    try {
+      const s = measured.speculationState()!;
+      assert.ok(s.draftMs !== null && s.draftMs > 0, "a draft was timed");
+      assert.ok((s.stepMs[1] ?? 0) > 0, "a one-row step was timed");
+      assert.equal(measured.metrics().speculative_drafted_total, 0, "the calibration drafts are not counted as verified drafts");
+      // The scratch sequence is gone: a request still gets the plain greedy tokens.
+      const r = await measured.generate({ prompt_tokens: prompts[1]!, max_tokens: N, temperature: 0 }).result();
+      assert.deepEqual(r.tokens, (await plain).tokens[1]);
+    } finally {
+      await measured.dispose();
+    }
+    const given = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode: "auto", priorDraftSteps: 50 } });
+    try {
+      assert.equal(given.speculationState()!.draftMs, null);
+    } finally {
+      await given.dispose();
+    }
+  });
+
   test("auto explores with one sequence's draft, not the whole batch's", async () => {
     // Without a cost prior auto probes before anything is measured; with 4 sequences decoding, only one of them drafts.
     const never: SpeculativeOptions["draftOverride"] = ({ k }) => Array.from({ length: k }, () => 0);
