@@ -117,10 +117,15 @@ for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative
     const never: SpeculativeOptions["draftOverride"] = ({ k }) => Array.from({ length: k }, () => 0);
     const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode: "auto", draftOverride: never } });
     try {
+      // How fast auto learns depends on the step times it measures (a loaded machine blurs
+      // them); once it has, only probes draft: one draft each, spaced by doubling intervals.
       await engine.generate({ prompt_tokens: prompts[0]!, max_tokens: 120, temperature: 0 }).result();
+      const learning = engine.metrics().speculative_drafted_total;
+      assert.ok(learning < 60, `${learning} drafts while learning, in 120 tokens`);
+      await engine.generate({ prompt_tokens: prompts[1]!, max_tokens: 120, temperature: 0 }).result();
       const m = engine.metrics();
       assert.equal(m.speculative_accepted_total, 0);
-      assert.ok(m.speculative_drafted_total < 20, `${m.speculative_drafted_total} drafts in 120 tokens`);
+      assert.ok(m.speculative_drafted_total - learning <= 8, `${m.speculative_drafted_total - learning} drafts in the next 120 tokens`);
       assert.equal(engine.speculationState()!.chosenDrafts, 0);
     } finally {
       await engine.dispose();
