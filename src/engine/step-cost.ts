@@ -61,8 +61,16 @@ export class StepCost {
     // Only steps that mixed prefill with decoding tell what a small chunk costs: the figure
     // from large prefill-only chunks is several times too low and would overshoot the target.
     const p = this.prefillPerTokenMs;
-    if (d === null || p === null || p <= 0) return fallback;
+    const fit = (perToken: number) => Math.floor((SAFETY * (factor - 1) * d!) / perToken);
+    if (d === null) return fallback;
+    if (p === null || p <= 0) {
+      // Until then the prefill-only figure may still say the first guess is too many (where a
+      // token costs more than the guess allows, as with real layer dimensions, where the first
+      // chunk next to 16 streams took 2.6x a decode step); it never makes the guess larger.
+      const a = this.alonePerTokenMs;
+      return a !== null && a > 0 ? Math.min(fallback, fit(a)) : fallback;
+    }
     // Aim a little under the target: one slow step is one sample of every stream's latency tail.
-    return Math.floor((SAFETY * (factor - 1) * d) / p);
+    return fit(p);
   }
 }

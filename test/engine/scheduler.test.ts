@@ -43,7 +43,11 @@ describe("scheduler", () => {
     const alone = new StepCost();
     alone.record(4, 0, 100);
     alone.record(0, 2048, 2048);
-    assert.equal(alone.prefillBudget(4, 2, 64), 64, "prefill-only steps do not size chunks next to decoding");
+    assert.equal(alone.prefillBudget(4, 2, 64), 64, "prefill-only steps do not make the first guess larger");
+    const costly = new StepCost();
+    costly.record(16, 0, 240);
+    costly.record(0, 4096, 4096 * 6.8);
+    assert.equal(costly.prefillBudget(16, 1.5, 64), 15, "a first guess the prefill-only cost says is too long shrinks: 0.85 x 0.5 x 240 ms / 6.8 ms");
   });
 
   test("alone, a long prompt takes the whole token budget in one chunk, ending on a block boundary", () => {
