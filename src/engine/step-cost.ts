@@ -60,9 +60,9 @@ export class StepCost {
     const d = this.decodeStepMs(decodeRows);
     // Only steps that mixed prefill with decoding tell what a small chunk costs: the figure
     // from large prefill-only chunks is several times too low and would overshoot the target.
-    const p = this.prefillPerTokenMs;
-    const fit = (perToken: number) => Math.floor((SAFETY * (factor - 1) * d!) / perToken);
     if (d === null) return fallback;
+    const p = this.prefillPerTokenMs;
+    const fit = (perToken: number) => Math.floor((SAFETY * (factor - 1) * d) / perToken);
     if (p === null || p <= 0) {
       // Until then the prefill-only figure may still say the first guess is too many (where a
       // token costs more than the guess allows, as with real layer dimensions, where the first

@@ -99,7 +99,7 @@ const tipRings = (seq: SequenceState) => (seq.cfg.dspark ? [...seq.layers, ...se
 /** The block of `seq` since `start` (its length is the block's end), with its tip. */
 export function captureBlock(seq: SequenceState, start: number): StateBlock {
   const cfg = seq.cfg;
-  if (seq.dsparkOwed && seq.dsparkOwed.count > 0) throw new Error("captureBlock: the sequence owes DSpark ring rows; settle them first (Dsv4Model.settleDspark)");
+  seq.assertSettled("captureBlock");
   const end = seq.length;
   const layers = seq.layers.map((l) => ({ compressor: captureRows(cfg, l.compressor, start, false), indexer: captureRows(cfg, l.indexer, start, true) }));
   const n = tipPositions(cfg, end);

@@ -158,9 +158,17 @@ export class SequenceState {
     return [...this.layers, ...this.mtp].reduce((n, l) => n + l.bytes, 0) + (this.dsparkOwed?.bytes ?? 0);
   }
 
-  /** A snapshot holds the rings as they are: owed DSpark rows must be written first (Dsv4Model.settleDspark). */
+  /**
+   * Refuses `what` while DSpark ring rows are owed: a snapshot, a captured block or a saved
+   * tail holds the rings as they are (an owed row written inside a tail step could share a slot
+   * with a dropped position and be undone with it).
+   */
+  assertSettled(what: string): void {
+    if (this.dsparkOwed && this.dsparkOwed.count > 0) throw new Error(`${what}: the sequence owes DSpark ring rows; settle them first (Dsv4Model.settleDspark)`);
+  }
+
   snapshot(): SequenceSnapshot {
-    if (this.dsparkOwed && this.dsparkOwed.count > 0) throw new Error("snapshot: the sequence owes DSpark ring rows; settle them first (Dsv4Model.settleDspark)");
+    this.assertSettled("snapshot");
     const snapC = (c: CompressorState | null) =>
       c ? { kv: c.kv.slice() as Vec, score: c.score.slice() as Vec, rows: c.rows.data.slice(0, c.rows.count * c.rows.width) as Vec, count: c.rows.count } : null;
     const snapL = (l: LayerState): LayerSnapshot => ({ window: l.window.slice() as Vec, compressor: snapC(l.compressor), indexer: snapC(l.indexer) });
@@ -201,8 +209,7 @@ export class SequenceState {
   beginTail(tokens: number, droppable: number): TailUndo {
     const end = this.length + tokens;
     const from = end - Math.min(droppable, tokens);
-    // An owed ring row written inside the step could share a slot with a dropped position and be undone with it.
-    if (this.dsparkOwed && this.dsparkOwed.count > 0) throw new Error("beginTail: the sequence owes DSpark ring rows; settle them first (Dsv4Model.settleDspark)");
+    this.assertSettled("beginTail");
     if (tokens > this.cfg.window) {
       throw new Error(`saveTail: a step of ${tokens} tokens is longer than the ${this.cfg.window}-token window; verify fewer drafts`);
     }
