@@ -93,6 +93,12 @@ export class Engine implements EngineApi {
   private readonly policy: SpecPolicy | null;
   /** Decode rows of this step write DSpark's rings and return main_x (see step()). */
   private feedRings = true;
+  /**
+   * Which decode rows write them: all while drafting pays; while it does not, only the
+   * sequence a coming probe will draft for (a probe drafts for one sequence, and only a
+   * sequence with the step's main input can take it), or none.
+   */
+  private ringFeeder: Sequence | "all" | null = "all";
   /** The sequence that took this step's probe (SpecPolicy.probe: one sequence drafts). */
   private probeSeq: Sequence | null = null;
   /** Drafts per sequence the policy chose for the step being scheduled. */
@@ -478,6 +484,15 @@ export class Engine implements EngineApi {
     seq.preempt();
   }
 
+  /** The sequence a coming probe drafts for: the last one chosen while it can still draft, else the first that can. */
+  private probeCandidate(): Sequence | null {
+    const can = (s: Sequence) => !s.finished && s.pending !== null && s.req.speculative && s.remaining > 1;
+    const running = this.scheduler.running;
+    const last = this.ringFeeder;
+    if (last !== null && last !== "all" && can(last) && running.includes(last)) return last;
+    return running.find(can) ?? null;
+  }
+
   /**
    * Drafts `seq` verifies in the step being scheduled: the policy's choice, capped so the
    * step emits no more than the sequence may still generate, verifies no position where the
@@ -531,6 +546,10 @@ export class Engine implements EngineApi {
     // DSpark's ring rows (a main_proj product per row) are owed while no draft is near, and
     // written in one batch when one is: the step before a draft gives its main input.
     this.feedRings = this.drafter === "dspark" && (!this.policy || this.policy.stepsToDraft(decoding) <= FEED_BEFORE_DRAFT);
+    // Ahead of a probe only its sequence settles its owed rows and feeds them: settling all 16
+    // of a flash-slice batch cost a 16-row step more than twice over (481 ms against ~210),
+    // which made auto at 16 streams 5-7% slower than off.
+    this.ringFeeder = this.feedRings && this.policy && !this.policy.drafting ? this.probeCandidate() : "all";
     this.probeSeq = null;
     const plan = this.scheduler.schedule(this.hooks);
     if (plan.prefill.length === 0 && plan.decode.length === 0) return false;
@@ -612,7 +631,8 @@ export class Engine implements EngineApi {
   private decodeRequest(seq: Sequence, draft: Proposal | undefined): Planned {
     const start = seq.state!.length;
     const spec = seq.req.speculative && this.drafter !== null;
-    const rings = spec && this.drafter === "dspark" && (this.feedRings || draft !== undefined);
+    const fed = this.feedRings && (this.ringFeeder === "all" || this.ringFeeder === seq);
+    const rings = spec && this.drafter === "dspark" && (fed || draft !== undefined);
     // A speculative sequence that will not draft soon owes its ring rows (written in one batch when it does).
     const dspark: Pick<StepRequest, "dspark"> = rings ? { dspark: true } : spec && this.drafter === "dspark" ? { dspark: "defer" } : {};
     if (draft) {

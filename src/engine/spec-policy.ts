@@ -163,6 +163,11 @@ export class SpecPolicy {
     return this.probing;
   }
 
+  /** Drafting pays: every sequence of the step drafts (not a probe, not auto's exploration). */
+  get drafting(): boolean {
+    return this.chosen > 0 && !this.probing;
+  }
+
   /** Drafts per sequence for a step with `seqs` decoding sequences (before drafting). */
   choose(seqs: number): number {
     const max = this.opts.maxDrafts;

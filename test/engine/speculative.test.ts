@@ -164,6 +164,36 @@ for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative
     for (const [g, token] of compared) assert.equal(token, every.get(g), `the probe's draft after ${g} generated tokens`);
   });
 
+  if (mode === "dspark") test("while drafting does not pay, only the sequence a probe drafts for writes its rings ahead of it", async () => {
+    // Proposals are always wrong, so auto stops drafting; probes every 6 steps. Ahead of each,
+    // one sequence writes its ring rows (the probe's), not the whole batch.
+    const never: SpeculativeOptions["draftOverride"] = ({ k }) => Array.from({ length: k }, () => 0);
+    const proto = SpecPolicy.prototype as unknown as { probeDue: (seqs: number) => number };
+    const probeDue = proto.probeDue;
+    proto.probeDue = () => 6;
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode: "auto", draftOverride: never, priorDraftSteps: null } });
+    try {
+      type Req = { tokens: number[]; dspark?: boolean | "defer"; saveTail?: number };
+      const runner = (engine as unknown as { runner: { step(reqs: Req[]): Promise<unknown> } }).runner;
+      const step = runner.step.bind(runner);
+      const fedPerStep: number[] = [];
+      runner.step = (reqs) => {
+        if (reqs.every((r) => r.tokens.length === 1 || r.saveTail !== undefined)) fedPerStep.push(reqs.filter((r) => r.dspark === true && r.saveTail === undefined).length);
+        return step(reqs);
+      };
+      const rs = await Promise.all(prompts.map((p) => engine.generate({ prompt_tokens: p, max_tokens: N, temperature: 0 }).result()));
+      assert.deepEqual(rs.map((r) => r.tokens), (await plain).tokens);
+      const m = engine.metrics();
+      assert.equal(m.speculative_accepted_total, 0);
+      assert.ok(m.speculative_drafted_total >= 3, `${m.speculative_drafted_total} probes`);
+      assert.ok(fedPerStep.length >= 30);
+      assert.ok(Math.max(...fedPerStep) <= 1, `rows writing their rings per decode step: ${fedPerStep.join(",")}`);
+    } finally {
+      proto.probeDue = probeDue;
+      await engine.dispose();
+    }
+  });
+
   if (mode === "dspark") test("auto times a draft and a plain step at load (no prior given), and not when one is", async () => {
     const measured = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: "auto" });
     try {
