@@ -91,12 +91,11 @@ export class Engine implements EngineApi {
   /** The drafter in use (null: speculation off or none in the checkpoint). */
   private readonly drafter: DrafterKind | null;
   private readonly policy: SpecPolicy | null;
-  /** Decode rows of this step write DSpark's rings and return main_x (see step()). */
-  private feedRings = true;
   /**
-   * Which decode rows write them: all while drafting pays; while it does not, only the
-   * sequence a coming probe will draft for (a probe drafts for one sequence, and only a
-   * sequence with the step's main input can take it), or none.
+   * The decode rows of this step that write DSpark's rings and return main_x (see step()):
+   * all while a draft is near and drafting pays; only the sequence a coming probe will draft
+   * for while it does not (a probe drafts for one sequence, and only a sequence with the
+   * step's main input can take it); none while no draft is near.
    */
   private ringFeeder: Sequence | "all" | null = "all";
   /** The sequence that took this step's probe (SpecPolicy.probe: one sequence drafts). */
@@ -545,11 +544,11 @@ export class Engine implements EngineApi {
     this.stepDrafts = this.policy && decoding > 0 ? this.policy.choose(decoding) : 0;
     // DSpark's ring rows (a main_proj product per row) are owed while no draft is near, and
     // written in one batch when one is: the step before a draft gives its main input.
-    this.feedRings = this.drafter === "dspark" && (!this.policy || this.policy.stepsToDraft(decoding) <= FEED_BEFORE_DRAFT);
+    const near = this.drafter === "dspark" && (!this.policy || this.policy.stepsToDraft(decoding) <= FEED_BEFORE_DRAFT);
     // Ahead of a probe only its sequence settles its owed rows and feeds them: settling all 16
     // of a flash-slice batch cost a 16-row step more than twice over (481 ms against ~210),
     // which made auto at 16 streams 5-7% slower than off.
-    this.ringFeeder = this.feedRings && this.policy && !this.policy.drafting ? this.probeCandidate() : "all";
+    this.ringFeeder = !near ? null : this.policy && !this.policy.drafting ? this.probeCandidate() : "all";
     this.probeSeq = null;
     const plan = this.scheduler.schedule(this.hooks);
     if (plan.prefill.length === 0 && plan.decode.length === 0) return false;
@@ -631,7 +630,7 @@ export class Engine implements EngineApi {
   private decodeRequest(seq: Sequence, draft: Proposal | undefined): Planned {
     const start = seq.state!.length;
     const spec = seq.req.speculative && this.drafter !== null;
-    const fed = this.feedRings && (this.ringFeeder === "all" || this.ringFeeder === seq);
+    const fed = this.ringFeeder === "all" || this.ringFeeder === seq;
     const rings = spec && this.drafter === "dspark" && (fed || draft !== undefined);
     // A speculative sequence that will not draft soon owes its ring rows (written in one batch when it does).
     const dspark: Pick<StepRequest, "dspark"> = rings ? { dspark: true } : spec && this.drafter === "dspark" ? { dspark: "defer" } : {};
