@@ -24,9 +24,17 @@ export class Cancel {
       return () => undefined;
     }
     fns.push(f);
-    return () => {
-      const i = fns.indexOf(f);
-      if (i >= 0) fns.splice(i, 1);
-    };
+    return () => this.removeEventListener("abort", f);
+  }
+
+  /** With `aborted`, the part of AbortSignal that undici's `signal` option uses. */
+  addEventListener(_type: "abort", f: () => void): void {
+    this.onAbort(f);
+  }
+
+  removeEventListener(_type: "abort", f: () => void): void {
+    const fns = this.listeners;
+    const i = fns === null ? -1 : fns.indexOf(f);
+    if (i >= 0) fns!.splice(i, 1);
   }
 }

@@ -27,7 +27,7 @@ import { checkReplica, pollReplicas, Replica } from "./replicas.js";
 import { Router, type Route } from "./router.js";
 import { sseData } from "./sse-reader.js";
 import { Cancel } from "./cancel.js";
-import { postJson, type UpstreamResponse } from "./upstream-http.js";
+import { UpstreamClient, type UpstreamResponse } from "./upstream-http.js";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -94,6 +94,7 @@ export class UpstreamEngine implements EngineApi {
     prompt_cache_hit_tokens_total: 0, prompt_cache_miss_tokens_total: 0, generated_tokens_total: 0, reasoning_tokens_total: 0,
   };
   private stopPolling: () => void = () => undefined;
+  private readonly http = new UpstreamClient();
   /**
    * Requests resolved by promptTokens(): the server reserves a request's budget from its prompt
    * length just before generate(), and the same request object is not encoded twice.
@@ -296,7 +297,7 @@ export class UpstreamEngine implements EngineApi {
     let clean = false;
     try {
       try {
-        res = await postJson(`${replica.url}${this.protocol.path}`, JSON.stringify(this.protocol.body(call, true, this.upstreamModel)), { accept: "text/event-stream" }, attempt);
+        res = await this.http.postJson(`${replica.url}${this.protocol.path}`, JSON.stringify(this.protocol.body(call, true, this.upstreamModel)), { accept: "text/event-stream" }, attempt);
       } catch (err) {
         throw new ReplicaFailure(`cannot reach it (${causeOf(err)})`, true);
       }
@@ -386,6 +387,7 @@ export class UpstreamEngine implements EngineApi {
       abort.abort();
       seq.fail(new EngineError("disposed", "the gateway is shutting down"));
     }
+    await this.http.close();
   }
 }
 

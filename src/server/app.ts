@@ -5,7 +5,7 @@
  * envelope. Routes only map requests to the engine and back; budgets are reserved and
  * settled around every generation (billing.ts).
  */
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyBodyParser, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { EngineApi } from "../engine/types.js";
 import { MemoryLedger } from "../ledger/memory-ledger.js";
 import type { Ledger } from "../ledger/types.js";
@@ -300,7 +300,7 @@ function sendError(request: FastifyRequest, reply: FastifyReply, err: ApiError):
  */
 function installJsonParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser("*", { parseAs: "string" }, (_request, body, done) => {
+  const parse: FastifyBodyParser<string> = (_request, body, done) => {
     const text = body as string;
     if (text.trim() === "") return done(invalidRequest("body", "Failed to parse the request body as JSON: the body is empty"), undefined);
     if (nestingDepth(text) > MAX_JSON_DEPTH) return done(invalidRequest("body", `JSON nested deeper than ${MAX_JSON_DEPTH} levels is not accepted`), undefined);
@@ -309,7 +309,11 @@ function installJsonParser(app: FastifyInstance): void {
     } catch (err) {
       done(invalidRequest("body", `Failed to parse the request body as JSON: ${jsonErrorText(err, text)}`), undefined);
     }
-  });
+  };
+  // Any content type is read as JSON; application/json is named too because fastify caches the
+  // parser it finds for a named type, while "*" costs a content-type parse on every request.
+  app.addContentTypeParser("application/json", { parseAs: "string" }, parse);
+  app.addContentTypeParser("*", { parseAs: "string" }, parse);
 }
 
 function jsonErrorText(err: unknown, text: string): string {

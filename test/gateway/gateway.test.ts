@@ -9,6 +9,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import type { RunningGateway } from "../../src/gateway/index.js";
 import type { TestServer } from "../server/helpers.js";
+import { waitFor } from "../helpers/wait.js";
 import { dispatched, gatewayOver, kill, MODEL, postJson, replicas, sseData } from "./helpers.js";
 
 /** The fields a response's content and accounting are made of (ids, timestamps and fingerprints differ). */
@@ -118,28 +119,44 @@ describe("gateway over three dsv4 replicas", () => {
     assert.ok(hits[0] === 0 && hits[1]! > 0 && hits[2]! >= hits[1]!, `later turns hit the cache of the first: ${hits}`);
   });
 
-  test("a streamed answer whose replica dies ends with an error event, not a silent cut", async () => {
-    // A random-weight model may end early: take the first seed whose stream is still running after some content.
-    let reader!: ReadableStreamDefaultReader<Uint8Array>;
+  /** A long stream through the gateway, read until content has come (a random-weight model may end early: the first seed still running). */
+  async function runningStream(prompt: string): Promise<{ reader: ReadableStreamDefaultReader<Uint8Array>; text: string }> {
     const decoder = new TextDecoder();
-    let text = "";
-    for (let seed = 1; !text.includes('"content":"'); seed++) {
-      assert.ok(seed < 10, "some seed streams content");
+    for (let seed = 1; seed < 10; seed++) {
       const stream = await fetch(`${gw.url}/chat/completions`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Die mid-stream" }], thinking: { type: "disabled" }, max_tokens: 100_000, stream: true, seed }),
+        body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: prompt }], thinking: { type: "disabled" }, max_tokens: 100_000, stream: true, seed }),
       });
       assert.equal(stream.status, 200);
-      reader = stream.body!.getReader();
-      text = "";
+      const reader = stream.body!.getReader();
+      let text = "";
       for (;;) {
         const { value, done } = await reader.read();
         if (done || text.includes('"content":"')) break;
         text += decoder.decode(value);
       }
-      if (text.includes('"finish_reason":"')) text = "";
+      if (text.includes('"content":"') && !text.includes('"finish_reason":"')) return { reader, text };
     }
+    throw new Error("no seed streamed content without finishing");
+  }
+
+  test("a client that disconnects mid-stream stops the replica's generation", async () => {
+    const { reader } = await runningStream("Leave mid-stream");
+    const serving = gw.engine.replicas.find((r) => r.inFlight > 0)!;
+    const target = reps.find((r) => r.url === serving.url)!;
+    const cancelled = target.engine.metrics().requests_cancelled_total;
+    assert.equal(target.engine.metrics().active_sequences, 1);
+    await reader.cancel();
+    await waitFor(() => target.engine.metrics().active_sequences === 0 && serving.inFlight === 0, 5000, "the replica's sequence to stop");
+    assert.equal(target.engine.metrics().requests_cancelled_total, cancelled + 1);
+  });
+
+  test("a streamed answer whose replica dies ends with an error event, not a silent cut", async () => {
+    const decoder = new TextDecoder();
+    const running = await runningStream("Die mid-stream");
+    const reader = running.reader;
+    let text = running.text;
     const serving = gw.engine.replicas.find((r) => r.inFlight > 0)!;
     const target = reps.find((r) => r.url === serving.url)!;
     await kill(target);
