@@ -65,11 +65,27 @@ function randomStored(s: Shape): StoredMatrix {
   const data = new Uint8Array(bytes);
   randomFillSync(data);
   if (s.format === "fp8") for (let i = 0; i < data.length; i++) if ((data[i]! & 0x7f) === 0x7f) data[i] = data[i]! - 1;
-  if (s.format === "bf16") for (let i = 1; i < data.length; i += 2) data[i] = data[i]! & 0xbf; // finite, |v| < 2
+  // BF16 as trained weights are: magnitudes 2^-20 .. 2 (random bytes were mostly subnormal
+  // or tiny values, which no checkpoint holds and which keep the bf16 dot-product path off).
+  if (s.format === "bf16") for (let i = 1; i < data.length; i += 2) data[i] = (data[i]! & 0x80) | (0x35 + (data[i]! % 11));
   let scale: Uint8Array | undefined;
   if (s.format === "fp8") scale = new Uint8Array(Math.ceil(s.out / 128) * Math.ceil(s.in / 128)).fill(120);
   if (s.format === "fp4") scale = new Uint8Array((s.out * s.in) / 32).fill(124);
   return { name: s.name, format: s.format, outFeatures: s.out, inFeatures: s.in, readData: () => data, location: null, scale, scaleDtype: scale ? "F8_E8M0" : undefined };
+}
+
+/**
+ * Activations: sin(i) * 2, rounded to bf16 values for BF16 weights as the model's inputs to
+ * them are (the head's is a bf16 norm output); FP8 and FP4 products quantise them to E4M3.
+ */
+function fillActivations(x: Float32Array | Float64Array, s: Shape): void {
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < x.length; i++) {
+    f[0] = Math.sin(i) * 2;
+    if (s.format === "bf16") u[0] = (u[0]! + 0x7fff + ((u[0]! >>> 16) & 1)) & 0xffff0000;
+    x[i] = f[0]!;
+  }
 }
 
 /** ms per call: the best of five windows (other processes on a shared machine only slow a window down). */
@@ -94,7 +110,7 @@ function gemv(backend: Backend, s: Shape, copies: number, rows: number, minSecon
   const stored = randomStored(s);
   const handles: MatrixHandle[] = Array.from({ length: copies }, () => backend.uploadMatrix(stored));
   const x = backend.alloc(rows * s.in);
-  for (let i = 0; i < x.length; i++) x[i] = Math.sin(i) * 2;
+  fillActivations(x, s);
   const out = backend.alloc(rows * s.out);
   let next = 0;
   const ms = time(() => backend.linear(x, rows, handles[next++ % copies]!, s.format === "fp8" || s.format === "fp4", out), minSeconds, minCalls);
@@ -236,7 +252,8 @@ export function runThreadScaling(addon: NativeAddon, opts: { quick?: boolean; th
       const stored = randomStored(s);
       const copies = opts.quick ? 1 : Math.max(1, Math.ceil(WORKING_SET / stored.readData().byteLength));
       const handles = Array.from({ length: copies }, () => backend.uploadMatrix(stored));
-      const x = Float32Array.from({ length: s.in }, (_, i) => Math.sin(i) * 2);
+      const x = new Float32Array(s.in);
+      fillActivations(x, s);
       const out = new Float32Array(s.out);
       for (const row of rows) {
         addon.setThreads(row.threads);
@@ -339,7 +356,7 @@ export async function runRowsBench(opts: { baseline?: string; smallHead?: boolea
     const handles = variants.map((v) => Array.from({ length: copies }, () => v.backend.uploadMatrix(stored)));
     for (const rows of opts.rows ?? ROW_COUNTS) {
       const x = new Float32Array(rows * s.in);
-      for (let i = 0; i < x.length; i++) x[i] = Math.sin(i) * 2;
+      fillActivations(x, s);
       const out = new Float32Array(rows * s.out);
       const best = variants.map(() => Infinity);
       // Enough calls for ~1 s of work per variant and round (at least the copies once).

@@ -109,6 +109,60 @@ inline void fp4_prepare_bf16(float* d, int K, bool act_quant) {
   }
   d[fp4_bf16_flag(K)] = act_quant && out_of_range == 0 ? 1.0f : 0.0f;
 }
+
+// The bf16 pairs of a prepared BF16 row (Bf16Group16 floats d[0, K)) that bf16_dot_micro
+// reads, and the flag that allows it. Per 32 inputs (groups G0, G1 of 16) lane L of the
+// pairs holds G0's prepared value L in its high half and G1's in its low half: vdpbf16ps
+// adds the high product first, so one instruction advances lane L's chain of the Bf16Group16
+// arithmetic (even inputs in lanes 0-7, odd in 8-15, one product per group) by G0 then G1.
+// The flag: K a multiple of 32 and every value a bf16 value (the low 16 bits zero; the head's
+// input is a bf16-rounded norm output), finite, and 0 or of magnitude in [2^-56, 2^50)
+// (see bf16_dot_micro for why that range keeps the arithmetic exact).
+inline size_t bf16_dot_flag(int K) { return static_cast<size_t>(K) + static_cast<size_t>(K) / 2; }
+
+inline bool bf16_dot_values(__m512i bits) {
+  const __m512i mag = _mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF));
+  const __mmask16 nonzero = _mm512_test_epi32_mask(mag, mag);
+  const __mmask16 low_bits = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0xFFFF));
+  const __mmask16 small = _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32((127 - 56) << 23));
+  const __mmask16 large = _mm512_cmpge_epu32_mask(mag, _mm512_set1_epi32((127 + 50) << 23));
+  return (low_bits | (nonzero & (small | large))) == 0;
+}
+
+inline void bf16_prepare_pairs(float* d, int K) {
+  bool ok = K % 32 == 0;
+  uint32_t* pairs = reinterpret_cast<uint32_t*>(d + K);
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  for (int k = 0; ok && k < K; k += 32, pairs += 16) {
+    const __m512i g0 = _mm512_castps_si512(_mm512_loadu_ps(d + k)), g1 = _mm512_castps_si512(_mm512_loadu_ps(d + k + 16));
+    ok = bf16_dot_values(g0) && bf16_dot_values(g1);
+    _mm512_storeu_si512(pairs, _mm512_or_si512(_mm512_and_si512(g0, high), _mm512_maskz_srli_epi32(0xFFFF, g1, 16)));
+  }
+  d[bf16_dot_flag(K)] = ok ? 1.0f : 0.0f;
+}
+
+// Whether every weight of a BF16 matrix is 0 or of magnitude in [2^-56, 2^50) (scanned once).
+inline bool bf16_weights_in_dot_range(const Matrix& w) {
+  Bf16RangeScan& scan = *w.bf16_range;
+  std::call_once(scan.once, [&] {
+    const uint16_t* v = reinterpret_cast<const uint16_t*>(w.data);
+    const size_t n = static_cast<size_t>(w.N) * w.K;
+    const __m512i magmask = _mm512_set1_epi16(0x7FFF), lo = _mm512_set1_epi16((127 - 56) << 7), hi = _mm512_set1_epi16((127 + 50) << 7);
+    __mmask32 bad = 0;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      const __m512i mag = _mm512_and_si512(_mm512_loadu_si512(v + i), magmask);
+      bad |= _mm512_test_epi16_mask(mag, mag) & (_mm512_cmplt_epu16_mask(mag, lo) | _mm512_cmpge_epu16_mask(mag, hi));
+    }
+    bool ok = bad == 0;
+    for (; i < n; i++) {
+      const uint16_t mag = v[i] & 0x7FFF;
+      if (mag != 0 && (mag < ((127 - 56) << 7) || mag >= ((127 + 50) << 7))) ok = false;
+    }
+    scan.in_dot_range = ok;
+  });
+  return scan.in_dot_range;
+}
 #endif
 
 // ---------------------------------------------------------------------------------------
@@ -223,6 +277,11 @@ void fp4_simulate_impl(float* x, int n, int block) {
 size_t prepared_width_impl(const Matrix& w) {
   size_t width = static_cast<size_t>(w.K);
   if (layout_of(w) == Layout::Fp8Group32) width += ((w.K + kFp8Block - 1) / kFp8Block + 7) / 8 * 8;
+#ifdef DSV4_AVX512_BF16
+  // After the K floats: their bf16 pairs for bf16_dot_micro (K / 2 floats' room), then a
+  // vector whose first float says whether the row may take that path.
+  if (layout_of(w) == Layout::Bf16Group16) width = bf16_dot_flag(w.K) + 16;
+#endif
 #ifdef DSV4_VECTOR_LAYOUTS
   // Whole 64-byte lines per row (the strip products load activations aligned), and rows
   // 1 KiB apart modulo 4 KiB (an L1 way): the strip products read a K chunk of every row of
@@ -278,6 +337,9 @@ void prepare_impl(const Matrix& w, const float* x, int rows, bool act_quant, flo
         for (int e = 0; e < 16; e++) g[e] = d[k + e];
         for (int e = 0; e < 16; e++) d[k + bf16_slot(e)] = g[e];
       }
+#ifdef DSV4_AVX512_BF16
+      bf16_prepare_pairs(d, K);
+#endif
     }
   }
 }

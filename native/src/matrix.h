@@ -2,11 +2,20 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "mapping.h"
 
 namespace dsv4 {
+
+// BF16: whether every weight is 0 or of magnitude in [2^-56, 2^50), found by one scan on the
+// first use by a kernel that needs it (the bf16 dot-product path, tiles_avx512.h). Shared so
+// that a Matrix stays copyable.
+struct Bf16RangeScan {
+  std::once_flag once;
+  bool in_dot_range = false;
+};
 
 enum class Format : int { FP8 = 0, FP4 = 1, BF16 = 2, F32 = 3 };
 
@@ -47,6 +56,7 @@ struct Matrix {
   // not reproduce, so the portable kernel is used.
   bool scale_special = false;
   int scale_cols = 0;
+  std::shared_ptr<Bf16RangeScan> bf16_range = std::make_shared<Bf16RangeScan>();
 
   size_t row_bytes() const {
     switch (format) {

@@ -86,11 +86,85 @@ inline Bf16Micro bf16_micro_for(int mr, int nr) {
   }
 }
 
+#ifdef DSV4_AVX512_BF16
+inline __m512bh as_bf16x32(__m512i v) { return (__m512bh)v; }
+
+// bf16_micro with bf16 dot products (AVX512_BF16), for activation rows whose values are bf16
+// values (bf16_prepare_pairs' flag) and weights in bf16_weights_in_dot_range. vdpbf16ps
+// adds to each lane's float its high product, then its low one, each rounded to nearest even
+// as an FMA would be, but with denormal inputs read as 0 and denormal results flushed to 0.
+// Neither can happen here: every product of two bf16 values is exact in fp32, and with both
+// factors 0 or of magnitude in [2^-56, 2^50) each product is a multiple of 2^-126 below
+// 2^100, so every partial sum (rounded or not) is 0 or a normal float, below 2^116 for any
+// K up to 2^20. Each lane's chain is then the FMA chain of bf16_micro, two products per
+// instruction, bit for bit. The weights need no widening: 64 bytes (32 inputs) and one word
+// permute put G0's and G1's weight of each lane into its high and low halves, as the pairs
+// hold the activations. Twice the products per instruction, a third of the instructions per
+// weight byte.
+template <int MR, int NR>
+void bf16_dot_micro(const uint8_t* w, size_t row_bytes, int K, const float* x, size_t ldx, float* out, size_t ldo, size_t ahead) {
+  // Word 2L (low half of lane L) <- G1's input of lane L, word 2L + 1 <- G0's; lanes 0-7 the
+  // even inputs of each 16, 8-15 the odd ones.
+  const __m512i order = _mm512_setr_epi32(16 | (0 << 16), 18 | (2 << 16), 20 | (4 << 16), 22 | (6 << 16), 24 | (8 << 16), 26 | (10 << 16), 28 | (12 << 16), 30 | (14 << 16),
+                                          17 | (1 << 16), 19 | (3 << 16), 21 | (5 << 16), 23 | (7 << 16), 25 | (9 << 16), 27 | (11 << 16), 29 | (13 << 16), 31 | (15 << 16));
+  const float* pairs = x + K;
+  __m512 c[MR][NR];
+  for (int j = 0; j < MR; j++)
+    for (int r = 0; r < NR; r++) c[j][r] = _mm512_setzero_ps();
+  for (int i = 0; i < K; i += 32) {
+    if (ahead)
+      for (int j = 0; j < MR; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * row_bytes + 2 * i + ahead), _MM_HINT_T0);
+    __m512bh wv[MR];
+    for (int j = 0; j < MR; j++) wv[j] = as_bf16x32(_mm512_permutexvar_epi16(order, _mm512_loadu_si512(w + j * row_bytes + 2 * i)));
+    for (int r = 0; r < NR; r++) {
+      const __m512bh xv = as_bf16x32(_mm512_loadu_si512(pairs + r * ldx + i / 2));
+      for (int j = 0; j < MR; j++) c[j][r] = _mm512_dpbf16_ps(c[j][r], wv[j], xv);
+    }
+  }
+  alignas(64) float t[16];
+  for (int j = 0; j < MR; j++)
+    for (int r = 0; r < NR; r++) {
+      _mm512_store_ps(t, c[j][r]);
+      out[r * ldo + j] = hsum8(_mm256_add_ps(_mm256_load_ps(t), _mm256_load_ps(t + 8)));
+    }
+}
+
+template <int MR>
+inline Bf16Micro bf16_dot_micro_for(int nr) {
+  switch (nr) {
+    case 1: return bf16_dot_micro<MR, 1>;
+    case 2: return bf16_dot_micro<MR, 2>;
+    case 3: return bf16_dot_micro<MR, 3>;
+    case 4: return bf16_dot_micro<MR, 4>;
+    case 5: return bf16_dot_micro<MR, 5>;
+    default: return bf16_dot_micro<MR, 6>;
+  }
+}
+inline Bf16Micro bf16_dot_micro_for(int mr, int nr) {
+  switch (mr) {
+    case 1: return bf16_dot_micro_for<1>(nr);
+    case 2: return bf16_dot_micro_for<2>(nr);
+    case 3: return bf16_dot_micro_for<3>(nr);
+    default: return bf16_dot_micro_for<4>(nr);
+  }
+}
+
+// Whether activation rows [r0, r0 + nr) all carry bf16_prepare_pairs' flag.
+inline bool bf16_dot_rows(int K, const float* xp, size_t ldx, int r0, int nr) {
+  for (int r = r0; r < r0 + nr; r++)
+    if (xp[static_cast<size_t>(r) * ldx + bf16_dot_flag(K)] == 0.0f) return false;
+  return true;
+}
+#endif
+
 // Output rows [n0, n1) of a BF16 matrix (K % 16 == 0, Bf16Group16 layout) for `rows`
 // prepared activation rows ldx floats apart.
 void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
   const int K = w.K;
   const size_t row_bytes = w.row_bytes();
+#ifdef DSV4_AVX512_BF16
+  const bool dot_weights = K % 32 == 0 && bf16_weights_in_dot_range(w);
+#endif
   const int most = imax(kBf16Group, imin(kBf16Block, static_cast<int>(kBf16BlockBytes / (4 * static_cast<size_t>(K)))));
   const int blocks = (rows + most - 1) / most;
   const int block_rows = (rows + blocks - 1) / blocks;
@@ -103,7 +177,11 @@ void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
       for (int g = 0, r0 = b0; g < groups; g++) {
         // Balanced groups: 16 rows as 6 + 5 + 5, not 6 + 6 + 4.
         const int nr = (b0 + br - r0 + (groups - g) - 1) / (groups - g);
-        bf16_micro_for(mr, nr)(wt, row_bytes, K, xp + static_cast<size_t>(r0) * ldx, ldx, out + static_cast<size_t>(r0) * ldo + n, ldo, g == 0 ? mr * row_bytes : 0);
+        Bf16Micro micro = bf16_micro_for(mr, nr);
+#ifdef DSV4_AVX512_BF16
+        if (dot_weights && bf16_dot_rows(K, xp, ldx, r0, nr)) micro = bf16_dot_micro_for(mr, nr);
+#endif
+        micro(wt, row_bytes, K, xp + static_cast<size_t>(r0) * ldx, ldx, out + static_cast<size_t>(r0) * ldo + n, ldo, g == 0 ? mr * row_bytes : 0);
         r0 += nr;
       }
     }
@@ -260,7 +338,6 @@ void fp4_rows_k(const Matrix& w, int n, int count, const float* x, size_t ldx, f
 // The weights decode to bf16 pairs with no widening to floats: the bytes are first put in
 // the order (2i, 8 + 2i | 2i + 1, 9 + 2i) of each 16, so that unpacking the two bf16 bytes
 // pairs the inputs of one chain (vectors 0 and 2, 1 and 3 of the layout) in a 32-bit lane.
-inline __m512bh as_bf16x32(__m512i v) { return (__m512bh)v; }
 
 // Group g of rows p0 (low half) and p1 (high half) as bf16 pairs: f[0] chain a's vectors 0
 // and 2, f[1] chain b's 1 and 3, f[2] a's 4 and 6, f[3] b's 5 and 7.

@@ -98,8 +98,11 @@ struct Aligned {
 // ---------------------------------------------------------------------------------------
 // Matrices.
 
-enum class Scales { Normal, Extreme, Special };
-const char* scales_name(Scales s) { return s == Scales::Normal ? "normal" : s == Scales::Extreme ? "extreme" : "special"; }
+// BF16 has no scales: there Normal is random weights with some subnormals (the float path in
+// every table), InRange the same without subnormals (the avx512bf16 table's dot-product path),
+// Extreme in range but for one 2^-60 (the float path again).
+enum class Scales { Normal, Extreme, Special, InRange };
+const char* scales_name(Scales s) { return s == Scales::Normal ? "normal" : s == Scales::Extreme ? "extreme" : s == Scales::Special ? "special" : "in-range"; }
 struct Shape {
   Format format;
   int N, K;
@@ -165,9 +168,13 @@ Matrix make_matrix(const Shape& s, uint64_t seed) {
         uint32_t u;
         const float f = random_float(r, 127 - 10, 127 + 2);
         std::memcpy(&u, &f, 4);
+        if (s.scales != Scales::Normal && (u & 0x7F800000u) == 0) u &= 0x80000000u;
         m.owned[2 * i] = static_cast<uint8_t>(u >> 16);
         m.owned[2 * i + 1] = static_cast<uint8_t>(u >> 24);
       }
+      // One weight of 2^-60: outside the bf16 dot-product path's range, so every row of the
+      // matrix takes the float path in the avx512bf16 table.
+      if (s.scales == Scales::Extreme) m.owned[2 * (n * k / 2)] = 0x80, m.owned[2 * (n * k / 2) + 1] = 0x21;
       break;
     }
     case Format::F32: {
@@ -183,6 +190,23 @@ Matrix make_matrix(const Shape& s, uint64_t seed) {
   return m;
 }
 
+// Activations rounded to bf16 values (to nearest even), as the head's input is. Row 1 also
+// gets a 2^-60, a bf16 value outside the dot-product path's range, and row 2 zeros of both
+// signs: a batch mixing rows that take the path with rows that do not.
+std::vector<float> bf16_rows(const std::vector<float>& x, int rows, int K) {
+  std::vector<float> out(x.size());
+  for (size_t i = 0; i < x.size(); i++) {
+    uint32_t u;
+    std::memcpy(&u, &x[i], 4);
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000u;
+    if ((u & 0x7F800000u) == 0) u &= 0x80000000u;  // no subnormals, as in a norm's output
+    std::memcpy(&out[i], &u, 4);
+  }
+  if (rows > 1) out[static_cast<size_t>(K) + K / 2] = 0x1p-60f;
+  if (rows > 2) out[2 * static_cast<size_t>(K)] = 0.0f, out[2 * static_cast<size_t>(K) + 1] = -0.0f;
+  return out;
+}
+
 // FP8 and FP4 products take E4M3-quantised activations in the engine; both settings are run
 // for every format (prepare is format-agnostic about it).
 void check_linear(const KernelTable& t) {
@@ -196,7 +220,9 @@ void check_linear(const KernelTable& t) {
       {Format::FP4, 6, 256, Scales::Extreme}, {Format::FP4, 5, 256, Scales::Special},
       {Format::FP4, 6, 32}, {Format::FP4, 7, 96}, {Format::FP4, 40, 4096},
       {Format::BF16, 9, 16}, {Format::BF16, 5, 48}, {Format::BF16, 12, 256}, {Format::BF16, 40, 4096},
-      {Format::BF16, 3, 24}, {Format::BF16, 4, 1000},
+      {Format::BF16, 3, 24}, {Format::BF16, 4, 1000}, {Format::BF16, 7, 64, Scales::Extreme},
+      {Format::BF16, 9, 32, Scales::InRange}, {Format::BF16, 13, 256, Scales::InRange}, {Format::BF16, 40, 4096, Scales::InRange},
+      {Format::BF16, 5, 48, Scales::InRange},
       {Format::F32, 9, 16}, {Format::F32, 5, 24}, {Format::F32, 7, 33}, {Format::F32, 3, 7},
       {Format::F32, 6, 1030}, {Format::F32, 5, 1}, {Format::F32, 34, 2048},
   };
@@ -210,13 +236,15 @@ void check_linear(const KernelTable& t) {
     for (int rows : row_counts) {
       Rng r(seed++);
       const std::vector<float> x = activations(r, static_cast<size_t>(rows) * s.K);
-      for (int aq = 0; aq < 2; aq++) {
+      const std::vector<float> xb = bf16_rows(x, rows, s.K);
+      // aq 0: float activations; 1: E4M3-quantised by prepare; 2: bf16 values (the head's input), not quantised.
+      for (int aq = 0; aq < 3; aq++) {
         Aligned xp(static_cast<size_t>(rows) * width);
         std::memset(xp.p, 0, static_cast<size_t>(rows) * width * 4);
-        t.prepare(m, x.data(), rows, aq == 1, xp.p);
-        // FP4 rows are K floats in every table but avx512bf16, which adds their bf16 copy
-        // after them (checked through the products that read it).
-        const size_t common = s.format == Format::FP4 ? static_cast<size_t>(s.K) : width;
+        t.prepare(m, (aq == 2 ? xb : x).data(), rows, aq == 1, xp.p);
+        // FP4 and BF16 rows are K floats in every table but avx512bf16, which adds their bf16
+        // copy after them (checked through the products that read it).
+        const size_t common = s.format == Format::FP4 || s.format == Format::BF16 ? static_cast<size_t>(s.K) : width;
         Hash hp;
         for (int row = 0; row < rows; row++) hp.add(xp.p + static_cast<size_t>(row) * width, common);
         char what[256];
