@@ -115,8 +115,8 @@ inline void fp4_prepare_bf16(float* d, int K, bool act_quant) {
 // pairs holds G0's prepared value L in its high half and G1's in its low half: vdpbf16ps
 // adds the high product first, so one instruction advances lane L's chain of the Bf16Group16
 // arithmetic (even inputs in lanes 0-7, odd in 8-15, one product per group) by G0 then G1.
-// The flag: K a multiple of 32 and every value a bf16 value (the low 16 bits zero; the head's
-// input is a bf16-rounded norm output), finite, and 0 or of magnitude in [2^-56, 2^50)
+// The flag: K a multiple of 32 and every value a bf16 value (the low 16 bits zero; the
+// reference's head input, a bf16 norm output, is such a row), finite, and 0 or of magnitude in [2^-56, 2^50)
 // (see bf16_dot_micro for why that range keeps the arithmetic exact).
 inline size_t bf16_dot_flag(int K) { return static_cast<size_t>(K) + static_cast<size_t>(K) / 2; }
 
