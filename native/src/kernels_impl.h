@@ -119,13 +119,15 @@ inline void fp4_prepare_bf16(float* d, int K, bool act_quant) {
 // reference's head input, a bf16 norm output, is such a row), finite, and 0 or of magnitude in [2^-56, 2^50)
 // (see bf16_dot_micro for why that range keeps the arithmetic exact).
 inline size_t bf16_dot_flag(int K) { return static_cast<size_t>(K) + static_cast<size_t>(K) / 2; }
+// The range as biased exponents: nonzero magnitudes in [2^(kBf16DotExpLo - 127), 2^(kBf16DotExpHi - 127)).
+constexpr int kBf16DotExpLo = 127 - 56, kBf16DotExpHi = 127 + 50;
 
 inline bool bf16_dot_values(__m512i bits) {
   const __m512i mag = _mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF));
   const __mmask16 nonzero = _mm512_test_epi32_mask(mag, mag);
   const __mmask16 low_bits = _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0xFFFF));
-  const __mmask16 small = _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32((127 - 56) << 23));
-  const __mmask16 large = _mm512_cmpge_epu32_mask(mag, _mm512_set1_epi32((127 + 50) << 23));
+  const __mmask16 small = _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(kBf16DotExpLo << 23));
+  const __mmask16 large = _mm512_cmpge_epu32_mask(mag, _mm512_set1_epi32(kBf16DotExpHi << 23));
   return (low_bits | (nonzero & (small | large))) == 0;
 }
 
@@ -147,18 +149,14 @@ inline bool bf16_weights_in_dot_range(const Matrix& w) {
   std::call_once(scan.once, [&] {
     const uint16_t* v = reinterpret_cast<const uint16_t*>(w.data);
     const size_t n = static_cast<size_t>(w.N) * w.K;
-    const __m512i magmask = _mm512_set1_epi16(0x7FFF), lo = _mm512_set1_epi16((127 - 56) << 7), hi = _mm512_set1_epi16((127 + 50) << 7);
+    const __m512i magmask = _mm512_set1_epi16(0x7FFF), lo = _mm512_set1_epi16(kBf16DotExpLo << 7), hi = _mm512_set1_epi16(kBf16DotExpHi << 7);
     __mmask32 bad = 0;
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-      const __m512i mag = _mm512_and_si512(_mm512_loadu_si512(v + i), magmask);
+    for (size_t i = 0; i < n; i += 32) {
+      const __mmask32 take = n - i >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << (n - i)) - 1);
+      const __m512i mag = _mm512_and_si512(_mm512_maskz_loadu_epi16(take, v + i), magmask);
       bad |= _mm512_test_epi16_mask(mag, mag) & (_mm512_cmplt_epu16_mask(mag, lo) | _mm512_cmpge_epu16_mask(mag, hi));
     }
-    bool ok = bad == 0;
-    for (; i < n; i++) {
-      const uint16_t mag = v[i] & 0x7FFF;
-      if (mag != 0 && (mag < ((127 - 56) << 7) || mag >= ((127 + 50) << 7))) ok = false;
-    }
+    const bool ok = bad == 0;
     scan.in_dot_range = ok;
   });
   return scan.in_dot_range;

@@ -38,6 +38,17 @@ inline __m512 bf16_decode_even_odd(const uint8_t* p) {
   return _mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_sllv_epi32(0xFFFF, raw, shift), _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
 }
 
+// The outputs of MR x NR accumulators holding both chains (lanes 0-7 and 8-15): hsum8(c0 + c1).
+template <int MR, int NR>
+inline void bf16_store_outputs(const __m512 (&c)[MR][NR], float* out, size_t ldo) {
+  alignas(64) float t[16];
+  for (int j = 0; j < MR; j++)
+    for (int r = 0; r < NR; r++) {
+      _mm512_store_ps(t, c[j][r]);
+      out[r * ldo + j] = hsum8(_mm256_add_ps(_mm256_load_ps(t), _mm256_load_ps(t + 8)));
+    }
+}
+
 // MR weight rows (w: the first, row_bytes apart) x NR activation rows (x: ldx floats apart)
 // over all K inputs; out[r * ldo + j] gets output (j, r). `ahead`: bytes past each weight
 // row's inputs to prefetch (0: none).
@@ -56,35 +67,36 @@ void bf16_micro(const uint8_t* w, size_t row_bytes, int K, const float* x, size_
       for (int j = 0; j < MR; j++) c[j][r] = _mm512_fmadd_ps(wv[j], xv, c[j][r]);
     }
   }
-  alignas(64) float t[16];
-  for (int j = 0; j < MR; j++)
-    for (int r = 0; r < NR; r++) {
-      _mm512_store_ps(t, c[j][r]);
-      out[r * ldo + j] = hsum8(_mm256_add_ps(_mm256_load_ps(t), _mm256_load_ps(t + 8)));
-    }
+  bf16_store_outputs<MR, NR>(c, out, ldo);
 }
 
 using Bf16Micro = void (*)(const uint8_t*, size_t, int, const float*, size_t, float*, size_t, size_t);
 
-template <int MR>
+// A family of micro-kernels (Kernel<MR, NR>::run) and its instance for mr x nr accumulators.
+template <template <int, int> class Kernel, int MR>
 inline Bf16Micro bf16_micro_for(int nr) {
   switch (nr) {
-    case 1: return bf16_micro<MR, 1>;
-    case 2: return bf16_micro<MR, 2>;
-    case 3: return bf16_micro<MR, 3>;
-    case 4: return bf16_micro<MR, 4>;
-    case 5: return bf16_micro<MR, 5>;
-    default: return bf16_micro<MR, 6>;
+    case 1: return Kernel<MR, 1>::run;
+    case 2: return Kernel<MR, 2>::run;
+    case 3: return Kernel<MR, 3>::run;
+    case 4: return Kernel<MR, 4>::run;
+    case 5: return Kernel<MR, 5>::run;
+    default: return Kernel<MR, 6>::run;
   }
 }
+template <template <int, int> class Kernel>
 inline Bf16Micro bf16_micro_for(int mr, int nr) {
   switch (mr) {
-    case 1: return bf16_micro_for<1>(nr);
-    case 2: return bf16_micro_for<2>(nr);
-    case 3: return bf16_micro_for<3>(nr);
-    default: return bf16_micro_for<4>(nr);
+    case 1: return bf16_micro_for<Kernel, 1>(nr);
+    case 2: return bf16_micro_for<Kernel, 2>(nr);
+    case 3: return bf16_micro_for<Kernel, 3>(nr);
+    default: return bf16_micro_for<Kernel, 4>(nr);
   }
 }
+template <int MR, int NR>
+struct Bf16FloatMicro {
+  static constexpr Bf16Micro run = bf16_micro<MR, NR>;
+};
 
 #ifdef DSV4_AVX512_BF16
 inline __m512bh as_bf16x32(__m512i v) { return (__m512bh)v; }
@@ -121,33 +133,13 @@ void bf16_dot_micro(const uint8_t* w, size_t row_bytes, int K, const float* x, s
       for (int j = 0; j < MR; j++) c[j][r] = _mm512_dpbf16_ps(c[j][r], wv[j], xv);
     }
   }
-  alignas(64) float t[16];
-  for (int j = 0; j < MR; j++)
-    for (int r = 0; r < NR; r++) {
-      _mm512_store_ps(t, c[j][r]);
-      out[r * ldo + j] = hsum8(_mm256_add_ps(_mm256_load_ps(t), _mm256_load_ps(t + 8)));
-    }
+  bf16_store_outputs<MR, NR>(c, out, ldo);
 }
 
-template <int MR>
-inline Bf16Micro bf16_dot_micro_for(int nr) {
-  switch (nr) {
-    case 1: return bf16_dot_micro<MR, 1>;
-    case 2: return bf16_dot_micro<MR, 2>;
-    case 3: return bf16_dot_micro<MR, 3>;
-    case 4: return bf16_dot_micro<MR, 4>;
-    case 5: return bf16_dot_micro<MR, 5>;
-    default: return bf16_dot_micro<MR, 6>;
-  }
-}
-inline Bf16Micro bf16_dot_micro_for(int mr, int nr) {
-  switch (mr) {
-    case 1: return bf16_dot_micro_for<1>(nr);
-    case 2: return bf16_dot_micro_for<2>(nr);
-    case 3: return bf16_dot_micro_for<3>(nr);
-    default: return bf16_dot_micro_for<4>(nr);
-  }
-}
+template <int MR, int NR>
+struct Bf16DotMicro {
+  static constexpr Bf16Micro run = bf16_dot_micro<MR, NR>;
+};
 
 // Whether activation rows [r0, r0 + nr) all carry bf16_prepare_pairs' flag.
 inline bool bf16_dot_rows(int K, const float* xp, size_t ldx, int r0, int nr) {
@@ -177,9 +169,9 @@ void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
       for (int g = 0, r0 = b0; g < groups; g++) {
         // Balanced groups: 16 rows as 6 + 5 + 5, not 6 + 6 + 4.
         const int nr = (b0 + br - r0 + (groups - g) - 1) / (groups - g);
-        Bf16Micro micro = bf16_micro_for(mr, nr);
+        Bf16Micro micro = bf16_micro_for<Bf16FloatMicro>(mr, nr);
 #ifdef DSV4_AVX512_BF16
-        if (dot_weights && bf16_dot_rows(K, xp, ldx, r0, nr)) micro = bf16_dot_micro_for(mr, nr);
+        if (dot_weights && bf16_dot_rows(K, xp, ldx, r0, nr)) micro = bf16_micro_for<Bf16DotMicro>(mr, nr);
 #endif
         micro(wt, row_bytes, K, xp + static_cast<size_t>(r0) * ldx, ldx, out + static_cast<size_t>(r0) * ldo + n, ldo, g == 0 ? mr * row_bytes : 0);
         r0 += nr;
