@@ -60,6 +60,8 @@ interface Planned {
   /** A decode step verifying these drafts, or a prefill step of this chunk (neither: plain decode). */
   draft?: Proposal;
   work?: PrefillWork;
+  /** Owed DSpark ring rows this step settles for the sequence (a ring-writing or capturing step). */
+  settled?: number;
 }
 
 /**
@@ -200,6 +202,8 @@ export class Engine implements EngineApi {
    * weight-byte prior underestimates a DSpark draft, whose block rows each read their own
    * experts (flash-slice: 1.5 plain steps by bytes, 2.6-3.6 timed), so a first probe planned
    * from it overspent its budget. The draft runs twice: the first pages in what it reads.
+   * Then a few positions are owed and settled, for a probe's other cost: the owed ring rows
+   * of its sequence (flash-slice: ~1 ms a row, up to a window of 128, more than the draft).
    */
   private async calibrateSpeculation(): Promise<void> {
     const spec = typeof this.opts.speculative === "object" ? this.opts.speculative : {};
@@ -216,9 +220,20 @@ export class Engine implements EngineApi {
       await draft(pre!.mainX![0]!);
       this.policy.recordDraft(1, performance.now() - t0);
       await this.runner.step([{ id, tokens: [2], logits: "last", residualLast: 0 }]);
+      // A busy machine only ever slows a step down: the fastest of three is the plain step.
+      let plain = Infinity;
+      for (let i = 0; i < 3; i++) {
+        t0 = performance.now();
+        await this.runner.step([{ id, tokens: [3 + i], logits: "last", residualLast: 0 }]);
+        plain = Math.min(plain, performance.now() - t0);
+      }
+      this.policy.recordStep(1, plain);
+      // Fewer rows than a window settle at a higher cost per row: a prior on the safe side.
+      const owe = Math.min(32, this.cfg.window);
+      await this.runner.step([{ id, tokens: Array.from({ length: owe }, (_, i) => (6 + i) % this.cfg.vocabSize), logits: "none", residualLast: 0, dspark: "defer" }]);
       t0 = performance.now();
-      await this.runner.step([{ id, tokens: [3], logits: "last", residualLast: 0 }]);
-      this.policy.recordStep(1, performance.now() - t0);
+      await this.runner.step([{ id, tokens: [7], logits: "last", residualLast: 0, dspark: true }]);
+      this.policy.recordSettle(1, owe, performance.now() - t0, plain);
     } finally {
       this.runner.free(id);
     }
@@ -368,6 +383,7 @@ export class Engine implements EngineApi {
     seq.state = null;
     seq.mtpEntries = [];
     seq.dsparkMainX = null;
+    seq.dsparkOwed = 0;
     this.cache?.unpin(seq.cacheAnchor);
     seq.cacheAnchor = null;
   }
@@ -541,10 +557,12 @@ export class Engine implements EngineApi {
   private async step(): Promise<boolean> {
     this.readers.cancelStuck(this.scheduler.running, (seq, e) => this.cancel(seq, e));
     const decoding = this.scheduler.running.filter((s) => s.pending !== null && !s.finished).length;
-    this.stepDrafts = this.policy && decoding > 0 ? this.policy.choose(decoding) : 0;
+    // What a probe would settle first: the ring rows its sequence owes.
+    const owed = this.drafter === "dspark" ? (this.probeCandidate()?.dsparkOwed ?? 0) : 0;
+    this.stepDrafts = this.policy && decoding > 0 ? this.policy.choose(decoding, owed) : 0;
     // DSpark's ring rows (a main_proj product per row) are owed while no draft is near, and
     // written in one batch when one is: the step before a draft gives its main input.
-    const near = this.drafter === "dspark" && (!this.policy || this.policy.stepsToDraft(decoding) <= FEED_BEFORE_DRAFT);
+    const near = this.drafter === "dspark" && (!this.policy || this.policy.stepsToDraft(decoding, owed) <= FEED_BEFORE_DRAFT);
     // Ahead of a probe only its sequence settles its owed rows and feeds them: settling all 16
     // of a flash-slice batch cost a 16-row step more than twice over (481 ms against ~210),
     // which made auto at 16 streams 5-7% slower than off.
@@ -568,7 +586,12 @@ export class Engine implements EngineApi {
     const out = await this.runner.step(planned.map((p) => p.request));
     const stepMs = performance.now() - t0;
     this.scheduler.cost.record(decode.length, prefill.reduce((n, w) => n + w.tokens.length, 0), stepMs);
-    if (prefill.length === 0) this.policy?.recordStep(planned.reduce((n, p) => n + p.request.tokens.length, 0), stepMs);
+    if (prefill.length === 0) {
+      const rows = planned.reduce((n, p) => n + p.request.tokens.length, 0);
+      const settled = planned.reduce((n, p) => n + (p.settled ?? 0), 0);
+      if (settled > 0) this.policy?.recordSettle(rows, settled, stepMs);
+      else this.policy?.recordStep(rows, stepMs);
+    }
 
     // Sampling a 129k vocabulary costs about a millisecond a row: with many rows, yield now and
     // then so HTTP, SSE writes and new requests are not held up behind the whole batch.
@@ -615,6 +638,8 @@ export class Engine implements EngineApi {
       vocab: this.cfg.vocabSize, warmup: this.specWarmup, override: spec.draftOverride, skipModel: spec.overrideOnly === true && !!spec.draftOverride,
     });
     if (!(spec.overrideOnly && spec.draftOverride)) this.policy.recordDraft(dspark ? plans.length : plans.reduce((n, p) => n + p.k, 0), performance.now() - t0);
+    // A DSpark draft writes whatever its sequence still owed before it reads the rings.
+    if (dspark) for (const { seq } of plans) seq.dsparkOwed = 0;
     for (const { seq, k } of plans) {
       const p = proposals.get(seq)!;
       const keep = this.policy.trim(Math.min(k, p.tokens.length), decode.length, p.confidence);
@@ -643,7 +668,7 @@ export class Engine implements EngineApi {
         id: seq.state!.id, tokens: [seq.pending!, ...draft.tokens], logits: "all", saveTail: k,
         residualLast: this.drafter === "mtp" ? k + 1 : 0, ...dspark, ...(this.drafter === "dspark" ? { mainXLast: k + 1 } : {}),
       };
-      return { seq, start, draft, request, insert: null };
+      return { seq, start, draft, request, insert: null, settled: this.settleOwed(seq, request) };
     }
     const request: StepRequest = {
       id: seq.state!.id, tokens: [seq.pending!], logits: "last", residualLast: spec && this.drafter === "mtp" ? 1 : 0, ...dspark,
@@ -651,7 +676,23 @@ export class Engine implements EngineApi {
     };
     const insert = this.planInsert(seq, start + 1, true);
     if (insert?.capture) request.captureFrom = insert.capture.from;
-    return { seq, start, request, insert };
+    return { seq, start, request, insert, settled: this.settleOwed(seq, request) };
+  }
+
+  /**
+   * Keeps the engine's count of `seq`'s owed DSpark ring rows for this step's request: a
+   * ring-writing step (and a block capture, which may carry no debt) settles them all, a
+   * deferring one owes one more (at most a window: older rows are never read). Returns the
+   * rows settled.
+   */
+  private settleOwed(seq: Sequence, request: StepRequest): number {
+    const before = seq.dsparkOwed;
+    if (request.dspark === true || request.captureFrom !== undefined) {
+      seq.dsparkOwed = 0;
+      return before;
+    }
+    if (request.dspark === "defer") seq.dsparkOwed = Math.min(this.cfg.window, before + request.tokens.length);
+    return 0;
   }
 
   private prefillRequest(w: PrefillWork): Planned {
@@ -668,7 +709,7 @@ export class Engine implements EngineApi {
     }
     const insert = this.planInsert(seq, end, false);
     if (insert?.capture) request.captureFrom = insert.capture.from;
-    return { seq, start: seq.state!.length, work: w, request, insert };
+    return { seq, start: seq.state!.length, work: w, request, insert, settled: this.settleOwed(seq, request) };
   }
 
   private postprocess(p: Planned, out: StepOutput): void {

@@ -69,6 +69,11 @@ export class Sequence {
   mtpEntries: MtpEntry[] = [];
   /** DSpark's main input at the last position in the state (the next block drafts from it), or null. */
   dsparkMainX: Vec | null = null;
+  /**
+   * DSpark ring rows this sequence owes (its steps ran with dspark "defer"; at most the window),
+   * as the engine counts them: what the next ring-writing step settles, and so what it costs.
+   */
+  dsparkOwed = 0;
   drafted = 0;
   accepted = 0;
   reasoningTokens = 0;
@@ -123,6 +128,7 @@ export class Sequence {
     this.pending = null;
     this.mtpEntries = [];
     this.dsparkMainX = null;
+    this.dsparkOwed = 0;
     this.cacheAnchor = null;
     this.preemptions++;
   }

@@ -12,7 +12,9 @@
  * so a full step or a low-confidence block verifies fewer. When acceptance is near zero (a
  * random-weight model) k = 0 wins and drafting stops, except for a rare probe (one draft, at
  * intervals that double while probes fail and that keep probes under 2% of the time) so a
- * drafter that starts to agree is noticed.
+ * drafter that starts to agree is noticed. A DSpark probe's cost includes the ring rows its
+ * sequence owes (written in one batch before it drafts, about a main_proj row each: up to a
+ * window of them, which at flash-slice cost more than the draft itself).
  */
 const ALPHA = 0.15;
 const PRIOR_ACCEPTANCE = 0.5;
@@ -66,6 +68,8 @@ export interface SpecPolicyState {
   stepMs: Record<number, number>;
   /** Measured draft milliseconds per sequence and draft token (MTP) or block (DSpark). */
   draftMs: number | null;
+  /** Measured milliseconds per owed DSpark ring row settled (null: none timed). */
+  settleMs: number | null;
   /** Steps until the next probe while drafting does not pay. */
   probeIn: number;
 }
@@ -76,6 +80,7 @@ export class SpecPolicy {
   private meanConfidence: number | null = null;
   private readonly stepMs = new Map<number, number>();
   private draftMs: number | null = null;
+  private settleMs: number | null = null;
   private probeInterval = PROBE_FIRST;
   private sinceDraft = 0;
   private chosen = 0;
@@ -91,6 +96,16 @@ export class SpecPolicy {
   /** A draft call for `units` (sequence × draft token for MTP, sequence for DSpark) took `ms`. */
   recordDraft(units: number, ms: number): void {
     if (units > 0 && ms >= 0) this.draftMs = ewma(this.draftMs, ms / units);
+  }
+
+  /**
+   * A decode step of `rows` rows that also settled `owed` owed DSpark ring rows took `ms`: its
+   * excess over a plain step of that many rows (`plain`, default the estimate) is the
+   * settling's. (Not a plain step: recordStep must not see it.)
+   */
+  recordSettle(rows: number, owed: number, ms: number, plain = this.stepTime(rows)): void {
+    if (owed <= 0 || plain === null || !(ms >= 0)) return;
+    this.settleMs = ewma(this.settleMs, Math.max(0, ms - plain) / owed);
   }
 
   /** One sequence verified `k` drafts and kept `accepted`; `confidence` are the DSpark logits of those k. */
@@ -168,8 +183,11 @@ export class SpecPolicy {
     return this.chosen > 0 && !this.probing;
   }
 
-  /** Drafts per sequence for a step with `seqs` decoding sequences (before drafting). */
-  choose(seqs: number): number {
+  /**
+   * Drafts per sequence for a step with `seqs` decoding sequences (before drafting); `owed`:
+   * the ring rows the sequence a probe would draft for owes (DSpark), part of a probe's cost.
+   */
+  choose(seqs: number, owed = 0): number {
     const max = this.opts.maxDrafts;
     this.probing = false;
     if (this.opts.forced !== undefined) return (this.chosen = Math.min(this.opts.forced, max));
@@ -195,7 +213,7 @@ export class SpecPolicy {
       }
     }
     if (best === 0) {
-      if (++this.sinceDraft >= this.probeDue(seqs)) {
+      if (++this.sinceDraft >= this.probeDue(seqs, owed)) {
         this.sinceDraft = 0;
         this.probeInterval = Math.min(PROBE_MAX, this.probeInterval * 2);
         best = Math.min(1, max);
@@ -209,12 +227,13 @@ export class SpecPolicy {
 
   /**
    * Steps between probes: the doubling interval, and at least as many as keep the probes'
-   * measured extra cost (one sequence's draft and one more row) under PROBE_SHARE of the time spent.
+   * measured extra cost (settling the owed ring rows, one sequence's draft and one more row)
+   * under PROBE_SHARE of the time spent.
    */
-  private probeDue(seqs: number): number {
+  private probeDue(seqs: number, owed: number): number {
     const t = this.stepTime(seqs);
     if (t === null || t <= 0) return this.probeInterval;
-    const extra = Math.max(0, (this.stepTime(seqs + 1) ?? t) - t) + this.draftCost(1, 1);
+    const extra = Math.max(0, (this.stepTime(seqs + 1) ?? t) - t) + this.draftCost(1, 1) + owed * (this.settleMs ?? 0);
     return Math.min(PROBE_CAP, Math.max(this.probeInterval, Math.ceil(extra / (PROBE_SHARE * t))));
   }
 
@@ -241,9 +260,9 @@ export class SpecPolicy {
    * near, the engine's DSpark sequences owe their ring rows instead of writing them each step;
    * the probe's draft writes them in one batch, so it drafts from the same rings.
    */
-  stepsToDraft(seqs: number): number {
+  stepsToDraft(seqs: number, owed = 0): number {
     if (this.opts.forced !== undefined || this.opts.alwaysDraft || this.chosen > 0 || this.stepTime(seqs) === null) return 0;
-    return Math.max(0, this.probeDue(seqs) - this.sinceDraft);
+    return Math.max(0, this.probeDue(seqs, owed) - this.sinceDraft);
   }
 
   state(): SpecPolicyState {
@@ -253,6 +272,7 @@ export class SpecPolicy {
       probing: this.probing,
       stepMs: Object.fromEntries(this.stepMs),
       draftMs: this.draftMs,
+      settleMs: this.settleMs,
       probeIn: this.probeInterval - this.sinceDraft,
     };
   }

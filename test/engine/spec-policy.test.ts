@@ -80,6 +80,34 @@ describe("speculation cost model", () => {
     assert.ok(first >= 1000 && first < 1010, `first probe at step ${first}`);
   });
 
+  test("a DSpark probe's budget counts the ring rows its sequence owes", () => {
+    const setup = () => {
+      const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
+      measured(p, 40, 4, [1, 2]);
+      p.recordDraft(1, 100);
+      verify(p, 1, 0, 60);
+      p.recordSettle(1, 128, 44 + 128 * 1.1); // settling 128 owed rows took 1.1 ms each over a plain step
+      return p;
+    };
+    const firstProbe = (owed: number) => {
+      const p = setup();
+      return Array.from({ length: 3000 }, () => p.choose(1, owed)).indexOf(1);
+    };
+    // (4 + 100) ms of row and draft per 44 ms step at 2%: step 119; with 128 owed rows (+140.8 ms): step 279.
+    assert.equal(firstProbe(0), 118);
+    assert.equal(firstProbe(128), 278);
+    assert.equal(setup().stepsToDraft(1, 128), 279);
+    assert.ok(Math.abs(setup().state().settleMs! - 1.1) < 1e-9);
+  });
+
+  test("a settling step's time is not taken for a plain step's", () => {
+    const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
+    measured(p, 40, 4, [1, 2]);
+    p.recordSettle(1, 100, 200);
+    assert.equal(p.stepTime(1), 44);
+    assert.equal(p.state().settleMs, 1.56);
+  });
+
   test("steps to the next draft count down to each probe, and are 0 while drafting", () => {
     const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
     assert.equal(p.stepsToDraft(1), 0, "nothing measured: the first step drafts");
