@@ -558,15 +558,16 @@ export class Engine implements EngineApi {
     this.readers.cancelStuck(this.scheduler.running, (seq, e) => this.cancel(seq, e));
     const decoding = this.scheduler.running.filter((s) => s.pending !== null && !s.finished).length;
     // What a probe would settle first: the ring rows its sequence owes.
-    const owed = this.drafter === "dspark" ? (this.probeCandidate()?.dsparkOwed ?? 0) : 0;
-    this.stepDrafts = this.policy && decoding > 0 ? this.policy.choose(decoding, owed) : 0;
+    const candidate = this.probeCandidate();
+    const owed = this.drafter === "dspark" ? (candidate?.dsparkOwed ?? 0) : 0;
+    this.stepDrafts = this.policy && decoding > 0 ? this.policy.choose(decoding, owed, candidate !== null) : 0;
     // DSpark's ring rows (a main_proj product per row) are owed while no draft is near, and
     // written in one batch when one is: the step before a draft gives its main input.
     const near = this.drafter === "dspark" && (!this.policy || this.policy.stepsToDraft(decoding, owed) <= FEED_BEFORE_DRAFT);
     // Ahead of a probe only its sequence settles its owed rows and feeds them: settling all 16
     // of a flash-slice batch cost a 16-row step more than twice over (481 ms against ~210),
     // which made auto at 16 streams 5-7% slower than off.
-    this.ringFeeder = !near ? null : this.policy && !this.policy.drafting ? this.probeCandidate() : "all";
+    this.ringFeeder = !near ? null : this.policy && !this.policy.drafting ? candidate : "all";
     this.probeSeq = null;
     const plan = this.scheduler.schedule(this.hooks);
     if (plan.prefill.length === 0 && plan.decode.length === 0) return false;

@@ -185,9 +185,11 @@ export class SpecPolicy {
 
   /**
    * Drafts per sequence for a step with `seqs` decoding sequences (before drafting); `owed`:
-   * the ring rows the sequence a probe would draft for owes (DSpark), part of a probe's cost.
+   * the ring rows the sequence a probe would draft for owes (DSpark), part of a probe's cost;
+   * `canProbe` false: no sequence could take a probe's draft now (each has at most one token
+   * left), so a due probe waits instead of being spent on nothing.
    */
-  choose(seqs: number, owed = 0): number {
+  choose(seqs: number, owed = 0, canProbe = true): number {
     const max = this.opts.maxDrafts;
     this.probing = false;
     if (this.opts.forced !== undefined) return (this.chosen = Math.min(this.opts.forced, max));
@@ -213,7 +215,7 @@ export class SpecPolicy {
       }
     }
     if (best === 0) {
-      if (++this.sinceDraft >= this.probeDue(seqs, owed)) {
+      if (++this.sinceDraft >= this.probeDue(seqs, owed) && canProbe) {
         this.sinceDraft = 0;
         this.probeInterval = Math.min(PROBE_MAX, this.probeInterval * 2);
         best = Math.min(1, max);

@@ -100,6 +100,16 @@ describe("speculation cost model", () => {
     assert.ok(Math.abs(setup().state().settleMs! - 1.1) < 1e-9);
   });
 
+  test("a probe that falls due while no sequence can take it waits for one that can", () => {
+    const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
+    measured(p, 10, 2, [1, 2, 6]);
+    p.recordDraft(1, 0.01);
+    verify(p, 1, 0, 60);
+    const blocked = Array.from({ length: 40 }, () => p.choose(1, 0, false));
+    assert.ok(blocked.every((k) => k === 0));
+    assert.equal(p.choose(1), 1, "due since step 16: the first step that can probe does");
+  });
+
   test("a settling step's time is not taken for a plain step's", () => {
     const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
     measured(p, 40, 4, [1, 2]);
