@@ -194,12 +194,47 @@ for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative
     }
   });
 
+  if (mode === "dspark") test("the engine counts the ring rows each sequence owes as the model does", async () => {
+    // A probe every 20 steps: between them every sequence owes, ahead of one a sequence settles.
+    const never: SpeculativeOptions["draftOverride"] = ({ k }) => Array.from({ length: k }, () => 0);
+    const proto = SpecPolicy.prototype as unknown as { probeDue: (seqs: number) => number };
+    const probeDue = proto.probeDue;
+    proto.probeDue = () => 20;
+    const engine = await Engine.load(dir, { runner: "inline", prefixCache: { enabled: false }, speculative: { mode: "auto", draftOverride: never, priorDraftSteps: null } });
+    try {
+      type Req = { id: number };
+      const inner = engine as unknown as {
+        runner: { step(reqs: Req[]): Promise<unknown>; host: { states: Map<number, { dsparkOwed: { count: number } | null }> } };
+        scheduler: { running: Array<{ state: { id: number } | null; dsparkOwed: number }> };
+      };
+      const runner = inner.runner;
+      const step = runner.step.bind(runner);
+      const seen: Array<{ id: number; engine: number; model: number }> = [];
+      runner.step = async (reqs) => {
+        const out = await step(reqs);
+        for (const seq of inner.scheduler.running) {
+          const state = seq.state && runner.host.states.get(seq.state.id);
+          if (state) seen.push({ id: seq.state!.id, engine: seq.dsparkOwed, model: state.dsparkOwed?.count ?? 0 });
+        }
+        return out;
+      };
+      await Promise.all(prompts.slice(0, 3).map((p) => engine.generate({ prompt_tokens: p, max_tokens: N, temperature: 0 }).result()));
+      const settled = seen.some((e, i) => e.engine === 0 && seen.slice(0, i).some((d) => d.id === e.id && d.engine > 0));
+      assert.ok(settled, "sequences owed rows and settled them");
+      for (const e of seen) assert.equal(e.engine, e.model, `sequence state ${e.id}`);
+    } finally {
+      proto.probeDue = probeDue;
+      await engine.dispose();
+    }
+  });
+
   if (mode === "dspark") test("auto times a draft and a plain step at load (no prior given), and not when one is", async () => {
     const measured = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: "auto" });
     try {
       const s = measured.speculationState()!;
       assert.ok(s.draftMs !== null && s.draftMs > 0, "a draft was timed");
       assert.ok((s.stepMs[1] ?? 0) > 0, "a one-row step was timed");
+      assert.ok(s.settleMs !== null && s.settleMs >= 0, "settling owed ring rows was timed");
       assert.equal(measured.metrics().speculative_drafted_total, 0, "the calibration drafts are not counted as verified drafts");
       // The scratch sequence is gone: a request still gets the plain greedy tokens.
       const r = await measured.generate({ prompt_tokens: prompts[1]!, max_tokens: N, temperature: 0 }).result();
