@@ -60,8 +60,6 @@ interface Planned {
   /** A decode step verifying these drafts, or a prefill step of this chunk (neither: plain decode). */
   draft?: Proposal;
   work?: PrefillWork;
-  /** Owed DSpark ring rows this step settles for the sequence (a ring-writing or capturing step). */
-  settled?: number;
 }
 
 /**
@@ -383,7 +381,6 @@ export class Engine implements EngineApi {
     seq.state = null;
     seq.mtpEntries = [];
     seq.dsparkMainX = null;
-    seq.dsparkOwed = 0;
     this.cache?.unpin(seq.cacheAnchor);
     seq.cacheAnchor = null;
   }
@@ -476,7 +473,7 @@ export class Engine implements EngineApi {
   private start(seq: Sequence): void {
     const resumed = seq.preemptions > 0;
     seq.markStarted();
-    seq.state = { id: this.nextStateId++, length: 0, bytes: 0 };
+    seq.state = { id: this.nextStateId++, length: 0, bytes: 0, owed: 0 };
     this.runner.create(seq.state.id);
     if (this.cache && seq.req.useCache) {
       const hit = this.cache.lookup(seq.context, blockSalts(seq.req));
@@ -559,7 +556,7 @@ export class Engine implements EngineApi {
     const decoding = this.scheduler.running.filter((s) => s.pending !== null && !s.finished).length;
     // What a probe would settle first: the ring rows its sequence owes.
     const candidate = this.probeCandidate();
-    const owed = this.drafter === "dspark" ? (candidate?.dsparkOwed ?? 0) : 0;
+    const owed = candidate?.state?.owed ?? 0;
     this.stepDrafts = this.policy && decoding > 0 ? this.policy.choose(decoding, owed, candidate !== null) : 0;
     // DSpark's ring rows (a main_proj product per row) are owed while no draft is near, and
     // written in one batch when one is: the step before a draft gives its main input.
@@ -589,7 +586,8 @@ export class Engine implements EngineApi {
     this.scheduler.cost.record(decode.length, prefill.reduce((n, w) => n + w.tokens.length, 0), stepMs);
     if (prefill.length === 0) {
       const rows = planned.reduce((n, p) => n + p.request.tokens.length, 0);
-      const settled = planned.reduce((n, p) => n + (p.settled ?? 0), 0);
+      // A ring-writing step settles what its sequence owed, and so does a block capture.
+      const settled = planned.reduce((n, p) => n + (p.request.dspark === true || p.request.captureFrom !== undefined ? p.seq.state!.owed : 0), 0);
       if (settled > 0) this.policy?.recordSettle(rows, settled, stepMs);
       else this.policy?.recordStep(rows, stepMs);
     }
@@ -640,7 +638,7 @@ export class Engine implements EngineApi {
     });
     if (!(spec.overrideOnly && spec.draftOverride)) this.policy.recordDraft(dspark ? plans.length : plans.reduce((n, p) => n + p.k, 0), performance.now() - t0);
     // A DSpark draft writes whatever its sequence still owed before it reads the rings.
-    if (dspark) for (const { seq } of plans) seq.dsparkOwed = 0;
+    if (dspark) for (const { seq } of plans) seq.state!.owed = 0;
     for (const { seq, k } of plans) {
       const p = proposals.get(seq)!;
       const keep = this.policy.trim(Math.min(k, p.tokens.length), decode.length, p.confidence);
@@ -669,7 +667,7 @@ export class Engine implements EngineApi {
         id: seq.state!.id, tokens: [seq.pending!, ...draft.tokens], logits: "all", saveTail: k,
         residualLast: this.drafter === "mtp" ? k + 1 : 0, ...dspark, ...(this.drafter === "dspark" ? { mainXLast: k + 1 } : {}),
       };
-      return { seq, start, draft, request, insert: null, settled: this.settleOwed(seq, request) };
+      return { seq, start, draft, request, insert: null };
     }
     const request: StepRequest = {
       id: seq.state!.id, tokens: [seq.pending!], logits: "last", residualLast: spec && this.drafter === "mtp" ? 1 : 0, ...dspark,
@@ -677,23 +675,7 @@ export class Engine implements EngineApi {
     };
     const insert = this.planInsert(seq, start + 1, true);
     if (insert?.capture) request.captureFrom = insert.capture.from;
-    return { seq, start, request, insert, settled: this.settleOwed(seq, request) };
-  }
-
-  /**
-   * Keeps the engine's count of `seq`'s owed DSpark ring rows for this step's request: a
-   * ring-writing step (and a block capture, which may carry no debt) settles them all, a
-   * deferring one owes one more (at most a window: older rows are never read). Returns the
-   * rows settled.
-   */
-  private settleOwed(seq: Sequence, request: StepRequest): number {
-    const before = seq.dsparkOwed;
-    if (request.dspark === true || request.captureFrom !== undefined) {
-      seq.dsparkOwed = 0;
-      return before;
-    }
-    if (request.dspark === "defer") seq.dsparkOwed = Math.min(this.cfg.window, before + request.tokens.length);
-    return 0;
+    return { seq, start, request, insert };
   }
 
   private prefillRequest(w: PrefillWork): Planned {
@@ -710,7 +692,7 @@ export class Engine implements EngineApi {
     }
     const insert = this.planInsert(seq, end, false);
     if (insert?.capture) request.captureFrom = insert.capture.from;
-    return { seq, start: seq.state!.length, work: w, request, insert, settled: this.settleOwed(seq, request) };
+    return { seq, start: seq.state!.length, work: w, request, insert };
   }
 
   private postprocess(p: Planned, out: StepOutput): void {
@@ -718,6 +700,7 @@ export class Engine implements EngineApi {
     if (seq.finished || !seq.state) return;
     seq.state.length = out.length;
     seq.state.bytes = out.bytes;
+    seq.state.owed = out.owed;
     if (p.insert) {
       if (p.insert.capture && out.block) this.cache!.put(p.insert.capture, out.block);
       this.moveAnchor(seq, p.insert.anchor);

@@ -35,6 +35,8 @@ export interface StateHandle {
   length: number;
   /** State bytes after the last step. */
   bytes: number;
+  /** DSpark ring rows the state owes after the last step: what the next ring-writing step settles. */
+  owed: number;
 }
 
 /** A main-model position the MTP block has yet to see: its residual streams and the token after it. */
@@ -69,11 +71,6 @@ export class Sequence {
   mtpEntries: MtpEntry[] = [];
   /** DSpark's main input at the last position in the state (the next block drafts from it), or null. */
   dsparkMainX: Vec | null = null;
-  /**
-   * DSpark ring rows this sequence owes (its steps ran with dspark "defer"; at most the window),
-   * as the engine counts them: what the next ring-writing step settles, and so what it costs.
-   */
-  dsparkOwed = 0;
   drafted = 0;
   accepted = 0;
   reasoningTokens = 0;
@@ -128,7 +125,6 @@ export class Sequence {
     this.pending = null;
     this.mtpEntries = [];
     this.dsparkMainX = null;
-    this.dsparkOwed = 0;
     this.cacheAnchor = null;
     this.preemptions++;
   }

@@ -205,18 +205,18 @@ for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative
       type Req = { id: number };
       const inner = engine as unknown as {
         runner: { step(reqs: Req[]): Promise<unknown>; host: { states: Map<number, { dsparkOwed: { count: number } | null }> } };
-        scheduler: { running: Array<{ state: { id: number } | null; dsparkOwed: number }> };
+        scheduler: { running: Array<{ state: { id: number; owed: number } | null }> };
       };
       const runner = inner.runner;
       const step = runner.step.bind(runner);
       const seen: Array<{ id: number; engine: number; model: number }> = [];
+      // Before each step: what the engine knows from the last one (and any draft since) against the model.
       runner.step = async (reqs) => {
-        const out = await step(reqs);
         for (const seq of inner.scheduler.running) {
           const state = seq.state && runner.host.states.get(seq.state.id);
-          if (state) seen.push({ id: seq.state!.id, engine: seq.dsparkOwed, model: state.dsparkOwed?.count ?? 0 });
+          if (state) seen.push({ id: seq.state!.id, engine: seq.state!.owed, model: state.dsparkOwed?.count ?? 0 });
         }
-        return out;
+        return step(reqs);
       };
       await Promise.all(prompts.slice(0, 3).map((p) => engine.generate({ prompt_tokens: p, max_tokens: N, temperature: 0 }).result()));
       const settled = seen.some((e, i) => e.engine === 0 && seen.slice(0, i).some((d) => d.id === e.id && d.engine > 0));

@@ -113,6 +113,7 @@ export class ModelHost {
         ...(r.mainXLast ? { mainX: out[i]!.mainX } : {}),
         length: seq.length,
         bytes: seq.bytes,
+        owed: seq.dsparkOwed?.count ?? 0,
         ...(r.captureFrom !== undefined ? { block: captureBlock(seq, r.captureFrom) } : {}),
       };
     });

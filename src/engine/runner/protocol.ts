@@ -38,6 +38,8 @@ export interface StepOutput {
   /** The sequence's length and state bytes after the step. */
   length: number;
   bytes: number;
+  /** DSpark ring rows the sequence owes after the step (its dspark "defer" positions, at most a window; 0 once written). */
+  owed: number;
   block?: StateBlock;
 }
 
