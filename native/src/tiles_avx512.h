@@ -155,7 +155,11 @@ void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
   const int K = w.K;
   const size_t row_bytes = w.row_bytes();
 #ifdef DSV4_AVX512_BF16
-  const bool dot_weights = K % 32 == 0 && bf16_weights_in_dot_range(w);
+  // The weights are scanned (once per matrix, a pass over all of it) only when some row could
+  // take the dot path: the model's rows are float today, and its head is a gigabyte.
+  bool dot_rows = false;
+  for (int r = 0; r < rows && !dot_rows; r++) dot_rows = bf16_dot_rows(K, xp, ldx, r, 1);
+  const bool dot_weights = dot_rows && K % 32 == 0 && bf16_weights_in_dot_range(w);
 #endif
   const int most = imax(kBf16Group, imin(kBf16Block, static_cast<int>(kBf16BlockBytes / (4 * static_cast<size_t>(K)))));
   const int blocks = (rows + most - 1) / most;
