@@ -59,7 +59,7 @@
           "target_name": "dsv4_kernels_avx512bf16",
           "type": "static_library",
           "sources": ["src/kernels_avx512bf16.cc"],
-          "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512bf16", "-mavx2", "-mfma", "-mf16c"]
+          "cflags_cc": ["-mavx512f", "-mavx512bw", "-mavx512bf16", "-mavx512vbmi", "-mavx2", "-mfma", "-mf16c"]
         }
       ]
     }],

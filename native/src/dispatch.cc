@@ -26,10 +26,12 @@ namespace {
 #endif
 }
 
-// AVX512_BF16 (Zen 4 and later, Cooper Lake, Sapphire Rapids and later) on top.
+// AVX512_BF16 and AVX512_VBMI (Zen 4 and later, Sapphire Rapids and later) on top: the FP8
+// dot products decode E4M3 through vpermi2b tables. Cooper Lake (BF16 without VBMI) takes the
+// avx512 table.
 [[maybe_unused]] bool cpu_has_avx512bf16() {
 #if defined(__x86_64__) || defined(__i386__)
-  return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
+  return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vbmi");
 #else
   return false;
 #endif

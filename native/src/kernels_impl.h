@@ -1224,10 +1224,12 @@ template <bool Tiled>
 using Fp8Fn = void (*)(const Matrix&, const float*, const float*, size_t, float*, size_t, int, const double*);
 
 // Output rows [n0, n1) of one 128-row scale group, for all activation rows.
-void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
+// xb: the rows' bf16 pairs when they may take the avx512bf16 table's dot products, else null.
+void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post,
+               [[maybe_unused]] const uint32_t* xb, [[maybe_unused]] size_t ldb) {
   const size_t K = static_cast<size_t>(w.K);
 #ifdef DSV4_AVX512
-  return fp8_rows(w, xs, ldx, rows, out, ldo, n0, n1, post);
+  return fp8_rows(w, xs, ldx, rows, out, ldo, n0, n1, post, xb, ldb);
 #endif
   if (rows >= kTiledRows) {
     static const Fp8Fn<true> micro[4][3] = {
@@ -1285,11 +1287,21 @@ void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
 void fp8_linear(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
   float* xs = static_cast<float*>(scratch(Scratch::Prescaled, static_cast<size_t>(rows) * ldx * sizeof(float)));
   double* post = static_cast<double*>(scratch(Scratch::Post, static_cast<size_t>(rows) * sizeof(double)));
+  // The prescaled rows' bf16 pairs, for fp8_gemv8_rows_bf16 (tiles_avx512.h).
+  const size_t ldb = static_cast<size_t>(w.K) / 2;
+  uint32_t* xb = nullptr;
+#ifdef DSV4_AVX512_BF16
+  xb = static_cast<uint32_t*>(scratch(Scratch::Bf16Pairs, static_cast<size_t>(rows) * ldb * sizeof(uint32_t)));
+#endif
   for (int n = n0; n < n1;) {
     const int g = n / kFp8Block;
     const int end = imin(n1, (g + 1) * kFp8Block);
     fp8_prescale(w, g, xp, ldx, rows, xs, post);
-    fp8_group(w, xs, ldx, rows, out, ldo, n, end, post);
+    bool dot = false;
+#ifdef DSV4_AVX512_BF16
+    dot = end - n >= kFp8GemvRows && fp8_prepare_bf16(xs, ldx, rows, w.K, xb, ldb);
+#endif
+    fp8_group(w, xs, ldx, rows, out, ldo, n, end, post, dot ? xb : nullptr, ldb);
     n = end;
   }
 }

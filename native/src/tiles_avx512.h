@@ -628,6 +628,146 @@ inline Fp8RowsFn fp8_gemv8_rows_for(int r) {
   }
 }
 
+#ifdef DSV4_AVX512_BF16
+// fp8_gemv8_rows with bf16 dot products (AVX512_BF16 + VBMI). vdpbf16ps advances a lane's
+// float by its high product, then its low one, each rounded to nearest even as an FMA would
+// be (checked on Zen 5: a tie after the first product is rounded before the second is
+// added), but reads denormal inputs as 0 and flushes denormal results. So each lane's chain
+// of fp8_gemv8_rows (inputs 4i, 4i + 1, 4i + 2, 4i + 3 of every 32, in that order) becomes two
+// instructions, bit for bit, when no value involved is a denormal:
+// - weights: E4M3 values (subnormals and the 0x7F code's 480 included, as fp8_decode32 reads
+//   it) as normal bf16 from a 128-entry table (vpermi2b), not the float path's value * 2^-120;
+// - activations: the prescaled rows times 2^-120, so that every product is the float path's;
+//   fp8_prepare_bf16 allows a row only when each value is 0 or of magnitude in [2^10, 2^110)
+//   (times 2^-120: normal) and a bf16 value (the E4M3 activations times powers of two are);
+// - products: a weight's E4M3 grid (2^-9) times an activation's bf16 grid (at least 2^3) times
+//   2^-120 is a multiple of 2^-126, so every partial sum, rounded or not, is 0 or normal, and
+//   below 2^-1.2 * 16 per chain. No product can overflow.
+// Decoding 32 inputs of two weight rows costs an insert, a byte shuffle, two table lookups, a
+// sign merge and two unpacks (the float path: an insert and twelve shifts and masks), and each
+// activation row then takes two instructions where it took four FMAs.
+struct Fp8Bf16Tables {
+  __m512i order;   // per 128-bit lane: the bytes in the order the unpacks pair them
+  __m512i lo0, lo1, hi0, hi1;  // bf16 low / high bytes of E4M3 magnitudes 0-63, 64-127
+  __m512i sign;    // 0x80 in every byte
+};
+
+inline Fp8Bf16Tables fp8_bf16_tables() {
+  alignas(64) static uint8_t lo[128], hi[128];
+  static const bool filled = [] {
+    for (int m = 0; m < 128; m++) {
+      const int e = m >> 3, f = m & 7;
+      const float v = e == 0 ? ldexpf(static_cast<float>(f), -9) : ldexpf(1.0f + f / 8.0f, e - 7);
+      uint32_t bits;
+      std::memcpy(&bits, &v, 4);
+      lo[m] = static_cast<uint8_t>(bits >> 16);
+      hi[m] = static_cast<uint8_t>(bits >> 24);
+    }
+    return true;
+  }();
+  (void)filled;
+  Fp8Bf16Tables t;
+  // Unpacking (lo, hi) bytes 0-7 of a 128-bit lane gives words 0-7: dword d = (word of byte
+  // 2d, word of byte 2d + 1), the second the high half. Lane d's first instruction needs
+  // (input 4d + 1, input 4d) there, its second (4d + 3, 4d + 2), from bytes 8-15.
+  t.order = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_setr_epi8(1, 0, 5, 4, 9, 8, 13, 12, 3, 2, 7, 6, 11, 10, 15, 14));
+  t.lo0 = _mm512_load_si512(lo);
+  t.lo1 = _mm512_load_si512(lo + 64);
+  t.hi0 = _mm512_load_si512(hi);
+  t.hi1 = _mm512_load_si512(hi + 64);
+  t.sign = _mm512_set1_epi8(static_cast<char>(0x80));
+  return t;
+}
+
+// 32 inputs of weight rows p0 (lanes 0-7) and p1 (8-15) as bf16 pairs: a holds, in lane i,
+// inputs 4i (high) and 4i + 1 (low); b inputs 4i + 2 and 4i + 3.
+inline void fp8_decode32_pair_bf16(const uint8_t* p0, const uint8_t* p1, const Fp8Bf16Tables& t, __m512bh& a, __m512bh& b) {
+  const __m512i raw = _mm512_maskz_inserti64x4(0xFF, _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0))),
+                                               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p1)), 1);
+  const __m512i codes = _mm512_shuffle_epi8(raw, t.order);
+  const __m512i lo = _mm512_permutex2var_epi8(t.lo0, codes, t.lo1);
+  const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(t.hi0, codes, t.hi1), codes, t.sign, 0xF8);  // hi | (codes & 0x80)
+  a = as_bf16x32(_mm512_unpacklo_epi8(lo, hi));
+  b = as_bf16x32(_mm512_unpackhi_epi8(lo, hi));
+}
+
+// The bf16 pairs (K / 2 words per row, ldb apart) of `rows` prescaled Fp8Group32 rows, times
+// 2^-120: per 32 inputs, 8 words (4i, 4i + 1) then 8 words (4i + 2, 4i + 3). True when every
+// row may take fp8_gemv8_rows_bf16 (see there); the pairs are then complete.
+inline bool fp8_prepare_bf16(const float* xs, size_t ldx, int rows, int K, uint32_t* xb, size_t ldb) {
+  const __m512 down = _mm512_set1_ps(0x1p-120f);
+  const __m512 low = _mm512_set1_ps(0x1p10f), high = _mm512_set1_ps(0x1p110f);
+  const __m512i low16 = _mm512_set1_epi32(0xFFFF);
+  const __m256i top = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+  for (int r = 0; r < rows; r++) {
+    const float* x = xs + static_cast<size_t>(r) * ldx;
+    uint32_t* d = xb + static_cast<size_t>(r) * ldb;
+    for (int k = 0; k < K; k += 16) {
+      // Lanes 0-7: inputs 4i + p of a 32-input group, lanes 8-15: 4i + p + 1 (p = 0 or 2).
+      const __m512 v = _mm512_loadu_ps(x + k);
+      const __m512 mag = _mm512_abs_ps(v);
+      const __mmask16 bad = (_mm512_cmp_ps_mask(mag, low, _CMP_LT_OQ) & _mm512_cmp_ps_mask(mag, _mm512_setzero_ps(), _CMP_NEQ_UQ)) |
+                            _mm512_cmp_ps_mask(mag, high, _CMP_NLT_UQ) | _mm512_test_epi32_mask(_mm512_castps_si512(v), low16);
+      if (bad) return false;
+      const __m512i bits = _mm512_castps_si512(_mm512_mul_ps(v, down));
+      const __m256i pair = _mm256_or_si256(_mm256_and_si256(_mm512_maskz_extracti64x4_epi64(0xFF, bits, 0), top), _mm256_srli_epi32(_mm512_maskz_extracti64x4_epi64(0xFF, bits, 1), 16));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k / 2), pair);
+    }
+  }
+  return true;
+}
+
+template <int R>
+void fp8_gemv8_rows_bf16(const uint8_t* w, int K, const uint32_t* xb, size_t ldb, float* out, size_t ldo, const double* post, bool ahead) {
+  const size_t k = static_cast<size_t>(K);
+  const Fp8Bf16Tables tables = fp8_bf16_tables();
+  alignas(64) float t[R][4][16];
+  for (int r = 0; r < R; r++)
+    for (int q = 0; q < 4; q++) _mm512_store_ps(t[r][q], _mm512_setzero_ps());
+  for (int kb = 0; kb < K; kb += kFp8Block) {
+    const int ke = imin(K, kb + kFp8Block);
+    __m512 c[R][4];
+    for (int r = 0; r < R; r++)
+      for (int q = 0; q < 4; q++) c[r][q] = _mm512_setzero_ps();
+    for (int g = kb; g < ke; g += 32) {
+      if (ahead && (g & 32) == 0)
+        for (int j = 0; j < kFp8GemvRows; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + kFp8GemvRows * k), _MM_HINT_T0);
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; q++) {
+        __m512bh a, b;
+        fp8_decode32_pair_bf16(w + 2 * q * k + g, w + (2 * q + 1) * k + g, tables, a, b);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+          const uint32_t* xr = xb + r * ldb + g / 2;
+          c[r][q] = _mm512_dpbf16_ps(c[r][q], a, as_bf16x32(_mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr)))));
+          c[r][q] = _mm512_dpbf16_ps(c[r][q], b, as_bf16x32(_mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + 8)))));
+        }
+      }
+    }
+    for (int r = 0; r < R; r++)
+      for (int q = 0; q < 4; q++) _mm512_store_ps(t[r][q], _mm512_add_ps(_mm512_load_ps(t[r][q]), c[r][q]));
+  }
+  for (int r = 0; r < R; r++)
+    for (int q = 0; q < 4; q++) {
+      out[r * ldo + 2 * q] = static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(t[r][q]))) * post[r]);
+      out[r * ldo + 2 * q + 1] = static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(t[r][q] + 8))) * post[r]);
+    }
+}
+
+using Fp8PairsFn = void (*)(const uint8_t*, int, const uint32_t*, size_t, float*, size_t, const double*, bool);
+
+// At most kFp8RowsMost rows per pass, as the float kernel: 5 or 6 rows in one pass (4R chains
+// and the tables) spill and measured 0.82-0.92x of two passes.
+inline Fp8PairsFn fp8_gemv8_rows_bf16_for(int r) {
+  switch (r) {
+    case 1: return fp8_gemv8_rows_bf16<1>;
+    case 2: return fp8_gemv8_rows_bf16<2>;
+    case 3: return fp8_gemv8_rows_bf16<3>;
+    default: return fp8_gemv8_rows_bf16<4>;
+  }
+}
+#endif
+
 // Output rows [n0, n1) of one 128-row scale group (fp8_group) for `rows` >= 2 prescaled rows
 // (xs, ldx floats apart) with their post factors.
 void fp8_tiled(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
@@ -670,13 +810,18 @@ void fp8_tiled(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
 // the first pass asks for the next eight rows: the later ones read these from L1/L2, and
 // asking again there cost 10-30% from 6 rows on. The last n1 - n0 mod 8 rows go through
 // fp8_tiled.
-void fp8_rows(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
+void fp8_rows(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post, const uint32_t* xb, size_t ldb) {
   const int passes = (rows + kFp8RowsMost - 1) / kFp8RowsMost;
   int n = n0;
   for (; n + kFp8GemvRows <= n1; n += kFp8GemvRows)
     for (int p = 0, r0 = 0; p < passes; p++) {
       const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
-      fp8_gemv8_rows_for(rb)(w.row(n), w.K, xs + static_cast<size_t>(r0) * ldx, ldx, out + static_cast<size_t>(r0) * ldo + n, ldo, post + r0, p == 0);
+#ifdef DSV4_AVX512_BF16
+      if (xb)
+        fp8_gemv8_rows_bf16_for(rb)(w.row(n), w.K, xb + static_cast<size_t>(r0) * ldb, ldb, out + static_cast<size_t>(r0) * ldo + n, ldo, post + r0, p == 0);
+      else
+#endif
+        fp8_gemv8_rows_for(rb)(w.row(n), w.K, xs + static_cast<size_t>(r0) * ldx, ldx, out + static_cast<size_t>(r0) * ldo + n, ldo, post + r0, p == 0);
       r0 += rb;
     }
   if (n < n1) fp8_tiled(w, xs, ldx, rows, out, ldo, n, n1, post);

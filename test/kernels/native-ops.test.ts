@@ -451,4 +451,37 @@ describe(`${wide} tiled products equal avx2 bit for bit, scalar within rounding`
       }
     }
   });
+
+  // avx512bf16 takes an FP8 group of weight rows through bf16 dot products only when every
+  // prescaled activation is 0 or within about 2^90 of the row's largest (no product a
+  // denormal, which vdpbf16ps would flush) and a bf16 value; otherwise the float way. Rows
+  // whose second half is 2^-60 ... 2^-95 of the first straddle that edge, alone and batched.
+  test("fp8 rows of extreme, non-finite and tiny activations, alone and batched", () => {
+    const K = 512;
+    const m = randomMatrix("fp8", 136, K, 79);
+    const ordinary = randomVec(K, 80, 3);
+    const rowsOf: Record<string, Float32Array> = {
+      ordinary,
+      wide: Float32Array.from(ordinary, (v, i) => v * 10 ** (-30 + 19 * Math.floor(i / 128))),
+      huge: Float32Array.from(ordinary, (v, i) => (i === 5 ? 1e35 : v)),
+      nearOverflow: Float32Array.from(ordinary, (v) => Math.sign(v) * 3e37),
+      nan: Float32Array.from(ordinary, (v, i) => (i === 200 ? Number.NaN : v)),
+      infinite: Float32Array.from(ordinary, (v, i) => (i === 64 ? -Infinity : v)),
+      zero: new Float32Array(K),
+    };
+    for (const e of [60, 70, 75, 80, 85, 90, 95]) rowsOf[`half at 2^-${e}`] = Float32Array.from(ordinary, (v, i) => (i >= K / 2 ? v * 2 ** -e : v));
+    for (const actQuant of [true, false]) {
+      for (const [name, row] of Object.entries(rowsOf)) {
+        for (const batch of [[row], [ordinary, row, ordinary, ordinary, row, ordinary]]) {
+          const xs = new Float32Array(batch.length * K);
+          batch.forEach((r, i) => xs.set(r, i * K));
+          const run = (isa: string) => {
+            assert.ok(addon!.selectIsa(isa));
+            return plain(nb.linear(xs, batch.length, nb.uploadMatrix(m), actQuant) as Float32Array);
+          };
+          assert.deepEqual(run(wide), run("avx2"), `${name} row, ${batch.length} rows, actQuant ${actQuant}`);
+        }
+      }
+    }
+  });
 });
