@@ -7,12 +7,12 @@
  * default is 64 tokens on the native backend (8 on the reference) and the JSON states it.
  */
 import { pathToFileURL } from "node:url";
-import type { Backend, MatrixHandle, Vec } from "../src/kernels/backend.js";
+import type { Backend, ExpertPicks, MatrixHandle, Vec } from "../src/kernels/backend.js";
 import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
 import { Dsv4Model } from "../src/model/transformer.js";
 import { cachedPreset } from "./checkpoints.js";
-import { observeBackend } from "./observe.js";
+import { observeBackend, productsOf } from "./observe.js";
 
 export interface DecodeBenchResult {
   backend: string;
@@ -67,12 +67,12 @@ function instrument(inner: Backend): { backend: Backend; bytes: () => number; ti
   let timing = false;
   const times = new Map<string, number>();
   const backend = observeBackend(inner, (name, args, call) => {
-    if (name === "linear") bytes += (args[2] as MatrixHandle).bytes;
-    else if (name === "matrixRow") bytes += (args[0] as MatrixHandle).bytes / (args[0] as MatrixHandle).outFeatures;
+    for (const { w } of productsOf(name, args)) bytes += w.bytes;
+    if (name === "matrixRow") bytes += (args[0] as MatrixHandle).bytes / (args[0] as MatrixHandle).outFeatures;
     if (!timing) return call();
     const t0 = performance.now();
     const r = call();
-    const key = name === "linear" ? `linear ${(args[2] as MatrixHandle).format}` : name;
+    const key = name === "linear" ? `linear ${(args[2] as MatrixHandle).format}` : name === "routedExperts" ? `routed experts (${(args[2] as ExpertPicks[])[0]?.w1.format})` : name;
     times.set(key, (times.get(key) ?? 0) + (performance.now() - t0) / 1000);
     return r;
   });

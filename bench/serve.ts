@@ -37,7 +37,7 @@ import { startServer } from "../src/server/index.js";
 import { cachedPreset } from "./checkpoints.js";
 import { runDecodeBench } from "./decode.js";
 import { measureGemmPeak } from "./kernels.js";
-import { observeBackend } from "./observe.js";
+import { observeBackend, productsOf } from "./observe.js";
 import type { ProbeSample } from "./serve-probe.js";
 
 export interface ServeBenchOptions {
@@ -432,10 +432,11 @@ function countSteps(dir: string, backendName: string | undefined, rows: number[]
   let flops = 0;
   let counting = false;
   const backend = observeBackend(inner, (name, args, call) => {
-    if (counting && name === "linear") {
-      const w = args[2] as MatrixHandle;
-      seen.add(w);
-      flops += 2 * (args[1] as number) * w.outFeatures * w.inFeatures;
+    if (counting && (name === "linear" || name === "routedExperts")) {
+      for (const { w, rows } of productsOf(name, args)) {
+        seen.add(w);
+        flops += 2 * rows * w.outFeatures * w.inFeatures;
+      }
     } else if (counting && name === "matrixRow") {
       const m = args[0] as MatrixHandle;
       rowBytes += m.bytes / m.outFeatures;

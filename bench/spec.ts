@@ -18,7 +18,7 @@ import type { SequenceState } from "../src/model/state.js";
 import { Dsv4Model } from "../src/model/transformer.js";
 import { cachedPreset } from "./checkpoints.js";
 import { benchPrompts, engineRun, type EngineRun } from "./engine-runs.js";
-import { observeBackend } from "./observe.js";
+import { observeBackend, productsOf } from "./observe.js";
 
 export interface SpecBenchOptions {
   preset?: string;
@@ -92,6 +92,7 @@ async function autoVsOff(dir: string, vocab: number, streams: number, tokens: nu
 
 /** Which part of the model an op belongs to, from the matrix it reads. */
 export function part(name: string, args: unknown[]): string {
+  if (name === "routedExperts") return "routed experts";
   if (name !== "linear" && name !== "matrixRow") return "other ops (attention, norms, mHC)";
   const m = (name === "linear" ? args[2] : args[0]) as MatrixHandle;
   if (m.name.includes("markov_head")) return "Markov head";
@@ -113,8 +114,8 @@ function timedBackend(inner: Backend): { backend: Backend; times: Map<string, nu
   let on = false;
   let bytes = 0;
   const backend = observeBackend(inner, (name, args, call) => {
-    if (name === "linear") bytes += (args[2] as MatrixHandle).bytes;
-    else if (name === "matrixRow") bytes += (args[0] as MatrixHandle).bytes / (args[0] as MatrixHandle).outFeatures;
+    for (const { w } of productsOf(name, args)) bytes += w.bytes;
+    if (name === "matrixRow") bytes += (args[0] as MatrixHandle).bytes / (args[0] as MatrixHandle).outFeatures;
     if (!on) return call();
     const t0 = performance.now();
     const r = call();

@@ -21,6 +21,7 @@
         "src/mapping.cc",
         "src/prefetch.cc",
         "src/matrix_io.cc",
+        "src/moe.cc",
         "src/ops.cc",
         "src/scratch.cc",
         "src/thread_pool.cc"

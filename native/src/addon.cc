@@ -13,6 +13,7 @@
 #include "linear.h"
 #include "prefetch.h"
 #include "matrix_io.h"
+#include "moe.h"
 #include "ops.h"
 #include "scratch.h"
 #include "thread_pool.h"
@@ -348,6 +349,44 @@ Napi::Value AddRows(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// routedExperts(x, dim, rowIndex, rowWeights, counts, matrices, inter, limit, y): matrices
+// holds w1, w3, w2 of each expert in turn, counts its number of picks (rows of rowIndex /
+// rowWeights, in order).
+Napi::Value RoutedExperts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Span<float> x = f32(info[0], "x");
+  const int64_t dim = integer(info[1], "dim");
+  Span<int32_t> index = i32(info[2], "rowIndex");
+  Span<double> weights = f64(info[3], "rowWeights");
+  Span<int32_t> counts = i32(info[4], "counts");
+  if (!info[5].IsArray()) throw Napi::TypeError::New(env, "matrices must be an array of native matrix handles");
+  Napi::Array mats = info[5].As<Napi::Array>();
+  const int64_t inter = integer(info[6], "inter");
+  const double limit = info[7].As<Napi::Number>().DoubleValue();
+  Span<float> y = f32(info[8], "y");
+  need(env, dim > 0 && inter > 0, "dim and inter must be positive");
+  need(env, mats.Length() == 3 * counts.length, "matrices must hold w1, w3, w2 for every count");
+  need(env, weights.length == index.length, "rowWeights and rowIndex differ in length");
+  std::vector<RoutedExpert> experts(counts.length);
+  size_t first = 0;
+  for (size_t e = 0; e < counts.length; e++) {
+    need(env, counts.data[e] > 0, "every count must be positive");
+    const Matrix& w1 = matrix_of(mats.Get(3 * e));
+    const Matrix& w3 = matrix_of(mats.Get(3 * e + 1));
+    const Matrix& w2 = matrix_of(mats.Get(3 * e + 2));
+    need(env, w1.N == inter && w1.K == dim && w3.N == inter && w3.K == dim, "w1 and w3 must be inter x dim");
+    need(env, w2.N == dim && w2.K == inter, "w2 must be dim x inter");
+    experts[e] = {&w1, &w3, &w2, static_cast<int>(first), counts.data[e]};
+    first += static_cast<size_t>(counts.data[e]);
+  }
+  need(env, first == index.length, "counts must add up to rowIndex's length");
+  for (size_t i = 0; i < index.length; i++)
+    need(env, index.data[i] >= 0 && product(index.data[i] + 1, dim) <= x.length && product(index.data[i] + 1, dim) <= y.length, "rowIndex entry outside x or y");
+  described([&] { return "routedExperts (" + std::to_string(counts.length) + " experts, " + std::to_string(index.length) + " picks, " + sizes({dim, inter}) + ")"; },
+            [&] { routed_experts(experts.data(), static_cast<int>(experts.size()), x.data, static_cast<int>(dim), index.data, weights.data, static_cast<int>(inter), limit, y.data); });
+  return env.Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -421,6 +460,7 @@ const Entry kEntries[] = {
     {"linear", Linear},               {"hcCollapse", HcCollapse},
     {"hcExpand", HcExpand},           {"swiglu", Swiglu},
     {"addRows", AddRows},             {"rmsNorm", RmsNorm},
+    {"routedExperts", RoutedExperts},
     {"rope", Rope},                   {"fp8Simulate", Simulate<false>},
     {"fp4Simulate", Simulate<true>},  {"hadamard", Hadamard},
     {"attention", Attention},         {"softmaxPool", SoftmaxPool},

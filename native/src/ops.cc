@@ -173,8 +173,8 @@ void hc_expand(const float* y, const float* X, int rows, int hc, int dim, const 
   });
 }
 
-void swiglu(float* g, const float* u, int rows, int dim, double limit, const double* row_weights) {
-  over_rows(rows, static_cast<size_t>(dim) * 8, [&](int r) {
+void swiglu_rows(float* g, const float* u, int r0, int r1, int dim, double limit, const double* row_weights) {
+  for (int r = r0; r < r1; r++) {
     float* gr = g + static_cast<size_t>(r) * dim;
     const float* ur = u + static_cast<size_t>(r) * dim;
     for (int i = 0; i < dim; i++) {
@@ -186,7 +186,11 @@ void swiglu(float* g, const float* u, int rows, int dim, double limit, const dou
       const double h = (gi / (1 + std::exp(-gi))) * ui;
       gr[i] = static_cast<float>(row_weights ? row_weights[r] * h : h);
     }
-  });
+  }
+}
+
+void swiglu(float* g, const float* u, int rows, int dim, double limit, const double* row_weights) {
+  over_rows(rows, static_cast<size_t>(dim) * 8, [&](int r) { swiglu_rows(g, u, r, r + 1, dim, limit, row_weights); });
 }
 
 void add_rows(float* y, const float* src, const int32_t* row_index, int n, int dim) {

@@ -32,6 +32,8 @@ void indexer_scores(const float* q, const float* weights, int heads, int head_di
 void hc_collapse(const float* X, int rows, int hc, int dim, const double* pre, float* out);
 void hc_expand(const float* y, const float* X, int rows, int hc, int dim, const double* post, const double* comb, float* out);
 void swiglu(float* g, const float* u, int rows, int dim, double limit, const double* row_weights);
+// swiglu on rows [r0, r1), on the calling thread (inside a pool task).
+void swiglu_rows(float* g, const float* u, int r0, int r1, int dim, double limit, const double* row_weights);
 // y[row_index[i]] += src[i] over dim-wide rows, in order.
 void add_rows(float* y, const float* src, const int32_t* row_index, int n, int dim);
 

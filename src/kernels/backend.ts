@@ -118,4 +118,21 @@ export interface Backend {
   swiglu(g: Vec, u: Vec, rows: number, dim: number, limit: number, rowWeights: Float64Array | null): void;
   /** `y[rowIndex[i]] += src[i]` for the `dim`-wide rows i of src, in order. */
   addRows(y: Vec, src: Vec, rowIndex: Int32Array, dim: number): void;
+  /**
+   * Optional: one layer's routed experts for a batch (spec §7). For each expert in order,
+   * its rows of x go through `w2(swiglu(w1 x, w3 x; limit) · weight)` (activation-quantised
+   * products) and are added to y: the same arithmetic as one linear, linear, swiglu, linear
+   * and addRows per expert, bit for bit, which is what the model does without it. A backend
+   * has it when running the experts as one operation saves the per-product hand-offs.
+   */
+  routedExperts?(x: Vec, dim: number, experts: readonly ExpertPicks[], inter: number, limit: number, y: Vec): void;
+}
+
+/** A routed expert's matrices and the batch rows (with their routing weights) that picked it. */
+export interface ExpertPicks {
+  w1: MatrixHandle;
+  w3: MatrixHandle;
+  w2: MatrixHandle;
+  rows: Int32Array;
+  weights: Float64Array;
 }

@@ -1,4 +1,4 @@
-import type { Backend, Vec } from "../kernels/backend.js";
+import type { Backend, ExpertPicks, Vec } from "../kernels/backend.js";
 import type { LayerSchedule, ModelConfig } from "./config.js";
 import { selectRows } from "./rows.js";
 import { topkIndices } from "./topk.js";
@@ -7,6 +7,12 @@ import type { ExpertWeights, MoeWeights } from "./weights.js";
 export interface MoeTrace {
   router?(layer: number, row: number, experts: Int32Array, weights: Float64Array): void;
 }
+
+/**
+ * From how many picked experts a backend's routedExperts runs them (each whole on one thread):
+ * with fewer experts than threads, splitting every product over the threads keeps them busy.
+ */
+const MIN_EXPERTS_AS_ONE_OP = 2;
 
 /** PyTorch's softplus (threshold 20: linear above it). */
 const softplus = (x: number) => (x > 20 ? x : Math.log1p(Math.exp(x)));
@@ -54,7 +60,7 @@ function allRows(n: number): Int32Array {
 }
 
 /** SwiGLU expert on a batch of rows; `rowWeights` scales the activation before w2 (routed experts). */
-function expertForward(backend: Backend, cfg: ModelConfig, w: ExpertWeights, x: Vec, rows: number, rowWeights: Float64Array | null): Vec {
+function expertForward(backend: Backend, cfg: ModelConfig, w: Pick<ExpertWeights, "w1" | "w3" | "w2">, x: Vec, rows: number, rowWeights: Float64Array | null): Vec {
   const g = backend.linear(x, rows, w.w1, true);
   const u = backend.linear(x, rows, w.w3, true);
   backend.swiglu(g, u, rows, cfg.moeInterDim, cfg.swigluLimit, rowWeights);
@@ -77,12 +83,20 @@ export function moeForward(
   }
   const y = backend.alloc(R * D);
   // Ascending expert id, as the reference accumulates.
+  const picked: ExpertPicks[] = [];
   for (let e = 0; e < E; e++) {
     const picks = byExpert[e]!;
     if (picks.length === 0) continue;
-    const rows = Int32Array.from(picks, (p) => p.row);
-    const out = expertForward(backend, cfg, w.expert(e), selectRows(backend, x, rows, D), picks.length, Float64Array.from(picks, (p) => p.weight));
-    backend.addRows(y, out, rows, D);
+    const { w1, w3, w2 } = w.expert(e);
+    picked.push({ w1, w3, w2, rows: Int32Array.from(picks, (p) => p.row), weights: Float64Array.from(picks, (p) => p.weight) });
+  }
+  if (backend.routedExperts && picked.length >= MIN_EXPERTS_AS_ONE_OP) {
+    backend.routedExperts(x, D, picked, cfg.moeInterDim, cfg.swigluLimit, y);
+  } else {
+    for (const p of picked) {
+      const out = expertForward(backend, cfg, p, selectRows(backend, x, p.rows, D), p.rows.length, p.weights);
+      backend.addRows(y, out, p.rows, D);
+    }
   }
   const shared = expertForward(backend, cfg, w.shared, x, R, null);
   backend.addRows(y, shared, allRows(R), D);

@@ -23,6 +23,9 @@ export interface NativeAddon {
   hcExpand(y: Float32Array, X: Float32Array, rows: number, hc: number, dim: number, post: Float64Array, comb: Float64Array, out: Float32Array): void;
   swiglu(g: Float32Array, u: Float32Array, rows: number, dim: number, limit: number, rowWeights: Float64Array | null): void;
   addRows(y: Float32Array, src: Float32Array, rowIndex: Int32Array, dim: number): void;
+  /** Routed experts as one operation: matrices holds w1, w3, w2 per expert, counts its picks (rows of rowIndex / rowWeights in order). */
+  routedExperts(x: Float32Array, dim: number, rowIndex: Int32Array, rowWeights: Float64Array, counts: Int32Array, matrices: NativeMatrixPtr[],
+    inter: number, limit: number, y: Float32Array): void;
   info(): { isa: string; threads: number; isas: string[] };
   /** Switch instruction set (tests); false when this CPU or build lacks it. */
   selectIsa(isa: string): boolean;

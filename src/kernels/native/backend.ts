@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import type { AttentionQuery, Backend, MatrixHandle, StoredMatrix, Vec, WeightFormat } from "../backend.js";
+import type { AttentionQuery, Backend, ExpertPicks, MatrixHandle, StoredMatrix, Vec, WeightFormat } from "../backend.js";
 import { requireNativeAddon, type NativeAddon, type NativeMatrixPtr } from "./addon.js";
 
 const FORMAT_CODE: Record<WeightFormat, number> = { fp8: 0, fp4: 1, bf16: 2, f32: 3 };
@@ -164,6 +164,29 @@ export class NativeBackend implements Backend {
 
   addRows(y: Vec, src: Vec, rowIndex: Int32Array, dim: number): void {
     this.inPlace(y, (yf) => this.addon.addRows(yf, asF32(src), rowIndex, dim));
+  }
+
+  routedExperts(x: Vec, dim: number, experts: readonly ExpertPicks[], inter: number, limit: number, y: Vec): void {
+    let picks = 0;
+    for (const e of experts) picks += e.rows.length;
+    const rowIndex = new Int32Array(picks);
+    const rowWeights = new Float64Array(picks);
+    const counts = new Int32Array(experts.length);
+    const matrices: NativeMatrixPtr[] = [];
+    let at = 0;
+    experts.forEach((e, i) => {
+      if (e.weights.length !== e.rows.length) throw new RangeError(`routedExperts: expert ${i} has ${e.rows.length} rows but ${e.weights.length} weights`);
+      rowIndex.set(e.rows, at);
+      rowWeights.set(e.weights, at);
+      at += e.rows.length;
+      counts[i] = e.rows.length;
+      matrices.push((e.w1 as NativeMatrix).ptr, (e.w3 as NativeMatrix).ptr, (e.w2 as NativeMatrix).ptr);
+    });
+    try {
+      this.inPlace(y, (yf) => this.addon.routedExperts(asF32(x), dim, rowIndex, rowWeights, counts, matrices, inter, limit, yf));
+    } catch (err) {
+      throw withMatrixName(err, `${experts[0]?.w1.name ?? "routed experts"} and ${experts.length - 1} more`);
+    }
   }
 
   /** Runs an in-place kernel on x, through a float32 copy when x is not float32. */
