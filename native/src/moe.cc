@@ -13,10 +13,17 @@ namespace dsv4 {
 namespace {
 constexpr size_t kTileBytes = 96 * 1024;  // linear.cc's tile of weight bytes
 
-// out = w(x) for `rows` rows gathered by `index` from x (K floats apart), on this thread.
-void product(const KernelTable& k, const Matrix& w, const float* x, const int32_t* index, int rows, float* prepared, float* out) {
+// Rows activation-quantised for w, gathered by `index` (null: in order) from x (K floats apart).
+void prepare(const KernelTable& k, const Matrix& w, const float* x, const int32_t* index, int rows, float* prepared) {
   const size_t width = k.prepared_width(w);
   for (int r = 0; r < rows; r++) k.prepare(w, x + static_cast<size_t>(index ? index[r] : r) * w.K, 1, true, prepared + width * r);
+}
+
+// Whether rows prepared for a serve b as well (the same format, inputs and so layout).
+bool same_preparation(const Matrix& a, const Matrix& b) { return a.format == b.format && a.K == b.K && a.scale_special == b.scale_special; }
+
+// out = w(prepared rows), on this thread.
+void product(const KernelTable& k, const Matrix& w, const float* prepared, int rows, float* out) {
   // One pass over the whole matrix for a decode batch's few rows (the kernels take up to 8 at
   // once); with more, tiles of output rows that stay in L2 while every row group passes, as
   // linear() splits them (128-row scale groups for FP8).
@@ -40,10 +47,13 @@ void routed_experts(const RoutedExpert* experts, int n, const float* x, int dim,
     float* g = static_cast<float*>(scratch(Scratch::ExpertHidden, 2 * static_cast<size_t>(rows) * inter * sizeof(float)));
     float* u = g + static_cast<size_t>(rows) * inter;
     const int32_t* index = row_index + ex.first;
-    product(k, *ex.w1, x, index, rows, prepared, g);
-    product(k, *ex.w3, x, index, rows, prepared, u);
+    prepare(k, *ex.w1, x, index, rows, prepared);
+    product(k, *ex.w1, prepared, rows, g);
+    if (!same_preparation(*ex.w1, *ex.w3)) prepare(k, *ex.w3, x, index, rows, prepared);
+    product(k, *ex.w3, prepared, rows, u);
     swiglu_rows(g, u, 0, rows, inter, limit, row_weights + ex.first);
-    product(k, *ex.w2, g, nullptr, rows, prepared, outs + static_cast<size_t>(ex.first) * dim);
+    prepare(k, *ex.w2, g, nullptr, rows, prepared);
+    product(k, *ex.w2, prepared, rows, outs + static_cast<size_t>(ex.first) * dim);
   });
   add_rows(y, outs, row_index, total, dim);
 }
