@@ -36,7 +36,11 @@ export class NativeBackend implements Backend {
   readonly name = "native";
   readonly precision = "f32" as const;
 
-  constructor(private readonly addon: NativeAddon = requireNativeAddon()) {}
+  constructor(private readonly addon: NativeAddon = requireNativeAddon()) {
+    // An addon built from an older checkout has no routedExperts: the model then runs the
+    // experts one product at a time, as before.
+    if (typeof addon.routedExperts !== "function") (this as { routedExperts?: unknown }).routedExperts = undefined;
+  }
 
   /** Instruction set and thread count in use. */
   info(): { isa: string; threads: number; isas: string[] } {
