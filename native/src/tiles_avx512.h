@@ -580,9 +580,32 @@ constexpr int kFp8GemvRows = 8;  // weight rows per fp8_gemv8_rows call (4 pairs
 // another 1.05-1.14x at 1-4 rows.
 constexpr int kFp8RowsMost = 4;  // most activation rows per fp8_gemv8_rows pass
 
-template <int R>
-void fp8_gemv8_rows(const uint8_t* w, int K, const float* x, size_t ldx, float* out, size_t ldo, const double* post, bool ahead) {
+// One 32-input group g of the eight weight rows at w (k bytes apart) against R prescaled rows
+// (Fp8Group32, ldx floats apart): c[r][q] advanced by pair q's four decoded vectors.
+struct Fp8FloatGroups {
+  const float* x;
+  size_t ldx;
+  Fp8FloatGroups from_row(int r0) const { return {x + static_cast<size_t>(r0) * ldx, ldx}; }
+  template <int R>
+  __attribute__((always_inline)) void step(const uint8_t* w, size_t k, int g, __m512 (&c)[R][4]) const {
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+      __m512 wv[4];
+      fp8_decode32_pair(w + 2 * q * k + g, w + (2 * q + 1) * k + g, wv);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) {
+        const float* xr = x + r * ldx + g;
+        for (int p = 0; p < 4; p++) c[r][q] = _mm512_fmadd_ps(wv[p], broadcast8(xr + 8 * p), c[r][q]);
+      }
+    }
+  }
+};
+
+// The kernel for either way of forming the chains (Groups: Fp8FloatGroups, Fp8Bf16Groups).
+template <int R, class Groups>
+void fp8_gemv8_rows(const uint8_t* w, int K, const Groups& rows, float* out, size_t ldo, const double* post, bool ahead) {
   const size_t k = static_cast<size_t>(K);
+  const Groups groups = rows;  // a local copy, so that its vectors stay in registers
   // The totals live in memory (added to once per block): 4R chains and 4R totals in
   // registers would spill inside the loop from R = 4.
   alignas(64) float t[R][4][16];
@@ -596,16 +619,7 @@ void fp8_gemv8_rows(const uint8_t* w, int K, const float* x, size_t ldx, float* 
     for (int g = kb; g < ke; g += 32) {
       if (ahead && (g & 32) == 0)
         for (int j = 0; j < kFp8GemvRows; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + kFp8GemvRows * k), _MM_HINT_T0);
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; q++) {
-        __m512 wv[4];
-        fp8_decode32_pair(w + 2 * q * k + g, w + (2 * q + 1) * k + g, wv);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-          const float* xr = x + r * ldx + g;
-          for (int p = 0; p < 4; p++) c[r][q] = _mm512_fmadd_ps(wv[p], broadcast8(xr + 8 * p), c[r][q]);
-        }
-      }
+      groups.template step<R>(w, k, g, c);
     }
     for (int r = 0; r < R; r++)
       for (int q = 0; q < 4; q++) _mm512_store_ps(t[r][q], _mm512_add_ps(_mm512_load_ps(t[r][q]), c[r][q]));
@@ -617,14 +631,18 @@ void fp8_gemv8_rows(const uint8_t* w, int K, const float* x, size_t ldx, float* 
     }
 }
 
-using Fp8RowsFn = void (*)(const uint8_t*, int, const float*, size_t, float*, size_t, const double*, bool);
+template <class Groups>
+using Fp8RowsFn = void (*)(const uint8_t*, int, const Groups&, float*, size_t, const double*, bool);
 
-inline Fp8RowsFn fp8_gemv8_rows_for(int r) {
+// At most kFp8RowsMost rows per pass for both (with bf16 dot products too, 5 or 6 rows in one
+// pass spill and measured 0.82-0.92x of two passes).
+template <class Groups>
+inline Fp8RowsFn<Groups> fp8_gemv8_rows_for(int r) {
   switch (r) {
-    case 1: return fp8_gemv8_rows<1>;
-    case 2: return fp8_gemv8_rows<2>;
-    case 3: return fp8_gemv8_rows<3>;
-    default: return fp8_gemv8_rows<4>;
+    case 1: return fp8_gemv8_rows<1, Groups>;
+    case 2: return fp8_gemv8_rows<2, Groups>;
+    case 3: return fp8_gemv8_rows<3, Groups>;
+    default: return fp8_gemv8_rows<4, Groups>;
   }
 }
 
@@ -717,55 +735,28 @@ inline bool fp8_prepare_bf16(const float* xs, size_t ldx, int rows, int K, uint3
   return true;
 }
 
-template <int R>
-void fp8_gemv8_rows_bf16(const uint8_t* w, int K, const uint32_t* xb, size_t ldb, float* out, size_t ldo, const double* post, bool ahead) {
-  const size_t k = static_cast<size_t>(K);
-  const Fp8Bf16Tables tables = fp8_bf16_tables();
-  alignas(64) float t[R][4][16];
-  for (int r = 0; r < R; r++)
-    for (int q = 0; q < 4; q++) _mm512_store_ps(t[r][q], _mm512_setzero_ps());
-  for (int kb = 0; kb < K; kb += kFp8Block) {
-    const int ke = imin(K, kb + kFp8Block);
-    __m512 c[R][4];
-    for (int r = 0; r < R; r++)
-      for (int q = 0; q < 4; q++) c[r][q] = _mm512_setzero_ps();
-    for (int g = kb; g < ke; g += 32) {
-      if (ahead && (g & 32) == 0)
-        for (int j = 0; j < kFp8GemvRows; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + kFp8GemvRows * k), _MM_HINT_T0);
+// As Fp8FloatGroups, from the rows' bf16 pairs (fp8_prepare_bf16, ldb words apart): two
+// vdpbf16ps per pair and row where that takes four FMAs.
+struct Fp8Bf16Groups {
+  const uint32_t* xb;
+  size_t ldb;
+  Fp8Bf16Tables tables;
+  Fp8Bf16Groups from_row(int r0) const { return {xb + static_cast<size_t>(r0) * ldb, ldb, tables}; }
+  template <int R>
+  __attribute__((always_inline)) void step(const uint8_t* w, size_t k, int g, __m512 (&c)[R][4]) const {
 #pragma GCC unroll 4
-      for (int q = 0; q < 4; q++) {
-        __m512bh a, b;
-        fp8_decode32_pair_bf16(w + 2 * q * k + g, w + (2 * q + 1) * k + g, tables, a, b);
+    for (int q = 0; q < 4; q++) {
+      __m512bh a, b;
+      fp8_decode32_pair_bf16(w + 2 * q * k + g, w + (2 * q + 1) * k + g, tables, a, b);
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-          const uint32_t* xr = xb + r * ldb + g / 2;
-          c[r][q] = _mm512_dpbf16_ps(c[r][q], a, as_bf16x32(_mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr)))));
-          c[r][q] = _mm512_dpbf16_ps(c[r][q], b, as_bf16x32(_mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + 8)))));
-        }
+      for (int r = 0; r < R; r++) {
+        const uint32_t* xr = xb + r * ldb + g / 2;
+        c[r][q] = _mm512_dpbf16_ps(c[r][q], a, as_bf16x32(_mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr)))));
+        c[r][q] = _mm512_dpbf16_ps(c[r][q], b, as_bf16x32(_mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + 8)))));
       }
     }
-    for (int r = 0; r < R; r++)
-      for (int q = 0; q < 4; q++) _mm512_store_ps(t[r][q], _mm512_add_ps(_mm512_load_ps(t[r][q]), c[r][q]));
   }
-  for (int r = 0; r < R; r++)
-    for (int q = 0; q < 4; q++) {
-      out[r * ldo + 2 * q] = static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(t[r][q]))) * post[r]);
-      out[r * ldo + 2 * q + 1] = static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(t[r][q] + 8))) * post[r]);
-    }
-}
-
-using Fp8PairsFn = void (*)(const uint8_t*, int, const uint32_t*, size_t, float*, size_t, const double*, bool);
-
-// At most kFp8RowsMost rows per pass, as the float kernel: 5 or 6 rows in one pass (4R chains
-// and the tables) spill and measured 0.82-0.92x of two passes.
-inline Fp8PairsFn fp8_gemv8_rows_bf16_for(int r) {
-  switch (r) {
-    case 1: return fp8_gemv8_rows_bf16<1>;
-    case 2: return fp8_gemv8_rows_bf16<2>;
-    case 3: return fp8_gemv8_rows_bf16<3>;
-    default: return fp8_gemv8_rows_bf16<4>;
-  }
-}
+};
 #endif
 
 // Output rows [n0, n1) of one 128-row scale group (fp8_group) for `rows` >= 2 prescaled rows
@@ -810,19 +801,24 @@ void fp8_tiled(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
 // the first pass asks for the next eight rows: the later ones read these from L1/L2, and
 // asking again there cost 10-30% from 6 rows on. The last n1 - n0 mod 8 rows go through
 // fp8_tiled.
-void fp8_rows(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post, const uint32_t* xb, size_t ldb) {
+template <class Groups>
+void fp8_passes(const Matrix& w, const Groups& groups, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
   const int passes = (rows + kFp8RowsMost - 1) / kFp8RowsMost;
-  int n = n0;
-  for (; n + kFp8GemvRows <= n1; n += kFp8GemvRows)
+  for (int n = n0; n + kFp8GemvRows <= n1; n += kFp8GemvRows)
     for (int p = 0, r0 = 0; p < passes; p++) {
       const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
-#ifdef DSV4_AVX512_BF16
-      if (xb)
-        fp8_gemv8_rows_bf16_for(rb)(w.row(n), w.K, xb + static_cast<size_t>(r0) * ldb, ldb, out + static_cast<size_t>(r0) * ldo + n, ldo, post + r0, p == 0);
-      else
-#endif
-        fp8_gemv8_rows_for(rb)(w.row(n), w.K, xs + static_cast<size_t>(r0) * ldx, ldx, out + static_cast<size_t>(r0) * ldo + n, ldo, post + r0, p == 0);
+      fp8_gemv8_rows_for<Groups>(rb)(w.row(n), w.K, groups.from_row(r0), out + static_cast<size_t>(r0) * ldo + n, ldo, post + r0, p == 0);
       r0 += rb;
     }
-  if (n < n1) fp8_tiled(w, xs, ldx, rows, out, ldo, n, n1, post);
+}
+
+void fp8_rows(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post, const uint32_t* xb, size_t ldb) {
+#ifdef DSV4_AVX512_BF16
+  if (xb)
+    fp8_passes(w, Fp8Bf16Groups{xb, ldb, fp8_bf16_tables()}, rows, out, ldo, n0, n1, post);
+  else
+#endif
+    fp8_passes(w, Fp8FloatGroups{xs, ldx}, rows, out, ldo, n0, n1, post);
+  const int tail = n0 + (n1 - n0) / kFp8GemvRows * kFp8GemvRows;
+  if (tail < n1) fp8_tiled(w, xs, ldx, rows, out, ldo, tail, n1, post);
 }
