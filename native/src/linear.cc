@@ -16,6 +16,20 @@ constexpr size_t kParallelWork = 256 * 1024;
 constexpr size_t kTileBytes = 96 * 1024;
 // Activation values from which preparing them is split over the pool.
 constexpr size_t kParallelPrepare = 16 * 1024;
+
+// Weight rows per tile of a product split over `threads` threads. Enough tiles for dynamic
+// balancing (threads finish unevenly on a shared machine), each big enough to amortise the
+// per-task overhead; multiples of 4 rows so the kernels' row groups stay whole, of 8 for FP8
+// (AVX-512 takes eight weight rows at a time there; the BF16 head's 12-row tiles rounded up to
+// 16 measured 1-5% slower at 1-8 rows). FP8 tiles follow the 128-row scale groups when there
+// are enough of them: each group's scales are applied to the activations once.
+int tile_rows(const Matrix& w, int threads) {
+  int tile = static_cast<int>(std::max<size_t>(4, kTileBytes / w.row_bytes()));
+  tile = std::min(tile, std::max(4, w.N / (threads * 8)));
+  tile = w.format == Format::FP8 ? (tile + 7) & ~7 : (tile + 3) & ~3;
+  if (w.format == Format::FP8 && w.N >= kFp8Block * threads * 4) tile = kFp8Block;
+  return tile;
+}
 }  // namespace
 
 void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* out) {
@@ -41,22 +55,22 @@ void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* ou
     k.linear(w, xp, rows, out, w.N, 0, w.N);
     return;
   }
-  // Enough tiles for dynamic balancing (threads finish unevenly on a shared machine),
-  // each big enough to amortise the per-task overhead; multiples of 4 rows so the kernels'
-  // row groups stay whole, of 8 for FP8 (AVX-512 takes eight weight rows at a time there;
-  // the BF16 head's 12-row tiles rounded up to 16 measured 1-5% slower at 1-8 rows). FP8
-  // tiles follow the 128-row scale groups when there are enough of them: each group's
-  // scales are applied to the activations once.
-  int tile = static_cast<int>(std::max<size_t>(4, kTileBytes / row_bytes));
-  tile = std::min(tile, std::max(4, w.N / (p.threads() * 8)));
-  tile = w.format == Format::FP8 ? (tile + 7) & ~7 : (tile + 3) & ~3;
-  if (w.format == Format::FP8 && w.N >= kFp8Block * p.threads() * 4) tile = kFp8Block;
+  const int tile = tile_rows(w, p.threads());
   const int tasks = (w.N + tile - 1) / tile;
   p.run(tasks, [&](int t, int) {
     const int n0 = t * tile;
     const int n1 = std::min(w.N, n0 + tile);
     k.linear(w, xp, rows, out, w.N, n0, n1);
   });
+}
+
+void linear_prepared(const Matrix& w, const float* prepared, int rows, float* out) {
+  const KernelTable& k = kernels();
+  // A decode batch's few rows in one pass over the whole matrix (the kernels take up to 8 at
+  // once); more in the tiles one thread of linear() would get, which stay in L2 while every
+  // row group passes.
+  const int tile = rows <= 8 ? w.N : tile_rows(w, 1);
+  for (int n0 = 0; n0 < w.N; n0 += tile) k.linear(w, prepared, rows, out, w.N, n0, std::min(w.N, n0 + tile));
 }
 
 }  // namespace dsv4
