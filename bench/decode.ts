@@ -7,7 +7,7 @@
  * default is 64 tokens on the native backend (8 on the reference) and the JSON states it.
  */
 import { pathToFileURL } from "node:url";
-import type { Backend, ExpertPicks, MatrixHandle, Vec } from "../src/kernels/backend.js";
+import type { Backend, MatrixHandle, Vec } from "../src/kernels/backend.js";
 import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
 import { Dsv4Model } from "../src/model/transformer.js";
@@ -72,7 +72,8 @@ function instrument(inner: Backend): { backend: Backend; bytes: () => number; ti
     if (!timing) return call();
     const t0 = performance.now();
     const r = call();
-    const key = name === "linear" ? `linear ${(args[2] as MatrixHandle).format}` : name === "routedExperts" ? `routed experts (${(args[2] as ExpertPicks[])[0]?.w1.format})` : name;
+    const product = productsOf(name, args)[0];
+    const key = product ? `linear ${product.w.format}` : name;
     times.set(key, (times.get(key) ?? 0) + (performance.now() - t0) / 1000);
     return r;
   });

@@ -92,9 +92,8 @@ async function autoVsOff(dir: string, vocab: number, streams: number, tokens: nu
 
 /** Which part of the model an op belongs to, from the matrix it reads. */
 export function part(name: string, args: unknown[]): string {
-  if (name === "routedExperts") return "routed experts";
-  if (name !== "linear" && name !== "matrixRow") return "other ops (attention, norms, mHC)";
-  const m = (name === "linear" ? args[2] : args[0]) as MatrixHandle;
+  const m = productsOf(name, args)[0]?.w ?? (name === "matrixRow" ? (args[0] as MatrixHandle) : null);
+  if (!m) return "other ops (attention, norms, mHC)";
   if (m.name.includes("markov_head")) return "Markov head";
   if (m.name.includes("confidence_head")) return "confidence head";
   if (m.name === "head") return "head";

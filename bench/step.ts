@@ -12,13 +12,13 @@ import { createRequire } from "node:module";
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Backend, ExpertPicks, MatrixHandle } from "../src/kernels/backend.js";
+import type { Backend, MatrixHandle } from "../src/kernels/backend.js";
 import type { NativeAddon } from "../src/kernels/native/addon.js";
 import { requireNativeAddon } from "../src/kernels/native/addon.js";
 import { NativeBackend } from "../src/kernels/native/backend.js";
 import { Dsv4Model } from "../src/model/transformer.js";
 import { cachedPreset } from "./checkpoints.js";
-import { observeBackend } from "./observe.js";
+import { observeBackend, productsOf } from "./observe.js";
 import { warmExperts } from "./warm-experts.js";
 
 export interface StepRow {
@@ -59,7 +59,8 @@ function timedBackend(inner: Backend): { backend: Backend; times: Map<string, nu
     if (!on) return call();
     const t0 = performance.now();
     const r = call();
-    const key = name === "linear" ? productKey(args[2] as MatrixHandle, args[1] as number) : name === "routedExperts" ? `routed experts (${(args[2] as ExpertPicks[])[0]?.w1.format})` : name;
+    const product = productsOf(name, args)[0];
+    const key = product ? productKey(product.w, product.rows) : name;
     times.set(key, (times.get(key) ?? 0) + performance.now() - t0);
     return r;
   });
