@@ -418,18 +418,12 @@ describe(`${wide} tiled products equal avx2 bit for bit, scalar within rounding`
     });
   }
 
-  // avx512bf16 takes an FP4 pass of rows through bf16 dot products only when each row's
-  // quantised values keep every chain exact; the others (a value at or past 2^100, NaN,
-  // infinity, or no quantisation) go the float way. Either must give the avx2 bits, the
-  // extreme rows batched with ordinary ones as well as alone.
-  test("fp4 rows of extreme, non-finite and tiny activations, alone and batched", () => {
-    const K = 256;
-    const m = randomMatrix("fp4", 9, K, 77);
-    const ordinary = randomVec(K, 78, 3);
-    const rowsOf: Record<string, Float32Array> = {
+  // Rows of extreme, non-finite and tiny activations beside an ordinary one: `wideStep` sets
+  // the block amplitudes of "wide" (10^-30, then up by 10^wideStep per 128 inputs).
+  function extremeRows(K: number, ordinary: Float32Array, wideStep: number): Record<string, Float32Array> {
+    return {
       ordinary,
-      // Block amplitudes from 1e-30 (below the 1e-4 floor of the scale rule) to 1e28.
-      wide: Float32Array.from(ordinary, (v, i) => v * 10 ** (-30 + 29 * Math.floor(i / 128))),
+      wide: Float32Array.from(ordinary, (v, i) => v * 10 ** (-30 + wideStep * Math.floor(i / 128))),
       huge: Float32Array.from(ordinary, (v, i) => (i === 5 ? 1e35 : v)),
       // Products near the float range, where the order of a chain's sum decides whether it overflows.
       nearOverflow: Float32Array.from(ordinary, (v) => Math.sign(v) * 3e37),
@@ -437,19 +431,35 @@ describe(`${wide} tiled products equal avx2 bit for bit, scalar within rounding`
       infinite: Float32Array.from(ordinary, (v, i) => (i === 64 ? -Infinity : v)),
       zero: new Float32Array(K),
     };
+  }
+
+  // Each row alone and in `batch` (its "row" entries replaced by it), quantised or not: the
+  // wide table's products must equal the avx2 table's.
+  function sameAsAvx2(m: StoredMatrix, K: number, rowsOf: Record<string, Float32Array>, batch: Array<"row" | "ordinary">): void {
     for (const actQuant of [true, false]) {
       for (const [name, row] of Object.entries(rowsOf)) {
-        for (const batch of [[row], [ordinary, row, ordinary, ordinary, row]]) {
-          const xs = new Float32Array(batch.length * K);
-          batch.forEach((r, i) => xs.set(r, i * K));
+        for (const rows of [[row], batch.map((b) => (b === "row" ? row : rowsOf.ordinary!))]) {
+          const xs = new Float32Array(rows.length * K);
+          rows.forEach((r, i) => xs.set(r, i * K));
           const run = (isa: string) => {
             assert.ok(addon!.selectIsa(isa));
-            return plain(nb.linear(xs, batch.length, nb.uploadMatrix(m), actQuant) as Float32Array);
+            return plain(nb.linear(xs, rows.length, nb.uploadMatrix(m), actQuant) as Float32Array);
           };
-          assert.deepEqual(run(wide), run("avx2"), `${name} row, ${batch.length} rows, actQuant ${actQuant}`);
+          assert.deepEqual(run(wide), run("avx2"), `${name} row, ${rows.length} rows, actQuant ${actQuant}`);
         }
       }
     }
+  }
+
+  // avx512bf16 takes an FP4 pass of rows through bf16 dot products only when each row's
+  // quantised values keep every chain exact; the others (a value at or past 2^100, NaN,
+  // infinity, or no quantisation) go the float way. Either must give the avx2 bits, the
+  // extreme rows batched with ordinary ones as well as alone.
+  test("fp4 rows of extreme, non-finite and tiny activations, alone and batched", () => {
+    const K = 256;
+    // Block amplitudes from 1e-30 (below the 1e-4 floor of the scale rule) to 1e28.
+    const rowsOf = extremeRows(K, randomVec(K, 78, 3), 29);
+    sameAsAvx2(randomMatrix("fp4", 9, K, 77), K, rowsOf, ["ordinary", "row", "ordinary", "ordinary", "row"]);
   });
 
   // avx512bf16 takes an FP8 group of weight rows through bf16 dot products only when every
@@ -458,30 +468,9 @@ describe(`${wide} tiled products equal avx2 bit for bit, scalar within rounding`
   // whose second half is 2^-60 ... 2^-95 of the first straddle that edge, alone and batched.
   test("fp8 rows of extreme, non-finite and tiny activations, alone and batched", () => {
     const K = 512;
-    const m = randomMatrix("fp8", 136, K, 79);
     const ordinary = randomVec(K, 80, 3);
-    const rowsOf: Record<string, Float32Array> = {
-      ordinary,
-      wide: Float32Array.from(ordinary, (v, i) => v * 10 ** (-30 + 19 * Math.floor(i / 128))),
-      huge: Float32Array.from(ordinary, (v, i) => (i === 5 ? 1e35 : v)),
-      nearOverflow: Float32Array.from(ordinary, (v) => Math.sign(v) * 3e37),
-      nan: Float32Array.from(ordinary, (v, i) => (i === 200 ? Number.NaN : v)),
-      infinite: Float32Array.from(ordinary, (v, i) => (i === 64 ? -Infinity : v)),
-      zero: new Float32Array(K),
-    };
+    const rowsOf = extremeRows(K, ordinary, 19);
     for (const e of [60, 70, 75, 80, 85, 90, 95]) rowsOf[`half at 2^-${e}`] = Float32Array.from(ordinary, (v, i) => (i >= K / 2 ? v * 2 ** -e : v));
-    for (const actQuant of [true, false]) {
-      for (const [name, row] of Object.entries(rowsOf)) {
-        for (const batch of [[row], [ordinary, row, ordinary, ordinary, row, ordinary]]) {
-          const xs = new Float32Array(batch.length * K);
-          batch.forEach((r, i) => xs.set(r, i * K));
-          const run = (isa: string) => {
-            assert.ok(addon!.selectIsa(isa));
-            return plain(nb.linear(xs, batch.length, nb.uploadMatrix(m), actQuant) as Float32Array);
-          };
-          assert.deepEqual(run(wide), run("avx2"), `${name} row, ${batch.length} rows, actQuant ${actQuant}`);
-        }
-      }
-    }
+    sameAsAvx2(randomMatrix("fp8", 136, K, 79), K, rowsOf, ["ordinary", "row", "ordinary", "ordinary", "row", "ordinary"]);
   });
 });
