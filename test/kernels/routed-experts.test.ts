@@ -39,41 +39,31 @@ function oneByOne(nb: NativeBackend, x: Float32Array, picks: ExpertPicks[], y: F
 describe("routedExperts", { skip }, () => {
   const nb = skip ? (null as unknown as NativeBackend) : new NativeBackend();
 
+  /** routedExperts onto a copy of `start` gives exactly what the one-by-one sequence adds to another. */
+  function sameAsOneByOne(picks: ExpertPicks[], x: Float32Array, start: Float32Array): void {
+    const want = Float32Array.from(start);
+    oneByOne(nb, x, picks, want);
+    const got = Float32Array.from(start);
+    nb.routedExperts(x, DIM, picks, INTER, LIMIT, got);
+    assert.deepEqual(Array.from(got), Array.from(want));
+  }
+
   for (const format of ["fp4", "fp8"] as WeightFormat[]) {
     test(`${format}: a decode batch's experts (1-3 rows each, rows shared between experts) give the one-by-one bits`, () => {
       const R = 16;
       const rows = Array.from({ length: 24 }, (_, e) => Array.from({ length: 1 + (e % 3) }, (_, i) => (e * 5 + i * 7) % R));
-      const picks = experts(nb, format, rows, 100);
-      const x = randomVec(R * DIM, 7, 3);
-      const want = new Float32Array(R * DIM);
-      oneByOne(nb, x, picks, want);
-      const got = new Float32Array(R * DIM);
-      nb.routedExperts(x, DIM, picks, INTER, LIMIT, got);
-      assert.deepEqual(Array.from(got), Array.from(want));
+      sameAsOneByOne(experts(nb, format, rows, 100), randomVec(R * DIM, 7, 3), new Float32Array(R * DIM));
     });
   }
 
   test("experts with many rows (prefill: products in tiles of output rows) give the one-by-one bits", () => {
     const R = 40;
     const rows = [Array.from({ length: 33 }, (_, i) => i), Array.from({ length: 9 }, (_, i) => 39 - 4 * i), [3]];
-    const picks = experts(nb, "fp4", rows, 200);
-    const x = randomVec(R * DIM, 8, 2);
-    const want = new Float32Array(R * DIM);
-    oneByOne(nb, x, picks, want);
-    const got = new Float32Array(R * DIM);
-    nb.routedExperts(x, DIM, picks, INTER, LIMIT, got);
-    assert.deepEqual(Array.from(got), Array.from(want));
+    sameAsOneByOne(experts(nb, "fp4", rows, 200), randomVec(R * DIM, 8, 2), new Float32Array(R * DIM));
   });
 
   test("adds to y rather than overwriting it", () => {
-    const picks = experts(nb, "fp4", [[0], [1], [0, 1]], 300);
-    const x = randomVec(2 * DIM, 9);
-    const start = randomVec(2 * DIM, 10);
-    const want = Float32Array.from(start);
-    oneByOne(nb, x, picks, want);
-    const got = Float32Array.from(start);
-    nb.routedExperts(x, DIM, picks, INTER, LIMIT, got);
-    assert.deepEqual(Array.from(got), Array.from(want));
+    sameAsOneByOne(experts(nb, "fp4", [[0], [1], [0, 1]], 300), randomVec(2 * DIM, 9), randomVec(2 * DIM, 10));
   });
 
   test("refuses a row outside x, a weight count that differs, and a matrix of the wrong shape, naming them", () => {
