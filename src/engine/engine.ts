@@ -87,6 +87,8 @@ export class Engine implements EngineApi {
   private readonly sharedPrefixes: SharedPrefixes;
   private readonly env: SequenceEnv;
   private readonly specWarmup: number;
+  /** The next MTP draft is more than the warm-up's steps away (set per step). */
+  private mtpDraftFar = false;
   private readonly speculation: Speculation;
   /** The drafter in use (null: speculation off or none in the checkpoint). */
   private readonly drafter: DrafterKind | null;
@@ -565,6 +567,11 @@ export class Engine implements EngineApi {
     // of a flash-slice batch cost a 16-row step more than twice over (481 ms against ~210),
     // which made auto at 16 streams 5-7% slower than off.
     this.ringFeeder = !near ? null : this.policy && !this.policy.drafting ? candidate : "all";
+    // A prompt's MTP warm-up entries (its last positions' residual streams) cost full rows of
+    // the last layer, which a prompt's other positions skip: 9 rows instead of 1 made a
+    // 16-prompt flash-slice prefill ~15% slower. When the next draft is further off than the
+    // warm-up, the decode steps before it record as many entries, so the prompt gives one.
+    this.mtpDraftFar = this.drafter === "mtp" && !!this.policy && this.policy.stepsToDraft(Math.max(1, decoding)) > this.specWarmup;
     this.probeSeq = null;
     const plan = this.scheduler.schedule(this.hooks);
     if (plan.prefill.length === 0 && plan.decode.length === 0) return false;
@@ -683,7 +690,7 @@ export class Engine implements EngineApi {
     const end = seq.state!.length + w.tokens.length;
     const spec = seq.req.speculative && this.drafter !== null;
     // MTP inputs for the context's last positions only: (residual at i, token at i+1).
-    const residualLast = w.final && spec && this.drafter === "mtp" ? Math.min(w.tokens.length, this.specWarmup + 1) : 0;
+    const residualLast = w.final && spec && this.drafter === "mtp" ? Math.min(w.tokens.length, this.mtpDraftFar ? 1 : this.specWarmup + 1) : 0;
     const request: StepRequest = { id: seq.state!.id, tokens: w.tokens, logits: w.final ? "last" : "none", residualLast };
     if (spec && this.drafter === "dspark") {
       // Every position writes its DSpark ring entries; the last one's main input seeds the first block.

@@ -240,13 +240,23 @@ export class Dsv4Model {
   }
 
   /**
-   * One MTP step per request (spec §8): combine the given residual streams with the next
+   * MTP steps, one per request (spec §8): combine the given residual streams with the next
    * token's embedding, run the MTP block on the sequence's own MTP state, and return its
-   * logits (predicting the token after `token`) and output streams for chained drafting.
+   * logits (predicting the token after `token`) and output streams for chained drafting. A
+   * sequence may have several requests in one call: they take its next positions in call order
+   * (a catch-up over several entries is one batched pass, as a prompt's tokens are). Requests
+   * with `logits: false` only advance the state: they skip the head and the block's output
+   * rows, and return no streams.
    */
-  mtpForward(requests: readonly MtpRequest[], opts: { trace?: ForwardTrace } = {}): Array<{ logits: Vec | null; residual: Vec }> {
+  mtpForward(requests: readonly MtpRequest[], opts: { trace?: ForwardTrace } = {}): Array<{ logits: Vec | null; residual: Vec | null }> {
     if (this.cfg.drafter !== "mtp") throw new Error(`this checkpoint has no April MTP block (drafter: ${drafterLayout(this.cfg)})`);
-    for (const r of requests) this.checkTokens([r.token], r.seq.mtpLength);
+    const offset = new Map<SequenceState, number>();
+    const positions = requests.map((r) => {
+      const k = offset.get(r.seq) ?? 0;
+      offset.set(r.seq, k + 1);
+      return r.seq.mtpLength + k;
+    });
+    requests.forEach((r, i) => this.checkTokens([r.token], positions[i]!));
     const cfg = this.cfg;
     const D = cfg.dim;
     const hc = cfg.hcMult;
@@ -265,13 +275,17 @@ export class Dsv4Model {
         for (let k = 0; k < D; k++) h[o + k] = h[o + k]! + e[i * D + k]!;
       }
     }
-    const X = this.block(bw, this.mtpRopes[0]!, h, requests.map((r) => ({ state: r.seq.mtp[0]!, pos: r.seq.mtpLength, token: r.token })), opts.trace);
-    const headRows = requests.flatMap((r, i) => (r.logits === false ? [] : [i]));
-    const logits = this.head(X, headRows, m.hcHead, m.norm);
-    for (const r of requests) r.seq.mtpLength += 1;
+    const outRows = requests.flatMap((r, i) => (r.logits === false ? [] : [i]));
+    const prune = !opts.trace && outRows.length < R;
+    const rows = requests.map((r, i) => ({ state: r.seq.mtp[0]!, pos: positions[i]!, token: r.token }));
+    const X = this.block(bw, this.mtpRopes[0]!, h, rows, opts.trace, prune ? outRows : undefined);
+    const at = (i: number) => (prune ? outRows.indexOf(i) : i);
+    const logits = this.head(X, outRows.map(at), m.hcHead, m.norm);
+    for (const [seq, n] of offset) seq.mtpLength += n;
     return requests.map((_, i) => {
-      const k = headRows.indexOf(i);
-      return { logits: k >= 0 ? logits[k]! : null, residual: X.slice(i * hc * D, (i + 1) * hc * D) as Vec };
+      const k = outRows.indexOf(i);
+      if (k < 0) return { logits: null, residual: null };
+      return { logits: logits[k]!, residual: X.slice(at(i) * hc * D, (at(i) + 1) * hc * D) as Vec };
     });
   }
 

@@ -164,6 +164,34 @@ for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative
     for (const [g, token] of compared) assert.equal(token, every.get(g), `the probe's draft after ${g} generated tokens`);
   });
 
+  if (mode === "mtp") test("while the next draft is further off than the warm-up, a prompt's last chunk returns one MTP entry, not the warm-up's", async () => {
+    const never: SpeculativeOptions["draftOverride"] = ({ k }) => Array.from({ length: k }, () => 0);
+    const proto = SpecPolicy.prototype as unknown as { probeDue: (seqs: number) => number };
+    const probeDue = proto.probeDue;
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative: { mode: "auto", draftOverride: never } });
+    try {
+      type Req = { tokens: number[]; logits: string; residualLast: number };
+      const runner = (engine as unknown as { runner: { step(reqs: Req[]): Promise<unknown> } }).runner;
+      const step = runner.step.bind(runner);
+      const prompted: number[] = [];
+      runner.step = (reqs) => {
+        for (const r of reqs) if (r.tokens.length > 1 && r.logits === "last") prompted.push(r.residualLast);
+        return step(reqs);
+      };
+      await engine.generate({ prompt_tokens: prompts[0]!, max_tokens: 120, temperature: 0 }).result();
+      assert.equal(engine.speculationState()!.chosenDrafts, 0, "auto should have stopped drafting");
+      // Before anything is measured a prompt gives the warm-up's entries (the window's 8 here).
+      assert.deepEqual(prompted, [8]);
+      proto.probeDue = () => 1000;
+      const r = await engine.generate({ prompt_tokens: prompts[2]!, max_tokens: N, temperature: 0 }).result();
+      assert.deepEqual(prompted, [8, 1]);
+      assert.deepEqual(r.tokens, (await plain).tokens[2]);
+    } finally {
+      proto.probeDue = probeDue;
+      await engine.dispose();
+    }
+  });
+
   if (mode === "dspark") test("while drafting does not pay, only the sequence a probe drafts for writes its rings ahead of it", async () => {
     // Proposals are always wrong, so auto stops drafting; probes every 6 steps. Ahead of each,
     // one sequence writes its ring rows (the probe's), not the whole batch.

@@ -155,6 +155,25 @@ for (const { preset, tokens: T } of PRESETS) {
       assert.equal(a.mtpLength, 9);
     });
 
+    test("MTP: a sequence's several positions in one call equal one call each", () => {
+      const [a, b, c] = [model.newSequence(), model.newSequence(), model.newSequence()];
+      const out = model.forward([{ seq: a, tokens: ids.slice(0, 6) }], { logits: "none", residual: "all" })[0]!;
+      model.forward([{ seq: b, tokens: ids.slice(0, 6) }, { seq: c, tokens: ids.slice(0, 6) }], { logits: "none" });
+      // a: positions 0-3 one call each; b: all four in one call, the first three state-only,
+      // beside c's single position (the rows of a call take each sequence's next positions).
+      const alone = [0, 1, 2, 3].map((i) => model.mtpForward([{ seq: a, hidden: out.residual[i]!, token: ids[i + 1]! }])[0]!);
+      const batched = model.mtpForward([
+        ...[0, 1, 2].map((i) => ({ seq: b, hidden: out.residual[i]!, token: ids[i + 1]!, logits: false })),
+        { seq: c, hidden: out.residual[0]!, token: ids[1]! },
+        { seq: b, hidden: out.residual[3]!, token: ids[4]! },
+      ]);
+      assert.deepEqual(batched.slice(0, 3), [0, 1, 2].map(() => ({ logits: null, residual: null })));
+      assert.equal(maxDiff(batched[4]!.logits!, alone[3]!.logits!), 0);
+      assert.equal(maxDiff(batched[4]!.residual!, alone[3]!.residual!), 0);
+      assert.equal(maxDiff(batched[3]!.logits!, alone[0]!.logits!), 0);
+      assert.deepEqual([a.mtpLength, b.mtpLength, c.mtpLength], [4, 4, 1]);
+    });
+
     test("per-request logits and residual modes override the call's", () => {
       const a = model.newSequence();
       const b = model.newSequence();

@@ -130,40 +130,34 @@ export class ModelHost {
   }
 
   /**
-   * MTP chains, batched across sequences: catch up on the real entries, then draft `count`
-   * tokens, each from the MTP block's own output streams and the token drafted before it
-   * (spec §8). The chain's positions are scratch: their MTP ring slots are put back after, so
-   * the MTP state only ever holds real positions.
+   * MTP chains, batched across sequences: one pass catches up on the real entries and drafts
+   * the first token (the entries are consecutive positions of each sequence, as a prompt's
+   * tokens are), then each further draft comes from the MTP block's own output streams and the
+   * token drafted before it (spec §8). The chain's positions are scratch: their MTP ring slots
+   * are put back after, so the MTP state only ever holds real positions.
    */
   private draftMtp(requests: readonly MtpDraftRequest[]): DraftOutput[] {
-    const pending = requests.map((r) => {
+    const chains = requests.map((r) => {
       const seq = this.state(r.id);
       seq.mtpLength = r.mtpLength;
-      return { seq, entries: r.entries.slice() };
+      return { r, seq, choose: chooser(r.sampling), hidden: null as Vec | null, token: -1, restore: () => {}, out: { tokens: [] as number[], logits: [] as Vec[], confidence: null } as DraftOutput };
     });
-    for (;;) {
-      const behind = pending.filter((p) => p.entries.length > 1);
-      if (behind.length === 0) break;
-      this.model.mtpForward(behind.map((p) => ({ seq: p.seq, hidden: p.entries[0]!.hidden, token: p.entries[0]!.token, logits: false })));
-      for (const p of behind) p.entries.shift();
-    }
-    const chains = requests.map((r, i) => ({
-      r, seq: pending[i]!.seq, choose: chooser(r.sampling), hidden: pending[i]!.entries[0]!.hidden, token: pending[i]!.entries[0]!.token,
-      out: { tokens: [] as number[], logits: [] as Vec[], confidence: null } as DraftOutput,
-      restore: pending[i]!.seq.scratchMtp(r.mtpLength + r.entries.length, Math.max(0, r.count - 1)),
-    }));
-    for (let step = 0; ; step++) {
-      const active = chains.filter((c) => c.out.tokens.length < c.r.count);
-      if (active.length === 0) break;
-      const outs = this.model.mtpForward(active.map((c) => ({ seq: c.seq, hidden: c.hidden, token: c.token })));
+    const first = chains.flatMap((c) => c.r.entries.map((e, j) => ({ seq: c.seq, hidden: e.hidden, token: e.token, logits: j === c.r.entries.length - 1 })));
+    // One row with logits per chain, in chain order: the last entry's.
+    let outs = this.model.mtpForward(first).filter((o) => o.logits !== null);
+    for (const c of chains) c.restore = c.seq.scratchMtp(c.r.mtpLength + c.r.entries.length, Math.max(0, c.r.count - 1));
+    let active = chains;
+    for (let step = 0; active.length > 0; step++) {
       active.forEach((c, k) => {
-        const logits = outs[k]!.logits!;
-        const d = c.choose ? c.choose(step, logits) : argmax(logits);
+        const { logits, residual } = outs[k]!;
+        const d = c.choose ? c.choose(step, logits!) : argmax(logits!);
         c.out.tokens.push(d);
-        if (c.r.wantLogits) c.out.logits.push(logits);
-        c.hidden = outs[k]!.residual;
+        if (c.r.wantLogits) c.out.logits.push(logits!);
+        c.hidden = residual;
         c.token = d;
       });
+      active = active.filter((c) => c.out.tokens.length < c.r.count);
+      if (active.length > 0) outs = this.model.mtpForward(active.map((c) => ({ seq: c.seq, hidden: c.hidden!, token: c.token })));
     }
     for (const c of chains) c.restore();
     return chains.map((c) => c.out);
