@@ -71,7 +71,9 @@ export interface SpeculativeOptions {
   /**
    * MTP positions replayed before the first draft after a prefill (default 8, at most
    * window − 1): the MTP block attends over its own sliding window, so a warmer window
-   * drafts better, at one MTP pass per position.
+   * drafts better. They are replayed in one batched MTP pass with the first draft. A prompt
+   * gives them only when a draft is near; otherwise the decode steps before the next draft
+   * collect them.
    */
   warmupTokens?: number;
   /**
