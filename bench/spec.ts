@@ -193,8 +193,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   };
   // Each ratio comes from its two sides timed alternately, the fastest of each: this
   // machine's speed drifts by tens of percent over minutes (other tenants), and a side timed
-  // minutes after the other measured that drift (a forced-acceptance speed-up of 1.03 from
-  // separate timings, 1.5 from alternating ones in the same quarter hour).
+  // minutes after the other measures that drift as much as the ratio.
   const decodeStep = once(() => model.forward([{ seq, tokens: [first], logits: "last" }]));
   let decodeMs = Infinity;
   const decodeRingsMs = best(repeats, once(() => model.forward([{ seq, tokens: [first], logits: "last", dspark: true, mainXLast: 1 }])));
