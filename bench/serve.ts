@@ -143,7 +143,14 @@ export interface ServeBenchResult {
    * token to the first finish; all_decoding false: no such window, the whole span instead);
    * wall_s and tokens: that window.
    */
-  throughput: Array<{ concurrency: number; tok_s: number; wall_s: number; tokens: number; measured_step_ms: number; all_decoding: boolean; ttft_ms: number }>;
+  throughput: ThroughputRow[];
+  /**
+   * Every single-stream run's tok_s in order: the 1 row, then one after each other row. The
+   * n-vs-1 ratios divide by the mean of the single-stream runs just before and after row n
+   * (`single_beside_tok_s`): the host's speed drifts by tens of percent over a minute, and a
+   * single-stream run minutes away measures that drift as much as the batching.
+   */
+  single_stream_runs_tok_s: number[];
   throughput_4_vs_1: number | null;
   throughput_16_vs_1: number | null;
   throughput_64_vs_1: number | null;
@@ -408,6 +415,26 @@ function withSkippedProbes(samples: readonly ProbeSample[], intervalMs: number):
   return out;
 }
 
+/** One throughput row of bench serve. */
+export interface ThroughputRow {
+  concurrency: number;
+  tok_s: number;
+  wall_s: number;
+  tokens: number;
+  measured_step_ms: number;
+  all_decoding: boolean;
+  ttft_ms: number;
+  /** Rows of more than one stream: the mean tok_s of the single-stream runs just before and after this one. */
+  single_beside_tok_s?: number;
+}
+
+/** Aggregate tok/s at n streams over one stream's, the single stream measured beside row n. */
+export function throughputVs1(rows: readonly ThroughputRow[], n: number): number | null {
+  const row = rows.find((r) => r.concurrency === n);
+  const single = row?.single_beside_tok_s ?? rows.find((r) => r.concurrency === 1)?.tok_s;
+  return row !== undefined && single !== undefined ? row.tok_s / single : null;
+}
+
 // ───────────────────────────── roofline ─────────────────────────────
 
 interface StepCount {
@@ -550,14 +577,13 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
       // ── throughput ──
       log(`throughput (max_tokens ${maxTokens}, short distinct prompts)…`);
       check(await Promise.all(range(Math.min(16, Math.max(...concurrency))).map((i) => chatStream(url, body(shortPrompt(900 + i), 4)))), "warm-up");
-      const throughput: ServeBenchResult["throughput"] = [];
-      for (const n of concurrency) {
+      const measure = async (n: number, salt: number): Promise<ThroughputRow> => {
         // n idle keep-alive connections first, so the n requests reach the server together
         // rather than over the several loop turns (each carrying a model step) that accepting
         // new connections takes.
         await Promise.all(range(n).map(async () => (await fetch(`${server.url}/health`)).text()));
         const times: number[][] = range(n).map(() => []);
-        const rs = await Promise.all(range(n).map((i) => chatStream(url, body(shortPrompt(n * 1000 + i), maxTokens), { onToken: (t) => times[i]!.push(t) })));
+        const rs = await Promise.all(range(n).map((i) => chatStream(url, body(shortPrompt(salt + i), maxTokens), { onToken: (t) => times[i]!.push(t) })));
         check(rs, `throughput at ${n}`);
         // Steady state: from the moment every stream has its first token until the first one
         // finishes, every step decodes all n. A stream's tokens in that window: its tokens after
@@ -585,8 +611,24 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
           concurrency: n, tok_s: tokens / wall, wall_s: wall, tokens, measured_step_ms: (t1 - t0) / steps, all_decoding: common,
           ttft_ms: quantile(rs.map((r, i) => firsts[i]! - r.start), 0.5),
         };
-        throughput.push(row);
         log(`  ${String(n).padStart(3)} streams: ${row.tok_s.toFixed(2)} tok/s, ${row.measured_step_ms.toFixed(1)} ms per step (${tokens} tokens in ${wall.toFixed(2)} s${common ? "" : ", streams staggered: whole span"}; median TTFT ${row.ttft_ms.toFixed(0)} ms)`);
+        return row;
+      };
+      const throughput: ThroughputRow[] = [];
+      // With a single-stream row, one single-stream run follows every other row, so each
+      // n-vs-1 ratio compares runs a few seconds apart.
+      const singles: number[] = [];
+      const withSingle = concurrency.includes(1);
+      for (const n of concurrency) {
+        const row = await measure(n, n * 1000);
+        if (n === 1) singles.push(row.tok_s);
+        else if (withSingle) {
+          const before = singles.at(-1);
+          const after = (await measure(1, 1000 + 100 * singles.length)).tok_s;
+          singles.push(after);
+          row.single_beside_tok_s = before === undefined ? after : (before + after) / 2;
+        }
+        throughput.push(row);
       }
 
       if (opts.throughputOnly) {
@@ -597,7 +639,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         log(`  bandwidth ${bandwidth.toFixed(1)} GB/s; GEMM peak ${peak.gflops.toFixed(1)} GFLOP/s (${peak.name}, ${peak.rows} rows)`);
         return throughputOnlyResult({
           preset, backend: backendName, quick, params: { prompt_tokens: longWith.tokens, streams, concurrency, max_tokens: maxTokens, idle_tokens: idleTokens, health_interval_ms: healthIntervalMs, paused_seconds: pausedSeconds, paused_streams: pausedStreams, max_running: maxRunning },
-          throughput, roofline: rooflineRows(throughput, steps, bandwidth, peak.gflops), bandwidth, peak,
+          throughput, singles, roofline: rooflineRows(throughput, steps, bandwidth, peak.gflops), bandwidth, peak,
           nativeBandwidth: nativeBandwidth > 0, errors: errors.length, machine: { cpus: availableParallelism(), loadavg_start: loadStart, loadavg_end: loadavg()[0]! },
         });
       }
@@ -690,8 +732,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
       log(`  heap growth ${growth.toFixed(2)} MiB; other streams ${beside.toFixed(2)} tok/s vs ${baseline.toFixed(2)} without the paused client`);
 
       // ── assemble ──
-      const tp = (n: number) => throughput.find((r) => r.concurrency === n)?.tok_s;
-      const vs1 = (n: number) => (tp(n) !== undefined && tp(1) !== undefined ? tp(n)! / tp(1)! : null);
+      const vs1 = (n: number) => throughputVs1(throughput, n);
       const roofline = rooflineRows(throughput, steps, bandwidth, peak.gflops);
       const itlP50Idle = quantile(itlIdle, 0.5);
       const itlP99During = quantile(itlDuring, 0.99);
@@ -704,7 +745,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         prefill_with_streams: { prompt_tokens: long!.promptTokens ?? longWith.tokens, ttft_ms: l1 - l0, tok_s: (long!.promptTokens ?? longWith.tokens) / ((l1 - l0) / 1000) },
         server_prefill_tok_s: serverPrefill, server_prefill_ttft_ms: aloneTtft, server_prefill_prompt_tokens: alone.promptTokens ?? longAlone.tokens,
         model_prefill_tok_s: decode.prefill_tok_s, engine_prefill_vs_model: serverPrefill / decode.prefill_tok_s,
-        throughput_tok_s: Object.fromEntries(throughput.map((r) => [String(r.concurrency), r.tok_s])), throughput,
+        throughput_tok_s: Object.fromEntries(throughput.map((r) => [String(r.concurrency), r.tok_s])), throughput, single_stream_runs_tok_s: singles,
         throughput_4_vs_1: vs1(4), throughput_16_vs_1: vs1(16), throughput_64_vs_1: vs1(64),
         roofline, fraction_of_roofline_16: roofline["16"]?.fraction_of_roofline ?? null,
         bandwidth_gbs: bandwidth, compute_peak_gflops: peak.gflops,
@@ -765,12 +806,11 @@ function goalsOf(r: ServeBenchResult): Record<string, Goal> {
 
 /** The result of a --throughput-only run: the phases not run are NaN. */
 function throughputOnlyResult(a: {
-  preset: string; backend: string; quick: boolean; params: ServeBenchResult["params"]; throughput: ServeBenchResult["throughput"];
+  preset: string; backend: string; quick: boolean; params: ServeBenchResult["params"]; throughput: ThroughputRow[]; singles: number[];
   roofline: Record<string, RooflineRow>; bandwidth: number; peak: { gflops: number; name: string; rows: number }; nativeBandwidth: boolean;
   errors: number; machine: ServeBenchResult["machine"];
 }): ServeBenchResult {
-  const tp = (n: number) => a.throughput.find((r) => r.concurrency === n)?.tok_s;
-  const vs1 = (n: number) => (tp(n) !== undefined && tp(1) !== undefined ? tp(n)! / tp(1)! : null);
+  const vs1 = (n: number) => throughputVs1(a.throughput, n);
   const none: Stats = { p50_ms: NaN, p99_ms: NaN, max_ms: NaN, count: 0 };
   const result: ServeBenchResult = {
     preset: a.preset, backend: a.backend, quick: a.quick, params: a.params,
@@ -778,7 +818,7 @@ function throughputOnlyResult(a: {
     itl_p50_idle_ms: NaN, itl_p99_idle_ms: NaN, itl_p50_during_prefill_ms: NaN, itl_p99_during_prefill_ms: NaN, itl_ratio: NaN, itl_samples: { idle: 0, during_prefill: 0 },
     prefill_with_streams: { prompt_tokens: 0, ttft_ms: NaN, tok_s: NaN },
     server_prefill_tok_s: NaN, server_prefill_ttft_ms: NaN, server_prefill_prompt_tokens: 0, model_prefill_tok_s: NaN, engine_prefill_vs_model: NaN,
-    throughput_tok_s: Object.fromEntries(a.throughput.map((r) => [String(r.concurrency), r.tok_s])), throughput: a.throughput,
+    throughput_tok_s: Object.fromEntries(a.throughput.map((r) => [String(r.concurrency), r.tok_s])), throughput: a.throughput, single_stream_runs_tok_s: a.singles,
     throughput_4_vs_1: vs1(4), throughput_16_vs_1: vs1(16), throughput_64_vs_1: vs1(64),
     roofline: a.roofline, fraction_of_roofline_16: a.roofline["16"]?.fraction_of_roofline ?? null,
     bandwidth_gbs: a.bandwidth, compute_peak_gflops: a.peak.gflops, roofline_note: rooflineNote(a.nativeBandwidth, a.backend, a.peak),
@@ -827,6 +867,7 @@ export function printServeTable(r: ServeBenchResult): void {
     );
   }
   const x = (v: number | null) => (v === null ? "-" : `${v.toFixed(2)}x`);
+  console.log(`      single-stream runs (one after each other row): ${r.single_stream_runs_tok_s.map((v) => v.toFixed(2)).join(", ")} tok/s`);
   console.log(`      16 vs 1: ${x(r.throughput_16_vs_1)}, 4 vs 1: ${x(r.throughput_4_vs_1)}, 64 vs 1: ${x(r.throughput_64_vs_1)}  ${met("throughput_16_vs_1")}; 16 streams' step at roofline ${met("fraction_of_roofline_16")}`);
   console.log(`  paused reader (${p.paused_seconds} s beside ${p.paused_streams} streams): heap +${r.paused_reader_heap_growth_mib.toFixed(2)} MiB${r.paused_heap_after_gc ? "" : " (no GC)"}  ${met("paused_reader_heap_growth_mib")}`);
   console.log(`      other streams ${r.paused_other_streams_tok_s.toFixed(2)} tok/s vs ${r.paused_baseline_tok_s.toFixed(2)} without it (${r.paused_other_streams_ratio.toFixed(2)})`);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { runServeBench, serveOptionsFromArgs } from "../../bench/serve.js";
+import { runServeBench, serveOptionsFromArgs, throughputVs1, type ThroughputRow } from "../../bench/serve.js";
 
 // The benchmark's output is an interface (tools read --json): check its shape on the tiny
 // preset with --quick. Speed goals are the benchmark's business, never asserted here.
@@ -62,4 +62,24 @@ test("bench serve --throughput-only gives the throughput rows and rooflines, the
   assert.equal(r.goals.fraction_of_roofline_16!.value, r.fraction_of_roofline_16);
   assert.ok(Number.isNaN(r.health_p99_ms) && Number.isNaN(r.engine_prefill_vs_model) && Number.isNaN(r.paused_reader_heap_growth_mib));
   assert.equal(r.goals.health_p99_ms!.met, false);
+});
+
+test("bench serve: each n-vs-1 ratio divides by the single-stream runs beside row n", async () => {
+  const opts = serveOptionsFromArgs((f) => ({ "max-tokens": "4" })[f as "max-tokens"], (f) => f === "throughput-only" || f === "quick");
+  const r = await runServeBench({ ...opts, preset: "tiny", concurrency: [1, 4, 16] });
+  // The 1 row, then one single-stream run after the 4 row and one after the 16 row.
+  assert.equal(r.single_stream_runs_tok_s.length, 3);
+  assert.equal(r.single_stream_runs_tok_s[0], r.throughput_tok_s["1"]);
+  const [s0, s1, s2] = r.single_stream_runs_tok_s as [number, number, number];
+  assert.equal(r.throughput_4_vs_1, r.throughput_tok_s["4"]! / ((s0 + s1) / 2));
+  assert.equal(r.throughput_16_vs_1, r.throughput_tok_s["16"]! / ((s1 + s2) / 2));
+});
+
+test("bench serve: without single-stream runs beside a row, its ratio divides by the 1 row", () => {
+  const row = (concurrency: number, tok_s: number, single_beside_tok_s?: number): ThroughputRow => ({
+    concurrency, tok_s, wall_s: 1, tokens: 1, measured_step_ms: 1, all_decoding: true, ttft_ms: 1, ...(single_beside_tok_s === undefined ? {} : { single_beside_tok_s }),
+  });
+  assert.equal(throughputVs1([row(1, 10), row(16, 40)], 16), 4);
+  assert.equal(throughputVs1([row(1, 10), row(16, 40, 8)], 16), 5);
+  assert.equal(throughputVs1([row(16, 40)], 16), null);
 });
