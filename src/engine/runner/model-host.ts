@@ -140,26 +140,30 @@ export class ModelHost {
     const chains = requests.map((r) => {
       const seq = this.state(r.id);
       seq.mtpLength = r.mtpLength;
-      return { r, seq, choose: chooser(r.sampling), hidden: null as Vec | null, token: -1, restore: () => {}, out: { tokens: [] as number[], logits: [] as Vec[], confidence: null } as DraftOutput };
+      const out: DraftOutput = { tokens: [], logits: [], confidence: null };
+      return { r, seq, choose: chooser(r.sampling), out, hidden: null as Vec | null, token: -1 };
     });
     const first = chains.flatMap((c) => c.r.entries.map((e, j) => ({ seq: c.seq, hidden: e.hidden, token: e.token, logits: j === c.r.entries.length - 1 })));
     // One row with logits per chain, in chain order: the last entry's.
     let outs = this.model.mtpForward(first).filter((o) => o.logits !== null);
-    for (const c of chains) c.restore = c.seq.scratchMtp(c.r.mtpLength + c.r.entries.length, Math.max(0, c.r.count - 1));
-    let active = chains;
-    for (let step = 0; active.length > 0; step++) {
-      active.forEach((c, k) => {
-        const { logits, residual } = outs[k]!;
-        const d = c.choose ? c.choose(step, logits!) : argmax(logits!);
-        c.out.tokens.push(d);
-        if (c.r.wantLogits) c.out.logits.push(logits!);
-        c.hidden = residual;
-        c.token = d;
-      });
-      active = active.filter((c) => c.out.tokens.length < c.r.count);
-      if (active.length > 0) outs = this.model.mtpForward(active.map((c) => ({ seq: c.seq, hidden: c.hidden!, token: c.token })));
+    const restores = chains.map((c) => c.seq.scratchMtp(c.r.mtpLength + c.r.entries.length, Math.max(0, c.r.count - 1)));
+    try {
+      let active = chains;
+      for (let step = 0; active.length > 0; step++) {
+        active.forEach((c, k) => {
+          const { logits, residual } = outs[k]!;
+          const d = c.choose ? c.choose(step, logits!) : argmax(logits!);
+          c.out.tokens.push(d);
+          if (c.r.wantLogits) c.out.logits.push(logits!);
+          c.hidden = residual;
+          c.token = d;
+        });
+        active = active.filter((c) => c.out.tokens.length < c.r.count);
+        if (active.length > 0) outs = this.model.mtpForward(active.map((c) => ({ seq: c.seq, hidden: c.hidden!, token: c.token })));
+      }
+    } finally {
+      for (const restore of restores) restore();
     }
-    for (const c of chains) c.restore();
     return chains.map((c) => c.out);
   }
 
