@@ -279,13 +279,14 @@ export class Dsv4Model {
     const prune = !opts.trace && outRows.length < R;
     const rows = requests.map((r, i) => ({ state: r.seq.mtp[0]!, pos: positions[i]!, token: r.token }));
     const X = this.block(bw, this.mtpRopes[0]!, h, rows, opts.trace, prune ? outRows : undefined);
-    const at = (i: number) => (prune ? outRows.indexOf(i) : i);
-    const logits = this.head(X, outRows.map(at), m.hcHead, m.norm);
+    // Request i's row of X: its place among the output rows when pruned.
+    const logits = this.head(X, prune ? outRows.map((_, k) => k) : outRows, m.hcHead, m.norm);
     for (const [seq, n] of offset) seq.mtpLength += n;
     return requests.map((_, i) => {
       const k = outRows.indexOf(i);
       if (k < 0) return { logits: null, residual: null };
-      return { logits: logits[k]!, residual: X.slice(at(i) * hc * D, (at(i) + 1) * hc * D) as Vec };
+      const row = prune ? k : i;
+      return { logits: logits[k]!, residual: X.slice(row * hc * D, (row + 1) * hc * D) as Vec };
     });
   }
 

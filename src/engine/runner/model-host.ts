@@ -141,7 +141,7 @@ export class ModelHost {
       const seq = this.state(r.id);
       seq.mtpLength = r.mtpLength;
       const out: DraftOutput = { tokens: [], logits: [], confidence: null };
-      return { r, seq, choose: chooser(r.sampling), out, hidden: null as Vec | null, token: -1 };
+      return { r, seq, choose: chooser(r.sampling), out, hidden: null as Vec | null };
     });
     const first = chains.flatMap((c) => c.r.entries.map((e, j) => ({ seq: c.seq, hidden: e.hidden, token: e.token, logits: j === c.r.entries.length - 1 })));
     // One row with logits per chain, in chain order: the last entry's.
@@ -156,10 +156,9 @@ export class ModelHost {
           c.out.tokens.push(d);
           if (c.r.wantLogits) c.out.logits.push(logits!);
           c.hidden = residual;
-          c.token = d;
         });
         active = active.filter((c) => c.out.tokens.length < c.r.count);
-        if (active.length > 0) outs = this.model.mtpForward(active.map((c) => ({ seq: c.seq, hidden: c.hidden!, token: c.token })));
+        if (active.length > 0) outs = this.model.mtpForward(active.map((c) => ({ seq: c.seq, hidden: c.hidden!, token: c.out.tokens.at(-1)! })));
       }
     } finally {
       for (const restore of restores) restore();
