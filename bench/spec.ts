@@ -134,6 +134,21 @@ function timedBackend(inner: Backend): { backend: Backend; times: Map<string, nu
 /** Plain and forced runs alternated per forced-acceptance figure (the faster of each counts). */
 const FORCED_PAIRS = 2;
 
+/**
+ * `a` and `b` timed alternately `repeats` times, the fastest of each: this machine's speed
+ * drifts by tens of percent over minutes (other tenants), and a side timed minutes after the
+ * other measures that drift as much as their ratio.
+ */
+function bestAlternating(repeats: number, a: () => number, b: () => number): [number, number] {
+  let ta = Infinity;
+  let tb = Infinity;
+  for (let i = 0; i < repeats; i++) {
+    ta = Math.min(ta, a());
+    tb = Math.min(tb, b());
+  }
+  return [ta, tb];
+}
+
 function best(repeats: number, f: () => void): number {
   let min = Infinity;
   for (let i = 0; i < repeats; i++) {
@@ -191,9 +206,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
     reset(seq);
     f();
   };
-  // Each ratio comes from its two sides timed alternately, the fastest of each: this
-  // machine's speed drifts by tens of percent over minutes (other tenants), and a side timed
-  // minutes after the other measures that drift as much as the ratio.
+  // Each ratio below comes from its two sides timed alternately (bestAlternating).
   const decodeStep = once(() => model.forward([{ seq, tokens: [first], logits: "last" }]));
   let decodeMs = Infinity;
   const decodeRingsMs = best(repeats, once(() => model.forward([{ seq, tokens: [first], logits: "last", dspark: true, mainXLast: 1 }])));
@@ -204,14 +217,10 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   for (let k = 1; k <= B; k++) {
     const toks = greedy.slice(0, k + 1);
     const verify = once(() => model.forward([{ seq, tokens: toks, logits: "all", dspark: true, mainXLast: k + 1 }]));
-    let plain = Infinity;
-    verifyMs[k] = Infinity;
-    for (let i = 0; i < repeats; i++) {
-      plain = Math.min(plain, best(1, decodeStep));
-      verifyMs[k] = Math.min(verifyMs[k]!, best(1, verify));
-    }
+    const [plain, verified] = bestAlternating(repeats, () => best(1, decodeStep), () => best(1, verify));
+    verifyMs[k] = verified;
     decodeMs = Math.min(decodeMs, plain);
-    ratio[k] = verifyMs[k]! / plain;
+    ratio[k] = verified / plain;
   }
 
   // Per-op split, one timed pass each.
@@ -269,12 +278,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   const speedup: Record<string, number> = {};
   const forcedMs: Record<string, { plain: number; forced: number }> = {};
   for (let j = 1; j <= B; j++) {
-    let plain = Infinity;
-    let spec = Infinity;
-    for (let i = 0; i < FORCED_PAIRS; i++) {
-      plain = Math.min(plain, plainMsPerToken());
-      spec = Math.min(spec, forced(j));
-    }
+    const [plain, spec] = bestAlternating(FORCED_PAIRS, plainMsPerToken, () => forced(j));
     forcedMs[j] = { plain, forced: spec };
     speedup[j] = plain / spec;
   }
