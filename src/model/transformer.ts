@@ -411,12 +411,14 @@ export class Dsv4Model {
     const markovE = b.alloc(N * B * Rk);
     const emb = b.alloc(N * Rk);
     const tokens: number[][] = requests.map(() => []);
+    // Row i of each request's block: the rows the bias is added to (in the backend, not a
+    // per-element JS loop over the vocabulary).
+    const biasRows = (i: number) => Int32Array.from(requests, (_, n) => n * B + i);
     for (let i = 0; i < B; i++) {
       prev.forEach((d, n) => b.matrixRow(dw.markovW1, d, emb, n * Rk));
-      const bias = b.linear(emb, N, dw.markovW2, false);
+      b.addRows(logits, b.linear(emb, N, dw.markovW2, false), biasRows(i), V);
       for (let n = 0; n < N; n++) {
         const row = logits.subarray((n * B + i) * V, (n * B + i + 1) * V) as Vec;
-        for (let v = 0; v < V; v++) row[v] = row[v]! + bias[n * V + v]!;
         markovE.set(emb.subarray(n * Rk, (n + 1) * Rk), (n * B + i) * Rk);
         const choose = requests[n]!.choose;
         const d = choose ? choose(i, row) : argmax(row);
