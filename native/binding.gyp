@@ -24,6 +24,7 @@
         "src/moe.cc",
         "src/ops.cc",
         "src/scratch.cc",
+        "src/socket_options.cc",
         "src/thread_pool.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

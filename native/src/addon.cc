@@ -16,6 +16,7 @@
 #include "moe.h"
 #include "ops.h"
 #include "scratch.h"
+#include "socket_options.h"
 #include "thread_pool.h"
 
 namespace dsv4 {
@@ -448,6 +449,15 @@ Napi::Value FailAllocationsAfter(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Caps what a streaming response's socket may hold unsent (see socket_options.h); returns
+// the errno, 0 when set.
+Napi::Value SetNotsentLowat(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber() || !info[1].IsNumber()) throw Napi::TypeError::New(info.Env(), "setNotsentLowat(fd, bytes): two numbers");
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  const int bytes = info[1].As<Napi::Number>().Int32Value();
+  return Napi::Number::New(info.Env(), set_notsent_lowat(fd, bytes));
+}
+
 // Every entry point runs through call_entry, so no C++ exception reaches N-API unconverted
 // (NAPI_CPP_EXCEPTIONS alone converts only Napi::Error; anything else would terminate Node).
 struct Entry {
@@ -468,7 +478,7 @@ const Entry kEntries[] = {
     {"selectIsa", SelectIsa},         {"memoryBandwidth", MemoryBandwidth},
     {"fmaPeak", FmaPeak},             {"setThreads", SetThreads},
     {"poolOverhead", PoolOverhead},   {"failAllocationsAfter", FailAllocationsAfter},
-    {"prefetchMapping", PrefetchMapping},
+    {"prefetchMapping", PrefetchMapping}, {"setNotsentLowat", SetNotsentLowat},
 };
 
 Napi::Value call_entry(const Napi::CallbackInfo& info) {

@@ -10,6 +10,7 @@ import { once } from "node:events";
 import type { ServerResponse } from "node:http";
 import { isEngineError } from "../engine/errors.js";
 import type { Generation } from "../engine/types.js";
+import { limitUnsentBytes } from "./socket-limits.js";
 
 export interface SseOptions {
   /** Extra response headers (request id, CORS). */
@@ -52,6 +53,9 @@ export class SseWriter {
       "x-accel-buffering": "no",
       ...this.options.headers,
     });
+    // A client that stops reading must meet backpressure within a few hundred events, not
+    // after the kernel has taken megabytes of them.
+    limitUnsentBytes(this.res.socket);
     // Headers go out now, so clients see the 200 before the first token.
     if (flush) this.res.flushHeaders();
     if (this.options.keepAliveMs > 0) {

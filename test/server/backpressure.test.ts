@@ -3,9 +3,9 @@
  * socket and the engine queue are full, other clients are served meanwhile, and after the
  * reader timeout the generation is cancelled and the server hangs up on that client.
  *
- * The server listens on a Unix socket: over loopback TCP the kernel takes up to tcp_wmem's
- * 4 MiB before the server sees any backpressure (a minute or more of tiny-model output);
- * a Unix socket buffers about 200 KiB. Everything above the transport is the same server.
+ * The first test listens on a Unix socket (it buffers about 200 KiB), the second over
+ * loopback TCP, where the server caps what the kernel holds unsent (socket-limits.ts): without
+ * the cap Linux takes up to tcp_wmem's 4 MiB before the server sees any backpressure.
  */
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
@@ -20,9 +20,9 @@ const READER_TIMEOUT_MS = 6000;
 const STALLED_MAX_TOKENS = 200_000;
 
 /** A hand-written HTTP/1.1 POST, so the test decides exactly when (if ever) the response is read. */
-function rawPost(path: string, route: string, body: unknown): Socket {
+function rawPost(to: string | number, route: string, body: unknown): Socket {
   const text = JSON.stringify(body);
-  const socket = connect(path);
+  const socket = typeof to === "number" ? connect(to, "127.0.0.1") : connect(to);
   socket.on("error", () => undefined);
   socket.write(
     `POST ${route} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n` +
@@ -93,6 +93,30 @@ describe("a streaming client that stops reading", () => {
         assert.ok(Date.now() < end, "the server closes the stalled client's connection");
         await new Promise((r) => setTimeout(r, 10));
       }
+    } finally {
+      stalled.destroy();
+      await app.close();
+      await engine.dispose();
+    }
+  });
+
+  test("over TCP, its generation pauses within a few thousand tokens, not megabytes of them", { timeout: 180_000 }, async () => {
+    let produced = 0;
+    const engine = await Engine.load(await defaultModel(), {
+      speculative: { enabled: false },
+      readerTimeoutMs: 600_000,
+      logitsProcessor: () => void produced++,
+    });
+    const app = buildServer({ engine });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    const port = (app.server.address() as { port: number }).port;
+    const stalled = rawPost(port, "/chat/completions", chat(STALLED_MAX_TOKENS));
+    try {
+      stalled.pause();
+      await waitFor(() => engine.metrics().reader_blocked_sequences === 1, 120_000, "the stalled client's generation to pause");
+      // A streamed chunk is about 200 bytes: 4,000 tokens are under a megabyte, where an
+      // uncapped socket takes about 4 MB (some 20,000 tokens) first.
+      assert.ok(produced < 4000, `${produced} tokens made before the server saw backpressure`);
     } finally {
       stalled.destroy();
       await app.close();

@@ -45,6 +45,8 @@ export interface NativeAddon {
   failAllocationsAfter(count: number): void;
   /** Reads one byte of every page of that file's mapping, over the pool; returns its size, 0 when the file is not mapped. */
   prefetchMapping(path: string): number;
+  /** TCP_NOTSENT_LOWAT on a TCP socket's descriptor (src/server/socket-limits.ts); the errno, 0 when set. */
+  setNotsentLowat(fd: number, bytes: number): number;
 }
 
 /** Opaque handle of a matrix owned by the addon. */
