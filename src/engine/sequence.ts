@@ -85,6 +85,7 @@ export class Sequence {
   private startedAt = 0;
   private firstTokenAt = 0;
   private prefillMs = 0;
+  private failed = false;
   private settle!: { resolve: (r: GenerationResult) => void; reject: (e: unknown) => void };
   readonly done: Promise<GenerationResult>;
 
@@ -266,6 +267,16 @@ export class Sequence {
     };
   }
 
+  /** When it was submitted, started running and got its first token (performance.now(); 0: not yet). */
+  timing(): { createdAt: number; startedAt: number; firstTokenAt: number } {
+    return { createdAt: this.createdAt, startedAt: this.startedAt, firstTokenAt: this.firstTokenAt };
+  }
+
+  /** True once it finished with a result (not failed or cancelled). */
+  get completed(): boolean {
+    return this.status === "finished" && !this.failed;
+  }
+
   /** The engine time an upstream replica reported for this sequence (the gateway's). */
   reportedEngineMs: number | null = null;
 
@@ -313,6 +324,7 @@ export class Sequence {
   fail(error: EngineError): void {
     if (this.finished) return;
     this.status = "finished";
+    this.failed = true;
     this.events.end(error);
     this.settle.reject(error);
   }

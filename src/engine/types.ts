@@ -5,6 +5,7 @@
  * shapes (usage, logprobs, completion objects) are the DeepSeek/OpenAI ones so
  * the server can forward them without translation.
  */
+import type { LatencySnapshot } from "./latency.js";
 import type { PrefetchMode } from "../model/prefetch.js";
 import type { ChatMessage, ToolDefinition } from "../text/messages.js";
 import type { Release } from "../text/release.js";
@@ -419,6 +420,12 @@ export interface EngineMetrics {
   prefix_cache_entries: number;
   prefix_cache_bytes: number;
   prefix_cache_disk_entries: number;
+  /**
+   * Request latency histograms (src/engine/latency.ts): time to first token, time between a
+   * request's token steps, end-to-end time of completed requests, time queued. Absent where
+   * the engine does not time requests itself (the gateway's upstream engine).
+   */
+  latency?: LatencySnapshot;
 }
 
 // ─────────────────────── OpenAI-shaped surface ───────────────────────

@@ -3,6 +3,7 @@
  * engine's counters plus HTTP requests, cost, and rates (tokens/s, cache hit
  * rate) that a dashboard wants without writing PromQL.
  */
+import type { LatencyHistogram } from "../engine/latency.js";
 import type { EngineMetrics } from "../engine/types.js";
 
 const RATE_WINDOW_MS = 10_000;
@@ -71,6 +72,19 @@ class Exposition {
     return this;
   }
 
+  /** A Prometheus histogram from bucket bounds and per-bucket counts (the last one above every bound); absent: nothing written. */
+  buckets(name: string, help: string, h: LatencyHistogram | undefined): this {
+    if (!h) return this;
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+    let cumulative = 0;
+    h.bounds.forEach((le, i) => {
+      cumulative += h.counts[i]!;
+      this.lines.push(`${name}_bucket${labelText({ le })} ${cumulative}`);
+    });
+    this.lines.push(`${name}_bucket${labelText({ le: "+Inf" })} ${h.count}`, `${name}_sum ${formatValue(h.sum)}`, `${name}_count ${h.count}`);
+    return this;
+  }
+
   toString(): string {
     return this.lines.join("\n") + "\n";
   }
@@ -122,6 +136,10 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, served: Ser
     .metric(`${p}spec_draft_tokens_total`, "counter", "Draft tokens verified by speculative decoding (MTP or DSpark).", m.speculative_drafted_total)
     .metric(`${p}spec_accepted_tokens_total`, "counter", "Draft tokens accepted by verification.", m.speculative_accepted_total)
     .histogram(`${p}spec_accepted_length`, "Drafts accepted per verify step of one sequence.", m.speculative_accepted_per_step)
+    .buckets(`${p}time_to_first_token_seconds`, "Time from a request's arrival at the engine to its first token.", m.latency?.ttft)
+    .buckets(`${p}inter_token_latency_seconds`, "Time between a request's successive token steps (a verify step's accepted tokens arrive together).", m.latency?.itl)
+    .buckets(`${p}e2e_request_latency_seconds`, "Time from arrival to the last token, of requests that completed.", m.latency?.e2e)
+    .buckets(`${p}request_queue_time_seconds`, "Time a request waited for a sequence slot.", m.latency?.queue)
     .metric(`${p}steps_total`, "counter", "Batched model steps.", m.steps_total)
     .metric(`${p}preemptions_total`, "counter", "Sequences preempted for state memory and resumed later.", m.preemptions_total)
     .metric(`${p}state_bytes`, "gauge", "Sequence state bytes in use.", m.state_bytes_in_use)

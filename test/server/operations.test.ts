@@ -150,4 +150,23 @@ describe("token counters while generating, real engine", () => {
     if (finished === "length") assert.ok(total < maxTokens, `counted before the end (${total} of ${maxTokens})`);
     assert.ok(rate > 0, `a tokens/s rate during the generation (got ${rate})`);
   });
+
+  test("latency histograms: cumulative buckets up to +Inf, which equals the count", async () => {
+    const r = await postJson(`${server.url}/chat/completions`, { model: MODEL, messages, max_tokens: 8, thinking: { type: "disabled" } });
+    assert.equal(r.status, 200);
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    for (const name of ["time_to_first_token_seconds", "inter_token_latency_seconds", "e2e_request_latency_seconds", "request_queue_time_seconds"]) {
+      const full = `dsv4_${name}`;
+      assert.match(text, new RegExp(`^# TYPE ${full} histogram$`, "m"));
+      const buckets = [...text.matchAll(new RegExp(`^${full}_bucket\\{le="([^"]+)"\\} (\\d+)$`, "gm"))];
+      assert.ok(buckets.length > 10, `${full}: ${buckets.length} buckets`);
+      assert.equal(buckets.at(-1)![1], "+Inf");
+      const counts = buckets.map((b) => Number(b[2]));
+      for (let i = 1; i < counts.length; i++) assert.ok(counts[i]! >= counts[i - 1]!, `${full}: cumulative`);
+      const count = Number(new RegExp(`^${full}_count (\\d+)$`, "m").exec(text)![1]);
+      assert.equal(counts.at(-1), count);
+      assert.ok(count >= 1, `${full}: the completed request is counted`);
+      assert.match(text, new RegExp(`^${full}_sum \\S+$`, "m"));
+    }
+  });
 });

@@ -1,0 +1,54 @@
+/**
+ * Request latency histograms for /metrics, as an operator of vLLM or SGLang reads them: time to
+ * first token, the time between a request's successive tokens, end-to-end time and time in the
+ * queue, in seconds. The bucket bounds are vLLM's (plus a few below 10 ms for the inter-token
+ * latency of small models), so dashboards and alert rules written for it carry over.
+ */
+
+export type LatencyKind = "ttft" | "itl" | "e2e" | "queue";
+
+export interface LatencyHistogram {
+  /** Upper bounds of the buckets, seconds, ascending. */
+  bounds: readonly number[];
+  /** Observations per bucket: counts[i] in (bounds[i-1], bounds[i]]; the last entry above every bound. */
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+export type LatencySnapshot = Record<LatencyKind, LatencyHistogram>;
+
+const REQUEST_SECONDS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680];
+
+export const LATENCY_BOUNDS: Record<LatencyKind, readonly number[]> = {
+  ttft: [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560],
+  itl: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80],
+  e2e: REQUEST_SECONDS,
+  queue: REQUEST_SECONDS,
+};
+
+export class LatencyRecorder {
+  private readonly histograms: LatencySnapshot;
+
+  constructor() {
+    const empty = (bounds: readonly number[]): LatencyHistogram => ({ bounds, counts: new Array<number>(bounds.length + 1).fill(0), sum: 0, count: 0 });
+    this.histograms = { ttft: empty(LATENCY_BOUNDS.ttft), itl: empty(LATENCY_BOUNDS.itl), e2e: empty(LATENCY_BOUNDS.e2e), queue: empty(LATENCY_BOUNDS.queue) };
+  }
+
+  observe(kind: LatencyKind, seconds: number): void {
+    if (!Number.isFinite(seconds)) return;
+    const h = this.histograms[kind];
+    const s = Math.max(0, seconds);
+    let i = 0;
+    while (i < h.bounds.length && s > h.bounds[i]!) i++;
+    h.counts[i]!++;
+    h.sum += s;
+    h.count++;
+  }
+
+  snapshot(): LatencySnapshot {
+    const copy = (h: LatencyHistogram): LatencyHistogram => ({ bounds: h.bounds, counts: [...h.counts], sum: h.sum, count: h.count });
+    const h = this.histograms;
+    return { ttft: copy(h.ttft), itl: copy(h.itl), e2e: copy(h.e2e), queue: copy(h.queue) };
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Request latency histograms (src/engine/latency.ts): what /metrics' time-to-first-token,
+ * inter-token, end-to-end and queue-time histograms count.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Engine } from "../../src/engine/engine.js";
+import { LatencyRecorder, type LatencyHistogram } from "../../src/engine/latency.js";
+import { checkpoint, promptIds } from "./helpers.js";
+
+const total = (h: LatencyHistogram) => h.counts.reduce((a, b) => a + b, 0);
+
+test("an observation lands in the first bucket whose bound it does not exceed", () => {
+  const r = new LatencyRecorder();
+  for (const s of [0.3, 0.31, 0, 8000]) r.observe("e2e", s);
+  const h = r.snapshot().e2e;
+  assert.equal(h.bounds[0], 0.3);
+  assert.equal(h.counts[0], 2, "0 and 0.3 (a bound is inclusive)");
+  assert.equal(h.counts[1], 1, "0.31");
+  assert.equal(h.counts.at(-1), 1, "above every bound");
+  assert.equal(h.count, 4);
+  assert.ok(Math.abs(h.sum - 8000.61) < 1e-9);
+});
+
+describe("the engine's latency histograms", async () => {
+  const dir = await checkpoint("tiny");
+  const load = () => Engine.load(dir, { prefixCache: { enabled: false }, speculative: { enabled: false } });
+
+  test("count each completed request's queue time, first token, token steps and end-to-end time", async () => {
+    const engine = await load();
+    try {
+      const results = await Promise.all([1, 2, 3].map((salt) => engine.generate({ prompt_tokens: promptIds(10, salt), max_tokens: 6, temperature: 0 }).result()));
+      const l = engine.metrics().latency!;
+      assert.equal(l.queue.count, 3);
+      assert.equal(l.ttft.count, 3);
+      assert.equal(l.e2e.count, 3);
+      // One token per step without speculation: a gap per token after the first.
+      assert.equal(l.itl.count, results.reduce((n, r) => n + Math.max(0, r.tokens.length - 1), 0));
+      for (const h of [l.queue, l.ttft, l.e2e, l.itl]) assert.equal(total(h), h.count);
+      assert.ok(l.e2e.sum >= l.ttft.sum, "a request ends after its first token");
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test("a cancelled request has a first token but no end-to-end time", async () => {
+    const engine = await load();
+    try {
+      const gen = engine.generate({ prompt_tokens: promptIds(10, 4), max_tokens: 5000, temperature: 0 });
+      const it = gen[Symbol.asyncIterator]();
+      for (let r = await it.next(); !r.done && r.value.type !== "token"; r = await it.next());
+      gen.cancel();
+      await gen.result().catch(() => undefined);
+      const l = engine.metrics().latency!;
+      assert.equal(l.ttft.count, 1);
+      assert.equal(l.e2e.count, 0);
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
