@@ -32,7 +32,7 @@ import { draftDistributions, draftTokens, resolveSpeculation, trimEntries, type 
 import { SpecPolicy, type SpecPolicyState } from "./spec-policy.js";
 import { draftBytesRatio } from "../model/draft-cost.js";
 import { judgeDraft } from "./speculative.js";
-import { LatencyRecorder } from "./latency.js";
+import { RequestLatency } from "./latency.js";
 import { stateBytes } from "../model/state-size.js";
 import type {
   ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineMetrics, EngineOptions, GenerateRequest, Generation, ModelInfo,
@@ -112,9 +112,7 @@ export class Engine implements EngineApi {
   private readonly sessions = new Set<ChatSessionImpl>();
   /** Tokens of each running sequence already added to the counters (countGenerated). */
   private readonly countedTokens = new WeakMap<Sequence, { tokens: number; reasoning: number }>();
-  private readonly latency = new LatencyRecorder();
-  /** What the latency histograms have seen of each running sequence: queue time, first token, its last token step. */
-  private readonly timed = new WeakMap<Sequence, { queued: boolean; lastTokenAt: number; tokens: number }>();
+  private readonly latency = new RequestLatency();
   private nextStateId = 1;
   private looping = false;
   private disposed = false;
@@ -618,35 +616,12 @@ export class Engine implements EngineApi {
     const now = performance.now();
     for (const seq of [...this.scheduler.running]) {
       this.countGenerated(seq);
-      this.observeLatency(seq, now);
+      this.latency.afterStep(seq, now);
       if (!seq.finished) continue;
-      if (seq.completed) this.latency.observe("e2e", (now - seq.timing().createdAt) / 1000);
+      if (seq.completed) this.latency.completed(seq, now);
       this.release(seq);
     }
     return true;
-  }
-
-  /**
-   * The latency histograms' view of `seq` after a step: its queue time once it runs, its time to
-   * first token once it has one, then one inter-token gap per step that gave it tokens (a verify
-   * step's several tokens arrive together, as a client sees them).
-   */
-  private observeLatency(seq: Sequence, now: number): void {
-    const t = seq.timing();
-    const seen = this.timed.get(seq) ?? { queued: false, lastTokenAt: 0, tokens: 0 };
-    if (!seen.queued && t.startedAt > 0) {
-      this.latency.observe("queue", (t.startedAt - t.createdAt) / 1000);
-      seen.queued = true;
-    }
-    if (seen.lastTokenAt === 0 && t.firstTokenAt > 0) {
-      this.latency.observe("ttft", (t.firstTokenAt - t.createdAt) / 1000);
-      seen.lastTokenAt = now;
-    } else if (seen.lastTokenAt > 0 && seq.generated.length > seen.tokens) {
-      this.latency.observe("itl", (now - seen.lastTokenAt) / 1000);
-      seen.lastTokenAt = now;
-    }
-    seen.tokens = seq.generated.length;
-    this.timed.set(seq, seen);
   }
 
   /**

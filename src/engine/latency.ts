@@ -52,3 +52,47 @@ export class LatencyRecorder {
     return { ttft: copy(h.ttft), itl: copy(h.itl), e2e: copy(h.e2e), queue: copy(h.queue) };
   }
 }
+
+/** What the histograms read of a request: its timestamps and the tokens it has so far. */
+export interface TimedRequest {
+  timing(): { createdAt: number; startedAt: number; firstTokenAt: number };
+  readonly generated: readonly number[];
+}
+
+/**
+ * The histograms of an engine's requests (or a gateway's): after each step that may have moved
+ * a request, its queue time once it runs, its time to first token once it has one, then one
+ * inter-token gap per step that gave it tokens (a verify step's several tokens, or an upstream
+ * chunk's, arrive together, as the client sees them); at the end its end-to-end time.
+ */
+export class RequestLatency {
+  private readonly recorder = new LatencyRecorder();
+  private readonly seen = new WeakMap<TimedRequest, { queued: boolean; lastTokenAt: number; tokens: number }>();
+
+  afterStep(req: TimedRequest, now = performance.now()): void {
+    const t = req.timing();
+    const seen = this.seen.get(req) ?? { queued: false, lastTokenAt: 0, tokens: 0 };
+    if (!seen.queued && t.startedAt > 0) {
+      this.recorder.observe("queue", (t.startedAt - t.createdAt) / 1000);
+      seen.queued = true;
+    }
+    if (seen.lastTokenAt === 0 && t.firstTokenAt > 0) {
+      this.recorder.observe("ttft", (t.firstTokenAt - t.createdAt) / 1000);
+      seen.lastTokenAt = now;
+    } else if (seen.lastTokenAt > 0 && req.generated.length > seen.tokens) {
+      this.recorder.observe("itl", (now - seen.lastTokenAt) / 1000);
+      seen.lastTokenAt = now;
+    }
+    seen.tokens = req.generated.length;
+    this.seen.set(req, seen);
+  }
+
+  /** A request that completed (not failed or cancelled): its end-to-end time. */
+  completed(req: TimedRequest, now = performance.now()): void {
+    this.recorder.observe("e2e", (now - req.timing().createdAt) / 1000);
+  }
+
+  snapshot(): LatencySnapshot {
+    return this.recorder.snapshot();
+  }
+}

@@ -422,8 +422,8 @@ export interface EngineMetrics {
   prefix_cache_disk_entries: number;
   /**
    * Request latency histograms (src/engine/latency.ts): time to first token, time between a
-   * request's token steps, end-to-end time of completed requests, time queued. Absent where
-   * the engine does not time requests itself (the gateway's upstream engine).
+   * request's token steps (a gateway: its upstream's chunks), end-to-end time of completed
+   * requests, time queued. Absent for engines that do not time requests (test doubles).
    */
   latency?: LatencySnapshot;
 }

@@ -14,6 +14,7 @@
 import { randomUUID } from "node:crypto";
 import { defaultBlockTokens } from "../engine/engine.js";
 import { EngineError } from "../engine/errors.js";
+import { RequestLatency } from "../engine/latency.js";
 import { createChatCompletions } from "../engine/openai.js";
 import { resolveRequest, type ResolvedRequest } from "../engine/request.js";
 import { Sequence, type SequenceEnv } from "../engine/sequence.js";
@@ -89,6 +90,8 @@ export class UpstreamEngine implements EngineApi {
   readonly protocol: Protocol;
   private readonly env: SequenceEnv;
   private readonly running = new Set<{ seq: Sequence; abort: Cancel }>();
+  /** Latency as this gateway's clients see it: time to the upstream's first token, between its chunks, end to end. */
+  private readonly latency = new RequestLatency();
   private readonly counters: Counters = {
     requests_total: 0, requests_rejected_total: 0, requests_cancelled_total: 0, prompt_tokens_total: 0,
     prompt_cache_hit_tokens_total: 0, prompt_cache_miss_tokens_total: 0, generated_tokens_total: 0, reasoning_tokens_total: 0,
@@ -195,7 +198,11 @@ export class UpstreamEngine implements EngineApi {
     const signal = request.signal;
     const onAbort = () => cancel();
     signal?.addEventListener("abort", onAbort, { once: true });
-    void seq.done.then((res) => this.count(res), () => undefined).finally(() => {
+    void seq.done.then((res) => {
+      this.latency.afterStep(seq);
+      this.latency.completed(seq);
+      this.count(res);
+    }, () => undefined).finally(() => {
       signal?.removeEventListener("abort", onAbort);
       this.running.delete(entry);
     });
@@ -332,6 +339,7 @@ export class UpstreamEngine implements EngineApi {
             }
           }
           held = [];
+          this.latency.afterStep(seq);
         }
       } catch (err) {
         if (err instanceof ReplicaFailure || signal.aborted) throw err;
@@ -376,6 +384,7 @@ export class UpstreamEngine implements EngineApi {
       prefix_cache_entries: 0,
       prefix_cache_bytes: 0,
       prefix_cache_disk_entries: 0,
+      latency: this.latency.snapshot(),
     };
   }
 

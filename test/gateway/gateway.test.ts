@@ -67,6 +67,19 @@ describe("gateway over three dsv4 replicas", () => {
     assert.equal(usage.completion_tokens, whole.usage.completion_tokens);
   });
 
+  test("its /metrics times requests as its clients see them: first token, chunks, end to end", async () => {
+    const before = await (await fetch(`${gw.url}/metrics`)).text();
+    const count = (text: string, name: string) => Number(new RegExp(`^dsv4_${name}_count (\\d+)$`, "m").exec(text)?.[1] ?? NaN);
+    const body = { model: MODEL, messages: [{ role: "user", content: "Time me" }], thinking: { type: "disabled" }, max_tokens: 8, seed: 5, stream: true };
+    const r = await postJson(`${gw.url}/chat/completions`, body);
+    assert.equal(r.status, 200);
+    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    for (const name of ["time_to_first_token_seconds", "e2e_request_latency_seconds", "request_queue_time_seconds"]) {
+      assert.equal(count(text, name), count(before, name) + 1, name);
+    }
+    assert.ok(count(text, "inter_token_latency_seconds") >= count(before, "inter_token_latency_seconds"));
+  });
+
   test("a stop string ends the content where a direct replica ends it", async () => {
     const probe = await postJson(`${reps[1]!.url}/chat/completions`, { model: MODEL, messages: [{ role: "user", content: "Stop test" }], thinking: { type: "disabled" }, max_tokens: 12, seed: 4 });
     const text: string = probe.json.choices[0].message.content;
