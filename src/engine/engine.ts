@@ -49,7 +49,7 @@ const POSTPROCESS_SLICE_MS = 8;
 const FEED_BEFORE_DRAFT = 2;
 
 /** The monotonic counters of EngineMetrics; the gauges are read live. */
-type Counters = Omit<EngineMetrics, "speculative_accepted_per_step" | "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
+type Counters = Omit<EngineMetrics, "speculative_accepted_per_step" | "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "state_reserved_bytes" | "state_budget_bytes" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
 
 /** A sequence's part of one step: what it asked the runner, and what the prefix cache planned. */
 interface Planned {
@@ -397,6 +397,8 @@ export class Engine implements EngineApi {
       reader_blocked_sequences: this.scheduler.running.filter((s) => s.readerBlocked).length,
       queued_requests: this.scheduler.waiting.length,
       state_bytes_in_use: this.scheduler.running.reduce((n, s) => n + (s.state?.bytes ?? 0), 0),
+      state_reserved_bytes: this.scheduler.reservedBytes,
+      state_budget_bytes: this.scheduler.cfg.stateBudgetBytes,
       prefix_cache_entries: this.cache?.entries ?? 0,
       prefix_cache_bytes: this.cache?.bytes ?? 0,
       prefix_cache_disk_entries: this.cache?.diskEntries ?? 0,

@@ -417,6 +417,10 @@ export interface EngineMetrics {
   reader_blocked_sequences: number;
   queued_requests: number;
   state_bytes_in_use: number;
+  /** State bytes reserved for the running sequences at the lengths they may reach (what admission counts). */
+  state_reserved_bytes?: number;
+  /** The state budget those reservations come out of (absent where the engine holds no state). */
+  state_budget_bytes?: number;
   prefix_cache_entries: number;
   prefix_cache_bytes: number;
   prefix_cache_disk_entries: number;

@@ -52,6 +52,11 @@ class Exposition {
     return this;
   }
 
+  /** A metric the engine may not have (absent: nothing written). */
+  optional(name: string, kind: Kind, help: string, value: number | undefined): this {
+    return value === undefined ? this : this.metric(name, kind, help, value);
+  }
+
   family(name: string, kind: Kind, help: string, rows: Array<{ labels: Record<string, string | number>; value: number }>): this {
     this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${kind}`);
     for (const row of rows) this.lines.push(`${name}${labelText(row.labels)} ${formatValue(row.value)}`);
@@ -143,6 +148,8 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, served: Ser
     .metric(`${p}steps_total`, "counter", "Batched model steps.", m.steps_total)
     .metric(`${p}preemptions_total`, "counter", "Sequences preempted for state memory and resumed later.", m.preemptions_total)
     .metric(`${p}state_bytes`, "gauge", "Sequence state bytes in use.", m.state_bytes_in_use)
+    .optional(`${p}state_reserved_bytes`, "gauge", "State bytes reserved for running sequences at the lengths they may reach (admission counts these).", m.state_reserved_bytes)
+    .optional(`${p}state_budget_bytes`, "gauge", "The state budget reservations come out of: reserved / budget is how full the engine is.", m.state_budget_bytes)
     .metric(`${p}prefix_cache_entries`, "gauge", "Prefix-cache snapshots in memory.", m.prefix_cache_entries)
     .metric(`${p}prefix_cache_bytes`, "gauge", "Prefix-cache bytes in memory.", m.prefix_cache_bytes)
     .metric(`${p}prefix_cache_disk_entries`, "gauge", "Prefix-cache snapshots on disk.", m.prefix_cache_disk_entries)

@@ -9,6 +9,22 @@ const isCode = (code: string) => (e: unknown) => e instanceof EngineError && e.c
 describe("engine lifecycle and limits", async () => {
   const dir = await checkpoint("micro");
 
+  test("a running sequence's reservation shows in the metrics, within the budget", async () => {
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false } });
+    try {
+      const gen = engine.generate({ prompt_tokens: promptIds(20), max_tokens: 200, temperature: 0 });
+      const it = gen[Symbol.asyncIterator]();
+      for (let r = await it.next(); !r.done && r.value.type !== "token"; r = await it.next());
+      const m = engine.metrics();
+      assert.equal(m.state_reserved_bytes, engine.stateBytesFor(20 + 200), "reserved for its prompt and max_tokens");
+      assert.ok(m.state_budget_bytes! >= m.state_reserved_bytes!);
+      gen.cancel();
+      await gen.result().catch(() => undefined);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test("cancellation frees the sequence", async () => {
     const engine = await Engine.load(dir, { prefixCache: { enabled: false } });
     try {
@@ -27,6 +43,7 @@ describe("engine lifecycle and limits", async () => {
       const m = engine.metrics();
       assert.equal(m.active_sequences, 0);
       assert.equal(m.state_bytes_in_use, 0);
+      assert.equal(m.state_reserved_bytes, 0, "its reservation is returned too");
       assert.equal(m.requests_cancelled_total, 1);
       // A queued request can be cancelled too, and the engine keeps serving.
       const g2 = engine.generate({ prompt_tokens: promptIds(5), max_tokens: 3, temperature: 0 });

@@ -151,6 +151,13 @@ describe("token counters while generating, real engine", () => {
     assert.ok(rate > 0, `a tokens/s rate during the generation (got ${rate})`);
   });
 
+  test("capacity: the reserved state bytes and the budget they come out of", async () => {
+    const budget = await metric("dsv4_state_budget_bytes");
+    assert.ok(budget > 0, `budget ${budget}`);
+    const reserved = await metric("dsv4_state_reserved_bytes");
+    assert.ok(reserved >= 0 && reserved <= budget, `reserved ${reserved} of ${budget}`);
+  });
+
   test("latency histograms: cumulative buckets up to +Inf, which equals the count", async () => {
     const r = await postJson(`${server.url}/chat/completions`, { model: MODEL, messages, max_tokens: 8, thinking: { type: "disabled" } });
     assert.equal(r.status, 200);
