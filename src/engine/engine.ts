@@ -32,6 +32,7 @@ import { draftDistributions, draftTokens, resolveSpeculation, trimEntries, type 
 import { SpecPolicy, type SpecPolicyState } from "./spec-policy.js";
 import { draftBytesRatio } from "../model/draft-cost.js";
 import { judgeDraft } from "./speculative.js";
+import { Histogram } from "./histogram.js";
 import { RequestLatency } from "./latency.js";
 import { stateBytes } from "../model/state-size.js";
 import type {
@@ -49,7 +50,7 @@ const POSTPROCESS_SLICE_MS = 8;
 const FEED_BEFORE_DRAFT = 2;
 
 /** The monotonic counters of EngineMetrics; the gauges are read live. */
-type Counters = Omit<EngineMetrics, "speculative_accepted_per_step" | "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "state_reserved_bytes" | "state_budget_bytes" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
+type Counters = Omit<EngineMetrics, "speculative_accepted_per_step" | "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "state_reserved_bytes" | "state_budget_bytes" | "steps" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
 
 /** A sequence's part of one step: what it asked the runner, and what the prefix cache planned. */
 interface Planned {
@@ -113,6 +114,9 @@ export class Engine implements EngineApi {
   /** Tokens of each running sequence already added to the counters (countGenerated). */
   private readonly countedTokens = new WeakMap<Sequence, { tokens: number; reasoning: number }>();
   private readonly latency = new RequestLatency();
+  /** Per batched step, with vLLM's bounds for tokens per iteration: what --max-batch-tokens and --prefill-latency shape. */
+  private readonly stepTokens = new Histogram([1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]);
+  private readonly stepSeconds = new Histogram([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
   private nextStateId = 1;
   private looping = false;
   private disposed = false;
@@ -403,6 +407,7 @@ export class Engine implements EngineApi {
       prefix_cache_bytes: this.cache?.bytes ?? 0,
       prefix_cache_disk_entries: this.cache?.diskEntries ?? 0,
       latency: this.latency.snapshot(),
+      steps: { tokens: this.stepTokens.snapshot(), seconds: this.stepSeconds.snapshot() },
     };
   }
 
@@ -595,6 +600,8 @@ export class Engine implements EngineApi {
     const t0 = performance.now();
     const out = await this.runner.step(planned.map((p) => p.request));
     const stepMs = performance.now() - t0;
+    this.stepTokens.observe(planned.reduce((n, p) => n + p.request.tokens.length, 0));
+    this.stepSeconds.observe(stepMs / 1000);
     this.scheduler.cost.record(decode.length, prefill.reduce((n, w) => n + w.tokens.length, 0), stepMs);
     if (prefill.length === 0) {
       const rows = planned.reduce((n, p) => n + p.request.tokens.length, 0);

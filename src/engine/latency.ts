@@ -4,19 +4,11 @@
  * queue, in seconds. The bucket bounds are vLLM's (plus a few below 10 ms for the inter-token
  * latency of small models), so dashboards and alert rules written for it carry over.
  */
+import { Histogram, type HistogramSnapshot } from "./histogram.js";
 
 export type LatencyKind = "ttft" | "itl" | "e2e" | "queue";
 
-export interface LatencyHistogram {
-  /** Upper bounds of the buckets, seconds, ascending. */
-  bounds: readonly number[];
-  /** Observations per bucket: counts[i] in (bounds[i-1], bounds[i]]; the last entry above every bound. */
-  counts: number[];
-  sum: number;
-  count: number;
-}
-
-export type LatencySnapshot = Record<LatencyKind, LatencyHistogram>;
+export type LatencySnapshot = Record<LatencyKind, HistogramSnapshot>;
 
 const REQUEST_SECONDS = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680];
 
@@ -28,28 +20,20 @@ export const LATENCY_BOUNDS: Record<LatencyKind, readonly number[]> = {
 };
 
 export class LatencyRecorder {
-  private readonly histograms: LatencySnapshot;
-
-  constructor() {
-    const empty = (bounds: readonly number[]): LatencyHistogram => ({ bounds, counts: new Array<number>(bounds.length + 1).fill(0), sum: 0, count: 0 });
-    this.histograms = { ttft: empty(LATENCY_BOUNDS.ttft), itl: empty(LATENCY_BOUNDS.itl), e2e: empty(LATENCY_BOUNDS.e2e), queue: empty(LATENCY_BOUNDS.queue) };
-  }
+  private readonly histograms: Record<LatencyKind, Histogram> = {
+    ttft: new Histogram(LATENCY_BOUNDS.ttft),
+    itl: new Histogram(LATENCY_BOUNDS.itl),
+    e2e: new Histogram(LATENCY_BOUNDS.e2e),
+    queue: new Histogram(LATENCY_BOUNDS.queue),
+  };
 
   observe(kind: LatencyKind, seconds: number): void {
-    if (!Number.isFinite(seconds)) return;
-    const h = this.histograms[kind];
-    const s = Math.max(0, seconds);
-    let i = 0;
-    while (i < h.bounds.length && s > h.bounds[i]!) i++;
-    h.counts[i]!++;
-    h.sum += s;
-    h.count++;
+    this.histograms[kind].observe(Math.max(0, seconds));
   }
 
   snapshot(): LatencySnapshot {
-    const copy = (h: LatencyHistogram): LatencyHistogram => ({ bounds: h.bounds, counts: [...h.counts], sum: h.sum, count: h.count });
     const h = this.histograms;
-    return { ttft: copy(h.ttft), itl: copy(h.itl), e2e: copy(h.e2e), queue: copy(h.queue) };
+    return { ttft: h.ttft.snapshot(), itl: h.itl.snapshot(), e2e: h.e2e.snapshot(), queue: h.queue.snapshot() };
   }
 }
 

@@ -5,6 +5,7 @@
  * shapes (usage, logprobs, completion objects) are the DeepSeek/OpenAI ones so
  * the server can forward them without translation.
  */
+import type { HistogramSnapshot } from "./histogram.js";
 import type { LatencySnapshot } from "./latency.js";
 import type { PrefetchMode } from "../model/prefetch.js";
 import type { ChatMessage, ToolDefinition } from "../text/messages.js";
@@ -430,6 +431,8 @@ export interface EngineMetrics {
    * requests, time queued. Absent for engines that do not time requests (test doubles).
    */
   latency?: LatencySnapshot;
+  /** Batched model steps: tokens per step (decode rows, verified drafts, prefill tokens) and seconds per step. */
+  steps?: { tokens: HistogramSnapshot; seconds: HistogramSnapshot };
 }
 
 // ─────────────────────── OpenAI-shaped surface ───────────────────────

@@ -3,7 +3,7 @@
  * engine's counters plus HTTP requests, cost, and rates (tokens/s, cache hit
  * rate) that a dashboard wants without writing PromQL.
  */
-import type { LatencyHistogram } from "../engine/latency.js";
+import type { HistogramSnapshot } from "../engine/histogram.js";
 import type { EngineMetrics } from "../engine/types.js";
 
 const RATE_WINDOW_MS = 10_000;
@@ -78,7 +78,7 @@ class Exposition {
   }
 
   /** A Prometheus histogram from bucket bounds and per-bucket counts (the last one above every bound); absent: nothing written. */
-  buckets(name: string, help: string, h: LatencyHistogram | undefined): this {
+  buckets(name: string, help: string, h: HistogramSnapshot | undefined): this {
     if (!h) return this;
     this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
     let cumulative = 0;
@@ -146,6 +146,8 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, served: Ser
     .buckets(`${p}e2e_request_latency_seconds`, "Time from arrival to the last token, of requests that completed.", m.latency?.e2e)
     .buckets(`${p}request_queue_time_seconds`, "Time a request waited for a sequence slot.", m.latency?.queue)
     .metric(`${p}steps_total`, "counter", "Batched model steps.", m.steps_total)
+    .buckets(`${p}step_tokens`, "Tokens per batched model step: decode rows, verified drafts and prefill tokens.", m.steps?.tokens)
+    .buckets(`${p}step_duration_seconds`, "Time of one batched model forward.", m.steps?.seconds)
     .metric(`${p}preemptions_total`, "counter", "Sequences preempted for state memory and resumed later.", m.preemptions_total)
     .metric(`${p}state_bytes`, "gauge", "Sequence state bytes in use.", m.state_bytes_in_use)
     .optional(`${p}state_reserved_bytes`, "gauge", "State bytes reserved for running sequences at the lengths they may reach (admission counts these).", m.state_reserved_bytes)

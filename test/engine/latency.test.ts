@@ -5,10 +5,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
-import { LatencyRecorder, type LatencyHistogram } from "../../src/engine/latency.js";
+import type { HistogramSnapshot } from "../../src/engine/histogram.js";
+import { LatencyRecorder } from "../../src/engine/latency.js";
 import { checkpoint, promptIds } from "./helpers.js";
 
-const total = (h: LatencyHistogram) => h.counts.reduce((a, b) => a + b, 0);
+const total = (h: HistogramSnapshot) => h.counts.reduce((a, b) => a + b, 0);
 
 test("an observation lands in the first bucket whose bound it does not exceed", () => {
   const r = new LatencyRecorder();
@@ -38,6 +39,21 @@ describe("the engine's latency histograms", async () => {
       assert.equal(l.itl.count, results.reduce((n, r) => n + Math.max(0, r.tokens.length - 1), 0));
       for (const h of [l.queue, l.ttft, l.e2e, l.itl]) assert.equal(total(h), h.count);
       assert.ok(l.e2e.sum >= l.ttft.sum, "a request ends after its first token");
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test("step histograms: one observation per batched step, its tokens those fed to the model", async () => {
+    const engine = await load();
+    try {
+      const results = await Promise.all([5, 6].map((salt) => engine.generate({ prompt_tokens: promptIds(10, salt), max_tokens: 6, temperature: 0 }).result()));
+      assert.deepEqual(results.map((r) => r.finish_reason), ["length", "length"]);
+      const m = engine.metrics();
+      assert.equal(m.steps!.tokens.count, m.steps_total);
+      assert.equal(m.steps!.seconds.count, m.steps_total);
+      // Each prompt, then every generated token but the last fed back one step at a time.
+      assert.equal(m.steps!.tokens.sum, 2 * 10 + 2 * 5);
     } finally {
       await engine.dispose();
     }
