@@ -34,6 +34,7 @@ import { draftBytesRatio } from "../model/draft-cost.js";
 import { judgeDraft } from "./speculative.js";
 import { Histogram } from "./histogram.js";
 import { RequestLatency } from "./latency.js";
+import { RequestStats } from "./request-stats.js";
 import { stateBytes } from "../model/state-size.js";
 import type {
   ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineMetrics, EngineOptions, GenerateRequest, Generation, ModelInfo,
@@ -50,7 +51,7 @@ const POSTPROCESS_SLICE_MS = 8;
 const FEED_BEFORE_DRAFT = 2;
 
 /** The monotonic counters of EngineMetrics; the gauges are read live. */
-type Counters = Omit<EngineMetrics, "speculative_accepted_per_step" | "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "state_reserved_bytes" | "state_budget_bytes" | "steps" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
+type Counters = Omit<EngineMetrics, "speculative_accepted_per_step" | "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "state_reserved_bytes" | "state_budget_bytes" | "steps" | "requests" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
 
 /** A sequence's part of one step: what it asked the runner, and what the prefix cache planned. */
 interface Planned {
@@ -114,6 +115,7 @@ export class Engine implements EngineApi {
   /** Tokens of each running sequence already added to the counters (countGenerated). */
   private readonly countedTokens = new WeakMap<Sequence, { tokens: number; reasoning: number }>();
   private readonly latency = new RequestLatency();
+  private readonly requestStats = new RequestStats();
   /** Per batched step, with vLLM's bounds for tokens per iteration: what --max-batch-tokens and --prefill-latency shape. */
   private readonly stepTokens = new Histogram([1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]);
   private readonly stepSeconds = new Histogram([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
@@ -408,6 +410,7 @@ export class Engine implements EngineApi {
       prefix_cache_disk_entries: this.cache?.diskEntries ?? 0,
       latency: this.latency.snapshot(),
       steps: { tokens: this.stepTokens.snapshot(), seconds: this.stepSeconds.snapshot() },
+      requests: this.requestStats.snapshot(),
     };
   }
 
@@ -627,7 +630,10 @@ export class Engine implements EngineApi {
       this.countGenerated(seq);
       this.latency.afterStep(seq, now);
       if (!seq.finished) continue;
-      if (seq.completed) this.latency.completed(seq, now);
+      if (seq.completed) {
+        this.latency.completed(seq, now);
+        this.requestStats.completed(seq.promptLength, seq.generated.length, seq.finishReason ?? "stop");
+      }
       this.release(seq);
     }
     return true;

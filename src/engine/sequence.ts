@@ -86,6 +86,8 @@ export class Sequence {
   private firstTokenAt = 0;
   private prefillMs = 0;
   private failed = false;
+  /** The finish reason once it completed (stop, length, tool_calls, …). */
+  finishReason: string | null = null;
   private settle!: { resolve: (r: GenerationResult) => void; reject: (e: unknown) => void };
   readonly done: Promise<GenerationResult>;
 
@@ -315,6 +317,7 @@ export class Sequence {
       ? { content: this.lp.content.length ? this.lp.content : null, reasoning_content: this.lp.reasoning.length ? this.lp.reasoning : null }
       : null;
     const stats = this.stats();
+    this.finishReason = message.finish_reason;
     this.events.push({ type: "usage", usage });
     this.events.push({ type: "finish", finish_reason: message.finish_reason, message, usage, logprobs, stats });
     this.events.end();

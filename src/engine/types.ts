@@ -7,6 +7,7 @@
  */
 import type { HistogramSnapshot } from "./histogram.js";
 import type { LatencySnapshot } from "./latency.js";
+import type { RequestStatsSnapshot } from "./request-stats.js";
 import type { PrefetchMode } from "../model/prefetch.js";
 import type { ChatMessage, ToolDefinition } from "../text/messages.js";
 import type { Release } from "../text/release.js";
@@ -433,6 +434,8 @@ export interface EngineMetrics {
   latency?: LatencySnapshot;
   /** Batched model steps: tokens per step (decode rows, verified drafts, prefill tokens) and seconds per step. */
   steps?: { tokens: HistogramSnapshot; seconds: HistogramSnapshot };
+  /** Completed requests: prompt and generated tokens, and how many ended for each finish reason. */
+  requests?: RequestStatsSnapshot;
 }
 
 // ─────────────────────── OpenAI-shaped surface ───────────────────────

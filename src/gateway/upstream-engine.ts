@@ -15,6 +15,7 @@ import { randomUUID } from "node:crypto";
 import { defaultBlockTokens } from "../engine/engine.js";
 import { EngineError } from "../engine/errors.js";
 import { RequestLatency } from "../engine/latency.js";
+import { RequestStats } from "../engine/request-stats.js";
 import { createChatCompletions } from "../engine/openai.js";
 import { resolveRequest, type ResolvedRequest } from "../engine/request.js";
 import { Sequence, type SequenceEnv } from "../engine/sequence.js";
@@ -92,6 +93,7 @@ export class UpstreamEngine implements EngineApi {
   private readonly running = new Set<{ seq: Sequence; abort: Cancel }>();
   /** Latency as this gateway's clients see it: time to the upstream's first token, between its chunks, end to end. */
   private readonly latency = new RequestLatency();
+  private readonly requestStats = new RequestStats();
   private readonly counters: Counters = {
     requests_total: 0, requests_rejected_total: 0, requests_cancelled_total: 0, prompt_tokens_total: 0,
     prompt_cache_hit_tokens_total: 0, prompt_cache_miss_tokens_total: 0, generated_tokens_total: 0, reasoning_tokens_total: 0,
@@ -201,6 +203,7 @@ export class UpstreamEngine implements EngineApi {
     void seq.done.then((res) => {
       this.latency.afterStep(seq);
       this.latency.completed(seq);
+      this.requestStats.completed(res.usage.prompt_tokens, res.usage.completion_tokens, res.finish_reason);
       this.count(res);
     }, () => undefined).finally(() => {
       signal?.removeEventListener("abort", onAbort);
@@ -385,6 +388,7 @@ export class UpstreamEngine implements EngineApi {
       prefix_cache_bytes: 0,
       prefix_cache_disk_entries: 0,
       latency: this.latency.snapshot(),
+      requests: this.requestStats.snapshot(),
     };
   }
 

@@ -145,6 +145,10 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, served: Ser
     .buckets(`${p}inter_token_latency_seconds`, "Time between a request's successive token steps (a verify step's accepted tokens arrive together).", m.latency?.itl)
     .buckets(`${p}e2e_request_latency_seconds`, "Time from arrival to the last token, of requests that completed.", m.latency?.e2e)
     .buckets(`${p}request_queue_time_seconds`, "Time a request waited for a sequence slot.", m.latency?.queue)
+    .family(`${p}request_success_total`, "counter", "Completed requests by finish reason.",
+      Object.entries(m.requests?.finished ?? {}).map(([reason, value]) => ({ labels: { finished_reason: reason }, value })))
+    .buckets(`${p}request_prompt_tokens`, "Prompt tokens of each completed request.", m.requests?.prompt_tokens)
+    .buckets(`${p}request_generation_tokens`, "Generated tokens of each completed request.", m.requests?.generation_tokens)
     .metric(`${p}steps_total`, "counter", "Batched model steps.", m.steps_total)
     .buckets(`${p}step_tokens`, "Tokens per batched model step: decode rows, verified drafts and prefill tokens.", m.steps?.tokens)
     .buckets(`${p}step_duration_seconds`, "Time of one batched model forward.", m.steps?.seconds)

@@ -59,6 +59,25 @@ describe("the engine's latency histograms", async () => {
     }
   });
 
+  test("completed requests: their prompt and generated tokens, and a count per finish reason", async () => {
+    const engine = await load();
+    try {
+      const results = await Promise.all([
+        engine.generate({ prompt_tokens: promptIds(10, 7), max_tokens: 4, temperature: 0 }).result(),
+        engine.generate({ prompt_tokens: promptIds(30, 8), max_tokens: 7, temperature: 0 }).result(),
+      ]);
+      const r = engine.metrics().requests!;
+      assert.equal(r.prompt_tokens.count, 2);
+      assert.equal(r.prompt_tokens.sum, 40);
+      assert.equal(r.generation_tokens.sum, results.reduce((n, x) => n + x.tokens.length, 0));
+      const reasons: Record<string, number> = {};
+      for (const x of results) reasons[x.finish_reason] = (reasons[x.finish_reason] ?? 0) + 1;
+      assert.deepEqual(r.finished, reasons);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test("a cancelled request has a first token but no end-to-end time", async () => {
     const engine = await load();
     try {
@@ -70,6 +89,7 @@ describe("the engine's latency histograms", async () => {
       const l = engine.metrics().latency!;
       assert.equal(l.ttft.count, 1);
       assert.equal(l.e2e.count, 0);
+      assert.equal(engine.metrics().requests!.prompt_tokens.count, 0, "nor a completed request's sizes");
     } finally {
       await engine.dispose();
     }

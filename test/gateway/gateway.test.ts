@@ -78,6 +78,7 @@ describe("gateway over three dsv4 replicas", () => {
       assert.equal(count(text, name), count(before, name) + 1, name);
     }
     assert.ok(count(text, "inter_token_latency_seconds") >= count(before, "inter_token_latency_seconds"));
+    assert.equal(count(text, "request_generation_tokens"), count(before, "request_generation_tokens") + 1);
   });
 
   test("a stop string ends the content where a direct replica ends it", async () => {

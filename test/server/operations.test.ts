@@ -158,11 +158,11 @@ describe("token counters while generating, real engine", () => {
     assert.ok(reserved >= 0 && reserved <= budget, `reserved ${reserved} of ${budget}`);
   });
 
-  test("latency and step histograms: cumulative buckets up to +Inf, which equals the count", async () => {
+  test("latency, step and request histograms: cumulative buckets up to +Inf, which equals the count", async () => {
     const r = await postJson(`${server.url}/chat/completions`, { model: MODEL, messages, max_tokens: 8, thinking: { type: "disabled" } });
     assert.equal(r.status, 200);
     const text = await (await fetch(`${server.url}/metrics`)).text();
-    for (const name of ["time_to_first_token_seconds", "inter_token_latency_seconds", "e2e_request_latency_seconds", "request_queue_time_seconds", "step_tokens", "step_duration_seconds"]) {
+    for (const name of ["time_to_first_token_seconds", "inter_token_latency_seconds", "e2e_request_latency_seconds", "request_queue_time_seconds", "step_tokens", "step_duration_seconds", "request_prompt_tokens", "request_generation_tokens"]) {
       const full = `dsv4_${name}`;
       assert.match(text, new RegExp(`^# TYPE ${full} histogram$`, "m"));
       const buckets = [...text.matchAll(new RegExp(`^${full}_bucket\\{le="([^"]+)"\\} (\\d+)$`, "gm"))];
@@ -175,5 +175,6 @@ describe("token counters while generating, real engine", () => {
       assert.ok(count >= 1, `${full}: the completed request is counted`);
       assert.match(text, new RegExp(`^${full}_sum \\S+$`, "m"));
     }
+    assert.match(text, /^dsv4_request_success_total\{finished_reason="(stop|length)"\} [1-9]\d*$/m);
   });
 });
