@@ -50,8 +50,8 @@ const POSTPROCESS_SLICE_MS = 8;
  */
 const FEED_BEFORE_DRAFT = 2;
 
-/** The monotonic counters of EngineMetrics; the gauges are read live. */
-type Counters = Omit<EngineMetrics, "speculative_accepted_per_step" | "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "state_reserved_bytes" | "state_budget_bytes" | "steps" | "requests" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
+/** The monotonic counters of EngineMetrics; the gauges and histograms are read live. */
+type Counters = Omit<EngineMetrics, "speculative_accepted_per_step" | "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "state_reserved_bytes" | "state_budget_bytes" | "latency" | "steps" | "requests" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
 
 /** A sequence's part of one step: what it asked the runner, and what the prefix cache planned. */
 interface Planned {
