@@ -164,6 +164,12 @@ export interface ServeBenchResult {
   paused_other_streams_tok_s: number;
   paused_baseline_tok_s: number;
   paused_other_streams_ratio: number;
+  /**
+   * Seconds from the paused client's request to the engine pausing its sequence (the socket,
+   * Node's buffer and the event queue full); null when that did not happen within the window
+   * (the client's own receive buffer takes ~150-190 KB of events first).
+   */
+  paused_reader_blocked_after_s: number | null;
   /** Whether the heap was measured after a full GC (always, unless the runtime refused). */
   paused_heap_after_gc: boolean;
   errors: number;
@@ -712,6 +718,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
       };
       const others = new StreamPool(url, pausedStreams, (i, round) => body(shortPrompt(7000 + i * 100 + round), streamMaxTokens)).start();
       let baseline = 0, beside = 0, growth = 0;
+      let blockedAfter: number | null = null;
       try {
         await until(() => others.tokens.every((c) => c >= 1), "the streams' first tokens");
         const b0 = now(), c0 = others.total();
@@ -719,9 +726,14 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         baseline = (others.total() - c0) / ((now() - b0) / 1000);
         const heap0 = heap();
         // A request like the others (no logprobs: top_logprobs would add a costly row of its own).
+        const sent = now();
         const paused = await pausedClient(server.port, body(shortPrompt(8000), 100_000));
         const p0 = now(), d0 = others.total();
+        const watch = setInterval(() => {
+          if (blockedAfter === null && engine.metrics().reader_blocked_sequences > 0) blockedAfter = (now() - sent) / 1000;
+        }, 100);
         await sleep(pausedSeconds * 1000);
+        clearInterval(watch);
         beside = (others.total() - d0) / ((now() - p0) / 1000);
         growth = (heap() - heap0) / 2 ** 20;
         paused.destroy();
@@ -729,7 +741,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         await others.stop();
       }
       errors.push(...others.errors);
-      log(`  heap growth ${growth.toFixed(2)} MiB; other streams ${beside.toFixed(2)} tok/s vs ${baseline.toFixed(2)} without the paused client`);
+      log(`  heap growth ${growth.toFixed(2)} MiB; other streams ${beside.toFixed(2)} tok/s vs ${baseline.toFixed(2)} without the paused client; its sequence paused ${blockedAfter === null ? "not within the window" : `after ${(blockedAfter as number).toFixed(1)} s`}`);
 
       // ── assemble ──
       const vs1 = (n: number) => throughputVs1(throughput, n);
@@ -751,6 +763,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         bandwidth_gbs: bandwidth, compute_peak_gflops: peak.gflops,
         roofline_note: rooflineNote(nativeBandwidth > 0, backendName, peak),
         paused_reader_heap_growth_mib: growth, paused_other_streams_tok_s: beside, paused_baseline_tok_s: baseline, paused_other_streams_ratio: beside / baseline,
+        paused_reader_blocked_after_s: blockedAfter,
         paused_heap_after_gc: gc !== null,
         errors: errors.length,
         machine: { cpus: availableParallelism(), loadavg_start: loadStart, loadavg_end: loadavg()[0]! },
@@ -822,7 +835,7 @@ function throughputOnlyResult(a: {
     throughput_4_vs_1: vs1(4), throughput_16_vs_1: vs1(16), throughput_64_vs_1: vs1(64),
     roofline: a.roofline, fraction_of_roofline_16: a.roofline["16"]?.fraction_of_roofline ?? null,
     bandwidth_gbs: a.bandwidth, compute_peak_gflops: a.peak.gflops, roofline_note: rooflineNote(a.nativeBandwidth, a.backend, a.peak),
-    paused_reader_heap_growth_mib: NaN, paused_other_streams_tok_s: NaN, paused_baseline_tok_s: NaN, paused_other_streams_ratio: NaN, paused_heap_after_gc: false,
+    paused_reader_heap_growth_mib: NaN, paused_other_streams_tok_s: NaN, paused_baseline_tok_s: NaN, paused_other_streams_ratio: NaN, paused_reader_blocked_after_s: null, paused_heap_after_gc: false,
     errors: a.errors, machine: a.machine, goals: {},
   };
   result.goals = goalsOf(result);
@@ -870,7 +883,7 @@ export function printServeTable(r: ServeBenchResult): void {
   console.log(`      single-stream runs (one after each other row): ${r.single_stream_runs_tok_s.map((v) => v.toFixed(2)).join(", ")} tok/s`);
   console.log(`      16 vs 1: ${x(r.throughput_16_vs_1)}, 4 vs 1: ${x(r.throughput_4_vs_1)}, 64 vs 1: ${x(r.throughput_64_vs_1)}  ${met("throughput_16_vs_1")}; 16 streams' step at roofline ${met("fraction_of_roofline_16")}`);
   console.log(`  paused reader (${p.paused_seconds} s beside ${p.paused_streams} streams): heap +${r.paused_reader_heap_growth_mib.toFixed(2)} MiB${r.paused_heap_after_gc ? "" : " (no GC)"}  ${met("paused_reader_heap_growth_mib")}`);
-  console.log(`      other streams ${r.paused_other_streams_tok_s.toFixed(2)} tok/s vs ${r.paused_baseline_tok_s.toFixed(2)} without it (${r.paused_other_streams_ratio.toFixed(2)})`);
+  console.log(`      other streams ${r.paused_other_streams_tok_s.toFixed(2)} tok/s vs ${r.paused_baseline_tok_s.toFixed(2)} without it (${r.paused_other_streams_ratio.toFixed(2)}); its sequence paused ${r.paused_reader_blocked_after_s === null ? "not within the window" : `after ${r.paused_reader_blocked_after_s.toFixed(1)} s`}`);
   console.log(`  machine: ${r.machine.cpus} CPUs, load average ${r.machine.loadavg_start.toFixed(1)} at the start, ${r.machine.loadavg_end.toFixed(1)} at the end`);
   if (r.errors > 0) console.log(`  ${r.errors} errors`);
 }

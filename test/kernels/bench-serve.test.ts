@@ -26,6 +26,11 @@ test("bench serve --quick on tiny reports every figure as a finite number, with 
     finite(r[key], key);
   }
   assert.ok(r.health_count >= 1);
+  // When the paused client's sequence was paused, it was inside the window (whether it is depends on
+  // the machine: ~700 tiny-model tokens fill the client's receive buffer; the pause itself is
+  // pinned by test/server/backpressure.test.ts).
+  const blocked = r.paused_reader_blocked_after_s;
+  if (blocked !== null) assert.ok(blocked > 0 && blocked <= r.params.paused_seconds + 1, `paused after ${blocked} s`);
   for (const n of ["1", "4", "16", "64"]) {
     finite(r.throughput_tok_s[n], `throughput_tok_s[${n}]`);
     const row = r.roofline[n]!;
@@ -61,6 +66,7 @@ test("bench serve --throughput-only gives the throughput rows and rooflines, the
   finite(r.fraction_of_roofline_16, "fraction_of_roofline_16");
   assert.equal(r.goals.fraction_of_roofline_16!.value, r.fraction_of_roofline_16);
   assert.ok(Number.isNaN(r.health_p99_ms) && Number.isNaN(r.engine_prefill_vs_model) && Number.isNaN(r.paused_reader_heap_growth_mib));
+  assert.equal(r.paused_reader_blocked_after_s, null);
   assert.equal(r.goals.health_p99_ms!.met, false);
 });
 
