@@ -4,7 +4,10 @@
  * would block, so without a cap the server saw backpressure from a paused client only after
  * some 4 MB of events (tens of thousands of tokens: the reader timeout never started while
  * the sequence kept its batch slot). TCP_NOTSENT_LOWAT caps the bytes waiting unsent; what
- * the client's own receive buffer takes remains (about 150-200 KB on loopback).
+ * the client's own receive buffer takes remains: about 150-200 KB on loopback when events come
+ * in bursts, but a client kernel that gets small segments slowly grows that buffer towards its
+ * tcp_rmem maximum (a 250-byte event every 20 ms: 0.5 MB after 40 s and growing), which no
+ * setting on this side can limit.
  *
  * Node has no API for socket options, so the project's addon sets it (the one native binary;
  * this is its only use outside the kernels). Best effort: without the addon, on a Unix socket
