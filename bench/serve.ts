@@ -167,7 +167,8 @@ export interface ServeBenchResult {
   /**
    * Seconds from the paused client's request to the engine pausing its sequence (the socket,
    * Node's buffer and the event queue full); null when that did not happen within the window
-   * (the client's own receive buffer takes ~150-190 KB of events first).
+   * (the client's own receive buffer takes its events first: ~150-190 KB when they come in
+   * bursts, more and more when they trickle in, as its kernel grows the buffer).
    */
   paused_reader_blocked_after_s: number | null;
   /** Whether the heap was measured after a full GC (always, unless the runtime refused). */
