@@ -33,8 +33,7 @@ import { SpecPolicy, type SpecPolicyState } from "./spec-policy.js";
 import { draftBytesRatio } from "../model/draft-cost.js";
 import { judgeDraft } from "./speculative.js";
 import { Histogram } from "./histogram.js";
-import { RequestLatency } from "./latency.js";
-import { RequestStats } from "./request-stats.js";
+import { RequestMetrics } from "./request-metrics.js";
 import { stateBytes } from "../model/state-size.js";
 import type {
   ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineMetrics, EngineOptions, GenerateRequest, Generation, ModelInfo,
@@ -114,8 +113,7 @@ export class Engine implements EngineApi {
   private readonly sessions = new Set<ChatSessionImpl>();
   /** Tokens of each running sequence already added to the counters (countGenerated). */
   private readonly countedTokens = new WeakMap<Sequence, { tokens: number; reasoning: number }>();
-  private readonly latency = new RequestLatency();
-  private readonly requestStats = new RequestStats();
+  private readonly requestMetrics = new RequestMetrics();
   /** Per batched step, with vLLM's bounds for tokens per iteration: what --max-batch-tokens and --prefill-latency shape. */
   private readonly stepTokens = new Histogram([1, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]);
   private readonly stepSeconds = new Histogram([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]);
@@ -408,9 +406,9 @@ export class Engine implements EngineApi {
       prefix_cache_entries: this.cache?.entries ?? 0,
       prefix_cache_bytes: this.cache?.bytes ?? 0,
       prefix_cache_disk_entries: this.cache?.diskEntries ?? 0,
-      latency: this.latency.snapshot(),
+      latency: this.requestMetrics.latencySnapshot(),
       steps: { tokens: this.stepTokens.snapshot(), seconds: this.stepSeconds.snapshot() },
-      requests: this.requestStats.snapshot(),
+      requests: this.requestMetrics.statsSnapshot(),
     };
   }
 
@@ -603,11 +601,11 @@ export class Engine implements EngineApi {
     const t0 = performance.now();
     const out = await this.runner.step(planned.map((p) => p.request));
     const stepMs = performance.now() - t0;
-    this.stepTokens.observe(planned.reduce((n, p) => n + p.request.tokens.length, 0));
+    const rows = planned.reduce((n, p) => n + p.request.tokens.length, 0);
+    this.stepTokens.observe(rows);
     this.stepSeconds.observe(stepMs / 1000);
     this.scheduler.cost.record(decode.length, prefill.reduce((n, w) => n + w.tokens.length, 0), stepMs);
     if (prefill.length === 0) {
-      const rows = planned.reduce((n, p) => n + p.request.tokens.length, 0);
       // A ring-writing step settles what its sequence owed, and so does a block capture.
       const settled = planned.reduce((n, p) => n + (p.request.dspark === true || p.request.captureFrom !== undefined ? p.seq.state!.owed : 0), 0);
       if (settled > 0) this.policy?.recordSettle(rows, settled, stepMs);
@@ -628,12 +626,9 @@ export class Engine implements EngineApi {
     const now = performance.now();
     for (const seq of [...this.scheduler.running]) {
       this.countGenerated(seq);
-      this.latency.afterStep(seq, now);
+      if (seq.completed) this.requestMetrics.completed(seq, now);
+      else this.requestMetrics.afterStep(seq, now);
       if (!seq.finished) continue;
-      if (seq.completed) {
-        this.latency.completed(seq, now);
-        this.requestStats.completed(seq.promptLength, seq.generated.length, seq.finishReason ?? "stop");
-      }
       this.release(seq);
     }
     return true;

@@ -85,8 +85,7 @@ export class Sequence {
   private startedAt = 0;
   private firstTokenAt = 0;
   private prefillMs = 0;
-  private failed = false;
-  /** The finish reason once it completed (stop, length, tool_calls, …). */
+  /** The finish reason once it completed (stop, length, tool_calls, …); null while running or when it failed. */
   finishReason: string | null = null;
   private settle!: { resolve: (r: GenerationResult) => void; reject: (e: unknown) => void };
   readonly done: Promise<GenerationResult>;
@@ -276,7 +275,7 @@ export class Sequence {
 
   /** True once it finished with a result (not failed or cancelled). */
   get completed(): boolean {
-    return this.status === "finished" && !this.failed;
+    return this.finishReason !== null;
   }
 
   /** The engine time an upstream replica reported for this sequence (the gateway's). */
@@ -327,7 +326,6 @@ export class Sequence {
   fail(error: EngineError): void {
     if (this.finished) return;
     this.status = "finished";
-    this.failed = true;
     this.events.end(error);
     this.settle.reject(error);
   }

@@ -6,8 +6,7 @@
  * the server can forward them without translation.
  */
 import type { HistogramSnapshot } from "./histogram.js";
-import type { LatencySnapshot } from "./latency.js";
-import type { RequestStatsSnapshot } from "./request-stats.js";
+import type { LatencySnapshot, RequestStatsSnapshot } from "./request-metrics.js";
 import type { PrefetchMode } from "../model/prefetch.js";
 import type { ChatMessage, ToolDefinition } from "../text/messages.js";
 import type { Release } from "../text/release.js";
@@ -427,7 +426,7 @@ export interface EngineMetrics {
   prefix_cache_bytes: number;
   prefix_cache_disk_entries: number;
   /**
-   * Request latency histograms (src/engine/latency.ts): time to first token, time between a
+   * Request latency histograms (src/engine/request-metrics.ts): time to first token, time between a
    * request's token steps (a gateway: its upstream's chunks), end-to-end time of completed
    * requests, time queued. Absent for engines that do not time requests (test doubles).
    */

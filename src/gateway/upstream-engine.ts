@@ -14,8 +14,7 @@
 import { randomUUID } from "node:crypto";
 import { defaultBlockTokens } from "../engine/engine.js";
 import { EngineError } from "../engine/errors.js";
-import { RequestLatency } from "../engine/latency.js";
-import { RequestStats } from "../engine/request-stats.js";
+import { RequestMetrics } from "../engine/request-metrics.js";
 import { createChatCompletions } from "../engine/openai.js";
 import { resolveRequest, type ResolvedRequest } from "../engine/request.js";
 import { Sequence, type SequenceEnv } from "../engine/sequence.js";
@@ -91,9 +90,8 @@ export class UpstreamEngine implements EngineApi {
   readonly protocol: Protocol;
   private readonly env: SequenceEnv;
   private readonly running = new Set<{ seq: Sequence; abort: Cancel }>();
-  /** Latency as this gateway's clients see it: time to the upstream's first token, between its chunks, end to end. */
-  private readonly latency = new RequestLatency();
-  private readonly requestStats = new RequestStats();
+  /** Latency as this gateway's clients see it (time to the upstream's first token, between its chunks, end to end), sizes, finish reasons. */
+  private readonly requestMetrics = new RequestMetrics();
   private readonly counters: Counters = {
     requests_total: 0, requests_rejected_total: 0, requests_cancelled_total: 0, prompt_tokens_total: 0,
     prompt_cache_hit_tokens_total: 0, prompt_cache_miss_tokens_total: 0, generated_tokens_total: 0, reasoning_tokens_total: 0,
@@ -201,9 +199,7 @@ export class UpstreamEngine implements EngineApi {
     const onAbort = () => cancel();
     signal?.addEventListener("abort", onAbort, { once: true });
     void seq.done.then((res) => {
-      this.latency.afterStep(seq);
-      this.latency.completed(seq);
-      this.requestStats.completed(res.usage.prompt_tokens, res.usage.completion_tokens, res.finish_reason);
+      this.requestMetrics.completed(seq);
       this.count(res);
     }, () => undefined).finally(() => {
       signal?.removeEventListener("abort", onAbort);
@@ -342,7 +338,7 @@ export class UpstreamEngine implements EngineApi {
             }
           }
           held = [];
-          this.latency.afterStep(seq);
+          this.requestMetrics.afterStep(seq);
         }
       } catch (err) {
         if (err instanceof ReplicaFailure || signal.aborted) throw err;
@@ -387,8 +383,8 @@ export class UpstreamEngine implements EngineApi {
       prefix_cache_entries: 0,
       prefix_cache_bytes: 0,
       prefix_cache_disk_entries: 0,
-      latency: this.latency.snapshot(),
-      requests: this.requestStats.snapshot(),
+      latency: this.requestMetrics.latencySnapshot(),
+      requests: this.requestMetrics.statsSnapshot(),
     };
   }
 

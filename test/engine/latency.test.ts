@@ -1,20 +1,20 @@
 /**
- * Request latency histograms (src/engine/latency.ts): what /metrics' time-to-first-token,
+ * Request latency histograms (src/engine/request-metrics.ts): what /metrics' time-to-first-token,
  * inter-token, end-to-end and queue-time histograms count.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
-import type { HistogramSnapshot } from "../../src/engine/histogram.js";
-import { LatencyRecorder } from "../../src/engine/latency.js";
+import { Histogram, type HistogramSnapshot } from "../../src/engine/histogram.js";
+import { LATENCY_BOUNDS } from "../../src/engine/request-metrics.js";
 import { checkpoint, promptIds } from "./helpers.js";
 
 const total = (h: HistogramSnapshot) => h.counts.reduce((a, b) => a + b, 0);
 
 test("an observation lands in the first bucket whose bound it does not exceed", () => {
-  const r = new LatencyRecorder();
-  for (const s of [0.3, 0.31, 0, 8000]) r.observe("e2e", s);
-  const h = r.snapshot().e2e;
+  const r = new Histogram(LATENCY_BOUNDS.e2e);
+  for (const s of [0.3, 0.31, 0, 8000]) r.observe(s);
+  const h = r.snapshot();
   assert.equal(h.bounds[0], 0.3);
   assert.equal(h.counts[0], 2, "0 and 0.3 (a bound is inclusive)");
   assert.equal(h.counts[1], 1, "0.31");
