@@ -63,20 +63,6 @@ class Exposition {
     return this;
   }
 
-  /** A Prometheus histogram from per-value counts: `counts[v]` observations of the integer v. */
-  histogram(name: string, help: string, counts: readonly number[]): this {
-    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
-    let cumulative = 0;
-    let sum = 0;
-    counts.forEach((n, v) => {
-      cumulative += n;
-      sum += n * v;
-      this.lines.push(`${name}_bucket${labelText({ le: v })} ${cumulative}`);
-    });
-    this.lines.push(`${name}_bucket${labelText({ le: "+Inf" })} ${cumulative}`, `${name}_sum ${sum}`, `${name}_count ${cumulative}`);
-    return this;
-  }
-
   /** A Prometheus histogram from bucket bounds and per-bucket counts (the last one above every bound); absent: nothing written. */
   buckets(name: string, help: string, h: HistogramSnapshot | undefined): this {
     if (!h) return this;
@@ -93,6 +79,11 @@ class Exposition {
   toString(): string {
     return this.lines.join("\n") + "\n";
   }
+}
+
+/** A histogram of integer observations from their counts (`counts[v]` observations of v): one bucket per value. */
+function perValue(counts: readonly number[]): HistogramSnapshot {
+  return { bounds: counts.map((_, v) => v), counts: [...counts, 0], sum: counts.reduce((s, n, v) => s + n * v, 0), count: counts.reduce((s, n) => s + n, 0) };
 }
 
 function labelText(labels?: Record<string, string | number>): string {
@@ -140,7 +131,7 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, served: Ser
     .metric(`${p}prompt_tokens_per_second`, "gauge", "Prompt tokens per second over the last 10 s.", rates.prompt)
     .metric(`${p}spec_draft_tokens_total`, "counter", "Draft tokens verified by speculative decoding (MTP or DSpark).", m.speculative_drafted_total)
     .metric(`${p}spec_accepted_tokens_total`, "counter", "Draft tokens accepted by verification.", m.speculative_accepted_total)
-    .histogram(`${p}spec_accepted_length`, "Drafts accepted per verify step of one sequence.", m.speculative_accepted_per_step)
+    .buckets(`${p}spec_accepted_length`, "Drafts accepted per verify step of one sequence.", perValue(m.speculative_accepted_per_step))
     .buckets(`${p}time_to_first_token_seconds`, "Time from a request's arrival at the engine to its first token.", m.latency?.ttft)
     .buckets(`${p}inter_token_latency_seconds`, "Time between a request's successive token steps (a verify step's accepted tokens arrive together).", m.latency?.itl)
     .buckets(`${p}e2e_request_latency_seconds`, "Time from arrival to the last token, of requests that completed.", m.latency?.e2e)

@@ -53,8 +53,8 @@ export class SseWriter {
       "x-accel-buffering": "no",
       ...this.options.headers,
     });
-    // A client that stops reading must meet backpressure within a few hundred events, not
-    // after the kernel has taken megabytes of them.
+    // A client that stops reading should meet backpressure once its own receive buffer is
+    // full, not after the server's send buffer has taken megabytes more (socket-limits.ts).
     limitUnsentBytes(this.res.socket);
     // Headers go out now, so clients see the 200 before the first token.
     if (flush) this.res.flushHeaders();
