@@ -36,8 +36,9 @@ import { Histogram } from "./histogram.js";
 import { RequestMetrics } from "./request-metrics.js";
 import { stateBytes } from "../model/state-size.js";
 import type {
-  ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineMetrics, EngineOptions, GenerateRequest, Generation, ModelInfo,
+  ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineMetrics, EngineOptions, GenerateRequest, Generation, ModelInfo, TokenizeOptions,
 } from "./types.js";
+import { detokenizeIds, tokenizeText, tokenPieces } from "./tokenize.js";
 
 const GiB = 1024 ** 3;
 /** Longest stretch of postprocessing (sampling, parsing, events) between two turns of the event loop. */
@@ -307,6 +308,18 @@ export class Engine implements EngineApi {
     const resolved = this.resolve(request);
     this.resolvedEarlier.set(request, resolved);
     return resolved.promptTokens;
+  }
+
+  tokenize(text: string, options?: TokenizeOptions): number[] {
+    return tokenizeText(this.tokenizer, text, options);
+  }
+
+  detokenize(tokens: readonly number[]): string {
+    return detokenizeIds(this.tokenizer, tokens);
+  }
+
+  tokenPieces(tokens: readonly number[]): string[] {
+    return tokenPieces(this.tokenizer, tokens);
   }
 
   private resolve(request: GenerateRequest) {

@@ -102,7 +102,9 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
       const tools = req.tools ?? null;
       const encoding = ctx.encoding ?? "april";
       const effort = encoderEffort(req.reasoning_effort ?? null, encoding);
-      const text = encodeMessages(req.messages, { thinking_mode: mode, reasoning_effort: effort, tools, effort_prompts: encoding });
+      const generationPrompt = req.add_generation_prompt ?? true;
+      if (typeof generationPrompt !== "boolean") throw bad("add_generation_prompt", "must be a boolean");
+      const text = encodeMessages(req.messages, { thinking_mode: mode, reasoning_effort: effort, tools, effort_prompts: encoding, add_generation_prompt: generationPrompt });
       startsInReasoning = mode === "thinking" && endsInReasoning(text);
       promptTokens = tok.encode(text);
       sharedPrefixTokens = ctx.sharedPrefixes?.tokens(text, promptTokens, { thinking_mode: mode, reasoning_effort: effort, effort_prompts: encoding }) ?? 0;

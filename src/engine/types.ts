@@ -236,6 +236,12 @@ export type ThinkingSetting = boolean | { type: "enabled" | "disabled" } | null;
 /** The prompt is exactly one of: chat messages, raw token ids, or a FIM prompt/suffix. */
 export interface GenerateRequest extends SamplingOptions {
   messages?: ChatMessage[];
+  /**
+   * With messages: end the prompt with the cue that opens the assistant's answer (default
+   * true). False stops after the last message (HF/vLLM's add_generation_prompt), for counting
+   * or inspecting a conversation.
+   */
+  add_generation_prompt?: boolean;
   tools?: ToolDefinition[] | null;
   /**
    * Enforced while decoding (spec §C.7; src/engine/constraints/tool-call.ts). "auto" (default):
@@ -539,6 +545,14 @@ export interface ChatSession {
 
 // ───────────────────────────── the engine ─────────────────────────────
 
+export interface TokenizeOptions {
+  /**
+   * Add what the tokenizer config puts around a text (HF's add_special_tokens): BOS when
+   * add_bos_token, EOS when add_eos_token. V4's config sets neither (default false).
+   */
+  addSpecialTokens?: boolean;
+}
+
 export interface EngineApi {
   readonly model: ModelInfo;
   /**
@@ -552,6 +566,12 @@ export interface EngineApi {
   createSession(options?: ChatSessionOptions): ChatSession;
   /** Token ids of a request's prompt (what generate would prefill). */
   promptTokens(request: GenerateRequest): number[];
+  /** Token ids of a text (no prompt template), special-token strings included. */
+  tokenize(text: string, options?: TokenizeOptions): number[];
+  /** The text of token ids, special tokens written out; an id outside the vocabulary is an invalid_request naming it. */
+  detokenize(tokens: readonly number[]): string;
+  /** Each id's vocabulary entry as stored (byte-level form, HF's convert_ids_to_tokens). */
+  tokenPieces(tokens: readonly number[]): string[];
   /** Sequence state bytes at `tokens` positions for this model (spec §6), MTP state included. */
   stateBytesFor(tokens: number): number;
   metrics(): EngineMetrics;

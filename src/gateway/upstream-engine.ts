@@ -19,7 +19,8 @@ import { createChatCompletions } from "../engine/openai.js";
 import { resolveRequest, type ResolvedRequest } from "../engine/request.js";
 import { Sequence, type SequenceEnv } from "../engine/sequence.js";
 import { ChatSessionImpl } from "../engine/session.js";
-import type { ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineMetrics, GenerateRequest, Generation, GenerationResult, ModelInfo } from "../engine/types.js";
+import type { ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineMetrics, GenerateRequest, Generation, GenerationResult, ModelInfo, TokenizeOptions } from "../engine/types.js";
+import { detokenizeIds, tokenizeText, tokenPieces } from "../engine/tokenize.js";
 import { loadConfig } from "../model/config.js";
 import { checkpointReleaseAt, chooseEncoder, type Release } from "../text/release.js";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
@@ -168,6 +169,18 @@ export class UpstreamEngine implements EngineApi {
     const resolved = this.resolve(request);
     this.resolvedEarlier.set(request, resolved);
     return resolved.promptTokens;
+  }
+
+  tokenize(text: string, options?: TokenizeOptions): number[] {
+    return tokenizeText(this.tokenizer, text, options);
+  }
+
+  detokenize(tokens: readonly number[]): string {
+    return detokenizeIds(this.tokenizer, tokens);
+  }
+
+  tokenPieces(tokens: readonly number[]): string[] {
+    return tokenPieces(this.tokenizer, tokens);
   }
 
   generate(request: GenerateRequest): Generation {

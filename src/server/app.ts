@@ -29,6 +29,7 @@ import { modelRoutes } from "./routes/models.js";
 import { opsRoutes } from "./routes/ops.js";
 import { DEFAULT_PLAYGROUND_DIR, isPlaygroundPath, playgroundRoutes } from "./routes/playground.js";
 import { responsesRoutes } from "./routes/responses.js";
+import { tokenizeRoutes } from "./routes/tokenize.js";
 import { usageRoutes } from "./routes/usage.js";
 import { defaultPrices, toSchedule, type PriceSchedule, type PriceTable } from "./prices.js";
 
@@ -209,6 +210,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   responsesRoutes(app, ctx);
   opsRoutes(app, ctx);
   usageRoutes(app, ctx);
+  tokenizeRoutes(app, ctx);
   if (ctx.playground) playgroundRoutes(app, ctx.playground);
 
   const sampler = setInterval(() => stats.sample(ctx.engine.metrics()), 1000);

@@ -104,3 +104,32 @@ export const fimRequestSchema = z.object({
   user_id: str(),
 });
 export type FimRequest = z.output<typeof fimRequestSchema>;
+
+/**
+ * POST /tokenize with a conversation (vLLM's TokenizeChatRequest): the chat fields that shape
+ * the prompt, plus vLLM's template switches. chat_template_kwargs' thinking/reasoning_effort
+ * stand in for the DeepSeek fields when those are absent (how vLLM clients select the mode).
+ */
+export const tokenizeChatSchema = chatRequestSchema.extend({
+  model: str(),
+  add_generation_prompt: bool(),
+  continue_final_message: bool(),
+  add_special_tokens: bool(),
+  return_token_strs: bool(),
+  chat_template_kwargs: nullish(z.looseObject({ thinking: bool(), reasoning_effort: str() }, { error: "expected an object" })),
+});
+export type TokenizeChatRequest = z.output<typeof tokenizeChatSchema>;
+
+/** POST /tokenize with a text (vLLM's TokenizeCompletionRequest). */
+export const tokenizePromptSchema = z.object({
+  model: str(),
+  prompt: z.string({ error: "expected a string" }),
+  add_special_tokens: bool(),
+  return_token_strs: bool(),
+});
+
+/** POST /detokenize (vLLM's DetokenizeRequest). */
+export const detokenizeSchema = z.object({
+  model: str(),
+  tokens: z.array(z.int({ error: "expected an integer" }), { error: "expected a sequence of token ids" }),
+});

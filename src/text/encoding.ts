@@ -62,6 +62,12 @@ export interface EncodeOptions {
   tools?: ToolDefinition[] | null;
   /** Effort texts of the April encoder (default) or the 0731 one. */
   effort_prompts?: EffortPrompts;
+  /**
+   * End with the cue that opens the assistant's answer (default true). False stops after the
+   * last message, as HF/vLLM's add_generation_prompt=false: for counting or inspecting a
+   * conversation rather than generating from it.
+   */
+  add_generation_prompt?: boolean;
 }
 
 const OPTION_NAMES: ReadonlySet<string> = new Set([
@@ -72,6 +78,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   "context",
   "tools",
   "effort_prompts",
+  "add_generation_prompt",
 ]);
 
 interface ResolvedOptions {
@@ -79,6 +86,7 @@ interface ResolvedOptions {
   dropThinking: boolean;
   bos: boolean;
   effortText: string;
+  generationPrompt: boolean;
 }
 
 function resolveOptions(options: EncodeOptions): ResolvedOptions {
@@ -100,7 +108,7 @@ function resolveOptions(options: EncodeOptions): ResolvedOptions {
     const valid = ["null", ...Object.keys(texts).map((k) => JSON.stringify(k))].join(", ");
     throw new EncodingError("options.reasoning_effort", `invalid value ${JSON.stringify(effort)} for the ${version} encoder; expected one of ${valid}`);
   }
-  for (const key of ["drop_thinking", "add_default_bos_token"] as const) {
+  for (const key of ["drop_thinking", "add_default_bos_token", "add_generation_prompt"] as const) {
     const v = options[key];
     if (v !== undefined && v !== null && typeof v !== "boolean") throw new EncodingError(`options.${key}`, `must be a boolean, not ${typeof v}`);
   }
@@ -111,6 +119,7 @@ function resolveOptions(options: EncodeOptions): ResolvedOptions {
     dropThinking: options.drop_thinking ?? true,
     bos: options.add_default_bos_token ?? true,
     effortText,
+    generationPrompt: options.add_generation_prompt ?? true,
   };
 }
 
@@ -209,6 +218,7 @@ interface RenderContext {
   thinking: boolean;
   dropThinking: boolean;
   effortText: string;
+  generationPrompt: boolean;
 }
 
 function renderTurn(index: number, ctx: RenderContext): string {
@@ -244,6 +254,7 @@ function renderTurn(index: number, ctx: RenderContext): string {
 /** §C.4: the generation cue, only before an assistant or reminder turn, or at the very end. */
 function cue(index: number, ctx: RenderContext): string {
   const next = ctx.turns[index + 1];
+  if (next === undefined && !ctx.generationPrompt) return "";
   if (next !== undefined && next.role !== "assistant" && next.role !== "latest_reminder") return "";
   const turn = ctx.turns[index]!;
   if (turn.task !== undefined) {
@@ -296,6 +307,7 @@ export function encodeMessages(messages: ChatMessage[], options: EncodeOptions =
     thinking: opts.thinking,
     dropThinking: drop,
     effortText: opts.effortText,
+    generationPrompt: opts.generationPrompt,
   };
   let prompt = opts.bos && context.length === 0 ? BOS : "";
   for (let i = first; i < turns.length; i++) prompt += renderTurn(i, ctx);

@@ -109,6 +109,19 @@ describe("gateway over three dsv4 replicas", () => {
     assert.ok(m.usage.input_tokens > 0);
   });
 
+  test("/tokenize and /detokenize answer as a replica does, from the gateway's own tokenizer", async () => {
+    const chat = { model: MODEL, messages: [{ role: "user", content: "Count my tokens" }], thinking: { type: "disabled" } };
+    for (const [path, body] of [["/tokenize", chat], ["/v1/tokenize", { prompt: "Hello <｜User｜> world" }], ["/detokenize", { tokens: [0, 19923, 128803] }]] as const) {
+      const direct = await postJson(`${reps[1]!.url}${path}`, body);
+      const via = await postJson(`${gw.url}${path}`, body);
+      assert.equal(via.status, 200);
+      // The gateway's max_model_len is its own (the least of its replicas' and the checkpoint's).
+      const { max_model_len: _direct, ...same } = direct.json;
+      const { max_model_len: _via, ...viaSame } = via.json;
+      assert.deepEqual(viaSame, same, path);
+    }
+  });
+
   test("a request error from the text layer is the same 400 as a replica's", async () => {
     const body = { model: MODEL, messages: [{ role: "user", content: "x" }], reasoning_effort: "extreme" };
     const direct = await postJson(`${reps[0]!.url}/chat/completions`, body);

@@ -198,6 +198,18 @@ export class ScriptedEngine implements EngineApi {
     return Array.from({ length: JSON.stringify(request.messages ?? []).length % 97 + 3 }, (_, i) => i);
   }
 
+  tokenize(text: string): number[] {
+    return Array.from(text, (c) => c.codePointAt(0)!);
+  }
+
+  detokenize(tokens: readonly number[]): string {
+    return String.fromCodePoint(...tokens);
+  }
+
+  tokenPieces(tokens: readonly number[]): string[] {
+    return tokens.map((t) => String.fromCodePoint(t));
+  }
+
   stateBytesFor(): number {
     return 0;
   }

@@ -301,3 +301,15 @@ test("FIM prompt (§C.9)", () => {
   assert.equal(encodeFim({ prompt: "def f(", suffix: "\n    return x" }), `${BOS}<｜fim▁begin｜>def f(<｜fim▁hole｜>\n    return x<｜fim▁end｜>`);
   assert.equal(encodeFim({ prompt: "a" }, { add_default_bos_token: false }), "<｜fim▁begin｜>a<｜fim▁hole｜><｜fim▁end｜>");
 });
+
+test("add_generation_prompt false ends after the last message, without the assistant cue", () => {
+  const messages: ChatMessage[] = [SYS, { role: "user", content: "Hi" }];
+  for (const thinking_mode of ["thinking", "chat"] as const) {
+    const open = encodeMessages(messages, { thinking_mode });
+    const closed = encodeMessages(messages, { thinking_mode, add_generation_prompt: false });
+    assert.equal(open, closed + "<｜Assistant｜>" + (thinking_mode === "thinking" ? "<think>" : "</think>"));
+  }
+  // A cue before an assistant turn inside the conversation is part of that turn, not the generation prompt.
+  const turns: ChatMessage[] = [{ role: "user", content: "Hi" }, { role: "assistant", content: "Hello" }];
+  assert.equal(encodeMessages(turns, { thinking_mode: "chat", add_generation_prompt: false }), encodeMessages(turns, { thinking_mode: "chat" }));
+});
