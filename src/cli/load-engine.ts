@@ -4,7 +4,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { Engine } from "../engine/engine.js";
-import type { EngineOptions, LoadProgress as EngineLoadProgress, ModelInfo, SpeculativeMode } from "../engine/types.js";
+import type { EngineOptions, LoadProgress as EngineLoadProgress, ModelInfo, SchedulingPolicy, SpeculativeMode } from "../engine/types.js";
 import { PREFETCH_MODES, type PrefetchMode } from "../model/prefetch.js";
 import { parseRelease, type Release } from "../text/release.js";
 import { CliError } from "./command.js";
@@ -77,6 +77,14 @@ export function prefetchOption(value: string | undefined): PrefetchMode | undefi
   if (value === undefined) return undefined;
   if (!(PREFETCH_MODES as readonly string[]).includes(value)) throw new CliError(`--prefetch must be one of ${PREFETCH_MODES.join(", ")}, got "${value}"`, 2);
   return value as PrefetchMode;
+}
+
+export const SCHEDULING_POLICIES = ["fcfs", "priority"] as const;
+
+export function schedulingPolicyOption(value: string | undefined): SchedulingPolicy | undefined {
+  if (value === undefined) return undefined;
+  if (!(SCHEDULING_POLICIES as readonly string[]).includes(value)) throw new CliError(`--scheduling-policy must be one of ${SCHEDULING_POLICIES.join(", ")}, got "${value}"`, 2);
+  return value as SchedulingPolicy;
 }
 
 export const PREFETCH_HELP = `read every page of the weights at load, so no request stalls on the

@@ -184,6 +184,7 @@ export class Engine implements EngineApi {
       blockTokens: this.cache ? blockTokens : 0,
       reserveTokens: opts.reserveTokens ?? 4096,
       prefillLatencyFactor: opts.prefillLatencyFactor ?? 1.5,
+      policy: opts.schedulingPolicy ?? "fcfs",
     });
     this.hooks = {
       bytesFor: (tokens) => this.stateBytesFor(tokens),
@@ -263,6 +264,9 @@ export class Engine implements EngineApi {
     preflightCheckpoint(dir, cfg);
     const encoder = chooseEncoder(checkpointReleaseAt(dir), opts.encoding);
     resolveSpeculation(cfg, opts.speculative); // an impossible --speculative fails before the weights load
+    if (opts.schedulingPolicy !== undefined && opts.schedulingPolicy !== "fcfs" && opts.schedulingPolicy !== "priority") {
+      throw new EngineError("invalid_request", `schedulingPolicy must be "fcfs" or "priority", got ${JSON.stringify(opts.schedulingPolicy)}`, { param: "schedulingPolicy" });
+    }
     progress({ phase: "config", loaded: 1, total: 1 });
     check();
     const identity = await modelIdentity(dir, {
@@ -332,6 +336,7 @@ export class Engine implements EngineApi {
       encoding: this.model.encoding,
       sharedPrefixes: this.sharedPrefixes,
       defaultMaxTokens: this.opts.defaultMaxTokens,
+      priorityScheduling: this.opts.schedulingPolicy === "priority",
     });
   }
 

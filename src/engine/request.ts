@@ -36,6 +36,8 @@ export interface ResolvedRequest {
   useCache: boolean;
   /** tool_choice / response_format enforced while decoding (constraints/). */
   constraint: ConstraintSpec | null;
+  /** Scheduling priority (lower first); 0 unless the engine schedules by priority. */
+  priority: number;
 }
 
 export interface ResolveContext {
@@ -51,6 +53,10 @@ export interface ResolveContext {
   sharedPrefixes?: SharedPrefixes | null;
   /** max_tokens of a request that sets none, clamped to what the context leaves (absent: DEFAULT_MAX_TOKENS). */
   defaultMaxTokens?: number;
+  /** The engine schedules by priority (EngineOptions.schedulingPolicy "priority"); otherwise only priority 0 is accepted. */
+  priorityScheduling?: boolean;
+  /** Why a priority is refused, when not for the engine's policy (a gateway's upstreams). */
+  noPriorityReason?: string;
 }
 
 /**
@@ -166,6 +172,11 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
   const tenant = req.tenant ?? "";
   if (typeof tenant !== "string") throw bad("tenant", "must be a string");
   const seed = req.seed === null || req.seed === undefined ? randomSeed() : Math.floor(num(req.seed, "seed", 0, -(2 ** 53), 2 ** 53));
+  const priority = req.priority ?? 0;
+  if (!Number.isSafeInteger(priority)) throw bad("priority", "must be an integer (lower runs first; default 0)");
+  if (priority !== 0 && ctx.priorityScheduling !== true) {
+    throw bad("priority", `priority ${priority} needs priority scheduling, which is off: ${ctx.noPriorityReason ?? 'start the engine with schedulingPolicy "priority" (dsv4 serve --scheduling-policy priority)'}`);
+  }
 
   return {
     promptTokens,
@@ -183,6 +194,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
     sharedPrefixTokens,
     useCache: req.cache !== false,
     constraint,
+    priority,
   };
 }
 

@@ -10,6 +10,12 @@
  *  - Admission: waiting sequences start in arrival order while a slot and their
  *    reservation fit. The queue is bounded and refuses beyond it; a request that
  *    could never fit is refused by the engine before it queues.
+ *  - Priorities (policy "priority", vLLM's): the queue is ordered by (priority,
+ *    arrival), lower first; memory preemption takes the running sequence last in
+ *    that order rather than the newest; and a waiting sequence that finds no slot
+ *    or no memory preempts running ones of a strictly lower priority (higher
+ *    number) when that makes room for it. Equal priorities never preempt each
+ *    other for admission, so within a priority it is first come, first served.
  *  - The step: every decoding sequence gets its next token(s) first; prefill
  *    chunks fill the rest of a token budget. While streams are decoding, that
  *    budget is sized in time (step-cost.ts) so a long prompt stretches their
@@ -20,6 +26,7 @@
  */
 import { EngineError } from "./errors.js";
 import type { Sequence } from "./sequence.js";
+import type { SchedulingPolicy } from "./types.js";
 import { StepCost } from "./step-cost.js";
 
 export interface SchedulerConfig {
@@ -36,6 +43,8 @@ export interface SchedulerConfig {
   reserveTokens: number;
   /** A step with prefill may take this many times a decode-only step. */
   prefillLatencyFactor: number;
+  /** "fcfs" (default): arrival order. "priority": each request's priority first (lower runs first). */
+  policy?: SchedulingPolicy;
 }
 
 /** What the scheduler needs from the engine. */
@@ -72,8 +81,39 @@ export class Scheduler {
   readonly running: Sequence[] = [];
   reservedBytes = 0;
   readonly cost = new StepCost();
+  /** Arrival ordinals, kept across preemptions: a sequence's place among equal priorities. */
+  private readonly arrivals = new WeakMap<Sequence, number>();
+  private arrived = 0;
 
   constructor(readonly cfg: SchedulerConfig) {}
+
+  private get byPriority(): boolean {
+    return this.cfg.policy === "priority";
+  }
+
+  private priority(seq: Sequence): number {
+    return this.byPriority ? (seq.req.priority ?? 0) : 0;
+  }
+
+  /** Whether `a` runs before `b`: lower priority number, then earlier arrival. */
+  private before(a: Sequence, b: Sequence): boolean {
+    const pa = this.priority(a);
+    const pb = this.priority(b);
+    return pa !== pb ? pa < pb : this.arrivals.get(a)! < this.arrivals.get(b)!;
+  }
+
+  /** Into the queue at its place in (priority, arrival) order. */
+  private queue(seq: Sequence): void {
+    let i = this.waiting.length;
+    while (i > 0 && this.before(seq, this.waiting[i - 1]!)) i--;
+    this.waiting.splice(i, 0, seq);
+  }
+
+  /** The running sequence that gives way first: the newest under fcfs, the last in (priority, arrival) order otherwise. */
+  private victim(): Sequence | undefined {
+    if (!this.byPriority) return this.running[this.running.length - 1];
+    return this.running.reduce<Sequence | undefined>((worst, s) => (worst === undefined || this.before(worst, s) ? s : worst), undefined);
+  }
 
   get idle(): boolean {
     return this.waiting.length === 0 && this.running.length === 0;
@@ -88,7 +128,8 @@ export class Scheduler {
         `the engine is overloaded: ${this.running.length} sequences running and ${this.waiting.length} queued (limit ${this.cfg.maxQueued}); retry later`,
       );
     }
-    this.waiting.push(seq);
+    if (!this.arrivals.has(seq)) this.arrivals.set(seq, this.arrived++);
+    this.queue(seq);
   }
 
   remove(seq: Sequence): void {
@@ -118,19 +159,19 @@ export class Scheduler {
     return Math.min(seq.promptLength + seq.req.maxTokens, from + this.cfg.reserveTokens);
   }
 
-  /** Keeps each decoding sequence's reservation ahead of it, preempting the newest when memory runs out. */
+  /** Keeps each decoding sequence's reservation ahead of it, preempting the victim() when memory runs out. */
   private reserve(hooks: SchedulerHooks): void {
-    for (let i = 0; i < this.running.length; i++) {
-      const seq = this.running[i]!;
+    for (const seq of [...this.running]) {
+      if (!this.running.includes(seq)) continue; // preempted for an earlier one's growth
       if (seq.finished || seq.prefilling || !seq.state) continue;
       const len = seq.state.length + hooks.decodeWidth(seq);
       if (len <= seq.reservedTokens) continue;
       const tokens = this.reservation(seq, len);
       const bytes = hooks.bytesFor(tokens) - seq.reservedBytes;
       while (this.reservedBytes + bytes > this.cfg.stateBudgetBytes && this.running.includes(seq)) {
-        this.preempt(this.running[this.running.length - 1]!, hooks);
+        this.preempt(this.victim()!, hooks);
       }
-      if (!this.running.includes(seq)) break; // it was the newest: everything after it is gone too
+      if (!this.running.includes(seq)) continue; // it gave way itself
       seq.reservedBytes += bytes;
       this.reservedBytes += bytes;
       seq.reservedTokens = tokens;
@@ -141,17 +182,18 @@ export class Scheduler {
     this.running.splice(this.running.indexOf(seq), 1);
     this.release(seq);
     hooks.preempt(seq);
-    this.waiting.unshift(seq);
+    this.queue(seq);
   }
 
-  /** Starts waiting sequences in arrival order while slots and state memory allow. */
+  /** Starts waiting sequences in queue order while slots and state memory allow. */
   private admit(hooks: SchedulerHooks): void {
-    while (this.waiting.length > 0 && this.running.length < this.cfg.maxRunning) {
+    while (this.waiting.length > 0) {
       const seq = this.waiting[0]!;
       const tokens = this.reservation(seq, seq.contextLength);
       const bytes = hooks.bytesFor(tokens);
-      // Strict FIFO: a big request at the head waits for memory rather than being overtaken forever.
-      if (this.running.length > 0 && this.reservedBytes + bytes > this.cfg.stateBudgetBytes) break;
+      const fits = this.running.length < this.cfg.maxRunning && (this.running.length === 0 || this.reservedBytes + bytes <= this.cfg.stateBudgetBytes);
+      // Strict order: a big request at the head waits for memory rather than being overtaken forever.
+      if (!fits && !this.makeRoom(seq, bytes, hooks)) break;
       this.waiting.shift();
       seq.reservedBytes = bytes;
       seq.reservedTokens = tokens;
@@ -159,6 +201,23 @@ export class Scheduler {
       this.running.push(seq);
       hooks.start(seq);
     }
+  }
+
+  /**
+   * Priority policy: preempts running sequences of a strictly lower priority than `seq`, the
+   * last in order first, when that frees a slot and `bytes` of state for it; otherwise
+   * preempts nothing. Returns whether `seq` now fits.
+   */
+  private makeRoom(seq: Sequence, bytes: number, hooks: SchedulerHooks): boolean {
+    if (!this.byPriority) return false;
+    const lower = this.running.filter((s) => this.priority(s) > this.priority(seq));
+    const staying = this.running.length - lower.length;
+    const freed = lower.reduce((n, s) => n + s.reservedBytes, 0);
+    if (lower.length === 0 || staying >= this.cfg.maxRunning || (staying > 0 && this.reservedBytes - freed + bytes > this.cfg.stateBudgetBytes)) return false;
+    while (this.running.length >= this.cfg.maxRunning || (this.running.length > 0 && this.reservedBytes + bytes > this.cfg.stateBudgetBytes)) {
+      this.preempt(this.victim()!, hooks);
+    }
+    return true;
   }
 
   private plan(hooks: SchedulerHooks): StepPlan {

@@ -103,6 +103,8 @@ export interface SpeculativeOptions {
  */
 export type LogitsProcessor = (ctx: { id: string; generated: readonly number[]; logits: Float32Array | Float64Array }) => void;
 
+export type SchedulingPolicy = "fcfs" | "priority";
+
 export interface EngineOptions {
   /** max_tokens of a request that sets none (default 32,768: DEFAULT_MAX_TOKENS); never more than the context leaves. */
   defaultMaxTokens?: number;
@@ -118,6 +120,13 @@ export interface EngineOptions {
   modelName?: string;
   /** Sequences decoded together in one step (default 16). */
   maxConcurrentSequences?: number;
+  /**
+   * Who runs first (vLLM's --scheduling-policy): "fcfs" (default) in arrival order; "priority"
+   * by each request's `priority` (lower first, then arrival), where a waiting request also
+   * preempts running ones of a lower priority when that makes room for it (they resume later,
+   * mostly from the prefix cache, with the same output).
+   */
+  schedulingPolicy?: SchedulingPolicy;
   /** Requests waiting for a slot beyond the running ones (default 64); more → EngineError "overloaded". */
   maxQueuedRequests?: number;
   /** Budget for the state of all running sequences, in bytes (default: 50% of system memory). */
@@ -242,6 +251,11 @@ export interface GenerateRequest extends SamplingOptions {
    * or inspecting a conversation.
    */
   add_generation_prompt?: boolean;
+  /**
+   * Scheduling priority under EngineOptions.schedulingPolicy "priority" (vLLM's field): lower
+   * runs first; default 0, may be negative. Under "fcfs" anything but 0 is an invalid_request.
+   */
+  priority?: number;
   tools?: ToolDefinition[] | null;
   /**
    * Enforced while decoding (spec §C.7; src/engine/constraints/tool-call.ts). "auto" (default):

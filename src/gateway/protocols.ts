@@ -32,6 +32,8 @@ export interface TokenCall {
   seed: number;
   /** Prefix-cache isolation (tenant + user_id); "" when none. */
   cacheSalt: string;
+  /** Scheduling priority, lower first (vLLM's polarity); sent only when not 0, to dsv4 and vLLM upstreams. */
+  priority: number;
   /** Only dsv4 upstreams honour these (others get an error before dispatch, upstream-engine.ts). */
   chat: {
     thinking: boolean;
@@ -155,6 +157,7 @@ function generateProtocol(kind: "dsv4" | "sglang"): Protocol {
           tool_choice: call.chat.toolChoice,
           response_format: call.chat.responseFormat,
           reasoning_budget: call.chat.reasoningBudget,
+          ...(call.priority !== 0 && { priority: call.priority }),
         };
       }
       return body;
@@ -215,6 +218,7 @@ const vllm: Protocol = {
       stream,
       ...(stream && { stream_options: { include_usage: true } }),
       ...(call.cacheSalt !== "" && { cache_salt: call.cacheSalt }),
+      ...(call.priority !== 0 && { priority: call.priority }),
     };
   },
   answer(json) {

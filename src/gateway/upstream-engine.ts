@@ -162,6 +162,10 @@ export class UpstreamEngine implements EngineApi {
       speculativeDefault: false,
       canSpeculate: false,
       encoding: this.model.encoding,
+      // The replicas schedule: dsv4 and vLLM ones take the priority (and refuse it unless they
+      // run priority scheduling); SGLang's polarity is a server flag the gateway cannot see.
+      priorityScheduling: this.kind !== "sglang",
+      noPriorityReason: "SGLang upstreams order priorities by a server flag (--schedule-low-priority-values-first) the gateway cannot see, so it does not forward them",
     });
   }
 
@@ -258,6 +262,7 @@ export class UpstreamEngine implements EngineApi {
       minP: r.sampling.minP,
       seed: r.seed,
       cacheSalt: r.cacheSalt,
+      priority: r.priority,
       chat: {
         thinking: r.thinkingMode === "thinking",
         startsInReasoning: r.startsInReasoning,

@@ -82,6 +82,8 @@ export const chatRequestSchema = z.object({
   min_p: num(),
   /** dsv4 extension: cap on reasoning tokens (the engine closes the reasoning when reached). */
   reasoning_budget: int(),
+  /** vLLM's field: scheduling priority under --scheduling-policy priority (lower first). */
+  priority: int(),
 });
 export type ChatRequest = z.output<typeof chatRequestSchema>;
 
@@ -102,6 +104,7 @@ export const fimRequestSchema = z.object({
   n: int(),
   seed: int(),
   user_id: str(),
+  priority: int(),
 });
 export type FimRequest = z.output<typeof fimRequestSchema>;
 

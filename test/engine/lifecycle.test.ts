@@ -119,6 +119,45 @@ describe("engine lifecycle and limits", async () => {
   });
   }
 
+  test("by priority, an urgent arrival preempts a running background sequence, which resumes with the same greedy tokens", async () => {
+    const probe = await Engine.load(dir, { prefixCache: { enabled: false } });
+    const alone = await probe.generate({ prompt_tokens: promptIds(10, 1), max_tokens: 60, temperature: 0 }).result();
+    await probe.dispose();
+    const engine = await Engine.load(dir, { schedulingPolicy: "priority", maxConcurrentSequences: 1, prefixCache: { blockTokens: 16 } });
+    try {
+      const order: string[] = [];
+      const background = engine.generate({ prompt_tokens: promptIds(10, 1), max_tokens: 60, temperature: 0, priority: 5 });
+      const it = background[Symbol.asyncIterator]();
+      let tokens = 0;
+      while (tokens < 5) if ((await it.next()).value?.type === "token") tokens++;
+      const urgent = engine.generate({ prompt_tokens: promptIds(10, 2), max_tokens: 8, temperature: 0, priority: -1 });
+      const done = Promise.all([
+        (async () => {
+          for (let r = await it.next(); !r.done; r = await it.next());
+          order.push("background");
+        })(),
+        urgent.result().then(() => order.push("urgent")),
+      ]);
+      await done;
+      assert.deepEqual(order, ["urgent", "background"]);
+      assert.ok(engine.metrics().preemptions_total >= 1);
+      assert.deepEqual((await background.result()).tokens, alone.tokens);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test("a priority other than 0 is refused unless the engine schedules by priority", async () => {
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false } });
+    try {
+      assert.throws(() => engine.generate({ prompt_tokens: [5], priority: 1 }), (e: unknown) => isCode("invalid_request")(e) && (e as EngineError).param === "priority" && /--scheduling-policy priority/.test((e as Error).message));
+      assert.throws(() => engine.generate({ prompt_tokens: [5], priority: 0.5 }), isCode("invalid_request"));
+      await engine.generate({ prompt_tokens: [5], max_tokens: 1, priority: 0 }).result();
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test("logprobs: chosen token and up to 20 alternatives per position", async () => {
     const engine = await Engine.load(dir, { prefixCache: { enabled: false } });
     try {

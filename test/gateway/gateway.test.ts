@@ -122,6 +122,13 @@ describe("gateway over three dsv4 replicas", () => {
     }
   });
 
+  test("a priority is passed on to the replicas, whose fcfs scheduling refuses it by name", async () => {
+    const r = await postJson(`${gw.url}/chat/completions`, { model: MODEL, messages: [{ role: "user", content: "x" }], max_tokens: 2, priority: 3 });
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error.param, "priority");
+    assert.match(r.json.error.message, /--scheduling-policy priority/);
+  });
+
   test("a request error from the text layer is the same 400 as a replica's", async () => {
     const body = { model: MODEL, messages: [{ role: "user", content: "x" }], reasoning_effort: "extreme" };
     const direct = await postJson(`${reps[0]!.url}/chat/completions`, body);

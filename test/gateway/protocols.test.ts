@@ -117,6 +117,21 @@ for (const kind of ["vllm", "sglang"] as const satisfies readonly UpstreamKind[]
       assert.equal(r.json.error.param, "tool_choice");
     });
 
+    test(kind === "vllm" ? "a priority is passed on in vLLM's own field (lower first there too)" : "a priority is refused: SGLang's polarity is a flag of its server", async () => {
+      const body = { model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 4, priority: -3 };
+      const r = await postJson(`${gw.url}/chat/completions`, body);
+      if (kind === "vllm") {
+        assert.equal(r.status, 200);
+        assert.equal(up.bodies.at(-1).priority, -3);
+        await postJson(`${gw.url}/chat/completions`, { ...body, priority: 0 });
+        assert.equal(up.bodies.at(-1).priority, undefined, "the default is not sent");
+      } else {
+        assert.equal(r.status, 400);
+        assert.equal(r.json.error.param, "priority");
+        assert.match(r.json.error.message, /schedule-low-priority-values-first/);
+      }
+    });
+
     test("the non-streamed answer decodes to the same ids and counts", () => {
       const p = protocolFor(kind);
       const whole = p.answer(JSON.parse(fixture(kind === "vllm" ? "vllm-completions.json" : "sglang-generate.json")));

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { CliError, parseCommandArgs, stringOption, untilSignal, type Command } from "../command.js";
-import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, PREFETCH_HELP, prefetchOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
+import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, PREFETCH_HELP, prefetchOption, schedulingPolicyOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
 import { describeLedger, KEY_OPTIONS_USAGE, keysFrom, ledgerFor } from "../ledger-options.js";
 import {
@@ -46,6 +46,10 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
   --max-sequences N       sequences decoded together (default 16)
   --max-queue N           requests waiting beyond those before 503 (default 64)
   --max-batch-tokens N    tokens in one model step across all sequences (default 2048)
+  --scheduling-policy P   fcfs (default): requests run in arrival order; priority: by each
+                          request's "priority" field (lower first, then arrival; vLLM's), a
+                          waiting request preempting running ones of a lower priority when
+                          that makes room (they resume later with the same output)
   --prefill-latency X     while streams decode, a step that also prefills a prompt may take
                           at most X times a decode-only step (default 1.5; higher: faster
                           prompts, slower streams meanwhile)
@@ -96,6 +100,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
       "max-queue": { type: "string" },
       "max-batch-tokens": { type: "string" },
       "prefill-latency": { type: "string" },
+      "scheduling-policy": { type: "string" },
       context: { type: "string" },
       "cache-dir": { type: "string" },
       "shared-prefix": { type: "string", multiple: true },
@@ -144,6 +149,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
         maxQueuedRequests: intOption("max-queue", opt("max-queue"), 0),
         maxBatchTokens: intOption("max-batch-tokens", opt("max-batch-tokens"), 1),
         prefillLatencyFactor: numberOption("prefill-latency", opt("prefill-latency"), 1, 1000),
+        schedulingPolicy: schedulingPolicyOption(opt("scheduling-policy")),
         contextLength: intOption("context", opt("context"), 1),
         prefixCache: { dir: cacheDir, sharedPrefixes },
         encoding,

@@ -63,6 +63,7 @@ function prepareFim(body: FimRequest) {
     seed: body.seed ?? undefined,
     logprobs: top !== undefined,
     top_logprobs: top,
+    priority: body.priority ?? undefined,
   };
 }
 

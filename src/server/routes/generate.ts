@@ -69,6 +69,7 @@ export function tokenRequest(body: unknown, tenant: string): { request: Generate
     tool_choice: (ext.tool_choice ?? null) as GenerateRequest["tool_choice"],
     response_format: (ext.response_format ?? null) as GenerateRequest["response_format"],
     reasoning_budget: numberOrNull(ext.reasoning_budget, "dsv4.reasoning_budget"),
+    priority: numberOrNull(ext.priority, "dsv4.priority") ?? undefined,
     tenant,
     // The gateway's own tenant and user_id, already combined into one salt (cache-salt.ts).
     user_id: salt,
