@@ -20,8 +20,9 @@ describe("priority under the default fcfs policy", () => {
   });
   after(() => server.close());
 
-  test("a chat or FIM request with a priority is a 400 naming the field and the switch", async () => {
+  test("a chat, FIM or Responses request with a priority is a 400 naming the field and the switch", async () => {
     for (const [path, body] of [
+      ["/v1/responses", { model: MODEL, input: "Hi", max_output_tokens: 2, priority: 1 }],
       ["/chat/completions", { model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 2, priority: 2 }],
       ["/beta/completions", { model: MODEL, prompt: "def f():", max_tokens: 2, priority: -1 }],
     ] as const) {
@@ -41,12 +42,14 @@ describe("priority under --scheduling-policy priority", () => {
   });
   after(() => server.close());
 
-  test("the openai client's extra body field is accepted, on chat and FIM", async () => {
+  test("the openai client's extra body field is accepted, on chat, FIM and Responses", async () => {
     const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
     const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 3, priority: -5 } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     assert.equal(chat.usage!.completion_tokens, 3);
     const fim = await post(`${server.url}/beta/completions`, { model: MODEL, prompt: "def f():", max_tokens: 2, priority: 7 });
     assert.equal(fim.status, 200);
+    const responses = await client.responses.create({ model: MODEL, input: "Hi", max_output_tokens: 2, priority: 1 } as OpenAI.Responses.ResponseCreateParamsNonStreaming);
+    assert.equal(responses.status, "incomplete");
     const wrong = await post(`${server.url}/chat/completions`, { model: MODEL, messages: [{ role: "user", content: "Hi" }], priority: "high" });
     assert.equal(wrong.status, 422);
     assert.equal(wrong.json.error.param, "priority");

@@ -191,6 +191,7 @@ export function toChatRequest(body: ResponsesRequest): { chat: ChatRequest; sour
     response_format: chatResponseFormat(body.text?.format),
     stream: body.stream,
     seed: body.seed,
+    priority: body.priority,
   };
   return { chat, sources: conv.sources };
 }

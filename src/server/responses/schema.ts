@@ -50,6 +50,8 @@ export const responsesRequestSchema = z.object({
   user: str(),
   parallel_tool_calls: bool(),
   seed: int(),
+  /** vLLM's field: scheduling priority under --scheduling-policy priority (lower first). */
+  priority: int(),
 });
 export type ResponsesRequest = z.output<typeof responsesRequestSchema>;
 export type ResponsesInputItem = z.output<typeof item>;
