@@ -21,6 +21,8 @@ export interface ResolvedRequest {
   sampling: SamplingParams;
   seed: number;
   maxTokens: number;
+  /** End of sentence is masked until this many tokens were generated (min_tokens, ignore_eos). */
+  minTokens: number;
   stop: string[];
   logprobs: boolean;
   topLogprobs: number;
@@ -161,6 +163,11 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
       { param: "messages" },
     );
   }
+  if (req.ignore_eos !== null && req.ignore_eos !== undefined && typeof req.ignore_eos !== "boolean") throw bad("ignore_eos", "must be a boolean");
+  const minTokens = req.ignore_eos === true ? maxTokens : req.min_tokens ?? 0;
+  if (!Number.isInteger(minTokens) || minTokens < 0 || minTokens > maxTokens) {
+    throw bad("min_tokens", `must be an integer from 0 to max_tokens (${maxTokens})`);
+  }
   const budget = req.reasoning_budget ?? null;
   if (budget !== null && (!Number.isInteger(budget) || budget < 0)) throw bad("reasoning_budget", "must be a non-negative integer");
   if (budget !== null && ctx.tokenizer?.specialIds.thinkEnd === undefined) throw bad("reasoning_budget", "the tokenizer has no </think> token");
@@ -183,6 +190,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
     sampling: { temperature, topP, topK, minP },
     seed,
     maxTokens,
+    minTokens,
     stop,
     logprobs,
     topLogprobs,

@@ -179,9 +179,14 @@ export class Sequence {
     return this.reasoningTokens + 1 >= b ? this.env.thinkEndId : undefined;
   }
 
-  /** Applies the logits test hook, once per position, before anything reads the logits. */
+  /**
+   * What reshapes a position's logits before anything reads them (sampling, draft judging,
+   * logprobs), once per position: the test hook, then min_tokens / ignore_eos masking the end
+   * of sentence. Verification calls it as plain decoding does, so drafts stay lossless.
+   */
   processLogits(logits: Vec): void {
     this.env.logitsProcessor?.({ id: this.id, generated: this.generated, logits });
+    if (this.generated.length < this.req.minTokens) logits[this.env.eosId] = -Infinity;
   }
 
   private view(): DecodeView {

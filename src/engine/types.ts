@@ -232,6 +232,17 @@ export interface SamplingOptions {
   seed?: number | null;
   /** Reasoning tokens count against it. Default: EngineOptions.defaultMaxTokens (32,768), or what is left of the context if less. */
   max_tokens?: number | null;
+  /**
+   * vLLM's: end of sentence cannot be chosen before this many tokens (its logit is masked, as
+   * vLLM's min_tokens does); stop strings still end the output. Default 0, at most max_tokens.
+   */
+  min_tokens?: number | null;
+  /**
+   * vLLM's and llama.cpp's: end of sentence never ends the output, so it runs to max_tokens
+   * (benchmark clients' fixed output lengths). Done as min_tokens = max_tokens: the token is
+   * masked rather than emitted and skipped.
+   */
+  ignore_eos?: boolean | null;
   /** Up to 16 strings; matched on content across token boundaries, never included in the output. */
   stop?: string | string[] | null;
   /** Report the chosen token's logprob. */

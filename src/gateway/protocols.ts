@@ -32,6 +32,8 @@ export interface TokenCall {
   seed: number;
   /** Prefix-cache isolation (tenant + user_id); "" when none. */
   cacheSalt: string;
+  /** End of sentence masked until this many tokens (min_tokens; ignore_eos is max_tokens); sent when not 0. */
+  minTokens: number;
   /** Scheduling priority, lower first (vLLM's polarity); sent only when not 0, to dsv4 and vLLM upstreams. */
   priority: number;
   /** Only dsv4 upstreams honour these (others get an error before dispatch, upstream-engine.ts). */
@@ -143,6 +145,7 @@ function generateProtocol(kind: "dsv4" | "sglang"): Protocol {
           top_k: call.topK > 0 ? call.topK : -1,
           min_p: call.minP,
           sampling_seed: call.seed,
+          ...(call.minTokens > 0 && { min_new_tokens: call.minTokens }),
           // The gateway parses the output itself: special tokens and DSML must come back.
           skip_special_tokens: false,
           no_stop_trim: true,
@@ -212,6 +215,7 @@ const vllm: Protocol = {
       top_k: call.topK > 0 ? call.topK : -1,
       min_p: call.minP,
       seed: call.seed,
+      ...(call.minTokens > 0 && { min_tokens: call.minTokens }),
       return_token_ids: true,
       skip_special_tokens: false,
       spaces_between_special_tokens: false,

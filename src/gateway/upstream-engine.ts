@@ -262,6 +262,7 @@ export class UpstreamEngine implements EngineApi {
       minP: r.sampling.minP,
       seed: r.seed,
       cacheSalt: r.cacheSalt,
+      minTokens: r.minTokens,
       priority: r.priority,
       chat: {
         thinking: r.thinkingMode === "thinking",

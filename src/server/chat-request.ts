@@ -257,6 +257,8 @@ export function prepareChat(body: ChatRequest, ctx: ChatRouteContext): PreparedC
     top_logprobs: top,
     user_id: userId(body.user_id),
     priority: body.priority ?? undefined,
+    min_tokens: body.min_tokens ?? undefined,
+    ignore_eos: body.ignore_eos ?? undefined,
     reasoning_budget: body.reasoning_budget === null || body.reasoning_budget === undefined ? undefined : range(body.reasoning_budget, "reasoning_budget", 0, MAX_OUTPUT_TOKENS),
   };
   if (!thinking) effort(body.reasoning_effort); // still reject nonsense values

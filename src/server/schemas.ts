@@ -84,6 +84,9 @@ export const chatRequestSchema = z.object({
   reasoning_budget: int(),
   /** vLLM's field: scheduling priority under --scheduling-policy priority (lower first). */
   priority: int(),
+  /** vLLM's (benchmark clients send them): no end of sentence before min_tokens, or at all. */
+  min_tokens: int(),
+  ignore_eos: bool(),
 });
 export type ChatRequest = z.output<typeof chatRequestSchema>;
 
@@ -105,6 +108,8 @@ export const fimRequestSchema = z.object({
   seed: int(),
   user_id: str(),
   priority: int(),
+  min_tokens: int(),
+  ignore_eos: bool(),
 });
 export type FimRequest = z.output<typeof fimRequestSchema>;
 

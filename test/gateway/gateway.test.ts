@@ -129,6 +129,15 @@ describe("gateway over three dsv4 replicas", () => {
     assert.match(r.json.error.message, /--scheduling-policy priority/);
   });
 
+  test("ignore_eos: the same answer through the gateway as from a replica, to max_tokens", async () => {
+    const body = { model: MODEL, messages: [{ role: "user", content: "Go on" }], max_tokens: 10, ignore_eos: true, seed: 4 };
+    const direct = await postJson(`${reps[2]!.url}/chat/completions`, body);
+    const via = await postJson(`${gw.url}/chat/completions`, body);
+    assert.equal(via.status, 200);
+    assert.deepEqual(essence(via.json), essence(direct.json));
+    assert.equal(via.json.usage.completion_tokens, 10);
+  });
+
   test("a request error from the text layer is the same 400 as a replica's", async () => {
     const body = { model: MODEL, messages: [{ role: "user", content: "x" }], reasoning_effort: "extreme" };
     const direct = await postJson(`${reps[0]!.url}/chat/completions`, body);

@@ -132,6 +132,16 @@ for (const kind of ["vllm", "sglang"] as const satisfies readonly UpstreamKind[]
       }
     });
 
+    test("ignore_eos and min_tokens reach the upstream as its own minimum-length field", async () => {
+      await postJson(`${gw.url}/chat/completions`, { model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 9, ignore_eos: true });
+      const sent = up.bodies.at(-1);
+      if (kind === "vllm") assert.equal(sent.min_tokens, 9);
+      else assert.equal(sent.sampling_params.min_new_tokens, 9);
+      await postJson(`${gw.url}/chat/completions`, { model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 9, min_tokens: 2 });
+      const next = up.bodies.at(-1);
+      assert.equal(kind === "vllm" ? next.min_tokens : next.sampling_params.min_new_tokens, 2);
+    });
+
     test("the non-streamed answer decodes to the same ids and counts", () => {
       const p = protocolFor(kind);
       const whole = p.answer(JSON.parse(fixture(kind === "vllm" ? "vllm-completions.json" : "sglang-generate.json")));

@@ -64,6 +64,8 @@ function prepareFim(body: FimRequest) {
     logprobs: top !== undefined,
     top_logprobs: top,
     priority: body.priority ?? undefined,
+    min_tokens: body.min_tokens ?? undefined,
+    ignore_eos: body.ignore_eos ?? undefined,
   };
 }
 

@@ -1,0 +1,50 @@
+/**
+ * vLLM's min_tokens and ignore_eos on dsv4 serve, as benchmark clients send them (the openai
+ * SDK's extra body fields): fixed output lengths from a model that would stop at once.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import OpenAI from "openai";
+import { loadDefaultTokenizer } from "../../src/text/tokenizer.js";
+import { MODEL, realServer, type TestServer } from "./helpers.js";
+
+const EOS = loadDefaultTokenizer().specialIds.eos;
+
+describe("min_tokens and ignore_eos through the API", () => {
+  let server: TestServer;
+  let client: OpenAI;
+  before(async () => {
+    // Every position's top token is the end of sentence: without the fields, nothing is generated.
+    server = await realServer({ logitsProcessor: ({ logits }) => void (logits[EOS] = 1e9) });
+    client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
+  });
+  after(() => server.close());
+
+  const chat = (extra: object) =>
+    client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hi" }], thinking: { type: "disabled" }, max_tokens: 12, ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+
+  test("ignore_eos: a chat answer runs to max_tokens", async () => {
+    assert.equal((await chat({})).usage!.completion_tokens, 0);
+    const r = await chat({ ignore_eos: true });
+    assert.equal(r.choices[0]!.finish_reason, "length");
+    assert.equal(r.usage!.completion_tokens, 12);
+  });
+
+  test("min_tokens: a streamed answer ends right after that many tokens", async () => {
+    const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 12, min_tokens: 5, stream: true, stream_options: { include_usage: true } } as OpenAI.ChatCompletionCreateParamsStreaming);
+    let usage: OpenAI.CompletionUsage | undefined;
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      usage = chunk.usage ?? usage;
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    assert.equal(finish, "stop");
+    assert.equal(usage!.completion_tokens, 5);
+  });
+
+  test("FIM takes them too, and min_tokens above max_tokens is a 400 naming it", async () => {
+    const fim = await fetch(`${server.url}/beta/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: MODEL, prompt: "def f():", max_tokens: 7, ignore_eos: true }) });
+    assert.equal(((await fim.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens, 7);
+    await assert.rejects(chat({ min_tokens: 13 }), (e: unknown) => e instanceof OpenAI.BadRequestError && (e.error as { param?: string }).param === "min_tokens");
+  });
+});
