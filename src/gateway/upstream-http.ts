@@ -49,6 +49,11 @@ export class UpstreamClient {
       signal: cancel as unknown as AbortSignal,
     });
     const stream = res.body;
+    // A reader (the iterator, text()) sees a body's error through its own listeners; with none
+    // left, an error would be uncaught and end the process. It happens when the connection dies
+    // under an answer being drained after release() (a replica killed, the pools closed at
+    // shutdown): both reproduced as uncaught "other side closed" / "client is destroyed".
+    stream.on("error", () => undefined);
     return {
       status: res.statusCode,
       ok: res.statusCode >= 200 && res.statusCode < 300,
