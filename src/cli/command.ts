@@ -45,6 +45,23 @@ export function stringOption(command: Command, args: ParsedArgs, flag: string, r
   return value;
 }
 
+/**
+ * Resolves with the reason once `engine` says it can serve nothing more (its model runner
+ * thread died), checking every `everyMs`: serve then exits non-zero, as vLLM's server does when
+ * its engine dies, so a supervisor (systemd, Docker, Kubernetes) restarts it.
+ */
+export function untilUnhealthy(engine: { health(): { ok: boolean; reason: string | null } }, everyMs = 1000): Promise<string> {
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      const h = engine.health();
+      if (h.ok) return;
+      clearInterval(timer);
+      resolve(h.reason ?? "unhealthy");
+    }, everyMs);
+    timer.unref();
+  });
+}
+
 /** Resolves at the first SIGINT or SIGTERM: a long-running command (serve, gateway) then shuts down. */
 export function untilSignal(): Promise<void> {
   return new Promise((resolve) => {

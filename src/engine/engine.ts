@@ -36,7 +36,7 @@ import { Histogram } from "./histogram.js";
 import { RequestMetrics } from "./request-metrics.js";
 import { stateBytes } from "../model/state-size.js";
 import type {
-  ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineMetrics, EngineOptions, GenerateRequest, Generation, ModelInfo, TokenizeOptions,
+  ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineHealth, EngineMetrics, EngineOptions, GenerateRequest, Generation, ModelInfo, TokenizeOptions,
 } from "./types.js";
 import { detokenizeIds, tokenizeText, tokenPieces } from "./tokenize.js";
 
@@ -314,6 +314,12 @@ export class Engine implements EngineApi {
     return resolved.promptTokens;
   }
 
+  health(): EngineHealth {
+    if (this.disposed) return { ok: false, reason: "the engine has been disposed" };
+    const down = this.runner.failure;
+    return down ? { ok: false, reason: `the model runner is down: ${down.message}` } : { ok: true, reason: null };
+  }
+
   tokenize(text: string, options?: TokenizeOptions): number[] {
     return tokenizeText(this.tokenizer, text, options);
   }
@@ -344,6 +350,8 @@ export class Engine implements EngineApi {
     let seq: Sequence;
     try {
       if (this.disposed) throw new EngineError("disposed", "the engine has been disposed");
+      const down = this.runner.failure;
+      if (down) throw new EngineError("unavailable", `the model runner is down (${down.message}); nothing can run until the engine is restarted`);
       if (request.signal?.aborted) throw new EngineError("aborted", "the request was aborted before it started");
       const r = this.resolvedEarlier.get(request) ?? this.resolve(request);
       this.resolvedEarlier.delete(request);

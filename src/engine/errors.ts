@@ -17,6 +17,8 @@ export type EngineErrorCode =
   | "reader_timeout"
   /** The engine was disposed (HTTP 503). */
   | "disposed"
+  /** The model runner is down (its thread exited or failed): nothing can run until a restart (HTTP 503). */
+  | "unavailable"
   /** A bug or backend failure (HTTP 500). */
   | "internal";
 
@@ -28,6 +30,7 @@ const STATUS: Record<EngineErrorCode, number> = {
   aborted: 499,
   reader_timeout: 408,
   disposed: 503,
+  unavailable: 503,
   internal: 500,
 };
 

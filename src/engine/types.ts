@@ -578,6 +578,12 @@ export interface TokenizeOptions {
   addSpecialTokens?: boolean;
 }
 
+export interface EngineHealth {
+  ok: boolean;
+  /** Why not, when not ok. */
+  reason: string | null;
+}
+
 export interface EngineApi {
   readonly model: ModelInfo;
   /**
@@ -600,6 +606,12 @@ export interface EngineApi {
   /** Sequence state bytes at `tokens` positions for this model (spec §6), MTP state included. */
   stateBytesFor(tokens: number): number;
   metrics(): EngineMetrics;
+  /**
+   * Whether requests can be served: false once the model runner is down (its thread exited or
+   * failed) or the engine was disposed (a gateway: no replica healthy), with the reason. What
+   * GET /health answers, so an orchestrator's liveness probe restarts a broken server.
+   */
+  health(): EngineHealth;
   /** Cancels everything, flushes the disk cache, frees the model. */
   dispose(): Promise<void>;
 }

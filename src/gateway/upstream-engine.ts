@@ -19,7 +19,7 @@ import { createChatCompletions } from "../engine/openai.js";
 import { resolveRequest, type ResolvedRequest } from "../engine/request.js";
 import { Sequence, type SequenceEnv } from "../engine/sequence.js";
 import { ChatSessionImpl } from "../engine/session.js";
-import type { ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineMetrics, GenerateRequest, Generation, GenerationResult, ModelInfo, TokenizeOptions } from "../engine/types.js";
+import type { ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineHealth, EngineMetrics, GenerateRequest, Generation, GenerationResult, ModelInfo, TokenizeOptions } from "../engine/types.js";
 import { detokenizeIds, tokenizeText, tokenPieces } from "../engine/tokenize.js";
 import { loadConfig } from "../model/config.js";
 import { checkpointReleaseAt, chooseEncoder, type Release } from "../text/release.js";
@@ -173,6 +173,12 @@ export class UpstreamEngine implements EngineApi {
     const resolved = this.resolve(request);
     this.resolvedEarlier.set(request, resolved);
     return resolved.promptTokens;
+  }
+
+  /** Healthy while some replica is: a request can then be routed. */
+  health(): EngineHealth {
+    if (this.replicas.some((r) => r.healthy)) return { ok: true, reason: null };
+    return { ok: false, reason: `no upstream replica is healthy (${this.replicas.map((r) => `${r.url}: ${r.lastError ?? "down"}`).join("; ")})` };
   }
 
   tokenize(text: string, options?: TokenizeOptions): number[] {

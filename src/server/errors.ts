@@ -100,6 +100,8 @@ function fromEngineError(err: EngineError): ApiError {
       return serverOverloaded(err.message);
     case "disposed":
       return serverOverloaded("the model is shutting down");
+    case "unavailable":
+      return new ApiError(503, err.message, "server_error", null, "engine_unavailable");
     case "context_length_exceeded":
       return invalidRequest(err.param ?? "messages", err.message);
     case "insufficient_memory":

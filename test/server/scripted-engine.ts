@@ -198,6 +198,10 @@ export class ScriptedEngine implements EngineApi {
     return Array.from({ length: JSON.stringify(request.messages ?? []).length % 97 + 3 }, (_, i) => i);
   }
 
+  health() {
+    return { ok: true, reason: null };
+  }
+
   tokenize(text: string): number[] {
     return Array.from(text, (c) => c.codePointAt(0)!);
   }

@@ -1,5 +1,5 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
-import { CliError, parseCommandArgs, stringOption, untilSignal, type Command } from "../command.js";
+import { CliError, parseCommandArgs, stringOption, untilSignal, untilUnhealthy, type Command } from "../command.js";
 import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, PREFETCH_HELP, prefetchOption, schedulingPolicyOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
 import { describeLedger, KEY_OPTIONS_USAGE, keysFrom, ledgerFor } from "../ledger-options.js";
@@ -190,12 +190,13 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
     ];
     if (ledger) details.push(`ledger    ${describeLedger(ledger)}`);
     process.stdout.write(banner(server.url, modelName, aliases, dir, isDefault, details, ledger !== undefined));
-    await untilSignal();
-    process.stderr.write("dsv4: shutting down\n");
+    const down = await Promise.race([untilSignal().then(() => null), untilUnhealthy(engine)]);
+    process.stderr.write(down === null ? "dsv4: shutting down\n" : "dsv4: the engine can serve nothing more; shutting down\n");
     await server.close();
     await ledger?.close();
     await log.close();
     await engine.dispose();
+    if (down !== null) throw new CliError(`${down}; exiting so a supervisor can restart the server`);
   },
 };
 

@@ -9,6 +9,8 @@ import type { DraftOutput, DraftRequest, Runner, RunnerInfo, StepOutput, StepReq
 
 export class InlineRunner implements Runner {
   readonly info: RunnerInfo;
+  /** A step that throws on the caller's own thread leaves nothing broken behind. */
+  readonly failure = null;
 
   constructor(private readonly host: ModelHost) {
     this.info = host.info;

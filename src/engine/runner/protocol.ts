@@ -115,6 +115,8 @@ export interface RunnerInfo {
  */
 export interface Runner {
   readonly info: RunnerInfo;
+  /** Set once the runner can compute no more (its thread exited or failed); every later call rejects with it. */
+  readonly failure: Error | null;
   create(id: number): void;
   free(id: number): void;
   /** Restores a fresh sequence from prefix-cache blocks: contiguous from position 0, the last with a tip. */

@@ -19,7 +19,7 @@ interface Pending {
 export class WorkerRunner implements Runner {
   private readonly calls = new Map<number, Pending>();
   private nextCall = 1;
-  private failure: Error | null = null;
+  failure: Error | null = null;
 
   private constructor(private readonly worker: Worker, readonly info: RunnerInfo) {
     // An idle runner does not keep the process alive (as the inline runner would not); one with
