@@ -16,6 +16,7 @@
  *    or no memory preempts running ones of a strictly lower priority (higher
  *    number) when that makes room for it. Equal priorities never preempt each
  *    other for admission, so within a priority it is first come, first served.
+ *    A step's prompt budget also goes to the most urgent prompts first.
  *  - The step: every decoding sequence gets its next token(s) first; prefill
  *    chunks fill the rest of a token budget. While streams are decoding, that
  *    budget is sized in time (step-cost.ts) so a long prompt stretches their
@@ -231,7 +232,9 @@ export class Scheduler {
       budget = Math.min(budget, Math.max(MIN_PREFILL_TOKENS, timed));
     }
     const prefill: PrefillWork[] = [];
-    for (const seq of this.running) {
+    // By priority, the prompt budget goes to the most urgent prompts first.
+    const order = this.byPriority ? [...this.running].sort((a, b) => (this.before(a, b) ? -1 : 1)) : this.running;
+    for (const seq of order) {
       if (seq.finished || !seq.prefilling || seq.readerBlocked) continue;
       if (budget <= 0) break;
       const start = seq.prefilled;

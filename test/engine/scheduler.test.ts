@@ -152,6 +152,15 @@ describe("scheduler, priority policy", () => {
     assert.deepEqual(ids(s.running), ["2"]);
   });
 
+  test("a step's prompt budget goes to the most urgent prompt first", () => {
+    const s = new Scheduler({ ...byPriority, maxBatchTokens: 100 });
+    s.enqueue(fakeSeq(1, 300, false, 4));
+    s.enqueue(fakeSeq(2, 300, false, 1));
+    const plan = s.schedule(hooks());
+    // 2's chunk ends on its block boundary; 1, which came first, gets what is left.
+    assert.deepEqual(plan.prefill.map((w) => [w.seq.id, w.tokens.length]), [["2", 64], ["1", 36]]);
+  });
+
   test("under fcfs the same priorities change nothing: no preemption for admission", () => {
     const s = new Scheduler({ ...config, maxRunning: 2 });
     s.enqueue(fakeSeq(1, 8, true, 5));
