@@ -74,6 +74,18 @@ export function range(value: number | null | undefined, field: string, lo: numbe
   return value;
 }
 
+/** vLLM's chat_template_kwargs (thinking / enable_thinking, reasoning_effort) where the DeepSeek fields are absent. */
+function templateKwargs(body: ChatRequest): ChatRequest {
+  const kw = body.chat_template_kwargs;
+  if (!kw) return body;
+  const on = kw.thinking ?? kw.enable_thinking;
+  return {
+    ...body,
+    thinking: body.thinking ?? (typeof on === "boolean" ? { type: on ? "enabled" : "disabled" } : undefined),
+    reasoning_effort: body.reasoning_effort ?? kw.reasoning_effort,
+  };
+}
+
 function thinkingEnabled(body: ChatRequest): boolean {
   if (body.reasoning_effort === "none") return false;
   const type = body.thinking?.type;
@@ -224,7 +236,7 @@ export function developerAsSystem(messages: RequestMessage[]): RequestMessage[] 
 }
 
 export function prepareChat(body: ChatRequest, ctx: ChatRouteContext): PreparedChat {
-  body = { ...body, messages: developerAsSystem(body.messages) };
+  body = { ...templateKwargs(body), messages: developerAsSystem(body.messages) };
   checkN(body.n);
   const thinking = thinkingEnabled(body);
   const max = outputTokens(body, ctx.maxOutputTokens ?? MAX_OUTPUT_TOKENS);

@@ -87,6 +87,12 @@ export const chatRequestSchema = z.object({
   /** vLLM's (benchmark clients send them): no end of sentence before min_tokens, or at all. */
   min_tokens: int(),
   ignore_eos: bool(),
+  /**
+   * vLLM's template switches, as clients of a vLLM-served DeepSeek send them:
+   * {"thinking": bool} (or Qwen's "enable_thinking") and "reasoning_effort", used when the
+   * DeepSeek fields are absent.
+   */
+  chat_template_kwargs: nullish(z.looseObject({ thinking: bool(), enable_thinking: bool(), reasoning_effort: str() }, { error: "expected an object" })),
 });
 export type ChatRequest = z.output<typeof chatRequestSchema>;
 
@@ -115,8 +121,7 @@ export type FimRequest = z.output<typeof fimRequestSchema>;
 
 /**
  * POST /tokenize with a conversation (vLLM's TokenizeChatRequest): the chat fields that shape
- * the prompt, plus vLLM's template switches. chat_template_kwargs' thinking/reasoning_effort
- * stand in for the DeepSeek fields when those are absent (how vLLM clients select the mode).
+ * the prompt (chat_template_kwargs included), plus vLLM's tokenize switches.
  */
 export const tokenizeChatSchema = chatRequestSchema.extend({
   model: str(),
@@ -124,7 +129,6 @@ export const tokenizeChatSchema = chatRequestSchema.extend({
   continue_final_message: bool(),
   add_special_tokens: bool(),
   return_token_strs: bool(),
-  chat_template_kwargs: nullish(z.looseObject({ thinking: bool(), reasoning_effort: str() }, { error: "expected an object" })),
 });
 export type TokenizeChatRequest = z.output<typeof tokenizeChatSchema>;
 

@@ -156,3 +156,31 @@ describe("the max_tokens cap", () => {
     await assert.rejects(serve(new ScriptedEngine(() => ({ pieces: ["ok"] })), { maxOutputTokens: 393_217 }), /maxOutputTokens must be an integer from 1 to 393216/);
   });
 });
+
+describe("vLLM's chat_template_kwargs, as clients of a vLLM-served DeepSeek send them", () => {
+  let server: TestServer;
+  let engine: ScriptedEngine;
+  let openai: OpenAI;
+  before(async () => {
+    engine = new ScriptedEngine(() => ({ pieces: ["ok"] }));
+    server = await serve(engine);
+    openai = new OpenAI({ baseURL: server.url, apiKey: "unused", maxRetries: 0 });
+  });
+  after(() => server.close());
+
+  const sent = async (extra: object) => {
+    await openai.chat.completions.create({ model: MODEL, messages, max_tokens: 4, ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const r = engine.requests.at(-1)!;
+    return { thinking: r.thinking, effort: r.reasoning_effort };
+  };
+
+  test("thinking (or Qwen's enable_thinking) and reasoning_effort select the mode when the DeepSeek fields are absent", async () => {
+    assert.deepEqual(await sent({ chat_template_kwargs: { thinking: false } }), { thinking: { type: "disabled" }, effort: undefined });
+    assert.deepEqual(await sent({ chat_template_kwargs: { enable_thinking: false } }), { thinking: { type: "disabled" }, effort: undefined });
+    assert.deepEqual(await sent({ chat_template_kwargs: { thinking: true, reasoning_effort: "max" } }), { thinking: { type: "enabled" }, effort: "max" });
+  });
+
+  test("the DeepSeek fields win over them", async () => {
+    assert.deepEqual(await sent({ thinking: { type: "enabled" }, chat_template_kwargs: { thinking: false } }), { thinking: { type: "enabled" }, effort: undefined });
+  });
+});

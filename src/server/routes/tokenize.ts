@@ -76,15 +76,11 @@ function conversationTokens(ctx: ServerContext, body: TokenizeChatRequest): numb
     }
     messages = [...messages.slice(0, -1), { ...last, prefix: true }];
   }
-  const kwargs = body.chat_template_kwargs ?? {};
-  const thinking = body.thinking ?? (typeof kwargs.thinking === "boolean" ? { type: kwargs.thinking ? "enabled" : "disabled" } : undefined);
   const prepared = prepareChat(
     {
       ...body,
       model: body.model ?? ctx.models.primary,
       messages,
-      thinking,
-      reasoning_effort: body.reasoning_effort ?? kwargs.reasoning_effort,
       // Counting asks for no output: the one token only makes the context check "the prompt fits".
       max_tokens: 1,
       max_completion_tokens: undefined,
