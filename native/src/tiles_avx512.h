@@ -573,23 +573,27 @@ constexpr int kFp8GemvRows = 8;  // weight rows per fp8_gemv8_rows call (4 pairs
 // Measured in a kernel harness (one Zen 5 core, weights streamed from DRAM, both kernels in
 // one process, FP8 1024x4096 / 4096x1024): 2 rows 0.30 -> 0.25 / 0.31 -> 0.19 ms, 3 rows
 // 0.40 -> 0.26 / 0.37 -> 0.20, 8 rows 0.70 -> 0.55 / 0.67 -> 0.47, 32 rows 2.39 -> 1.93 /
-// 2.50 -> 1.84. Passes of 5 or 6 rows spill the chains and measured slower than 3 + 2 or 3 + 3.
-// At one row it also beat the former single-row kernel (two blocks at once, eight chains),
+// 2.50 -> 1.84. Passes of 5 or 6 rows over four pairs spill the chains and measured slower
+// than 3 + 2 or 3 + 3; over two pairs (Q = 2: 2R chains) they do not, see fp8_passes. At one
+// row it also beat the former single-row kernel (two blocks at once, eight chains),
 // 1.06-1.12x alternating in one process (bench-style, 2 threads, 4096x4096 / 1024x4096 /
 // 4096x1024), and asking for the next rows' line once per 64 bytes rather than per 32 gave
 // another 1.05-1.14x at 1-4 rows.
-constexpr int kFp8RowsMost = 4;  // most activation rows per fp8_gemv8_rows pass
+constexpr int kFp8RowsMost = 4;  // most activation rows per four-pair pass
+constexpr int kFp8WideRows = 6;  // most activation rows per two-pair pass
 
-// One 32-input group g of the eight weight rows at w (k bytes apart) against R prescaled rows
+// One 32-input group g of the 2Q weight rows at w (k bytes apart) against R prescaled rows
 // (Fp8Group32, ldx floats apart): c[r][q] advanced by pair q's four decoded vectors.
 struct Fp8FloatGroups {
+  // Two-pair passes of 5-6 rows measured slower here (four FMAs per pair and row spill them).
+  static constexpr bool kWidePasses = false;
   const float* x;
   size_t ldx;
   Fp8FloatGroups from_row(int r0) const { return {x + static_cast<size_t>(r0) * ldx, ldx}; }
-  template <int R>
-  __attribute__((always_inline)) void step(const uint8_t* w, size_t k, int g, __m512 (&c)[R][4]) const {
+  template <int R, int Q>
+  __attribute__((always_inline)) void step(const uint8_t* w, size_t k, int g, __m512 (&c)[R][Q]) const {
 #pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) {
+    for (int q = 0; q < Q; q++) {
       __m512 wv[4];
       fp8_decode32_pair(w + 2 * q * k + g, w + (2 * q + 1) * k + g, wv);
 #pragma GCC unroll 4
@@ -602,30 +606,30 @@ struct Fp8FloatGroups {
 };
 
 // The kernel for either way of forming the chains (Groups: Fp8FloatGroups, Fp8Bf16Groups).
-template <int R, class Groups>
+template <int R, class Groups, int Q = 4>
 void fp8_gemv8_rows(const uint8_t* w, int K, const Groups& rows, float* out, size_t ldo, const double* post, bool ahead) {
   const size_t k = static_cast<size_t>(K);
   const Groups groups = rows;  // a local copy, so that its vectors stay in registers
   // The totals live in memory (added to once per block): 4R chains and 4R totals in
   // registers would spill inside the loop from R = 4.
-  alignas(64) float t[R][4][16];
+  alignas(64) float t[R][Q][16];
   for (int r = 0; r < R; r++)
-    for (int q = 0; q < 4; q++) _mm512_store_ps(t[r][q], _mm512_setzero_ps());
+    for (int q = 0; q < Q; q++) _mm512_store_ps(t[r][q], _mm512_setzero_ps());
   for (int kb = 0; kb < K; kb += kFp8Block) {
     const int ke = imin(K, kb + kFp8Block);
-    __m512 c[R][4];  // (without the unroll pragmas GCC 12 keeps these on the stack)
+    __m512 c[R][Q];  // (without the unroll pragmas GCC 12 keeps these on the stack)
     for (int r = 0; r < R; r++)
-      for (int q = 0; q < 4; q++) c[r][q] = _mm512_setzero_ps();
+      for (int q = 0; q < Q; q++) c[r][q] = _mm512_setzero_ps();
     for (int g = kb; g < ke; g += 32) {
       if (ahead && (g & 32) == 0)
-        for (int j = 0; j < kFp8GemvRows; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + kFp8GemvRows * k), _MM_HINT_T0);
-      groups.template step<R>(w, k, g, c);
+        for (int j = 0; j < 2 * Q; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * k + g + 2 * Q * k), _MM_HINT_T0);
+      groups.template step<R, Q>(w, k, g, c);
     }
     for (int r = 0; r < R; r++)
-      for (int q = 0; q < 4; q++) _mm512_store_ps(t[r][q], _mm512_add_ps(_mm512_load_ps(t[r][q]), c[r][q]));
+      for (int q = 0; q < Q; q++) _mm512_store_ps(t[r][q], _mm512_add_ps(_mm512_load_ps(t[r][q]), c[r][q]));
   }
   for (int r = 0; r < R; r++)
-    for (int q = 0; q < 4; q++) {
+    for (int q = 0; q < Q; q++) {
       out[r * ldo + 2 * q] = static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(t[r][q]))) * post[r]);
       out[r * ldo + 2 * q + 1] = static_cast<float>(static_cast<double>(hsum8(_mm256_load_ps(t[r][q] + 8))) * post[r]);
     }
@@ -738,14 +742,29 @@ inline bool fp8_prepare_bf16(const float* xs, size_t ldx, int rows, int K, uint3
 // As Fp8FloatGroups, from the rows' bf16 pairs (fp8_prepare_bf16, ldb words apart): two
 // vdpbf16ps per pair and row where that takes four FMAs.
 struct Fp8Bf16Groups {
+  static constexpr bool kWidePasses = true;
   const uint32_t* xb;
   size_t ldb;
   Fp8Bf16Tables tables;
   Fp8Bf16Groups from_row(int r0) const { return {xb + static_cast<size_t>(r0) * ldb, ldb, tables}; }
-  template <int R>
-  __attribute__((always_inline)) void step(const uint8_t* w, size_t k, int g, __m512 (&c)[R][4]) const {
+  template <int R, int Q>
+  __attribute__((always_inline)) void step(const uint8_t* w, size_t k, int g, __m512 (&c)[R][Q]) const {
+    if constexpr (Q == 2) {
+      // Both pairs decoded first, then each row's two broadcasts used by both: hoisting all
+      // rows' broadcasts out of a pair loop (what GCC does with the loop below) spills at 6 rows.
+      __m512bh a[Q], b[Q];
+      for (int q = 0; q < Q; q++) fp8_decode32_pair_bf16(w + 2 * q * k + g, w + (2 * q + 1) * k + g, tables, a[q], b[q]);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) {
+        const uint32_t* xr = xb + r * ldb + g / 2;
+        const __m512bh x0 = as_bf16x32(_mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr))));
+        const __m512bh x1 = as_bf16x32(_mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + 8))));
+        for (int q = 0; q < Q; q++) c[r][q] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(c[r][q], a[q], x0), b[q], x1);
+      }
+      return;
+    }
 #pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) {
+    for (int q = 0; q < Q; q++) {
       __m512bh a, b;
       fp8_decode32_pair_bf16(w + 2 * q * k + g, w + (2 * q + 1) * k + g, tables, a, b);
 #pragma GCC unroll 4
@@ -796,13 +815,45 @@ void fp8_tiled(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
   }
 }
 
+// Two pairs (four weight rows) by up to kFp8WideRows activation rows.
+template <class Groups>
+inline Fp8RowsFn<Groups> fp8_gemv4_rows_for(int r) {
+  switch (r) {
+    case 1: return fp8_gemv8_rows<1, Groups, 2>;
+    case 2: return fp8_gemv8_rows<2, Groups, 2>;
+    case 3: return fp8_gemv8_rows<3, Groups, 2>;
+    case 4: return fp8_gemv8_rows<4, Groups, 2>;
+    case 5: return fp8_gemv8_rows<5, Groups, 2>;
+    default: return fp8_gemv8_rows<6, Groups, 2>;
+  }
+}
+
 // Output rows [n0, n1) of one 128-row scale group for `rows` >= 2 prescaled rows: eight
-// weight rows at a time, each in balanced passes of up to kFp8RowsMost activation rows. Only
-// the first pass asks for the next eight rows: the later ones read these from L1/L2, and
-// asking again there cost 10-30% from 6 rows on. The last n1 - n0 mod 8 rows go through
-// fp8_tiled.
+// weight rows at a time, each in balanced passes of activation rows. Only the first pass asks
+// for the next rows: the later ones read these from L1/L2, and asking again there cost 10-30%
+// from 6 rows on. The last n1 - n0 mod 8 rows go through fp8_tiled.
 template <class Groups>
 void fp8_passes(const Matrix& w, const Groups& groups, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
+  // With bf16 dot products, from 5 rows: balanced passes of up to 6 rows over two pairs at a
+  // time (each weight decoded once per pass) instead of passes of up to 4 rows over four pairs;
+  // the sums per output are the same. FP8 wo_b/wq_b/wq_a/wkv of both flash-slice layers, 2
+  // threads, best of 12 alternating in one process: 5 rows 1.12x, 6 rows 1.16x, 16 rows 1.10x
+  // (5.48 -> 4.88, 6.14 -> 5.29, 14.46 -> 13.14 ms), 7 rows 0.95-1.00x, 32 rows 1.06x, 64
+  // rows 1.27x, 256 rows 1.02x (another run, best of 4-6). The float path keeps
+  // four-pair passes: two-pair ones of 6 and 16 rows measured 0.84x and 0.94x on the avx512 table.
+  if constexpr (Groups::kWidePasses) {
+    if (rows > kFp8RowsMost) {
+      const int passes = (rows + kFp8WideRows - 1) / kFp8WideRows;
+      for (int n = n0; n + kFp8GemvRows <= n1; n += kFp8GemvRows)
+        for (int half = 0; half < 2; half++)
+          for (int p = 0, r0 = 0; p < passes; p++) {
+            const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
+            fp8_gemv4_rows_for<Groups>(rb)(w.row(n + 4 * half), w.K, groups.from_row(r0), out + static_cast<size_t>(r0) * ldo + n + 4 * half, ldo, post + r0, p == 0);
+            r0 += rb;
+          }
+      return;
+    }
+  }
   const int passes = (rows + kFp8RowsMost - 1) / kFp8RowsMost;
   for (int n = n0; n + kFp8GemvRows <= n1; n += kFp8GemvRows)
     for (int p = 0, r0 = 0; p < passes; p++) {
