@@ -179,12 +179,16 @@ for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative
         return step(reqs);
       };
       await engine.generate({ prompt_tokens: prompts[0]!, max_tokens: 120, temperature: 0 }).result();
-      assert.equal(engine.speculationState()!.chosenDrafts, 0, "auto should have stopped drafting");
       // Before anything is measured a prompt gives the warm-up's entries (the window's 8 here).
       assert.deepEqual(prompted, [8]);
+      // The choice rests on measured step times: on a loaded machine (CI, two test files at
+      // once) a noisy pair can make one draft look free for a while, so give it a little longer.
+      for (let i = 0; i < 3 && engine.speculationState()!.chosenDrafts !== 0; i++) await engine.generate({ prompt_tokens: prompts[1]!, max_tokens: 60, temperature: 0 }).result();
+      assert.equal(engine.speculationState()!.chosenDrafts, 0, "auto should have stopped drafting");
       proto.probeDue = () => 1000;
+      const before = prompted.length;
       const r = await engine.generate({ prompt_tokens: prompts[2]!, max_tokens: N, temperature: 0 }).result();
-      assert.deepEqual(prompted, [8, 1]);
+      assert.deepEqual(prompted.slice(before), [1]);
       assert.deepEqual(r.tokens, (await plain).tokens[2]);
     } finally {
       proto.probeDue = probeDue;
