@@ -50,9 +50,10 @@ export class UpstreamClient {
     });
     const stream = res.body;
     // A reader (the iterator, text()) sees a body's error through its own listeners; with none
-    // left, an error would be uncaught and end the process. It happens when the connection dies
-    // under an answer being drained after release() (a replica killed, the pools closed at
-    // shutdown): both reproduced as uncaught "other side closed" / "client is destroyed".
+    // left, an error would be uncaught and end the process. It happens to an answer drained
+    // after release(): cut when its grace ends (undici: "Request aborted"), or when the
+    // connection dies under it (a replica killed: "other side closed"; the pools closed at
+    // shutdown: "The client is destroyed"). All three reproduced in test/gateway/upstream-http.
     stream.on("error", () => undefined);
     return {
       status: res.statusCode,
