@@ -458,6 +458,14 @@ Napi::Value SetNotsentLowat(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), set_notsent_lowat(fd, bytes));
 }
 
+// A fixed receive buffer (see socket_options.h); returns the errno, 0 when set.
+Napi::Value SetReceiveBuffer(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber() || !info[1].IsNumber()) throw Napi::TypeError::New(info.Env(), "setReceiveBuffer(fd, bytes): two numbers");
+  const int fd = info[0].As<Napi::Number>().Int32Value();
+  const int bytes = info[1].As<Napi::Number>().Int32Value();
+  return Napi::Number::New(info.Env(), set_receive_buffer(fd, bytes));
+}
+
 // Every entry point runs through call_entry, so no C++ exception reaches N-API unconverted
 // (NAPI_CPP_EXCEPTIONS alone converts only Napi::Error; anything else would terminate Node).
 struct Entry {
@@ -478,7 +486,7 @@ const Entry kEntries[] = {
     {"selectIsa", SelectIsa},         {"memoryBandwidth", MemoryBandwidth},
     {"fmaPeak", FmaPeak},             {"setThreads", SetThreads},
     {"poolOverhead", PoolOverhead},   {"failAllocationsAfter", FailAllocationsAfter},
-    {"prefetchMapping", PrefetchMapping}, {"setNotsentLowat", SetNotsentLowat},
+    {"prefetchMapping", PrefetchMapping}, {"setNotsentLowat", SetNotsentLowat}, {"setReceiveBuffer", SetReceiveBuffer},
 };
 
 Napi::Value call_entry(const Napi::CallbackInfo& info) {

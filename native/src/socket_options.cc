@@ -21,4 +21,15 @@ int set_notsent_lowat(int fd, int bytes) {
 #endif
 }
 
+int set_receive_buffer(int fd, int bytes) {
+#if defined(__unix__) || defined(__APPLE__)
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) != 0) return errno;
+  return 0;
+#else
+  (void)fd;
+  (void)bytes;
+  return ENOPROTOOPT;
+#endif
+}
+
 }  // namespace dsv4

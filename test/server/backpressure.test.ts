@@ -15,16 +15,33 @@ import { Engine } from "../../src/engine/engine.js";
 import { buildServer } from "../../src/server/index.js";
 import { tempDir } from "../engine/helpers.js";
 import { nativeSkip } from "../kernels/native-available.js";
+import { nativeAddon } from "../../src/kernels/native/addon.js";
 import { defaultModel, MODEL, sseData, waitFor } from "./helpers.js";
 
 const READER_TIMEOUT_MS = 6000;
 const STALLED_MAX_TOKENS = 200_000;
 
-/** A hand-written HTTP/1.1 POST, so the test decides exactly when (if ever) the response is read. */
-function rawPost(to: string | number, route: string, body: unknown): Socket {
+/**
+ * A hand-written HTTP/1.1 POST, so the test decides exactly when (if ever) the response is read.
+ * `receiveBuffer`: over TCP, fix the client's receive buffer at that many bytes. Left to
+ * itself, a client kernel that gets small segments slowly (a loaded machine: CI runs two test
+ * files at once) keeps growing it towards tcp_rmem's maximum, and a paused client then takes
+ * megabytes before the server can see anything (socket-limits.ts says so); fixed, what the
+ * server lets pile up is all the test measures.
+ */
+function rawPost(to: string | number, route: string, body: unknown, receiveBuffer?: number): Socket {
   const text = JSON.stringify(body);
   const socket = typeof to === "number" ? connect(to, "127.0.0.1") : connect(to);
   socket.on("error", () => undefined);
+  if (receiveBuffer !== undefined) {
+    // Once connected (the descriptor exists from then on), before any of the answer arrives.
+    socket.once("connect", () => {
+      const loaded = nativeAddon();
+      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      assert.ok(!("error" in loaded) && typeof fd === "number" && fd >= 0, "a TCP descriptor and the addon to fix its receive buffer");
+      assert.equal(loaded.addon.setReceiveBuffer(fd, receiveBuffer), 0);
+    });
+  }
   socket.write(
     `POST ${route} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n` +
       `content-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
@@ -111,7 +128,7 @@ describe("a streaming client that stops reading", () => {
     const app = buildServer({ engine });
     await app.listen({ port: 0, host: "127.0.0.1" });
     const port = (app.server.address() as { port: number }).port;
-    const stalled = rawPost(port, "/chat/completions", chat(STALLED_MAX_TOKENS));
+    const stalled = rawPost(port, "/chat/completions", chat(STALLED_MAX_TOKENS), 64 * 1024);
     try {
       stalled.pause();
       await waitFor(() => engine.metrics().reader_blocked_sequences === 1, 120_000, "the stalled client's generation to pause");

@@ -47,6 +47,8 @@ export interface NativeAddon {
   prefetchMapping(path: string): number;
   /** TCP_NOTSENT_LOWAT on a TCP socket's descriptor (src/server/socket-limits.ts); the errno, 0 when set. */
   setNotsentLowat(fd: number, bytes: number): number;
+  /** SO_RCVBUF on a socket's descriptor: a fixed receive buffer, for tests that play a client that stops reading; the errno, 0 when set. */
+  setReceiveBuffer(fd: number, bytes: number): number;
 }
 
 /** Opaque handle of a matrix owned by the addon. */
