@@ -6,14 +6,23 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#define DSV4_SOCKET_OPTIONS 1
 #endif
 
 namespace dsv4 {
 
+namespace {
+#ifdef DSV4_SOCKET_OPTIONS
+// One integer socket option; 0 or setsockopt's errno.
+int set_int_option(int fd, int level, int name, int value) {
+  return setsockopt(fd, level, name, &value, sizeof value) != 0 ? errno : 0;
+}
+#endif
+}  // namespace
+
 int set_notsent_lowat(int fd, int bytes) {
-#if (defined(__unix__) || defined(__APPLE__)) && defined(TCP_NOTSENT_LOWAT)
-  if (setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes, sizeof bytes) != 0) return errno;
-  return 0;
+#if defined(DSV4_SOCKET_OPTIONS) && defined(TCP_NOTSENT_LOWAT)
+  return set_int_option(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, bytes);
 #else
   (void)fd;
   (void)bytes;
@@ -22,9 +31,8 @@ int set_notsent_lowat(int fd, int bytes) {
 }
 
 int set_receive_buffer(int fd, int bytes) {
-#if defined(__unix__) || defined(__APPLE__)
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) != 0) return errno;
-  return 0;
+#ifdef DSV4_SOCKET_OPTIONS
+  return set_int_option(fd, SOL_SOCKET, SO_RCVBUF, bytes);
 #else
   (void)fd;
   (void)bytes;

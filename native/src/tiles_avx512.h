@@ -638,15 +638,20 @@ void fp8_gemv8_rows(const uint8_t* w, int K, const Groups& rows, float* out, siz
 template <class Groups>
 using Fp8RowsFn = void (*)(const uint8_t*, int, const Groups&, float*, size_t, const double*, bool);
 
-// At most kFp8RowsMost rows per pass for both (with bf16 dot products too, 5 or 6 rows in one
-// pass spill and measured 0.82-0.92x of two passes).
-template <class Groups>
-inline Fp8RowsFn<Groups> fp8_gemv8_rows_for(int r) {
+// The kernel for r activation rows over Q pairs: at most kFp8RowsMost rows over four pairs
+// (with bf16 dot products too, 5 or 6 rows there spill and measured 0.82-0.92x of two passes),
+// at most kFp8WideRows over two.
+template <class Groups, int Q>
+inline Fp8RowsFn<Groups> fp8_rows_for(int r) {
+  if constexpr (Q == 2) {
+    if (r == 5) return fp8_gemv8_rows<5, Groups, 2>;
+    if (r >= 6) return fp8_gemv8_rows<6, Groups, 2>;
+  }
   switch (r) {
-    case 1: return fp8_gemv8_rows<1, Groups>;
-    case 2: return fp8_gemv8_rows<2, Groups>;
-    case 3: return fp8_gemv8_rows<3, Groups>;
-    default: return fp8_gemv8_rows<4, Groups>;
+    case 1: return fp8_gemv8_rows<1, Groups, Q>;
+    case 2: return fp8_gemv8_rows<2, Groups, Q>;
+    case 3: return fp8_gemv8_rows<3, Groups, Q>;
+    default: return fp8_gemv8_rows<4, Groups, Q>;
   }
 }
 
@@ -815,52 +820,36 @@ void fp8_tiled(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
   }
 }
 
-// Two pairs (four weight rows) by up to kFp8WideRows activation rows.
-template <class Groups>
-inline Fp8RowsFn<Groups> fp8_gemv4_rows_for(int r) {
-  switch (r) {
-    case 1: return fp8_gemv8_rows<1, Groups, 2>;
-    case 2: return fp8_gemv8_rows<2, Groups, 2>;
-    case 3: return fp8_gemv8_rows<3, Groups, 2>;
-    case 4: return fp8_gemv8_rows<4, Groups, 2>;
-    case 5: return fp8_gemv8_rows<5, Groups, 2>;
-    default: return fp8_gemv8_rows<6, Groups, 2>;
-  }
-}
-
-// Output rows [n0, n1) of one 128-row scale group for `rows` >= 2 prescaled rows: eight
-// weight rows at a time, each in balanced passes of activation rows. Only the first pass asks
-// for the next rows: the later ones read these from L1/L2, and asking again there cost 10-30%
-// from 6 rows on. The last n1 - n0 mod 8 rows go through fp8_tiled.
-template <class Groups>
-void fp8_passes(const Matrix& w, const Groups& groups, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
-  // With bf16 dot products, from 5 rows: balanced passes of up to 6 rows over two pairs at a
-  // time (each weight decoded once per pass) instead of passes of up to 4 rows over four pairs;
-  // the sums per output are the same. FP8 wo_b/wq_b/wq_a/wkv of both flash-slice layers, 2
-  // threads, best of 12 alternating in one process: 5 rows 1.12x, 6 rows 1.16x, 16 rows 1.10x
-  // (5.48 -> 4.88, 6.14 -> 5.29, 14.46 -> 13.14 ms), 7 rows 0.95-1.00x, 32 rows 1.06x, 64
-  // rows 1.27x, 256 rows 1.02x (another run, best of 4-6). The float path keeps
-  // four-pair passes: two-pair ones of 6 and 16 rows measured 0.84x and 0.94x on the avx512 table.
-  if constexpr (Groups::kWidePasses) {
-    if (rows > kFp8RowsMost) {
-      const int passes = (rows + kFp8WideRows - 1) / kFp8WideRows;
-      for (int n = n0; n + kFp8GemvRows <= n1; n += kFp8GemvRows)
-        for (int half = 0; half < 2; half++)
-          for (int p = 0, r0 = 0; p < passes; p++) {
-            const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
-            fp8_gemv4_rows_for<Groups>(rb)(w.row(n + 4 * half), w.K, groups.from_row(r0), out + static_cast<size_t>(r0) * ldo + n + 4 * half, ldo, post + r0, p == 0);
-            r0 += rb;
-          }
-      return;
-    }
-  }
-  const int passes = (rows + kFp8RowsMost - 1) / kFp8RowsMost;
-  for (int n = n0; n + kFp8GemvRows <= n1; n += kFp8GemvRows)
+// Output rows [n0, n1) of one 128-row scale group for `rows` >= 2 prescaled rows: 2Q weight
+// rows at a time, each in balanced passes of activation rows. Only the first pass asks for the
+// next rows: the later ones read these from L1/L2, and asking again there cost 10-30% from 6
+// rows on. The last n1 - n0 mod 8 rows go through fp8_tiled.
+template <int Q, class Groups>
+void fp8_passes_of(const Matrix& w, const Groups& groups, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
+  constexpr int most = Q == 2 ? kFp8WideRows : kFp8RowsMost;
+  const int passes = (rows + most - 1) / most;
+  const int end = n0 + (n1 - n0) / kFp8GemvRows * kFp8GemvRows;
+  for (int n = n0; n < end; n += 2 * Q)
     for (int p = 0, r0 = 0; p < passes; p++) {
       const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
-      fp8_gemv8_rows_for<Groups>(rb)(w.row(n), w.K, groups.from_row(r0), out + static_cast<size_t>(r0) * ldo + n, ldo, post + r0, p == 0);
+      fp8_rows_for<Groups, Q>(rb)(w.row(n), w.K, groups.from_row(r0), out + static_cast<size_t>(r0) * ldo + n, ldo, post + r0, p == 0);
       r0 += rb;
     }
+}
+
+// With bf16 dot products, from 5 rows: balanced passes of up to 6 rows over two pairs at a time
+// (each weight decoded once per pass) instead of passes of up to 4 rows over four pairs; the
+// sums per output are the same. FP8 wo_b/wq_b/wq_a/wkv of both flash-slice layers, 2 threads,
+// best of 12 alternating in one process: 5 rows 1.12x, 6 rows 1.16x, 16 rows 1.10x (5.48 ->
+// 4.88, 6.14 -> 5.29, 14.46 -> 13.14 ms), 7 rows 0.95-1.00x, 32 rows 1.06x, 64 rows 1.27x,
+// 256 rows 1.02x (another run, best of 4-6). The float path keeps four-pair passes: two-pair
+// ones of 6 and 16 rows measured 0.84x and 0.94x on the avx512 table.
+template <class Groups>
+void fp8_passes(const Matrix& w, const Groups& groups, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
+  if constexpr (Groups::kWidePasses) {
+    if (rows > kFp8RowsMost) return fp8_passes_of<2>(w, groups, rows, out, ldo, n0, n1, post);
+  }
+  fp8_passes_of<4>(w, groups, rows, out, ldo, n0, n1, post);
 }
 
 void fp8_rows(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post, const uint32_t* xb, size_t ldb) {
