@@ -5,6 +5,7 @@
 import { existsSync, statSync } from "node:fs";
 import { Engine } from "../engine/engine.js";
 import type { EngineOptions, LoadProgress as EngineLoadProgress, ModelInfo, SchedulingPolicy, SpeculativeMode } from "../engine/types.js";
+import { SCHEDULING_POLICIES } from "../engine/scheduler.js";
 import { PREFETCH_MODES, type PrefetchMode } from "../model/prefetch.js";
 import { parseRelease, type Release } from "../text/release.js";
 import { CliError } from "./command.js";
@@ -78,8 +79,6 @@ export function prefetchOption(value: string | undefined): PrefetchMode | undefi
   if (!(PREFETCH_MODES as readonly string[]).includes(value)) throw new CliError(`--prefetch must be one of ${PREFETCH_MODES.join(", ")}, got "${value}"`, 2);
   return value as PrefetchMode;
 }
-
-export const SCHEDULING_POLICIES = ["fcfs", "priority"] as const;
 
 export function schedulingPolicyOption(value: string | undefined): SchedulingPolicy | undefined {
   if (value === undefined) return undefined;

@@ -24,7 +24,7 @@ import { createChatCompletions } from "./openai.js";
 import { PrefixCache, type CacheAnchor, type InsertPlan, type PrefixCacheStats } from "./prefix-cache.js";
 import { resolveRequest } from "./request.js";
 import { startRunner, type Runner, type StepOutput, type StepRequest } from "./runner/index.js";
-import { Scheduler, type PrefillWork, type SchedulerHooks } from "./scheduler.js";
+import { Scheduler, SCHEDULING_POLICIES, type PrefillWork, type SchedulerHooks } from "./scheduler.js";
 import { Sequence, type SequenceEnv } from "./sequence.js";
 import { SharedPrefixes } from "./shared-prefix.js";
 import { ChatSessionImpl } from "./session.js";
@@ -264,8 +264,8 @@ export class Engine implements EngineApi {
     preflightCheckpoint(dir, cfg);
     const encoder = chooseEncoder(checkpointReleaseAt(dir), opts.encoding);
     resolveSpeculation(cfg, opts.speculative); // an impossible --speculative fails before the weights load
-    if (opts.schedulingPolicy !== undefined && opts.schedulingPolicy !== "fcfs" && opts.schedulingPolicy !== "priority") {
-      throw new EngineError("invalid_request", `schedulingPolicy must be "fcfs" or "priority", got ${JSON.stringify(opts.schedulingPolicy)}`, { param: "schedulingPolicy" });
+    if (opts.schedulingPolicy !== undefined && !SCHEDULING_POLICIES.includes(opts.schedulingPolicy)) {
+      throw new EngineError("invalid_request", `schedulingPolicy must be one of ${SCHEDULING_POLICIES.map((p) => JSON.stringify(p)).join(", ")}, got ${JSON.stringify(opts.schedulingPolicy)}`, { param: "schedulingPolicy" });
     }
     progress({ phase: "config", loaded: 1, total: 1 });
     check();

@@ -28,6 +28,9 @@
 import { EngineError } from "./errors.js";
 import type { Sequence } from "./sequence.js";
 import type { SchedulingPolicy } from "./types.js";
+
+/** The policies EngineOptions.schedulingPolicy takes (checked at load; the CLI's --scheduling-policy). */
+export const SCHEDULING_POLICIES: readonly SchedulingPolicy[] = ["fcfs", "priority"];
 import { StepCost } from "./step-cost.js";
 
 export interface SchedulerConfig {

@@ -90,65 +90,50 @@ describe("scheduler", () => {
 describe("scheduler, priority policy", () => {
   const byPriority = { ...config, policy: "priority" as const };
   const ids = (list: readonly Sequence[]) => list.map((q) => q.id);
+  /** Enqueues `seqs` and runs one schedule; returns the sequences it preempted. */
+  const scheduled = (s: Scheduler, ...seqs: Sequence[]): Sequence[] => {
+    const preempted: Sequence[] = [];
+    seqs.forEach((q) => s.enqueue(q));
+    s.schedule(hooks({ preempt: (q) => preempted.push(q) }));
+    return preempted;
+  };
 
   test("the queue admits by priority (lower first), then by arrival", () => {
     const s = new Scheduler({ ...byPriority, maxRunning: 2 });
-    [fakeSeq(1, 8, false, 5), fakeSeq(2, 8, false, 0), fakeSeq(3, 8, false, 5), fakeSeq(4, 8, false, -1)].forEach((q) => s.enqueue(q));
-    s.schedule(hooks());
+    scheduled(s, fakeSeq(1, 8, false, 5), fakeSeq(2, 8, false, 0), fakeSeq(3, 8, false, 5), fakeSeq(4, 8, false, -1));
     assert.deepEqual(ids(s.running), ["4", "2"]);
     assert.deepEqual(ids(s.waiting), ["1", "3"]);
   });
 
   test("with every slot taken, a higher-priority arrival preempts the lowest-priority running sequence, the newest among equals", () => {
     const s = new Scheduler({ ...byPriority, maxRunning: 2 });
-    s.enqueue(fakeSeq(1, 8, true, 5));
-    s.enqueue(fakeSeq(2, 8, true, 5));
-    s.schedule(hooks());
-    const preempted: Sequence[] = [];
-    s.enqueue(fakeSeq(3, 8, false, 0));
-    s.schedule(hooks({ preempt: (q) => preempted.push(q) }));
-    assert.deepEqual(ids(preempted), ["2"]);
+    scheduled(s, fakeSeq(1, 8, true, 5), fakeSeq(2, 8, true, 5));
+    assert.deepEqual(ids(scheduled(s, fakeSeq(3, 8, false, 0))), ["2"]);
     assert.deepEqual(ids(s.running), ["1", "3"]);
     assert.deepEqual(ids(s.waiting), ["2"]);
   });
 
   test("an arrival of equal or lower priority waits for a slot", () => {
     const s = new Scheduler({ ...byPriority, maxRunning: 2 });
-    s.enqueue(fakeSeq(1, 8, true, 0));
-    s.enqueue(fakeSeq(2, 8, true, 3));
-    s.schedule(hooks());
-    s.enqueue(fakeSeq(3, 8, false, 3));
-    s.enqueue(fakeSeq(4, 8, false, 7));
-    const preempted: Sequence[] = [];
-    s.schedule(hooks({ preempt: (q) => preempted.push(q) }));
-    assert.deepEqual(preempted, []);
+    scheduled(s, fakeSeq(1, 8, true, 0), fakeSeq(2, 8, true, 3));
+    assert.deepEqual(scheduled(s, fakeSeq(3, 8, false, 3), fakeSeq(4, 8, false, 7)), []);
     assert.deepEqual(ids(s.waiting), ["3", "4"]);
   });
 
   test("an arrival is not let in at the cost of preemptions that would still not make room for it", () => {
     // The budget holds 100 bytes: 1 (priority 0) keeps 60, so preempting 2 (priority 9) cannot free enough for 3's 80.
     const s = new Scheduler({ ...byPriority, stateBudgetBytes: 100, reserveTokens: 0 });
-    s.enqueue(fakeSeq(1, 60, true, 0));
-    s.enqueue(fakeSeq(2, 30, true, 9));
-    s.schedule(hooks());
-    const preempted: Sequence[] = [];
-    s.enqueue(fakeSeq(3, 80, false, 1));
-    s.schedule(hooks({ preempt: (q) => preempted.push(q) }));
-    assert.deepEqual(preempted, []);
+    scheduled(s, fakeSeq(1, 60, true, 0), fakeSeq(2, 30, true, 9));
+    assert.deepEqual(scheduled(s, fakeSeq(3, 80, false, 1)), []);
     assert.deepEqual(ids(s.running), ["1", "2"]);
   });
 
   test("a sequence that cannot grow its reservation preempts the lowest-priority one, not the newest", () => {
     const s = new Scheduler({ ...byPriority, stateBudgetBytes: 100, reserveTokens: 10 });
-    const low = fakeSeq(1, 30, true, 9);
     const high = fakeSeq(2, 30, true, 0);
-    s.enqueue(low);
-    s.enqueue(high);
-    const preempted: Sequence[] = [];
-    s.schedule(hooks({ preempt: (q) => preempted.push(q) }));
+    assert.deepEqual(scheduled(s, fakeSeq(1, 30, true, 9), high), []);
     (high.state as { length: number }).length = 60;
-    s.schedule(hooks({ preempt: (q) => preempted.push(q) }));
-    assert.deepEqual(ids(preempted), ["1"]);
+    assert.deepEqual(ids(scheduled(s)), ["1"]);
     assert.deepEqual(ids(s.running), ["2"]);
   });
 
@@ -163,13 +148,8 @@ describe("scheduler, priority policy", () => {
 
   test("under fcfs the same priorities change nothing: no preemption for admission", () => {
     const s = new Scheduler({ ...config, maxRunning: 2 });
-    s.enqueue(fakeSeq(1, 8, true, 5));
-    s.enqueue(fakeSeq(2, 8, true, 5));
-    s.schedule(hooks());
-    const preempted: Sequence[] = [];
-    s.enqueue(fakeSeq(3, 8, false, 0));
-    s.schedule(hooks({ preempt: (q) => preempted.push(q) }));
-    assert.deepEqual(preempted, []);
+    scheduled(s, fakeSeq(1, 8, true, 5), fakeSeq(2, 8, true, 5));
+    assert.deepEqual(scheduled(s, fakeSeq(3, 8, false, 0)), []);
     assert.deepEqual(ids(s.waiting), ["3"]);
   });
 });

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
 import { loadDefaultTokenizer } from "../../src/text/tokenizer.js";
-import { MODEL, realServer, type TestServer } from "./helpers.js";
+import { MODEL, postJson, realServer, type TestServer } from "./helpers.js";
 
 const EOS = loadDefaultTokenizer().specialIds.eos;
 
@@ -43,8 +43,8 @@ describe("min_tokens and ignore_eos through the API", () => {
   });
 
   test("FIM takes them too, and min_tokens above max_tokens is a 400 naming it", async () => {
-    const fim = await fetch(`${server.url}/beta/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: MODEL, prompt: "def f():", max_tokens: 7, ignore_eos: true }) });
-    assert.equal(((await fim.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens, 7);
+    const fim = await postJson(`${server.url}/beta/completions`, { model: MODEL, prompt: "def f():", max_tokens: 7, ignore_eos: true });
+    assert.equal(fim.json.usage.completion_tokens, 7);
     await assert.rejects(chat({ min_tokens: 13 }), (e: unknown) => e instanceof OpenAI.BadRequestError && (e.error as { param?: string }).param === "min_tokens");
   });
 });

@@ -6,12 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
-import { MODEL, realServer, type TestServer } from "./helpers.js";
-
-const post = async (url: string, body: unknown) => {
-  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  return { status: res.status, json: (await res.json()) as any };
-};
+import { MODEL, postJson as post, realServer, type TestServer } from "./helpers.js";
 
 describe("priority under the default fcfs policy", () => {
   let server: TestServer;

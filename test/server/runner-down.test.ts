@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { Engine } from "../../src/engine/engine.js";
 import { killRunner } from "../helpers/runner.js";
-import { MODEL, realServer, type TestServer } from "./helpers.js";
+import { MODEL, postJson, realServer, type TestServer } from "./helpers.js";
 
 describe("a server whose model runner died", () => {
   let server: TestServer;
@@ -26,9 +26,9 @@ describe("a server whose model runner died", () => {
   });
 
   test("a chat request is a 503, not a 500", async () => {
-    const res = await fetch(`${server.url}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Hi" }] }) });
+    const res = await postJson(`${server.url}/chat/completions`, { model: MODEL, messages: [{ role: "user", content: "Hi" }] });
     assert.equal(res.status, 503);
-    const { error } = (await res.json()) as { error: { message: string; code: string } };
+    const { error } = res.json as { error: { message: string; code: string } };
     assert.equal(error.code, "engine_unavailable");
     assert.match(error.message, /restarted/);
   });

@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
 import { makeKey } from "../../src/server/auth.js";
 import { loadDefaultTokenizer } from "../../src/text/tokenizer.js";
-import { MODEL, realServer, type TestServer } from "./helpers.js";
+import { MODEL, postJson, realServer, type TestServer } from "./helpers.js";
 
 const KEY = "sk-tokenize-test";
 const tokenizer = loadDefaultTokenizer();
@@ -26,17 +26,15 @@ interface Tokenized {
 describe("/tokenize and /detokenize", () => {
   let server: TestServer;
   let client: OpenAI;
-  const post = async (path: string, body: unknown, key = KEY) =>
-    fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${key}` }, body: JSON.stringify(body) });
+  const post = (path: string, body: unknown, key = KEY) => postJson(`${server.url}${path}`, body, { authorization: `Bearer ${key}` });
   const ok = async <T = Tokenized>(path: string, body: unknown): Promise<T> => {
     const res = await post(path, body);
-    const json = await res.json();
-    assert.equal(res.status, 200, JSON.stringify(json));
-    return json as T;
+    assert.equal(res.status, 200, res.text);
+    return res.json as T;
   };
   const refused = async (path: string, body: unknown) => {
     const res = await post(path, body);
-    return { status: res.status, error: ((await res.json()) as { error: { message: string; param: string | null } }).error };
+    return { status: res.status, error: res.json.error as { message: string; param: string | null } };
   };
 
   before(async () => {
@@ -160,9 +158,9 @@ describe("/tokenize on a short context", () => {
 
   test("a text longer than max_model_len is refused with the context-length error, naming both lengths", async () => {
     const prompt = "word ".repeat(40);
-    const res = await fetch(`${server.url}/tokenize`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt }) });
+    const res = await postJson(`${server.url}/tokenize`, { prompt });
     assert.equal(res.status, 400);
-    const { error } = (await res.json()) as { error: { message: string; code: string } };
+    const { error } = res.json as { error: { message: string; code: string } };
     assert.match(error.message, new RegExp(`maximum context length is 16 tokens\\. However, your prompt has ${tokenizer.encode(prompt).length} tokens`));
   });
 });
