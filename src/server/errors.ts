@@ -82,6 +82,11 @@ export function serverError(message = "Server Error"): ApiError {
   return new ApiError(500, message, "server_error", null, "internal_error");
 }
 
+/** 503: nothing can be served until the server is restarted (its model runner is down). */
+export function engineUnavailable(message: string): ApiError {
+  return new ApiError(503, message, "server_error", null, "engine_unavailable");
+}
+
 /**
  * Any thrown value → ApiError. Engine and encoder errors keep their field;
  * everything else is a 500 whose text does not leak internals.
@@ -101,7 +106,7 @@ function fromEngineError(err: EngineError): ApiError {
     case "disposed":
       return serverOverloaded("the model is shutting down");
     case "unavailable":
-      return new ApiError(503, err.message, "server_error", null, "engine_unavailable");
+      return engineUnavailable(err.message);
     case "context_length_exceeded":
       return invalidRequest(err.param ?? "messages", err.message);
     case "insufficient_memory":

@@ -20,7 +20,7 @@ import { nativeAddon } from "../kernels/native/addon.js";
 export const STREAM_UNSENT_LIMIT_BYTES = 16 * 1024;
 
 /** The socket's file descriptor, where Node's TCP handle exposes one. */
-function descriptorOf(socket: Socket): number | null {
+export function descriptorOf(socket: Socket): number | null {
   const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
   return typeof fd === "number" && fd >= 0 ? fd : null;
 }

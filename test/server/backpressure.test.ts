@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
 import { buildServer } from "../../src/server/index.js";
+import { descriptorOf } from "../../src/server/socket-limits.js";
 import { tempDir } from "../engine/helpers.js";
 import { nativeSkip } from "../kernels/native-available.js";
 import { nativeAddon } from "../../src/kernels/native/addon.js";
@@ -37,8 +38,8 @@ function rawPost(to: string | number, route: string, body: unknown, receiveBuffe
     // Once connected (the descriptor exists from then on), before any of the answer arrives.
     socket.once("connect", () => {
       const loaded = nativeAddon();
-      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-      assert.ok(!("error" in loaded) && typeof fd === "number" && fd >= 0, "a TCP descriptor and the addon to fix its receive buffer");
+      const fd = descriptorOf(socket);
+      assert.ok(!("error" in loaded) && fd !== null, "a TCP descriptor and the addon to fix its receive buffer");
       assert.equal(loaded.addon.setReceiveBuffer(fd, receiveBuffer), 0);
     });
   }

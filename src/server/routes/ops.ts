@@ -4,14 +4,14 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { ServerContext } from "../context.js";
-import { ApiError } from "../errors.js";
+import { engineUnavailable } from "../errors.js";
 import { prometheusText } from "../metrics.js";
 
 export function opsRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get("/health", async () => {
     // A 503 in the error envelope when nothing can be served, so a liveness probe restarts it.
     const health = ctx.engine.health();
-    if (!health.ok) throw new ApiError(503, `unhealthy: ${health.reason}`, "server_error", null, "engine_unavailable");
+    if (!health.ok) throw engineUnavailable(`unhealthy: ${health.reason}`);
     const m = ctx.engine.metrics();
     return {
       status: "ok",
