@@ -7,7 +7,10 @@
  *    intervals a slow answer skipped counted as the probes they would have been) while a
  *    long prompt is prefilled next to running decode streams;
  *  - itl_ratio: those streams' inter-token latency while the prompt is prefilled (p99) over
- *    their idle ITL (p50);
+ *    their idle ITL (p50), per token: a chunk's gap shared by the tokens it carries (the
+ *    streams ask for vLLM's continuous usage stats), so that a token whose text the server
+ *    holds back (half a UTF-8 character, frequent in a random-weight model's output) is not
+ *    counted as a stall. The per-chunk figures (vLLM's bench convention) are reported beside;
  *  - engine_prefill_vs_model: prompt tokens/s through the server for the long prompt alone
  *    (time to its first token) over one model forward of the same length (bench decode);
  *  - throughput_tok_s at 1/4/16/64 concurrent streams, and each decode step's time against
@@ -128,6 +131,10 @@ export interface ServeBenchResult {
   itl_p99_during_prefill_ms: number;
   itl_ratio: number;
   itl_samples: { idle: number; during_prefill: number };
+  /** The same per chunk (each chunk's gap one sample, whatever it carries), as vLLM's bench counts. */
+  itl_chunk: { p50_idle_ms: number; p99_during_prefill_ms: number; ratio: number };
+  /** Of the streams' tokens in both windows, the share that reached the client in a chunk with others (text held back). */
+  held_back_token_share: number;
   /** The long prompt beside the streams: its length and time to first token. */
   prefill_with_streams: { prompt_tokens: number; ttft_ms: number; tok_s: number };
   /** The long prompt alone through the server (a fresh prompt; prefix cache off). */
@@ -187,6 +194,11 @@ function quantile(values: number[], q: number): number {
   if (values.length === 0) return NaN;
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+/** Per-token latencies of output chunks: a chunk that carries n tokens after a gap of g ms counts n times, as g / n. */
+export function perToken(gaps: ReadonlyArray<{ ms: number; tokens: number }>): number[] {
+  return gaps.flatMap((g) => Array<number>(g.tokens).fill(g.ms / g.tokens));
 }
 
 function stats(values: number[]): Stats {
@@ -267,8 +279,11 @@ interface StreamResult {
   aborted: boolean;
 }
 
-/** One streamed chat completion read to the end; `onToken` at every chunk that carries output. */
-async function chatStream(url: string, body: object, opts: { signal?: AbortSignal; onToken?: (t: number) => void } = {}): Promise<StreamResult> {
+/**
+ * One streamed chat completion read to the end; `onToken` at every chunk that carries output,
+ * with the tokens it carries (from continuous usage stats where the body asked for them, else 1).
+ */
+async function chatStream(url: string, body: object, opts: { signal?: AbortSignal; onToken?: (t: number, tokens: number) => void } = {}): Promise<StreamResult> {
   const r: StreamResult = { start: now(), first: null, finish: null, chunks: 0, completionTokens: null, promptTokens: null, error: null, aborted: false };
   try {
     const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: opts.signal });
@@ -279,6 +294,7 @@ async function chatStream(url: string, body: object, opts: { signal?: AbortSigna
     const reader = res.body!.getReader();
     const decoder = new TextDecoder();
     let buf = "";
+    let counted = 0;
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
@@ -304,7 +320,9 @@ async function chatStream(url: string, body: object, opts: { signal?: AbortSigna
         if (d.content || d.reasoning_content || d.tool_calls) {
           r.chunks++;
           r.first ??= t;
-          opts.onToken?.(t);
+          const total = j.usage?.completion_tokens;
+          opts.onToken?.(t, total === undefined ? 1 : Math.max(1, total - counted));
+          if (total !== undefined) counted = total;
         }
         if (c.finish_reason) r.finish = t;
       }
@@ -322,7 +340,8 @@ async function chatStream(url: string, body: object, opts: { signal?: AbortSigna
  * token chunk's arrival and the gap since the stream's previous one.
  */
 class StreamPool {
-  readonly gaps: Array<{ t: number; ms: number }> = [];
+  /** Per output chunk after a stream's first: arrival, the gap since the previous one, the tokens it carries. */
+  readonly gaps: Array<{ t: number; ms: number; tokens: number }> = [];
   readonly tokens: number[];
   errors: string[] = [];
   private readonly controllers: AbortController[] = [];
@@ -353,10 +372,10 @@ class StreamPool {
       let prev: number | null = null;
       const r = await chatStream(this.url, this.body(i, round), {
         signal: controller.signal,
-        onToken: (t) => {
-          if (prev !== null) this.gaps.push({ t, ms: t - prev });
+        onToken: (t, tokens) => {
+          if (prev !== null) this.gaps.push({ t, ms: t - prev, tokens });
           prev = t;
-          this.tokens[i]!++;
+          this.tokens[i]! += tokens;
         },
       });
       if (r.error !== null && !this.stopped) {
@@ -574,7 +593,9 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
     try {
       const url = `${server.url}/chat/completions`;
       const body = (content: string, max: number, extra: object = {}) => ({
-        model: engine.model.name, messages: [{ role: "user", content }], thinking: { type: "disabled" }, temperature: 0, max_tokens: max, stream: true, ...extra,
+        model: engine.model.name, messages: [{ role: "user", content }], thinking: { type: "disabled" }, temperature: 0, max_tokens: max, stream: true,
+        // The usage so far on every chunk: how many tokens each chunk carries (perToken).
+        stream_options: { include_usage: true, continuous_usage_stats: true }, ...extra,
       });
       const check = (rs: StreamResult[], what: string) => {
         for (const r of rs) if (r.error !== null) errors.push(`${what}: ${r.error}`);
@@ -590,12 +611,12 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         // new connections takes.
         await Promise.all(range(n).map(async () => (await fetch(`${server.url}/health`)).text()));
         const times: number[][] = range(n).map(() => []);
-        const rs = await Promise.all(range(n).map((i) => chatStream(url, body(shortPrompt(salt + i), maxTokens), { onToken: (t) => times[i]!.push(t) })));
+        const rs = await Promise.all(range(n).map((i) => chatStream(url, body(shortPrompt(salt + i), maxTokens), { onToken: (t, k) => times[i]!.push(...Array<number>(k).fill(t)) })));
         check(rs, `throughput at ${n}`);
         // Steady state: from the moment every stream has its first token until the first one
         // finishes, every step decodes all n. A stream's tokens in that window: its tokens after
-        // the first (exact, from usage) less the chunks outside the window (chunks, not tokens:
-        // a token with no text yet rides on the next chunk; this only matters at the edges).
+        // the first (exact, from usage) less those that arrived outside the window (each chunk's
+        // count from the continuous usage stats: a token with no text yet rides on the next chunk).
         const firsts = rs.map((r) => r.first ?? r.finish!);
         let t0 = Math.max(...firsts);
         let t1 = Math.min(...rs.map((r) => r.finish!));
@@ -676,8 +697,12 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         samples = await prober.stop();
       }
       errors.push(...pool.errors);
-      const itlIdle = pool.gaps.filter((g) => g.t > idle0 && g.t <= idle1).map((g) => g.ms);
-      const itlDuring = pool.gaps.filter((g) => g.t > l0 && g.t - g.ms < l1).map((g) => g.ms);
+      const gapsIdle = pool.gaps.filter((g) => g.t > idle0 && g.t <= idle1);
+      const gapsDuring = pool.gaps.filter((g) => g.t > l0 && g.t - g.ms < l1);
+      const itlIdle = perToken(gapsIdle), itlDuring = perToken(gapsDuring);
+      const windowTokens = [...gapsIdle, ...gapsDuring].reduce((n, g) => n + g.tokens, 0);
+      const heldBack = [...gapsIdle, ...gapsDuring].reduce((n, g) => n + (g.tokens > 1 ? g.tokens - 1 : 0), 0) / Math.max(1, windowTokens);
+      const chunkIdleP50 = quantile(gapsIdle.map((g) => g.ms), 0.5), chunkDuringP99 = quantile(gapsDuring.map((g) => g.ms), 0.99);
       const probes = withSkippedProbes(samples, healthIntervalMs);
       // A prefill shorter than the probe interval may see no probe sent inside it: then the first one after its start.
       let during = probes.filter((s) => s.sent >= l0 && s.sent <= l1);
@@ -755,6 +780,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         health_p50_ms: healthDuring.p50_ms, health_p99_ms: healthDuring.p99_ms, health_max_ms: healthDuring.max_ms, health_count: healthDuring.count, health_probes_sent: samples.filter((s) => s.sent >= l0 && s.sent <= l1).length, health_idle: healthIdle,
         itl_p50_idle_ms: itlP50Idle, itl_p99_idle_ms: quantile(itlIdle, 0.99), itl_p50_during_prefill_ms: quantile(itlDuring, 0.5), itl_p99_during_prefill_ms: itlP99During,
         itl_ratio: itlP99During / itlP50Idle, itl_samples: { idle: itlIdle.length, during_prefill: itlDuring.length },
+        itl_chunk: { p50_idle_ms: chunkIdleP50, p99_during_prefill_ms: chunkDuringP99, ratio: chunkDuringP99 / chunkIdleP50 }, held_back_token_share: heldBack,
         prefill_with_streams: { prompt_tokens: long!.promptTokens ?? longWith.tokens, ttft_ms: l1 - l0, tok_s: (long!.promptTokens ?? longWith.tokens) / ((l1 - l0) / 1000) },
         server_prefill_tok_s: serverPrefill, server_prefill_ttft_ms: aloneTtft, server_prefill_prompt_tokens: alone.promptTokens ?? longAlone.tokens,
         model_prefill_tok_s: decode.prefill_tok_s, engine_prefill_vs_model: serverPrefill / decode.prefill_tok_s,
@@ -830,6 +856,7 @@ function throughputOnlyResult(a: {
     preset: a.preset, backend: a.backend, quick: a.quick, params: a.params,
     health_p50_ms: NaN, health_p99_ms: NaN, health_max_ms: NaN, health_count: 0, health_probes_sent: 0, health_idle: none,
     itl_p50_idle_ms: NaN, itl_p99_idle_ms: NaN, itl_p50_during_prefill_ms: NaN, itl_p99_during_prefill_ms: NaN, itl_ratio: NaN, itl_samples: { idle: 0, during_prefill: 0 },
+    itl_chunk: { p50_idle_ms: NaN, p99_during_prefill_ms: NaN, ratio: NaN }, held_back_token_share: NaN,
     prefill_with_streams: { prompt_tokens: 0, ttft_ms: NaN, tok_s: NaN },
     server_prefill_tok_s: NaN, server_prefill_ttft_ms: NaN, server_prefill_prompt_tokens: 0, model_prefill_tok_s: NaN, engine_prefill_vs_model: NaN,
     throughput_tok_s: Object.fromEntries(a.throughput.map((r) => [String(r.concurrency), r.tok_s])), throughput: a.throughput, single_stream_runs_tok_s: a.singles,
@@ -868,7 +895,8 @@ export function printServeTable(r: ServeBenchResult): void {
   console.log(`  /health every ${p.health_interval_ms} ms during a ${r.prefill_with_streams.prompt_tokens}-token prefill beside ${p.streams} streams:`);
   console.log(`      p50 ${ms(r.health_p50_ms)}, p99 ${ms(r.health_p99_ms)}, max ${ms(r.health_max_ms)} (${r.health_count} intervals, ${r.health_probes_sent} probes sent; idle p99 ${ms(r.health_idle.p99_ms)})  ${met("health_p99_ms")}`);
   console.log(`  ITL of the ${p.streams} streams: idle p50 ${ms(r.itl_p50_idle_ms)}; during the prefill p50 ${ms(r.itl_p50_during_prefill_ms)}, p99 ${ms(r.itl_p99_during_prefill_ms)}`);
-  console.log(`      ratio ${r.itl_ratio.toFixed(2)} (${r.itl_samples.idle} idle, ${r.itl_samples.during_prefill} during samples)  ${met("itl_ratio")}`);
+  console.log(`      ratio ${r.itl_ratio.toFixed(2)} (${r.itl_samples.idle} idle, ${r.itl_samples.during_prefill} during token samples)  ${met("itl_ratio")}`);
+  console.log(`      per chunk: idle p50 ${ms(r.itl_chunk.p50_idle_ms)}, during p99 ${ms(r.itl_chunk.p99_during_prefill_ms)}, ratio ${r.itl_chunk.ratio.toFixed(2)} (${(100 * r.held_back_token_share).toFixed(1)}% of tokens came with the next one: text held back)`);
   console.log(`  prefill, ${r.server_prefill_prompt_tokens}-token prompt alone: server ${r.server_prefill_tok_s.toFixed(1)} tok/s (TTFT ${(r.server_prefill_ttft_ms / 1000).toFixed(2)} s), one model forward ${r.model_prefill_tok_s.toFixed(1)} tok/s`);
   console.log(`      ratio ${r.engine_prefill_vs_model.toFixed(2)}  ${met("engine_prefill_vs_model")}`);
   console.log(`  decode throughput (max_tokens ${p.max_tokens}) and step roofline (${r.bandwidth_gbs.toFixed(1)} GB/s, ${r.compute_peak_gflops.toFixed(0)} GFLOP/s):`);

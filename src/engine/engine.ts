@@ -309,7 +309,7 @@ export class Engine implements EngineApi {
   }
 
   promptTokens(request: GenerateRequest): number[] {
-    const resolved = this.resolve(request);
+    const resolved = this.resolvedEarlier.get(request) ?? this.resolve(request);
     this.resolvedEarlier.set(request, resolved);
     return resolved.promptTokens;
   }

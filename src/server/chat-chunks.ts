@@ -4,6 +4,7 @@
  * `chat.completion` (§A.5). Pure functions of the events: no I/O.
  */
 import type { FinishEvent, FinishReason, GenerationResult, OutputDelta, TokenLogprob, TokenPhase } from "../engine/types.js";
+import type { RunningUsage, RunningUsageFields } from "./running-usage.js";
 import type { DeepSeekUsage } from "./usage.js";
 
 export interface ResponseIdentity {
@@ -25,7 +26,8 @@ export interface ChunkDelta {
 export interface ChatChunk extends ResponseIdentity {
   object: "chat.completion.chunk";
   choices: Array<{ index: 0; delta: ChunkDelta; logprobs: Logprobs | null; finish_reason: FinishReason | null }>;
-  usage: DeepSeekUsage | null;
+  /** Null but on the finish chunk, unless continuous usage stats were asked for (running-usage.ts). */
+  usage: DeepSeekUsage | RunningUsageFields | null;
 }
 
 /**
@@ -43,6 +45,7 @@ export class ChatChunker {
     private readonly identity: ResponseIdentity,
     private readonly thinking: boolean,
     private readonly logprobs: boolean,
+    private readonly running: RunningUsage | null = null,
   ) {}
 
   first(): ChatChunk {
@@ -84,7 +87,11 @@ export class ChatChunker {
   }
 
   private chunk(delta: ChunkDelta, finish: FinishReason | null, usage: DeepSeekUsage | null, withLogprobs: boolean): ChatChunk {
-    return { ...this.head(), choices: [{ index: 0, delta, logprobs: withLogprobs ? this.takeLogprobs() : null, finish_reason: finish }], usage };
+    return {
+      ...this.head(),
+      choices: [{ index: 0, delta, logprobs: withLogprobs ? this.takeLogprobs() : null, finish_reason: finish }],
+      usage: usage ?? this.running?.fields ?? null,
+    };
   }
 
   private takeLogprobs(): Logprobs | null {

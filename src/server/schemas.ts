@@ -53,7 +53,8 @@ const toolChoice = z.union(
 
 const stop = z.union([z.string(), z.array(z.string())], { error: "expected a string or a sequence of strings" });
 
-const streamOptions = z.looseObject({ include_usage: bool() }, { error: "expected struct StreamOptions" });
+// continuous_usage_stats: vLLM's, the usage so far on every chunk (running-usage.ts).
+const streamOptions = z.looseObject({ include_usage: bool(), continuous_usage_stats: bool() }, { error: "expected struct StreamOptions" });
 
 export const chatRequestSchema = z.object({
   model: z.string({ error: "expected a string" }),

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { runServeBench, serveOptionsFromArgs, throughputVs1, type ThroughputRow } from "../../bench/serve.js";
+import { perToken, runServeBench, serveOptionsFromArgs, throughputVs1, type ThroughputRow } from "../../bench/serve.js";
 
 // The benchmark's output is an interface (tools read --json): check its shape on the tiny
 // preset with --quick. Speed goals are the benchmark's business, never asserted here.
@@ -26,6 +26,8 @@ test("bench serve --quick on tiny reports every figure as a finite number, with 
     finite(r[key], key);
   }
   assert.ok(r.health_count >= 1);
+  for (const k of ["p50_idle_ms", "p99_during_prefill_ms", "ratio"] as const) finite(r.itl_chunk[k], `itl_chunk.${k}`);
+  assert.ok(r.held_back_token_share >= 0 && r.held_back_token_share < 1, `held_back_token_share ${r.held_back_token_share}`);
   // When the paused client's sequence was paused, it was inside the window (whether it is depends on
   // the machine: ~700 tiny-model tokens fill the client's receive buffer; the pause itself is
   // pinned by test/server/backpressure.test.ts).
@@ -88,4 +90,9 @@ test("bench serve: without single-stream runs beside a row, its ratio divides by
   assert.equal(throughputVs1([row(1, 10), row(16, 40)], 16), 4);
   assert.equal(throughputVs1([row(1, 10), row(16, 40, 8)], 16), 5);
   assert.equal(throughputVs1([row(16, 40)], 16), null);
+});
+
+test("bench serve: per-token ITL shares a chunk's gap among the tokens it carries", () => {
+  // A token whose text was held back arrives with the next one: two tokens in one 600 ms gap.
+  assert.deepEqual(perToken([{ ms: 300, tokens: 1 }, { ms: 600, tokens: 2 }, { ms: 900, tokens: 1 }]), [300, 300, 300, 900]);
 });

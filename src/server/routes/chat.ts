@@ -11,6 +11,7 @@ import { startGeneration } from "../billing.js";
 import type { StartedGeneration } from "../generation.js";
 import { drain, jsonWithKeepAlive, serverTiming } from "../respond.js";
 import { chatRequestSchema } from "../schemas.js";
+import { RunningUsage } from "../running-usage.js";
 import { abortOnDisconnect } from "../sse.js";
 import { streamDeepSeek } from "../stream.js";
 import { parseWith } from "../validate.js";
@@ -35,9 +36,11 @@ async function handleChat(ctx: ServerContext, request: FastifyRequest, reply: Fa
   const prepared = prepareChat(body, { beta, samplingInThinking: ctx.samplingInThinking, maxOutputTokens: ctx.maxOutputTokens, strictApi: ctx.strictApi });
   const ident = identityFor(ctx, model);
   const disconnect = abortOnDisconnect(reply.raw);
-  const started = await startGeneration(ctx, request, { ...prepared.request, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal }, model);
+  const generate = { ...prepared.request, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal };
+  const running = prepared.stream ? RunningUsage.forRequest(body.stream_options, ctx.engine, generate) : null;
+  const started = await startGeneration(ctx, request, generate, model);
   if (prepared.stream) {
-    await streamChat(ctx, request, reply, prepared, ident, started);
+    await streamChat(ctx, request, reply, prepared, ident, started, running);
     return reply;
   }
   await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
@@ -56,11 +59,13 @@ async function streamChat(
   prepared: PreparedChat,
   ident: ResponseIdentity,
   started: StartedGeneration,
+  running: RunningUsage | null,
 ): Promise<void> {
-  const chunker = new ChatChunker(ident, prepared.thinking, prepared.logprobs);
+  const chunker = new ChatChunker(ident, prepared.thinking, prepared.logprobs, running);
   await streamDeepSeek(reply, ctx.keepAliveMs, started, {
     first: (sse) => sse.data(chunker.first()),
     event: async (e, sse) => {
+      running?.observe(e);
       switch (e.type) {
         case "token":
           chunker.token(e.phase, e.logprob);

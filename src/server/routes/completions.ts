@@ -11,6 +11,7 @@ import { startGeneration } from "../billing.js";
 import { MAX_FIM_OUTPUT_TOKENS, MAX_TOP_LOGPROBS } from "../limits.js";
 import { drain, jsonWithKeepAlive, serverTiming } from "../respond.js";
 import { fimRequestSchema, type FimRequest } from "../schemas.js";
+import { RunningUsage } from "../running-usage.js";
 import { abortOnDisconnect } from "../sse.js";
 import { streamDeepSeek } from "../stream.js";
 import type { DeepSeekUsage } from "../usage.js";
@@ -75,7 +76,9 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
   const generate = prepareFim(body);
   const ident = identityFor(ctx, model);
   const disconnect = abortOnDisconnect(reply.raw);
-  const started = await startGeneration(ctx, request, { ...generate, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal }, model);
+  const engineRequest = { ...generate, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal };
+  const running = body.stream === true ? RunningUsage.forRequest(body.stream_options, ctx.engine, engineRequest) : null;
+  const started = await startGeneration(ctx, request, engineRequest, model);
   const echo = body.echo === true ? body.prompt : "";
   const head = { id: ident.id, object: "text_completion" as const, created: ident.created, model, system_fingerprint: ident.system_fingerprint };
   const choice = (text: string, logprobs: CompletionLogprobs | null, finish: FinishReason | null) => ({ index: 0, text, logprobs, finish_reason: finish });
@@ -102,11 +105,12 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
   };
   await streamDeepSeek(reply, ctx.keepAliveMs, started, {
     first: async (sse) => {
-      if (echo !== "") await sse.data({ ...head, choices: [choice(echo, null, null)], usage: null });
+      if (echo !== "") await sse.data({ ...head, choices: [choice(echo, null, null)], usage: running?.fields ?? null });
     },
     event: async (e, sse) => {
+      running?.observe(e);
       if (e.type === "token" && e.logprob) pending.push(e.logprob);
-      else if (e.type === "content" && e.text !== "") await sse.data({ ...head, choices: [choice(e.text, takeLogprobs(), null)], usage: null });
+      else if (e.type === "content" && e.text !== "") await sse.data({ ...head, choices: [choice(e.text, takeLogprobs(), null)], usage: running?.fields ?? null });
       else if (e.type === "finish") {
         const usage: DeepSeekUsage = bill(ctx, request, e.usage, e.stats, e.finish_reason);
         await sse.data({ ...head, choices: [choice("", takeLogprobs(), e.finish_reason)], usage });
