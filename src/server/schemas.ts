@@ -120,6 +120,21 @@ export const fimRequestSchema = z.object({
 });
 export type FimRequest = z.output<typeof fimRequestSchema>;
 
+const tokenIds = z.array(z.number({ error: "expected a token id" }), { error: "expected a sequence of token ids" });
+
+/**
+ * vLLM's /v1/completions (OpenAI's legacy text completion): the FIM fields with a prompt that
+ * may be token ids, or a list of one text or one id list; vLLM's top_k, min_p and
+ * add_special_tokens.
+ */
+export const textCompletionSchema = fimRequestSchema.extend({
+  prompt: z.union([z.string(), tokenIds, z.array(z.string()), z.array(tokenIds)], { error: "expected a string, token ids, or a list of one of them" }),
+  top_k: int(),
+  min_p: num(),
+  add_special_tokens: bool(),
+});
+export type TextCompletionRequest = z.output<typeof textCompletionSchema>;
+
 /**
  * POST /tokenize with a conversation (vLLM's TokenizeChatRequest): the chat fields that shape
  * the prompt (chat_template_kwargs included), plus vLLM's tokenize switches.

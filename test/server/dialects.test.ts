@@ -140,6 +140,24 @@ describe("the max_tokens cap", () => {
     assert.equal(engine.requests.at(-1)!.max_tokens, 100);
   });
 
+  test("completions: FIM and text completions are capped too, and FIM defaults to its 4K limit under the cap", async () => {
+    for (const path of ["/beta/completions", "/v1/completions"]) {
+      const r = await postJson(`${server.url}${path}`, { model: MODEL, prompt: "def f(", max_tokens: 101 });
+      assert.equal(r.status, 400, path);
+      assert.match(r.json.error.message, /\[1, 100\]/);
+    }
+    await postJson(`${server.url}/beta/completions`, { model: MODEL, prompt: "def f(" });
+    assert.equal(engine.requests.at(-1)!.max_tokens, 100);
+    const open = await serve(new ScriptedEngine(() => ({ pieces: ["ok"] })));
+    try {
+      assert.equal((await postJson(`${open.url}/beta/completions`, { model: MODEL, prompt: "def f(", max_tokens: 4097 })).status, 400);
+      await postJson(`${open.url}/beta/completions`, { model: MODEL, prompt: "def f(" });
+      assert.equal((open.engine as ScriptedEngine).requests.at(-1)!.max_tokens, 4096);
+    } finally {
+      await open.close();
+    }
+  });
+
   test("Anthropic max_tokens above the cap is refused too", async () => {
     const r = await postJson(`${server.url}/anthropic/v1/messages`, { model: "claude-sonnet-4-5", max_tokens: 101, messages });
     assert.equal(r.status, 400);

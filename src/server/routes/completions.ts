@@ -1,22 +1,29 @@
 /**
- * POST /beta/completions: FIM completion (spec §A.7, §C.9), non-thinking.
- * The non-beta paths answer with the hosted service's 400.
+ * Text completions: POST /beta/completions is DeepSeek's FIM completion (spec §A.7, §C.9),
+ * non-thinking. POST /completions and /v1/completions are what the hosted service refuses
+ * (its 400, kept under --strict-api) and what vLLM and OpenAI's legacy API serve there: a raw
+ * text completion of `prompt` (text or token ids, no chat template), the route benchmark and
+ * evaluation tools call (vllm bench serve, guidellm, lm-eval's local-completions); with a
+ * `suffix` it is the FIM completion of /beta.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { FinishReason, TokenLogprob } from "../../engine/types.js";
+import type { FinishReason, GenerateRequest, TokenLogprob } from "../../engine/types.js";
 import { checkN, maxTokens, range, stopStrings } from "../chat-request.js";
 import { bill, tenantOf, type ServerContext } from "../context.js";
 import { invalidRequest } from "../errors.js";
 import { startGeneration } from "../billing.js";
 import { MAX_FIM_OUTPUT_TOKENS, MAX_TOP_LOGPROBS } from "../limits.js";
 import { drain, jsonWithKeepAlive, serverTiming } from "../respond.js";
-import { fimRequestSchema, type FimRequest } from "../schemas.js";
 import { RunningUsage } from "../running-usage.js";
+import { fimRequestSchema, textCompletionSchema, type FimRequest, type TextCompletionRequest } from "../schemas.js";
 import { abortOnDisconnect } from "../sse.js";
 import { streamDeepSeek } from "../stream.js";
 import type { DeepSeekUsage } from "../usage.js";
 import { parseWith } from "../validate.js";
 import { identityFor } from "./chat.js";
+
+/** max_tokens of a text completion that sends none: OpenAI's legacy default, which vLLM keeps. */
+export const TEXT_COMPLETION_DEFAULT_MAX_TOKENS = 16;
 
 export interface CompletionLogprobs {
   tokens: string[];
@@ -26,11 +33,14 @@ export interface CompletionLogprobs {
 }
 
 export function completionRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.post("/beta/completions", (request, reply) => handleFim(ctx, request, reply));
+  app.post("/beta/completions", (request, reply) => handleCompletion(ctx, request, reply, prepareFim(ctx, parseWith(fimRequestSchema, request.body))));
   for (const path of ["/completions", "/v1/completions"]) {
-    app.post(path, async (request) => {
-      const host = request.headers.host ?? "localhost";
-      throw invalidRequest("url", `completions api is only available when using beta api (set base_url="http://${host}/beta")`);
+    app.post(path, async (request, reply) => {
+      if (ctx.strictApi) {
+        const host = request.headers.host ?? "localhost";
+        throw invalidRequest("url", `completions api is only available when using beta api (set base_url="http://${host}/beta")`);
+      }
+      return handleCompletion(ctx, request, reply, prepareText(ctx, parseWith(textCompletionSchema, request.body)));
     });
   }
 }
@@ -49,15 +59,27 @@ export function legacyLogprobs(list: readonly TokenLogprob[], start: number): Co
   return out;
 }
 
-function prepareFim(body: FimRequest) {
+/** What both kinds of completion hand to the engine and to the response. */
+interface PreparedCompletion {
+  model: string;
+  /** The engine request, less the route's tenant, id and signal. */
+  generate: GenerateRequest;
+  /** Text shown before the completion with echo (the prompt). */
+  echo: string;
+  stream: boolean;
+  streamOptions: FimRequest["stream_options"];
+  logprobs: boolean;
+}
+
+/** The sampling fields both kinds share. */
+function sampling(body: FimRequest, ctx: ServerContext, cap: number, defaultMax: number) {
   checkN(body.n);
   const top = range(body.logprobs, "logprobs", 0, MAX_TOP_LOGPROBS);
   range(body.frequency_penalty, "frequency_penalty", -2, 2);
   range(body.presence_penalty, "presence_penalty", -2, 2);
   return {
-    fim: { prompt: body.prompt, suffix: body.suffix ?? null },
     thinking: { type: "disabled" as const },
-    max_tokens: maxTokens(body.max_tokens, "max_tokens", MAX_FIM_OUTPUT_TOKENS),
+    max_tokens: maxTokens(body.max_tokens, "max_tokens", Math.min(cap, ctx.maxOutputTokens)) ?? Math.min(defaultMax, ctx.maxOutputTokens),
     stop: stopStrings(body.stop),
     temperature: range(body.temperature, "temperature", 0, 2),
     top_p: range(body.top_p, "top_p", 0, 1),
@@ -70,20 +92,59 @@ function prepareFim(body: FimRequest) {
   };
 }
 
-async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const body = parseWith(fimRequestSchema, request.body);
-  const model = ctx.models.resolve(body.model);
-  const generate = prepareFim(body);
+/** DeepSeek's FIM: at most 4K tokens (also the default), under the server's cap. */
+function prepareFim(ctx: ServerContext, body: FimRequest): PreparedCompletion {
+  return {
+    model: body.model,
+    generate: { ...sampling(body, ctx, MAX_FIM_OUTPUT_TOKENS, MAX_FIM_OUTPUT_TOKENS), fim: { prompt: body.prompt, suffix: body.suffix ?? null } },
+    echo: body.echo === true ? body.prompt : "",
+    stream: body.stream === true,
+    streamOptions: body.stream_options,
+    logprobs: body.logprobs !== null && body.logprobs !== undefined,
+  };
+}
+
+/**
+ * vLLM's /v1/completions: one prompt, as text (tokenized as vLLM does, special tokens per
+ * add_special_tokens) or token ids; with a suffix, DeepSeek's FIM prompt instead.
+ */
+function prepareText(ctx: ServerContext, body: TextCompletionRequest): PreparedCompletion {
+  const listed = Array.isArray(body.prompt) && (typeof body.prompt[0] === "string" || Array.isArray(body.prompt[0]));
+  if (listed && (body.prompt as unknown[]).length !== 1) throw invalidRequest("prompt", `one prompt per request (got ${(body.prompt as unknown[]).length}); send the others as separate requests`);
+  const prompt = listed ? (body.prompt as Array<string | number[]>)[0]! : (body.prompt as string | number[]);
+  const at = listed ? "prompt[0]" : "prompt";
+  if (prompt.length === 0) throw invalidRequest(at, "the prompt is empty");
+  const suffix = body.suffix ?? null;
+  const generate: GenerateRequest = {
+    ...sampling({ ...body, prompt: "" }, ctx, Infinity, TEXT_COMPLETION_DEFAULT_MAX_TOKENS),
+    top_k: body.top_k ?? undefined,
+    min_p: body.min_p ?? undefined,
+  };
+  const common = { model: body.model, stream: body.stream === true, streamOptions: body.stream_options, logprobs: generate.logprobs === true };
+  if (typeof prompt === "string") {
+    const source = suffix !== null ? { fim: { prompt, suffix } } : { prompt_tokens: ctx.engine.tokenize(prompt, { addSpecialTokens: body.add_special_tokens ?? true }) };
+    return { ...common, generate: { ...generate, ...source }, echo: body.echo === true ? prompt : "" };
+  }
+  if (suffix !== null) throw invalidRequest("suffix", "a suffix needs a text prompt, not token ids");
+  const V = ctx.engine.model.vocabSize;
+  prompt.forEach((t, i) => {
+    if (!Number.isInteger(t) || t < 0 || t >= V) throw invalidRequest(`${at}[${i}]`, `token id ${t} is not in the vocabulary [0, ${V})`);
+  });
+  return { ...common, generate: { ...generate, prompt_tokens: [...prompt] }, echo: body.echo === true ? ctx.engine.detokenize(prompt) : "" };
+}
+
+async function handleCompletion(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, prepared: PreparedCompletion): Promise<FastifyReply> {
+  const model = ctx.models.resolve(prepared.model);
   const ident = identityFor(ctx, model);
   const disconnect = abortOnDisconnect(reply.raw);
-  const engineRequest = { ...generate, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal };
-  const running = body.stream === true ? RunningUsage.forRequest(body.stream_options, ctx.engine, engineRequest) : null;
-  const started = await startGeneration(ctx, request, engineRequest, model);
-  const echo = body.echo === true ? body.prompt : "";
+  const generate = { ...prepared.generate, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal };
+  const running = prepared.stream ? RunningUsage.forRequest(prepared.streamOptions, ctx.engine, generate) : null;
+  const started = await startGeneration(ctx, request, generate, model);
+  const echo = prepared.echo;
   const head = { id: ident.id, object: "text_completion" as const, created: ident.created, model, system_fingerprint: ident.system_fingerprint };
   const choice = (text: string, logprobs: CompletionLogprobs | null, finish: FinishReason | null) => ({ index: 0, text, logprobs, finish_reason: finish });
 
-  if (body.stream !== true) {
+  if (!prepared.stream) {
     await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
       const finish = await drain(started);
       serverTiming(reply, finish.stats);
@@ -114,7 +175,7 @@ async function handleFim(ctx: ServerContext, request: FastifyRequest, reply: Fas
       else if (e.type === "finish") {
         const usage: DeepSeekUsage = bill(ctx, request, e.usage, e.stats, e.finish_reason);
         await sse.data({ ...head, choices: [choice("", takeLogprobs(), e.finish_reason)], usage });
-        if (body.stream_options?.include_usage === true) await sse.data({ ...head, choices: [], usage });
+        if (prepared.streamOptions?.include_usage === true) await sse.data({ ...head, choices: [], usage });
       }
     },
   });
