@@ -103,6 +103,16 @@ describe("gateway over three dsv4 replicas", () => {
     assert.deepEqual(essence(via.json), essence(direct.json));
   });
 
+  test("vLLM's text completion (/v1/completions, text and token ids): the same as a replica's", async () => {
+    for (const prompt of ["The quick brown fox", [100, 2000, 30000]]) {
+      const body = { model: MODEL, prompt, max_tokens: 6, seed: 3, echo: true };
+      const direct = await postJson(`${reps[2]!.url}/v1/completions`, body);
+      const via = await postJson(`${gw.url}/v1/completions`, body);
+      assert.equal(via.status, 200, via.text);
+      assert.deepEqual(essence(via.json), essence(direct.json));
+    }
+  });
+
   test("the Anthropic Messages API through the SDK", async () => {
     const anthropic = new Anthropic({ baseURL: `${gw.url}/anthropic`, apiKey: "unused", maxRetries: 0 });
     const m = await anthropic.messages.create({ model: "claude-sonnet-5-5", max_tokens: 5, messages: [{ role: "user", content: "Hello" }] });
