@@ -36,6 +36,8 @@ export interface ResolvedRequest {
   /** Leading prompt tokens inside a shared prefix: their whole blocks are cached without the salt. */
   sharedPrefixTokens: number;
   useCache: boolean;
+  /** Alternatives per prompt token when prompt logprobs are wanted, else null. */
+  promptLogprobs: number | null;
   /** tool_choice / response_format enforced while decoding (constraints/). */
   constraint: ConstraintSpec | null;
   /** Scheduling priority (lower first); 0 unless the engine schedules by priority. */
@@ -148,6 +150,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
   }
   if (stop.length > 0 && !ctx.tokenizer) throw bad("stop", "stop strings need a tokenizer");
   const topLogprobs = Math.floor(num(req.top_logprobs, "top_logprobs", 0, 0, 20));
+  const promptLogprobs = req.prompt_logprobs === null || req.prompt_logprobs === undefined ? null : Math.floor(num(req.prompt_logprobs, "prompt_logprobs", 0, 0, 20));
   const logprobs = req.logprobs === true || topLogprobs > 0;
 
   const P = promptTokens.length;
@@ -200,7 +203,9 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
     speculative,
     cacheSalt: requestSalt(tenant, req.user_id ?? ""),
     sharedPrefixTokens,
-    useCache: req.cache !== false,
+    // Prompt logprobs need every prompt position computed: a cached prefix would skip them.
+    useCache: req.cache !== false && promptLogprobs === null,
+    promptLogprobs,
     constraint,
     priority,
   };

@@ -13,7 +13,7 @@ import { EventQueue } from "./event-queue.js";
 import type { CacheAnchor } from "./prefix-cache.js";
 import type { ResolvedRequest } from "./request.js";
 import { Rng } from "./rng.js";
-import { sampleToken, tokenLogprobs } from "./sampler.js";
+import { sampleToken, tokenLogprobs, type RawLogprob } from "./sampler.js";
 import type { EngineUsage, GenerationEvent, GenerationResult, GenerationStats, LogitsProcessor, TokenLogprob, TokenPhase } from "./types.js";
 
 export interface SequenceEnv {
@@ -81,6 +81,8 @@ export class Sequence {
   private readonly constraint: TokenConstraint | null;
   private readonly pieces: TokenStreamDecoder | null;
   private readonly lp: { content: TokenLogprob[]; reasoning: TokenLogprob[] };
+  /** Per prompt token (index 0 null) when prompt logprobs were asked for, else null. */
+  private readonly promptLp: Array<TokenLogprob | null> | null;
   private readonly createdAt = performance.now();
   private startedAt = 0;
   private firstTokenAt = 0;
@@ -101,6 +103,7 @@ export class Sequence {
     this.pieces = tok ? tok.createStreamDecoder() : null;
     this.constraint = tok && req.constraint ? createConstraint(req.constraint, tok) : null;
     this.lp = { content: [], reasoning: [] };
+    this.promptLp = req.promptLogprobs === null ? null : new Array<TokenLogprob | null>(req.promptTokens.length).fill(null);
     this.done = new Promise<GenerationResult>((resolve, reject) => (this.settle = { resolve, reject }));
     // Callers that only iterate events must not get an unhandled rejection from this promise.
     this.done.catch(() => undefined);
@@ -165,9 +168,28 @@ export class Sequence {
     if (this.startedAt === 0) this.startedAt = performance.now();
   }
 
+  /**
+   * The prompt logprobs a prefill step computed, after positions [from, from + raw.length):
+   * each entry is that of the prompt token after its position.
+   */
+  addPromptLogprobs(from: number, raw: ReadonlyArray<RawLogprob | null>): void {
+    if (this.preemptions > 0 || this.promptLp === null) return;
+    raw.forEach((r, i) => {
+      const token = this.req.promptTokens[from + i + 1];
+      if (r === null || token === undefined) return;
+      this.promptLp![from + i + 1] = { ...this.describe(token), logprob: r.logprob, top_logprobs: r.top.map((t) => ({ ...this.describe(t.id), logprob: t.logprob })) };
+    });
+  }
+
+  /** The prompt logprobs (the first token's null), once the prompt is prefilled; null when not asked for. */
+  get promptLogprobs(): Array<TokenLogprob | null> | null {
+    return this.promptLp;
+  }
+
   prefillProgress(): void {
     if (this.preemptions > 0) return; // a resumed sequence recomputes; the caller saw its prompt done
-    this.events.push({ type: "prefill", processed: this.prefilled, total: this.promptLength, cached: this.cachedTokens });
+    const done = this.promptLp !== null && this.prefilled >= this.promptLength;
+    this.events.push({ type: "prefill", processed: this.prefilled, total: this.promptLength, cached: this.cachedTokens, ...(done ? { prompt_logprobs: this.promptLp! } : {}) });
     if (!this.prefilling) this.prefillMs = performance.now() - this.startedAt;
   }
 
@@ -323,9 +345,10 @@ export class Sequence {
     const stats = this.stats();
     this.finishReason = message.finish_reason;
     this.events.push({ type: "usage", usage });
-    this.events.push({ type: "finish", finish_reason: message.finish_reason, message, usage, logprobs, stats });
+    const prompt = this.promptLp === null ? {} : { prompt_logprobs: this.promptLp };
+    this.events.push({ type: "finish", finish_reason: message.finish_reason, message, usage, logprobs, stats, ...prompt });
     this.events.end();
-    this.settle.resolve({ id: this.id, finish_reason: message.finish_reason, message, usage, logprobs, stats, tokens: [...this.generated] });
+    this.settle.resolve({ id: this.id, finish_reason: message.finish_reason, message, usage, logprobs, stats, tokens: [...this.generated], ...prompt });
   }
 
   fail(error: EngineError): void {

@@ -249,6 +249,13 @@ export interface SamplingOptions {
   logprobs?: boolean | null;
   /** 0–20 alternatives per position (needs logprobs). */
   top_logprobs?: number | null;
+  /**
+   * vLLM's prompt_logprobs: the logprob of every prompt token after the ones before it, with
+   * this many (0–20) most likely alternatives; the first token has none (null). Such a request
+   * computes the head at every prompt position and takes nothing from the prefix cache.
+   * Reported on the last prefill event, the finish event and the result.
+   */
+  prompt_logprobs?: number | null;
 }
 
 export type ThinkingSetting = boolean | { type: "enabled" | "disabled" } | null;
@@ -382,7 +389,7 @@ export type GenerationEvent =
   /** Waiting for a slot; `position` 0 = next. The server can send keep-alives on these. */
   | { type: "queued"; position: number }
   /** Prompt progress; emitted after each prefill chunk (keep-alive material for long prompts). */
-  | { type: "prefill"; processed: number; total: number; cached: number }
+  | { type: "prefill"; processed: number; total: number; cached: number; /** On the last one, with GenerateRequest.prompt_logprobs. */ prompt_logprobs?: Array<TokenLogprob | null> }
   /** One generated token (before stop-string trimming; text is its raw decoded piece). */
   | { type: "token"; id: number; text: string; phase: TokenPhase; logprob?: TokenLogprob }
   /** Parser deltas: reasoning / content / tool_call / tool_arguments. */
@@ -397,6 +404,8 @@ export type GenerationEvent =
       /** Per-token logprobs split as in spec §A.5, when requested. */
       logprobs: { content: TokenLogprob[] | null; reasoning_content: TokenLogprob[] | null } | null;
       stats: GenerationStats;
+      /** With GenerateRequest.prompt_logprobs: one per prompt token, the first null. */
+      prompt_logprobs?: Array<TokenLogprob | null>;
     };
 
 export type FinishEvent = Extract<GenerationEvent, { type: "finish" }>;
@@ -410,6 +419,8 @@ export interface GenerationResult {
   stats: GenerationStats;
   /** Generated token ids (including a forced `</think>`; excluding EOS). */
   tokens: number[];
+  /** With GenerateRequest.prompt_logprobs: one per prompt token, the first null. */
+  prompt_logprobs?: Array<TokenLogprob | null>;
 }
 
 /**

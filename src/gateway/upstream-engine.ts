@@ -200,6 +200,10 @@ export class UpstreamEngine implements EngineApi {
       if (request.signal?.aborted) throw new EngineError("aborted", "the request was aborted before it started");
       r = this.resolvedEarlier.get(request) ?? this.resolve(request);
       this.resolvedEarlier.delete(request);
+      if (r.promptLogprobs !== null) {
+        // Replicas answer with token ids and their own sampled tokens' logprobs only.
+        throw new EngineError("invalid_request", "prompt_logprobs: prompt logprobs (echo with logprobs on /v1/completions) are not available through dsv4 gateway; ask a replica directly", { param: "prompt_logprobs" });
+      }
       if (this.kind !== "dsv4" && (r.constraint !== null || r.reasoningBudget !== null)) {
         const param = r.reasoningBudget !== null ? "reasoning_budget" : request.response_format?.type === "json_object" ? "response_format" : "tool_choice";
         throw new EngineError("invalid_request", `${param}: enforcing it needs constrained decoding, which the gateway only gets from dsv4 upstreams (this one is ${this.kind})`, { param });

@@ -79,4 +79,33 @@ describe("text completions (/v1/completions)", () => {
       script = [...tokenizer.encode(ANSWER), tokenizer.specialIds.eos];
     }
   });
+
+  test("echo with logprobs reports the prompt's tokens' logprobs, as lm-eval's loglikelihood reads them", async () => {
+    const ids = tokenizer.encode("Paris is the capital of France");
+    // lm-eval's local-completions payload for a loglikelihood request.
+    const r = await client.completions.create({ model: MODEL, prompt: [ids], temperature: 0, max_tokens: 1, logprobs: 1, seed: 1234, echo: true });
+    const lp = r.choices[0]!.logprobs!;
+    assert.equal(lp.tokens!.length, ids.length + 1);
+    assert.equal(lp.token_logprobs![0], null);
+    assert.equal(lp.top_logprobs![0], null);
+    const direct = await server.engine.generate({ prompt_tokens: ids, max_tokens: 1, temperature: 0, prompt_logprobs: 1 }).result();
+    assert.deepEqual(lp.token_logprobs!.slice(1, ids.length), direct.prompt_logprobs!.slice(1).map((t) => t!.logprob));
+    for (let i = 1; i <= ids.length; i++) {
+      const top = Object.values(lp.top_logprobs![i]!);
+      assert.equal(top.length, 1);
+      assert.ok(top[0]! >= lp.token_logprobs![i]!, `position ${i}: the top alternative is at least as likely`);
+    }
+    assert.equal(lp.tokens!.slice(0, ids.length).join(""), tokenizer.decode(ids));
+
+    // Streamed: the echo chunk carries the prompt's part, the rest follows.
+    const stream = await client.completions.create({ model: MODEL, prompt: [ids], temperature: 0, max_tokens: 1, logprobs: 1, echo: true, stream: true });
+    const streamed: Array<number | null> = [];
+    let text = "";
+    for await (const c of stream) {
+      streamed.push(...(c.choices[0]?.logprobs?.token_logprobs ?? []));
+      text += c.choices[0]?.text ?? "";
+    }
+    assert.deepEqual(streamed, lp.token_logprobs);
+    assert.equal(text, r.choices[0]!.text);
+  });
 });

@@ -9,7 +9,7 @@ import type { Vec } from "../../kernels/backend.js";
 import type { SequenceState, TailUndo } from "../../model/state.js";
 import { captureBlock, restoreBlocks, type StateBlock } from "../../model/state-blocks.js";
 import type { Dsv4Model, ForwardOutput, ForwardRequest } from "../../model/transformer.js";
-import { argmax, drawAt, samplingProbs } from "../sampler.js";
+import { argmax, drawAt, samplingProbs, tokenLogprobs, type RawLogprob } from "../sampler.js";
 import type { DraftOutput, DraftRequest, DraftSampling, DsparkDraftRequest, MtpDraftRequest, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
 
 /**
@@ -22,6 +22,17 @@ function chooser(sampling: DraftSampling | undefined): ((i: number, logits: Vec)
     const u = sampling.uniforms[i];
     return u === undefined ? argmax(logits) : drawAt(samplingProbs(logits, sampling.params), u);
   };
+}
+
+/**
+ * A step's prompt logprobs from the logits of all its positions, and the rows it asked for
+ * whole (the last one copied out, so that only it travels to the main thread).
+ */
+function promptLogprobs(all: Vec[], r: StepRequest): { logits: Vec[]; logprobs: Array<RawLogprob | null> } {
+  const { next, top } = r.promptLogprobs!;
+  const logprobs = all.map((row, i) => (next[i] === null || next[i] === undefined ? null : tokenLogprobs(row, next[i]!, top)));
+  const logits = r.logits === "all" ? all : r.logits === "last" && all.length > 0 ? [all[all.length - 1]!.slice() as Vec] : [];
+  return { logits, logprobs };
 }
 
 export class ModelHost {
@@ -85,7 +96,7 @@ export class ModelHost {
     const forward: ForwardRequest[] = requests.map((r) => {
       const seq = this.state(r.id);
       this.tails.delete(r.id);
-      const f: ForwardRequest = { seq, tokens: r.tokens, logits: r.logits, residual: r.residualLast };
+      const f: ForwardRequest = { seq, tokens: r.tokens, logits: r.promptLogprobs ? "all" : r.logits, residual: r.residualLast };
       if (r.dspark) f.dspark = r.dspark;
       if (r.mainXLast) f.mainXLast = r.mainXLast;
       return f;
@@ -107,8 +118,10 @@ export class ModelHost {
     this.model.settleDspark(requests.flatMap((r, i) => (r.captureFrom !== undefined ? [forward[i]!.seq] : [])));
     return requests.map((r, i) => {
       const seq = forward[i]!.seq;
+      const reduced = r.promptLogprobs ? promptLogprobs(out[i]!.logits, r) : null;
       return {
-        logits: out[i]!.logits,
+        logits: reduced ? reduced.logits : out[i]!.logits,
+        ...(reduced ? { promptLogprobs: reduced.logprobs } : {}),
         residual: out[i]!.residual,
         ...(r.mainXLast ? { mainX: out[i]!.mainX } : {}),
         length: seq.length,

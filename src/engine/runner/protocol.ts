@@ -6,7 +6,7 @@
  */
 import type { Vec } from "../../kernels/backend.js";
 import type { StateBlock } from "../../model/state-blocks.js";
-import type { SamplingParams } from "../sampler.js";
+import type { RawLogprob, SamplingParams } from "../sampler.js";
 
 /** Tokens to append to one sequence in a step. */
 export interface StepRequest {
@@ -28,6 +28,12 @@ export interface StepRequest {
   mainXLast?: number;
   /** After the step, capture a prefix-cache block (with its tip) of the state since this length. */
   captureFrom?: number;
+  /**
+   * Prompt logprobs: after each position i of the step, the logprob of `next[i]` (null: none
+   * wanted there) and the `top` most likely tokens. The runner reduces those rows' logits to
+   * these (StepOutput.promptLogprobs); `logits` still says which rows come back whole.
+   */
+  promptLogprobs?: { next: Array<number | null>; top: number };
 }
 
 export interface StepOutput {
@@ -41,6 +47,8 @@ export interface StepOutput {
   /** DSpark ring rows the sequence owes after the step (its dspark "defer" positions, at most a window; 0 once written). */
   owed: number;
   block?: StateBlock;
+  /** Per position of StepRequest.promptLogprobs.next: the wanted token's logprob and the top ones, or null. */
+  promptLogprobs?: Array<RawLogprob | null>;
 }
 
 /**

@@ -27,9 +27,17 @@ export const TEXT_COMPLETION_DEFAULT_MAX_TOKENS = 16;
 
 export interface CompletionLogprobs {
   tokens: string[];
-  token_logprobs: number[];
-  top_logprobs: Array<Record<string, number>>;
+  /** null for the prompt's first token, which nothing predicts (echo with prompt logprobs). */
+  token_logprobs: Array<number | null>;
+  top_logprobs: Array<Record<string, number> | null>;
   text_offset: number[];
+}
+
+/** An echoed prompt token without a logprob: the first one. */
+interface Unpredicted {
+  token: string;
+  logprob: null;
+  top_logprobs: null;
 }
 
 export function completionRoutes(app: FastifyInstance, ctx: ServerContext): void {
@@ -46,13 +54,13 @@ export function completionRoutes(app: FastifyInstance, ctx: ServerContext): void
 }
 
 /** Token logprobs in the legacy completions shape, offsets counted from `start`. */
-export function legacyLogprobs(list: readonly TokenLogprob[], start: number): CompletionLogprobs {
+export function legacyLogprobs(list: ReadonlyArray<TokenLogprob | Unpredicted>, start: number): CompletionLogprobs {
   const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
   let offset = start;
   for (const t of list) {
     out.tokens.push(t.token);
     out.token_logprobs.push(t.logprob);
-    out.top_logprobs.push(Object.fromEntries(t.top_logprobs.map((a) => [a.token, a.logprob])));
+    out.top_logprobs.push(t.top_logprobs === null ? null : Object.fromEntries(t.top_logprobs.map((a) => [a.token, a.logprob])));
     out.text_offset.push(offset);
     offset += t.token.length;
   }
@@ -69,6 +77,8 @@ interface PreparedCompletion {
   stream: boolean;
   streamOptions: FimRequest["stream_options"];
   logprobs: boolean;
+  /** Echo with logprobs of a text completion: the prompt's token ids, whose logprobs lead the list. */
+  promptTokens: number[] | null;
 }
 
 /** The sampling fields both kinds share. */
@@ -101,6 +111,7 @@ function prepareFim(ctx: ServerContext, body: FimRequest): PreparedCompletion {
     stream: body.stream === true,
     streamOptions: body.stream_options,
     logprobs: body.logprobs !== null && body.logprobs !== undefined,
+    promptTokens: null,
   };
 }
 
@@ -120,17 +131,21 @@ function prepareText(ctx: ServerContext, body: TextCompletionRequest): PreparedC
     top_k: body.top_k ?? undefined,
     min_p: body.min_p ?? undefined,
   };
-  const common = { model: body.model, stream: body.stream === true, streamOptions: body.stream_options, logprobs: generate.logprobs === true };
+  const common = { model: body.model, stream: body.stream === true, streamOptions: body.stream_options, logprobs: generate.logprobs === true, promptTokens: null };
+  // As vLLM: echo with logprobs reports the prompt's tokens' logprobs too (lm-eval's loglikelihood).
+  const withPrompt = (ids: number[]) =>
+    body.echo === true && generate.logprobs === true ? { generate: { ...generate, prompt_tokens: ids, prompt_logprobs: generate.top_logprobs ?? 0 }, promptTokens: ids } : { generate: { ...generate, prompt_tokens: ids } };
   if (typeof prompt === "string") {
-    const source = suffix !== null ? { fim: { prompt, suffix } } : { prompt_tokens: ctx.engine.tokenize(prompt, { addSpecialTokens: body.add_special_tokens ?? true }) };
-    return { ...common, generate: { ...generate, ...source }, echo: body.echo === true ? prompt : "" };
+    const echo = body.echo === true ? prompt : "";
+    if (suffix !== null) return { ...common, generate: { ...generate, fim: { prompt, suffix } }, echo };
+    return { ...common, ...withPrompt(ctx.engine.tokenize(prompt, { addSpecialTokens: body.add_special_tokens ?? true })), echo };
   }
   if (suffix !== null) throw invalidRequest("suffix", "a suffix needs a text prompt, not token ids");
   const V = ctx.engine.model.vocabSize;
   prompt.forEach((t, i) => {
     if (!Number.isInteger(t) || t < 0 || t >= V) throw invalidRequest(`${at}[${i}]`, `token id ${t} is not in the vocabulary [0, ${V})`);
   });
-  return { ...common, generate: { ...generate, prompt_tokens: [...prompt] }, echo: body.echo === true ? ctx.engine.detokenize(prompt) : "" };
+  return { ...common, ...withPrompt([...prompt]), echo: body.echo === true ? ctx.engine.detokenize(prompt) : "" };
 }
 
 async function handleCompletion(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, prepared: PreparedCompletion): Promise<FastifyReply> {
@@ -143,13 +158,18 @@ async function handleCompletion(ctx: ServerContext, request: FastifyRequest, rep
   const echo = prepared.echo;
   const head = { id: ident.id, object: "text_completion" as const, created: ident.created, model, system_fingerprint: ident.system_fingerprint };
   const choice = (text: string, logprobs: CompletionLogprobs | null, finish: FinishReason | null) => ({ index: 0, text, logprobs, finish_reason: finish });
+  // Echo with prompt logprobs: the prompt's tokens lead the list, the first one unpredicted.
+  const ids = prepared.promptTokens;
+  const echoed = (lp: ReadonlyArray<TokenLogprob | null> | undefined): Array<TokenLogprob | Unpredicted> =>
+    ids === null ? [] : [{ token: ctx.engine.detokenize(ids.slice(0, 1)), logprob: null, top_logprobs: null }, ...(lp ?? []).slice(1).map((t) => t!)];
 
   if (!prepared.stream) {
     await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
       const finish = await drain(started);
       serverTiming(reply, finish.stats);
       const usage = bill(ctx, request, finish.usage, finish.stats, finish.finish_reason);
-      const lp = generate.logprobs ? legacyLogprobs(finish.logprobs?.content ?? [], echo.length) : null;
+      const generated = finish.logprobs?.content ?? [];
+      const lp = !generate.logprobs ? null : ids !== null ? legacyLogprobs([...echoed(finish.prompt_logprobs), ...generated], 0) : legacyLogprobs(generated, echo.length);
       return { ...head, choices: [choice(echo + finish.message.content, lp, finish.finish_reason)], usage };
     });
     return reply;
@@ -166,11 +186,16 @@ async function handleCompletion(ctx: ServerContext, request: FastifyRequest, rep
   };
   await streamDeepSeek(reply, ctx.keepAliveMs, started, {
     first: async (sse) => {
-      if (echo !== "") await sse.data({ ...head, choices: [choice(echo, null, null)], usage: running?.fields ?? null });
+      if (echo !== "" && ids === null) await sse.data({ ...head, choices: [choice(echo, null, null)], usage: running?.fields ?? null });
     },
     event: async (e, sse) => {
       running?.observe(e);
-      if (e.type === "token" && e.logprob) pending.push(e.logprob);
+      if (e.type === "prefill" && e.prompt_logprobs && ids !== null) {
+        // The echo waits for the prompt's logprobs, which the prefill's end brings.
+        const lp = legacyLogprobs(echoed(e.prompt_logprobs), 0);
+        offset = lp.tokens.reduce((n, t) => n + t.length, 0);
+        await sse.data({ ...head, choices: [choice(echo, lp, null)], usage: running?.fields ?? null });
+      } else if (e.type === "token" && e.logprob) pending.push(e.logprob);
       else if (e.type === "content" && e.text !== "") await sse.data({ ...head, choices: [choice(e.text, takeLogprobs(), null)], usage: running?.fields ?? null });
       else if (e.type === "finish") {
         const usage: DeepSeekUsage = bill(ctx, request, e.usage, e.stats, e.finish_reason);
