@@ -79,6 +79,11 @@ export interface StepPlan {
 const FIRST_GUESS_TOKENS = 64;
 /** However busy decoding is, a prompt advances by at least this many tokens a step. */
 const MIN_PREFILL_TOKENS = 8;
+/**
+ * Prompt tokens per step of a request with prompt logprobs: each of its positions gets a row
+ * of logits in the runner (vocabulary × 4 bytes, 0.5 MB for V4), reduced there to logprobs.
+ */
+export const PROMPT_LOGPROBS_CHUNK = 64;
 
 export class Scheduler {
   readonly waiting: Sequence[] = [];
@@ -242,7 +247,8 @@ export class Scheduler {
       if (budget <= 0) break;
       const start = seq.prefilled;
       const P = seq.contextLength;
-      let end = Math.min(P, start + Math.min(this.cfg.prefillChunk, budget));
+      const cap = typeof seq.req.promptLogprobs === "number" ? Math.min(this.cfg.prefillChunk, PROMPT_LOGPROBS_CHUNK) : this.cfg.prefillChunk;
+      let end = Math.min(P, start + Math.min(cap, budget));
       // Non-final chunks end on block boundaries, and the last boundary inside the context always
       // gets one: that is the snapshot the next turn of the same conversation will hit.
       const aligned = B > 0 ? Math.floor((end < P ? end : P - 1) / B) * B : 0;

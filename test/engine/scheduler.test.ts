@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Scheduler, type SchedulerHooks } from "../../src/engine/scheduler.js";
+import { PROMPT_LOGPROBS_CHUNK, Scheduler, type SchedulerHooks } from "../../src/engine/scheduler.js";
 import type { Sequence } from "../../src/engine/sequence.js";
 import { StepCost } from "../../src/engine/step-cost.js";
 
@@ -48,6 +48,14 @@ describe("scheduler", () => {
     costly.record(16, 0, 240);
     costly.record(0, 4096, 4096 * 6.8);
     assert.equal(costly.prefillBudget(16, 1.5, 64), 15, "a first guess the prefill-only cost says is too long shrinks: 0.85 x 0.5 x 240 ms / 6.8 ms");
+  });
+
+  test("a prompt whose logprobs are wanted goes in chunks of PROMPT_LOGPROBS_CHUNK (a row of logits per position)", () => {
+    const s = new Scheduler(config);
+    const seq = fakeSeq(1, 5000);
+    (seq.req as { promptLogprobs: number }).promptLogprobs = 0;
+    s.enqueue(seq);
+    assert.equal(s.schedule(hooks()).prefill[0]!.tokens.length, PROMPT_LOGPROBS_CHUNK);
   });
 
   test("alone, a long prompt takes the whole token budget in one chunk, ending on a block boundary", () => {
