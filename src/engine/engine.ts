@@ -734,9 +734,10 @@ export class Engine implements EngineApi {
     // MTP inputs for the context's last positions only: (residual at i, token at i+1).
     const residualLast = w.final && spec && this.drafter === "mtp" ? Math.min(w.tokens.length, this.mtpDraftFar ? 1 : this.specWarmup + 1) : 0;
     const request: StepRequest = { id: seq.state!.id, tokens: w.tokens, logits: w.final ? "last" : "none", residualLast };
-    if (seq.promptLogprobs !== null && seq.preemptions === 0) {
+    if (seq.req.promptLogprobs !== null) {
       const from = seq.state!.length;
-      request.promptLogprobs = { next: w.tokens.map((_, i) => (from + i + 1 < seq.promptLength ? seq.req.promptTokens[from + i + 1]! : null)), top: seq.req.promptLogprobs! };
+      const next = w.tokens.map((_, i) => seq.promptLogprobAfter(from + i));
+      if (next.some((t) => t !== null)) request.promptLogprobs = { next, top: seq.req.promptLogprobs };
     }
     if (spec && this.drafter === "dspark") {
       // Every position writes its DSpark ring entries; the last one's main input seeds the first block.
@@ -763,7 +764,7 @@ export class Engine implements EngineApi {
   }
 
   private afterPrefill(seq: Sequence, w: PrefillWork, out: StepOutput): void {
-    if (out.promptLogprobs) seq.addPromptLogprobs(seq.prefilled, out.promptLogprobs);
+    if (out.promptLogprobs) seq.addPromptLogprobs(seq.state!.length - w.tokens.length, out.promptLogprobs);
     seq.prefilled += w.tokens.length;
     seq.prefillProgress();
     if (!w.final) return;

@@ -83,6 +83,7 @@ export class Sequence {
   private readonly lp: { content: TokenLogprob[]; reasoning: TokenLogprob[] };
   /** Per prompt token (index 0 null) when prompt logprobs were asked for, else null. */
   private readonly promptLp: Array<TokenLogprob | null> | null;
+  private promptLpReported = false;
   private readonly createdAt = performance.now();
   private startedAt = 0;
   private firstTokenAt = 0;
@@ -169,27 +170,34 @@ export class Sequence {
   }
 
   /**
+   * The prompt token whose logprob the position `pos` of a prefill step should give, or null:
+   * none asked for, past the prompt, or already had (before a preemption).
+   */
+  promptLogprobAfter(pos: number): number | null {
+    const next = pos + 1;
+    return this.promptLp !== null && next < this.promptLength && this.promptLp[next] === null ? this.req.promptTokens[next]! : null;
+  }
+
+  /**
    * The prompt logprobs a prefill step computed, after positions [from, from + raw.length):
    * each entry is that of the prompt token after its position.
    */
   addPromptLogprobs(from: number, raw: ReadonlyArray<RawLogprob | null>): void {
-    if (this.preemptions > 0 || this.promptLp === null) return;
     raw.forEach((r, i) => {
-      const token = this.req.promptTokens[from + i + 1];
-      if (r === null || token === undefined) return;
-      this.promptLp![from + i + 1] = { ...this.describe(token), logprob: r.logprob, top_logprobs: r.top.map((t) => ({ ...this.describe(t.id), logprob: t.logprob })) };
+      const next = from + i + 1;
+      if (r === null || this.promptLp === null || this.promptLp[next] !== null) return;
+      const token = this.req.promptTokens[next]!;
+      this.promptLp[next] = { ...this.describe(token), logprob: r.logprob, top_logprobs: r.top.map((t) => ({ ...this.describe(t.id), logprob: t.logprob })) };
     });
   }
 
-  /** The prompt logprobs (the first token's null), once the prompt is prefilled; null when not asked for. */
-  get promptLogprobs(): Array<TokenLogprob | null> | null {
-    return this.promptLp;
-  }
-
   prefillProgress(): void {
-    if (this.preemptions > 0) return; // a resumed sequence recomputes; the caller saw its prompt done
-    const done = this.promptLp !== null && this.prefilled >= this.promptLength;
-    this.events.push({ type: "prefill", processed: this.prefilled, total: this.promptLength, cached: this.cachedTokens, ...(done ? { prompt_logprobs: this.promptLp! } : {}) });
+    // Prompt logprobs come once, with the prefill event that completes the prompt, even when a
+    // preemption made the sequence compute part of it again.
+    const logprobsDone = this.promptLp !== null && !this.promptLpReported && this.prefilled >= this.promptLength;
+    if (this.preemptions > 0 && !logprobsDone) return; // a resumed sequence recomputes; the caller saw its progress
+    if (logprobsDone) this.promptLpReported = true;
+    this.events.push({ type: "prefill", processed: this.prefilled, total: this.promptLength, cached: this.cachedTokens, ...(logprobsDone ? { prompt_logprobs: this.promptLp! } : {}) });
     if (!this.prefilling) this.prefillMs = performance.now() - this.startedAt;
   }
 

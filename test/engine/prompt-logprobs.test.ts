@@ -63,6 +63,26 @@ describe("prompt logprobs", async () => {
     }
   });
 
+  test("a sequence preempted halfway through its prompt still reports every prompt logprob, once", async () => {
+    const engine = await Engine.load(dir, { backend: "ref", schedulingPolicy: "priority", maxConcurrentSequences: 1, prefillChunkTokens: 7 });
+    try {
+      const background = engine.generate({ prompt_tokens: prompt, max_tokens: 1, temperature: 0, priority: 5, prompt_logprobs: 3 });
+      const it = background[Symbol.asyncIterator]();
+      const events = [];
+      // Two chunks in, an urgent request takes the only slot.
+      while (events.filter((e) => e.type === "prefill").length < 2) events.push((await it.next()).value);
+      await engine.generate({ prompt_tokens: promptIds(5, 9), max_tokens: 2, temperature: 0, priority: -1 }).result();
+      for (let r = await it.next(); !r.done; r = await it.next()) events.push(r.value);
+      assert.ok(engine.metrics().preemptions_total >= 1);
+      const reported = events.filter((e) => e.type === "prefill" && e.prompt_logprobs);
+      assert.equal(reported.length, 1);
+      const got = (await background.result()).prompt_logprobs!;
+      for (let i = 1; i < prompt.length; i++) assert.equal(got[i]!.logprob, expected[i]!.logprob, `position ${i}`);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test("more than 20 alternatives is an invalid request naming the field", async () => {
     const engine = await Engine.load(dir, { backend: "ref" });
     try {

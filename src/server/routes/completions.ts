@@ -76,7 +76,6 @@ interface PreparedCompletion {
   echo: string;
   stream: boolean;
   streamOptions: FimRequest["stream_options"];
-  logprobs: boolean;
   /** Echo with logprobs of a text completion: the prompt's token ids, whose logprobs lead the list. */
   promptTokens: number[] | null;
 }
@@ -110,7 +109,6 @@ function prepareFim(ctx: ServerContext, body: FimRequest): PreparedCompletion {
     echo: body.echo === true ? body.prompt : "",
     stream: body.stream === true,
     streamOptions: body.stream_options,
-    logprobs: body.logprobs !== null && body.logprobs !== undefined,
     promptTokens: null,
   };
 }
@@ -131,10 +129,12 @@ function prepareText(ctx: ServerContext, body: TextCompletionRequest): PreparedC
     top_k: body.top_k ?? undefined,
     min_p: body.min_p ?? undefined,
   };
-  const common = { model: body.model, stream: body.stream === true, streamOptions: body.stream_options, logprobs: generate.logprobs === true, promptTokens: null };
+  const common = { model: body.model, stream: body.stream === true, streamOptions: body.stream_options, promptTokens: null };
   // As vLLM: echo with logprobs reports the prompt's tokens' logprobs too (lm-eval's loglikelihood).
-  const withPrompt = (ids: number[]) =>
-    body.echo === true && generate.logprobs === true ? { generate: { ...generate, prompt_tokens: ids, prompt_logprobs: generate.top_logprobs ?? 0 }, promptTokens: ids } : { generate: { ...generate, prompt_tokens: ids } };
+  const withPrompt = (ids: number[]) => {
+    if (body.echo !== true || generate.logprobs !== true) return { generate: { ...generate, prompt_tokens: ids } };
+    return { generate: { ...generate, prompt_tokens: ids, prompt_logprobs: generate.top_logprobs ?? 0 }, promptTokens: ids };
+  };
   if (typeof prompt === "string") {
     const echo = body.echo === true ? prompt : "";
     if (suffix !== null) return { ...common, generate: { ...generate, fim: { prompt, suffix } }, echo };
