@@ -48,6 +48,14 @@ const chatBody = fc.record({
   top_p: fc.double({ min: 0, max: 1, noNaN: true }),
 });
 const fimBody = fc.record({ model: fc.constant(MODEL), prompt: text, suffix: fc.option(text, { nil: undefined }), max_tokens: fc.integer({ min: 1, max: 2 }), top_p: fc.double({ min: 0, max: 1, noNaN: true }) });
+const textBody = fc.record({
+  model: fc.constant(MODEL),
+  prompt: fc.oneof(text, fc.array(fc.integer({ min: 0, max: 1000 }), { minLength: 1, maxLength: 8 }), fc.array(text, { minLength: 1, maxLength: 1 })),
+  max_tokens: fc.integer({ min: 1, max: 2 }),
+  echo: fc.boolean(),
+  logprobs: fc.option(fc.integer({ min: 0, max: 2 }), { nil: undefined }),
+  stream: fc.boolean(),
+});
 const anthropicBody = fc.record({
   model: fc.constant(MODEL),
   max_tokens: fc.integer({ min: 1, max: 2 }),
@@ -60,6 +68,7 @@ const countBody = fc.record({ model: fc.constant(MODEL), messages: fc.array(fc.r
 const ROUTES: Route[] = [
   ...["/chat/completions", "/v1/chat/completions", "/beta/chat/completions"].map((path): Route => ({ method: "POST", path, body: chatBody })),
   { method: "POST", path: "/beta/completions", body: fimBody },
+  ...["/completions", "/v1/completions"].map((path): Route => ({ method: "POST", path, body: textBody })),
   { method: "POST", path: "/anthropic/v1/messages", body: anthropicBody },
   { method: "POST", path: "/anthropic/v1/messages/count_tokens", body: countBody },
   ...["/models", "/v1/models", "/beta/models", `/models/${MODEL}`, `/v1/models/${MODEL}`, `/beta/models/${MODEL}`, "/health", "/metrics", "/user/balance", "/v1/user/balance"].map((path): Route => ({ method: "GET", path })),
