@@ -64,15 +64,21 @@ class Exposition {
   }
 
   /** A Prometheus histogram from bucket bounds and per-bucket counts (the last one above every bound); absent: nothing written. */
-  buckets(name: string, help: string, h: HistogramSnapshot | undefined): this {
+  buckets(name: string, help: string, h: HistogramSnapshot | undefined, labels: Record<string, string | number> = {}): this {
     if (!h) return this;
     this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
     let cumulative = 0;
     h.bounds.forEach((le, i) => {
       cumulative += h.counts[i]!;
-      this.lines.push(`${name}_bucket${labelText({ le })} ${cumulative}`);
+      this.lines.push(`${name}_bucket${labelText({ ...labels, le })} ${cumulative}`);
     });
-    this.lines.push(`${name}_bucket${labelText({ le: "+Inf" })} ${h.count}`, `${name}_sum ${formatValue(h.sum)}`, `${name}_count ${h.count}`);
+    this.lines.push(`${name}_bucket${labelText({ ...labels, le: "+Inf" })} ${h.count}`, `${name}_sum${labelText(labels)} ${formatValue(h.sum)}`, `${name}_count${labelText(labels)} ${h.count}`);
+    return this;
+  }
+
+  /** Another exposition's lines, appended. */
+  section(other: Exposition): this {
+    this.lines.push(...other.lines);
     return this;
   }
 
@@ -151,5 +157,42 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, served: Ser
     .metric(`${p}prefix_cache_bytes`, "gauge", "Prefix-cache bytes in memory.", m.prefix_cache_bytes)
     .metric(`${p}prefix_cache_disk_entries`, "gauge", "Prefix-cache snapshots on disk.", m.prefix_cache_disk_entries)
     .metric(`${p}cost_usd_total`, "counter", "Price of all completed requests, each at the prices in force when it arrived, in USD.", stats.costUsd)
+    .section(vllmSeries(m, served.model))
     .toString();
+}
+
+/**
+ * The core series again under vLLM's names (and its `model_name` label), so that what reads a
+ * vLLM server reads dsv4 unchanged: vLLM's Grafana dashboards, and the Kubernetes Gateway API
+ * Inference Extension's endpoint picker, whose model server protocol scrapes
+ * vllm:num_requests_waiting, vllm:num_requests_running and vllm:kv_cache_usage_perc. The
+ * "KV cache" of dsv4 is the sequence state budget: its usage is the reserved share of it.
+ */
+function vllmSeries(m: EngineMetrics, model: string): Exposition {
+  const label = { model_name: model };
+  const e = new Exposition();
+  const gauge = (name: string, help: string, value: number) => e.metric(`vllm:${name}`, "gauge", help, value, label);
+  const counter = (name: string, help: string, value: number) => e.metric(`vllm:${name}`, "counter", help, value, label);
+  const budget = m.state_budget_bytes;
+  gauge("num_requests_running", "Requests being prefilled or decoded.", m.active_sequences);
+  gauge("num_requests_waiting", "Requests waiting for a sequence slot.", m.queued_requests);
+  gauge("kv_cache_usage_perc", "Share of the sequence state budget reserved by running requests (1 = full).", budget ? (m.state_reserved_bytes ?? m.state_bytes_in_use) / budget : 0);
+  counter("prompt_tokens_total", "Prompt tokens of all requests.", m.prompt_tokens_total);
+  counter("generation_tokens_total", "Tokens generated.", m.generated_tokens_total);
+  counter("num_preemptions_total", "Sequences preempted for state memory.", m.preemptions_total);
+  counter("prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.", m.prompt_cache_hit_tokens_total + m.prompt_cache_miss_tokens_total);
+  counter("prefix_cache_hits_total", "Prompt tokens served from the prefix cache.", m.prompt_cache_hit_tokens_total);
+  counter("spec_decode_num_draft_tokens_total", "Draft tokens verified.", m.speculative_drafted_total);
+  counter("spec_decode_num_accepted_tokens_total", "Draft tokens accepted.", m.speculative_accepted_total);
+  e.family("vllm:request_success_total", "counter", "Completed requests by finish reason.",
+    Object.entries(m.requests?.finished ?? {}).map(([reason, value]) => ({ labels: { ...label, finished_reason: reason }, value })));
+  const histogram = (name: string, help: string, h: HistogramSnapshot | undefined) => e.buckets(`vllm:${name}`, help, h, label);
+  histogram("time_to_first_token_seconds", "Time to the first token.", m.latency?.ttft);
+  histogram("inter_token_latency_seconds", "Time between successive token steps of a request.", m.latency?.itl);
+  histogram("e2e_request_latency_seconds", "Time from arrival to the last token.", m.latency?.e2e);
+  histogram("request_queue_time_seconds", "Time waiting for a sequence slot.", m.latency?.queue);
+  histogram("request_prompt_tokens", "Prompt tokens of each completed request.", m.requests?.prompt_tokens);
+  histogram("request_generation_tokens", "Generated tokens of each completed request.", m.requests?.generation_tokens);
+  histogram("iteration_tokens_total", "Tokens per engine step.", m.steps?.tokens);
+  return e;
 }

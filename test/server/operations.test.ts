@@ -177,4 +177,29 @@ describe("token counters while generating, real engine", () => {
     }
     assert.match(text, /^dsv4_request_success_total\{finished_reason="(stop|length)"\} [1-9]\d*$/m);
   });
+
+  test("vLLM's names for the core series, with model_name: what the Kubernetes inference gateway's endpoint picker and vLLM dashboards scrape", async () => {
+    await postJson(`${server.url}/chat/completions`, { model: MODEL, messages, max_tokens: 4, thinking: { type: "disabled" } });
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const value = (name: string) => {
+      const m = new RegExp(`^${name}\\{model_name="${MODEL}"\\} (\\S+)$`, "m").exec(text);
+      assert.ok(m, name);
+      return Number(m[1]);
+    };
+    const twin = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)![1]);
+    // The model server protocol's three required gauges.
+    assert.equal(value("vllm:num_requests_waiting"), twin("dsv4_queue_depth"));
+    assert.equal(value("vllm:num_requests_running"), twin("dsv4_active_sequences"));
+    const usage = value("vllm:kv_cache_usage_perc");
+    assert.ok(usage >= 0 && usage <= 1, `usage ${usage}`);
+    assert.match(text, /^# TYPE vllm:kv_cache_usage_perc gauge$/m);
+    // Counters equal their dsv4 twins (read from the same scrape).
+    assert.equal(value("vllm:prompt_tokens_total"), twin("dsv4_prompt_tokens_total"));
+    assert.equal(value("vllm:generation_tokens_total"), twin("dsv4_generated_tokens_total"));
+    assert.equal(value("vllm:prefix_cache_hits_total"), twin("dsv4_prompt_cache_hit_tokens_total"));
+    // Histograms carry the label on every bucket, the sum and the count.
+    assert.match(text, new RegExp(`^vllm:time_to_first_token_seconds_bucket\\{model_name="${MODEL}",le="\\+Inf"\\} [1-9]\\d*$`, "m"));
+    assert.match(text, new RegExp(`^vllm:time_to_first_token_seconds_count\\{model_name="${MODEL}"\\} [1-9]\\d*$`, "m"));
+    assert.match(text, new RegExp(`^vllm:request_success_total\\{model_name="${MODEL}",finished_reason="(stop|length)"\\} [1-9]\\d*$`, "m"));
+  });
 });
