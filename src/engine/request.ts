@@ -23,6 +23,8 @@ export interface ResolvedRequest {
   maxTokens: number;
   /** End of sentence is masked until this many tokens were generated (min_tokens, ignore_eos). */
   minTokens: number;
+  /** No stop string may end in the text of the first this-many generated tokens (vLLM's min_tokens; not ignore_eos). */
+  stopsAfter: number;
   stop: string[];
   logprobs: boolean;
   topLogprobs: number;
@@ -194,6 +196,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
     seed,
     maxTokens,
     minTokens,
+    stopsAfter: req.min_tokens ?? 0,
     stop,
     logprobs,
     topLogprobs,

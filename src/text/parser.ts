@@ -57,6 +57,8 @@ export interface ParserOptions {
   tokenizer?: Tokenizer;
   /** Stop strings, matched on content only (spec §D.3). */
   stop?: readonly string[];
+  /** False: no stop string ends before armStops() (vLLM's min_tokens). Default true. */
+  stopsArmed?: boolean;
   /** Tool-call id source; inject a seeded one for reproducible output. */
   toolCallId?: ToolCallIdGenerator;
 }
@@ -114,8 +116,13 @@ export class OutputParser {
     this.thinking = (options.thinking_mode ?? "thinking") === "thinking";
     this.state = this.thinking && !options.startInContent ? "reasoning" : "content";
     this.decoder = options.tokenizer?.createStreamDecoder();
-    this.stop = new StopMatcher(options.stop ?? []);
+    this.stop = new StopMatcher(options.stop ?? [], options.stopsArmed ?? true);
     this.newId = options.toolCallId ?? createToolCallIdGenerator();
+  }
+
+  /** From the next pushed token on, stop strings may end (content still held here counts as before). */
+  armStops(): void {
+    this.stop.arm(this.state === "content" ? this.buf.length : 0);
   }
 
   /** True once EOS or a stop string was seen: generation should end. */

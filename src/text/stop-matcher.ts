@@ -2,17 +2,31 @@
  * Stop strings on the content stream (spec §D.3, §D.4 pitfall 2): holds back
  * at most (longest stop − 1) characters so a stop string split across chunks
  * is still caught, and cuts the text right before the first stop string.
+ *
+ * Disarmed (vLLM's min_tokens: no stop before that many tokens), a stop string
+ * may not end in the text pushed so far; once armed, it must end after the
+ * point of arming, though it may begin before it.
  */
 export class StopMatcher {
   private held = "";
+  /** Characters released before `held`. */
+  private released = 0;
+  /** A match must end past this many characters of the stream (Infinity: disarmed). */
+  private armedFrom: number;
   private readonly stops: string[];
   private readonly keep: number;
   /** The stop string that ended the text, once one has. */
   hit: string | undefined;
 
-  constructor(stops: readonly string[]) {
+  constructor(stops: readonly string[], armed = true) {
     this.stops = stops.filter((s) => s.length > 0);
     this.keep = Math.max(0, ...this.stops.map((s) => s.length - 1));
+    this.armedFrom = armed ? 0 : Infinity;
+  }
+
+  /** Lets stop strings end after the text pushed so far and `pending` characters still to come before it. */
+  arm(pending = 0): void {
+    if (this.armedFrom === Infinity) this.armedFrom = this.released + this.held.length + pending;
   }
 
   /** Text that is certainly before any stop string. */
@@ -22,7 +36,8 @@ export class StopMatcher {
     const all = this.held + text;
     let cut = -1;
     for (const s of this.stops) {
-      const i = all.indexOf(s);
+      let i = all.indexOf(s);
+      while (i >= 0 && this.released + i + s.length <= this.armedFrom) i = all.indexOf(s, i + 1);
       if (i >= 0 && (cut < 0 || i < cut)) {
         cut = i;
         this.hit = s;
@@ -30,15 +45,18 @@ export class StopMatcher {
     }
     if (cut >= 0) {
       this.held = "";
+      this.released += cut;
       return all.slice(0, cut);
     }
     const release = Math.max(0, all.length - this.keep);
     this.held = all.slice(release);
+    this.released += release;
     return all.slice(0, release);
   }
 
   flush(): string {
     const out = this.held;
+    this.released += out.length;
     this.held = "";
     return out;
   }

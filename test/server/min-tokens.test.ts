@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
 import { loadDefaultTokenizer } from "../../src/text/tokenizer.js";
-import { MODEL, postJson, realServer, type TestServer } from "./helpers.js";
+import { forceScript, MODEL, postJson, realServer, type TestServer } from "./helpers.js";
 
 const EOS = loadDefaultTokenizer().specialIds.eos;
 
@@ -46,5 +46,31 @@ describe("min_tokens and ignore_eos through the API", () => {
     const fim = await postJson(`${server.url}/beta/completions`, { model: MODEL, prompt: "def f():", max_tokens: 7, ignore_eos: true });
     assert.equal(fim.json.usage.completion_tokens, 7);
     await assert.rejects(chat({ min_tokens: 13 }), (e: unknown) => e instanceof OpenAI.BadRequestError && (e.error as { param?: string }).param === "min_tokens");
+  });
+});
+
+describe("min_tokens and stop strings, as vLLM has them", () => {
+  const tokenizer = loadDefaultTokenizer();
+  // "Hello", " world", ",", " good", " night", then the end of sentence.
+  const script = [...tokenizer.encode("Hello world, good night"), EOS];
+  let server: TestServer;
+  before(async () => {
+    server = await realServer({ logitsProcessor: forceScript(() => script) });
+  });
+  after(() => server.close());
+
+  const content = async (extra: object) => {
+    const r = await postJson(`${server.url}/chat/completions`, { model: MODEL, messages: [{ role: "user", content: "Hi" }], thinking: { type: "disabled" }, max_tokens: 20, stop: ["o"], ...extra });
+    assert.equal(r.status, 200, r.text);
+    return r.json.choices[0].message.content as string;
+  };
+
+  test("no stop string ends in the first min_tokens tokens' text", async () => {
+    assert.equal(await content({}), "Hell");
+    assert.equal(await content({ min_tokens: 2 }), "Hello world, g");
+  });
+
+  test("ignore_eos leaves stop strings alone", async () => {
+    assert.equal(await content({ ignore_eos: true }), "Hell");
   });
 });

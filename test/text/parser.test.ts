@@ -297,6 +297,25 @@ test("stop strings end the content, whatever the chunking; never matched in reas
   assert.equal(p.finish().result.content, "ab");
 });
 
+test("disarmed stops (vLLM's min_tokens) let earlier text through; once armed, a stop may begin before the arming but must end after it", () => {
+  const p = new OutputParser({ thinking_mode: "chat", stop: ["o", "XY"] });
+  const q = new OutputParser({ thinking_mode: "chat", stop: ["o", "XY"], stopsArmed: false });
+  q.pushText("Hello wor");
+  q.pushText("ld X");
+  assert.equal(q.done, false, "no stop before arming");
+  q.armStops();
+  q.pushText("Y and more");
+  assert.equal(q.done, true, "XY began before the arming and ends after it");
+  assert.equal(q.finish().result.content, "Hello world ");
+  p.pushText("Hello");
+  assert.equal(p.done, true, "armed from the start, as by default");
+  const r = new OutputParser({ thinking_mode: "chat", stop: ["o"], stopsArmed: false });
+  r.pushText("Hello");
+  r.armStops();
+  r.pushText(" there, you");
+  assert.equal(r.finish().result.content, "Hello there, y");
+});
+
 test("pushToken without a tokenizer is a programming error", () => {
   assert.throws(() => new OutputParser().pushToken(5), /tokenizer/);
 });
