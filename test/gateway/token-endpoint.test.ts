@@ -27,6 +27,18 @@ describe("dsv4 serve: /generate", () => {
     assert.deepEqual(r.json.output_ids, chat.tokens);
   });
 
+  test("a text instead of input_ids (SGLang's bench_serving default): the same as its tokens", async () => {
+    const text = "The quick brown fox";
+    const viaText = await postJson(`${server.url}/generate`, { text, sampling_params: { max_new_tokens: 4, temperature: 1, sampling_seed: 5 } });
+    assert.equal(viaText.status, 200, viaText.text);
+    const viaIds = await postJson(`${server.url}/generate`, { input_ids: server.engine.tokenize(text), sampling_params: { max_new_tokens: 4, temperature: 1, sampling_seed: 5 } });
+    assert.deepEqual(viaText.json.output_ids, viaIds.json.output_ids);
+    assert.equal(viaText.json.meta_info.prompt_tokens, server.engine.tokenize(text).length);
+    const empty = await postJson(`${server.url}/generate`, { text: "", sampling_params: { max_new_tokens: 4 } });
+    assert.equal(empty.status, 400);
+    assert.equal(empty.json.error.param, "text");
+  });
+
   test("streamed: new ids per chunk, running completion_tokens, the last id with the finish, then [DONE]", async () => {
     const res = await fetch(`${server.url}/generate`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body({ stream: true })) });
     const data = sseData(await res.text());

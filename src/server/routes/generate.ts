@@ -43,11 +43,19 @@ function numberOrNull(v: unknown, param: string): number | null {
   return v;
 }
 
-/** The SGLang-shaped body as an engine request (the engine checks ranges and ids). */
-export function tokenRequest(body: unknown, tenant: string): { request: GenerateRequest; stream: boolean } {
+/**
+ * The SGLang-shaped body as an engine request (the engine checks ranges and ids). SGLang also
+ * takes a `text` instead of `input_ids` (what its bench_serving sends by default): `tokenize`
+ * turns it into ids, with the tokenizer config's special tokens as SGLang's tokenizer adds them.
+ */
+export function tokenRequest(body: unknown, tenant: string, tokenize?: (text: string) => number[]): { request: GenerateRequest; stream: boolean } {
   if (!isObject(body)) throw invalidRequest("body", "the body must be a JSON object");
-  const ids = body.input_ids;
-  if (!Array.isArray(ids) || ids.length === 0) throw invalidRequest("input_ids", "input_ids must be a non-empty array of token ids");
+  let ids = body.input_ids;
+  if ((ids === undefined || ids === null) && typeof body.text === "string" && tokenize) {
+    if (body.text === "") throw invalidRequest("text", "text must not be empty");
+    ids = tokenize(body.text);
+  }
+  if (!Array.isArray(ids) || ids.length === 0) throw invalidRequest("input_ids", "input_ids (or text) must be a non-empty array of token ids");
   const sp = body.sampling_params ?? {};
   if (!isObject(sp)) throw invalidRequest("sampling_params", "sampling_params must be an object");
   const ext = body.dsv4 ?? {};
@@ -92,7 +100,7 @@ function meta(id: string, e: FinishEvent | null, prompt: number, completion: num
 }
 
 async function handleGenerate(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const { request: generate, stream } = tokenRequest(request.body, tenantOf(request));
+  const { request: generate, stream } = tokenRequest(request.body, tenantOf(request), (text) => ctx.engine.tokenize(text, { addSpecialTokens: true }));
   const disconnect = abortOnDisconnect(reply.raw);
   const started = await startGeneration(ctx, request, { ...generate, signal: disconnect.signal }, ctx.models.primary);
   const id = started.generation.id;
