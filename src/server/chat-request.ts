@@ -218,7 +218,7 @@ function logprobSettings(body: ChatRequest): { logprobs: boolean; top: number | 
   return { logprobs, top };
 }
 
-function userId(value: string | null | undefined): string | undefined {
+export function userId(value: string | null | undefined): string | undefined {
   if (value === null || value === undefined) return undefined;
   if (value.length > MAX_USER_ID_LENGTH || !USER_ID.test(value)) {
     throw invalidRequest("user_id", `user_id must be 1 to ${MAX_USER_ID_LENGTH} characters from a-z, A-Z, 0-9, - and _`);

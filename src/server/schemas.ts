@@ -124,14 +124,19 @@ const tokenIds = z.array(z.number({ error: "expected a token id" }), { error: "e
 
 /**
  * vLLM's /v1/completions (OpenAI's legacy text completion): the FIM fields with a prompt that
- * may be token ids, or a list of one text or one id list; vLLM's top_k, min_p and
- * add_special_tokens.
+ * may be token ids, or a list of one text or one id list; vLLM's top_k, min_p,
+ * add_special_tokens, return_token_ids and cache_salt (what dsv4 gateway sends a vLLM
+ * upstream).
  */
 export const textCompletionSchema = fimRequestSchema.extend({
   prompt: z.union([z.string(), tokenIds, z.array(z.string()), z.array(tokenIds)], { error: "expected a string, token ids, or a list of one of them" }),
   top_k: int(),
   min_p: num(),
   add_special_tokens: bool(),
+  /** vLLM's (≥ 0.10.2): the generated ids on each choice (`token_ids`), and the prompt's (`prompt_token_ids`). */
+  return_token_ids: bool(),
+  /** vLLM's prefix-cache salt: requests with different salts share no cached prefix. */
+  cache_salt: str(),
 });
 export type TextCompletionRequest = z.output<typeof textCompletionSchema>;
 

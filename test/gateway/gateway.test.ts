@@ -241,3 +241,46 @@ describe("gateway over three dsv4 replicas", () => {
     reps.splice(reps.indexOf(dead), 1);
   });
 });
+
+describe("gateway over a dsv4 replica spoken to as vLLM (its /v1/completions with token ids and return_token_ids)", () => {
+  let rep: TestServer;
+  let gw: RunningGateway;
+  before(async () => {
+    [rep] = await replicas(1);
+    gw = await gatewayOver([rep], { kind: "vllm" });
+  });
+  after(async () => {
+    await gw.close();
+    await rep.close();
+  });
+
+  for (const stream of [false, true]) {
+    test(`chat${stream ? ", streamed" : ""}: the replica's own answer`, async () => {
+      const body = { model: MODEL, messages: [{ role: "user", content: "Hello through vLLM's protocol" }], thinking: { type: "enabled" }, max_tokens: 12, seed: 7, temperature: 0.8, top_k: 40 };
+      const direct = await postJson(`${rep.url}/chat/completions`, body);
+      if (!stream) {
+        const via = await postJson(`${gw.url}/chat/completions`, body);
+        assert.equal(via.status, 200, via.text);
+        assert.deepEqual(essence(via.json), essence(direct.json));
+        return;
+      }
+      const res = await fetch(`${gw.url}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...body, stream: true }) });
+      let reasoning = "";
+      let content = "";
+      for (const d of sseData(await res.text())) {
+        if (d === "[DONE]") continue;
+        const delta = JSON.parse(d).choices[0]?.delta ?? {};
+        reasoning += delta.reasoning_content ?? "";
+        content += delta.content ?? "";
+      }
+      assert.equal(reasoning, direct.json.choices[0].message.reasoning_content);
+      assert.equal(content, direct.json.choices[0].message.content);
+    });
+  }
+
+  test("the replica's vLLM-named load gauges are what the gateway reads", async () => {
+    const text = await (await fetch(`${rep.url}/metrics`)).text();
+    assert.match(text, /^vllm:num_requests_running\{model_name="[^"]+"\} \d+$/m);
+    assert.match(text, /^vllm:num_requests_waiting\{model_name="[^"]+"\} \d+$/m);
+  });
+});

@@ -8,7 +8,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { FinishReason, GenerateRequest, TokenLogprob } from "../../engine/types.js";
-import { checkN, maxTokens, range, stopStrings } from "../chat-request.js";
+import { checkN, maxTokens, range, stopStrings, userId } from "../chat-request.js";
 import { bill, tenantOf, type ServerContext } from "../context.js";
 import { invalidRequest } from "../errors.js";
 import { startGeneration } from "../billing.js";
@@ -78,6 +78,8 @@ interface PreparedCompletion {
   streamOptions: FimRequest["stream_options"];
   /** Echo with logprobs of a text completion: the prompt's token ids, whose logprobs lead the list. */
   promptTokens: number[] | null;
+  /** vLLM's return_token_ids: the prompt's ids, and the generated ids go on each choice. */
+  returnTokenIds: number[] | null;
 }
 
 /** The sampling fields both kinds share. */
@@ -98,6 +100,7 @@ function sampling(body: FimRequest, ctx: ServerContext, cap: number, defaultMax:
     priority: body.priority ?? undefined,
     min_tokens: body.min_tokens ?? undefined,
     ignore_eos: body.ignore_eos ?? undefined,
+    user_id: userId(body.user_id),
   };
 }
 
@@ -110,6 +113,7 @@ function prepareFim(ctx: ServerContext, body: FimRequest): PreparedCompletion {
     stream: body.stream === true,
     streamOptions: body.stream_options,
     promptTokens: null,
+    returnTokenIds: null,
   };
 }
 
@@ -126,18 +130,25 @@ function prepareText(ctx: ServerContext, body: TextCompletionRequest): PreparedC
   const suffix = body.suffix ?? null;
   const generate: GenerateRequest = {
     ...sampling({ ...body, prompt: "" }, ctx, Infinity, TEXT_COMPLETION_DEFAULT_MAX_TOKENS),
-    top_k: body.top_k ?? undefined,
+    // vLLM's "off" is -1 (or 0); the engine's is 0.
+    top_k: body.top_k === -1 ? 0 : body.top_k ?? undefined,
     min_p: body.min_p ?? undefined,
+    // vLLM's cache_salt isolates the prefix cache as a user_id does (the /generate route's dsv4.cache_salt likewise).
+    ...(body.cache_salt !== null && body.cache_salt !== undefined && { user_id: body.cache_salt }),
   };
-  const common = { model: body.model, stream: body.stream === true, streamOptions: body.stream_options, promptTokens: null };
+  const common = { model: body.model, stream: body.stream === true, streamOptions: body.stream_options, promptTokens: null, returnTokenIds: null };
   // As vLLM: echo with logprobs reports the prompt's tokens' logprobs too (lm-eval's loglikelihood).
   const withPrompt = (ids: number[]) => {
-    if (body.echo !== true || generate.logprobs !== true) return { generate: { ...generate, prompt_tokens: ids } };
-    return { generate: { ...generate, prompt_tokens: ids, prompt_logprobs: generate.top_logprobs ?? 0 }, promptTokens: ids };
+    const returned = body.return_token_ids === true ? { returnTokenIds: ids } : {};
+    if (body.echo !== true || generate.logprobs !== true) return { generate: { ...generate, prompt_tokens: ids }, ...returned };
+    return { generate: { ...generate, prompt_tokens: ids, prompt_logprobs: generate.top_logprobs ?? 0 }, promptTokens: ids, ...returned };
   };
   if (typeof prompt === "string") {
     const echo = body.echo === true ? prompt : "";
-    if (suffix !== null) return { ...common, generate: { ...generate, fim: { prompt, suffix } }, echo };
+    if (suffix !== null) {
+      if (body.return_token_ids === true) throw invalidRequest("return_token_ids", "return_token_ids needs a prompt without a suffix");
+      return { ...common, generate: { ...generate, fim: { prompt, suffix } }, echo };
+    }
     return { ...common, ...withPrompt(ctx.engine.tokenize(prompt, { addSpecialTokens: body.add_special_tokens ?? true })), echo };
   }
   if (suffix !== null) throw invalidRequest("suffix", "a suffix needs a text prompt, not token ids");
@@ -157,25 +168,46 @@ async function handleCompletion(ctx: ServerContext, request: FastifyRequest, rep
   const started = await startGeneration(ctx, request, generate, model);
   const echo = prepared.echo;
   const head = { id: ident.id, object: "text_completion" as const, created: ident.created, model, system_fingerprint: ident.system_fingerprint };
-  const choice = (text: string, logprobs: CompletionLogprobs | null, finish: FinishReason | null) => ({ index: 0, text, logprobs, finish_reason: finish });
+  // vLLM's return_token_ids: each choice carries its generated ids, the first one the prompt's too.
+  const promptIds = prepared.returnTokenIds;
+  let idsSent = false;
+  const tokenIds = (generated: number[]) => {
+    if (promptIds === null) return {};
+    const first = idsSent ? {} : { prompt_token_ids: promptIds };
+    idsSent = true;
+    return { ...first, token_ids: generated };
+  };
+  const choice = (text: string, logprobs: CompletionLogprobs | null, finish: FinishReason | null, generated: number[] = []) => ({
+    index: 0, text, logprobs, finish_reason: finish, ...tokenIds(generated),
+  });
   // Echo with prompt logprobs: the prompt's tokens lead the list, the first one unpredicted.
-  const ids = prepared.promptTokens;
+  const echoIds = prepared.promptTokens;
   const echoed = (lp: ReadonlyArray<TokenLogprob | null> | undefined): Array<TokenLogprob | Unpredicted> =>
-    ids === null ? [] : [{ token: ctx.engine.detokenize(ids.slice(0, 1)), logprob: null, top_logprobs: null }, ...(lp ?? []).slice(1).map((t) => t!)];
+    echoIds === null ? [] : [{ token: ctx.engine.detokenize(echoIds.slice(0, 1)), logprob: null, top_logprobs: null }, ...(lp ?? []).slice(1).map((t) => t!)];
 
   if (!prepared.stream) {
     await jsonWithKeepAlive(reply, ctx.keepAliveMs, async () => {
-      const finish = await drain(started);
+      const generatedIds: number[] = [];
+      const finish = await drain(started, (e) => {
+        if (e.type === "token") generatedIds.push(e.id);
+      });
       serverTiming(reply, finish.stats);
       const usage = bill(ctx, request, finish.usage, finish.stats, finish.finish_reason);
       const generated = finish.logprobs?.content ?? [];
-      const lp = !generate.logprobs ? null : ids !== null ? legacyLogprobs([...echoed(finish.prompt_logprobs), ...generated], 0) : legacyLogprobs(generated, echo.length);
-      return { ...head, choices: [choice(echo + finish.message.content, lp, finish.finish_reason)], usage };
+      const lp = !generate.logprobs ? null : echoIds !== null ? legacyLogprobs([...echoed(finish.prompt_logprobs), ...generated], 0) : legacyLogprobs(generated, echo.length);
+      return { ...head, choices: [choice(echo + finish.message.content, lp, finish.finish_reason, generatedIds)], usage };
     });
     return reply;
   }
 
   let pending: TokenLogprob[] = [];
+  // Ids of tokens whose text has not gone out yet (held back, or none): they ride on the next chunk.
+  let pendingIds: number[] = [];
+  const takeIds = () => {
+    const out = pendingIds;
+    pendingIds = [];
+    return out;
+  };
   let offset = echo.length;
   const takeLogprobs = (): CompletionLogprobs | null => {
     if (!generate.logprobs) return null;
@@ -186,20 +218,23 @@ async function handleCompletion(ctx: ServerContext, request: FastifyRequest, rep
   };
   await streamDeepSeek(reply, ctx.keepAliveMs, started, {
     first: async (sse) => {
-      if (echo !== "" && ids === null) await sse.data({ ...head, choices: [choice(echo, null, null)], usage: running?.fields ?? null });
+      if (echo !== "" && echoIds === null) await sse.data({ ...head, choices: [choice(echo, null, null)], usage: running?.fields ?? null });
     },
     event: async (e, sse) => {
       running?.observe(e);
-      if (e.type === "prefill" && e.prompt_logprobs && ids !== null) {
+      if (e.type === "prefill" && e.prompt_logprobs && echoIds !== null) {
         // The echo waits for the prompt's logprobs, which the prefill's end brings.
         const lp = legacyLogprobs(echoed(e.prompt_logprobs), 0);
         offset = lp.tokens.reduce((n, t) => n + t.length, 0);
         await sse.data({ ...head, choices: [choice(echo, lp, null)], usage: running?.fields ?? null });
-      } else if (e.type === "token" && e.logprob) pending.push(e.logprob);
-      else if (e.type === "content" && e.text !== "") await sse.data({ ...head, choices: [choice(e.text, takeLogprobs(), null)], usage: running?.fields ?? null });
-      else if (e.type === "finish") {
+      } else if (e.type === "token") {
+        pendingIds.push(e.id);
+        if (e.logprob) pending.push(e.logprob);
+      } else if (e.type === "content" && e.text !== "") {
+        await sse.data({ ...head, choices: [choice(e.text, takeLogprobs(), null, takeIds())], usage: running?.fields ?? null });
+      } else if (e.type === "finish") {
         const usage: DeepSeekUsage = bill(ctx, request, e.usage, e.stats, e.finish_reason);
-        await sse.data({ ...head, choices: [choice("", takeLogprobs(), e.finish_reason)], usage });
+        await sse.data({ ...head, choices: [choice("", takeLogprobs(), e.finish_reason, takeIds())], usage });
         if (prepared.streamOptions?.include_usage === true) await sse.data({ ...head, choices: [], usage });
       }
     },
