@@ -38,7 +38,7 @@ import { stateBytes } from "../model/state-size.js";
 import type {
   ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineHealth, EngineMetrics, EngineOptions, GenerateRequest, Generation, ModelInfo, TokenizeOptions,
 } from "./types.js";
-import { detokenizeIds, tokenizeText, tokenPieces } from "./tokenize.js";
+import { detokenizeIds, tokenizeText, tokenizerInfo, tokenPieces } from "./tokenize.js";
 
 const GiB = 1024 ** 3;
 /** Longest stretch of postprocessing (sampling, parsing, events) between two turns of the event loop. */
@@ -330,6 +330,10 @@ export class Engine implements EngineApi {
 
   tokenPieces(tokens: readonly number[]): string[] {
     return tokenPieces(this.tokenizer, tokens);
+  }
+
+  tokenizerInfo(): Record<string, unknown> {
+    return tokenizerInfo(this.tokenizer, this.model.name);
   }
 
   private resolve(request: GenerateRequest) {

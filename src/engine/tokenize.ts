@@ -53,3 +53,24 @@ export function tokenPieces(tok: Tokenizer | null, ids: readonly number[]): stri
   checkIds(t, ids);
   return ids.map((id) => t.idToToken(id)!);
 }
+
+/** tokenizer_config.json fields that hold a special token, as a string or HF's AddedToken object. */
+const TOKEN_FIELDS = ["bos_token", "eos_token", "pad_token", "unk_token"];
+
+/**
+ * The tokenizer's configuration as vLLM's GET /tokenizer_info gives it (HF's init kwargs less
+ * the added-token table, its class, special tokens as strings): what a client that tokenizes
+ * through the server (lm-eval's remote tokenizer) reads first, for eos_token above all.
+ */
+export function tokenizerInfo(tok: Tokenizer | null, name: string): Record<string, unknown> {
+  const t = need(tok, "tokenizer");
+  const { added_tokens_decoder: _table, ...config } = t.config;
+  const info: Record<string, unknown> = { ...config, name_or_path: name, tokenizer_class: config.tokenizer_class ?? "PreTrainedTokenizerFast" };
+  for (const field of TOKEN_FIELDS) {
+    const v = config[field];
+    if (typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string") info[field] = (v as { content: string }).content;
+  }
+  if (typeof info.eos_token !== "string") info.eos_token = t.idToToken(t.specialIds.eos) ?? null;
+  if (typeof info.bos_token !== "string") info.bos_token = t.idToToken(t.specialIds.bos) ?? null;
+  return info;
+}

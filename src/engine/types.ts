@@ -614,6 +614,8 @@ export interface EngineApi {
   detokenize(tokens: readonly number[]): string;
   /** Each id's vocabulary entry as stored (byte-level form, HF's convert_ids_to_tokens). */
   tokenPieces(tokens: readonly number[]): string[];
+  /** The tokenizer's configuration (vLLM's GET /tokenizer_info): tokenizer_config.json less its token table, special tokens as strings. */
+  tokenizerInfo(): Record<string, unknown>;
   /** Sequence state bytes at `tokens` positions for this model (spec §6), MTP state included. */
   stateBytesFor(tokens: number): number;
   metrics(): EngineMetrics;

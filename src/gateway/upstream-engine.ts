@@ -20,7 +20,7 @@ import { resolveRequest, type ResolvedRequest } from "../engine/request.js";
 import { Sequence, type SequenceEnv } from "../engine/sequence.js";
 import { ChatSessionImpl } from "../engine/session.js";
 import type { ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineHealth, EngineMetrics, GenerateRequest, Generation, GenerationResult, ModelInfo, TokenizeOptions } from "../engine/types.js";
-import { detokenizeIds, tokenizeText, tokenPieces } from "../engine/tokenize.js";
+import { detokenizeIds, tokenizeText, tokenizerInfo, tokenPieces } from "../engine/tokenize.js";
 import { loadConfig } from "../model/config.js";
 import { checkpointReleaseAt, chooseEncoder, type Release } from "../text/release.js";
 import { loadTokenizer, type Tokenizer } from "../text/tokenizer.js";
@@ -191,6 +191,10 @@ export class UpstreamEngine implements EngineApi {
 
   tokenPieces(tokens: readonly number[]): string[] {
     return tokenPieces(this.tokenizer, tokens);
+  }
+
+  tokenizerInfo(): Record<string, unknown> {
+    return tokenizerInfo(this.tokenizer, this.model.name);
   }
 
   generate(request: GenerateRequest): Generation {

@@ -71,7 +71,7 @@ const ROUTES: Route[] = [
   ...["/completions", "/v1/completions"].map((path): Route => ({ method: "POST", path, body: textBody })),
   { method: "POST", path: "/anthropic/v1/messages", body: anthropicBody },
   { method: "POST", path: "/anthropic/v1/messages/count_tokens", body: countBody },
-  ...["/models", "/v1/models", "/beta/models", `/models/${MODEL}`, `/v1/models/${MODEL}`, `/beta/models/${MODEL}`, "/health", "/metrics", "/user/balance", "/v1/user/balance"].map((path): Route => ({ method: "GET", path })),
+  ...["/models", "/v1/models", "/beta/models", `/models/${MODEL}`, `/v1/models/${MODEL}`, `/beta/models/${MODEL}`, "/health", "/metrics", "/user/balance", "/v1/user/balance", "/tokenizer_info"].map((path): Route => ({ method: "GET", path })),
 ];
 /** Paths that answer without a key. */
 const PUBLIC = new Set(["/health"]);

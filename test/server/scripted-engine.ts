@@ -214,6 +214,10 @@ export class ScriptedEngine implements EngineApi {
     return tokens.map((t) => String.fromCodePoint(t));
   }
 
+  tokenizerInfo(): Record<string, unknown> {
+    return { tokenizer_class: "ScriptedTokenizer", eos_token: "</s>", bos_token: "<s>" };
+  }
+
   stateBytesFor(): number {
     return 0;
   }

@@ -56,6 +56,20 @@ describe("/tokenize and /detokenize", () => {
     assert.deepEqual(withStrs.token_strs, plain.tokens.map((id) => tokenizer.idToToken(id)));
   });
 
+  test("GET /tokenizer_info: the config as vLLM gives it, what lm-eval's remote tokenizer checks (eos_token, then /tokenize)", async () => {
+    const res = await fetch(`${server.url}/tokenizer_info`, { headers: { authorization: `Bearer ${KEY}` } });
+    assert.equal(res.status, 200);
+    const info = (await res.json()) as Record<string, unknown>;
+    assert.equal(info.eos_token, tokenizer.idToToken(EOS));
+    assert.equal(info.bos_token, tokenizer.idToToken(tokenizer.specialIds.bos));
+    assert.equal(info.name_or_path, MODEL);
+    assert.equal(typeof info.tokenizer_class, "string");
+    assert.equal(info.added_tokens_decoder, undefined, "the token table stays out, as in vLLM's");
+    // lm-eval's remote tokenizer: the eos token's id through /tokenize.
+    const eos = await ok("/tokenize", { prompt: info.eos_token, add_special_tokens: false });
+    assert.deepEqual(eos.tokens, [EOS]);
+  });
+
   test("V4's tokenizer config adds no special tokens around a text (add_bos_token and add_eos_token are false)", async () => {
     const on = await ok("/tokenize", { prompt: "Hi", add_special_tokens: true });
     const off = await ok("/tokenize", { prompt: "Hi", add_special_tokens: false });

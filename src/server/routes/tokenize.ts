@@ -1,5 +1,5 @@
 /**
- * POST /tokenize and /detokenize (also under /v1): vLLM's and SGLang's token utilities, on the
+ * POST /tokenize and /detokenize (also under /v1), GET /tokenizer_info: vLLM's and SGLang's token utilities, on the
  * served model's own tokenizer and prompt encoder. A conversation's count is exactly what the
  * same body sent to /chat/completions reports as usage.prompt_tokens: it goes through the
  * chat route's preparation and the engine's prompt resolution, not a copy of them.
@@ -20,6 +20,8 @@ interface TokenizeResponse {
 }
 
 export function tokenizeRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  // vLLM's: the tokenizer's configuration, what lm-eval's remote tokenizer reads before /tokenize.
+  app.get("/tokenizer_info", async () => ({ ...ctx.engine.tokenizerInfo(), name_or_path: ctx.models.primary }));
   for (const prefix of ["", "/v1"]) {
     app.post(`${prefix}/tokenize`, async (request) => tokenize(ctx, request.body));
     app.post(`${prefix}/detokenize`, async (request) => {
