@@ -7,7 +7,7 @@
  * default is 64 tokens on the native backend (8 on the reference) and the JSON states it.
  */
 import { pathToFileURL } from "node:url";
-import type { Backend, MatrixHandle, Vec } from "../src/kernels/backend.js";
+import type { Backend, MatrixHandle } from "../src/kernels/backend.js";
 import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
 import { Dsv4Model } from "../src/model/transformer.js";

@@ -20,8 +20,6 @@ const auth = { authorization: `Bearer ${KEY}` };
 const PROMPT = 1000;
 const MAX_TOKENS = 8;
 const WORST = worstCaseUsd(PROMPT, MAX_TOKENS, DEFAULT_PRICES);
-// Three output tokens, 400 of the prompt from the cache: what each finished request costs.
-const COST = costOf({ prompt_cache_hit_tokens: 400, prompt_cache_miss_tokens: 600, completion_tokens: 3 }, DEFAULT_PRICES);
 const chat = { model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: MAX_TOKENS };
 
 /** The scripted engine, its prompt as long as the script says (what a reservation counts). */

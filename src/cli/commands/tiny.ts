@@ -1,5 +1,4 @@
 import { existsSync, readdirSync } from "node:fs";
-import { join } from "node:path";
 import { CliError, parseCommandArgs, stringOption, type Command } from "../command.js";
 import { DEFAULT_PRESET, TINY_PRESETS, writeTinyCheckpoint } from "../../tiny/tiny.js";
 
