@@ -16,6 +16,9 @@ import type { SamplingParams } from "./sampler.js";
 import type { SharedPrefixes } from "./shared-prefix.js";
 import type { GenerateRequest, ThinkingSetting } from "./types.js";
 
+/** Most stop_token_ids a request may give. */
+const MAX_STOP_TOKEN_IDS = 256;
+
 export interface ResolvedRequest {
   promptTokens: number[];
   sampling: SamplingParams;
@@ -26,6 +29,8 @@ export interface ResolvedRequest {
   /** No stop string may end in the text of the first this-many generated tokens (vLLM's min_tokens; not ignore_eos). */
   stopsAfter: number;
   stop: string[];
+  /** Token ids that end the answer when generated (vLLM's stop_token_ids). */
+  stopTokenIds: number[];
   logprobs: boolean;
   topLogprobs: number;
   thinkingMode: ThinkingMode;
@@ -151,6 +156,11 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
     throw bad("stop", "must be a non-empty string or an array of at most 16 non-empty strings");
   }
   if (stop.length > 0 && !ctx.tokenizer) throw bad("stop", "stop strings need a tokenizer");
+  const stopTokenIds = req.stop_token_ids ?? [];
+  if (!Array.isArray(stopTokenIds) || stopTokenIds.length > MAX_STOP_TOKEN_IDS) throw bad("stop_token_ids", `must be an array of at most ${MAX_STOP_TOKEN_IDS} token ids`);
+  stopTokenIds.forEach((t, i) => {
+    if (!Number.isInteger(t) || t < 0 || t >= ctx.vocabSize) throw bad(`stop_token_ids[${i}]`, `token id ${t} is not in [0, ${ctx.vocabSize})`);
+  });
   const topLogprobs = Math.floor(num(req.top_logprobs, "top_logprobs", 0, 0, 20));
   const promptLogprobs = req.prompt_logprobs === null || req.prompt_logprobs === undefined ? null : Math.floor(num(req.prompt_logprobs, "prompt_logprobs", 0, 0, 20));
   const logprobs = req.logprobs === true || topLogprobs > 0;
@@ -198,6 +208,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
     minTokens,
     stopsAfter: req.min_tokens ?? 0,
     stop,
+    stopTokenIds: [...stopTokenIds],
     logprobs,
     topLogprobs,
     thinkingMode: mode,

@@ -219,6 +219,7 @@ export class Sequence {
   processLogits(logits: Vec): void {
     this.env.logitsProcessor?.({ id: this.id, generated: this.generated, logits });
     if (this.generated.length < this.req.minTokens) logits[this.env.eosId] = -Infinity;
+    if (this.generated.length < this.req.stopsAfter) for (const id of this.req.stopTokenIds) logits[id] = -Infinity;
   }
 
   private view(): DecodeView {
@@ -278,6 +279,10 @@ export class Sequence {
         this.finish("stop");
         return true;
       }
+    }
+    if (this.req.stopTokenIds.includes(token)) {
+      this.finish("stop");
+      return true;
     }
     if (this.constraint?.complete) {
       this.finish("stop");

@@ -245,6 +245,11 @@ export interface SamplingOptions {
   ignore_eos?: boolean | null;
   /** Up to 16 strings; matched on content across token boundaries, never included in the output. */
   stop?: string | string[] | null;
+  /**
+   * vLLM's stop_token_ids: generating one of these ends the answer (finish_reason "stop"), its
+   * text kept (special tokens show none). Masked until min_tokens, as vLLM does.
+   */
+  stop_token_ids?: number[] | null;
   /** Report the chosen token's logprob. */
   logprobs?: boolean | null;
   /** 0–20 alternatives per position (needs logprobs). */

@@ -270,6 +270,7 @@ export function prepareChat(body: ChatRequest, ctx: ChatRouteContext): PreparedC
     user_id: userId(body.user_id),
     priority: body.priority ?? undefined,
     min_tokens: body.min_tokens ?? undefined,
+    stop_token_ids: body.stop_token_ids ?? undefined,
     ignore_eos: body.ignore_eos ?? undefined,
     reasoning_budget: body.reasoning_budget === null || body.reasoning_budget === undefined ? undefined : range(body.reasoning_budget, "reasoning_budget", 0, MAX_OUTPUT_TOKENS),
   };

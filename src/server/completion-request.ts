@@ -45,6 +45,7 @@ function sampling(body: FimRequest, ctx: ServerContext, cap: number, defaultMax:
     top_logprobs: top,
     priority: body.priority ?? undefined,
     min_tokens: body.min_tokens ?? undefined,
+    stop_token_ids: body.stop_token_ids ?? undefined,
     ignore_eos: body.ignore_eos ?? undefined,
     user_id: userId(body.user_id),
   };

@@ -51,6 +51,8 @@ const toolChoice = z.union(
   { error: "expected \"none\", \"auto\", \"required\" or {\"type\":\"function\",\"function\":{\"name\":…}}" },
 );
 
+const stopTokenIds = nullish(z.array(z.int({ error: "expected a token id" }), { error: "expected a sequence of token ids" }));
+
 const stop = z.union([z.string(), z.array(z.string())], { error: "expected a string or a sequence of strings" });
 
 // continuous_usage_stats: vLLM's, the usage so far on every chunk (running-usage.ts).
@@ -88,6 +90,8 @@ export const chatRequestSchema = z.object({
   /** vLLM's (benchmark clients send them): no end of sentence before min_tokens, or at all. */
   min_tokens: int(),
   ignore_eos: bool(),
+  /** vLLM's: token ids that end the answer. */
+  stop_token_ids: stopTokenIds,
   /**
    * vLLM's template switches, as clients of a vLLM-served DeepSeek send them:
    * {"thinking": bool} (or Qwen's "enable_thinking") and "reasoning_effort", used when the
@@ -117,6 +121,7 @@ export const fimRequestSchema = z.object({
   priority: int(),
   min_tokens: int(),
   ignore_eos: bool(),
+  stop_token_ids: stopTokenIds,
 });
 export type FimRequest = z.output<typeof fimRequestSchema>;
 

@@ -74,3 +74,48 @@ describe("min_tokens and stop strings, as vLLM has them", () => {
     assert.equal(await content({ ignore_eos: true }), "Hell");
   });
 });
+
+describe("stop_token_ids, as vLLM has them", () => {
+  const tokenizer = loadDefaultTokenizer();
+  const COMMA = tokenizer.encode(",")[0]!;
+  let server: TestServer;
+  // null: the script; else every position's top token is this one.
+  let eager: number | null = null;
+  const script = [...tokenizer.encode("Hello world, good night"), EOS];
+  before(async () => {
+    const forced = forceScript(() => script);
+    server = await realServer({ logitsProcessor: (ctx) => (eager === null ? forced(ctx) : void (ctx.logits[eager] = 1e9)) });
+  });
+  after(() => server.close());
+
+  const chat = async (extra: object) => {
+    const r = await postJson(`${server.url}/chat/completions`, { model: MODEL, messages: [{ role: "user", content: "Hi" }], thinking: { type: "disabled" }, max_tokens: 20, ...extra });
+    assert.equal(r.status, 200, r.text);
+    return r.json;
+  };
+
+  test("generating one ends the answer, its text kept", async () => {
+    const r = await chat({ stop_token_ids: [COMMA] });
+    assert.equal(r.choices[0].message.content, "Hello world,");
+    assert.equal(r.choices[0].finish_reason, "stop");
+    assert.equal(r.usage.completion_tokens, 3);
+  });
+
+  test("masked until min_tokens", async () => {
+    eager = COMMA;
+    try {
+      assert.equal((await chat({ stop_token_ids: [COMMA] })).usage.completion_tokens, 1);
+      assert.equal((await chat({ stop_token_ids: [COMMA], min_tokens: 5 })).usage.completion_tokens, 6);
+    } finally {
+      eager = null;
+    }
+  });
+
+  test("an id outside the vocabulary is a 400 naming it; FIM and text completions take them too", async () => {
+    const bad = await postJson(`${server.url}/chat/completions`, { model: MODEL, messages: [{ role: "user", content: "Hi" }], stop_token_ids: [1, -5] });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.param, "stop_token_ids[1]");
+    const text = await postJson(`${server.url}/v1/completions`, { model: MODEL, prompt: "Hi", max_tokens: 20, stop_token_ids: [COMMA] });
+    assert.equal(text.json.choices[0].text, "Hello world,");
+  });
+});

@@ -73,6 +73,7 @@ export function tokenRequest(body: unknown, tenant: string, tokenize?: (text: st
     min_p: numberOrNull(sp.min_p, "sampling_params.min_p"),
     seed: numberOrNull(sp.sampling_seed, "sampling_params.sampling_seed"),
     min_tokens: numberOrNull(sp.min_new_tokens, "sampling_params.min_new_tokens"),
+    stop_token_ids: (sp.stop_token_ids ?? undefined) as GenerateRequest["stop_token_ids"],
     ignore_eos: sp.ignore_eos === undefined || sp.ignore_eos === null ? undefined : (sp.ignore_eos as boolean),
     prompt_tokens_mode: (ext.prompt_tokens_mode ?? null) as GenerateRequest["prompt_tokens_mode"],
     tools: (ext.tools ?? null) as GenerateRequest["tools"],
