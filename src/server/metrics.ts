@@ -158,6 +158,7 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, served: Ser
     .metric(`${p}prefix_cache_disk_entries`, "gauge", "Prefix-cache snapshots on disk.", m.prefix_cache_disk_entries)
     .metric(`${p}cost_usd_total`, "counter", "Price of all completed requests, each at the prices in force when it arrived, in USD.", stats.costUsd)
     .section(vllmSeries(m, served.model))
+    .section(sglangGauges(m, served.model))
     .toString();
 }
 
@@ -168,6 +169,20 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, served: Ser
  * vllm:num_requests_waiting, vllm:num_requests_running and vllm:kv_cache_usage_perc. The
  * "KV cache" of dsv4 is the sequence state budget: its usage is the reserved share of it.
  */
+/**
+ * SGLang's names for the scheduling gauges (with its model_name label): what a router that
+ * speaks SGLang's protocol reads for load, dsv4 gateway's --upstream-kind sglang among them
+ * (dsv4's /generate is SGLang-shaped), and the inference gateway's SGLang profile.
+ */
+function sglangGauges(m: EngineMetrics, model: string): Exposition {
+  const label = { model_name: model };
+  const budget = m.state_budget_bytes;
+  return new Exposition()
+    .metric("sglang:num_running_reqs", "gauge", "Requests being prefilled or decoded.", m.active_sequences, label)
+    .metric("sglang:num_queue_reqs", "gauge", "Requests waiting for a sequence slot.", m.queued_requests, label)
+    .metric("sglang:token_usage", "gauge", "Share of the sequence state budget reserved by running requests (1 = full).", budget ? (m.state_reserved_bytes ?? m.state_bytes_in_use) / budget : 0, label);
+}
+
 function vllmSeries(m: EngineMetrics, model: string): Exposition {
   const label = { model_name: model };
   const e = new Exposition();

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import type { RunningGateway } from "../../src/gateway/index.js";
+import { protocolFor, type RunningGateway } from "../../src/gateway/index.js";
 import type { TestServer } from "../server/helpers.js";
 import { waitFor } from "../helpers/wait.js";
 import { dispatched, gatewayOver, kill, MODEL, postJson, replicas, sseData } from "./helpers.js";
@@ -282,5 +282,32 @@ describe("gateway over a dsv4 replica spoken to as vLLM (its /v1/completions wit
     const text = await (await fetch(`${rep.url}/metrics`)).text();
     assert.match(text, /^vllm:num_requests_running\{model_name="[^"]+"\} \d+$/m);
     assert.match(text, /^vllm:num_requests_waiting\{model_name="[^"]+"\} \d+$/m);
+  });
+});
+
+describe("gateway over a dsv4 replica spoken to as SGLang (its /generate)", () => {
+  let rep: TestServer;
+  let gw: RunningGateway;
+  before(async () => {
+    [rep] = await replicas(1);
+    gw = await gatewayOver([rep], { kind: "sglang" });
+  });
+  after(async () => {
+    await gw.close();
+    await rep.close();
+  });
+
+  test("chat: the replica's own answer", async () => {
+    const body = { model: MODEL, messages: [{ role: "user", content: "Hello through SGLang's protocol" }], thinking: { type: "enabled" }, max_tokens: 12, seed: 5, temperature: 0.7 };
+    const direct = await postJson(`${rep.url}/chat/completions`, body);
+    const via = await postJson(`${gw.url}/chat/completions`, body);
+    assert.equal(via.status, 200, via.text);
+    assert.deepEqual(essence(via.json), essence(direct.json));
+  });
+
+  test("the replica's SGLang-named load gauges are what such a gateway reads", async () => {
+    const text = await (await fetch(`${rep.url}/metrics`)).text();
+    assert.equal(protocolFor("sglang").load(text), 0, "idle: nothing running or queued");
+    assert.match(text, /^sglang:token_usage\{model_name="[^"]+"\} [\d.e-]+$/m);
   });
 });
