@@ -92,6 +92,7 @@ const CASES: Case[] = [
   { name: "text completion with an empty prompt", path: "/v1/completions", body: { model: MODEL, prompt: "" }, status: 400, param: "prompt", message: /empty/ },
   { name: "text completion with a token id outside the vocabulary", path: "/v1/completions", body: { model: MODEL, prompt: [[1, 2, 999999999]] }, status: 400, param: "prompt[0][2]", message: /not in the vocabulary/ },
   { name: "text completion with token ids and a suffix", path: "/v1/completions", body: { model: MODEL, prompt: [1, 2], suffix: "x" }, status: 400, param: "suffix" },
+  { name: "text completion longer than the context", path: "/v1/completions", body: { model: MODEL, prompt: "word ".repeat(80), max_tokens: 4 }, status: 400, param: "prompt", message: /maximum context length is 64 tokens.* in the prompt, 4 in the completion/ },
   { name: "text completion with a prompt object", path: "/v1/completions", body: { model: MODEL, prompt: { text: "x" } }, status: 422, param: "prompt", message: /expected a string, token ids, or a list of one of them/ },
   { name: "FIM max_tokens above 4K", path: "/beta/completions", body: { model: MODEL, prompt: "x", max_tokens: 4097 }, status: 400, param: "max_tokens", message: "Invalid max_tokens value, the valid range of max_tokens is [1, 4096]" },
   { name: "FIM without a prompt", path: "/beta/completions", body: { model: MODEL }, status: 422, param: "body", message: /missing field `prompt`/ },

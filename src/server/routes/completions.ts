@@ -7,6 +7,7 @@
  * `suffix` it is the FIM completion of /beta.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { EngineError } from "../../engine/errors.js";
 import type { FinishReason, TokenLogprob } from "../../engine/types.js";
 import { prepareFim, prepareText, type PreparedCompletion } from "../completion-request.js";
 import { bill, tenantOf, type ServerContext } from "../context.js";
@@ -69,7 +70,13 @@ async function handleCompletion(ctx: ServerContext, request: FastifyRequest, rep
   const disconnect = abortOnDisconnect(reply.raw);
   const generate = { ...prepared.generate, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal };
   const running = prepared.stream ? RunningUsage.forRequest(prepared.streamOptions, ctx.engine, generate) : null;
-  const started = await startGeneration(ctx, request, generate, model);
+  const started = await startGeneration(ctx, request, generate, model).catch((e: unknown) => {
+    // The engine names the prompt of a chat request; here the body calls it `prompt`.
+    if (e instanceof EngineError && (e.param === "messages" || e.param === "prompt_tokens")) {
+      throw new EngineError(e.code, e.message.replace(" in the messages,", " in the prompt,"), { param: "prompt", cause: e });
+    }
+    throw e;
+  });
   const echo = prepared.echo;
   const head = { id: ident.id, object: "text_completion" as const, created: ident.created, model, system_fingerprint: ident.system_fingerprint };
   // vLLM's return_token_ids: each choice carries its generated ids, the first one the prompt's too.
