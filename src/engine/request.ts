@@ -31,6 +31,8 @@ export interface ResolvedRequest {
   stop: string[];
   /** Token ids that end the answer when generated (vLLM's stop_token_ids). */
   stopTokenIds: number[];
+  /** The stop string that ends the answer stays in it (vLLM's include_stop_str_in_output). */
+  includeStop: boolean;
   logprobs: boolean;
   topLogprobs: number;
   thinkingMode: ThinkingMode;
@@ -209,6 +211,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
     stopsAfter: req.min_tokens ?? 0,
     stop,
     stopTokenIds: [...stopTokenIds],
+    includeStop: req.include_stop_str_in_output === true,
     logprobs,
     topLogprobs,
     thinkingMode: mode,

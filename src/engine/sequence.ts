@@ -100,7 +100,7 @@ export class Sequence {
     this.events = new EventQueue({ highWater: env.readerHighWater, onDrain: env.onReaderDrain });
     const tok = env.tokenizer;
     this.parser = tok
-      ? new OutputParser({ tokenizer: tok, thinking_mode: req.thinkingMode, startInContent: !req.startsInReasoning, stop: req.stop, stopsArmed: req.stopsAfter === 0 })
+      ? new OutputParser({ tokenizer: tok, thinking_mode: req.thinkingMode, startInContent: !req.startsInReasoning, stop: req.stop, stopsArmed: req.stopsAfter === 0, includeStopInOutput: req.includeStop })
       : null;
     this.pieces = tok ? tok.createStreamDecoder() : null;
     this.constraint = tok && req.constraint ? createConstraint(req.constraint, tok) : null;

@@ -250,6 +250,8 @@ export interface SamplingOptions {
    * text kept (special tokens show none). Masked until min_tokens, as vLLM does.
    */
   stop_token_ids?: number[] | null;
+  /** vLLM's include_stop_str_in_output: the answer ends with the stop string that ended it. */
+  include_stop_str_in_output?: boolean | null;
   /** Report the chosen token's logprob. */
   logprobs?: boolean | null;
   /** 0–20 alternatives per position (needs logprobs). */

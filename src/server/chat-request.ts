@@ -271,6 +271,7 @@ export function prepareChat(body: ChatRequest, ctx: ChatRouteContext): PreparedC
     priority: body.priority ?? undefined,
     min_tokens: body.min_tokens ?? undefined,
     stop_token_ids: body.stop_token_ids ?? undefined,
+    include_stop_str_in_output: body.include_stop_str_in_output ?? undefined,
     ignore_eos: body.ignore_eos ?? undefined,
     reasoning_budget: body.reasoning_budget === null || body.reasoning_budget === undefined ? undefined : range(body.reasoning_budget, "reasoning_budget", 0, MAX_OUTPUT_TOKENS),
   };

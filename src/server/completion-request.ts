@@ -46,6 +46,7 @@ function sampling(body: FimRequest, ctx: ServerContext, cap: number, defaultMax:
     priority: body.priority ?? undefined,
     min_tokens: body.min_tokens ?? undefined,
     stop_token_ids: body.stop_token_ids ?? undefined,
+    include_stop_str_in_output: body.include_stop_str_in_output ?? undefined,
     ignore_eos: body.ignore_eos ?? undefined,
     user_id: userId(body.user_id),
   };

@@ -90,8 +90,9 @@ export const chatRequestSchema = z.object({
   /** vLLM's (benchmark clients send them): no end of sentence before min_tokens, or at all. */
   min_tokens: int(),
   ignore_eos: bool(),
-  /** vLLM's: token ids that end the answer. */
+  /** vLLM's: token ids that end the answer; the stop string kept in the answer. */
   stop_token_ids: stopTokenIds,
+  include_stop_str_in_output: bool(),
   /**
    * vLLM's template switches, as clients of a vLLM-served DeepSeek send them:
    * {"thinking": bool} (or Qwen's "enable_thinking") and "reasoning_effort", used when the
@@ -122,6 +123,7 @@ export const fimRequestSchema = z.object({
   min_tokens: int(),
   ignore_eos: bool(),
   stop_token_ids: stopTokenIds,
+  include_stop_str_in_output: bool(),
 });
 export type FimRequest = z.output<typeof fimRequestSchema>;
 

@@ -59,6 +59,8 @@ export interface ParserOptions {
   stop?: readonly string[];
   /** False: no stop string ends before armStops() (vLLM's min_tokens). Default true. */
   stopsArmed?: boolean;
+  /** vLLM's include_stop_str_in_output: the content ends with the stop string. */
+  includeStopInOutput?: boolean;
   /** Tool-call id source; inject a seeded one for reproducible output. */
   toolCallId?: ToolCallIdGenerator;
 }
@@ -116,7 +118,7 @@ export class OutputParser {
     this.thinking = (options.thinking_mode ?? "thinking") === "thinking";
     this.state = this.thinking && !options.startInContent ? "reasoning" : "content";
     this.decoder = options.tokenizer?.createStreamDecoder();
-    this.stop = new StopMatcher(options.stop ?? [], options.stopsArmed ?? true);
+    this.stop = new StopMatcher(options.stop ?? [], options.stopsArmed ?? true, options.includeStopInOutput ?? false);
     this.newId = options.toolCallId ?? createToolCallIdGenerator();
   }
 

@@ -18,7 +18,11 @@ export class StopMatcher {
   /** The stop string that ended the text, once one has. */
   hit: string | undefined;
 
-  constructor(stops: readonly string[], armed = true) {
+  /** vLLM's include_stop_str_in_output: the text ends with the stop string instead of before it. */
+  private readonly includeStop: boolean;
+
+  constructor(stops: readonly string[], armed = true, includeStop = false) {
+    this.includeStop = includeStop;
     this.stops = stops.filter((s) => s.length > 0);
     this.keep = Math.max(0, ...this.stops.map((s) => s.length - 1));
     this.armedFrom = armed ? 0 : Infinity;
@@ -44,9 +48,10 @@ export class StopMatcher {
       }
     }
     if (cut >= 0) {
+      const end = this.includeStop ? cut + this.hit!.length : cut;
       this.held = "";
-      this.released += cut;
-      return all.slice(0, cut);
+      this.released += end;
+      return all.slice(0, end);
     }
     const release = Math.max(0, all.length - this.keep);
     this.held = all.slice(release);

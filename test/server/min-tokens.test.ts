@@ -73,6 +73,11 @@ describe("min_tokens and stop strings, as vLLM has them", () => {
   test("ignore_eos leaves stop strings alone", async () => {
     assert.equal(await content({ ignore_eos: true }), "Hell");
   });
+
+  test("include_stop_str_in_output keeps the stop string that ended the answer", async () => {
+    assert.equal(await content({ include_stop_str_in_output: true }), "Hello");
+    assert.equal(await content({ include_stop_str_in_output: true, min_tokens: 2 }), "Hello world, go");
+  });
 });
 
 describe("stop_token_ids, as vLLM has them", () => {
