@@ -32,6 +32,15 @@ const PROBE_CAP = 8192;
  */
 const DRAFT_MARGIN = 1.05;
 
+/**
+ * Drafts whose expected yield (accepted tokens per sequence) is below this are never chosen,
+ * whatever the step times say: no draft and verify row costs as little as 5% of a step, so a
+ * rate that favours them only tells which step time the machine's noise inflated (under load,
+ * a stale 2-row time against a 1-row time measured in a slow moment made auto draft again
+ * and again after its drafts had all failed). Probes still come.
+ */
+const MIN_DRAFT_GAIN = 0.05;
+
 const ewma = (old: number | null, v: number, a = ALPHA) => (old === null ? v : old + a * (v - old));
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
@@ -209,6 +218,7 @@ export class SpecPolicy {
         this.probing = !this.opts.alwaysDraft;
         break;
       }
+      if (k > lo && this.survival(k).reduce((sum, p) => sum + p, 0) < MIN_DRAFT_GAIN) break;
       if (r > bestRate * (bestRate < 0 ? 1 : DRAFT_MARGIN)) {
         best = k;
         bestRate = r;

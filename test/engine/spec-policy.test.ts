@@ -47,6 +47,17 @@ describe("speculation cost model", () => {
     assert.equal(p.choose(1), 0);
   });
 
+  test("drafts that are all rejected stay off even when a loaded machine inflated the plain step's time", () => {
+    const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
+    // A stale 2-row time from before drafting stopped, and 1-row steps timed in a slow moment.
+    for (let i = 0; i < 5; i++) p.recordStep(2, 10);
+    for (let i = 0; i < 20; i++) p.recordStep(1, 20);
+    p.recordDraft(1, 1);
+    verify(p, 1, 0, 30); // acceptance about 0.004
+    assert.ok(p.rate(1, 1)! > p.rate(1, 0)! * 1.05, "the timings alone would favour a draft");
+    assert.equal(p.choose(1), 0);
+  });
+
   test("when drafts are never accepted, auto verifies none and probes at doubling intervals", () => {
     const p = new SpecPolicy({ maxDrafts: 5, alwaysDraft: false, blockDraft: true });
     measured(p, 10, 2, [1, 2, 6]);
