@@ -174,17 +174,20 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
   }
   const maxTokens = req.max_tokens ?? Math.max(1, Math.min(room, ctx.defaultMaxTokens ?? DEFAULT_MAX_TOKENS));
   if (room < 1 || P + maxTokens > ctx.contextLength) {
+    // Named after what the request gave: a conversation (the hosted service's wording), a FIM prompt or ids.
+    const noun = req.messages !== undefined ? "messages" : "prompt";
     throw new EngineError(
       "context_length_exceeded",
-      `This model's maximum context length is ${ctx.contextLength} tokens. However, you requested ${P + Math.max(maxTokens, 0)} tokens (${P} in the messages, ${Math.max(maxTokens, 0)} in the completion). Please reduce the length of the messages or completion.`,
-      { param: "messages" },
+      `This model's maximum context length is ${ctx.contextLength} tokens. However, you requested ${P + Math.max(maxTokens, 0)} tokens (${P} in the ${noun}, ${Math.max(maxTokens, 0)} in the completion). Please reduce the length of the ${noun} or completion.`,
+      { param: req.messages !== undefined ? "messages" : req.fim !== undefined ? "prompt" : "prompt_tokens" },
     );
   }
   if (req.ignore_eos !== null && req.ignore_eos !== undefined && typeof req.ignore_eos !== "boolean") throw bad("ignore_eos", "must be a boolean");
-  const minTokens = req.ignore_eos === true ? maxTokens : req.min_tokens ?? 0;
-  if (!Number.isInteger(minTokens) || minTokens < 0 || minTokens > maxTokens) {
+  const askedMin = req.min_tokens ?? 0;
+  if (!Number.isInteger(askedMin) || askedMin < 0 || askedMin > maxTokens) {
     throw bad("min_tokens", `must be an integer from 0 to max_tokens (${maxTokens})`);
   }
+  const minTokens = req.ignore_eos === true ? maxTokens : askedMin;
   const budget = req.reasoning_budget ?? null;
   if (budget !== null && (!Number.isInteger(budget) || budget < 0)) throw bad("reasoning_budget", "must be a non-negative integer");
   if (budget !== null && ctx.tokenizer?.specialIds.thinkEnd === undefined) throw bad("reasoning_budget", "the tokenizer has no </think> token");
@@ -208,7 +211,7 @@ export function resolveRequest(req: GenerateRequest, ctx: ResolveContext): Resol
     seed,
     maxTokens,
     minTokens,
-    stopsAfter: req.min_tokens ?? 0,
+    stopsAfter: askedMin,
     stop,
     stopTokenIds: [...stopTokenIds],
     includeStop: req.include_stop_str_in_output === true,

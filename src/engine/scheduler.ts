@@ -27,11 +27,11 @@
  */
 import { EngineError } from "./errors.js";
 import type { Sequence } from "./sequence.js";
+import { StepCost } from "./step-cost.js";
 import type { SchedulingPolicy } from "./types.js";
 
 /** The policies EngineOptions.schedulingPolicy takes (checked at load; the CLI's --scheduling-policy). */
 export const SCHEDULING_POLICIES: readonly SchedulingPolicy[] = ["fcfs", "priority"];
-import { StepCost } from "./step-cost.js";
 
 export interface SchedulerConfig {
   maxRunning: number;

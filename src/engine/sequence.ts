@@ -84,7 +84,6 @@ export class Sequence {
   /** Per prompt token (index 0 null) when prompt logprobs were asked for, else null. */
   private readonly promptLp: Array<TokenLogprob | null> | null;
   private promptLpReported = false;
-  private stopsArmed: boolean;
   private readonly createdAt = performance.now();
   private startedAt = 0;
   private firstTokenAt = 0;
@@ -105,7 +104,6 @@ export class Sequence {
     this.pieces = tok ? tok.createStreamDecoder() : null;
     this.constraint = tok && req.constraint ? createConstraint(req.constraint, tok) : null;
     this.lp = { content: [], reasoning: [] };
-    this.stopsArmed = req.stopsAfter === 0;
     this.promptLp = req.promptLogprobs === null ? null : new Array<TokenLogprob | null>(req.promptTokens.length).fill(null);
     this.done = new Promise<GenerationResult>((resolve, reject) => (this.settle = { resolve, reject }));
     // Callers that only iterate events must not get an unhandled rejection from this promise.
@@ -270,10 +268,7 @@ export class Sequence {
     this.events.push(logprob ? { type: "token", id: token, text, phase, logprob } : { type: "token", id: token, text, phase });
     if (this.parser) {
       // vLLM's min_tokens: a stop string may end only in the text of the tokens after them.
-      if (!this.stopsArmed && this.generated.length > this.req.stopsAfter) {
-        this.parser.armStops();
-        this.stopsArmed = true;
-      }
+      if (this.generated.length === this.req.stopsAfter + 1) this.parser.armStops();
       for (const d of this.parser.pushToken(token)) this.events.push(d);
       if (this.parser.done) {
         this.finish("stop");
