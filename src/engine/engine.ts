@@ -333,7 +333,7 @@ export class Engine implements EngineApi {
   }
 
   tokenizerInfo(): Record<string, unknown> {
-    return tokenizerInfo(this.tokenizer, this.model.name);
+    return tokenizerInfo(this.tokenizer);
   }
 
   private resolve(request: GenerateRequest) {

@@ -59,13 +59,14 @@ const TOKEN_FIELDS = ["bos_token", "eos_token", "pad_token", "unk_token"];
 
 /**
  * The tokenizer's configuration as vLLM's GET /tokenizer_info gives it (HF's init kwargs less
- * the added-token table, its class, special tokens as strings): what a client that tokenizes
- * through the server (lm-eval's remote tokenizer) reads first, for eos_token above all.
+ * the added-token table, its class, special tokens as strings; the server adds the served name
+ * as name_or_path): what a client that tokenizes through the server (lm-eval's remote
+ * tokenizer) reads first, for eos_token above all.
  */
-export function tokenizerInfo(tok: Tokenizer | null, name: string): Record<string, unknown> {
+export function tokenizerInfo(tok: Tokenizer | null): Record<string, unknown> {
   const t = need(tok, "tokenizer");
   const { added_tokens_decoder: _table, ...config } = t.config;
-  const info: Record<string, unknown> = { ...config, name_or_path: name, tokenizer_class: config.tokenizer_class ?? "PreTrainedTokenizerFast" };
+  const info: Record<string, unknown> = { ...config, tokenizer_class: config.tokenizer_class ?? "PreTrainedTokenizerFast" };
   for (const field of TOKEN_FIELDS) {
     const v = config[field];
     if (typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string") info[field] = (v as { content: string }).content;

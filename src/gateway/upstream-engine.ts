@@ -194,7 +194,7 @@ export class UpstreamEngine implements EngineApi {
   }
 
   tokenizerInfo(): Record<string, unknown> {
-    return tokenizerInfo(this.tokenizer, this.model.name);
+    return tokenizerInfo(this.tokenizer);
   }
 
   generate(request: GenerateRequest): Generation {

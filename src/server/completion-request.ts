@@ -22,10 +22,8 @@ export interface PreparedCompletion {
   echo: string;
   stream: boolean;
   streamOptions: FimRequest["stream_options"];
-  /** Echo with logprobs of a text completion: the prompt's token ids, whose logprobs lead the list. */
-  promptTokens: number[] | null;
-  /** vLLM's return_token_ids: the prompt's ids, and the generated ids go on each choice. */
-  returnTokenIds: number[] | null;
+  /** vLLM's return_token_ids: the prompt's ids (generate.prompt_tokens) and the generated ids go on the choices. */
+  returnTokenIds: boolean;
 }
 
 /** The sampling fields both kinds share. */
@@ -60,8 +58,7 @@ export function prepareFim(ctx: ServerContext, body: FimRequest): PreparedComple
     echo: body.echo === true ? body.prompt : "",
     stream: body.stream === true,
     streamOptions: body.stream_options,
-    promptTokens: null,
-    returnTokenIds: null,
+    returnTokenIds: false,
   };
 }
 
@@ -84,13 +81,10 @@ export function prepareText(ctx: ServerContext, body: TextCompletionRequest): Pr
     // vLLM's cache_salt isolates the prefix cache as a user_id does (the /generate route's dsv4.cache_salt likewise).
     ...(body.cache_salt !== null && body.cache_salt !== undefined && { user_id: body.cache_salt }),
   };
-  const common = { model: body.model, stream: body.stream === true, streamOptions: body.stream_options, promptTokens: null, returnTokenIds: null };
+  const common = { model: body.model, stream: body.stream === true, streamOptions: body.stream_options, returnTokenIds: body.return_token_ids === true };
   // As vLLM: echo with logprobs reports the prompt's tokens' logprobs too (lm-eval's loglikelihood).
-  const withPrompt = (ids: number[]) => {
-    const returned = body.return_token_ids === true ? { returnTokenIds: ids } : {};
-    if (body.echo !== true || generate.logprobs !== true) return { generate: { ...generate, prompt_tokens: ids }, ...returned };
-    return { generate: { ...generate, prompt_tokens: ids, prompt_logprobs: generate.top_logprobs ?? 0 }, promptTokens: ids, ...returned };
-  };
+  const promptLogprobs = body.echo === true && generate.logprobs === true ? { prompt_logprobs: generate.top_logprobs ?? 0 } : {};
+  const withPrompt = (ids: number[]) => ({ generate: { ...generate, prompt_tokens: ids, ...promptLogprobs } });
   if (typeof prompt === "string") {
     const echo = body.echo === true ? prompt : "";
     if (suffix !== null) {

@@ -162,36 +162,26 @@ export function prometheusText(m: EngineMetrics, stats: ServerStats, served: Ser
     .toString();
 }
 
+/** The "KV cache" of dsv4 is the sequence state budget: its usage is the reserved share of it (1 = full). */
+function stateUsage(m: EngineMetrics): number {
+  const budget = m.state_budget_bytes;
+  return budget ? (m.state_reserved_bytes ?? m.state_bytes_in_use) / budget : 0;
+}
+
 /**
  * The core series again under vLLM's names (and its `model_name` label), so that what reads a
  * vLLM server reads dsv4 unchanged: vLLM's Grafana dashboards, and the Kubernetes Gateway API
  * Inference Extension's endpoint picker, whose model server protocol scrapes
- * vllm:num_requests_waiting, vllm:num_requests_running and vllm:kv_cache_usage_perc. The
- * "KV cache" of dsv4 is the sequence state budget: its usage is the reserved share of it.
+ * vllm:num_requests_waiting, vllm:num_requests_running and vllm:kv_cache_usage_perc.
  */
-/**
- * SGLang's names for the scheduling gauges (with its model_name label): what a router that
- * speaks SGLang's protocol reads for load, dsv4 gateway's --upstream-kind sglang among them
- * (dsv4's /generate is SGLang-shaped), and the inference gateway's SGLang profile.
- */
-function sglangGauges(m: EngineMetrics, model: string): Exposition {
-  const label = { model_name: model };
-  const budget = m.state_budget_bytes;
-  return new Exposition()
-    .metric("sglang:num_running_reqs", "gauge", "Requests being prefilled or decoded.", m.active_sequences, label)
-    .metric("sglang:num_queue_reqs", "gauge", "Requests waiting for a sequence slot.", m.queued_requests, label)
-    .metric("sglang:token_usage", "gauge", "Share of the sequence state budget reserved by running requests (1 = full).", budget ? (m.state_reserved_bytes ?? m.state_bytes_in_use) / budget : 0, label);
-}
-
 function vllmSeries(m: EngineMetrics, model: string): Exposition {
   const label = { model_name: model };
   const e = new Exposition();
   const gauge = (name: string, help: string, value: number) => e.metric(`vllm:${name}`, "gauge", help, value, label);
   const counter = (name: string, help: string, value: number) => e.metric(`vllm:${name}`, "counter", help, value, label);
-  const budget = m.state_budget_bytes;
   gauge("num_requests_running", "Requests being prefilled or decoded.", m.active_sequences);
   gauge("num_requests_waiting", "Requests waiting for a sequence slot.", m.queued_requests);
-  gauge("kv_cache_usage_perc", "Share of the sequence state budget reserved by running requests (1 = full).", budget ? (m.state_reserved_bytes ?? m.state_bytes_in_use) / budget : 0);
+  gauge("kv_cache_usage_perc", "Share of the sequence state budget reserved by running requests (1 = full).", stateUsage(m));
   counter("prompt_tokens_total", "Prompt tokens of all requests.", m.prompt_tokens_total);
   counter("generation_tokens_total", "Tokens generated.", m.generated_tokens_total);
   counter("num_preemptions_total", "Sequences preempted for state memory.", m.preemptions_total);
@@ -210,4 +200,17 @@ function vllmSeries(m: EngineMetrics, model: string): Exposition {
   histogram("request_generation_tokens", "Generated tokens of each completed request.", m.requests?.generation_tokens);
   histogram("iteration_tokens_total", "Tokens per engine step.", m.steps?.tokens);
   return e;
+}
+
+/**
+ * SGLang's names for the scheduling gauges (with its model_name label): what a router that
+ * speaks SGLang's protocol reads for load, dsv4 gateway's --upstream-kind sglang among them
+ * (dsv4's /generate is SGLang-shaped), and the inference gateway's SGLang profile.
+ */
+function sglangGauges(m: EngineMetrics, model: string): Exposition {
+  const label = { model_name: model };
+  return new Exposition()
+    .metric("sglang:num_running_reqs", "gauge", "Requests being prefilled or decoded.", m.active_sequences, label)
+    .metric("sglang:num_queue_reqs", "gauge", "Requests waiting for a sequence slot.", m.queued_requests, label)
+    .metric("sglang:token_usage", "gauge", "Share of the sequence state budget reserved by running requests (1 = full).", stateUsage(m), label);
 }

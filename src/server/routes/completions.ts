@@ -71,16 +71,14 @@ async function handleCompletion(ctx: ServerContext, request: FastifyRequest, rep
   const generate = { ...prepared.generate, tenant: tenantOf(request), id: ident.id, signal: disconnect.signal };
   const running = prepared.stream ? RunningUsage.forRequest(prepared.streamOptions, ctx.engine, generate) : null;
   const started = await startGeneration(ctx, request, generate, model).catch((e: unknown) => {
-    // The engine names the prompt of a chat request; here the body calls it `prompt`.
-    if (e instanceof EngineError && (e.param === "messages" || e.param === "prompt_tokens")) {
-      throw new EngineError(e.code, e.message.replace(" in the messages,", " in the prompt,"), { param: "prompt", cause: e });
-    }
+    // The engine names the ids it was given; this body calls them `prompt`.
+    if (e instanceof EngineError && e.param === "prompt_tokens") throw new EngineError(e.code, e.message, { param: "prompt", cause: e });
     throw e;
   });
   const echo = prepared.echo;
   const head = { id: ident.id, object: "text_completion" as const, created: ident.created, model, system_fingerprint: ident.system_fingerprint };
   // vLLM's return_token_ids: each choice carries its generated ids, the first one the prompt's too.
-  const promptIds = prepared.returnTokenIds;
+  const promptIds = prepared.returnTokenIds ? (prepared.generate.prompt_tokens ?? null) : null;
   let idsSent = false;
   const tokenIds = (generated: number[]) => {
     if (promptIds === null) return {};
@@ -92,7 +90,7 @@ async function handleCompletion(ctx: ServerContext, request: FastifyRequest, rep
     index: 0, text, logprobs, finish_reason: finish, ...tokenIds(generated),
   });
   // Echo with prompt logprobs: the prompt's tokens lead the list, the first one unpredicted.
-  const echoIds = prepared.promptTokens;
+  const echoIds = prepared.generate.prompt_logprobs !== undefined ? prepared.generate.prompt_tokens! : null;
   const echoed = (lp: ReadonlyArray<TokenLogprob | null> | undefined): Array<TokenLogprob | Unpredicted> =>
     echoIds === null ? [] : [{ token: ctx.engine.detokenize(echoIds.slice(0, 1)), logprob: null, top_logprobs: null }, ...(lp ?? []).slice(1).map((t) => t!)];
 
