@@ -129,24 +129,26 @@ export class SpecPolicy {
 
   /** Estimated milliseconds of a decode step of `rows` rows, from the measurements (null before any). */
   stepTime(rows: number): number | null {
-    const exact = this.stepMs.get(rows);
-    if (exact !== undefined) return exact;
     const pts = [...this.stepMs];
     if (pts.length === 0) return null;
+    // A step never costs less than the slowest measured one with fewer rows: each row count's
+    // EMA is updated only when such steps run, so a 2-row time from before drafting stopped can
+    // sit below 1-row times measured in a slow moment since, and make a draft look free.
+    const floor = Math.max(0, ...pts.filter(([r]) => r < rows).map(([, t]) => t));
+    const exact = this.stepMs.get(rows);
+    if (exact !== undefined) return Math.max(exact, floor);
     if (pts.length === 1) {
       // One measurement: until another row count is seen, assume extra rows cost a quarter of
       // an average row (optimistic, so the policy tries a k and measures it).
       const [r0, t0] = pts[0]!;
       return Math.max(t0 * (1 + (0.25 * (rows - r0)) / r0), t0 * 0.5);
     }
-    // Least-squares line through the measured (rows, ms) points; a step never costs less than the
-    // fastest measured one with fewer rows.
+    // Least-squares line through the measured (rows, ms) points, above the floor.
     const n = pts.length;
     const mx = pts.reduce((s, [r]) => s + r, 0) / n;
     const my = pts.reduce((s, [, t]) => s + t, 0) / n;
     const sxx = pts.reduce((s, [r]) => s + (r - mx) ** 2, 0);
     const slope = Math.max(0, pts.reduce((s, [r, t]) => s + (r - mx) * (t - my), 0) / sxx);
-    const floor = Math.max(0, ...pts.filter(([r]) => r <= rows).map(([, t]) => t));
     return Math.max(floor, my + slope * (rows - mx));
   }
 

@@ -16,7 +16,7 @@ describe("streams on the real engine", () => {
     test(`a client that disconnects cancels its generation at once (${stream ? "streaming" : "non-streaming"})`, async () => {
       const m = () => server.engine.metrics();
       const cancelledBefore = m().requests_cancelled_total;
-      const body = JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Tell me a long story." }], max_tokens: 2000, stream });
+      const body = JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Tell me a long story." }], max_tokens: 2000, stream, ignore_eos: true });
       const url = new URL(`${server.url}/chat/completions`);
       const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: "POST", headers: { "content-type": "application/json" } });
       req.on("error", () => undefined);
