@@ -10,8 +10,9 @@ class ThreadPool;
 // step pays the first touch of weights it had not used yet: the page faults, and on a virtual
 // machine the hypervisor's own per-page cost, which is about as large (0.5 s per GB measured
 // on a 2-core Firecracker guest, with or without MADV_POPULATE_READ). Returns the bytes
-// covered: 0 when the file is not mapped. On Linux a file the page cache holds in 4 KiB pages
-// is read once more so that it comes back in large folios (see prefetch.cc).
+// covered: 0 when the file is not mapped. On Linux each 64 MiB of the file that the page
+// cache holds in 4 KiB folios is read once more so that it comes back in 2 MiB ones (see
+// prefetch.cc).
 size_t prefetch_mapping(const std::string& path, ThreadPool& pool);
 
 }  // namespace dsv4

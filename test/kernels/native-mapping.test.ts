@@ -34,6 +34,20 @@ function pmdMappedBytes(): number | null {
   return m ? Number(m[1]) * 1024 : null;
 }
 
+/** Bytes of `file` this process maps with 2 MiB entries (Linux), or null where that cannot be read. */
+function pmdMappedBytesOf(file: string): number | null {
+  if (!existsSync("/proc/self/smaps")) return null;
+  let total = 0;
+  let inFile = false;
+  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (header) inFile = header[1] === file;
+    const pmd = inFile ? /^FilePmdMapped:\s+(\d+) kB/.exec(line) : null;
+    if (pmd) total += Number(pmd[1]) * 1024;
+  }
+  return total;
+}
+
 describe("mapped checkpoint files", { skip }, () => {
   // 160 MiB: past the 128 MiB from which the prefetch checks how the file is mapped. An FP4
   // 2048x4096 matrix and its scales sit at an odd offset in the middle, the rest is filler.
@@ -85,5 +99,28 @@ describe("mapped checkpoint files", { skip }, () => {
     assert.equal(nb.prefetchFile(file), 160 * 2 ** 20);
     assert.equal(nb.prefetchFile(file), 160 * 2 ** 20);
     assert.deepEqual(Array.from(nb.linear(x, 1, mapped, true)), first);
+  });
+
+  test("a file whose later part the page cache holds in 4 KiB folios is mapped with 2 MiB entries after the prefetch", () => {
+    // Written as a download or a converter may: the first 64 MiB in 4 MiB writes (the page
+    // cache takes them in large folios where the kernel and file system make them), the rest
+    // in 4 KiB writes (4 KiB folios). A check of the file's start alone finds large folios.
+    const mixed = join(dir, "mixed.bin");
+    const fd = openSync(mixed, "w");
+    for (let i = 0; i < 16; i++) writeSync(fd, bytes(4 * 2 ** 20, 20 + i));
+    const page = bytes(4096, 40);
+    for (let i = 0; i < (96 * 2 ** 20) / 4096; i++) writeSync(fd, page);
+    closeSync(fd);
+    const nb = new NativeBackend();
+    const m = nb.uploadMatrix({ ...stored(true), location: { file: mixed, offset: 100 * 2 ** 20, byteLength: data.length }, scale, scaleLocation: null });
+    assert.equal(nb.prefetchFile(mixed), 160 * 2 ** 20);
+    const pmd = pmdMappedBytesOf(mixed);
+    if (pmd === null || pmd < 64 * 2 ** 20) {
+      // No 2 MiB file folios here even for the large writes (kernel, file system or memory): nothing to check.
+      console.log(`# ${mixed}: ${pmd} bytes mapped with 2 MiB entries after the prefetch; large folios unavailable here`);
+      return;
+    }
+    assert.equal(pmd, 160 * 2 ** 20, "every 2 MiB of the file in one entry");
+    assert.ok(m.bytes > 0);
   });
 });
