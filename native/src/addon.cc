@@ -11,6 +11,7 @@
 
 #include "kernels.h"
 #include "linear.h"
+#include "mapping.h"
 #include "prefetch.h"
 #include "matrix_io.h"
 #include "moe.h"
@@ -442,6 +443,17 @@ Napi::Value PrefetchMapping(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(bytes));
 }
 
+// lockMapping(path): keep that checkpoint file's mapping in memory (mlock). Returns null, or
+// why it failed; throws when the file is not mapped.
+Napi::Value LockMapping(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) throw Napi::TypeError::New(info.Env(), "path must be a string");
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const std::shared_ptr<Mapping> m = Mapping::find(path);
+  if (!m) throw Napi::Error::New(info.Env(), "lockMapping: " + path + " is not mapped");
+  const std::string error = m->lock();
+  return error.empty() ? info.Env().Null() : Napi::String::New(info.Env(), error);
+}
+
 // Test-only: see fail_allocations_after (scratch.h). A negative count turns it off.
 Napi::Value FailAllocationsAfter(const Napi::CallbackInfo& info) {
   if (!info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "count must be a number");
@@ -486,7 +498,7 @@ const Entry kEntries[] = {
     {"selectIsa", SelectIsa},         {"memoryBandwidth", MemoryBandwidth},
     {"fmaPeak", FmaPeak},             {"setThreads", SetThreads},
     {"poolOverhead", PoolOverhead},   {"failAllocationsAfter", FailAllocationsAfter},
-    {"prefetchMapping", PrefetchMapping}, {"setNotsentLowat", SetNotsentLowat}, {"setReceiveBuffer", SetReceiveBuffer},
+    {"prefetchMapping", PrefetchMapping}, {"lockMapping", LockMapping}, {"setNotsentLowat", SetNotsentLowat}, {"setReceiveBuffer", SetReceiveBuffer},
 };
 
 Napi::Value call_entry(const Napi::CallbackInfo& info) {

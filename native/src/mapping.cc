@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,5 +86,17 @@ std::shared_ptr<Mapping> Mapping::find(const std::string& path) {
 }
 
 Mapping::~Mapping() { munmap(const_cast<uint8_t*>(data_), size_); }
+
+std::string Mapping::lock() const {
+  if (mlock(data_, size_) == 0) return "";
+  const int err = errno;
+  std::string why = std::string("mlock of ") + std::to_string(size_) + " bytes failed: " + std::strerror(err);
+  struct rlimit lim;
+  if ((err == ENOMEM || err == EPERM) && getrlimit(RLIMIT_MEMLOCK, &lim) == 0) {
+    why += lim.rlim_cur == RLIM_INFINITY ? std::string(" (the locked-memory limit is unlimited: the memory is not there)")
+                                         : " (the locked-memory limit, ulimit -l, is " + std::to_string(lim.rlim_cur / 1024) + " KiB)";
+  }
+  return why;
+}
 
 }  // namespace dsv4

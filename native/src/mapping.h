@@ -20,6 +20,9 @@ class Mapping {
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // Keeps the whole file in memory (mlock): read in now, never paged out. Empty on success,
+  // else what failed and why, with the locked-memory limit where that was the cause.
+  std::string lock() const;
 
  private:
   Mapping(const uint8_t* data, size_t size) : data_(data), size_(size) {}

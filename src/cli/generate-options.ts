@@ -1,7 +1,7 @@
 /** Generation flags shared by `dsv4 run` and `dsv4 chat`. */
 import type { GenerateRequest } from "../engine/types.js";
 import { CliError, stringOption, type Command, type ParsedArgs } from "./command.js";
-import { encodingOption, intOption, numberOption, PREFETCH_HELP, prefetchOption, SPECULATIVE_HELP, speculativeOption } from "./load-engine.js";
+import { encodingOption, intOption, MLOCK_HELP, numberOption, PREFETCH_HELP, prefetchOption, SPECULATIVE_HELP, speculativeOption } from "./load-engine.js";
 import type { EngineOptions } from "../engine/types.js";
 
 export const GENERATE_FLAGS = {
@@ -17,6 +17,7 @@ export const GENERATE_FLAGS = {
   seed: { type: "string" },
   speculative: { type: "string" },
   prefetch: { type: "string" },
+  mlock: { type: "boolean" },
 } as const;
 
 export const GENERATE_HELP = `  --model DIR          checkpoint directory (default: the embedded tiny random-weight model)
@@ -32,7 +33,8 @@ export const GENERATE_HELP = `  --model DIR          checkpoint directory (defau
   --seed N             reproducible sampling
   --backend NAME       compute backend (default: the fastest available)
   --speculative MODE   ${SPECULATIVE_HELP.replace(/\n {26}/g, "\n                       ")}
-  --prefetch MODE      ${PREFETCH_HELP.replace(/\n {26}/g, "\n                       ")}`;
+  --prefetch MODE      ${PREFETCH_HELP.replace(/\n {26}/g, "\n                       ")}
+  --mlock              ${MLOCK_HELP.replace(/\n {26}/g, "\n                       ")}`;
 
 export const EFFORTS = ["low", "high", "max"] as const;
 
@@ -56,8 +58,11 @@ export function generateOptions(command: Command, args: ParsedArgs): Omit<Genera
   };
 }
 
-/** Engine options from the shared flags (--backend, --encoding). */
+/** Engine options from the shared flags (--backend, --encoding, --speculative, --prefetch, --mlock). */
 export function engineOptions(command: Command, args: ParsedArgs): EngineOptions {
   const opt = (flag: string) => stringOption(command, args, flag);
-  return { backend: opt("backend"), encoding: encodingOption(opt("encoding")), speculative: speculativeOption(opt("speculative")), prefetch: prefetchOption(opt("prefetch")) };
+  return {
+    backend: opt("backend"), encoding: encodingOption(opt("encoding")), speculative: speculativeOption(opt("speculative")), prefetch: prefetchOption(opt("prefetch")),
+    mlock: args.values.mlock === true,
+  };
 }

@@ -90,6 +90,9 @@ export const PREFETCH_HELP = `read every page of the weights at load, so no requ
                           first use of an expert or the drafter: auto (default: when the
                           checkpoint fits in available memory with 2 GiB to spare), on, off`;
 
+export const MLOCK_HELP = `keep the weights in memory after loading them, never paged out (mlock;
+                          needs ulimit -l to cover the checkpoint: loading says so otherwise)`;
+
 /** The --speculative help line, for every command that loads an engine to generate. */
 export const SPECULATIVE_HELP = `speculative decoding: auto (default: the checkpoint's drafter, DSpark or
                           MTP, where a measured cost model says drafts pay), dspark, mtp (always

@@ -286,6 +286,7 @@ export class Engine implements EngineApi {
       kind: opts.runner,
       backend: opts.backend,
       prefetch: opts.prefetch,
+      mlock: opts.mlock,
       onProgress: (p) => progress({ phase: p.phase ?? "weights", loaded: p.done, total: p.total, message: `${p.bytes} bytes` }),
     });
     if (opts.signal?.aborted) {

@@ -116,6 +116,13 @@ export interface EngineOptions {
    * available memory with 2 GiB to spare, "on", "off".
    */
   prefetch?: PrefetchMode;
+  /**
+   * Lock the mapped weights in memory after the prefetch (mlock, llama.cpp's --mlock): no step
+   * then waits for the disk on an expert the kernel paged out while it was unused. Needs the
+   * locked-memory limit (ulimit -l) to cover the checkpoint; loading fails naming it otherwise.
+   * Default false.
+   */
+  mlock?: boolean;
   /** Public model name used in responses (default "deepseek-v4-flash"). */
   modelName?: string;
   /** Sequences decoded together in one step (default 16). */

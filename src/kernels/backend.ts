@@ -67,6 +67,12 @@ export interface Backend {
    * the bytes covered, 0 when it has not mapped that file. Absent: the backend maps nothing.
    */
   prefetchFile?(path: string): number;
+  /**
+   * Keep a checkpoint file the backend has mapped in memory, never paged out (mlock: llama.cpp's
+   * --mlock); null when done, else why not. Absent: the backend maps nothing (its weights live
+   * in its own memory).
+   */
+  lockFile?(path: string): string | null;
   /** One row of a matrix, decoded (embedding lookup). */
   matrixRow(m: MatrixHandle, row: number, out: Vec, outOffset: number): void;
 

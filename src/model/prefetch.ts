@@ -26,6 +26,26 @@ export function shouldPrefetch(mode: PrefetchMode, checkpointBytes: number, avai
   return checkpointBytes + PREFETCH_HEADROOM_BYTES <= available;
 }
 
+/**
+ * Locks every shard the backend has mapped in memory (`--mlock`), after the prefetch has read
+ * them in their final page-cache folios: a locked page is never paged out, so a step never
+ * waits for the disk on an expert unused for a while (a host under memory pressure, or a VM
+ * whose kernel pages out memory left unread for a minute). A backend that maps nothing holds
+ * its weights in its own memory: nothing to lock. Throws naming the shard, the cause and the fix.
+ */
+export function lockCheckpoint(ckpt: Checkpoint, backend: Backend): void {
+  if (!backend.lockFile) return;
+  for (const file of ckpt.shardPaths()) {
+    const error = backend.lockFile(resolve(file));
+    if (error !== null) {
+      throw new Error(
+        `--mlock: could not lock ${file} in memory: ${error}. Raise the locked-memory limit (ulimit -l unlimited; ` +
+          `LimitMEMLOCK=infinity in a systemd unit; docker run --ulimit memlock=-1) or leave out --mlock`,
+      );
+    }
+  }
+}
+
 /** Prefetches each shard the backend has mapped; returns the bytes touched (0 when skipped). */
 export function prefetchCheckpoint(ckpt: Checkpoint, backend: Backend, mode: PrefetchMode, onProgress?: (p: LoadProgress) => void): number {
   if (!backend.prefetchFile || !shouldPrefetch(mode, ckpt.totalBytes())) return 0;

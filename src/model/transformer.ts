@@ -8,7 +8,7 @@ import { moeForward, type MoeTrace } from "./moe.js";
 import { RopeTable } from "./rope.js";
 import { selectRows } from "./rows.js";
 import { SequenceState, type LayerState } from "./state.js";
-import { prefetchCheckpoint, type PrefetchMode } from "./prefetch.js";
+import { lockCheckpoint, prefetchCheckpoint, type PrefetchMode } from "./prefetch.js";
 import { drafterLayout, loadWeights, type BlockWeights, type HcWeights, type LoadProgress, type ModelWeights } from "./weights.js";
 
 /** Observation hooks for localising a mismatch (router and indexer choices). */
@@ -96,6 +96,8 @@ export interface LoadOptions {
   onProgress?: (p: LoadProgress) => void;
   /** Touch the mapped weights at load (prefetch.ts); default "auto". */
   prefetch?: PrefetchMode;
+  /** Keep the mapped weights in memory, never paged out (prefetch.ts lockCheckpoint); default false. */
+  mlock?: boolean;
 }
 
 /**
@@ -118,6 +120,7 @@ export class Dsv4Model {
     try {
       const { weights, loader } = loadWeights(ckpt, cfg, opts.backend, opts.onProgress);
       prefetchCheckpoint(ckpt, opts.backend, opts.prefetch ?? "auto", opts.onProgress);
+      if (opts.mlock) lockCheckpoint(ckpt, opts.backend);
       return new Dsv4Model(cfg, weights, opts.backend, loader.bytes, ckpt);
     } catch (err) {
       ckpt.close();

@@ -4,13 +4,15 @@
  * checkpoint that does not load is reported with the loader's own message.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
 import { startRunner, type Runner, type StepRequest } from "../../src/engine/runner/index.js";
 import { checkpoint, promptIds, tempDir } from "./helpers.js";
 import { writeTinyCheckpoint } from "../../src/tiny/tiny.js";
+import { nativeSkip } from "../kernels/native-available.js";
+import { smapsBytesOf } from "../helpers/smaps.js";
 
 async function script(runner: Runner): Promise<Array<Float32Array | Float64Array>> {
   const out: Array<Float32Array | Float64Array> = [];
@@ -75,6 +77,28 @@ describe("model runner", async () => {
       await runner.close();
     }
     await assert.rejects(runner.step([]), /closed/);
+  });
+
+  test("Engine.load with mlock has the runner thread lock every shard it mapped", { skip: nativeSkip() }, async (t) => {
+    let engine: Engine;
+    try {
+      engine = await Engine.load(dir, { backend: "native", mlock: true, prefixCache: { enabled: false } });
+    } catch (err) {
+      assert.match((err as Error).message, /--mlock: could not lock .* in memory: .*ulimit -l/);
+      t.diagnostic(`mlock refused here: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      const shards = readdirSync(dir).filter((f) => f.endsWith(".safetensors")).map((f) => join(dir, f));
+      assert.ok(shards.length > 0);
+      for (const shard of shards) {
+        const locked = smapsBytesOf(shard, "Locked");
+        if (locked === null) return t.skip("no /proc/self/smaps here");
+        assert.ok(locked >= statSync(shard).size, `${shard}: ${locked} of ${statSync(shard).size} bytes locked`);
+      }
+    } finally {
+      await engine.dispose();
+    }
   });
 
   test("a checkpoint that fails to load on the runner thread rejects Engine.load with the loader's message", async () => {

@@ -7,6 +7,7 @@ import type { StoredMatrix } from "../../src/kernels/backend.js";
 import { NativeBackend } from "../../src/kernels/native/backend.js";
 import { writeShardedCheckpointStreaming } from "../../src/formats/safetensors-writer.js";
 import { nativeSkip } from "./native-available.js";
+import { smapsBytesOf } from "../helpers/smaps.js";
 
 // The native backend maps checkpoint files at 2 MiB-aligned addresses asking for huge pages,
 // and its prefetch reads a file that the page cache holds in small pages once more so that it
@@ -33,20 +34,6 @@ function pmdMappedBytes(): number | null {
   if (!existsSync("/proc/self/smaps_rollup")) return null;
   const m = /FilePmdMapped:\s+(\d+) kB/.exec(readFileSync("/proc/self/smaps_rollup", "utf8"));
   return m ? Number(m[1]) * 1024 : null;
-}
-
-/** Bytes of `file` this process maps with 2 MiB entries (Linux), or null where that cannot be read. */
-function pmdMappedBytesOf(file: string): number | null {
-  if (!existsSync("/proc/self/smaps")) return null;
-  let total = 0;
-  let inFile = false;
-  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
-    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (header) inFile = header[1] === file;
-    const pmd = inFile ? /^FilePmdMapped:\s+(\d+) kB/.exec(line) : null;
-    if (pmd) total += Number(pmd[1]) * 1024;
-  }
-  return total;
 }
 
 describe("mapped checkpoint files", { skip }, () => {
@@ -115,7 +102,7 @@ describe("mapped checkpoint files", { skip }, () => {
     const nb = new NativeBackend();
     const m = nb.uploadMatrix({ ...stored(true), location: { file: mixed, offset: 100 * 2 ** 20, byteLength: data.length }, scale, scaleLocation: null });
     assert.equal(nb.prefetchFile(mixed), 160 * 2 ** 20);
-    const pmd = pmdMappedBytesOf(mixed);
+    const pmd = smapsBytesOf(mixed, "FilePmdMapped");
     if (pmd === null || pmd < 64 * 2 ** 20) {
       // No 2 MiB file folios here even for the large writes (kernel, file system or memory): nothing to check.
       console.log(`# ${mixed}: ${pmd} bytes mapped with 2 MiB entries after the prefetch; large folios unavailable here`);
@@ -131,7 +118,7 @@ describe("mapped checkpoint files", { skip }, () => {
     const touched2MiB = (path: string, start: number) => {
       const m = nb.uploadMatrix({ ...stored(true), location: { file: path, offset: start + 4 * 2 ** 20, byteLength: data.length }, scaleLocation: null });
       nb.linear(x, 1, m, true);
-      return pmdMappedBytesOf(path);
+      return smapsBytesOf(path, "FilePmdMapped");
     };
     const whole = join(dir, "whole.bin");
     writeFileSync(whole, bytes(16 * 2 ** 20, 50)); // one write: large folios wherever this kernel makes them

@@ -4,10 +4,13 @@ import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { NativeBackend } from "../../src/kernels/native/backend.js";
 import { RefBackend } from "../../src/kernels/ref/index.js";
-import { PREFETCH_HEADROOM_BYTES, shouldPrefetch } from "../../src/model/prefetch.js";
+import type { Backend } from "../../src/kernels/backend.js";
+import { lockCheckpoint, PREFETCH_HEADROOM_BYTES, shouldPrefetch } from "../../src/model/prefetch.js";
+import { Checkpoint } from "../../src/formats/safetensors.js";
 import { Dsv4Model } from "../../src/model/transformer.js";
 import type { LoadProgress } from "../../src/model/weights.js";
 import { testDataDir } from "../helpers/paths.js";
+import { smapsBytesOf } from "../helpers/smaps.js";
 
 const golden = join(testDataDir, "golden", "tiny-dspark-a");
 const shard = resolve(golden, "model.safetensors");
@@ -48,5 +51,45 @@ describe("prefetching the mapped weights at load", () => {
 
   test("a file the native backend has not mapped covers 0 bytes", () => {
     assert.equal(new NativeBackend().prefetchFile(resolve(testDataDir, "no-such-shard.safetensors")), 0);
+  });
+});
+
+describe("locking the mapped weights in memory (--mlock)", () => {
+  test("the native backend locks every page of each shard it mapped, or loading names the limit that stopped it", (t) => {
+    let model: Dsv4Model;
+    try {
+      model = Dsv4Model.load(golden, { backend: new NativeBackend(), mlock: true });
+    } catch (err) {
+      // Not root and a locked-memory limit below the shard: the error must say what to raise.
+      assert.match((err as Error).message, /--mlock: could not lock .*model\.safetensors in memory: mlock of \d+ bytes failed: .*ulimit -l/);
+      t.diagnostic(`mlock refused here: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      const locked = smapsBytesOf(shard, "Locked");
+      if (locked === null) return t.skip("no /proc/self/smaps here");
+      assert.ok(locked >= statSync(shard).size, `${locked} of ${statSync(shard).size} bytes locked`);
+    } finally {
+      model.close();
+    }
+  });
+
+  test("a lock that fails names the shard, the cause and how to raise the limit", () => {
+    const ckpt = Checkpoint.open(golden);
+    const backend = { lockFile: () => "mlock of 123 bytes failed: Cannot allocate memory (the locked-memory limit, ulimit -l, is 8192 KiB)" } as unknown as Backend;
+    try {
+      assert.throws(() => lockCheckpoint(ckpt, backend), (err: Error) => {
+        assert.match(err.message, /^--mlock: could not lock .*model\.safetensors in memory: mlock of 123 bytes failed: Cannot allocate memory/);
+        assert.match(err.message, /ulimit -l unlimited/);
+        assert.match(err.message, /leave out --mlock/);
+        return true;
+      });
+    } finally {
+      ckpt.close();
+    }
+  });
+
+  test("a backend that maps nothing loads the same with mlock", () => {
+    Dsv4Model.load(golden, { backend: new RefBackend(), mlock: true }).close();
   });
 });

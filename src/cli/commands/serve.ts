@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { CliError, parseCommandArgs, stringOption, untilSignal, untilUnhealthy, type Command } from "../command.js";
-import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, PREFETCH_HELP, prefetchOption, schedulingPolicyOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
+import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, MLOCK_HELP, PREFETCH_HELP, prefetchOption, schedulingPolicyOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
 import { describeLedger, KEY_OPTIONS_USAGE, keysFrom, ledgerFor } from "../ledger-options.js";
 import {
@@ -62,6 +62,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
   --backend NAME          compute backend (default: the fastest available)
   --speculative MODE      ${SPECULATIVE_HELP}
   --prefetch MODE         ${PREFETCH_HELP}
+  --mlock                 ${MLOCK_HELP}
   --keep-alive SECONDS    keep-alive interval for streams and slow responses (default 5)
   --reader-timeout SECONDS
                           a stream whose client stops reading pauses its generation; after
@@ -107,6 +108,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
       backend: { type: "string" },
       speculative: { type: "string" },
       prefetch: { type: "string" },
+      mlock: { type: "boolean" },
       "keep-alive": { type: "string" },
       "reader-timeout": { type: "string" },
       "sampling-in-thinking": { type: "boolean" },
@@ -144,6 +146,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
         backend: opt("backend"),
         speculative: speculativeOption(opt("speculative")),
         prefetch: prefetchOption(opt("prefetch")),
+        mlock: args.values.mlock === true,
         modelName,
         maxConcurrentSequences: intOption("max-sequences", opt("max-sequences"), 1),
         maxQueuedRequests: intOption("max-queue", opt("max-queue"), 0),

@@ -12,8 +12,9 @@ export type { DraftOutput, DraftRequest, DraftSampling, DsparkDraftRequest, MtpD
 
 export type RunnerKind = "worker" | "inline";
 
-export async function startRunner(dir: string, opts: { kind?: RunnerKind; backend?: string; prefetch?: PrefetchMode; onProgress?: (p: LoadProgress) => void }): Promise<Runner> {
-  if ((opts.kind ?? "worker") === "worker") return WorkerRunner.start(dir, opts.backend, opts.onProgress, opts.prefetch);
-  const model = Dsv4Model.load(dir, { backend: createBackend(opts.backend), prefetch: opts.prefetch, onProgress: opts.onProgress });
+export async function startRunner(dir: string, opts: { kind?: RunnerKind; backend?: string; prefetch?: PrefetchMode; mlock?: boolean; onProgress?: (p: LoadProgress) => void }): Promise<Runner> {
+  const load = { backend: opts.backend, prefetch: opts.prefetch, mlock: opts.mlock ?? false };
+  if ((opts.kind ?? "worker") === "worker") return WorkerRunner.start(dir, load, opts.onProgress);
+  const model = Dsv4Model.load(dir, { ...load, backend: createBackend(opts.backend), onProgress: opts.onProgress });
   return new InlineRunner(new ModelHost(model));
 }

@@ -4,10 +4,15 @@ import type { PrefetchMode } from "../../model/prefetch.js";
 import type { LoadProgress } from "../../model/weights.js";
 import type { DraftRequest, RunnerInfo, StepRequest } from "./protocol.js";
 
-export interface WorkerConfig {
-  dir: string;
+/** How the runner thread loads the model. */
+export interface WorkerLoad {
   backend: string | undefined;
   prefetch: PrefetchMode | undefined;
+  mlock: boolean;
+}
+
+export interface WorkerConfig extends WorkerLoad {
+  dir: string;
 }
 
 export type ToWorker =

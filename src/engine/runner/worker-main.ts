@@ -16,7 +16,9 @@ const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m
 let host: ModelHost;
 try {
   const cfg = workerData as WorkerConfig;
-  const model = Dsv4Model.load(cfg.dir, { backend: createBackend(cfg.backend), prefetch: cfg.prefetch, onProgress: (progress) => post({ type: "progress", progress }) });
+  const model = Dsv4Model.load(cfg.dir, {
+    backend: createBackend(cfg.backend), prefetch: cfg.prefetch, mlock: cfg.mlock, onProgress: (progress) => post({ type: "progress", progress }),
+  });
   host = new ModelHost(model);
   post({ type: "ready", info: host.info });
 } catch (err) {

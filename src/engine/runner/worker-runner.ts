@@ -6,9 +6,8 @@
  */
 import { Worker } from "node:worker_threads";
 import type { StateBlock } from "../../model/state-blocks.js";
-import type { PrefetchMode } from "../../model/prefetch.js";
 import type { LoadProgress } from "../../model/weights.js";
-import type { FromWorker, ToWorker, WorkerConfig } from "./messages.js";
+import type { FromWorker, ToWorker, WorkerConfig, WorkerLoad } from "./messages.js";
 import type { DraftOutput, DraftRequest, Runner, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
 
 interface Pending {
@@ -44,8 +43,8 @@ export class WorkerRunner implements Runner {
   }
 
   /** Starts the thread and loads `dir` there; rejects with the loader's message. */
-  static start(dir: string, backend: string | undefined, onProgress?: (p: LoadProgress) => void, prefetch?: PrefetchMode): Promise<WorkerRunner> {
-    const config: WorkerConfig = { dir, backend, prefetch };
+  static start(dir: string, load: WorkerLoad, onProgress?: (p: LoadProgress) => void): Promise<WorkerRunner> {
+    const config: WorkerConfig = { dir, ...load };
     const worker = new Worker(new URL("./worker-main.js", import.meta.url), { workerData: config, stdout: false, stderr: false });
     return new Promise((resolve, reject) => {
       const onMessage = (m: FromWorker) => {

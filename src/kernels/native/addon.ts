@@ -45,6 +45,8 @@ export interface NativeAddon {
   failAllocationsAfter(count: number): void;
   /** Reads one byte of every page of that file's mapping, over the pool; returns its size, 0 when the file is not mapped. */
   prefetchMapping(path: string): number;
+  /** mlock of that file's mapping: null when locked, else why not (the locked-memory limit named where it was the cause). Throws when the file is not mapped. */
+  lockMapping?(path: string): string | null;
   /** TCP_NOTSENT_LOWAT on a TCP socket's descriptor (src/server/socket-limits.ts); the errno, 0 when set. */
   setNotsentLowat(fd: number, bytes: number): number;
   /** SO_RCVBUF on a socket's descriptor: a fixed receive buffer, for tests that play a client that stops reading; the errno, 0 when set. */

@@ -86,6 +86,11 @@ export class NativeBackend implements Backend {
     return this.addon.prefetchMapping(path);
   }
 
+  lockFile(path: string): string | null {
+    if (typeof this.addon.lockMapping !== "function") return "the native addon was built from an older checkout and cannot lock memory: rebuild it (npm rebuild dsv4)";
+    return this.addon.lockMapping(path);
+  }
+
   matrixRow(m: MatrixHandle, row: number, out: Vec, outOffset: number): void {
     if (out instanceof Float32Array) {
       this.addon.matrixRow((m as NativeMatrix).ptr, row, out, outOffset);
