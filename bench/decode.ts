@@ -10,7 +10,7 @@ import { pathToFileURL } from "node:url";
 import type { Backend, MatrixHandle } from "../src/kernels/backend.js";
 import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
-import { Dsv4Model } from "../src/model/transformer.js";
+import { loadModelForBench } from "./locked-load.js";
 import { cachedPreset } from "./checkpoints.js";
 import { observeBackend, productsOf } from "./observe.js";
 
@@ -28,6 +28,8 @@ export interface DecodeBenchResult {
   prefill_all_rows_tok_s: number | null;
   /** Weight bytes (data + scales) of every matrix the decode step multiplies with, per token. */
   bytes_per_token: number;
+  /** The weights were locked in memory (locked-load.ts). */
+  weights_locked: boolean;
   bandwidth_gbs: number | null;
   /** decode_tok_s x bytes_per_token / bandwidth: how close decode gets to being memory bound. */
   fraction_of_ceiling: number | null;
@@ -94,7 +96,7 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
   const probeBandwidth = () => ("error" in loaded ? null : loaded.addon.memoryBandwidth(opts.probeBytes ?? 2 ** 30, 5));
   const probe1 = probeBandwidth();
   const probe = instrument(inner);
-  const model = Dsv4Model.load(dir, { backend: probe.backend });
+  const { model, lock } = loadModelForBench(dir, { backend: probe.backend });
   const V = model.cfg.vocabSize;
   const tokens = Array.from({ length: P + D }, (_, i) => (i * 7919 + 11) % V);
 
@@ -171,13 +173,14 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
     prompt_tokens: P,
     prefill_tokens: P,
     decode_tokens: D,
+    weights_locked: lock.locked,
     ...(profile ? { profile } : {}),
   };
 }
 
 export function printDecodeTable(r: DecodeBenchResult): void {
   const ceiling = r.bandwidth_gbs ? (r.bandwidth_gbs * 1e9) / r.bytes_per_token : null;
-  console.log(`decode: preset ${r.preset}, backend ${r.backend}`);
+  console.log(`decode: preset ${r.preset}, backend ${r.backend}, weights ${r.weights_locked ? "locked in memory" : "not locked"}`);
   console.log(`  decode   ${r.decode_tok_s.toFixed(2).padStart(8)} tok/s   (${r.decode_tokens} tokens; ${(r.bytes_per_token / 2 ** 20).toFixed(1)} MiB of weights per token)`);
   console.log(`  prefill  ${r.prefill_tok_s.toFixed(2).padStart(8)} tok/s   (${r.prompt_tokens}-token prompt in one forward; ${(r.prefill_tok_s / r.decode_tok_s).toFixed(1)}x decode)`);
   if (r.prefill_all_rows_tok_s !== null) console.log(`           ${r.prefill_all_rows_tok_s.toFixed(2).padStart(8)} tok/s   (the same with every row through the last layer; ${(r.prefill_all_rows_tok_s / r.decode_tok_s).toFixed(1)}x decode)`);

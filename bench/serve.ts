@@ -36,6 +36,7 @@ import type { MatrixHandle } from "../src/kernels/backend.js";
 import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
 import { Dsv4Model } from "../src/model/transformer.js";
+import { loadEngineForBench } from "./locked-load.js";
 import { startServer } from "../src/server/index.js";
 import { cachedPreset } from "./checkpoints.js";
 import { runDecodeBench } from "./decode.js";
@@ -181,8 +182,11 @@ export interface ServeBenchResult {
   /** Whether the heap was measured after a full GC (always, unless the runtime refused). */
   paused_heap_after_gc: boolean;
   errors: number;
-  /** CPUs and 1-minute load average before and after: on a shared machine, how much the figures can be trusted. */
-  machine: { cpus: number; loadavg_start: number; loadavg_end: number };
+  /**
+   * CPUs and 1-minute load average before and after: on a shared machine, how much the figures
+   * can be trusted; and whether the weights were locked in memory (locked-load.ts).
+   */
+  machine: { cpus: number; loadavg_start: number; loadavg_end: number; weights_locked: boolean };
   goals: Record<string, Goal>;
 }
 
@@ -568,7 +572,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
 
   const dir = await cachedPreset(preset);
   const maxRunning = Math.max(...concurrency, streams + 1, pausedStreams + 1);
-  const engine = await Engine.load(dir, { backend: opts.backend, maxConcurrentSequences: maxRunning, prefixCache: { enabled: false }, speculative: { enabled: false } });
+  const { engine, lock } = await loadEngineForBench(dir, { backend: opts.backend, maxConcurrentSequences: maxRunning, prefixCache: { enabled: false }, speculative: { enabled: false } });
   try {
     const backendName = engine.model.backend;
     const longWith = sizedPrompt(engine, promptTarget, 1);
@@ -668,7 +672,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         return throughputOnlyResult({
           preset, backend: backendName, quick, params: { prompt_tokens: longWith.tokens, streams, concurrency, max_tokens: maxTokens, idle_tokens: idleTokens, health_interval_ms: healthIntervalMs, paused_seconds: pausedSeconds, paused_streams: pausedStreams, max_running: maxRunning },
           throughput, singles, roofline: rooflineRows(throughput, steps, bandwidth, peak.gflops), bandwidth, peak,
-          nativeBandwidth: nativeBandwidth > 0, errors: errors.length, machine: { cpus: availableParallelism(), loadavg_start: loadStart, loadavg_end: loadavg()[0]! },
+          nativeBandwidth: nativeBandwidth > 0, errors: errors.length, machine: { cpus: availableParallelism(), loadavg_start: loadStart, loadavg_end: loadavg()[0]!, weights_locked: lock.locked },
         });
       }
 
@@ -793,7 +797,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         paused_reader_blocked_after_s: blockedAfter,
         paused_heap_after_gc: gc !== null,
         errors: errors.length,
-        machine: { cpus: availableParallelism(), loadavg_start: loadStart, loadavg_end: loadavg()[0]! },
+        machine: { cpus: availableParallelism(), loadavg_start: loadStart, loadavg_end: loadavg()[0]!, weights_locked: lock.locked },
         goals: {},
       };
       result.goals = goalsOf(result);
@@ -913,7 +917,7 @@ export function printServeTable(r: ServeBenchResult): void {
   console.log(`      16 vs 1: ${x(r.throughput_16_vs_1)}, 4 vs 1: ${x(r.throughput_4_vs_1)}, 64 vs 1: ${x(r.throughput_64_vs_1)}  ${met("throughput_16_vs_1")}; 16 streams' step at roofline ${met("fraction_of_roofline_16")}`);
   console.log(`  paused reader (${p.paused_seconds} s beside ${p.paused_streams} streams): heap +${r.paused_reader_heap_growth_mib.toFixed(2)} MiB${r.paused_heap_after_gc ? "" : " (no GC)"}  ${met("paused_reader_heap_growth_mib")}`);
   console.log(`      other streams ${r.paused_other_streams_tok_s.toFixed(2)} tok/s vs ${r.paused_baseline_tok_s.toFixed(2)} without it (${r.paused_other_streams_ratio.toFixed(2)}); its sequence paused ${r.paused_reader_blocked_after_s === null ? "not within the window" : `after ${r.paused_reader_blocked_after_s.toFixed(1)} s`}`);
-  console.log(`  machine: ${r.machine.cpus} CPUs, load average ${r.machine.loadavg_start.toFixed(1)} at the start, ${r.machine.loadavg_end.toFixed(1)} at the end`);
+  console.log(`  machine: ${r.machine.cpus} CPUs, load average ${r.machine.loadavg_start.toFixed(1)} at the start, ${r.machine.loadavg_end.toFixed(1)} at the end; weights ${r.machine.weights_locked ? "locked in memory" : "not locked"}`);
   if (r.errors > 0) console.log(`  ${r.errors} errors`);
 }
 

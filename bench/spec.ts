@@ -15,7 +15,7 @@ import { nativeAddon } from "../src/kernels/native/addon.js";
 import { argmax } from "../src/engine/sampler.js";
 import type { SpeculativeMode } from "../src/engine/types.js";
 import type { SequenceState } from "../src/model/state.js";
-import { Dsv4Model } from "../src/model/transformer.js";
+import { loadModelForBench } from "./locked-load.js";
 import { cachedPreset } from "./checkpoints.js";
 import { benchPrompts, engineRun, type EngineRun } from "./engine-runs.js";
 import { observeBackend, productsOf } from "./observe.js";
@@ -35,6 +35,8 @@ export interface SpecBenchOptions {
 export interface SpecBenchResult {
   preset: string;
   backend: string;
+  /** The weights were locked in memory (locked-load.ts). */
+  weights_locked: boolean;
   block_size: number;
   stages: number;
   /** One plain decode step (1 token, no DSpark ring write), ms: the fastest of those timed beside the verifications. */
@@ -166,7 +168,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   const timed = timedBackend(inner);
   const loaded = nativeAddon();
   const bandwidth = "error" in loaded ? null : loaded.addon.memoryBandwidth(2 ** 30, 5);
-  const model = Dsv4Model.load(dir, { backend: timed.backend });
+  const { model, lock } = loadModelForBench(dir, { backend: timed.backend });
   const cfg = model.cfg;
   const ds = cfg.dspark;
   if (!ds) throw new Error(`preset ${preset} has no DSpark drafter; use a 0731 preset such as flash-slice-0731`);
@@ -327,6 +329,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   return {
     preset,
     backend: inner.name,
+    weights_locked: lock.locked,
     block_size: B,
     stages: ds.stages,
     decode_ms: decodeMs,

@@ -16,7 +16,7 @@ import type { Backend, MatrixHandle } from "../src/kernels/backend.js";
 import type { NativeAddon } from "../src/kernels/native/addon.js";
 import { requireNativeAddon } from "../src/kernels/native/addon.js";
 import { NativeBackend } from "../src/kernels/native/backend.js";
-import { Dsv4Model } from "../src/model/transformer.js";
+import { loadModelForBench } from "./locked-load.js";
 import { cachedPreset } from "./checkpoints.js";
 import { observeBackend, productsOf } from "./observe.js";
 import { warmExperts } from "./warm-experts.js";
@@ -38,6 +38,8 @@ export interface StepBenchResult {
   threads: number;
   loadavg_start: number;
   loadavg_end: number;
+  /** The weights were locked in memory (locked-load.ts). */
+  weights_locked: boolean;
   rows: StepRow[];
   /** Per addon: tok/s at each row count over tok/s at 1 row (when 1 was measured). */
   vs_1: Record<string, Record<string, number>>;
@@ -78,7 +80,8 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
   if (opts.baseline) addons.push({ name: "baseline", addon: createRequire(import.meta.url)(resolve(opts.baseline)) as NativeAddon });
   const variants = addons.map((a) => {
     const t = timedBackend(new NativeBackend(a.addon));
-    return { name: a.name, ...t, model: Dsv4Model.load(dir, { backend: t.backend }) };
+    const { model, lock } = loadModelForBench(dir, { backend: t.backend });
+    return { name: a.name, ...t, model, locked: lock.locked };
   });
   const V = variants[0]!.model.cfg.vocabSize;
   const rows: StepRow[] = [];
@@ -138,11 +141,12 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
     vs_1[v.name] = Object.fromEntries(rows.filter((r) => r.addon === v.name && r.rows !== 1).map((r) => [String(r.rows), r.tok_s / one.tok_s]));
   }
   const info = main.info();
-  return { preset, isa: info.isa, threads: info.threads, loadavg_start: loadStart, loadavg_end: loadavg()[0]!, rows, vs_1 };
+  const weights_locked = variants.every((v) => v.locked);
+  return { preset, isa: info.isa, threads: info.threads, loadavg_start: loadStart, loadavg_end: loadavg()[0]!, weights_locked, rows, vs_1 };
 }
 
 export function printStepTable(r: StepBenchResult): void {
-  console.log(`decode step by rows on ${r.preset} (${r.isa}, ${r.threads} threads; load average ${r.loadavg_start.toFixed(1)} -> ${r.loadavg_end.toFixed(1)})`);
+  console.log(`decode step by rows on ${r.preset} (${r.isa}, ${r.threads} threads; load average ${r.loadavg_start.toFixed(1)} -> ${r.loadavg_end.toFixed(1)}; weights ${r.weights_locked ? "locked in memory" : "not locked"})`);
   for (const x of r.rows) {
     const ratio = r.vs_1[x.addon]?.[String(x.rows)];
     console.log(`  ${x.addon.padEnd(8)} ${String(x.rows).padStart(3)} rows: ${x.step_ms.toFixed(1).padStart(7)} ms/step ${x.tok_s.toFixed(1).padStart(7)} tok/s${ratio ? `  (${ratio.toFixed(2)}x 1 row)` : ""}`);
