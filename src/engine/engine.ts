@@ -402,6 +402,16 @@ export class Engine implements EngineApi {
     return session;
   }
 
+  /**
+   * Stops every running and queued generation with `error` (a server whose shutdown drain ran
+   * out of time); each one's reader gets the error. Returns how many were stopped.
+   */
+  stopAll(error: EngineError): number {
+    const all = [...this.scheduler.running, ...this.scheduler.waiting];
+    for (const seq of all) this.cancel(seq, error);
+    return all.length;
+  }
+
   private cancel(seq: Sequence, error = new EngineError("aborted", "the request was cancelled")): void {
     if (seq.finished) return;
     this.counters.requests_cancelled_total++;

@@ -17,6 +17,8 @@ export type EngineErrorCode =
   | "reader_timeout"
   /** The engine was disposed (HTTP 503). */
   | "disposed"
+  /** Stopped by a server shutting down (its drain timed out, or a second signal): HTTP 503. */
+  | "shutdown"
   /** The model runner is down (its thread exited or failed): nothing can run until a restart (HTTP 503). */
   | "unavailable"
   /** A bug or backend failure (HTTP 500). */
@@ -30,6 +32,7 @@ const STATUS: Record<EngineErrorCode, number> = {
   aborted: 499,
   reader_timeout: 408,
   disposed: 503,
+  shutdown: 503,
   unavailable: 503,
   internal: 500,
 };

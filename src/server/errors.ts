@@ -105,6 +105,8 @@ function fromEngineError(err: EngineError): ApiError {
       return serverOverloaded(err.message);
     case "disposed":
       return serverOverloaded("the model is shutting down");
+    case "shutdown":
+      return new ApiError(503, err.message, "server_error", null, "server_shutting_down", { "retry-after": "1" });
     case "unavailable":
       return engineUnavailable(err.message);
     case "context_length_exceeded":

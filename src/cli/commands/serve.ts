@@ -1,5 +1,6 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { CliError, parseCommandArgs, stringOption, untilSignal, untilUnhealthy, type Command } from "../command.js";
+import { DEFAULT_SHUTDOWN_TIMEOUT_S, drainAndClose } from "../shutdown.js";
 import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, MLOCK_HELP, PREFETCH_HELP, prefetchOption, schedulingPolicyOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
 import { describeLedger, KEY_OPTIONS_USAGE, keysFrom, ledgerFor } from "../ledger-options.js";
@@ -68,6 +69,11 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
                           a stream whose client stops reading pauses its generation; after
                           this long without a read it is cancelled and its slot freed
                           (default 60; 0: never)
+  --shutdown-timeout SECONDS
+                          on SIGTERM or Ctrl-C, new requests get a 503 and the generations in
+                          flight get this long to finish before they are stopped with an
+                          error (default 20; 0: stop them at once; a second signal stops them
+                          too). Keep it below your supervisor's kill timeout
   --sampling-in-thinking  honour temperature/top_p in thinking mode (DeepSeek ignores them)
   --max-output-tokens N   cap on a request's max_tokens (default and most 393216, the hosted
                           service's); above it a 400 names max_tokens and the cap. Requests
@@ -111,6 +117,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
       mlock: { type: "boolean" },
       "keep-alive": { type: "string" },
       "reader-timeout": { type: "string" },
+      "shutdown-timeout": { type: "string" },
       "sampling-in-thinking": { type: "boolean" },
       "max-output-tokens": { type: "string" },
       log: { type: "string" },
@@ -129,6 +136,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
     const bodyLimitMb = numberOption("body-limit", opt("body-limit"), 0.001, 4096) ?? 32;
     const keepAlive = numberOption("keep-alive", opt("keep-alive"), 0, 3600) ?? 5;
     const readerTimeout = numberOption("reader-timeout", opt("reader-timeout"), 0, 86400);
+    const shutdownTimeout = numberOption("shutdown-timeout", opt("shutdown-timeout"), 0, 86400) ?? DEFAULT_SHUTDOWN_TIMEOUT_S;
     const modelName = opt("model-name") ?? DEFAULT_MODEL_NAME;
     const aliases = (args.values.alias as string[] | undefined) ?? [];
     const cacheDir = opt("cache-dir");
@@ -194,8 +202,13 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
     if (ledger) details.push(`ledger    ${describeLedger(ledger)}`);
     process.stdout.write(banner(server.url, modelName, aliases, dir, isDefault, details, ledger !== undefined));
     const down = await Promise.race([untilSignal().then(() => null), untilUnhealthy(engine)]);
-    process.stderr.write(down === null ? "dsv4: shutting down\n" : "dsv4: the engine can serve nothing more; shutting down\n");
-    await server.close();
+    if (down === null) {
+      const closeIdle = () => server.app.server.closeIdleConnections();
+      await drainAndClose({ close: () => server.close(), closeIdle }, engine, shutdownTimeout, (line) => process.stderr.write(`${line}\n`));
+    } else {
+      process.stderr.write("dsv4: the engine can serve nothing more; shutting down\n");
+      await server.close();
+    }
     await ledger?.close();
     await log.close();
     await engine.dispose();
