@@ -54,6 +54,17 @@ const FEED_BEFORE_DRAFT = 2;
 type Counters = Omit<EngineMetrics, "speculative_accepted_per_step" | "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "state_reserved_bytes" | "state_budget_bytes" | "latency" | "steps" | "requests" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
 
 /** A sequence's part of one step: what it asked the runner, and what the prefix cache planned. */
+/** A step handed to the runner: what was planned, and its outputs to come. */
+interface InFlight {
+  planned: Planned[];
+  decode: Sequence[];
+  prefill: PrefillWork[];
+  t0: number;
+  out: Promise<StepOutput[]>;
+}
+
+type Launched = InFlight | "nothing" | "dropped";
+
 interface Planned {
   seq: Sequence;
   request: StepRequest;
@@ -499,15 +510,21 @@ export class Engine implements EngineApi {
   private async loop(): Promise<void> {
     let parked = false;
     try {
+      let next: Launched | undefined;
       while (!this.disposed && !this.scheduler.idle) {
+        const launched = next ?? (await this.launch());
+        next = undefined;
         // Nothing could run: every sequence waits for its reader. Sleep; a reader or a timeout wakes us.
-        if (!(await this.step())) {
+        if (launched === "nothing") {
           parked = true;
           this.readers.park(this.scheduler.running);
           break;
         }
-        // Let callers read events, cancel, and new requests arrive between steps.
-        await new Promise<void>((r) => setImmediate(r));
+        if (launched !== "dropped") next = await this.land(launched);
+        // Let callers read events, cancel, and new requests arrive between steps. With the
+        // model on its own thread they do that while the next step computes: land() launched it
+        // before returning, so the SSE writes of this step's tokens overlap it.
+        if (next === undefined) await new Promise<void>((r) => setImmediate(r));
       }
     } catch (err) {
       if (!this.disposed) {
@@ -604,8 +621,13 @@ export class Engine implements EngineApi {
     return this.cache.planInsert(tokens, blockSalts(seq.req), end, seq.cacheAnchor, provisional);
   }
 
-  /** One step: schedule, draft, one batched forward on the runner, postprocess. False when nothing could run. */
-  private async step(): Promise<boolean> {
+  /**
+   * The first half of a step: schedule, draft, and hand one batched forward to the runner
+   * (not awaited). "nothing": nothing could run; "dropped": every scheduled sequence was
+   * cancelled while its drafts were computed.
+   */
+  private async launch(): Promise<Launched> {
+    if (this.disposed) return "nothing";
     this.readers.cancelStuck(this.scheduler.running, (seq, e) => this.cancel(seq, e));
     const decoding = this.scheduler.running.filter((s) => s.pending !== null && !s.finished).length;
     // What a probe would settle first: the ring rows its sequence owes.
@@ -626,10 +648,11 @@ export class Engine implements EngineApi {
     this.mtpDraftFar = this.drafter === "mtp" && !!this.policy && this.policy.stepsToDraft(Math.max(1, decoding)) > this.specWarmup;
     this.probeSeq = null;
     const plan = this.scheduler.schedule(this.hooks);
-    if (plan.prefill.length === 0 && plan.decode.length === 0) return false;
+    if (plan.prefill.length === 0 && plan.decode.length === 0) return "nothing";
     this.counters.steps_total++;
 
-    const drafts = await this.draft(plan.decode);
+    // No await when nothing drafts: the step must reach the runner before callers run (see loop).
+    const drafts = this.drafter !== null && this.stepDrafts > 0 && plan.decode.length > 0 ? await this.draft(plan.decode) : new Map<Sequence, Proposal>();
 
     // Sequences cancelled while the drafts were computed are gone from the runner.
     const decode = plan.decode.filter((seq) => !seq.finished);
@@ -638,9 +661,22 @@ export class Engine implements EngineApi {
       ...decode.map((seq) => this.decodeRequest(seq, drafts.get(seq))),
       ...prefill.map((w) => this.prefillRequest(w)),
     ];
-    if (planned.length === 0) return true;
+    if (planned.length === 0) return "dropped";
     const t0 = performance.now();
-    const out = await this.runner.step(planned.map((p) => p.request));
+    const out = this.runner.step(planned.map((p) => p.request));
+    // land() awaits it; a loop that stops first (the engine disposed) must not leave it unhandled.
+    out.catch(() => undefined);
+    return { planned, decode, prefill, t0, out };
+  }
+
+  /**
+   * The second half: the forward's outputs recorded and postprocessed (sampling, events). With
+   * the runner on its own thread, the next step is launched before this returns (its promise
+   * is returned), so no caller runs between the last token's events and the next dispatch.
+   */
+  private async land(step: InFlight): Promise<Launched | undefined> {
+    const { planned, decode, prefill, t0 } = step;
+    const out = await step.out;
     const stepMs = performance.now() - t0;
     const rows = planned.reduce((n, p) => n + p.request.tokens.length, 0);
     this.stepTokens.observe(rows);
@@ -672,7 +708,7 @@ export class Engine implements EngineApi {
       if (!seq.finished) continue;
       this.release(seq);
     }
-    return true;
+    return this.runner.offThread && !this.disposed && !this.scheduler.idle ? this.launch() : undefined;
   }
 
   /**

@@ -11,6 +11,7 @@ export class InlineRunner implements Runner {
   readonly info: RunnerInfo;
   /** A step that throws on the caller's own thread leaves nothing broken behind. */
   readonly failure = null;
+  readonly offThread = false;
 
   constructor(private readonly host: ModelHost) {
     this.info = host.info;

@@ -123,6 +123,11 @@ export interface RunnerInfo {
  */
 export interface Runner {
   readonly info: RunnerInfo;
+  /**
+   * Steps compute on another thread: while one is awaited, the caller's event loop is free
+   * (HTTP, SSE writes, new requests). False: a step computes on the caller's thread.
+   */
+  readonly offThread: boolean;
   /** Set once the runner can compute no more (its thread exited or failed); every later call rejects with it. */
   readonly failure: Error | null;
   create(id: number): void;

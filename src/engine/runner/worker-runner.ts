@@ -19,6 +19,7 @@ export class WorkerRunner implements Runner {
   private readonly calls = new Map<number, Pending>();
   private nextCall = 1;
   failure: Error | null = null;
+  readonly offThread = true;
 
   private constructor(private readonly worker: Worker, readonly info: RunnerInfo) {
     // An idle runner does not keep the process alive (as the inline runner would not); one with
