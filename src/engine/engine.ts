@@ -54,17 +54,6 @@ const FEED_BEFORE_DRAFT = 2;
 type Counters = Omit<EngineMetrics, "speculative_accepted_per_step" | "active_sequences" | "reader_blocked_sequences" | "queued_requests" | "state_bytes_in_use" | "state_reserved_bytes" | "state_budget_bytes" | "latency" | "steps" | "requests" | "prefix_cache_entries" | "prefix_cache_bytes" | "prefix_cache_disk_entries">;
 
 /** A sequence's part of one step: what it asked the runner, and what the prefix cache planned. */
-/** A step handed to the runner: what was planned, and its outputs to come. */
-interface InFlight {
-  planned: Planned[];
-  decode: Sequence[];
-  prefill: PrefillWork[];
-  t0: number;
-  out: Promise<StepOutput[]>;
-}
-
-type Launched = InFlight | "nothing" | "dropped";
-
 interface Planned {
   seq: Sequence;
   request: StepRequest;
@@ -75,6 +64,17 @@ interface Planned {
   draft?: Proposal;
   work?: PrefillWork;
 }
+
+/** A step handed to the runner: what was planned, and its outputs to come. */
+interface InFlight {
+  planned: Planned[];
+  decode: Sequence[];
+  prefill: PrefillWork[];
+  t0: number;
+  out: Promise<StepOutput[]>;
+}
+
+type Launched = InFlight | "nothing" | "dropped";
 
 /**
  * Prefix-cache blocks of 64 tokens, or the smallest multiple of 64 that every compression

@@ -79,6 +79,28 @@ describe("model runner", async () => {
     await assert.rejects(runner.step([]), /closed/);
   });
 
+  test("with the model on its own thread, a token reaches its reader after the next step was dispatched", async () => {
+    const engine = await Engine.load(dir, { speculative: "off", prefixCache: { enabled: false } });
+    try {
+      const runner = (engine as unknown as { runner: { step: (r: StepRequest[]) => Promise<unknown> } }).runner;
+      const step = runner.step.bind(runner);
+      let dispatched = 0;
+      runner.step = (r) => {
+        dispatched++;
+        return step(r);
+      };
+      const seen: number[] = [];
+      for await (const e of engine.generate({ prompt_tokens: promptIds(6, 3), max_tokens: 6, temperature: 0 })) {
+        if (e.type === "token") seen.push(dispatched);
+      }
+      // The prompt's step gives token 1; the step after token k is on its way when k is read,
+      // so its writing overlaps that step (the last token has no step after it).
+      assert.deepEqual(seen, [2, 3, 4, 5, 6, 6]);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test("Engine.load with mlock has the runner thread lock every shard it mapped", { skip: nativeSkip() }, async (t) => {
     let engine: Engine;
     try {
