@@ -33,8 +33,14 @@ export function shouldPrefetch(mode: PrefetchMode, checkpointBytes: number, avai
  * whose kernel pages out memory left unread for a minute). A backend that maps nothing holds
  * its weights in its own memory: nothing to lock. Throws naming the shard, the cause and the fix.
  */
-export function lockCheckpoint(ckpt: Checkpoint, backend: Backend): void {
+export function lockCheckpoint(ckpt: Checkpoint, backend: Backend, available = freemem()): void {
   if (!backend.lockFile) return;
+  // Locking pins every page: one that cannot fit would push out everything else first.
+  const bytes = ckpt.totalBytes();
+  if (bytes + PREFETCH_HEADROOM_BYTES > available) {
+    const gb = (n: number) => `${(n / 1e9).toFixed(1)} GB`;
+    throw new Error(`--mlock: the checkpoint (${gb(bytes)}) does not fit in the memory available (${gb(available)}) with ${gb(PREFETCH_HEADROOM_BYTES)} to spare; leave out --mlock`);
+  }
   for (const file of ckpt.shardPaths()) {
     const error = backend.lockFile(resolve(file));
     if (error !== null) {

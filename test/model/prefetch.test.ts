@@ -89,6 +89,18 @@ describe("locking the mapped weights in memory (--mlock)", () => {
     }
   });
 
+  test("a checkpoint larger than the memory available is refused before anything is locked", () => {
+    const ckpt = Checkpoint.open(golden);
+    let asked = false;
+    const backend = { lockFile: () => ((asked = true), null) } as unknown as Backend;
+    try {
+      assert.throws(() => lockCheckpoint(ckpt, backend, ckpt.totalBytes()), /^Error: --mlock: the checkpoint \(0\.0 GB\) does not fit in the memory available/);
+      assert.equal(asked, false);
+    } finally {
+      ckpt.close();
+    }
+  });
+
   test("a backend that maps nothing loads the same with mlock", () => {
     Dsv4Model.load(golden, { backend: new RefBackend(), mlock: true }).close();
   });
