@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "mapping.h"
@@ -71,13 +72,8 @@ size_t chunk_extent_bytes(size_t c, size_t size) {
 std::vector<double> huge_folio_shares(const std::string& path, size_t size, size_t first, size_t last) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return {};
-  struct Probe {
-    void* span;
-    size_t span_bytes;
-    uintptr_t at;
-    size_t bytes;
-  };
-  std::vector<Probe> probes;
+  // The reserved spans the probe mappings sit in (unmapping a span unmaps its probe too).
+  std::vector<std::pair<void*, size_t>> spans;
   std::unordered_map<uintptr_t, size_t> chunk_at;
   bool ok = true;
   for (size_t c = first; c < last && ok; c++) {
@@ -89,7 +85,7 @@ std::vector<double> huge_folio_shares(const std::string& path, size_t size, size
       break;
     }
     const uintptr_t at = (reinterpret_cast<uintptr_t>(span) + kHugePage - 1) & ~(static_cast<uintptr_t>(kHugePage) - 1);
-    probes.push_back({span, bytes + kHugePage, at, bytes});
+    spans.emplace_back(span, bytes + kHugePage);
     void* p = mmap(reinterpret_cast<void*>(at), bytes, PROT_READ, MAP_SHARED | MAP_FIXED, fd, static_cast<off_t>(c * kFolioChunk));
     if (p == MAP_FAILED) {
       ok = false;
@@ -122,7 +118,7 @@ std::vector<double> huge_folio_shares(const std::string& path, size_t size, size
     }
     std::fclose(f);
   }
-  for (const Probe& p : probes) munmap(p.span, p.span_bytes);  // the file mapping inside it too
+  for (const auto& [span, bytes] : spans) munmap(span, bytes);
   if (!f) return {};
   for (const auto& [at, c] : chunk_at)
     if (!seen[c - first]) return {};  // no FilePmdMapped field (a kernel without it)
