@@ -37,7 +37,7 @@ function pmdMappedBytes(): number | null {
 }
 
 describe("mapped checkpoint files", { skip }, () => {
-  // 160 MiB: past the 128 MiB from which the prefetch checks how the file is mapped. An FP4
+  // 160 MiB: two whole 64 MiB chunks of the prefetch's folio check and part of a third. An FP4
   // 2048x4096 matrix and its scales sit at an odd offset in the middle, the rest is filler.
   const N = 2048;
   const K = 4096;
