@@ -108,7 +108,9 @@ describe("mapped checkpoint files", { skip }, () => {
       console.log(`# ${mixed}: ${pmd} bytes mapped with 2 MiB entries after the prefetch; large folios unavailable here`);
       return;
     }
-    assert.equal(pmd, 160 * 2 ** 20, "every 2 MiB of the file in one entry");
+    // Without the re-read only the first 64 MiB are; a busy machine may not find a free 2 MiB
+    // page for every re-read region (a CI run came back 2 regions short), so most of the rest.
+    assert.ok(pmd >= (64 + 0.9 * 96) * 2 ** 20, `${pmd / 2 ** 20} of 160 MiB mapped with 2 MiB entries after the prefetch`);
     assert.ok(m.bytes > 0);
   });
 
