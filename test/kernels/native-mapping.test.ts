@@ -116,10 +116,12 @@ describe("mapped checkpoint files", { skip }, () => {
 
   test("a checkpoint written from 64 KiB pieces is mapped with 2 MiB entries without a prefetch", () => {
     const nb = new NativeBackend();
-    // The 4 MiB FP4 matrix at 4 MiB into a 16 MiB stretch of `path` (from `start`), its pages touched by one product.
+    // Four 4 MiB FP4 matrices over a 16 MiB stretch of `path` (from `start`), their pages touched by one product each.
     const touched2MiB = (path: string, start: number) => {
-      const m = nb.uploadMatrix({ ...stored(true), location: { file: path, offset: start + 4 * 2 ** 20, byteLength: data.length }, scaleLocation: null });
-      nb.linear(x, 1, m, true);
+      for (let i = 0; i < 4; i++) {
+        const m = nb.uploadMatrix({ ...stored(true), location: { file: path, offset: start + i * data.length, byteLength: data.length }, scaleLocation: null });
+        nb.linear(x, 1, m, true);
+      }
       return smapsBytesOf(path, "FilePmdMapped");
     };
     const whole = join(dir, "whole.bin");
@@ -138,6 +140,9 @@ describe("mapped checkpoint files", { skip }, () => {
     readSync(fd, head, 0, 8, 0);
     closeSync(fd);
     const dataStart = 8 + Number(new DataView(head.buffer).getBigUint64(0, true));
-    assert.ok(touched2MiB(path, dataStart)! >= 2 * 2 ** 20, "the product's 4 MiB of weights include a whole 2 MiB entry");
+    // 7 or 8 whole 2 MiB regions in the 16 MiB; the old writer's pieces gave none. At least half,
+    // so a busy machine short of free 2 MiB pages for a few does not fail it.
+    const pmd = touched2MiB(path, dataStart)!;
+    assert.ok(pmd >= 8 * 2 ** 20, `${pmd / 2 ** 20} of 16 MiB mapped with 2 MiB entries`);
   });
 });
