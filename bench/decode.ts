@@ -96,7 +96,7 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
   const probeBandwidth = () => ("error" in loaded ? null : loaded.addon.memoryBandwidth(opts.probeBytes ?? 2 ** 30, 5));
   const probe1 = probeBandwidth();
   const probe = instrument(inner);
-  const { model, lock } = loadModelForBench(dir, { backend: probe.backend });
+  const { model, locked } = loadModelForBench(dir, { backend: probe.backend });
   const V = model.cfg.vocabSize;
   const tokens = Array.from({ length: P + D }, (_, i) => (i * 7919 + 11) % V);
 
@@ -173,7 +173,7 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
     prompt_tokens: P,
     prefill_tokens: P,
     decode_tokens: D,
-    weights_locked: lock.locked,
+    weights_locked: locked,
     ...(profile ? { profile } : {}),
   };
 }

@@ -9,31 +9,26 @@ import { Engine } from "../src/engine/engine.js";
 import type { EngineOptions } from "../src/engine/types.js";
 import { Dsv4Model, type LoadOptions } from "../src/model/transformer.js";
 
-/** Whether the weights were locked, and why not. */
-export interface WeightsLock {
-  locked: boolean;
-  /** The refusal, when not locked. */
-  why: string | null;
+/** A refused lock is reported and loading goes on unlocked; any other error is rethrown. */
+function refused(err: unknown): void {
+  if (!(err instanceof Error && err.message.startsWith("--mlock:"))) throw err;
+  console.error(`bench: weights not locked in memory (${err.message}); figures may include page-outs`);
 }
 
-const refused = (err: unknown) => err instanceof Error && err.message.startsWith("--mlock:");
-
-export function loadModelForBench(dir: string, opts: LoadOptions): { model: Dsv4Model; lock: WeightsLock } {
+export function loadModelForBench(dir: string, opts: LoadOptions): { model: Dsv4Model; locked: boolean } {
   try {
-    return { model: Dsv4Model.load(dir, { ...opts, mlock: true }), lock: { locked: true, why: null } };
+    return { model: Dsv4Model.load(dir, { ...opts, mlock: true }), locked: true };
   } catch (err) {
-    if (!refused(err)) throw err;
-    console.error(`bench: weights not locked in memory (${(err as Error).message}); figures may include page-outs`);
-    return { model: Dsv4Model.load(dir, opts), lock: { locked: false, why: (err as Error).message } };
+    refused(err);
+    return { model: Dsv4Model.load(dir, opts), locked: false };
   }
 }
 
-export async function loadEngineForBench(dir: string, opts: EngineOptions): Promise<{ engine: Engine; lock: WeightsLock }> {
+export async function loadEngineForBench(dir: string, opts: EngineOptions): Promise<{ engine: Engine; locked: boolean }> {
   try {
-    return { engine: await Engine.load(dir, { ...opts, mlock: true }), lock: { locked: true, why: null } };
+    return { engine: await Engine.load(dir, { ...opts, mlock: true }), locked: true };
   } catch (err) {
-    if (!refused(err)) throw err;
-    console.error(`bench: weights not locked in memory (${(err as Error).message}); figures may include page-outs`);
-    return { engine: await Engine.load(dir, opts), lock: { locked: false, why: (err as Error).message } };
+    refused(err);
+    return { engine: await Engine.load(dir, opts), locked: false };
   }
 }

@@ -572,7 +572,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
 
   const dir = await cachedPreset(preset);
   const maxRunning = Math.max(...concurrency, streams + 1, pausedStreams + 1);
-  const { engine, lock } = await loadEngineForBench(dir, { backend: opts.backend, maxConcurrentSequences: maxRunning, prefixCache: { enabled: false }, speculative: { enabled: false } });
+  const { engine, locked } = await loadEngineForBench(dir, { backend: opts.backend, maxConcurrentSequences: maxRunning, prefixCache: { enabled: false }, speculative: { enabled: false } });
   try {
     const backendName = engine.model.backend;
     const longWith = sizedPrompt(engine, promptTarget, 1);
@@ -675,7 +675,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         return throughputOnlyResult({
           preset, backend: backendName, quick, params: { prompt_tokens: longWith.tokens, streams, concurrency, max_tokens: maxTokens, idle_tokens: idleTokens, health_interval_ms: healthIntervalMs, paused_seconds: pausedSeconds, paused_streams: pausedStreams, max_running: maxRunning },
           throughput, singles, roofline: rooflineRows(throughput, steps, bandwidth, peak.gflops), bandwidth, peak,
-          nativeBandwidth: nativeBandwidth > 0, errors: errors.length, machine: { cpus: availableParallelism(), loadavg_start: loadStart, loadavg_end: loadavg()[0]!, weights_locked: lock.locked },
+          nativeBandwidth: nativeBandwidth > 0, errors: errors.length, machine: { cpus: availableParallelism(), loadavg_start: loadStart, loadavg_end: loadavg()[0]!, weights_locked: locked },
         });
       }
 
@@ -800,7 +800,7 @@ export async function runServeBench(opts: ServeBenchOptions = {}): Promise<Serve
         paused_reader_blocked_after_s: blockedAfter,
         paused_heap_after_gc: gc !== null,
         errors: errors.length,
-        machine: { cpus: availableParallelism(), loadavg_start: loadStart, loadavg_end: loadavg()[0]!, weights_locked: lock.locked },
+        machine: { cpus: availableParallelism(), loadavg_start: loadStart, loadavg_end: loadavg()[0]!, weights_locked: locked },
         goals: {},
       };
       result.goals = goalsOf(result);

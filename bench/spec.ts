@@ -168,7 +168,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   const timed = timedBackend(inner);
   const loaded = nativeAddon();
   const bandwidth = "error" in loaded ? null : loaded.addon.memoryBandwidth(2 ** 30, 5);
-  const { model, lock } = loadModelForBench(dir, { backend: timed.backend });
+  const { model, locked } = loadModelForBench(dir, { backend: timed.backend });
   const cfg = model.cfg;
   const ds = cfg.dspark;
   if (!ds) throw new Error(`preset ${preset} has no DSpark drafter; use a 0731 preset such as flash-slice-0731`);
@@ -329,7 +329,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   return {
     preset,
     backend: inner.name,
-    weights_locked: lock.locked,
+    weights_locked: locked,
     block_size: B,
     stages: ds.stages,
     decode_ms: decodeMs,

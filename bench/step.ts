@@ -80,8 +80,7 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
   if (opts.baseline) addons.push({ name: "baseline", addon: createRequire(import.meta.url)(resolve(opts.baseline)) as NativeAddon });
   const variants = addons.map((a) => {
     const t = timedBackend(new NativeBackend(a.addon));
-    const { model, lock } = loadModelForBench(dir, { backend: t.backend });
-    return { name: a.name, ...t, model, locked: lock.locked };
+    return { name: a.name, ...t, ...loadModelForBench(dir, { backend: t.backend }) };
   });
   const V = variants[0]!.model.cfg.vocabSize;
   const rows: StepRow[] = [];
