@@ -19,11 +19,16 @@ export const PREFETCH_MODES: readonly PrefetchMode[] = ["auto", "on", "off"];
 /** Memory left for activations, states and the rest of the process after the weights. */
 export const PREFETCH_HEADROOM_BYTES = 2 * 2 ** 30;
 
+/** The checkpoint fits in `available` bytes (Linux: MemAvailable, page cache included) with the headroom to spare. */
+function fitsInMemory(checkpointBytes: number, available: number): boolean {
+  return checkpointBytes + PREFETCH_HEADROOM_BYTES <= available;
+}
+
 /** `available`: bytes the system can give (Linux: MemAvailable, page cache included). */
 export function shouldPrefetch(mode: PrefetchMode, checkpointBytes: number, available = freemem()): boolean {
   if (mode === "off") return false;
   if (mode === "on") return true;
-  return checkpointBytes + PREFETCH_HEADROOM_BYTES <= available;
+  return fitsInMemory(checkpointBytes, available);
 }
 
 /**
@@ -37,7 +42,7 @@ export function lockCheckpoint(ckpt: Checkpoint, backend: Backend, available = f
   if (!backend.lockFile) return;
   // Locking pins every page: one that cannot fit would push out everything else first.
   const bytes = ckpt.totalBytes();
-  if (bytes + PREFETCH_HEADROOM_BYTES > available) {
+  if (!fitsInMemory(bytes, available)) {
     const gb = (n: number) => `${(n / 1e9).toFixed(1)} GB`;
     throw new Error(`--mlock: the checkpoint (${gb(bytes)}) does not fit in the memory available (${gb(available)}) with ${gb(PREFETCH_HEADROOM_BYTES)} to spare; leave out --mlock`);
   }
