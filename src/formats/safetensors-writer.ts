@@ -27,16 +27,10 @@ export function writeSafetensors(path: string, tensors: readonly TensorToWrite[]
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] };
     offset += expected;
   }
-  let json = JSON.stringify(header);
-  json += " ".repeat((HEADER_ALIGN - ((8 + Buffer.byteLength(json)) % HEADER_ALIGN)) % HEADER_ALIGN);
-  const headerBytes = Buffer.from(json, "utf8");
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(headerBytes.length));
   const fd = openSync(path, "w");
   try {
     const out = new BlockWriter(fd);
-    out.write(len);
-    out.write(headerBytes);
+    out.write(headerBytes(header));
     for (const t of tensors) out.write(t.data);
     out.flush();
   } finally {
@@ -162,7 +156,7 @@ export function writeShardedCheckpointStreaming(dir: string, tensors: readonly T
   return files;
 }
 
-/** The 8-byte length prefix and the space-padded JSON header, as writeSafetensors lays them out. */
+/** The 8-byte length prefix and the JSON header, space-padded so tensor data starts 8-byte aligned. */
 function headerBytes(header: Record<string, unknown>): Uint8Array {
   let json = JSON.stringify(header);
   json += " ".repeat((HEADER_ALIGN - ((8 + Buffer.byteLength(json)) % HEADER_ALIGN)) % HEADER_ALIGN);
