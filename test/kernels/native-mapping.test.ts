@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -27,13 +27,6 @@ function bytes(n: number, seed: number): Uint8Array {
     out[i] = s >>> 24;
   }
   return out;
-}
-
-/** Bytes mapped with 2 MiB entries in this process (Linux), or null where that cannot be read. */
-function pmdMappedBytes(): number | null {
-  if (!existsSync("/proc/self/smaps_rollup")) return null;
-  const m = /FilePmdMapped:\s+(\d+) kB/.exec(readFileSync("/proc/self/smaps_rollup", "utf8"));
-  return m ? Number(m[1]) * 1024 : null;
 }
 
 describe("mapped checkpoint files", { skip }, () => {
@@ -72,12 +65,12 @@ describe("mapped checkpoint files", { skip }, () => {
     const owned = nb.linear(x, 2, nb.uploadMatrix(stored(false)), true) as Float32Array;
     const mapped = nb.uploadMatrix(stored(true));
     assert.deepEqual(Array.from(nb.linear(x, 2, mapped, true)), Array.from(owned));
-    const pmdBefore = pmdMappedBytes();
+    const pmdBefore = smapsBytesOf(file, "FilePmdMapped");
     assert.equal(nb.prefetchFile(file), 160 * 2 ** 20);
     assert.deepEqual(Array.from(nb.linear(x, 2, mapped, true)), Array.from(owned), "after the prefetch");
     // Whether the file now has 2 MiB entries depends on the kernel and file system; say which.
-    const pmdAfter = pmdMappedBytes();
-    if (pmdBefore !== null && pmdAfter !== null) console.log(`# 2 MiB-mapped file bytes in this process: ${pmdBefore} before the prefetch, ${pmdAfter} after`);
+    const pmdAfter = smapsBytesOf(file, "FilePmdMapped");
+    if (pmdBefore !== null && pmdAfter !== null) console.log(`# the file's bytes mapped with 2 MiB entries: ${pmdBefore} before the prefetch, ${pmdAfter} after`);
   });
 
   test("prefetching the same file again reads it the same", () => {

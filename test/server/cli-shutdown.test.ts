@@ -43,12 +43,21 @@ async function stream(url: string, maxTokens: number): Promise<{ rest: Promise<s
   return { rest };
 }
 
+/** `dsv4 serve` with that --shutdown-timeout for the body's length, killed after it whatever happened. */
+async function withServe(shutdownTimeout: number, body: (p: CliProcess) => Promise<void>): Promise<void> {
+  const p = await startCli(cli, ["serve", "--port", "0", "--quiet", "--shutdown-timeout", String(shutdownTimeout)], env);
+  try {
+    await body(p);
+  } finally {
+    p.child.kill("SIGKILL");
+  }
+}
+
 const exitOf = (p: CliProcess) => new Promise<number | null>((resolve) => (p.child.exitCode !== null ? resolve(p.child.exitCode) : p.child.on("exit", (code) => resolve(code))));
 
 describe("serve shutting down", () => {
   test("a generation in flight at SIGTERM finishes within the shutdown timeout, then the process exits", async () => {
-    const p = await startCli(cli, ["serve", "--port", "0", "--quiet", "--shutdown-timeout", "120"], env);
-    try {
+    await withServe(120, async (p) => {
       const { rest } = await stream(p.url, 400);
       p.child.kill("SIGTERM");
       const text = await rest;
@@ -56,14 +65,11 @@ describe("serve shutting down", () => {
       assert.ok(text.trimEnd().endsWith("data: [DONE]"), text.slice(-200));
       assert.equal(await exitOf(p), 0);
       assert.match(p.stderr(), /shutting down: 1 generation in flight gets up to 120 s to finish/);
-    } finally {
-      p.child.kill("SIGKILL");
-    }
+    });
   });
 
   test("a generation still running when the shutdown timeout runs out ends with an error event naming it", async () => {
-    const p = await startCli(cli, ["serve", "--port", "0", "--quiet", "--shutdown-timeout", "1"], env);
-    try {
+    await withServe(1, async (p) => {
       const { rest } = await stream(p.url, 200_000);
       const t0 = Date.now();
       p.child.kill("SIGTERM");
@@ -75,14 +81,11 @@ describe("serve shutting down", () => {
       assert.equal(await exitOf(p), 0);
       assert.ok(Date.now() - t0 < 30_000, `exited ${Date.now() - t0} ms after the signal`);
       assert.match(p.stderr(), /stopped 1 generation still running: its 1 s shutdown timeout ran out/);
-    } finally {
-      p.child.kill("SIGKILL");
-    }
+    });
   });
 
   test("a second signal stops the generations in flight at once", async () => {
-    const p = await startCli(cli, ["serve", "--port", "0", "--quiet", "--shutdown-timeout", "600"], env);
-    try {
+    await withServe(600, async (p) => {
       const { rest } = await stream(p.url, 200_000);
       p.child.kill("SIGTERM");
       await waitFor(() => p.stderr().includes("signal again to stop them now"), 10_000, "the drain to start");
@@ -91,8 +94,6 @@ describe("serve shutting down", () => {
       assert.match(text, /"code":"server_shutting_down"/);
       assert.match(text, /signalled twice/);
       assert.equal(await exitOf(p), 0);
-    } finally {
-      p.child.kill("SIGKILL");
-    }
+    });
   });
 });
