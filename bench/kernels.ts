@@ -7,7 +7,7 @@
  * `--rows`: the decode-batch products instead (runRowsBench): the real V4-Flash BF16 head,
  * FP8 and FP4 expert shapes at 1-64 activation rows, against the bandwidth and the FMA peak;
  * `--baseline PATH` times a second build of the addon alternately in the same process.
- * `--bf16-activations` (with --rows): BF16 products get bf16-valued activations (the avx512bf16
+ * `--formats fp4,fp8` (with --rows): only those shapes. `--bf16-activations` (with --rows): BF16 products get bf16-valued activations (the avx512bf16
  * dot-product path; see fillActivations).
  */
 import { randomFillSync } from "node:crypto";
@@ -340,7 +340,7 @@ function loadAddon(path: string): NativeAddon {
  * `rounds` times each, and each keeps its best (a shared machine only slows a window down).
  * `smallHead` uses 32768 output rows for the head (a quarter of the memory and time).
  */
-export async function runRowsBench(opts: { baseline?: string; smallHead?: boolean; rows?: number[]; rounds?: number; quick?: boolean; bf16Activations?: boolean } = {}): Promise<RowsBenchResult> {
+export async function runRowsBench(opts: { baseline?: string; smallHead?: boolean; rows?: number[]; rounds?: number; quick?: boolean; bf16Activations?: boolean; formats?: string[] } = {}): Promise<RowsBenchResult> {
   const loaded = nativeAddon();
   if ("error" in loaded) throw new Error(`bench kernels --rows needs the native addon: ${loaded.error}`);
   const addon = loaded.addon;
@@ -351,7 +351,9 @@ export async function runRowsBench(opts: { baseline?: string; smallHead?: boolea
   const info = addon.info();
   const results: RowsResult[] = [];
   const rounds = opts.rounds ?? (opts.quick ? 1 : 3);
-  const shapes = ROW_SHAPES.map((s) => (opts.smallHead && s.format === "bf16" ? { ...s, name: "bf16 32768x4096 (head slice)", out: 32768 } : s));
+  const shapes = ROW_SHAPES.filter((s) => !opts.formats || opts.formats.includes(s.format)).map((s) =>
+    opts.smallHead && s.format === "bf16" ? { ...s, name: "bf16 32768x4096 (head slice)", out: 32768 } : s,
+  );
   const timings: Array<{ shape: Shape; rows: number; variant: string; ms: number; bytes: number }> = [];
   for (const s of shapes) {
     const bytes = randomStored(s).readData().byteLength;
@@ -412,7 +414,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const json = process.argv.includes("--json");
   if (process.argv.includes("--rows")) {
     const rows = argValue("--row-counts")?.split(",").map(Number);
-    const result = await runRowsBench({ baseline: argValue("--baseline"), smallHead: process.argv.includes("--small-head"), bf16Activations: process.argv.includes("--bf16-activations"), rows, quick: process.argv.includes("--quick") });
+    const result = await runRowsBench({ baseline: argValue("--baseline"), smallHead: process.argv.includes("--small-head"), bf16Activations: process.argv.includes("--bf16-activations"), rows, quick: process.argv.includes("--quick"), formats: argValue("--formats")?.split(",") });
     if (json) console.log(JSON.stringify(result));
     else printRowsTable(result);
   } else {

@@ -85,10 +85,14 @@ inline int fp4_slot(int e) {
 inline int bf16_slot(int e) { return (e & 1) * 8 + (e >> 1); }
 
 #ifdef DSV4_AVX512_BF16
-// The bf16 copy of a prepared FP4 row (Fp4Group64 floats d[0, K)) that fp4_rows_bf16 reads:
-// per 64-input group 32 pairs, [v0,v2 | v1,v3 | v4,v6 | v5,v7] for lanes 0-7 (vector v of
-// the group's layout, lane i: its bf16 in the pair's low half for v0, v1, v4, v5). E4M3
-// activations times a power of two are bf16 values, so dropping the low 16 bits is exact.
+// The bf16 copy of an FP4 activation row that fp4_rows_bf16 reads, made from the row in
+// natural order (before the Fp4Group64 permutation): per 64-input group 32 pairs, four
+// vectors n = 0..3 of 8 lanes, lane L = 4 * block + i holding inputs
+// 32 * block + 4i + n (low half) and 32 * block + 16 + 4i + n (high half). Vectors 0 and 1
+// are then the inputs of chain a of the AVX2 arithmetic's lane L (bytes 2i and 8 + 2i of the
+// block, both nibbles), vectors 2 and 3 those of chain b (bytes 2i + 1 and 9 + 2i), in the
+// order fp4_decode_pair_bf16 decodes the weights. E4M3 activations times a power of two are
+// bf16 values, so dropping the low 16 bits is exact.
 // The flag after it allows that path only for such rows in a range where every product of
 // a chain is exact (see fp4_rows_bf16): quantised, finite and below 2^100.
 // Where in a prepared FP4 row (K floats, then K / 2 floats' room of bf16 pairs) the flag is.
@@ -98,13 +102,22 @@ inline void fp4_prepare_bf16(float* d, int K, bool act_quant) {
   uint32_t* pairs = reinterpret_cast<uint32_t*>(d + K);
   const __m512i high = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
   const __m512 limit = _mm512_set1_ps(0x1p100f);
+  // Vectors 0 and 1 of a group as indices into (block 0's inputs 0-15, block 1's 0-15); the
+  // high halves take the same ones of inputs 16-31.
+  const __m512i first = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+  const __m512i second = _mm512_add_epi32(first, _mm512_set1_epi32(2));
   __mmask16 out_of_range = 0;  // not below the limit, NaN included
   for (int k = 0; k < K; k += 64, pairs += 32) {
+    __m512i z[4];
+    for (int j = 0; j < 4; j++) {
+      const __m512 v = _mm512_loadu_ps(d + k + 16 * j);
+      out_of_range |= _mm512_cmp_ps_mask(_mm512_abs_ps(v), limit, _CMP_NLT_UQ);
+      z[j] = _mm512_castps_si512(v);
+    }
     for (int h = 0; h < 2; h++) {
-      const __m512 lowv = _mm512_loadu_ps(d + k + 32 * h), highv = _mm512_loadu_ps(d + k + 32 * h + 16);
-      out_of_range |= _mm512_cmp_ps_mask(_mm512_abs_ps(lowv), limit, _CMP_NLT_UQ) | _mm512_cmp_ps_mask(_mm512_abs_ps(highv), limit, _CMP_NLT_UQ);
-      const __m512i both = _mm512_or_si512(_mm512_maskz_srli_epi32(0xFFFF, _mm512_castps_si512(lowv), 16), _mm512_and_si512(_mm512_castps_si512(highv), high));
-      _mm512_storeu_si512(pairs + 16 * h, both);
+      const __m512i idx = h == 0 ? first : second;
+      const __m512i lo = _mm512_permutex2var_epi32(z[0], idx, z[2]), hi = _mm512_permutex2var_epi32(z[1], idx, z[3]);
+      _mm512_storeu_si512(pairs + 16 * h, _mm512_or_si512(_mm512_maskz_srli_epi32(0xFFFF, lo, 16), _mm512_and_si512(hi, high)));
     }
   }
   d[fp4_bf16_flag(K)] = act_quant && out_of_range == 0 ? 1.0f : 0.0f;
@@ -323,13 +336,13 @@ void prepare_impl(const Matrix& w, const float* x, int rows, bool act_quant, flo
         if (v > block_max[k / kFp8Block]) block_max[k / kFp8Block] = v;
       }
     } else if (layout == Layout::Fp4Group64) {
+#ifdef DSV4_AVX512_BF16
+      fp4_prepare_bf16(d, K, act_quant);  // from the natural order
+#endif
       for (int k = 0; k < K; k += 64) {
         for (int e = 0; e < 64; e++) g[e] = d[k + e];
         for (int e = 0; e < 64; e++) d[k + fp4_slot(e)] = g[e];
       }
-#ifdef DSV4_AVX512_BF16
-      fp4_prepare_bf16(d, K, act_quant);
-#endif
     } else if (layout == Layout::Bf16Group16) {
       for (int k = 0; k < K; k += 16) {
         for (int e = 0; e < 16; e++) g[e] = d[k + e];

@@ -331,27 +331,33 @@ void fp4_rows_k(const Matrix& w, int n, int count, const float* x, size_t ldx, f
 // of the AVX2 arithmetic are therefore the same numbers however they are summed, and the
 // kernel forms each from two vdpbf16ps (two products per 32-bit lane) instead of four FMAs,
 // then does exactly what fp4_rows_k does: (a + b) times the scale pair, added to the total.
-// The weights decode to bf16 pairs with no widening to floats: the bytes are first put in
-// the order (2i, 8 + 2i | 2i + 1, 9 + 2i) of each 16, so that unpacking the two bf16 bytes
-// pairs the inputs of one chain (vectors 0 and 2, 1 and 3 of the layout) in a 32-bit lane.
+// The weights decode to bf16 with one word permute (vpermw, a 32-entry table) per 32 codes
+// and no widening to floats: a byte shuffle first puts each 16-byte block's bytes in the
+// order (2i, 2i + 1, 8 + 2i, 9 + 2i) for i = 0..3, so that nibble n of every 16-bit word,
+// shifted down, pairs in each 32-bit lane i the inputs of one chain: n = 0 and 1 (the two
+// nibbles of bytes 2i and 8 + 2i) chain a, n = 2 and 3 (bytes 2i + 1 and 9 + 2i) chain b.
+// fp4_prepare_bf16 lays the activations out in the same order. (Against the two byte-table
+// shuffles and interleaves per 32 codes before: ten shuffles per group of a pair of rows,
+// now six.)
 
-// Group g of rows p0 (low half) and p1 (high half) as bf16 pairs: f[0] chain a's vectors 0
-// and 2, f[1] chain b's 1 and 3, f[2] a's 4 and 6, f[3] b's 5 and 7.
-inline void fp4_decode_pair_bf16(const uint8_t* p0, const uint8_t* p1, __m512bh f[4]) {
-  const __m512i lut_lo = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm256_castsi256_si128(fp4_lut_lo()));
-  const __m512i lut_hi = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm256_castsi256_si128(fp4_lut_hi()));
-  const __m512i order = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_setr_epi8(0, 8, 2, 10, 4, 12, 6, 14, 1, 9, 3, 11, 5, 13, 7, 15));
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
+// E2M1 code -> bf16 bits in each 16-bit entry; vpermw reads an index's low 5 bits, and bit 4
+// (the next nibble's lowest bit) selects a copy of the same 16 entries.
+inline __m512i fp4_bf16_table() {
+  return _mm512_setr_epi32(0x3F000000, 0x3FC03F80, 0x40404000, 0x40C04080, (int)0xBF008000u, (int)0xBFC0BF80u, (int)0xC040C000u, (int)0xC0C0C080u,
+                           0x3F000000, 0x3FC03F80, 0x40404000, 0x40C04080, (int)0xBF008000u, (int)0xBFC0BF80u, (int)0xC040C000u, (int)0xC0C0C080u);
+}
+
+// Group g of rows p0 (low half) and p1 (high half) as bf16 pairs: f[0] and f[1] chain a's,
+// f[2] and f[3] chain b's (see fp4_prepare_bf16 for the inputs each lane pairs).
+inline void fp4_decode_pair_bf16(const uint8_t* p0, const uint8_t* p1, __m512i table, __m512bh f[4]) {
+  const __m512i order = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15));
   const __m512i raw = _mm512_shuffle_epi8(_mm512_maskz_inserti64x4(0xFF, _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0))),
                                                                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p1)), 1),
                                           order);
-  for (int h = 0; h < 2; h++) {
-    const __m512i codes = h == 0 ? _mm512_and_si512(raw, low4) : _mm512_and_si512(_mm512_srli_epi16(raw, 4), low4);
-    const __m512i lo = _mm512_shuffle_epi8(lut_lo, codes);
-    const __m512i hi = _mm512_shuffle_epi8(lut_hi, codes);
-    f[2 * h + 0] = as_bf16x32(_mm512_unpacklo_epi8(lo, hi));
-    f[2 * h + 1] = as_bf16x32(_mm512_unpackhi_epi8(lo, hi));
-  }
+  f[0] = as_bf16x32(_mm512_permutexvar_epi16(raw, table));
+  f[1] = as_bf16x32(_mm512_permutexvar_epi16(_mm512_srli_epi16(raw, 4), table));
+  f[2] = as_bf16x32(_mm512_permutexvar_epi16(_mm512_srli_epi16(raw, 8), table));
+  f[3] = as_bf16x32(_mm512_permutexvar_epi16(_mm512_srli_epi16(raw, 12), table));
 }
 
 // As fp4_rows_k, with x the rows' bf16 copies (fp4_prepare_bf16: 32 floats' room per group).
@@ -367,6 +373,7 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
   // 1.05-1.16x; without a prefetch the hardware's alone gave 0.64-0.91x.
   const size_t ahead = (RB == 1 ? 2 : 4) * P * w.row_bytes();
   const float* xg = x + k0 / 2;
+  const __m512i table = fp4_bf16_table();
   for (int g = k0; g < k1; g += 64, xg += 32) {
     __m512bh f[P][4];
     __m512 s[P];
@@ -376,7 +383,7 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
         _mm_prefetch(reinterpret_cast<const char*>(p[2 * j] + ahead), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(p[2 * j + 1] + ahead), _MM_HINT_T0);
       }
-      fp4_decode_pair_bf16(p[2 * j], p[2 * j + 1], f[j]);
+      fp4_decode_pair_bf16(p[2 * j], p[2 * j + 1], table, f[j]);
       s[j] = fp4_scale_pairs(q[2 * j], q[2 * j + 1]);
     }
     fp4_rows_step<P>(p, q);
@@ -388,7 +395,7 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
       for (int v = 0; v < 4; v++) {
         const __m512bh xv = as_bf16x32(_mm512_maskz_broadcast_i64x4(0xFF, _mm256_load_si256(reinterpret_cast<const __m256i*>(xr + 8 * v))));
         for (int j = 0; j < P; j++) {
-          if (v % 2 == 0) a[j] = _mm512_dpbf16_ps(a[j], f[j][v], xv);
+          if (v < 2) a[j] = _mm512_dpbf16_ps(a[j], f[j][v], xv);
           else b[j] = _mm512_dpbf16_ps(b[j], f[j][v], xv);
         }
       }
