@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runThreadScaling, scalingThreadCounts } from "../../bench/kernels.js";
+import { runRowsBench, runThreadScaling, scalingThreadCounts } from "../../bench/kernels.js";
 import { requireNativeAddon } from "../../src/kernels/native/addon.js";
 import { nativeSkip } from "./native-available.js";
 
@@ -24,4 +24,12 @@ test("thread scaling: one row per thread count, each GEMV against the probe at t
     for (const g of row.gemv) assert.ok(Math.abs(g.fraction_of_bandwidth - g.gbs / row.bandwidth_gbs) < 1e-12, g.name);
   }
   assert.equal(addon.info().threads, before);
+});
+
+test("bench kernels --rows --formats fp4 --row-counts 1,2: only the FP4 shapes, at those rows", { skip: nativeSkip() }, async () => {
+  const r = await runRowsBench({ quick: true, formats: ["fp4"], rows: [1, 2] });
+  assert.deepEqual(
+    r.results.map((x) => `${x.name.split(" ")[0]}:${x.rows}`),
+    ["fp4:1", "fp4:2", "fp4:1", "fp4:2"],
+  );
 });

@@ -4,7 +4,7 @@ export const benchCommand: Command = {
   name: "bench",
   summary: "benchmarks: kernel GEMV throughput vs memory bandwidth, end-to-end decode/prefill speed, the HTTP server under load, the prefix cache",
   usage: `Usage: dsv4 bench kernels [--json] [--quick] [--no-ref]
-       dsv4 bench kernels --rows [--baseline ADDON] [--small-head] [--json] [--quick]
+       dsv4 bench kernels --rows [--formats F,..] [--row-counts N,..] [--baseline ADDON] [--small-head] [--json] [--quick]
        dsv4 bench decode [--preset NAME] [--backend ref|native] [--prompt N] [--decode N] [--profile] [--json]
        dsv4 bench serve [--preset NAME] [--backend ref|native] [--quick] [--json] [size flags below]
        dsv4 bench cache [--quick] [--context N] [--backend NAME] [--json]
@@ -56,6 +56,8 @@ Options:
   --baseline PATH (kernels --rows) another build of the addon (dsv4.node), timed
                   alternately in the same process, with the speedup over it
   --small-head    (kernels --rows) a 32768-row slice of the head (a quarter of the time)
+  --formats F,..  (kernels --rows) only these weight formats' shapes (bf16, fp8, fp4)
+  --row-counts N,.. (kernels --rows) activation row counts (default 1,2,4,8,16,32,64)
   --preset NAME   (decode) checkpoint preset (see \`dsv4 tiny --help\`)
   --backend NAME  (decode) ref or native
   --prompt N      (decode) prompt tokens in the prefill forward (native 64, ref 8);
@@ -86,10 +88,16 @@ cache options:
     if (what === "kernels") {
       const args = parseCommandArgs(benchCommand, rest, {
         json: { type: "boolean" }, quick: { type: "boolean" }, "no-ref": { type: "boolean" }, rows: { type: "boolean" }, baseline: { type: "string" }, "small-head": { type: "boolean" },
+        formats: { type: "string" }, "row-counts": { type: "string" },
       });
       if (args.values.rows) {
         const { runRowsBench, printRowsTable } = await import("../../../bench/kernels.js");
-        const result = await runRowsBench({ quick: Boolean(args.values.quick), baseline: stringOption(benchCommand, args, "baseline"), smallHead: Boolean(args.values["small-head"]) });
+        const formats = listOption(stringOption(benchCommand, args, "formats"), "--formats", (f) => ["bf16", "fp8", "fp4"].includes(f), "is not bf16, fp8 or fp4", "fp4,fp8");
+        const counts = listOption(stringOption(benchCommand, args, "row-counts"), "--row-counts", (n) => /^[1-9]\d{0,3}$/.test(n), "is not a row count from 1 to 9999", "1,2,4");
+        const result = await runRowsBench({
+          quick: Boolean(args.values.quick), baseline: stringOption(benchCommand, args, "baseline"), smallHead: Boolean(args.values["small-head"]),
+          formats, rows: counts?.map(Number),
+        });
         if (args.values.json) process.stdout.write(JSON.stringify(result) + "\n");
         else printRowsTable(result);
         return 0;
@@ -177,3 +185,12 @@ cache options:
     throw new CliError(`bench needs a benchmark: kernels, decode, serve, cache, spec or gateway (see \`dsv4 bench --help\`)`, 2);
   },
 };
+
+/** A comma-separated option's items, each checked: a bad one is a usage error naming it. */
+function listOption(value: string | undefined, flag: string, valid: (item: string) => boolean, problem: string, example: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  const items = value.split(",").map((v) => v.trim());
+  const bad = items.find((v) => !valid(v));
+  if (bad !== undefined) throw new CliError(`${flag}: "${bad}" ${problem} (e.g. ${flag} ${example})`);
+  return items;
+}
