@@ -4,11 +4,14 @@
  * (Math.exp softmax, then a full sort of the probabilities for top_k / top_p), which is what
  * the engine did before. Two rows: a peaked one shaped like a trained model's logits (a few
  * strong tokens over a Gaussian tail) and a flat one like a random-weight checkpoint's.
+ * The loops run in the addon where it is built (softmax.ts), else in JavaScript; run once with
+ * DSV4_NATIVE_SAMPLING=0 to compare the two.
  * Run: `node dist/bench/sampler.js [--json]`.
  */
 import { pathToFileURL } from "node:url";
 import { Rng } from "../src/engine/rng.js";
 import { sampleToken, type SamplingParams } from "../src/engine/sampler.js";
+import { nativeSampling } from "../src/engine/softmax.js";
 
 const V = 129_280;
 
@@ -86,9 +89,10 @@ export function runSamplerBench(): SamplerBenchRow[] {
 
 if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
   const rows = runSamplerBench();
-  if (process.argv.includes("--json")) console.log(JSON.stringify({ vocab: V, rows }));
+  const loops = nativeSampling() ? "native" : "javascript";
+  if (process.argv.includes("--json")) console.log(JSON.stringify({ vocab: V, loops, rows }));
   else {
-    console.log(`sampling one token over ${V.toLocaleString("en")} logits (ms, best of 7; textbook: Math.exp softmax and a full sort, same process)`);
+    console.log(`sampling one token over ${V.toLocaleString("en")} logits (${loops} loops; ms, best of 7; textbook: Math.exp softmax and a full sort, same process)`);
     for (const r of rows) console.log(`  ${r.row.padEnd(7)} ${r.params.padEnd(32)} ${r.ms_per_token.toFixed(3).padStart(7)}   textbook ${r.textbook_ms_per_token.toFixed(3).padStart(7)}   ${r.speedup_vs_textbook.toFixed(1)}x`);
   }
 }

@@ -20,6 +20,7 @@
         "src/linear.cc",
         "src/mapping.cc",
         "src/prefetch.cc",
+        "src/sampling.cc",
         "src/matrix_io.cc",
         "src/moe.cc",
         "src/ops.cc",

@@ -13,6 +13,7 @@
 #include "linear.h"
 #include "mapping.h"
 #include "prefetch.h"
+#include "sampling.h"
 #include "matrix_io.h"
 #include "moe.h"
 #include "ops.h"
@@ -73,6 +74,7 @@ Span<float> f32(const Napi::Value& v, const char* what) { return typed<float, na
 Span<double> f64(const Napi::Value& v, const char* what) { return typed<double, napi_float64_array>(v, what); }
 Span<int32_t> i32(const Napi::Value& v, const char* what) { return typed<int32_t, napi_int32_array>(v, what); }
 Span<uint8_t> u8(const Napi::Value& v, const char* what) { return typed<uint8_t, napi_uint8_array>(v, what); }
+Span<uint16_t> u16(const Napi::Value& v, const char* what) { return typed<uint16_t, napi_uint16_array>(v, what); }
 
 int64_t integer(const Napi::Value& v, const char* what) {
   if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
@@ -478,6 +480,64 @@ Napi::Value SetReceiveBuffer(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), set_receive_buffer(fd, bytes));
 }
 
+double real(const Napi::Value& v, const char* what) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+// shiftedExp(x, max, scale, tables, out, bin, count, mass): softmax.ts's shiftedExp (bin,
+// count and mass null) or shiftedExpBinned; returns the sum.
+Napi::Value ShiftedExp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Span<float> x = f32(info[0], "logits");
+  const double max = real(info[1], "max"), scale = real(info[2], "scale");
+  const Span<double> tables = f64(info[3], "tables");
+  const Span<double> out = f64(info[4], "weights");
+  need(env, tables.length == kSamplingTables, "sampling tables have the wrong length");
+  need(env, out.length >= x.length, "weights array shorter than the logits");
+  if (info[5].IsNull() || info[5].IsUndefined()) return Napi::Number::New(env, shifted_exp(x.data, x.length, max, scale, tables.data, out.data, nullptr, nullptr, nullptr));
+  const Span<uint16_t> bin = u16(info[5], "histogram bins");
+  const Span<double> count = f64(info[6], "histogram counts"), mass = f64(info[7], "histogram masses");
+  need(env, bin.length >= x.length, "histogram bins shorter than the logits");
+  need(env, count.length == kWeightBins && mass.length == kWeightBins, "histogram counts or masses have the wrong length");
+  return Napi::Number::New(env, shifted_exp(x.data, x.length, max, scale, tables.data, out.data, bin.data, count.data, mass.data));
+}
+
+Napi::Value MaxOf(const Napi::CallbackInfo& info) {
+  const Span<float> x = f32(info[0], "logits");
+  return Napi::Number::New(info.Env(), max_of(x.data, x.length));
+}
+
+// drawKept(w, n, threshold, atThreshold, lowest, u): sampleToken's draw over w[0, n).
+Napi::Value DrawKept(const Napi::CallbackInfo& info) {
+  const Span<double> w = f64(info[0], "weights");
+  const int64_t n = integer(info[1], "n");
+  need(info.Env(), static_cast<size_t>(n) <= w.length, "n is past the weights");
+  const size_t i = draw_kept(w.data, static_cast<size_t>(n), real(info[2], "threshold"), real(info[3], "atThreshold"), real(info[4], "lowest"), real(info[5], "u"));
+  return Napi::Number::New(info.Env(), static_cast<double>(i));
+}
+
+// keptMass(w, n, threshold, atThreshold, lowest): the kept weights' sum.
+Napi::Value KeptMass(const Napi::CallbackInfo& info) {
+  const Span<double> w = f64(info[0], "weights");
+  const int64_t n = integer(info[1], "n");
+  need(info.Env(), static_cast<size_t>(n) <= w.length, "n is past the weights");
+  return Napi::Number::New(info.Env(), kept_mass(w.data, static_cast<size_t>(n), real(info[2], "threshold"), real(info[3], "atThreshold"), real(info[4], "lowest")));
+}
+
+// gatherBin(w, n, bin, b, above, out): top-cut.ts's gather; returns the count.
+Napi::Value GatherBin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Span<double> w = f64(info[0], "weights");
+  const int64_t n = integer(info[1], "n");
+  const Span<uint16_t> bin = u16(info[2], "histogram bins");
+  const int64_t b = integer(info[3], "bin");
+  const Span<double> out = f64(info[5], "gathered weights");
+  need(env, static_cast<size_t>(n) <= w.length && static_cast<size_t>(n) <= bin.length && static_cast<size_t>(n) <= out.length, "n is past an array");
+  need(env, b < 65536, "bin out of range");
+  return Napi::Number::New(env, static_cast<double>(gather_bin(w.data, static_cast<size_t>(n), bin.data, static_cast<uint16_t>(b), info[4].ToBoolean().Value(), out.data)));
+}
+
 // Every entry point runs through call_entry, so no C++ exception reaches N-API unconverted
 // (NAPI_CPP_EXCEPTIONS alone converts only Napi::Error; anything else would terminate Node).
 struct Entry {
@@ -499,6 +559,8 @@ const Entry kEntries[] = {
     {"fmaPeak", FmaPeak},             {"setThreads", SetThreads},
     {"poolOverhead", PoolOverhead},   {"failAllocationsAfter", FailAllocationsAfter},
     {"prefetchMapping", PrefetchMapping}, {"lockMapping", LockMapping}, {"setNotsentLowat", SetNotsentLowat}, {"setReceiveBuffer", SetReceiveBuffer},
+    {"shiftedExp", ShiftedExp}, {"maxOf", MaxOf}, {"drawKept", DrawKept},
+    {"keptMass", KeptMass}, {"gatherBin", GatherBin},
 };
 
 Napi::Value call_entry(const Napi::CallbackInfo& info) {

@@ -6,7 +6,7 @@
  */
 import type { Vec } from "../kernels/backend.js";
 import type { Rng } from "./rng.js";
-import { maxOf, shiftedExp, weightHistogram } from "./softmax.js";
+import { drawKept, keptMass, maxOf, shiftedExp, weightHistogram } from "./softmax.js";
 import { topCut } from "./top-cut.js";
 
 export interface SamplingParams {
@@ -66,16 +66,7 @@ function weigh(logits: Vec | ArrayLike<number>, p: SamplingParams, w: Float64Arr
   // top_p is a fraction of the whole distribution's mass.
   const cut = ranked ? topCut(w, V, p.topK > 0 ? p.topK : Infinity, p.topP < 1 ? p.topP * total : Infinity, histogram) : null;
   const k: Weights = { w, V, threshold: cut ? cut.threshold : 0, atThreshold: cut ? cut.atThreshold : 0, lowest: p.minP > 0 ? p.minP : Number.MIN_VALUE, mass: cut ? cut.mass : total };
-  if (p.minP > 0) {
-    const { threshold, lowest } = k;
-    let ties = k.atThreshold;
-    let mass = 0;
-    for (let i = 0; i < V; i++) {
-      const v = w[i]!;
-      if (v >= lowest && (v > threshold || (v === threshold && ties-- > 0))) mass += v;
-    }
-    k.mass = mass;
-  }
+  if (p.minP > 0) k.mass = keptMass(w, V, k.threshold, k.atThreshold, k.lowest);
   return k;
 }
 
@@ -134,20 +125,7 @@ export function sampleToken(logits: Vec | ArrayLike<number>, p: SamplingParams, 
   if (isGreedy(p)) return argmax(logits);
   if (drawScratch.length < logits.length) drawScratch = new Float64Array(logits.length);
   const k = weigh(logits, p, drawScratch);
-  const { w, V, threshold, lowest } = k;
-  const u = rng.next() * k.mass;
-  let ties = k.atThreshold;
-  let acc = 0;
-  let last = 0;
-  for (let i = 0; i < V; i++) {
-    const v = w[i]!;
-    if (v >= lowest && (v > threshold || (v === threshold && ties-- > 0))) {
-      acc += v;
-      last = i;
-      if (u < acc) return i;
-    }
-  }
-  return last;
+  return drawKept(k.w, k.V, k.threshold, k.atThreshold, k.lowest, rng.next() * k.mass);
 }
 
 export interface RawLogprob {

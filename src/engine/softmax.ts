@@ -7,6 +7,8 @@
  * degree-5 polynomial for 2^f (its truncation error (f·ln 2)^6/720 is below 3e-15).
  */
 
+import { nativeAddon } from "../kernels/native/addon.js";
+
 /** 2^(j/64) for j in 0..63. */
 const FRACTION = Float64Array.from({ length: 64 }, (_, j) => 2 ** (j / 64));
 /** 2^-n for n in 0..1074 (2^-1074 is the smallest subnormal; below it exp is 0). */
@@ -38,11 +40,44 @@ export function weightHistogram(V: number): WeightHistogram {
 }
 
 /**
+ * The addon's copies of this file's loops and of the sampler's draw (native/src/sampling.cc):
+ * the same doubles in the same order, so a token drawn with or without the addon is the same
+ * (test/engine/sampling-native.test.ts), about 3x faster on float32 logits. Sampling runs on
+ * the engine's thread once per sequence and step, so at 16 sequences the JavaScript loops were
+ * some 20 ms of each step. (Like the server's socket options, a use of the one native binary
+ * outside the kernels; without it, with an addon built before it had them, or with
+ * DSV4_NATIVE_SAMPLING=0, these loops run.)
+ */
+const native = (() => {
+  if (process.env.DSV4_NATIVE_SAMPLING === "0") return null;
+  const loaded = nativeAddon();
+  if ("error" in loaded) return null;
+  const { shiftedExp, maxOf, drawKept, keptMass, gatherBin } = loaded.addon;
+  return shiftedExp && maxOf && drawKept && keptMass && gatherBin ? { shiftedExp, maxOf, drawKept, keptMass, gatherBin } : null;
+})();
+
+/** FRACTION, NEGATIVE_POWER and the polynomial's coefficients, as the addon reads them. */
+const TABLES = Float64Array.from([...FRACTION, ...NEGATIVE_POWER, L1, L2, L3, L4, L5]);
+
+/** Whether the addon's loops are in use (tests). */
+export function nativeSampling(): boolean {
+  return native !== null;
+}
+
+/**
  * out[i] = exp((x[i] - max) / temperature), for x[i] ≤ max (the largest of x, so every result is
  * in [0, 1] and the largest is exactly 1); returns their sum. -Infinity entries (masked tokens)
  * give 0. With `histogram`, also fills it.
  */
 export function shiftedExp(x: ArrayLike<number>, max: number, temperature: number, out: Float64Array, histogram?: WeightHistogram): number {
+  if (native && x instanceof Float32Array) {
+    return native.shiftedExp.call(null, x, max, Math.LOG2E / temperature, TABLES, out, histogram?.bin ?? null, histogram?.count ?? null, histogram?.mass ?? null);
+  }
+  return shiftedExpJs(x, max, temperature, out, histogram);
+}
+
+/** shiftedExp in JavaScript (any input; the addon's loops follow it). */
+export function shiftedExpJs(x: ArrayLike<number>, max: number, temperature: number, out: Float64Array, histogram?: WeightHistogram): number {
   // Two loops, not one with `if (histogram)` inside: the branch cost the plain loop ~30% (bench/sampler.js).
   if (histogram) return shiftedExpBinned(x, max, temperature, out, histogram);
   const scale = Math.LOG2E / temperature;
@@ -92,7 +127,73 @@ function shiftedExpBinned(x: ArrayLike<number>, max: number, temperature: number
 
 /** The largest value (-Infinity for an empty or all -Infinity input). */
 export function maxOf(x: ArrayLike<number>): number {
+  if (native && x instanceof Float32Array) return native.maxOf.call(null, x);
+  return maxOfJs(x);
+}
+
+/** maxOf in JavaScript. */
+export function maxOfJs(x: ArrayLike<number>): number {
   let max = -Infinity;
   for (let i = 0; i < x.length; i++) if (x[i]! > max) max = x[i]!;
   return max;
+}
+
+/**
+ * The draw over sampling weights `w[0, n)`: the first index at which the running sum of the kept
+ * weights exceeds `u`, else the last kept index (0 when none is kept). Kept: at least `lowest`,
+ * and above `threshold` or equal to it for the first `atThreshold` such weights.
+ */
+export function drawKept(w: Float64Array, n: number, threshold: number, atThreshold: number, lowest: number, u: number): number {
+  if (native) return native.drawKept.call(null, w, n, threshold, atThreshold, lowest, u);
+  return drawKeptJs(w, n, threshold, atThreshold, lowest, u);
+}
+
+/** drawKept in JavaScript. */
+export function drawKeptJs(w: Float64Array, n: number, threshold: number, atThreshold: number, lowest: number, u: number): number {
+  let ties = atThreshold;
+  let acc = 0;
+  let last = 0;
+  for (let i = 0; i < n; i++) {
+    const v = w[i]!;
+    if (v >= lowest && (v > threshold || (v === threshold && ties-- > 0))) {
+      acc += v;
+      last = i;
+      if (u < acc) return i;
+    }
+  }
+  return last;
+}
+
+/** The sum, in index order, of the weights drawKept keeps. */
+export function keptMass(w: Float64Array, n: number, threshold: number, atThreshold: number, lowest: number): number {
+  if (native) return native.keptMass.call(null, w, n, threshold, atThreshold, lowest);
+  return keptMassJs(w, n, threshold, atThreshold, lowest);
+}
+
+/** keptMass in JavaScript. */
+export function keptMassJs(w: Float64Array, n: number, threshold: number, atThreshold: number, lowest: number): number {
+  let ties = atThreshold;
+  let mass = 0;
+  for (let i = 0; i < n; i++) {
+    const v = w[i]!;
+    if (v >= lowest && (v > threshold || (v === threshold && ties-- > 0))) mass += v;
+  }
+  return mass;
+}
+
+/** w[i] for the i < n whose bin is b (`above`: after b), in index order, into `out`; returns how many. */
+export function gatherBin(w: Float64Array, n: number, bin: Uint16Array, b: number, above: boolean, out: Float64Array): number {
+  if (native) return native.gatherBin.call(null, w, n, bin, b, above, out);
+  return gatherBinJs(w, n, bin, b, above, out);
+}
+
+/** gatherBin in JavaScript. */
+export function gatherBinJs(w: Float64Array, n: number, bin: Uint16Array, b: number, above: boolean, out: Float64Array): number {
+  let k = 0;
+  if (above) {
+    for (let i = 0; i < n; i++) if (bin[i]! > b) out[k++] = w[i]!;
+  } else {
+    for (let i = 0; i < n; i++) if (bin[i] === b) out[k++] = w[i]!;
+  }
+  return k;
 }

@@ -5,7 +5,7 @@
  * included); exact ties go to the lower id, which the caller applies in id order.
  */
 
-import { WEIGHT_BINS, type WeightHistogram } from "./softmax.js";
+import { WEIGHT_BINS, gatherBin, type WeightHistogram } from "./softmax.js";
 
 /** Scratch for topCut's selection, reused across calls (the engine samples on one thread). */
 let scratch = new Float64Array(0);
@@ -33,20 +33,11 @@ export function topCut(w: Float64Array, V: number, maxKept: number, massP: numbe
     b++;
   }
   if (b === WEIGHT_BINS) return null;
-  let n = 0;
-  const bin = h.bin;
-  for (let i = 0; i < V; i++) if (bin[i] === b) a[n++] = w[i]!;
-  const cut = select(a, 0, n, kept, mass, maxKept, massP);
+  const cut = select(a, 0, gatherBin(w, V, h.bin, b, false, a), kept, mass, maxKept, massP);
   if (cut !== null) return cut;
-  // The bin's weights summed in another order fell short of massP by a rounding: the walk goes on.
-  return select(a, 0, gatherBelow(w, V, bin, b, a), kept + h.count[b]!, mass + h.mass[b]!, maxKept, massP);
-}
-
-/** The weights in bins after `b`, into `a`; returns how many. */
-function gatherBelow(w: Float64Array, V: number, bin: Uint16Array, b: number, a: Float64Array): number {
-  let n = 0;
-  for (let i = 0; i < V; i++) if (bin[i]! > b) a[n++] = w[i]!;
-  return n;
+  // The bin's weights summed in another order fell short of massP by a rounding: the walk goes on
+  // through the weights in the bins after it.
+  return select(a, 0, gatherBin(w, V, h.bin, b, true, a), kept + h.count[b]!, mass + h.mass[b]!, maxKept, massP);
 }
 
 function stops(kept: number, mass: number, maxKept: number, massP: number): boolean {

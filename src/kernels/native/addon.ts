@@ -49,6 +49,20 @@ export interface NativeAddon {
   lockMapping?(path: string): string | null;
   /** TCP_NOTSENT_LOWAT on a TCP socket's descriptor (src/server/socket-limits.ts); the errno, 0 when set. */
   setNotsentLowat(fd: number, bytes: number): number;
+  /**
+   * src/engine/softmax.ts's shiftedExp (bin, count, mass null) or its binned form over float32
+   * logits, the same doubles bit for bit (`tables`: its FRACTION, NEGATIVE_POWER and the five
+   * coefficients); returns the sum.
+   */
+  shiftedExp?(x: Float32Array, max: number, scale: number, tables: Float64Array, out: Float64Array, bin: Uint16Array | null, count: Float64Array | null, mass: Float64Array | null): number;
+  /** The largest of x (-Infinity for none). */
+  maxOf?(x: Float32Array): number;
+  /** sampleToken's draw over w[0, n): the kept weights' running sum against u. */
+  drawKept?(w: Float64Array, n: number, threshold: number, atThreshold: number, lowest: number, u: number): number;
+  /** The sum of the weights drawKept keeps, in index order. */
+  keptMass?(w: Float64Array, n: number, threshold: number, atThreshold: number, lowest: number): number;
+  /** top-cut.ts's gather: w[i] for bin[i] == b (above: > b), i < n, in order into out; returns the count. */
+  gatherBin?(w: Float64Array, n: number, bin: Uint16Array, b: number, above: boolean, out: Float64Array): number;
   /** SO_RCVBUF on a socket's descriptor: a fixed receive buffer, for tests that play a client that stops reading; the errno, 0 when set. */
   setReceiveBuffer(fd: number, bytes: number): number;
 }
