@@ -508,6 +508,11 @@ Napi::Value MaxOf(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), max_of(x.data, x.length));
 }
 
+Napi::Value ArgmaxOf(const Napi::CallbackInfo& info) {
+  const Span<float> x = f32(info[0], "logits");
+  return Napi::Number::New(info.Env(), static_cast<double>(argmax_of(x.data, x.length)));
+}
+
 // drawKept(w, n, threshold, atThreshold, lowest, u): sampleToken's draw over w[0, n).
 Napi::Value DrawKept(const Napi::CallbackInfo& info) {
   const Span<double> w = f64(info[0], "weights");
@@ -559,7 +564,7 @@ const Entry kEntries[] = {
     {"fmaPeak", FmaPeak},             {"setThreads", SetThreads},
     {"poolOverhead", PoolOverhead},   {"failAllocationsAfter", FailAllocationsAfter},
     {"prefetchMapping", PrefetchMapping}, {"lockMapping", LockMapping}, {"setNotsentLowat", SetNotsentLowat}, {"setReceiveBuffer", SetReceiveBuffer},
-    {"shiftedExp", ShiftedExp}, {"maxOf", MaxOf}, {"drawKept", DrawKept},
+    {"shiftedExp", ShiftedExp}, {"maxOf", MaxOf}, {"argmax", ArgmaxOf}, {"drawKept", DrawKept},
     {"keptMass", KeptMass}, {"gatherBin", GatherBin},
 };
 

@@ -97,6 +97,36 @@ __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) double shifted_exp
   return sum;
 }
 
+// The largest of x[0, n) ignoring NaN (vmaxps returns its second operand when either is NaN,
+// and the running maximum, there, never is), -Infinity when none is larger. (The zero-masked
+// max: GCC 12 warns about the plain one's undefined pass-through source.)
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) float max_avx512(const float* x, size_t n) {
+  __m512 acc = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) acc = _mm512_maskz_max_ps(0xFFFF, _mm512_loadu_ps(x + i), acc);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, acc);
+  float m = lanes[0];
+  for (int k = 1; k < 16; k++)
+    if (lanes[k] > m) m = lanes[k];
+  for (; i < n; i++)
+    if (x[i] > m) m = x[i];
+  return m;
+}
+
+// The first index of `value` in x[0, n) (n when absent).
+__attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) size_t find_avx512(const float* x, size_t n, float value) {
+  const __m512 v = _mm512_set1_ps(value);
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __mmask16 eq = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), v, _CMP_EQ_OQ);
+    if (eq) return i + static_cast<size_t>(__builtin_ctz(eq));
+  }
+  for (; i < n; i++)
+    if (x[i] == value) return i;
+  return n;
+}
+
 // The AVX-512 loop where the CPU has it and the kernels in use are an avx512 table (so
 // DSV4_ISA=avx2 or selectIsa, as in the tests, runs the scalar loop).
 bool use_avx512() {
@@ -161,10 +191,33 @@ double shifted_exp(const float* x, size_t n, double max, double scale, const dou
 }
 
 double max_of(const float* x, size_t n) {
+#if defined(__x86_64__)
+  if (use_avx512()) return max_avx512(x, n);
+#endif
   double max = -std::numeric_limits<double>::infinity();
   for (size_t i = 0; i < n; i++)
     if (static_cast<double>(x[i]) > max) max = x[i];
   return max;
+}
+
+size_t argmax_of(const float* x, size_t n) {
+#if defined(__x86_64__)
+  // The first occurrence of the maximum is the index the strict comparison below settles on.
+  if (use_avx512()) {
+    const float m = max_avx512(x, n);
+    return m == -std::numeric_limits<float>::infinity() ? 0 : find_avx512(x, n, m);
+  }
+#endif
+  size_t best = 0;
+  double best_v = -std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < n; i++) {
+    const double v = x[i];
+    if (v > best_v) {
+      best_v = v;
+      best = i;
+    }
+  }
+  return best;
 }
 
 size_t draw_kept(const double* w, size_t n, double threshold, double at_threshold, double lowest, double u) {

@@ -21,6 +21,9 @@ double shifted_exp(const float* x, size_t n, double max, double scale, const dou
 // The largest of x (-Infinity when none is larger; NaN never is).
 double max_of(const float* x, size_t n);
 
+// sampler.ts's argmax: the first index of the largest value (0 when none is above -Infinity).
+size_t argmax_of(const float* x, size_t n);
+
 // sampleToken's draw: the first index whose running sum of kept weights exceeds u, else the
 // last kept one (0 when none). Kept: w >= lowest and (w > threshold, or w == threshold for the
 // first at_threshold such weights).

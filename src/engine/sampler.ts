@@ -6,7 +6,7 @@
  */
 import type { Vec } from "../kernels/backend.js";
 import type { Rng } from "./rng.js";
-import { drawKept, keptMass, maxOf, shiftedExp, weightHistogram } from "./softmax.js";
+import { argmax, drawKept, keptMass, maxOf, shiftedExp, weightHistogram } from "./softmax.js";
 import { topCut } from "./top-cut.js";
 
 export interface SamplingParams {
@@ -26,18 +26,7 @@ export function isGreedy(p: SamplingParams): boolean {
   return p.temperature <= 0;
 }
 
-export function argmax(logits: ArrayLike<number>): number {
-  let best = 0;
-  let bestV = -Infinity;
-  for (let i = 0; i < logits.length; i++) {
-    const v = logits[i]!;
-    if (v > bestV) {
-      bestV = v;
-      best = i;
-    }
-  }
-  return best;
-}
+export { argmax };
 
 /**
  * The sampling weights of one row: unnormalised (the largest is exactly 1) in `w`, and the

@@ -52,8 +52,8 @@ const native = (() => {
   if (process.env.DSV4_NATIVE_SAMPLING === "0") return null;
   const loaded = nativeAddon();
   if ("error" in loaded) return null;
-  const { shiftedExp, maxOf, drawKept, keptMass, gatherBin } = loaded.addon;
-  return shiftedExp && maxOf && drawKept && keptMass && gatherBin ? { shiftedExp, maxOf, drawKept, keptMass, gatherBin } : null;
+  const { shiftedExp, maxOf, argmax, drawKept, keptMass, gatherBin } = loaded.addon;
+  return shiftedExp && maxOf && argmax && drawKept && keptMass && gatherBin ? { shiftedExp, maxOf, argmax, drawKept, keptMass, gatherBin } : null;
 })();
 
 /** FRACTION, NEGATIVE_POWER and the polynomial's coefficients, as the addon reads them. */
@@ -129,6 +129,26 @@ function shiftedExpBinned(x: ArrayLike<number>, max: number, temperature: number
 export function maxOf(x: ArrayLike<number>): number {
   if (native && x instanceof Float32Array) return native.maxOf.call(null, x);
   return maxOfJs(x);
+}
+
+/** The first index of the largest value (0 for an empty or all -Infinity input): the greedy token. */
+export function argmax(x: ArrayLike<number>): number {
+  if (native && x instanceof Float32Array) return native.argmax.call(null, x);
+  return argmaxJs(x);
+}
+
+/** argmax in JavaScript. */
+export function argmaxJs(x: ArrayLike<number>): number {
+  let best = 0;
+  let bestV = -Infinity;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (v > bestV) {
+      bestV = v;
+      best = i;
+    }
+  }
+  return best;
 }
 
 /** maxOf in JavaScript. */

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { drawKept, drawKeptJs, gatherBin, gatherBinJs, keptMass, keptMassJs, maxOf, maxOfJs, nativeSampling, shiftedExp, shiftedExpJs, weightHistogram } from "../../src/engine/softmax.js";
+import { argmax, argmaxJs, drawKept, drawKeptJs, gatherBin, gatherBinJs, keptMass, keptMassJs, maxOf, maxOfJs, nativeSampling, shiftedExp, shiftedExpJs, weightHistogram } from "../../src/engine/softmax.js";
 import { Rng } from "../../src/engine/rng.js";
 import { requireNativeAddon } from "../../src/kernels/native/addon.js";
 import { nativeSkip } from "../kernels/native-available.js";
@@ -63,9 +63,10 @@ describe("native sampling loops equal the JavaScript ones bit for bit", { skip }
     assert.deepEqual(bits(ha.mass), bits(hb.mass));
   }
 
-  test("maxOf, with NaN and -Infinity entries and none at all", () => {
-    for (const x of [...rows().map(([, r]) => r), Float32Array.of(Number.NaN, -1, Number.NaN), Float32Array.of(-Infinity, -Infinity), new Float32Array(0)]) {
+  test("maxOf and argmax, with NaN and -Infinity entries, ties and none at all", () => {
+    for (const x of [...rows().map(([, r]) => r), Float32Array.of(Number.NaN, -1, Number.NaN), Float32Array.of(-Infinity, -Infinity), Float32Array.of(1, 3, 3, 2), new Float32Array(0)]) {
       assert.ok(Object.is(maxOf(x), maxOfJs(x)));
+      assert.equal(argmax(x), argmaxJs(x));
     }
   });
 

@@ -57,6 +57,8 @@ export interface NativeAddon {
   shiftedExp?(x: Float32Array, max: number, scale: number, tables: Float64Array, out: Float64Array, bin: Uint16Array | null, count: Float64Array | null, mass: Float64Array | null): number;
   /** The largest of x (-Infinity for none). */
   maxOf?(x: Float32Array): number;
+  /** The first index of the largest of x (0 when none is above -Infinity). */
+  argmax?(x: Float32Array): number;
   /** sampleToken's draw over w[0, n): the kept weights' running sum against u. */
   drawKept?(w: Float64Array, n: number, threshold: number, atThreshold: number, lowest: number, u: number): number;
   /** The sum of the weights drawKept keeps, in index order. */
