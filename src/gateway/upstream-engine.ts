@@ -421,6 +421,22 @@ export class UpstreamEngine implements EngineApi {
     };
   }
 
+  /**
+   * Ends every generation in flight with `error` and cancels its upstream request (the
+   * shutdown drain's end, src/cli/shutdown.ts); returns how many there were.
+   */
+  stopAll(error: EngineError): number {
+    let stopped = 0;
+    for (const { seq, abort } of [...this.running]) {
+      if (seq.finished) continue;
+      this.counters.requests_cancelled_total++;
+      abort.abort();
+      seq.fail(error);
+      stopped++;
+    }
+    return stopped;
+  }
+
   /** Stops polling and cancels what still runs (the server drains its requests before this). */
   async dispose(): Promise<void> {
     this.disposed = true;

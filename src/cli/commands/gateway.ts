@@ -4,6 +4,7 @@ import { encodingOption, intOption, numberOption } from "../load-engine.js";
 import { startGateway, UPSTREAM_KINDS, type UpstreamKind } from "../../gateway/index.js";
 import { DEFAULT_MODEL_NAME } from "../../server/index.js";
 import { describeLedger, KEY_OPTIONS_USAGE, keysFrom, ledgerFor } from "../ledger-options.js";
+import { DEFAULT_SHUTDOWN_TIMEOUT_S, drainAndClose } from "../shutdown.js";
 
 export const gatewayCommand: Command = {
   name: "gateway",
@@ -40,6 +41,12 @@ Options:
   --health-interval SECONDS
                           health and metrics poll cadence (default 1)
 ${KEY_OPTIONS_USAGE}  --keep-alive SECONDS    keep-alive interval for streams (default 5)
+  --shutdown-timeout SECONDS
+                          on SIGTERM or Ctrl-C, new requests get a 503 and the requests in
+                          flight get this long to finish before they are stopped with an
+                          error and their upstream requests cancelled (default ${DEFAULT_SHUTDOWN_TIMEOUT_S}; 0: stop
+                          them at once; a second signal stops them too). Keep it below your
+                          supervisor's kill timeout
 `,
   async run(argv) {
     const args = parseCommandArgs(gatewayCommand, argv, {
@@ -58,6 +65,7 @@ ${KEY_OPTIONS_USAGE}  --keep-alive SECONDS    keep-alive interval for streams (d
       "api-keys-file": { type: "string" },
       database: { type: "string" },
       "keep-alive": { type: "string" },
+      "shutdown-timeout": { type: "string" },
     });
     const opt = (flag: string) => stringOption(gatewayCommand, args, flag);
     const upstreams = ((args.values.upstream as string[] | undefined) ?? []).flatMap((u) => u.split(",")).map((u) => u.trim()).filter((u) => u !== "");
@@ -70,6 +78,7 @@ ${KEY_OPTIONS_USAGE}  --keep-alive SECONDS    keep-alive interval for streams (d
     const host = opt("host") ?? "127.0.0.1";
     const modelDir = opt("model") ?? (await ensureDefaultModel()).dir;
     const healthInterval = numberOption("health-interval", opt("health-interval"), 0.05, 3600) ?? 1;
+    const shutdownTimeout = numberOption("shutdown-timeout", opt("shutdown-timeout"), 0, 86400) ?? DEFAULT_SHUTDOWN_TIMEOUT_S;
     const apiKeys = keysFrom(args.values["api-key"] as string[] | undefined, opt("api-keys-file"));
     const ledger = await ledgerFor(opt("database"), apiKeys);
     let gateway;
@@ -95,8 +104,9 @@ ${KEY_OPTIONS_USAGE}  --keep-alive SECONDS    keep-alive interval for streams (d
     const up = gateway.engine.replicas.map((r) => `${r.url}${r.healthy ? "" : ` (down: ${r.lastError})`}`).join(", ");
     process.stdout.write(`\n  dsv4 gateway on ${gateway.url} (also /v1, /beta, /anthropic)\n  upstreams (${kind})  ${up}\n  model files          ${modelDir}\n${ledger ? `  ledger               ${describeLedger(ledger)}\n` : ""}\n  Ctrl-C to stop.\n\n`);
     await untilSignal();
-    process.stderr.write("dsv4: draining and shutting down\n");
-    await gateway.close();
+    const { app, engine } = gateway;
+    await drainAndClose({ close: () => app.close(), closeIdle: () => app.server.closeIdleConnections() }, engine, shutdownTimeout, (line) => process.stderr.write(`${line}\n`));
+    await engine.dispose();
     await ledger?.close();
   },
 };
