@@ -31,8 +31,7 @@ export async function drainAndClose(
       ? "dsv4: shutting down"
       : `dsv4: shutting down: ${inFlight} generation${inFlight === 1 ? "" : "s"} in flight get${inFlight === 1 ? "s" : ""} up to ${timeoutS} s to finish (signal again to stop them now)`,
   );
-  const closed = server.close();
-  const idle = setInterval(() => server.closeIdle(), 100);
+  const closed = closeSweepingIdle(server);
   let timer: NodeJS.Timeout | undefined;
   const outcome = await Promise.race([
     closed.then(() => "closed" as const),
@@ -45,6 +44,19 @@ export async function drainAndClose(
     const stopped = engine.stopAll(new EngineError("shutdown", `the server is shutting down and ${why}: this generation was stopped; retry on another replica or after the restart`));
     if (stopped > 0) log(`dsv4: stopped ${stopped} generation${stopped === 1 ? "" : "s"} still running: ${why}`);
   }
+  await closed;
+}
+
+/**
+ * Closes the server, closing its idle connections every 100 ms until it is closed: a request
+ * in flight keeps its connection, and one that finishes leaves it idle for the next sweep.
+ * Also what serve does when its engine has died (nothing to drain, but a keep-alive client
+ * would still hold the close open).
+ */
+export async function closeSweepingIdle(server: { close(): Promise<void>; closeIdle(): void }): Promise<void> {
+  const closed = server.close();
+  server.closeIdle();
+  const idle = setInterval(() => server.closeIdle(), 100);
   try {
     await closed;
   } finally {

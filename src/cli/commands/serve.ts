@@ -1,6 +1,6 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { CliError, parseCommandArgs, stringOption, untilSignal, untilUnhealthy, type Command } from "../command.js";
-import { DEFAULT_SHUTDOWN_TIMEOUT_S, drainAndClose } from "../shutdown.js";
+import { closeSweepingIdle, DEFAULT_SHUTDOWN_TIMEOUT_S, drainAndClose } from "../shutdown.js";
 import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, MLOCK_HELP, PREFETCH_HELP, prefetchOption, schedulingPolicyOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
 import { describeLedger, KEY_OPTIONS_USAGE, keysFrom, ledgerFor } from "../ledger-options.js";
@@ -202,12 +202,12 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
     if (ledger) details.push(`ledger    ${describeLedger(ledger)}`);
     process.stdout.write(banner(server.url, modelName, aliases, dir, isDefault, details, ledger !== undefined));
     const down = await Promise.race([untilSignal().then(() => null), untilUnhealthy(engine)]);
+    const closing = { close: () => server.close(), closeIdle: () => server.app.server.closeIdleConnections() };
     if (down === null) {
-      const closeIdle = () => server.app.server.closeIdleConnections();
-      await drainAndClose({ close: () => server.close(), closeIdle }, engine, shutdownTimeout, (line) => process.stderr.write(`${line}\n`));
+      await drainAndClose(closing, engine, shutdownTimeout, (line) => process.stderr.write(`${line}\n`));
     } else {
       process.stderr.write("dsv4: the engine can serve nothing more; shutting down\n");
-      await server.close();
+      await closeSweepingIdle(closing);
     }
     await ledger?.close();
     await log.close();
