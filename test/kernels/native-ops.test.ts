@@ -394,6 +394,9 @@ describe(`${wide} tiled products equal avx2 bit for bit, scalar within rounding`
   const rowCounts = [1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 33];
   const cases: Array<[WeightFormat, number, number, boolean]> = [
     ["bf16", 13, 48, false], ["bf16", 37, 1040, false], ["bf16", 6, 16, true],
+    // bf16: K in 1024-input passes over blocks of 16 tiles for up to 12 rows (two blocks, the
+    // second ending in a 2-row tile), whole-K tiles beyond.
+    ["bf16", 70, 3072, false],
     // fp4: an odd N (a last pair with one row), K of one group, K in several L1 chunks.
     ["fp4", 7, 64, true], ["fp4", 33, 4160, true], ["fp4", 6, 192, false],
     // fp8: an odd N over two 128-row scale groups (a last tile of one row), K ending in a
