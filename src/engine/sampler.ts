@@ -26,6 +26,7 @@ export function isGreedy(p: SamplingParams): boolean {
   return p.temperature <= 0;
 }
 
+/** The greedy token: the first index of the largest logit (softmax.ts, in the addon where built). */
 export { argmax };
 
 /**

@@ -42,9 +42,10 @@ export function weightHistogram(V: number): WeightHistogram {
 /**
  * The addon's copies of this file's loops and of the sampler's draw (native/src/sampling.cc):
  * the same doubles in the same order, so a token drawn with or without the addon is the same
- * (test/engine/sampling-native.test.ts), about 3x faster on float32 logits. Sampling runs on
- * the engine's thread once per sequence and step, so at 16 sequences the JavaScript loops were
- * some 20 ms of each step. (Like the server's socket options, a use of the one native binary
+ * (test/engine/sampling-native.test.ts), 2-3x faster on float32 logits (argmax 13x; see
+ * bench/sampler.js). Sampling runs on the engine's thread once per sequence and step: at 16
+ * sequences sampled at temperature 0.7 the JavaScript loops took some 8 ms of each step, on its
+ * critical path. (Like the server's socket options, a use of the one native binary
  * outside the kernels; without it, with an addon built before it had them, or with
  * DSV4_NATIVE_SAMPLING=0, these loops run.)
  */
@@ -71,7 +72,7 @@ export function nativeSampling(): boolean {
  */
 export function shiftedExp(x: ArrayLike<number>, max: number, temperature: number, out: Float64Array, histogram?: WeightHistogram): number {
   if (native && x instanceof Float32Array) {
-    return native.shiftedExp.call(null, x, max, Math.LOG2E / temperature, TABLES, out, histogram?.bin ?? null, histogram?.count ?? null, histogram?.mass ?? null);
+    return native.shiftedExp(x, max, Math.LOG2E / temperature, TABLES, out, histogram?.bin ?? null, histogram?.count ?? null, histogram?.mass ?? null);
   }
   return shiftedExpJs(x, max, temperature, out, histogram);
 }
@@ -127,13 +128,13 @@ function shiftedExpBinned(x: ArrayLike<number>, max: number, temperature: number
 
 /** The largest value (-Infinity for an empty or all -Infinity input). */
 export function maxOf(x: ArrayLike<number>): number {
-  if (native && x instanceof Float32Array) return native.maxOf.call(null, x);
+  if (native && x instanceof Float32Array) return native.maxOf(x);
   return maxOfJs(x);
 }
 
 /** The first index of the largest value (0 for an empty or all -Infinity input): the greedy token. */
 export function argmax(x: ArrayLike<number>): number {
-  if (native && x instanceof Float32Array) return native.argmax.call(null, x);
+  if (native && x instanceof Float32Array) return native.argmax(x);
   return argmaxJs(x);
 }
 
@@ -164,7 +165,7 @@ export function maxOfJs(x: ArrayLike<number>): number {
  * and above `threshold` or equal to it for the first `atThreshold` such weights.
  */
 export function drawKept(w: Float64Array, n: number, threshold: number, atThreshold: number, lowest: number, u: number): number {
-  if (native) return native.drawKept.call(null, w, n, threshold, atThreshold, lowest, u);
+  if (native) return native.drawKept(w, n, threshold, atThreshold, lowest, u);
   return drawKeptJs(w, n, threshold, atThreshold, lowest, u);
 }
 
@@ -186,7 +187,7 @@ export function drawKeptJs(w: Float64Array, n: number, threshold: number, atThre
 
 /** The sum, in index order, of the weights drawKept keeps. */
 export function keptMass(w: Float64Array, n: number, threshold: number, atThreshold: number, lowest: number): number {
-  if (native) return native.keptMass.call(null, w, n, threshold, atThreshold, lowest);
+  if (native) return native.keptMass(w, n, threshold, atThreshold, lowest);
   return keptMassJs(w, n, threshold, atThreshold, lowest);
 }
 
@@ -203,7 +204,7 @@ export function keptMassJs(w: Float64Array, n: number, threshold: number, atThre
 
 /** w[i] for the i < n whose bin is b (`above`: after b), in index order, into `out`; returns how many. */
 export function gatherBin(w: Float64Array, n: number, bin: Uint16Array, b: number, above: boolean, out: Float64Array): number {
-  if (native) return native.gatherBin.call(null, w, n, bin, b, above, out);
+  if (native) return native.gatherBin(w, n, bin, b, above, out);
   return gatherBinJs(w, n, bin, b, above, out);
 }
 
