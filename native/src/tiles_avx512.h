@@ -55,14 +55,12 @@ inline void bf16_store_outputs(const __m512 (&c)[MR][NR], float* out, size_t ldo
 }
 
 // MR weight rows (w: the first, row_bytes apart) x NR activation rows (x: ldx floats apart)
-// over all K inputs; out[r * ldo + j] gets output (j, r). `ahead`: bytes past each weight
-// row's inputs to prefetch (0: none).
+// over inputs [k0, k1), added to the accumulators c. `ahead`: bytes past each weight row's
+// inputs to prefetch (0: none).
 template <int MR, int NR>
-void bf16_micro(const uint8_t* w, size_t row_bytes, int K, const float* x, size_t ldx, float* out, size_t ldo, size_t ahead) {
-  __m512 c[MR][NR];
-  for (int j = 0; j < MR; j++)
-    for (int r = 0; r < NR; r++) c[j][r] = _mm512_setzero_ps();
-  for (int i = 0; i < K; i += 16) {
+__attribute__((always_inline)) inline void bf16_micro_span(const uint8_t* w, size_t row_bytes, int k0, int k1, const float* x, size_t ldx, size_t ahead,
+                                                           __m512 (&c)[MR][NR]) {
+  for (int i = k0; i < k1; i += 16) {
     if (ahead && (i & 31) == 0)
       for (int j = 0; j < MR; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * row_bytes + 2 * i + ahead), _MM_HINT_T0);
     __m512 wv[MR];
@@ -72,6 +70,15 @@ void bf16_micro(const uint8_t* w, size_t row_bytes, int K, const float* x, size_
       for (int j = 0; j < MR; j++) c[j][r] = _mm512_fmadd_ps(wv[j], xv, c[j][r]);
     }
   }
+}
+
+// bf16_micro_span over all K inputs from zero; out[r * ldo + j] gets output (j, r).
+template <int MR, int NR>
+void bf16_micro(const uint8_t* w, size_t row_bytes, int K, const float* x, size_t ldx, float* out, size_t ldo, size_t ahead) {
+  __m512 c[MR][NR];
+  for (int j = 0; j < MR; j++)
+    for (int r = 0; r < NR; r++) c[j][r] = _mm512_setzero_ps();
+  bf16_micro_span<MR, NR>(w, row_bytes, 0, K, x, ldx, ahead, c);
   bf16_store_outputs<MR, NR>(c, out, ldo);
 }
 
@@ -84,16 +91,7 @@ void bf16_micro_chunk(const uint8_t* w, size_t row_bytes, int k0, int k1, bool f
   __m512 c[MR][NR];
   for (int j = 0; j < MR; j++)
     for (int r = 0; r < NR; r++) c[j][r] = first ? _mm512_setzero_ps() : _mm512_load_ps(carry + (j * NR + r) * 16);
-  for (int i = k0; i < k1; i += 16) {
-    if (ahead && (i & 31) == 0)
-      for (int j = 0; j < MR; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * row_bytes + 2 * i + ahead), _MM_HINT_T0);
-    __m512 wv[MR];
-    for (int j = 0; j < MR; j++) wv[j] = bf16_decode_even_odd(w + j * row_bytes + 2 * i);
-    for (int r = 0; r < NR; r++) {
-      const __m512 xv = _mm512_loadu_ps(x + r * ldx + i);
-      for (int j = 0; j < MR; j++) c[j][r] = _mm512_fmadd_ps(wv[j], xv, c[j][r]);
-    }
-  }
+  bf16_micro_span<MR, NR>(w, row_bytes, k0, k1, x, ldx, ahead, c);
   if (last) {
     bf16_store_outputs<MR, NR>(c, out, ldo);
     return;
@@ -102,33 +100,12 @@ void bf16_micro_chunk(const uint8_t* w, size_t row_bytes, int k0, int k1, bool f
     for (int r = 0; r < NR; r++) _mm512_store_ps(carry + (j * NR + r) * 16, c[j][r]);
 }
 
-using Bf16MicroChunk = void (*)(const uint8_t*, size_t, int, int, bool, bool, const float*, size_t, float*, size_t, size_t, float*);
-
-template <int MR>
-inline Bf16MicroChunk bf16_micro_chunk_for(int nr) {
-  switch (nr) {
-    case 1: return bf16_micro_chunk<MR, 1>;
-    case 2: return bf16_micro_chunk<MR, 2>;
-    case 3: return bf16_micro_chunk<MR, 3>;
-    case 4: return bf16_micro_chunk<MR, 4>;
-    case 5: return bf16_micro_chunk<MR, 5>;
-    default: return bf16_micro_chunk<MR, 6>;
-  }
-}
-inline Bf16MicroChunk bf16_micro_chunk_for(int mr, int nr) {
-  switch (mr) {
-    case 1: return bf16_micro_chunk_for<1>(nr);
-    case 2: return bf16_micro_chunk_for<2>(nr);
-    case 3: return bf16_micro_chunk_for<3>(nr);
-    default: return bf16_micro_chunk_for<4>(nr);
-  }
-}
-
 using Bf16Micro = void (*)(const uint8_t*, size_t, int, const float*, size_t, float*, size_t, size_t);
+using Bf16MicroChunk = void (*)(const uint8_t*, size_t, int, int, bool, bool, const float*, size_t, float*, size_t, size_t, float*);
 
 // A family of micro-kernels (Kernel<MR, NR>::run) and its instance for mr x nr accumulators.
 template <template <int, int> class Kernel, int MR>
-inline Bf16Micro bf16_micro_for(int nr) {
+inline auto bf16_micro_for(int nr) -> std::remove_const_t<decltype(Kernel<MR, 1>::run)> {
   switch (nr) {
     case 1: return Kernel<MR, 1>::run;
     case 2: return Kernel<MR, 2>::run;
@@ -139,7 +116,7 @@ inline Bf16Micro bf16_micro_for(int nr) {
   }
 }
 template <template <int, int> class Kernel>
-inline Bf16Micro bf16_micro_for(int mr, int nr) {
+inline auto bf16_micro_for(int mr, int nr) -> std::remove_const_t<decltype(Kernel<1, 1>::run)> {
   switch (mr) {
     case 1: return bf16_micro_for<Kernel, 1>(nr);
     case 2: return bf16_micro_for<Kernel, 2>(nr);
@@ -150,6 +127,10 @@ inline Bf16Micro bf16_micro_for(int mr, int nr) {
 template <int MR, int NR>
 struct Bf16FloatMicro {
   static constexpr Bf16Micro run = bf16_micro<MR, NR>;
+};
+template <int MR, int NR>
+struct Bf16ChunkMicro {
+  static constexpr Bf16MicroChunk run = bf16_micro_chunk<MR, NR>;
 };
 
 #ifdef DSV4_AVX512_BF16
@@ -246,7 +227,7 @@ void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
             for (int n = nb, t = 0; n < nbe; n += kBf16Tile, t++) {
               const int mr = imin(kBf16Tile, nbe - n);
               float* cy = carry + (static_cast<size_t>(t) * groups + g) * kBf16Tile * kBf16Group * 16;
-              bf16_micro_chunk_for(mr, nr)(w.row(n), row_bytes, k0, k1, k0 == 0, k1 == K, xp + static_cast<size_t>(r0) * ldx, ldx,
+              bf16_micro_for<Bf16ChunkMicro>(mr, nr)(w.row(n), row_bytes, k0, k1, k0 == 0, k1 == K, xp + static_cast<size_t>(r0) * ldx, ldx,
                                            out + static_cast<size_t>(r0) * ldo + n, ldo, g == 0 ? mr * row_bytes : 0, cy);
             }
             r0 += nr;
