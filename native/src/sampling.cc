@@ -25,6 +25,37 @@ inline double weight(double y, const double* frac, const double* neg, const doub
   return neg[-(m >> 6)] * frac[m & 63] * (1 + f * (L[0] + f * (L[1] + f * (L[2] + f * (L[3] + f * L[4])))));
 }
 
+// shifted_exp's scalar loop over x[i, n), adding to `sum` (the AVX-512 loop's tail starts it
+// part way); Binned: also the histogram. Two instances rather than a test per element, as in
+// softmax.ts.
+template <bool Binned>
+double shifted_exp_scalar(const float* x, size_t i, size_t n, double max, double scale, const double* frac, const double* neg, const double* L,
+                          double* out, uint16_t* bin, double* count, double* mass, double sum) {
+  const uint16_t zeros = static_cast<uint16_t>(kWeightBins - 1);
+  for (; i < n; i++) {
+    const double y = (static_cast<double>(x[i]) - max) * scale;
+    if (!(y > -1074)) {
+      out[i] = 0;
+      if (Binned) {
+        bin[i] = zeros;
+        count[zeros]++;
+      }
+      continue;
+    }
+    int32_t m;
+    const double e = weight(y, frac, neg, L, m);
+    out[i] = e;
+    sum += e;
+    if (Binned) {
+      const int32_t b = m == 0 ? 0 : -(m >> 4) - 1;
+      bin[i] = static_cast<uint16_t>(b);
+      count[b]++;
+      mass[b] += e;
+    }
+  }
+  return sum;
+}
+
 #if defined(__x86_64__)
 // Eight weights at a time with AVX-512: the same operations per element (a floor, products and
 // sums of doubles, the two table reads as gathers), none fused, so each weight is the scalar
@@ -73,28 +104,8 @@ __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw"))) double shifted_exp
       }
     }
   }
-  for (; i < n; i++) {
-    const double y = (static_cast<double>(x[i]) - max) * scale;
-    if (!(y > -1074)) {
-      out[i] = 0;
-      if (bin) {
-        bin[i] = zeros;
-        count[zeros]++;
-      }
-      continue;
-    }
-    int32_t m;
-    const double e = weight(y, frac, neg, L, m);
-    out[i] = e;
-    sum += e;
-    if (bin) {
-      const int32_t b = m == 0 ? 0 : -(m >> 4) - 1;
-      bin[i] = static_cast<uint16_t>(b);
-      count[b]++;
-      mass[b] += e;
-    }
-  }
-  return sum;
+  return bin ? shifted_exp_scalar<true>(x, i, n, max, scale, frac, neg, L, out, bin, count, mass, sum)
+             : shifted_exp_scalar<false>(x, i, n, max, scale, frac, neg, L, out, nullptr, nullptr, nullptr, sum);
 }
 
 // The largest of x[0, n) ignoring NaN (vmaxps returns its second operand when either is NaN,
@@ -143,51 +154,15 @@ double shifted_exp(const float* x, size_t n, double max, double scale, const dou
   const double* frac = tables;
   const double* neg = tables + 64;
   const double* L = tables + 64 + 1075;
+  if (bin) {
+    std::memset(count, 0, kWeightBins * sizeof(double));
+    std::memset(mass, 0, kWeightBins * sizeof(double));
+  }
 #if defined(__x86_64__)
-  if (use_avx512()) {
-    if (bin) {
-      std::memset(count, 0, kWeightBins * sizeof(double));
-      std::memset(mass, 0, kWeightBins * sizeof(double));
-    }
-    return shifted_exp_avx512(x, n, max, scale, frac, neg, L, out, bin, count, mass);
-  }
+  if (use_avx512()) return shifted_exp_avx512(x, n, max, scale, frac, neg, L, out, bin, count, mass);
 #endif
-  double sum = 0;
-  if (!bin) {
-    for (size_t i = 0; i < n; i++) {
-      const double y = (static_cast<double>(x[i]) - max) * scale;
-      if (!(y > -1074)) {
-        out[i] = 0;
-        continue;
-      }
-      int32_t m;
-      const double e = weight(y, frac, neg, L, m);
-      out[i] = e;
-      sum += e;
-    }
-    return sum;
-  }
-  std::memset(count, 0, kWeightBins * sizeof(double));
-  std::memset(mass, 0, kWeightBins * sizeof(double));
-  const uint16_t zeros = static_cast<uint16_t>(kWeightBins - 1);
-  for (size_t i = 0; i < n; i++) {
-    const double y = (static_cast<double>(x[i]) - max) * scale;
-    if (!(y > -1074)) {
-      out[i] = 0;
-      bin[i] = zeros;
-      count[zeros]++;
-      continue;
-    }
-    int32_t m;
-    const double e = weight(y, frac, neg, L, m);
-    out[i] = e;
-    sum += e;
-    const int32_t b = m == 0 ? 0 : -(m >> 4) - 1;
-    bin[i] = static_cast<uint16_t>(b);
-    count[b]++;
-    mass[b] += e;
-  }
-  return sum;
+  return bin ? shifted_exp_scalar<true>(x, 0, n, max, scale, frac, neg, L, out, bin, count, mass, 0)
+             : shifted_exp_scalar<false>(x, 0, n, max, scale, frac, neg, L, out, nullptr, nullptr, nullptr, 0);
 }
 
 double max_of(const float* x, size_t n) {
