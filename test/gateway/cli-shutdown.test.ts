@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { startCli, type CliProcess } from "../helpers/cli-process.js";
+import { lastError, streamChat } from "../helpers/chat-stream.js";
+import { exitOf, startCli, type CliProcess } from "../helpers/cli-process.js";
 import { repoRoot } from "../helpers/paths.js";
 
 const cli = join(repoRoot, "dist", "src", "cli", "main.js");
@@ -27,8 +28,6 @@ async function start(args: string[]): Promise<CliProcess> {
   return p;
 }
 
-const exitOf = (p: CliProcess) => new Promise<number | null>((resolve) => (p.child.exitCode !== null ? resolve(p.child.exitCode) : p.child.on("exit", (code) => resolve(code))));
-
 /** The replica's running generations, from its Prometheus text. */
 async function activeOn(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -40,32 +39,13 @@ async function activeOn(url: string): Promise<number> {
 test("a stream still running when the gateway's shutdown timeout runs out ends with an error event, and its upstream generation is cancelled", async () => {
   const replica = await start(["serve", "--port", "0", "--quiet"]);
   const gateway = await start(["gateway", "--upstream", replica.url, "--port", "0", "--shutdown-timeout", "1"]);
-  const r = await fetch(`${gateway.url}/chat/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "deepseek-v4-flash", messages: [{ role: "user", content: "Tell me a long story." }], max_tokens: 200_000, stream: true, ignore_eos: true, thinking: { type: "disabled" } }),
-  });
-  assert.equal(r.status, 200);
-  const reader = r.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  while (!text.includes('"content":"')) {
-    const { value, done } = await reader.read();
-    assert.ok(!done, "the stream ended before any content");
-    text += decoder.decode(value, { stream: true });
-  }
+  const { rest } = await streamChat(gateway.url, 200_000);
   assert.equal(await activeOn(replica.url), 1);
   const t0 = Date.now();
   gateway.child.kill("SIGTERM");
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-  }
-  const last = text.trim().split("\n\n").at(-1)!;
-  const error = JSON.parse(last.replace(/^data: /, "")) as { error: { code: string; message: string } };
-  assert.equal(error.error.code, "server_shutting_down");
-  assert.match(error.error.message, /shutdown timeout ran out/);
+  const error = lastError(await rest);
+  assert.equal(error.code, "server_shutting_down");
+  assert.match(error.message, /shutdown timeout ran out/);
   assert.equal(await exitOf(gateway), 0);
   assert.ok(Date.now() - t0 < 30_000, `exited ${Date.now() - t0} ms after the signal`);
   assert.match(gateway.stderr(), /shutting down: 1 generation in flight gets up to 1 s to finish/);

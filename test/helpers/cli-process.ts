@@ -24,3 +24,8 @@ export function startCli(cli: string, args: string[], env: NodeJS.ProcessEnv): P
     child.on("exit", (code) => reject(new Error(`dsv4 ${args[0]} exited with ${code}: ${err || out}`)));
   });
 }
+
+/** Its exit code, once it has exited. */
+export function exitOf(p: CliProcess): Promise<number | null> {
+  return new Promise((resolve) => (p.child.exitCode !== null ? resolve(p.child.exitCode) : p.child.on("exit", (code) => resolve(code))));
+}

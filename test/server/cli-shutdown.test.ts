@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { startCli, type CliProcess } from "../helpers/cli-process.js";
+import { streamChat, lastError } from "../helpers/chat-stream.js";
+import { exitOf, startCli, type CliProcess } from "../helpers/cli-process.js";
 import { repoRoot } from "../helpers/paths.js";
 import { waitFor } from "../helpers/wait.js";
 
@@ -16,32 +17,6 @@ const cli = join(repoRoot, "dist", "src", "cli", "main.js");
 const home = mkdtempSync(join(tmpdir(), "dsv4-cli-shutdown-"));
 after(() => rmSync(home, { recursive: true, force: true }));
 const env = { ...process.env, DSV4_HOME: home };
-
-/** A streamed chat of `maxTokens` tokens (no early end token); resolves with the whole SSE text once content has begun. */
-async function stream(url: string, maxTokens: number): Promise<{ rest: Promise<string> }> {
-  const r = await fetch(`${url}/chat/completions`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "deepseek-v4-flash", messages: [{ role: "user", content: "Tell me a long story." }], max_tokens: maxTokens, stream: true, ignore_eos: true, thinking: { type: "disabled" } }),
-  });
-  assert.equal(r.status, 200);
-  const reader = r.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  while (!text.includes('"content":"')) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-  }
-  const rest = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return text;
-      text += decoder.decode(value, { stream: true });
-    }
-  })();
-  return { rest };
-}
 
 /** `dsv4 serve` with that --shutdown-timeout for the body's length, killed after it whatever happened. */
 async function withServe(shutdownTimeout: number, body: (p: CliProcess) => Promise<void>): Promise<void> {
@@ -53,12 +28,10 @@ async function withServe(shutdownTimeout: number, body: (p: CliProcess) => Promi
   }
 }
 
-const exitOf = (p: CliProcess) => new Promise<number | null>((resolve) => (p.child.exitCode !== null ? resolve(p.child.exitCode) : p.child.on("exit", (code) => resolve(code))));
-
 describe("serve shutting down", () => {
   test("a generation in flight at SIGTERM finishes within the shutdown timeout, then the process exits", async () => {
     await withServe(120, async (p) => {
-      const { rest } = await stream(p.url, 400);
+      const { rest } = await streamChat(p.url, 400);
       p.child.kill("SIGTERM");
       const text = await rest;
       assert.match(text, /"finish_reason":"length"/);
@@ -70,14 +43,13 @@ describe("serve shutting down", () => {
 
   test("a generation still running when the shutdown timeout runs out ends with an error event naming it", async () => {
     await withServe(1, async (p) => {
-      const { rest } = await stream(p.url, 200_000);
+      const { rest } = await streamChat(p.url, 200_000);
       const t0 = Date.now();
       p.child.kill("SIGTERM");
       const text = await rest;
-      const last = text.trim().split("\n\n").at(-1)!;
-      const error = JSON.parse(last.replace(/^data: /, "")) as { error: { code: string; message: string } };
-      assert.equal(error.error.code, "server_shutting_down");
-      assert.match(error.error.message, /shutdown timeout ran out/);
+      const error = lastError(text);
+      assert.equal(error.code, "server_shutting_down");
+      assert.match(error.message, /shutdown timeout ran out/);
       assert.equal(await exitOf(p), 0);
       assert.ok(Date.now() - t0 < 30_000, `exited ${Date.now() - t0} ms after the signal`);
       assert.match(p.stderr(), /stopped 1 generation still running: its 1 s shutdown timeout ran out/);
@@ -86,7 +58,7 @@ describe("serve shutting down", () => {
 
   test("a second signal stops the generations in flight at once", async () => {
     await withServe(600, async (p) => {
-      const { rest } = await stream(p.url, 200_000);
+      const { rest } = await streamChat(p.url, 200_000);
       p.child.kill("SIGTERM");
       await waitFor(() => p.stderr().includes("signal again to stop them now"), 10_000, "the drain to start");
       p.child.kill("SIGINT");
