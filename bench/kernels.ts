@@ -11,11 +11,12 @@
  * dot-product path; see fillActivations).
  */
 import { randomFillSync } from "node:crypto";
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { BlockWriter } from "../src/formats/safetensors-writer.js";
 import type { Backend, MatrixHandle, StoredMatrix, WeightFormat } from "../src/kernels/backend.js";
 import { nativeAddon, type NativeAddon } from "../src/kernels/native/addon.js";
 import { NativeBackend } from "../src/kernels/native/backend.js";
@@ -78,24 +79,24 @@ function randomStored(s: Shape): StoredMatrix {
 }
 
 /**
- * `copies` of a random matrix of that shape written one after another (8 MiB writes at 2 MiB-
- * aligned offsets, so the page cache holds them in large folios) into a file in `dir`, as
- * matrices that map it.
+ * `copies` of a random matrix of that shape written one after another at 2 MiB-aligned offsets
+ * (by the checkpoint writer's 8 MiB blocks, so the page cache holds them in large folios) into
+ * a file in `dir`, as matrices that map it.
  */
 function mappedCopies(s: Shape, copies: number, dir: string): StoredMatrix[] {
   const stored = randomStored(s);
   const data = stored.readData();
   const stride = Math.ceil(data.byteLength / 2 ** 21) * 2 ** 21;
+  const padding = new Uint8Array(stride - data.byteLength);
   const file = join(dir, `${s.format}-${s.out}x${s.in}.bin`);
   const fd = openSync(file, "w");
   try {
+    const out = new BlockWriter(fd);
     for (let c = 0; c < copies; c++) {
-      for (let at = 0; at < data.byteLength; at += 8 * 2 ** 20) {
-        const piece = data.subarray(at, Math.min(data.byteLength, at + 8 * 2 ** 20));
-        let done = 0;
-        while (done < piece.byteLength) done += writeSync(fd, piece, done, piece.byteLength - done, c * stride + at + done);
-      }
+      out.write(data);
+      out.write(padding);
     }
+    out.flush();
   } finally {
     closeSync(fd);
   }

@@ -50,7 +50,7 @@ function writeAll(fd: number, data: Uint8Array): void {
  * folios, mapped with 4 KiB entries, and its weights streamed up to 2x slower until read
  * again (native/src/prefetch.cc).
  */
-class BlockWriter {
+export class BlockWriter {
   private static readonly BLOCK = 8 * 2 ** 20;
   private readonly buf = new Uint8Array(BlockWriter.BLOCK);
   private used = 0;
