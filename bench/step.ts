@@ -30,6 +30,8 @@ export interface StepRow {
   tok_s: number;
   /** Milliseconds by operation in the best step. */
   ops_ms: Record<string, number>;
+  /** Minor page faults per timed step (process-wide): fresh memory the step touched. */
+  faults_per_step: number;
 }
 
 export interface StepBenchResult {
@@ -102,6 +104,7 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
         return s;
       });
       const best = variants.map(() => Infinity);
+      const faults = variants.map(() => 0);
       const bestOps = variants.map((): Record<string, number> => ({}));
       let pos = 0;
       // Every step is timed by operation too (the wrapper's cost is a few microseconds per op);
@@ -111,9 +114,11 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
         const reqs = seqs[i]!.map((s, j) => ({ seq: s.seq, tokens: [((j + 31 * pos) * 104729 + 5) % V] }));
         v.times.clear();
         v.timing(true);
+        const f0 = process.resourceUsage().minorPageFault;
         const t0 = performance.now();
         v.model.forward(reqs, { logits: "last" });
         const total = performance.now() - t0;
+        faults[i] += process.resourceUsage().minorPageFault - f0;
         v.timing(false);
         if (total < best[i]!) {
           best[i] = total;
@@ -128,7 +133,7 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
         }
       };
       for (let s = 0; s < steps; s++, pos++) variants.forEach((_, i) => step(i));
-      variants.forEach((v, i) => rows.push({ addon: v.name, rows: n, step_ms: best[i]!, tok_s: (1000 * n) / best[i]!, ops_ms: bestOps[i]! }));
+      variants.forEach((v, i) => rows.push({ addon: v.name, rows: n, step_ms: best[i]!, tok_s: (1000 * n) / best[i]!, ops_ms: bestOps[i]!, faults_per_step: faults[i]! / steps }));
     }
   } finally {
     for (const v of variants) v.model.close();
@@ -148,7 +153,7 @@ export function printStepTable(r: StepBenchResult): void {
   console.log(`decode step by rows on ${r.preset} (${r.isa}, ${r.threads} threads; load average ${r.loadavg_start.toFixed(1)} -> ${r.loadavg_end.toFixed(1)}; weights ${r.weights_locked ? "locked in memory" : "not locked"})`);
   for (const x of r.rows) {
     const ratio = r.vs_1[x.addon]?.[String(x.rows)];
-    console.log(`  ${x.addon.padEnd(8)} ${String(x.rows).padStart(3)} rows: ${x.step_ms.toFixed(1).padStart(7)} ms/step ${x.tok_s.toFixed(1).padStart(7)} tok/s${ratio ? `  (${ratio.toFixed(2)}x 1 row)` : ""}`);
+    console.log(`  ${x.addon.padEnd(8)} ${String(x.rows).padStart(3)} rows: ${x.step_ms.toFixed(1).padStart(7)} ms/step ${x.tok_s.toFixed(1).padStart(7)} tok/s${ratio ? `  (${ratio.toFixed(2)}x 1 row)` : ""}, ${x.faults_per_step.toFixed(0)} page faults/step`);
     for (const [k, ms] of Object.entries(x.ops_ms)) if (ms >= 0.5) console.log(`      ${k.padEnd(34)} ${ms.toFixed(1).padStart(7)} ms`);
   }
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "heap_tuning.h"
 #include "kernels.h"
 #include "linear.h"
 #include "mapping.h"
@@ -430,6 +431,13 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), pool().threads());
 }
 
+// keepFreedMemory(mmapThreshold, trimThreshold): see heap_tuning.h; whether it took.
+Napi::Value KeepFreedMemory(const Napi::CallbackInfo& info) {
+  const int64_t mmap_threshold = integer(info[0], "mmapThreshold"), trim_threshold = integer(info[1], "trimThreshold");
+  need(info.Env(), mmap_threshold >= 0 && trim_threshold >= 0, "thresholds must be non-negative");
+  return Napi::Boolean::New(info.Env(), keep_freed_memory(static_cast<size_t>(mmap_threshold), static_cast<size_t>(trim_threshold)));
+}
+
 Napi::Value PoolOverhead(const Napi::CallbackInfo& info) {
   const int64_t tasks = integer(info[0], "tasks"), calls = integer(info[1], "calls");
   need(info.Env(), tasks < (1LL << 31) && calls >= 1 && calls < (1LL << 31), "tasks or calls out of range");
@@ -565,7 +573,7 @@ const Entry kEntries[] = {
     {"poolOverhead", PoolOverhead},   {"failAllocationsAfter", FailAllocationsAfter},
     {"prefetchMapping", PrefetchMapping}, {"lockMapping", LockMapping}, {"setNotsentLowat", SetNotsentLowat}, {"setReceiveBuffer", SetReceiveBuffer},
     {"shiftedExp", ShiftedExp}, {"maxOf", MaxOf}, {"argmax", ArgmaxOf}, {"drawKept", DrawKept},
-    {"keptMass", KeptMass}, {"gatherBin", GatherBin},
+    {"keptMass", KeptMass}, {"gatherBin", GatherBin}, {"keepFreedMemory", KeepFreedMemory},
 };
 
 Napi::Value call_entry(const Napi::CallbackInfo& info) {

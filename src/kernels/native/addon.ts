@@ -35,6 +35,11 @@ export interface NativeAddon {
   fmaPeak(reps: number): number;
   /** Restarts the thread pool with `threads` threads (1-1024; benchmarks of thread scaling); returns the count it got. */
   setThreads(threads: number): number;
+  /**
+   * Lets the C heap keep freed blocks of up to mmapThreshold bytes and trim its free top only
+   * past trimThreshold (glibc's M_MMAP_THRESHOLD, M_TRIM_THRESHOLD); false where it cannot.
+   */
+  keepFreedMemory?(mmapThreshold: number, trimThreshold: number): boolean;
   /** Microseconds per pool run of `tasks` empty tasks: the best of 5 windows of `calls` runs. */
   poolOverhead(tasks: number, calls: number): number;
   /**
