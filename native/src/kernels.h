@@ -33,6 +33,12 @@ struct KernelTable {
   // Runs `rounds` rounds of independent multiply-adds at this table's vector width and
   // returns the floating-point operations done: the FMA-peak probe.
   double (*fma_peak)(long rounds);
+  // One row of the hyper-connection mixes (ops.cc hc_collapse / hc_expand: in double, each
+  // added term rounded to float), compiled per table so that the wider tables vectorise them.
+  // out[i] = sum_j pre[j] * X[j][i];  X: hc rows of dim floats.
+  void (*hc_collapse_row)(const float* X, int hc, int dim, const double* pre, float* out);
+  // out[k][i] = post[k] * y[i] + sum_j comb[j * hc + k] * X[j][i], for k < hc.
+  void (*hc_expand_row)(const float* y, const float* X, int hc, int dim, const double* post, const double* comb, float* out);
 };
 
 const KernelTable* kernels_scalar();

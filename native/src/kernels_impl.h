@@ -1465,6 +1465,32 @@ void attend_impl(const float* q, float* out, const float* const* rows, int count
   attend_portable(q, out, rows, count, h0, nh, hd, sink, scale, scores);
 }
 
+// The hyper-connection mixes of one row, as ops.cc had them: the same operations in the same
+// order per element (a double product, a double sum, a float rounding per term), which GCC
+// vectorises at each table's width (the avx512 table 2.5x the baseline build's loops, with the
+// same bits: kernel_check hashes them on every table).
+void hc_collapse_row_impl(const float* X, int hc, int dim, const double* pre, float* out) {
+  for (int i = 0; i < dim; i++) out[i] = 0;
+  for (int j = 0; j < hc; j++) {
+    const double p = pre[j];
+    const float* x = X + static_cast<size_t>(j) * dim;
+    for (int i = 0; i < dim; i++) out[i] = static_cast<float>(static_cast<double>(out[i]) + p * static_cast<double>(x[i]));
+  }
+}
+
+void hc_expand_row_impl(const float* y, const float* X, int hc, int dim, const double* post, const double* comb, float* out) {
+  for (int k = 0; k < hc; k++) {
+    float* o = out + static_cast<size_t>(k) * dim;
+    const double p = post[k];
+    for (int i = 0; i < dim; i++) o[i] = static_cast<float>(p * static_cast<double>(y[i]));
+    for (int j = 0; j < hc; j++) {
+      const double c = comb[j * hc + k];
+      const float* x = X + static_cast<size_t>(j) * dim;
+      for (int i = 0; i < dim; i++) o[i] = static_cast<float>(static_cast<double>(o[i]) + c * static_cast<double>(x[i]));
+    }
+  }
+}
+
 uint64_t read_sum_impl(const uint8_t* p, size_t bytes) {
 #ifdef DSV4_AVX2
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;

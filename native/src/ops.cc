@@ -146,30 +146,17 @@ void over_rows(int rows, size_t row_work, F&& fn) {
 }  // namespace
 
 void hc_collapse(const float* X, int rows, int hc, int dim, const double* pre, float* out) {
+  const KernelTable& k = kernels();
   over_rows(rows, static_cast<size_t>(hc) * dim, [&](int r) {
-    float* o = out + static_cast<size_t>(r) * dim;
-    for (int i = 0; i < dim; i++) o[i] = 0;
-    for (int j = 0; j < hc; j++) {
-      const double p = pre[r * hc + j];
-      const float* x = X + (static_cast<size_t>(r) * hc + j) * dim;
-      for (int i = 0; i < dim; i++) o[i] = static_cast<float>(static_cast<double>(o[i]) + p * static_cast<double>(x[i]));
-    }
+    k.hc_collapse_row(X + static_cast<size_t>(r) * hc * dim, hc, dim, pre + static_cast<size_t>(r) * hc, out + static_cast<size_t>(r) * dim);
   });
 }
 
 void hc_expand(const float* y, const float* X, int rows, int hc, int dim, const double* post, const double* comb, float* out) {
+  const KernelTable& k = kernels();
   over_rows(rows, static_cast<size_t>(hc) * hc * dim, [&](int r) {
-    const float* yr = y + static_cast<size_t>(r) * dim;
-    for (int k = 0; k < hc; k++) {
-      float* o = out + (static_cast<size_t>(r) * hc + k) * dim;
-      const double p = post[r * hc + k];
-      for (int i = 0; i < dim; i++) o[i] = static_cast<float>(p * static_cast<double>(yr[i]));
-      for (int j = 0; j < hc; j++) {
-        const double c = comb[(r * hc + j) * hc + k];
-        const float* x = X + (static_cast<size_t>(r) * hc + j) * dim;
-        for (int i = 0; i < dim; i++) o[i] = static_cast<float>(static_cast<double>(o[i]) + c * static_cast<double>(x[i]));
-      }
-    }
+    k.hc_expand_row(y + static_cast<size_t>(r) * dim, X + static_cast<size_t>(r) * hc * dim, hc, dim, post + static_cast<size_t>(r) * hc,
+                    comb + static_cast<size_t>(r) * hc * hc, out + static_cast<size_t>(r) * hc * dim);
   });
 }
 

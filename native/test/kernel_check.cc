@@ -340,6 +340,28 @@ void check_attend(const KernelTable& t) {
       }
 }
 
+void check_hc(const KernelTable& t) {
+  const int dims[] = {1, 7, 8, 16, 129, 4096};
+  const int mults[] = {1, 2, 4};
+  uint64_t seed = 5000;
+  for (int dim : dims)
+    for (int hc : mults) {
+      Rng r(seed++);
+      const std::vector<float> X = activations(r, static_cast<size_t>(hc) * dim), y = activations(r, static_cast<size_t>(dim));
+      std::vector<double> pre(hc), post(hc), comb(static_cast<size_t>(hc) * hc);
+      for (auto* v : {&pre, &post, &comb})
+        for (auto& d : *v) d = static_cast<double>(random_float(r, 127 - 4, 127 + 1)) * (1.0 + 1.0 / 3.0);
+      std::vector<float> collapsed(dim, 777.0f), expanded(static_cast<size_t>(hc) * dim, 777.0f);
+      t.hc_collapse_row(X.data(), hc, dim, pre.data(), collapsed.data());
+      t.hc_expand_row(y.data(), X.data(), hc, dim, post.data(), comb.data(), expanded.data());
+      Hash hc_hash, he_hash;
+      hc_hash.add(collapsed.data(), collapsed.size());
+      he_hash.add(expanded.data(), expanded.size());
+      emit("hc_collapse_row hc=" + std::to_string(hc) + " dim=" + std::to_string(dim), hc_hash);
+      emit("hc_expand_row hc=" + std::to_string(hc) + " dim=" + std::to_string(dim), he_hash);
+    }
+}
+
 void check_probes(const KernelTable& t) {
   const size_t sizes[] = {128, 4096, 128 * 37};
   Rng r(4000);
@@ -378,6 +400,7 @@ int main(int argc, char** argv) {
   check_dot_axpy(*t);
   check_simulate(*t);
   check_attend(*t);
+  check_hc(*t);
   check_probes(*t);
   return 0;
 }
