@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from "node:fs";
+import { packageVersion } from "../version.js";
 import { CliError, type Command } from "./command.js";
 import { commands } from "./commands/index.js";
 
@@ -7,12 +7,6 @@ function topLevelHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
   return `dsv4: DeepSeek-V4 engine and API server\n\nUsage: dsv4 <command> [options]    (dsv4 --version: the version)\n\nCommands:\n${lines.join("\n")}\n\nRun \`dsv4 <command> --help\` for a command's options.`;
-}
-
-/** The installed package's version, from its package.json (dist/src/cli/ → the package root). */
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
 }
 
 async function main(argv: string[]): Promise<number> {

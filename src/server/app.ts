@@ -27,6 +27,7 @@ import { completionRoutes } from "./routes/completions.js";
 import { generateRoutes } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { opsRoutes } from "./routes/ops.js";
+import { serverInfoRoutes } from "./routes/server-info.js";
 import { DEFAULT_PLAYGROUND_DIR, isPlaygroundPath, playgroundRoutes } from "./routes/playground.js";
 import { responsesRoutes } from "./routes/responses.js";
 import { tokenizeRoutes } from "./routes/tokenize.js";
@@ -40,7 +41,7 @@ export interface ServerOptions {
   /** More names for the same model (e.g. deepseek-v4-pro for a Pro checkpoint). */
   aliases?: string[];
   /**
-   * When non-empty, every route but /health and the playground page (GET /, /playground/*) needs
+   * When non-empty, every route but /health, /health_generate and the playground page (GET /, /playground/*) needs
    * a key. These keys (and their balances, as budgets) are seeded into the ledger; the ledger's
    * other keys are accepted too.
    */
@@ -105,8 +106,8 @@ export interface ServerOptions {
 
 /** No real request nests this deep; deeper bodies are refused before anything recurses into them. */
 const MAX_JSON_DEPTH = 128;
-/** Paths open without a key: liveness, and the playground's page and assets (isPlaygroundPath). */
-const PUBLIC = new Set(["/health"]);
+/** Paths open without a key: liveness (and SGLang's deep probe), and the playground's page and assets (isPlaygroundPath). */
+const PUBLIC = new Set(["/health", "/health_generate"]);
 /** Without keys every request is one account, and one cache tenant (""). */
 const ANONYMOUS: ApiKey = { id: "anonymous", digest: Buffer.alloc(32), label: "anonymous", tenant: "", budgetUsd: null, active: 0 };
 
@@ -209,6 +210,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   anthropicModelRoutes(app, ctx);
   responsesRoutes(app, ctx);
   opsRoutes(app, ctx);
+  serverInfoRoutes(app, ctx);
   usageRoutes(app, ctx);
   tokenizeRoutes(app, ctx);
   if (ctx.playground) playgroundRoutes(app, ctx.playground);

@@ -1,0 +1,83 @@
+/**
+ * SGLang's and vLLM's server-information routes on the real engine: a router written for those
+ * servers reads the model, the server's settings and its health from dsv4 as they are.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+import { EngineError } from "../../src/engine/errors.js";
+import { makeKey } from "../../src/server/auth.js";
+import { repoRoot } from "../helpers/paths.js";
+import { MODEL, realServer, serve, type TestServer } from "./helpers.js";
+import { ScriptedEngine } from "./scripted-engine.js";
+
+const KEY = "sk-server-info-test";
+const auth = { authorization: `Bearer ${KEY}` };
+const VERSION = (JSON.parse(readFileSync(`${repoRoot}/package.json`, "utf8")) as { version: string }).version;
+
+describe("server information, real engine", () => {
+  let server: TestServer;
+  const get = async (path: string, headers: Record<string, string> = auth) => {
+    const res = await fetch(`${server.url}${path}`, { headers });
+    return { status: res.status, json: (await res.json()) as Record<string, any> };
+  };
+  before(async () => {
+    server = await realServer({}, { apiKeys: [makeKey(KEY)] });
+  });
+  after(() => server.close());
+
+  test("/get_model_info and /model_info name the served model and its tokenizer", async () => {
+    for (const path of ["/get_model_info", "/model_info"]) {
+      const { status, json } = await get(path);
+      assert.equal(status, 200);
+      assert.equal(json.model_path, MODEL);
+      assert.equal(json.tokenizer_path, MODEL);
+      assert.equal(json.is_generation, true);
+      assert.equal(json.weight_version, server.engine.model.release);
+    }
+  });
+
+  test("/get_server_info reports the settings /health does and the scheduler's state", async () => {
+    const health = (await get("/health", {})).json;
+    for (const path of ["/get_server_info", "/server_info"]) {
+      const { status, json } = await get(path);
+      assert.equal(status, 200);
+      assert.equal(json.context_length, health.context_length);
+      assert.equal(json.backend, health.backend);
+      assert.equal(json.encoding, health.encoding);
+      assert.equal(json.version, VERSION);
+      assert.equal(json.internal_states.length, 1);
+      assert.equal(json.internal_states[0].queued_requests, 0);
+    }
+  });
+
+  test("the information routes need a key like the API's", async () => {
+    assert.equal((await get("/get_server_info", {})).status, 401);
+  });
+
+  test("/health_generate generates one token through the engine, without a key", async () => {
+    const before = server.engine.metrics().requests_total;
+    const { status, json } = await get("/health_generate", {});
+    assert.equal(status, 200);
+    assert.deepEqual(json, { status: "ok" });
+    assert.equal(server.engine.metrics().requests_total, before + 1);
+  });
+
+  test("/version is the package's", async () => {
+    assert.deepEqual((await get("/version")).json, { version: VERSION });
+  });
+});
+
+test("/health_generate is a 503 naming the cause when the engine cannot generate", async () => {
+  const engine = new ScriptedEngine(() => ({ pieces: ["x"], failAfter: { tokens: 0, error: new EngineError("unavailable", "the model runner is down (test)") } }));
+  const server = await serve(engine);
+  try {
+    const res = await fetch(`${server.url}/health_generate`);
+    assert.equal(res.status, 503);
+    const { error } = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(error.code, "engine_unavailable");
+    assert.match(error.message, /^unhealthy: a one-token generation failed: the model runner is down \(test\)$/);
+  } finally {
+    await server.close();
+  }
+});
