@@ -36,7 +36,7 @@ import { Histogram } from "./histogram.js";
 import { RequestMetrics } from "./request-metrics.js";
 import { stateBytes } from "../model/state-size.js";
 import type {
-  ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineHealth, EngineMetrics, EngineOptions, GenerateRequest, Generation, ModelInfo, TokenizeOptions,
+  CacheFlush, ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineHealth, EngineMetrics, EngineOptions, GenerateRequest, Generation, ModelInfo, TokenizeOptions,
 } from "./types.js";
 import { detokenizeIds, tokenizeText, tokenizerInfo, tokenPieces } from "./tokenize.js";
 
@@ -478,6 +478,19 @@ export class Engine implements EngineApi {
   /** The prefix cache's contents (null when it is off): for benchmarks and operators. */
   prefixCacheStats(): PrefixCacheStats | null {
     return this.cache?.stats() ?? null;
+  }
+
+  async flushCache(): Promise<CacheFlush> {
+    const busy = () => {
+      const n = this.scheduler.running.length + this.scheduler.waiting.length;
+      return n > 0 ? `${n} request${n === 1 ? " is" : "s are"} running or waiting; flush when the server is idle` : null;
+    };
+    const before = busy();
+    if (before) return { flushed: false, reason: before };
+    if (!this.cache) return { flushed: true, entries: 0 };
+    // Pinned entries are only those of running sequences, and none runs; one that starts while
+    // the disk's writes finish loses nothing by the flush (its state is its own).
+    return { flushed: true, entries: await this.cache.dropAll() };
   }
 
   /** Disposes every session (which cancels its generations), fails what is left, stops the runner. */

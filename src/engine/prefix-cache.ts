@@ -386,4 +386,18 @@ export class PrefixCache {
   async flush(): Promise<void> {
     await this.disk?.flush();
   }
+
+  /**
+   * Forgets every entry, on disk too (SGLang's /flush_cache): later prompts start cold. The
+   * disk's queued writes finish first, so none lands after its file was removed. Returns the
+   * entries dropped (memory and disk, each counted once).
+   */
+  async dropAll(): Promise<number> {
+    await this.disk?.flush();
+    const keys = new Set<string>([...this.nodes.values()].filter((n) => n.block !== null || n.onDisk).map((n) => n.key));
+    if (this.disk) for (const e of [...this.disk.entries()]) keys.add(e.key);
+    for (const key of keys) this.disk?.remove(key);
+    this.clear();
+    return keys.size;
+  }
 }

@@ -639,6 +639,14 @@ export interface EngineApi {
    * GET /health answers, so an orchestrator's liveness probe restarts a broken server.
    */
   health(): EngineHealth;
+  /**
+   * Empties the prefix cache, disk tier included (SGLang's /flush_cache), only while nothing
+   * runs or waits: otherwise nothing is dropped and `reason` says why. Absent where there is no
+   * cache to flush (a gateway's replicas flush their own).
+   */
+  flushCache?(): Promise<CacheFlush>;
   /** Cancels everything, flushes the disk cache, frees the model. */
   dispose(): Promise<void>;
 }
+
+export type CacheFlush = { flushed: true; entries: number } | { flushed: false; reason: string };

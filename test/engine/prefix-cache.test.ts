@@ -79,6 +79,28 @@ describe("prefix cache", async () => {
     }
   });
 
+  test("flushCache empties both tiers: the files go, a restart finds nothing, the next request misses and answers the same", async () => {
+    const cacheDir = tempDir("cache");
+    const prompt = [...shared, ...promptIds(5, 4)];
+    const e1 = await Engine.load(dir, { prefixCache: { blockTokens: 16, dir: cacheDir } });
+    const cold = await e1.generate(greedy(prompt)).result();
+    const flush = await e1.flushCache();
+    assert.ok(flush.flushed && flush.entries > 0);
+    assert.equal(e1.metrics().prefix_cache_entries, 0);
+    assert.equal(e1.metrics().prefix_cache_disk_entries, 0);
+    const again = await e1.generate(greedy(prompt)).result();
+    assert.equal(again.usage.prompt_cache_hit_tokens, 0);
+    assert.deepEqual(again.tokens, cold.tokens);
+    assert.ok((await e1.flushCache()).flushed);
+    await e1.dispose();
+    const e2 = await Engine.load(dir, { prefixCache: { blockTokens: 16, dir: cacheDir } });
+    try {
+      assert.equal(e2.metrics().prefix_cache_disk_entries, 0, "no entry file outlived the flush");
+    } finally {
+      await e2.dispose();
+    }
+  });
+
   test("answers are cached as they are generated: the next turn, which re-sends the answer, hits past the prompt", async () => {
     const engine = await Engine.load(dir, { prefixCache: { blockTokens: 16 } });
     const plain = await Engine.load(dir, { prefixCache: { enabled: false } });
