@@ -641,8 +641,8 @@ export interface EngineApi {
   health(): EngineHealth;
   /**
    * Empties the prefix cache, disk tier included (SGLang's /flush_cache), only while nothing
-   * runs or waits: otherwise nothing is dropped and `reason` says why. Absent where there is no
-   * cache to flush (a gateway's replicas flush their own).
+   * runs or waits: otherwise nothing is dropped and `reason` says why (a gateway: every
+   * replica's). Absent where there is no cache to flush.
    */
   flushCache?(): Promise<CacheFlush>;
   /** Cancels everything, flushes the disk cache, frees the model. */

@@ -19,7 +19,9 @@ import { createChatCompletions } from "../engine/openai.js";
 import { resolveRequest, type ResolvedRequest } from "../engine/request.js";
 import { Sequence, type SequenceEnv } from "../engine/sequence.js";
 import { ChatSessionImpl } from "../engine/session.js";
-import type { ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineHealth, EngineMetrics, GenerateRequest, Generation, GenerationResult, ModelInfo, TokenizeOptions } from "../engine/types.js";
+import type {
+  CacheFlush, ChatCompletions, ChatSession, ChatSessionOptions, EngineApi, EngineHealth, EngineMetrics, GenerateRequest, Generation, GenerationResult, ModelInfo, TokenizeOptions,
+} from "../engine/types.js";
 import { detokenizeIds, tokenizeText, tokenizerInfo, tokenPieces } from "../engine/tokenize.js";
 import { loadConfig } from "../model/config.js";
 import { checkpointReleaseAt, chooseEncoder, type Release } from "../text/release.js";
@@ -173,6 +175,36 @@ export class UpstreamEngine implements EngineApi {
     const resolved = this.resolve(request);
     this.resolvedEarlier.set(request, resolved);
     return resolved.promptTokens;
+  }
+
+  /**
+   * Every replica's prefix cache flushed, as SGLang's router broadcasts /flush_cache to its
+   * workers (vLLM's replicas: POST /reset_prefix_cache, which vLLM serves in its dev mode).
+   * Flushed only when every replica says so; otherwise the reason names each one that did not.
+   */
+  async flushCache(): Promise<CacheFlush> {
+    const path = this.kind === "vllm" ? "/reset_prefix_cache" : "/flush_cache";
+    const answers = await Promise.all(
+      this.replicas.map(async (r): Promise<{ entries: number } | { error: string }> => {
+        try {
+          const res = await fetch(`${r.url}${path}`, { method: "POST", signal: AbortSignal.timeout(10_000) });
+          const text = await res.text();
+          let json: { entries?: unknown; error?: { message?: unknown } } = {};
+          try {
+            json = JSON.parse(text);
+          } catch {
+            // SGLang answers in plain text.
+          }
+          if (!res.ok) return { error: `${r.url}: ${res.status} ${typeof json.error?.message === "string" ? json.error.message : text.slice(0, 200)}` };
+          return { entries: typeof json.entries === "number" ? json.entries : 0 };
+        } catch (e) {
+          return { error: `${r.url}: ${(e as Error).message}` };
+        }
+      }),
+    );
+    const failed = answers.flatMap((a) => ("error" in a ? [a.error] : []));
+    if (failed.length > 0) return { flushed: false, reason: `${answers.length - failed.length} of ${answers.length} replicas flushed; not ${failed.join("; ")}` };
+    return { flushed: true, entries: answers.reduce((n, a) => n + ("entries" in a ? a.entries : 0), 0) };
   }
 
   /** Healthy while some replica is: a request can then be routed. */

@@ -197,6 +197,15 @@ describe("gateway over three dsv4 replicas", () => {
     throw new Error("no seed streamed content without finishing");
   }
 
+  test("/flush_cache goes to every replica, as SGLang's router sends it to its workers", async () => {
+    const before = reps.reduce((n, r) => n + r.engine.metrics().prefix_cache_entries, 0);
+    assert.ok(before > 0, "the affinity test left entries");
+    const res = await postJson(`${gw.url}/flush_cache`, {});
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.json, { flushed: true, entries: before });
+    for (const r of reps) assert.equal(r.engine.metrics().prefix_cache_entries, 0);
+  });
+
   test("a client that disconnects mid-stream stops the replica's generation", async () => {
     const { reader } = await runningStream("Leave mid-stream");
     const serving = gw.engine.replicas.find((r) => r.inFlight > 0)!;

@@ -10,7 +10,7 @@
  *   a key, like /health, and not billed.
  * - GET or POST /flush_cache (SGLang; its bench_serving calls it before a run): empties the
  *   prefix cache, disk tier included, when nothing runs or waits; otherwise a 400 saying so,
- *   and nothing is dropped.
+ *   and nothing is dropped. A gateway broadcasts it to its replicas.
  * - GET /version (vLLM): the package version.
  */
 import type { FastifyInstance } from "fastify";
@@ -72,7 +72,7 @@ export function serverInfoRoutes(app: FastifyInstance, ctx: ServerContext): void
   });
 
   const flush = async () => {
-    if (!ctx.engine.flushCache) throw new ApiError(400, "this server has no prefix cache of its own to flush (a gateway: flush each replica)", "invalid_request_error", null, "cache_not_flushed");
+    if (!ctx.engine.flushCache) throw new ApiError(400, "this server has no prefix cache to flush", "invalid_request_error", null, "cache_not_flushed");
     const r = await ctx.engine.flushCache();
     if (!r.flushed) throw new ApiError(400, `the prefix cache was not flushed: ${r.reason}`, "invalid_request_error", null, "cache_not_flushed");
     return { flushed: true, entries: r.entries };
