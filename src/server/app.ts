@@ -28,6 +28,7 @@ import { generateRoutes } from "./routes/generate.js";
 import { modelRoutes } from "./routes/models.js";
 import { opsRoutes } from "./routes/ops.js";
 import { serverInfoRoutes } from "./routes/server-info.js";
+import { flushCacheRoutes } from "./routes/flush-cache.js";
 import { DEFAULT_PLAYGROUND_DIR, isPlaygroundPath, playgroundRoutes } from "./routes/playground.js";
 import { responsesRoutes } from "./routes/responses.js";
 import { tokenizeRoutes } from "./routes/tokenize.js";
@@ -211,6 +212,7 @@ export function buildServer(options: ServerOptions): FastifyInstance {
   responsesRoutes(app, ctx);
   opsRoutes(app, ctx);
   serverInfoRoutes(app, ctx);
+  flushCacheRoutes(app, ctx);
   usageRoutes(app, ctx);
   tokenizeRoutes(app, ctx);
   if (ctx.playground) playgroundRoutes(app, ctx.playground);

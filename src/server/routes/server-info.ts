@@ -8,16 +8,13 @@
  *   server that answers /health but whose model no longer runs is caught; 200 when the token
  *   comes back within HEALTH_GENERATE_TIMEOUT_MS, else 503 in the error envelope. Open without
  *   a key, like /health, and not billed.
- * - GET or POST /flush_cache (SGLang; its bench_serving calls it before a run): empties the
- *   prefix cache, disk tier included, when nothing runs or waits; otherwise a 400 saying so,
- *   and nothing is dropped. A gateway broadcasts it to its replicas.
  * - GET /version (vLLM): the package version.
  */
 import type { FastifyInstance } from "fastify";
 import type { EngineApi, ModelInfo } from "../../engine/types.js";
 import { packageVersion } from "../../version.js";
 import type { ServerContext } from "../context.js";
-import { ApiError, engineUnavailable } from "../errors.js";
+import { engineUnavailable } from "../errors.js";
 
 /** SGLang's health check gives a generation 20 s. */
 export const HEALTH_GENERATE_TIMEOUT_MS = 20_000;
@@ -70,15 +67,6 @@ export function serverInfoRoutes(app: FastifyInstance, ctx: ServerContext): void
     await generateOneToken(ctx.engine);
     return { status: "ok" };
   });
-
-  const flush = async () => {
-    if (!ctx.engine.flushCache) throw new ApiError(400, "this server has no prefix cache to flush", "invalid_request_error", null, "cache_not_flushed");
-    const r = await ctx.engine.flushCache();
-    if (!r.flushed) throw new ApiError(400, `the prefix cache was not flushed: ${r.reason}`, "invalid_request_error", null, "cache_not_flushed");
-    return { flushed: true, entries: r.entries };
-  };
-  app.get("/flush_cache", flush);
-  app.post("/flush_cache", flush);
 
   app.get("/version", async () => ({ version }));
 }
