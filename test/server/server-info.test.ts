@@ -81,3 +81,21 @@ test("/health_generate is a 503 naming the cause when the engine cannot generate
     await server.close();
   }
 });
+
+test("/health_generate probes arriving while one runs share its generation", async () => {
+  let calls = 0;
+  const engine = new ScriptedEngine(() => {
+    calls++;
+    return { pieces: ["x"], delayMs: 300 };
+  });
+  const server = await serve(engine);
+  try {
+    const answers = await Promise.all(Array.from({ length: 5 }, () => fetch(`${server.url}/health_generate`)));
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200]);
+    assert.equal(calls, 1);
+    assert.equal((await fetch(`${server.url}/health_generate`)).status, 200);
+    assert.equal(calls, 2, "a later probe generates anew");
+  } finally {
+    await server.close();
+  }
+});

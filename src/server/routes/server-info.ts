@@ -61,10 +61,14 @@ export function serverInfoRoutes(app: FastifyInstance, ctx: ServerContext): void
   };
   for (const path of ["/get_server_info", "/server_info"]) app.get(path, async () => serverInfo());
 
+  // Open without a key, so probes arriving together share one generation rather than each
+  // queueing its own on the engine.
+  let probing: Promise<void> | null = null;
   app.get("/health_generate", async () => {
     const health = ctx.engine.health();
     if (!health.ok) throw engineUnavailable(`unhealthy: ${health.reason}`);
-    await generateOneToken(ctx.engine);
+    probing ??= generateOneToken(ctx.engine).finally(() => (probing = null));
+    await probing;
     return { status: "ok" };
   });
 
