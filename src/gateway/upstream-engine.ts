@@ -189,16 +189,16 @@ export class UpstreamEngine implements EngineApi {
         try {
           const res = await fetch(`${r.url}${path}`, { method: "POST", signal: AbortSignal.timeout(10_000) });
           const text = await res.text();
-          let json: { entries?: unknown; error?: { message?: unknown } } = {};
+          if (!res.ok) return { error: `${r.url}: ${res.status} ${errorBody(text).message}` };
+          let entries: unknown;
           try {
-            json = JSON.parse(text);
+            entries = (JSON.parse(text) as { entries?: unknown }).entries;
           } catch {
-            // SGLang answers in plain text.
+            // SGLang answers in plain text; only dsv4 reports the entries it dropped.
           }
-          if (!res.ok) return { error: `${r.url}: ${res.status} ${typeof json.error?.message === "string" ? json.error.message : text.slice(0, 200)}` };
-          return { entries: typeof json.entries === "number" ? json.entries : 0 };
+          return { entries: typeof entries === "number" ? entries : 0 };
         } catch (e) {
-          return { error: `${r.url}: ${(e as Error).message}` };
+          return { error: `${r.url}: ${causeOf(e)}` };
         }
       }),
     );
@@ -486,9 +486,8 @@ function causeOf(err: unknown): string {
   return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
 }
 
-/** A non-2xx answer: a client error is the request's fault (no retry), anything else the replica's. */
-async function refuse(res: UpstreamResponse): Promise<never> {
-  const text = await res.text().catch(() => "");
+/** An upstream error body's message and param: the error envelope's, else the text itself (SGLang answers some errors in plain text). */
+function errorBody(text: string): { message: string; param: string | null } {
   let message = text.slice(0, 500);
   let param: string | null = null;
   try {
@@ -499,6 +498,12 @@ async function refuse(res: UpstreamResponse): Promise<never> {
   } catch {
     // Not JSON: keep the text.
   }
+  return { message, param };
+}
+
+/** A non-2xx answer: a client error is the request's fault (no retry), anything else the replica's. */
+async function refuse(res: UpstreamResponse): Promise<never> {
+  const { message, param } = errorBody(await res.text().catch(() => ""));
   if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new UpstreamRefusal(res.status, message, param);
   throw new ReplicaFailure(`answered ${res.status}: ${message}`, false);
 }
