@@ -481,12 +481,8 @@ export class Engine implements EngineApi {
   }
 
   async flushCache(): Promise<CacheFlush> {
-    const busy = () => {
-      const n = this.scheduler.running.length + this.scheduler.waiting.length;
-      return n > 0 ? `${n} request${n === 1 ? " is" : "s are"} running or waiting; flush when the server is idle` : null;
-    };
-    const before = busy();
-    if (before) return { flushed: false, reason: before };
+    const n = this.scheduler.running.length + this.scheduler.waiting.length;
+    if (n > 0) return { flushed: false, reason: `${n} request${n === 1 ? " is" : "s are"} running or waiting; flush when the server is idle` };
     if (!this.cache) return { flushed: true, entries: 0 };
     // Pinned entries are only those of running sequences, and none runs; one that starts while
     // the disk's writes finish loses nothing by the flush (its state is its own).

@@ -394,9 +394,15 @@ export class PrefixCache {
    */
   async dropAll(): Promise<number> {
     await this.disk?.flush();
-    const keys = new Set<string>([...this.nodes.values()].filter((n) => n.block !== null || n.onDisk).map((n) => n.key));
-    if (this.disk) for (const e of [...this.disk.entries()]) keys.add(e.key);
-    for (const key of keys) this.disk?.remove(key);
+    // In memory, on disk, or both: each counted once (an on-disk node is a disk entry).
+    const keys = new Set<string>([...this.nodes.values()].filter((n) => n.block !== null).map((n) => n.key));
+    const disk = this.disk;
+    if (disk) {
+      for (const e of [...disk.entries()]) {
+        keys.add(e.key);
+        disk.remove(e.key);
+      }
+    }
     this.clear();
     return keys.size;
   }
