@@ -215,7 +215,7 @@ void check_linear(const KernelTable& t) {
   const Shape shapes[] = {
       {Format::FP8, 9, 32}, {Format::FP8, 130, 96}, {Format::FP8, 5, 128}, {Format::FP8, 12, 160},
       {Format::FP8, 131, 256}, {Format::FP8, 6, 1024}, {Format::FP8, 10, 256, Scales::Extreme},
-      {Format::FP8, 4, 100}, {Format::FP8, 3, 48},
+      {Format::FP8, 4, 100}, {Format::FP8, 3, 48}, {Format::FP8, 20, 1024},
       {Format::FP4, 8, 64}, {Format::FP4, 9, 128}, {Format::FP4, 5, 192}, {Format::FP4, 4, 4096},
       {Format::FP4, 6, 256, Scales::Extreme}, {Format::FP4, 5, 256, Scales::Special},
       {Format::FP4, 6, 32}, {Format::FP4, 7, 96}, {Format::FP4, 40, 4096},
