@@ -9,7 +9,7 @@ import { RopeTable } from "./rope.js";
 import { selectRows } from "./rows.js";
 import { SequenceState, type LayerState } from "./state.js";
 import { lockCheckpoint, prefetchCheckpoint, type PrefetchMode } from "./prefetch.js";
-import { drafterLayout, loadWeights, type BlockWeights, type HcWeights, type LoadProgress, type ModelWeights } from "./weights.js";
+import { drafterLayout, loadDraftVocabParts, loadWeights, type BlockWeights, type DraftVocabPart, type HcWeights, type LoadProgress, type ModelWeights } from "./weights.js";
 
 /** Observation hooks for localising a mismatch (router and indexer choices). */
 export type ForwardTrace = AttentionTrace & MoeTrace;
@@ -108,6 +108,8 @@ export interface LoadOptions {
 export class Dsv4Model {
   private readonly ropes: RopeTable[];
   private readonly mtpRopes: RopeTable[];
+  /** The draft vocabulary (setDraftVocab), null: drafts range over the whole vocabulary. */
+  private draftVocab: DraftVocabPart[] | null = null;
 
   constructor(readonly cfg: ModelConfig, readonly weights: ModelWeights, readonly backend: Backend, readonly weightBytes: number, private readonly ckpt?: Checkpoint) {
     this.ropes = cfg.layers.map((l) => RopeTable.forLayer(cfg, l));
@@ -126,6 +128,41 @@ export class Dsv4Model {
       ckpt.close();
       throw err;
     }
+  }
+
+  /**
+   * Drafts (DSpark blocks, MTP chains) propose only tokens with ids in these ranges: the
+   * draft's head and its Markov bias read just those rows (mapped views of the same tensors),
+   * and draft logits are -Infinity elsewhere, so a greedy or sampled draft never leaves them.
+   * The main model's logits, and so the tokens speculation emits, do not change: a draft
+   * vocabulary trades acceptance (a token outside it is never proposed) for draft cost, as
+   * frequency-ranked draft vocabularies do (FR-Spec). Ranges: sorted, disjoint, half-open;
+   * null, or ranges covering the vocabulary, drafts over all of it.
+   */
+  setDraftVocab(ranges: ReadonlyArray<readonly [number, number]> | null): void {
+    const V = this.cfg.vocabSize;
+    if (ranges !== null) {
+      let prevEnd = 0;
+      ranges.forEach(([start, end], i) => {
+        if (!Number.isInteger(start) || !Number.isInteger(end) || start < prevEnd || end <= start || end > V) {
+          throw new RangeError(`draft vocabulary: range ${i} [${start}, ${end}) is not a non-empty id range after the previous one and within [0, ${V})`);
+        }
+        prevEnd = end;
+      });
+    }
+    const size = (ranges ?? []).reduce((n, [a, b]) => n + b - a, 0);
+    if (ranges === null || size === V) {
+      this.draftVocab = null;
+      return;
+    }
+    if (this.cfg.drafter === "none" || !this.ckpt) throw new Error(`a draft vocabulary needs a drafter and the model's checkpoint (drafter: ${drafterLayout(this.cfg)})`);
+    if (size === 0) throw new RangeError("draft vocabulary: no token ids");
+    this.draftVocab = loadDraftVocabParts(this.ckpt, this.cfg, this.backend, ranges, this.cfg.drafter === "dspark");
+  }
+
+  /** Token ids drafts may propose (setDraftVocab): the vocabulary size when unrestricted. */
+  get draftVocabSize(): number {
+    return this.draftVocab ? this.draftVocab.reduce((n, p) => n + p.end - p.start, 0) : this.cfg.vocabSize;
   }
 
   newSequence(): SequenceState {
@@ -283,7 +320,7 @@ export class Dsv4Model {
     const rows = requests.map((r, i) => ({ state: r.seq.mtp[0]!, pos: positions[i]!, token: r.token }));
     const X = this.block(bw, this.mtpRopes[0]!, h, rows, opts.trace, prune ? outRows : undefined);
     // Request i's row of X: its place among the output rows when pruned.
-    const logits = this.head(X, prune ? outRows.map((_, k) => k) : outRows, m.hcHead, m.norm);
+    const logits = this.head(X, prune ? outRows.map((_, k) => k) : outRows, m.hcHead, m.norm, this.draftVocab);
     for (const [seq, n] of offset) seq.mtpLength += n;
     return requests.map((_, i) => {
       const k = outRows.indexOf(i);
@@ -407,7 +444,12 @@ export class Dsv4Model {
       X = this.blockWith(bw, X, ids, attend, opts.trace);
     });
     const H = hcHead(b, cfg, X, N * B, dw.hcHead);
-    const logits = b.linear(b.rmsNorm(H, N * B, D, dw.norm, cfg.normEps), N * B, this.weights.head, false);
+    const y = b.rmsNorm(H, N * B, D, dw.norm, cfg.normEps);
+    // With a draft vocabulary the logits and the Markov bias live in its parts until a row
+    // is chosen from; `logits` then holds full rows, -Infinity outside it.
+    const vocab = this.draftVocab;
+    const partLogits = vocab?.map((p) => b.linear(y, N * B, p.head, false));
+    const logits = vocab ? b.alloc(N * B * V).fill(-Infinity) : b.linear(y, N * B, this.weights.head, false);
 
     // The Markov chain: draft i's bias depends on the token chosen at i − 1.
     const prev = requests.map((r) => r.anchor);
@@ -419,8 +461,10 @@ export class Dsv4Model {
     const biasRows = (i: number) => Int32Array.from(requests, (_, n) => n * B + i);
     for (let i = 0; i < B; i++) {
       prev.forEach((d, n) => b.matrixRow(dw.markovW1, d, emb, n * Rk));
-      b.addRows(logits, b.linear(emb, N, dw.markovW2, false), biasRows(i), V);
+      if (vocab) vocab.forEach((p, j) => b.addRows(partLogits![j]!, b.linear(emb, N, p.markovW2!, false), biasRows(i), p.end - p.start));
+      else b.addRows(logits, b.linear(emb, N, dw.markovW2, false), biasRows(i), V);
       for (let n = 0; n < N; n++) {
+        if (vocab) this.spreadRow(vocab, partLogits!, n * B + i, logits);
         const row = logits.subarray((n * B + i) * V, (n * B + i + 1) * V) as Vec;
         markovE.set(emb.subarray(n * Rk, (n + 1) * Rk), (n * B + i) * Rk);
         const choose = requests[n]!.choose;
@@ -443,15 +487,35 @@ export class Dsv4Model {
     }));
   }
 
-  /** Collapse the streams, normalise and project to the vocabulary for the given rows. */
-  private head(X: Vec, rowIndices: number[], hc: HcWeights, norm: Vec): Vec[] {
+  /**
+   * Collapse the streams, normalise and project to the vocabulary for the given rows (with
+   * `vocab`, only onto its ids: -Infinity elsewhere).
+   */
+  private head(X: Vec, rowIndices: number[], hc: HcWeights, norm: Vec, vocab: DraftVocabPart[] | null = null): Vec[] {
     if (rowIndices.length === 0) return [];
     const cfg = this.cfg;
+    const rows = rowIndices.length;
     const sel = selectRows(this.backend, X, rowIndices, cfg.hcMult * cfg.dim);
-    const y = this.backend.rmsNorm(hcHead(this.backend, cfg, sel, rowIndices.length, hc), rowIndices.length, cfg.dim, norm, cfg.normEps);
-    const logits = this.backend.linear(y, rowIndices.length, this.weights.head, false);
+    const y = this.backend.rmsNorm(hcHead(this.backend, cfg, sel, rows, hc), rows, cfg.dim, norm, cfg.normEps);
     const V = cfg.vocabSize;
+    let logits: Vec;
+    if (vocab) {
+      const parts = vocab.map((p) => this.backend.linear(y, rows, p.head, false));
+      logits = this.backend.alloc(rows * V).fill(-Infinity);
+      for (let r = 0; r < rows; r++) this.spreadRow(vocab, parts, r, logits);
+    } else {
+      logits = this.backend.linear(y, rows, this.weights.head, false);
+    }
     return rowIndices.map((_, i) => logits.subarray(i * V, (i + 1) * V) as Vec);
+  }
+
+  /** Row `row` of each draft vocabulary part's logits into its ids' places in row `row` of `out` (full-vocabulary rows). */
+  private spreadRow(vocab: readonly DraftVocabPart[], parts: readonly Vec[], row: number, out: Vec): void {
+    const V = this.cfg.vocabSize;
+    vocab.forEach((p, j) => {
+      const n = p.end - p.start;
+      out.set(parts[j]!.subarray(row * n, (row + 1) * n), row * V + p.start);
+    });
   }
 
   close(): void {

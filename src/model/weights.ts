@@ -233,6 +233,24 @@ class WeightLoader {
     return handles;
   }
 
+  /**
+   * Rows [start, end) of an unquantised `name.weight` matrix (BF16 or F32) as a matrix of
+   * their own: the same bytes, mapped from the same file range, nothing copied.
+   */
+  rowRange(name: string, start: number, end: number): MatrixHandle {
+    const info = this.ckpt.info(`${name}.weight`);
+    const [out, inp] = info.shape as [number, number];
+    if (info.dtype !== "BF16" && info.dtype !== "F32") throw new CheckpointFormatError(`row ranges need an unquantised matrix, not ${info.dtype}`, info.file, `${name}.weight`);
+    if (!(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start < end && end <= out)) throw new RangeError(`${name}: rows [${start}, ${end}) are not a range of its ${out} rows`);
+    const rowBytes = (info.byteLength / out) | 0;
+    const h = this.backend.uploadMatrix({
+      name: `${name}[rows ${start}..${end})`, format: info.dtype === "BF16" ? "bf16" : "f32", outFeatures: end - start, inFeatures: inp,
+      ...this.source(`${name}.weight`, start * rowBytes, (end - start) * rowBytes),
+    });
+    this.bytes += h.bytes;
+    return h;
+  }
+
   /** A bare tensor (no `.weight` suffix) used as a matrix, e.g. the F32 `hc_*_fn`. */
   bareMatrix(name: string): MatrixHandle {
     const info = this.ckpt.info(name);
@@ -326,6 +344,25 @@ export interface LoadProgress {
   done: number;
   total: number;
   bytes: number;
+}
+
+/**
+ * One id range of a draft vocabulary (DraftVocab): the rows of the shared head and of the last
+ * DSpark stage's Markov bias matrix for token ids [start, end), mapped, not copied.
+ */
+export interface DraftVocabPart {
+  start: number;
+  end: number;
+  head: MatrixHandle;
+  /** DSpark checkpoints only. */
+  markovW2: MatrixHandle | null;
+}
+
+/** The parts of a draft vocabulary of sorted, disjoint id ranges (checked by the caller). */
+export function loadDraftVocabParts(ckpt: Checkpoint, cfg: ModelConfig, backend: Backend, ranges: ReadonlyArray<readonly [number, number]>, markov: boolean): DraftVocabPart[] {
+  const l = new WeightLoader(ckpt, backend);
+  const w2 = `${cfg.mtpLayers[cfg.mtpLayers.length - 1]!.prefix}.markov_head.markov_w2`;
+  return ranges.map(([start, end]) => ({ start, end, head: l.rowRange("head", start, end), markovW2: markov ? l.rowRange(w2, start, end) : null }));
 }
 
 export function loadWeights(ckpt: Checkpoint, cfg: ModelConfig, backend: Backend, onProgress?: (p: LoadProgress) => void): { weights: ModelWeights; loader: { bytes: number } } {
