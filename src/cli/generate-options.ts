@@ -1,7 +1,7 @@
 /** Generation flags shared by `dsv4 run` and `dsv4 chat`. */
 import type { GenerateRequest } from "../engine/types.js";
 import { CliError, stringOption, type Command, type ParsedArgs } from "./command.js";
-import { encodingOption, intOption, MLOCK_HELP, numberOption, PREFETCH_HELP, prefetchOption, SPECULATIVE_HELP, speculativeOption } from "./load-engine.js";
+import { DRAFT_VOCAB_HELP, encodingOption, intOption, MLOCK_HELP, numberOption, PREFETCH_HELP, prefetchOption, SPECULATIVE_HELP, speculativeOptions } from "./load-engine.js";
 import type { EngineOptions } from "../engine/types.js";
 
 export const GENERATE_FLAGS = {
@@ -16,6 +16,7 @@ export const GENERATE_FLAGS = {
   "top-p": { type: "string" },
   seed: { type: "string" },
   speculative: { type: "string" },
+  "draft-vocab": { type: "string" },
   prefetch: { type: "string" },
   mlock: { type: "boolean" },
 } as const;
@@ -33,6 +34,7 @@ export const GENERATE_HELP = `  --model DIR          checkpoint directory (defau
   --seed N             reproducible sampling
   --backend NAME       compute backend (default: the fastest available)
   --speculative MODE   ${SPECULATIVE_HELP.replace(/\n {26}/g, "\n                       ")}
+  --draft-vocab N      ${DRAFT_VOCAB_HELP.replace(/\n {26}/g, "\n                       ")}
   --prefetch MODE      ${PREFETCH_HELP.replace(/\n {26}/g, "\n                       ")}
   --mlock              ${MLOCK_HELP.replace(/\n {26}/g, "\n                       ")}`;
 
@@ -58,11 +60,11 @@ export function generateOptions(command: Command, args: ParsedArgs): Omit<Genera
   };
 }
 
-/** Engine options from the shared flags (--backend, --encoding, --speculative, --prefetch, --mlock). */
+/** Engine options from the shared flags (--backend, --encoding, --speculative, --draft-vocab, --prefetch, --mlock). */
 export function engineOptions(command: Command, args: ParsedArgs): EngineOptions {
   const opt = (flag: string) => stringOption(command, args, flag);
   return {
-    backend: opt("backend"), encoding: encodingOption(opt("encoding")), speculative: speculativeOption(opt("speculative")), prefetch: prefetchOption(opt("prefetch")),
+    backend: opt("backend"), encoding: encodingOption(opt("encoding")), speculative: speculativeOptions(opt("speculative"), opt("draft-vocab")), prefetch: prefetchOption(opt("prefetch")),
     mlock: args.values.mlock === true,
   };
 }

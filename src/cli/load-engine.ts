@@ -4,7 +4,7 @@
  */
 import { existsSync, statSync } from "node:fs";
 import { Engine } from "../engine/engine.js";
-import type { EngineOptions, LoadProgress as EngineLoadProgress, ModelInfo, SchedulingPolicy, SpeculativeMode } from "../engine/types.js";
+import type { EngineOptions, LoadProgress as EngineLoadProgress, ModelInfo, SchedulingPolicy, SpeculativeMode, SpeculativeOptions } from "../engine/types.js";
 import { SCHEDULING_POLICIES } from "../engine/scheduler.js";
 import { PREFETCH_MODES, type PrefetchMode } from "../model/prefetch.js";
 import { parseRelease, type Release } from "../text/release.js";
@@ -73,6 +73,14 @@ export function speculativeOption(value: string | undefined): SpeculativeMode | 
   return value as SpeculativeMode;
 }
 
+/** --speculative and --draft-vocab as the engine's speculative option. */
+export function speculativeOptions(mode: string | undefined, draftVocab: string | undefined): SpeculativeMode | SpeculativeOptions | undefined {
+  const m = speculativeOption(mode);
+  const n = intOption("draft-vocab", draftVocab, 1);
+  if (n === undefined) return m;
+  return { ...(m ? { mode: m } : {}), draftVocab: n };
+}
+
 /** --prefetch: auto, on or off (absent: the engine's default, auto). */
 export function prefetchOption(value: string | undefined): PrefetchMode | undefined {
   if (value === undefined) return undefined;
@@ -97,6 +105,12 @@ export const MLOCK_HELP = `keep the weights in memory after loading them, never 
 export const SPECULATIVE_HELP = `speculative decoding: auto (default: the checkpoint's drafter, DSpark or
                           MTP, where a measured cost model says drafts pay), dspark, mtp (always
                           draft with that one), or off. Output is the same either way`;
+
+/** The --draft-vocab help line. */
+export const DRAFT_VOCAB_HELP = `drafts propose only the N lowest token ids (BPE merge order, the most
+                          frequent first) and the tokenizer's added tokens: the draft head reads
+                          N/vocabulary of its rows (32768: about a quarter of V4's), at some
+                          acceptance. Output is the same either way (default: all ids)`;
 
 /** `--encoding april|0731`: the prompt encoder, instead of the checkpoint's own. */
 export function encodingOption(value: string | undefined): Release | undefined {

@@ -50,6 +50,8 @@ export interface Speculation {
   /** Most drafts a step verifies: the DSpark block or the MTP chain cap, and a step fits the window. */
   maxDrafts: number;
   forced?: number;
+  /** SpeculativeOptions.draftVocab, when it restricts the vocabulary. */
+  draftVocab?: number;
 }
 
 /** Resolves EngineOptions.speculative against the checkpoint; an explicit drafter it lacks is an error. */
@@ -69,7 +71,28 @@ export function resolveSpeculation(cfg: ModelConfig, option: SpeculativeMode | S
   // A verify step of k + 1 tokens must fit the window (state.ts beginTail).
   const maxDrafts = Math.max(0, Math.min(natural, cfg.window - 1));
   if (spec.drafts !== undefined && (!Number.isInteger(spec.drafts) || spec.drafts < 0)) throw new EngineError("invalid_request", `speculative.drafts: ${spec.drafts} is not a non-negative integer`);
-  return { mode, drafter, maxDrafts, ...(spec.drafts !== undefined ? { forced: Math.min(spec.drafts, maxDrafts) } : {}) };
+  if (spec.draftVocab !== undefined && (!Number.isInteger(spec.draftVocab) || spec.draftVocab < 1)) {
+    throw new EngineError("invalid_request", `speculative.draftVocab: ${spec.draftVocab} is not a positive integer (a count of token ids)`, { param: "draftVocab" });
+  }
+  const restricts = drafter !== null && spec.draftVocab !== undefined && spec.draftVocab < cfg.vocabSize;
+  return { mode, drafter, maxDrafts, ...(spec.drafts !== undefined ? { forced: Math.min(spec.drafts, maxDrafts) } : {}), ...(restricts ? { draftVocab: spec.draftVocab } : {}) };
+}
+
+/**
+ * The id ranges of a draft vocabulary of the `n` lowest ids plus every added token of the
+ * tokenizer above them (V4's thinking, DSML and chat markers): what Dsv4Model.setDraftVocab takes.
+ */
+export function draftVocabRanges(vocabSize: number, n: number, isAdded: ((id: number) => boolean) | null): Array<[number, number]> {
+  const ranges: Array<[number, number]> = [[0, Math.min(n, vocabSize)]];
+  if (isAdded) {
+    for (let id = n; id < vocabSize; id++) {
+      if (!isAdded(id)) continue;
+      const last = ranges[ranges.length - 1]!;
+      if (last[1] === id) last[1] = id + 1;
+      else ranges.push([id, id + 1]);
+    }
+  }
+  return ranges;
 }
 
 export interface DraftPlan {

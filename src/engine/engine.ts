@@ -28,7 +28,7 @@ import { Scheduler, SCHEDULING_POLICIES, type PrefillWork, type SchedulerHooks }
 import { Sequence, type SequenceEnv } from "./sequence.js";
 import { SharedPrefixes } from "./shared-prefix.js";
 import { ChatSessionImpl } from "./session.js";
-import { draftDistributions, draftTokens, resolveSpeculation, trimEntries, type DrafterKind, type Proposal, type Speculation } from "./drafter.js";
+import { draftDistributions, draftTokens, draftVocabRanges, resolveSpeculation, trimEntries, type DrafterKind, type Proposal, type Speculation } from "./drafter.js";
 import { SpecPolicy, type SpecPolicyState } from "./spec-policy.js";
 import { draftBytesRatio } from "../model/draft-cost.js";
 import { judgeDraft } from "./speculative.js";
@@ -261,7 +261,9 @@ export class Engine implements EngineApi {
   private draftPrior(): number | undefined {
     const given = typeof this.opts.speculative === "object" ? this.opts.speculative.priorDraftSteps : undefined;
     if (given === null) return undefined;
-    return given ?? draftBytesRatio(this.cfg) ?? undefined;
+    const n = this.speculation.draftVocab;
+    const ids = n === undefined ? this.cfg.vocabSize : draftVocabRanges(this.cfg.vocabSize, n, this.tokenizer ? (id) => this.tokenizer!.isAdded(id) : null).reduce((s, [a, b]) => s + b - a, 0);
+    return given ?? draftBytesRatio(this.cfg, ids) ?? undefined;
   }
 
   /** Loads a model directory (config, tokenizer when present, weights) with progress events. */
@@ -274,7 +276,7 @@ export class Engine implements EngineApi {
     const cfg = loadConfig(dir);
     preflightCheckpoint(dir, cfg);
     const encoder = chooseEncoder(checkpointReleaseAt(dir), opts.encoding);
-    resolveSpeculation(cfg, opts.speculative); // an impossible --speculative fails before the weights load
+    const speculation = resolveSpeculation(cfg, opts.speculative); // an impossible --speculative fails before the weights load
     if (opts.schedulingPolicy !== undefined && !SCHEDULING_POLICIES.includes(opts.schedulingPolicy)) {
       throw new EngineError("invalid_request", `schedulingPolicy must be one of ${SCHEDULING_POLICIES.map((p) => JSON.stringify(p)).join(", ")}, got ${JSON.stringify(opts.schedulingPolicy)}`, { param: "schedulingPolicy" });
     }
@@ -298,6 +300,7 @@ export class Engine implements EngineApi {
       backend: opts.backend,
       prefetch: opts.prefetch,
       mlock: opts.mlock,
+      ...(speculation.draftVocab !== undefined ? { draftVocab: draftVocabRanges(cfg.vocabSize, speculation.draftVocab, tokenizer ? (id) => tokenizer!.isAdded(id) : null) } : {}),
       onProgress: (p) => progress({ phase: p.phase ?? "weights", loaded: p.done, total: p.total, message: `${p.bytes} bytes` }),
     });
     if (opts.signal?.aborted) {

@@ -88,6 +88,14 @@ export interface SpeculativeOptions {
   /** With draftOverride: skip the model's drafter (`proposed` is empty), to time verification alone. */
   overrideOnly?: boolean;
   /**
+   * Drafts propose only the `draftVocab` lowest token ids (BPE merge order, so the most
+   * frequent merges first) and the tokenizer's added tokens: the draft's head and DSpark's
+   * Markov bias then read that share of their rows (on V4-Flash a full draft head pass reads
+   * 1.06 GB). Output does not change; acceptance falls wherever the text needs a token
+   * outside. Default: the whole vocabulary.
+   */
+  draftVocab?: number;
+  /**
    * auto's prior for a draft's cost, in one-sequence decode steps, until it has timed one.
    * Default: the weight bytes a draft reads over a step's, from the config; null: no prior
    * (auto's first decode step drafts, to measure).

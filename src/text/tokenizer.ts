@@ -54,6 +54,7 @@ export class Tokenizer {
   private readonly tokenToIdMap: Map<string, number>;
   private readonly bytesTable: Uint8Array[];
   private readonly specialSet: Set<number>;
+  private readonly addedSet: Set<number>;
   private readonly encoder: BpeEncoder;
 
   constructor(json: TokenizerJson, config: Record<string, unknown> = { ...V4_TOKENIZER_CONFIG }) {
@@ -77,6 +78,7 @@ export class Tokenizer {
 
     const encoder = new TextEncoder();
     const addedIds = new Set(added.map((t) => t.id));
+    this.addedSet = addedIds;
     this.bytesTable = new Array(this.vocabSize);
     for (let id = 0; id < this.vocabSize; id++) {
       const token = this.idToTokenTable[id];
@@ -139,6 +141,11 @@ export class Tokenizer {
 
   tokenToId(token: string): number | undefined {
     return this.tokenToIdMap.get(token);
+  }
+
+  /** An added token (tokenizer.json's added_tokens, special or not), outside the BPE vocabulary. */
+  isAdded(id: number): boolean {
+    return this.addedSet.has(id);
   }
 
   isSpecial(id: number): boolean {

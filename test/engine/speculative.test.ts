@@ -77,6 +77,21 @@ for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative
     }
   });
 
+  test("drafts over a draft vocabulary propose only its ids and give plain greedy tokens and logits", async () => {
+    const ref = await plain;
+    const proposed: number[] = [];
+    const record: SpeculativeOptions["draftOverride"] = ({ proposed: p }) => {
+      proposed.push(...p);
+      return p;
+    };
+    // No tokenizer in these checkpoints: the draft vocabulary is ids 0-299 of 1024.
+    const spec = await generate(dir, prompts, N, { speculative: { mode, drafts: ks[ks.length - 1]!, maxMtpDrafts, warmupTokens: 4, draftVocab: 300, draftOverride: record } });
+    assert.deepEqual(spec.tokens, ref.tokens);
+    for (const [key, logits] of spec.seen) assert.deepEqual(logits, ref.seen.get(key), `logits at ${key}`);
+    assert.ok(proposed.length > 0);
+    assert.deepEqual(proposed.filter((t) => t >= 300), [], "proposals outside the draft vocabulary");
+  });
+
   test("oracle drafts cut at every accepted length 0…k give plain greedy tokens and logits", async () => {
     const ref = await plain;
     for (const k of [2, ks[ks.length - 1]!]) {
@@ -328,13 +343,16 @@ for (const { preset, mode, ks, maxMtpDrafts } of DRAFTERS) describe(`speculative
 const chiBound = (dof: number) => dof + 4.5 * Math.sqrt(2 * dof) + 5;
 
 // tiny-0731 has the real 129k vocabulary: each sampled row is a full-vocabulary pass, so fewer draws over fewer cells.
-const SAMPLERS = [
-  { preset: "micro", mode: "mtp" as const, n: 1500, topK: 5 },
-  { preset: "micro-0731", mode: "dspark" as const, n: 1500, topK: 5 },
-  { preset: "tiny-0731", mode: "dspark" as const, n: 200, topK: 3 },
+// With a draft vocabulary of half the ids, q is 0 on some of the tokens p samples: those come
+// only from the residual of rejected drafts.
+const SAMPLERS: Array<{ preset: string; mode: "mtp" | "dspark"; n: number; topK: number; draftVocab?: number }> = [
+  { preset: "micro", mode: "mtp", n: 1500, topK: 5 },
+  { preset: "micro-0731", mode: "dspark", n: 1500, topK: 5 },
+  { preset: "micro-0731", mode: "dspark", n: 1500, topK: 5, draftVocab: 512 },
+  { preset: "tiny-0731", mode: "dspark", n: 200, topK: 3 },
 ];
 
-for (const { preset, mode, n, topK } of SAMPLERS) describe(`speculative sampling keeps the main model's distribution (${mode}, ${preset})`, async () => {
+for (const { preset, mode, n, topK, draftVocab } of SAMPLERS) describe(`speculative sampling keeps the main model's distribution (${mode}, ${preset}${draftVocab ? `, draft vocabulary ${draftVocab}` : ""})`, async () => {
   const dir = await checkpoint(preset);
 
   test("the first two verified tokens are distributed as under plain sampling (chi-square, fixed seeds)", async () => {
@@ -356,7 +374,7 @@ for (const { preset, mode, n, topK } of SAMPLERS) describe(`speculative sampling
 
     const engine = await Engine.load(dir, {
       prefixCache: { blockTokens: 64 }, maxConcurrentSequences: 64, maxQueuedRequests: 4096, logitsProcessor: force,
-      speculative: { mode, drafts: 3, warmupTokens: 4 },
+      speculative: { mode, drafts: 3, warmupTokens: 4, draftVocab },
     });
     const counts = [new Array<number>(p1.length).fill(0), new Array<number>(p1.length).fill(0)];
     try {
@@ -372,6 +390,8 @@ for (const { preset, mode, n, topK } of SAMPLERS) describe(`speculative sampling
       // Both paths ran: drafts kept and drafts replaced from the residual (random 129k-vocabulary
       // drafts are never kept: there only the residual path is checked).
       assert.ok(m.speculative_accepted_total < m.speculative_drafted_total);
+      // Tokens the drafts could never propose were drawn (from the residual) all the same.
+      if (draftVocab) assert.ok(counts.every((c) => c.some((k, t) => k > 0 && t >= draftVocab)), "no verified token outside the draft vocabulary");
       if (preset !== "tiny-0731") assert.ok(m.speculative_accepted_total > 0);
     } finally {
       await engine.dispose();

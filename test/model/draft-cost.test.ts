@@ -19,6 +19,16 @@ describe("draft cost prior (weight bytes of a draft over a plain step)", () => {
     assert.ok(r > 0.1 && r < 0.5, `ratio ${r}`);
   });
 
+  test("a draft vocabulary saves draft head and Markov bytes in proportion to the ids it leaves out", () => {
+    for (const preset of ["flash-slice-0731", "flash-slice"]) {
+      const cfg = cfgOf(preset);
+      const r = (ids: number) => draftBytesRatio(cfg, ids)!;
+      const V = cfg.vocabSize;
+      assert.ok(r(V / 4) < r(V / 2) && r(V / 2) < r(V), preset);
+      assert.ok(Math.abs((r(V) - r(V / 4)) / (r(V) - r(V / 2)) - 1.5) < 1e-9, preset);
+    }
+  });
+
   test("an April MTP draft is one block and the head; no drafter, no prior", () => {
     const mtp = draftBytesRatio(cfgOf("flash-slice"))!;
     assert.ok(mtp > 0.5 && mtp < 1, `ratio ${mtp}`);

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { CliError, parseCommandArgs, stringOption, untilSignal, untilUnhealthy, type Command } from "../command.js";
 import { closeSweepingIdle, DEFAULT_SHUTDOWN_TIMEOUT_S, drainAndClose } from "../shutdown.js";
-import { describeEncoder, encodingOption, intOption, loadEngine, numberOption, MLOCK_HELP, PREFETCH_HELP, prefetchOption, schedulingPolicyOption, SPECULATIVE_HELP, speculativeOption } from "../load-engine.js";
+import { describeEncoder, DRAFT_VOCAB_HELP, encodingOption, intOption, loadEngine, numberOption, MLOCK_HELP, PREFETCH_HELP, prefetchOption, schedulingPolicyOption, SPECULATIVE_HELP, speculativeOptions } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
 import { describeLedger, KEY_OPTIONS_USAGE, keysFrom, ledgerFor } from "../ledger-options.js";
 import {
@@ -62,6 +62,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
                           Only for text that is no secret: any key can tell it was cached
   --backend NAME          compute backend (default: the fastest available)
   --speculative MODE      ${SPECULATIVE_HELP}
+  --draft-vocab N         ${DRAFT_VOCAB_HELP}
   --prefetch MODE         ${PREFETCH_HELP}
   --mlock                 ${MLOCK_HELP}
   --keep-alive SECONDS    keep-alive interval for streams and slow responses (default 5)
@@ -113,6 +114,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
       "shared-prefix": { type: "string", multiple: true },
       backend: { type: "string" },
       speculative: { type: "string" },
+      "draft-vocab": { type: "string" },
       prefetch: { type: "string" },
       mlock: { type: "boolean" },
       "keep-alive": { type: "string" },
@@ -152,7 +154,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
     try {
       loaded = await loadEngine(opt("model"), {
         backend: opt("backend"),
-        speculative: speculativeOption(opt("speculative")),
+        speculative: speculativeOptions(opt("speculative"), opt("draft-vocab")),
         prefetch: prefetchOption(opt("prefetch")),
         mlock: args.values.mlock === true,
         modelName,

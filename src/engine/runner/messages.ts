@@ -9,6 +9,8 @@ export interface WorkerLoad {
   backend: string | undefined;
   prefetch: PrefetchMode | undefined;
   mlock: boolean;
+  /** Draft vocabulary id ranges (Dsv4Model.setDraftVocab); absent: the whole vocabulary. */
+  draftVocab?: Array<[number, number]>;
 }
 
 export interface WorkerConfig extends WorkerLoad {

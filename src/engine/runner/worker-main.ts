@@ -19,6 +19,7 @@ try {
   const model = Dsv4Model.load(cfg.dir, {
     backend: createBackend(cfg.backend), prefetch: cfg.prefetch, mlock: cfg.mlock, onProgress: (progress) => post({ type: "progress", progress }),
   });
+  if (cfg.draftVocab) model.setDraftVocab(cfg.draftVocab);
   host = new ModelHost(model);
   post({ type: "ready", info: host.info });
 } catch (err) {
