@@ -4,7 +4,9 @@
  * one plain decode step, one DSpark block draft, verification of k+1 tokens against the
  * plain step, measured speed-ups with the oracle drafter forcing j accepted drafts per step,
  * the per-op split of each, and a projection to the 43-layer model.
- * Run: `dsv4 bench spec [--preset flash-slice-0731] [--prompt N] [--tokens N] [--json]`.
+ * With a draft vocabulary (`--draft-vocab N`, default 32768; 0: none) the draft and the forced
+ * speed-ups are measured again with drafts restricted to the N lowest ids and the added tokens.
+ * Run: `dsv4 bench spec [--preset flash-slice-0731] [--prompt N] [--tokens N] [--draft-vocab N] [--json]`.
  * The engine-level `auto` vs `off` figures come from bench/spec-engine.ts (merged into the
  * same JSON by the CLI).
  */
@@ -12,7 +14,9 @@ import { pathToFileURL } from "node:url";
 import type { Backend, MatrixHandle } from "../src/kernels/backend.js";
 import { createBackend } from "../src/kernels/index.js";
 import { nativeAddon } from "../src/kernels/native/addon.js";
+import { draftVocabRanges } from "../src/engine/drafter.js";
 import { argmax } from "../src/engine/sampler.js";
+import { loadTokenizer } from "../src/text/tokenizer.js";
 import type { SpeculativeMode } from "../src/engine/types.js";
 import type { SequenceState } from "../src/model/state.js";
 import { loadModelForBench } from "./locked-load.js";
@@ -30,6 +34,8 @@ export interface SpecBenchOptions {
   repeats?: number;
   /** Tokens per stream in the engine's auto-vs-off runs (default 128 at 1 stream, 32 at 16); 0 skips them. */
   engineTokens?: number;
+  /** Also measure with drafts over the N lowest ids and the added tokens (default 32768; 0: skip). */
+  draftVocab?: number;
 }
 
 export interface SpecBenchResult {
@@ -73,6 +79,13 @@ export interface SpecBenchResult {
   auto_vs_off_16: number | null;
   /** What auto did in those runs: drafts verified and accepted, and the k it chose last. */
   auto_runs: Array<{ streams: number; tokens: number; off_tok_s: number; auto_tok_s: number; drafted: number; accepted: number; chosen_k: number }>;
+  /**
+   * The same draft and forced speed-ups with a draft vocabulary (SpeculativeOptions.draftVocab:
+   * `n` lowest ids plus the added tokens, `ids` in all); null when skipped. The oracle forces
+   * acceptance, so these show the cost side only: what a smaller draft vocabulary loses in
+   * acceptance on real text is not measurable on random weights.
+   */
+  draft_vocab: { n: number; ids: number; draft_ms: number; speedup_forced_accept: Record<string, number>; forced_ms_per_token: Record<string, { plain: number; forced: number }> } | null;
 }
 
 /**
@@ -286,12 +299,28 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   };
   // An untimed pass first pages in the stages' experts the oracle's blocks route to.
   forced(B);
-  const speedup: Record<string, number> = {};
-  const forcedMs: Record<string, { plain: number; forced: number }> = {};
-  for (let j = 1; j <= B; j++) {
-    const [plain, spec] = bestAlternating(FORCED_PAIRS, plainMsPerToken, () => forced(j));
-    forcedMs[j] = { plain, forced: spec };
-    speedup[j] = plain / spec;
+  const forcedRuns = () => {
+    const speedup: Record<string, number> = {};
+    const forcedMs: Record<string, { plain: number; forced: number }> = {};
+    for (let j = 1; j <= B; j++) {
+      const [plain, spec] = bestAlternating(FORCED_PAIRS, plainMsPerToken, () => forced(j));
+      forcedMs[j] = { plain, forced: spec };
+      speedup[j] = plain / spec;
+    }
+    return { speedup, forcedMs };
+  };
+  const { speedup, forcedMs } = forcedRuns();
+
+  let draftVocab: SpecBenchResult["draft_vocab"] = null;
+  const n = opts.draftVocab ?? 32768;
+  if (n > 0 && n < V) {
+    const tokenizer = await loadTokenizer(dir);
+    const ranges = draftVocabRanges(V, n, (id) => tokenizer.isAdded(id));
+    model.setDraftVocab(ranges);
+    forced(B); // pages in the experts again, and the restricted head's first use
+    const vocabDraftMs = best(repeats, () => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }]));
+    const runs = forcedRuns();
+    draftVocab = { n, ids: model.draftVocabSize, draft_ms: vocabDraftMs, speedup_forced_accept: runs.speedup, forced_ms_per_token: runs.forcedMs };
   }
   model.close();
 
@@ -353,6 +382,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
     auto_vs_off_1: autoRuns[0] ? autoRuns[0].auto_tok_s / autoRuns[0].off_tok_s : null,
     auto_vs_off_16: autoRuns[1] ? autoRuns[1].auto_tok_s / autoRuns[1].off_tok_s : null,
     auto_runs: autoRuns,
+    draft_vocab: draftVocab,
   };
 }
 
@@ -367,6 +397,11 @@ export function printSpecTable(r: SpecBenchResult): void {
   for (const a of r.auto_runs) {
     console.log(`  engine, ${a.streams} stream(s), ${a.tokens} tokens each: auto ${a.auto_tok_s.toFixed(2)} tok/s vs off ${a.off_tok_s.toFixed(2)} (${(a.auto_tok_s / a.off_tok_s).toFixed(2)}x); auto verified ${a.drafted} drafts, kept ${a.accepted}, last k ${a.chosen_k}`);
   }
+  if (r.draft_vocab) {
+    const d = r.draft_vocab;
+    const forced = Object.entries(d.speedup_forced_accept).map(([k, v]) => `${k}: ${v.toFixed(2)}x`).join(", ");
+    console.log(`  draft vocabulary of ${d.n} ids + added tokens (${d.ids} ids): draft block ${f(d.draft_ms)} ms; forced accepted ${forced} (cost only: the oracle forces acceptance)`);
+  }
   if (r.oracle_mismatches > 0) console.log(`  ${r.oracle_mismatches} verified positions' argmax differed from one-by-one greedy decoding (float32 near-ties)`);
 }
 
@@ -377,7 +412,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     return i >= 0 ? args[i + 1] : undefined;
   };
   const num = (flag: string) => (get(flag) === undefined ? undefined : Number(get(flag)));
-  const result = await runSpecBench({ preset: get("preset"), promptTokens: num("prompt"), tokens: num("tokens"), engineTokens: num("engine-tokens") });
+  const result = await runSpecBench({ preset: get("preset"), promptTokens: num("prompt"), tokens: num("tokens"), engineTokens: num("engine-tokens"), draftVocab: num("draft-vocab") });
   if (args.includes("--json")) console.log(JSON.stringify(result));
   else printSpecTable(result);
 }

@@ -9,7 +9,7 @@ export const benchCommand: Command = {
        dsv4 bench serve [--preset NAME] [--backend ref|native] [--quick] [--json] [size flags below]
        dsv4 bench cache [--quick] [--context N] [--backend NAME] [--json]
        dsv4 bench gateway [--requests N] [--database postgres://…] [--json]
-       dsv4 bench spec [--preset NAME] [--prompt N] [--tokens N] [--engine-tokens N] [--json]
+       dsv4 bench spec [--preset NAME] [--prompt N] [--tokens N] [--engine-tokens N] [--draft-vocab N] [--json]
 
 kernels  Measures this machine's memory bandwidth (multi-threaded read of 1 GiB), then GEMV
          throughput in weight GB/s for FP8 4096x4096, the FP4 expert shapes 2048x4096 and
@@ -37,7 +37,9 @@ spec     DSpark speculative decoding (default preset flash-slice-0731, ~22 GB ge
          once): a plain step, a draft block, verifying k = 1..5 drafts, measured speed-up
          with the oracle drafter forcing j accepted drafts, the per-op split, and a
          projection to the 43-layer model; through the engine, --speculative auto
-         over off at 1 and 16 streams (--engine-tokens 0 skips those runs).
+         over off at 1 and 16 streams (--engine-tokens 0 skips those runs); the draft
+         and the forced speed-ups again with drafts over the N lowest ids and the
+         added tokens (--draft-vocab N, default 32768; 0 skips).
 gateway  dsv4 gateway: its latency over calling a replica directly (p50/p99, one default-
          model replica, --requests N pairs, default 200), and on a simulated 16-tenant x
          20-step agent trace over 4 replicas (LRU block caches, no model) the prompt cache
@@ -155,7 +157,7 @@ cache options:
       return result.errors > 0 ? 1 : 0;
     }
     if (what === "spec") {
-      const args = parseCommandArgs(benchCommand, rest, { json: { type: "boolean" }, preset: { type: "string" }, prompt: { type: "string" }, tokens: { type: "string" }, "engine-tokens": { type: "string" } });
+      const args = parseCommandArgs(benchCommand, rest, { json: { type: "boolean" }, preset: { type: "string" }, prompt: { type: "string" }, tokens: { type: "string" }, "engine-tokens": { type: "string" }, "draft-vocab": { type: "string" } });
       const count = (flag: string, min: number) => {
         const v = stringOption(benchCommand, args, flag);
         if (v === undefined) return undefined;
@@ -164,7 +166,7 @@ cache options:
         return n;
       };
       const { runSpecBench, printSpecTable } = await import("../../../bench/spec.js");
-      const result = await runSpecBench({ preset: stringOption(benchCommand, args, "preset"), promptTokens: count("prompt", 1), tokens: count("tokens", 2), engineTokens: count("engine-tokens", 0) });
+      const result = await runSpecBench({ preset: stringOption(benchCommand, args, "preset"), promptTokens: count("prompt", 1), tokens: count("tokens", 2), engineTokens: count("engine-tokens", 0), draftVocab: count("draft-vocab", 0) });
       if (args.values.json) process.stdout.write(JSON.stringify(result) + "\n");
       else printSpecTable(result);
       return 0;
