@@ -85,7 +85,17 @@ export interface SpecBenchResult {
    * acceptance, so these show the cost side only: what a smaller draft vocabulary loses in
    * acceptance on real text is not measurable on random weights.
    */
-  draft_vocab: { n: number; ids: number; draft_ms: number; speedup_forced_accept: Record<string, number>; forced_ms_per_token: Record<string, { plain: number; forced: number }> } | null;
+  draft_vocab: {
+    n: number;
+    ids: number;
+    draft_ms: number;
+    speedup_forced_accept: Record<string, number>;
+    forced_ms_per_token: Record<string, { plain: number; forced: number }>;
+    /** The draft's per-op split with the draft vocabulary. */
+    draft_per_op_ms: Record<string, number>;
+    /** projected_speedup_full_model with this draft (same byte model, same acceptance). */
+    projected_speedup_full_model: { overlap_0: number; overlap_40: number };
+  } | null;
 }
 
 /**
@@ -320,7 +330,8 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
     forced(B); // pages in the experts again, and the restricted head's first use
     const vocabDraftMs = best(repeats, () => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }]));
     const runs = forcedRuns();
-    draftVocab = { n, ids: model.draftVocabSize, draft_ms: vocabDraftMs, speedup_forced_accept: runs.speedup, forced_ms_per_token: runs.forcedMs };
+    const draftSplit = split(once(() => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }])));
+    draftVocab = { n, ids: model.draftVocabSize, draft_ms: vocabDraftMs, speedup_forced_accept: runs.speedup, forced_ms_per_token: runs.forcedMs, draft_per_op_ms: draftSplit, projected_speedup_full_model: { overlap_0: 0, overlap_40: 0 } };
   }
   model.close();
 
@@ -345,15 +356,17 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   const perLayer = (rec: Record<string, number>) => (rec.total! - sumWhere(rec, isHead) - sumWhere(rec, isExpert) - sumWhere(rec, isPerStep)) / layersMain;
   const perExpert = sumWhere(perOp.decode, isExpert) / (layersMain * expertSets(1, 0));
   const headOf = (rec: Record<string, number>) => sumWhere(rec, isHead) + sumWhere(rec, isPerStep);
-  const draftOther = perOp.draft.total! - sumWhere(perOp.draft, isExpert);
+  const draftOther = (split: Record<string, number>) => split.total! - sumWhere(split, isExpert);
   const L = 43;
   const tokensPerStep = 3.1;
-  const project = (overlap: number) => {
+  const project = (overlap: number, draftSplit = perOp.draft) => {
     const plain = L * perLayer(perOp.decode) + L * expertSets(1, 0) * perExpert + headOf(perOp.decode);
-    const draft = draftOther + ds.stages * expertSets(B, overlap) * perExpert;
+    const draft = draftOther(draftSplit) + ds.stages * expertSets(B, overlap) * perExpert;
     const verify = L * perLayer(perOp.verify) + L * expertSets(B + 1, overlap) * perExpert + headOf(perOp.verify);
     return (tokensPerStep * plain) / (draft + verify);
   };
+
+  if (draftVocab) draftVocab.projected_speedup_full_model = { overlap_0: project(0, draftVocab.draft_per_op_ms), overlap_40: project(0.4, draftVocab.draft_per_op_ms) };
 
   return {
     preset,
@@ -401,6 +414,7 @@ export function printSpecTable(r: SpecBenchResult): void {
     const d = r.draft_vocab;
     const forced = Object.entries(d.speedup_forced_accept).map(([k, v]) => `${k}: ${v.toFixed(2)}x`).join(", ");
     console.log(`  draft vocabulary of ${d.n} ids + added tokens (${d.ids} ids): draft block ${f(d.draft_ms)} ms; forced accepted ${forced} (cost only: the oracle forces acceptance)`);
+    console.log(`    projected on the 43-layer model at 3.1 tokens/step: ${d.projected_speedup_full_model.overlap_0.toFixed(2)}x (0% expert overlap), ${d.projected_speedup_full_model.overlap_40.toFixed(2)}x (40%)`);
   }
   if (r.oracle_mismatches > 0) console.log(`  ${r.oracle_mismatches} verified positions' argmax differed from one-by-one greedy decoding (float32 near-ties)`);
 }
