@@ -224,6 +224,8 @@ export interface ModelInfo {
   hasMtp: boolean;
   /** The drafter speculative decoding uses (EngineOptions.speculative), null when it is off or the checkpoint has none. */
   drafter: "mtp" | "dspark" | null;
+  /** The token ids drafts may propose, when a draft vocabulary (SpeculativeOptions.draftVocab) restricts them. */
+  draftVocab?: number;
   /** The checkpoint's release, from its config (`dspark_*` keys → "0731"). */
   release: Release;
   /** The prompt encoder in use: the release's own unless EngineOptions.encoding says otherwise. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { draftVocabRanges, resolveSpeculation } from "../../src/engine/drafter.js";
+import { Engine } from "../../src/engine/engine.js";
 import { loadConfig } from "../../src/model/config.js";
 import { checkpoint } from "./helpers.js";
 
@@ -19,4 +20,16 @@ test("speculative.draftVocab must be a positive integer; one the size of the voc
   assert.equal(resolveSpeculation(cfg, { mode: "dspark", draftVocab: 300 }).draftVocab, 300);
   assert.equal(resolveSpeculation(cfg, { mode: "dspark", draftVocab: cfg.vocabSize }).draftVocab, undefined);
   assert.equal(resolveSpeculation(cfg, { mode: "off", draftVocab: 300 }).draftVocab, undefined);
+});
+
+test("the engine's model info says how many ids drafts range over, and nothing without a draft vocabulary", async () => {
+  const dir = await checkpoint("micro-0731");
+  for (const [speculative, want] of [[{ mode: "dspark" as const, draftVocab: 300 }, 300], [{ mode: "dspark" as const }, undefined], [{ mode: "off" as const, draftVocab: 300 }, undefined]] as const) {
+    const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative });
+    try {
+      assert.equal(engine.model.draftVocab, want, JSON.stringify(speculative));
+    } finally {
+      await engine.dispose();
+    }
+  }
 });

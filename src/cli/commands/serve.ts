@@ -199,6 +199,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
     const details = [
       `backend   ${engine.model.backend}, context ${engine.model.contextLength} tokens`,
       `encoder   ${describeEncoder(engine.model)}`,
+      ...(engine.model.drafter ? [`drafter   ${engine.model.drafter === "dspark" ? "DSpark" : "MTP"}${engine.model.draftVocab ? `, drafting over ${engine.model.draftVocab} of ${engine.model.vocabSize} token ids (--draft-vocab)` : ""}`] : []),
       `prices    ${describePrices(prices)}${pricesFile ? ` (${pricesFile.file})` : ` (${engine.model.release} default; --prices FILE to change)`}`,
     ];
     if (ledger) details.push(`ledger    ${describeLedger(ledger)}`);
