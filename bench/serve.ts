@@ -898,14 +898,20 @@ export function printServeTable(r: ServeBenchResult): void {
     const g = r.goals[k]!;
     return `[goal ${g.goal}: ${g.met ? "met" : "not met"}]`;
   };
+  // A --throughput-only run prefilled nothing beside streams: only its throughput rows exist.
+  const onlyThroughput = r.prefill_with_streams.prompt_tokens === 0;
   console.log(`serve: preset ${r.preset}, backend ${r.backend}, the HTTP server on 127.0.0.1${r.quick ? " (quick)" : ""}`);
-  console.log(`  /health every ${p.health_interval_ms} ms during a ${r.prefill_with_streams.prompt_tokens}-token prefill beside ${p.streams} streams:`);
-  console.log(`      p50 ${ms(r.health_p50_ms)}, p99 ${ms(r.health_p99_ms)}, max ${ms(r.health_max_ms)} (${r.health_count} intervals, ${r.health_probes_sent} probes sent; idle p99 ${ms(r.health_idle.p99_ms)})  ${met("health_p99_ms")}`);
-  console.log(`  ITL of the ${p.streams} streams: idle p50 ${ms(r.itl_p50_idle_ms)}; during the prefill p50 ${ms(r.itl_p50_during_prefill_ms)}, p99 ${ms(r.itl_p99_during_prefill_ms)}`);
-  console.log(`      ratio ${r.itl_ratio.toFixed(2)} (${r.itl_samples.idle} idle, ${r.itl_samples.during_prefill} during token samples)  ${met("itl_ratio")}`);
-  console.log(`      per chunk: idle p50 ${ms(r.itl_chunk.p50_idle_ms)}, during p99 ${ms(r.itl_chunk.p99_during_prefill_ms)}, ratio ${r.itl_chunk.ratio.toFixed(2)} (${(100 * r.held_back_token_share).toFixed(1)}% of tokens came with the next one: text held back)`);
-  console.log(`  prefill, ${r.server_prefill_prompt_tokens}-token prompt alone: server ${r.server_prefill_tok_s.toFixed(1)} tok/s (TTFT ${(r.server_prefill_ttft_ms / 1000).toFixed(2)} s), one model forward ${r.model_prefill_tok_s.toFixed(1)} tok/s`);
-  console.log(`      ratio ${r.engine_prefill_vs_model.toFixed(2)}  ${met("engine_prefill_vs_model")}`);
+  if (onlyThroughput) {
+    console.log("  --throughput-only: the /health, ITL, prefill and paused-reader phases were not run");
+  } else {
+    console.log(`  /health every ${p.health_interval_ms} ms during a ${r.prefill_with_streams.prompt_tokens}-token prefill beside ${p.streams} streams:`);
+    console.log(`      p50 ${ms(r.health_p50_ms)}, p99 ${ms(r.health_p99_ms)}, max ${ms(r.health_max_ms)} (${r.health_count} intervals, ${r.health_probes_sent} probes sent; idle p99 ${ms(r.health_idle.p99_ms)})  ${met("health_p99_ms")}`);
+    console.log(`  ITL of the ${p.streams} streams: idle p50 ${ms(r.itl_p50_idle_ms)}; during the prefill p50 ${ms(r.itl_p50_during_prefill_ms)}, p99 ${ms(r.itl_p99_during_prefill_ms)}`);
+    console.log(`      ratio ${r.itl_ratio.toFixed(2)} (${r.itl_samples.idle} idle, ${r.itl_samples.during_prefill} during token samples)  ${met("itl_ratio")}`);
+    console.log(`      per chunk: idle p50 ${ms(r.itl_chunk.p50_idle_ms)}, during p99 ${ms(r.itl_chunk.p99_during_prefill_ms)}, ratio ${r.itl_chunk.ratio.toFixed(2)} (${(100 * r.held_back_token_share).toFixed(1)}% of tokens came with the next one: text held back)`);
+    console.log(`  prefill, ${r.server_prefill_prompt_tokens}-token prompt alone: server ${r.server_prefill_tok_s.toFixed(1)} tok/s (TTFT ${(r.server_prefill_ttft_ms / 1000).toFixed(2)} s), one model forward ${r.model_prefill_tok_s.toFixed(1)} tok/s`);
+    console.log(`      ratio ${r.engine_prefill_vs_model.toFixed(2)}  ${met("engine_prefill_vs_model")}`);
+  }
   console.log(`  decode throughput (max_tokens ${p.max_tokens}) and step roofline (${r.bandwidth_gbs.toFixed(1)} GB/s, ${r.compute_peak_gflops.toFixed(0)} GFLOP/s):`);
   console.log("      streams      tok/s   step ms   weights MiB  experts/layer   memory ms  compute ms   of roofline");
   for (const t of r.throughput) {
@@ -918,8 +924,10 @@ export function printServeTable(r: ServeBenchResult): void {
   const x = (v: number | null) => (v === null ? "-" : `${v.toFixed(2)}x`);
   console.log(`      single-stream runs (one after each other row): ${r.single_stream_runs_tok_s.map((v) => v.toFixed(2)).join(", ")} tok/s`);
   console.log(`      16 vs 1: ${x(r.throughput_16_vs_1)}, 4 vs 1: ${x(r.throughput_4_vs_1)}, 64 vs 1: ${x(r.throughput_64_vs_1)}  ${met("throughput_16_vs_1")}; 16 streams' step at roofline ${met("fraction_of_roofline_16")}`);
-  console.log(`  paused reader (${p.paused_seconds} s beside ${p.paused_streams} streams): heap +${r.paused_reader_heap_growth_mib.toFixed(2)} MiB${r.paused_heap_after_gc ? "" : " (no GC)"}  ${met("paused_reader_heap_growth_mib")}`);
-  console.log(`      other streams ${r.paused_other_streams_tok_s.toFixed(2)} tok/s vs ${r.paused_baseline_tok_s.toFixed(2)} without it (${r.paused_other_streams_ratio.toFixed(2)}); its sequence paused ${r.paused_reader_blocked_after_s === null ? "not within the window" : `after ${r.paused_reader_blocked_after_s.toFixed(1)} s`}`);
+  if (!onlyThroughput) {
+    console.log(`  paused reader (${p.paused_seconds} s beside ${p.paused_streams} streams): heap +${r.paused_reader_heap_growth_mib.toFixed(2)} MiB${r.paused_heap_after_gc ? "" : " (no GC)"}  ${met("paused_reader_heap_growth_mib")}`);
+    console.log(`      other streams ${r.paused_other_streams_tok_s.toFixed(2)} tok/s vs ${r.paused_baseline_tok_s.toFixed(2)} without it (${r.paused_other_streams_ratio.toFixed(2)}); its sequence paused ${r.paused_reader_blocked_after_s === null ? "not within the window" : `after ${r.paused_reader_blocked_after_s.toFixed(1)} s`}`);
+  }
   console.log(`  machine: ${r.machine.cpus} CPUs, load average ${r.machine.loadavg_start.toFixed(1)} at the start, ${r.machine.loadavg_end.toFixed(1)} at the end; weights ${r.machine.weights_locked ? "locked in memory" : "not locked"}`);
   if (r.errors > 0) console.log(`  ${r.errors} errors`);
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { perToken, runServeBench, serveOptionsFromArgs, throughputVs1, type ThroughputRow } from "../../bench/serve.js";
+import { perToken, printServeTable, runServeBench, serveOptionsFromArgs, throughputVs1, type ServeBenchResult, type ThroughputRow } from "../../bench/serve.js";
 
 // The benchmark's output is an interface (tools read --json): check its shape on the tiny
 // preset with --quick. Speed goals are the benchmark's business, never asserted here.
@@ -59,10 +59,15 @@ test("bench serve: size flags", () => {
   assert.throws(() => opts({ streams: "0" }), /streams/);
 });
 
-test("bench serve --throughput-only gives the throughput rows and rooflines, the phases it skips as NaN", async () => {
+let throughputOnly: Promise<ServeBenchResult> | null = null;
+const throughputOnlyRun = () => {
   const opts = serveOptionsFromArgs((f) => ({ "max-tokens": "4" })[f as "max-tokens"], (f) => f === "throughput-only" || f === "quick");
   assert.equal(opts.throughputOnly, true);
-  const r = await runServeBench({ ...opts, preset: "tiny", concurrency: [1, 16] });
+  return (throughputOnly ??= runServeBench({ ...opts, preset: "tiny", concurrency: [1, 16] }));
+};
+
+test("bench serve --throughput-only gives the throughput rows and rooflines, the phases it skips as NaN", async () => {
+  const r = await throughputOnlyRun();
   assert.equal(r.errors, 0);
   finite(r.throughput_16_vs_1, "throughput_16_vs_1");
   finite(r.fraction_of_roofline_16, "fraction_of_roofline_16");
@@ -70,6 +75,22 @@ test("bench serve --throughput-only gives the throughput rows and rooflines, the
   assert.ok(Number.isNaN(r.health_p99_ms) && Number.isNaN(r.engine_prefill_vs_model) && Number.isNaN(r.paused_reader_heap_growth_mib));
   assert.equal(r.paused_reader_blocked_after_s, null);
   assert.equal(r.goals.health_p99_ms!.met, false);
+});
+
+test("bench serve --throughput-only prints the phases it skipped as not run, not as NaN figures", async () => {
+  const r = await throughputOnlyRun();
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => void lines.push(a.join(" "));
+  try {
+    printServeTable(r);
+  } finally {
+    console.log = log;
+  }
+  const text = lines.join("\n");
+  assert.doesNotMatch(text, /NaN/);
+  assert.match(text, /--throughput-only: the \/health, ITL, prefill and paused-reader phases were not run/);
+  assert.match(text, /16 vs 1: \d/);
 });
 
 test("bench serve: each n-vs-1 ratio divides by the single-stream runs beside row n", async () => {
