@@ -51,6 +51,10 @@ describe("server information, real engine", () => {
     }
   });
 
+  test("/get_server_info has no draft vocabulary when drafts range over every id", async () => {
+    assert.equal((await get("/get_server_info")).json.draft_vocab, null);
+  });
+
   test("the information routes need a key like the API's", async () => {
     assert.equal((await get("/get_server_info", {})).status, 401);
   });
@@ -67,6 +71,21 @@ describe("server information, real engine", () => {
     assert.deepEqual((await get("/version")).json, { version: VERSION });
   });
 });
+describe("server information, a draft vocabulary", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await realServer({ speculative: { mode: "mtp", draftVocab: 1000 } });
+  });
+  after(() => server.close());
+
+  test("/get_server_info names the drafter and how many ids its drafts range over", async () => {
+    const json = (await (await fetch(`${server.url}/get_server_info`)).json()) as Record<string, unknown>;
+    assert.equal(json.speculative_algorithm, "NEXTN");
+    assert.equal(json.draft_vocab, server.engine.model.draftVocab);
+    assert.ok((json.draft_vocab as number) >= 1000 && (json.draft_vocab as number) < (json.vocab_size as number));
+  });
+});
+
 
 test("/health_generate is a 503 naming the cause when the engine cannot generate", async () => {
   const engine = new ScriptedEngine(() => ({ pieces: ["x"], failAfter: { tokens: 0, error: new EngineError("unavailable", "the model runner is down (test)") } }));

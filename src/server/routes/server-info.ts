@@ -55,6 +55,8 @@ export function serverInfoRoutes(app: FastifyInstance, ctx: ServerContext): void
       release: model.release,
       encoding: model.encoding,
       speculative_algorithm: speculativeAlgorithm(model),
+      // The ids drafts range over under --draft-vocab (SGLang's --speculative-token-map); null: all.
+      draft_vocab: model.draftVocab ?? null,
       // SGLang lists one entry per data-parallel rank; dsv4 is one.
       internal_states: [{ active_sequences: m.active_sequences, queued_requests: m.queued_requests, steps_total: m.steps_total }],
     };
