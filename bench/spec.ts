@@ -127,7 +127,7 @@ export function part(name: string, args: unknown[]): string {
   if (!m) return "other ops (attention, norms, mHC)";
   if (m.name.includes("markov_head")) return "Markov head";
   if (m.name.includes("confidence_head")) return "confidence head";
-  if (m.name === "head") return "head";
+  if (m.name === "head" || m.name.startsWith("head[rows ")) return "head"; // a draft vocabulary's rows too
   if (m.name === "embed") return "embedding";
   if (/\.hc_\w+_fn$/.test(m.name)) return "mHC matrices";
   if (/\.ffn\.experts\./.test(m.name)) return "routed experts";
@@ -321,7 +321,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   };
   const { speedup, forcedMs } = forcedRuns();
 
-  let draftVocab: SpecBenchResult["draft_vocab"] = null;
+  let vocabRun: Omit<NonNullable<SpecBenchResult["draft_vocab"]>, "projected_speedup_full_model"> | null = null;
   const n = opts.draftVocab ?? 32768;
   if (n > 0 && n < V) {
     const tokenizer = await loadTokenizer(dir);
@@ -331,7 +331,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
     const vocabDraftMs = best(repeats, () => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }]));
     const runs = forcedRuns();
     const draftSplit = split(once(() => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }])));
-    draftVocab = { n, ids: model.draftVocabSize, draft_ms: vocabDraftMs, speedup_forced_accept: runs.speedup, forced_ms_per_token: runs.forcedMs, draft_per_op_ms: draftSplit, projected_speedup_full_model: { overlap_0: 0, overlap_40: 0 } };
+    vocabRun = { n, ids: model.draftVocabSize, draft_ms: vocabDraftMs, speedup_forced_accept: runs.speedup, forced_ms_per_token: runs.forcedMs, draft_per_op_ms: draftSplit };
   }
   model.close();
 
@@ -366,8 +366,6 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
     return (tokensPerStep * plain) / (draft + verify);
   };
 
-  if (draftVocab) draftVocab.projected_speedup_full_model = { overlap_0: project(0, draftVocab.draft_per_op_ms), overlap_40: project(0.4, draftVocab.draft_per_op_ms) };
-
   return {
     preset,
     backend: inner.name,
@@ -395,7 +393,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
     auto_vs_off_1: autoRuns[0] ? autoRuns[0].auto_tok_s / autoRuns[0].off_tok_s : null,
     auto_vs_off_16: autoRuns[1] ? autoRuns[1].auto_tok_s / autoRuns[1].off_tok_s : null,
     auto_runs: autoRuns,
-    draft_vocab: draftVocab,
+    draft_vocab: vocabRun && { ...vocabRun, projected_speedup_full_model: { overlap_0: project(0, vocabRun.draft_per_op_ms), overlap_40: project(0.4, vocabRun.draft_per_op_ms) } },
   };
 }
 
