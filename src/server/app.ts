@@ -42,7 +42,7 @@ export interface ServerOptions {
   /** More names for the same model (e.g. deepseek-v4-pro for a Pro checkpoint). */
   aliases?: string[];
   /**
-   * When non-empty, every route but /health, /health_generate and the playground page (GET /, /playground/*) needs
+   * When non-empty, every route but /health, /ping, /health_generate and the playground page (GET /, /playground/*) needs
    * a key. These keys (and their balances, as budgets) are seeded into the ledger; the ledger's
    * other keys are accepted too.
    */
@@ -108,7 +108,7 @@ export interface ServerOptions {
 /** No real request nests this deep; deeper bodies are refused before anything recurses into them. */
 const MAX_JSON_DEPTH = 128;
 /** Paths open without a key: liveness (and SGLang's deep probe), and the playground's page and assets (isPlaygroundPath). */
-const PUBLIC = new Set(["/health", "/health_generate"]);
+const PUBLIC = new Set(["/health", "/health_generate", "/ping"]);
 /** Without keys every request is one account, and one cache tenant (""). */
 const ANONYMOUS: ApiKey = { id: "anonymous", digest: Buffer.alloc(32), label: "anonymous", tenant: "", budgetUsd: null, active: 0 };
 

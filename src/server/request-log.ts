@@ -70,7 +70,7 @@ export function requestIdFrom(header: string | string[] | undefined): string {
 /** Liveness probes and metric scrapes would drown the requests that matter. */
 export function isQuietRoute(method: string, url: string): boolean {
   const path = url.split("?")[0]!;
-  return method === "GET" && (path === "/health" || path === "/health_generate" || path === "/metrics");
+  return ((method === "GET" || method === "POST") && path === "/ping") || (method === "GET" && (path === "/health" || path === "/health_generate" || path === "/metrics" || path === "/load"));
 }
 
 export function requestRecord(request: FastifyRequest, reply: FastifyReply, now: number): RequestRecord {

@@ -98,9 +98,12 @@ describe("request ids and the request log, scripted engine", () => {
     assert.equal(r.client_disconnected, true);
   });
 
-  test("health checks and metric scrapes are not logged", async () => {
+  test("health checks, load polls and metric scrapes are not logged", async () => {
     const before = records.length;
     await fetch(`${server.url}/health`);
+    await fetch(`${server.url}/ping`);
+    await fetch(`${server.url}/ping`, { method: "POST" });
+    await fetch(`${server.url}/load`, { headers: auth });
     await fetch(`${server.url}/metrics`, { headers: auth });
     await postJson(`${server.url}/chat/completions`, { model: MODEL, messages }, { ...auth, "x-request-id": "log-4" });
     await lastRecord("log-4");

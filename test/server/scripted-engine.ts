@@ -9,6 +9,7 @@ import { EngineError } from "../../src/engine/errors.js";
 import type {
   ChatSession,
   EngineApi,
+  EngineHealth,
   EngineMetrics,
   EngineUsage,
   FinishEvent,
@@ -198,7 +199,7 @@ export class ScriptedEngine implements EngineApi {
     return Array.from({ length: JSON.stringify(request.messages ?? []).length % 97 + 3 }, (_, i) => i);
   }
 
-  health() {
+  health(): EngineHealth {
     return { ok: true, reason: null };
   }
 

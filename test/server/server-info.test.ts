@@ -51,6 +51,20 @@ describe("server information, real engine", () => {
     }
   });
 
+  test("/ping (GET and POST, SageMaker's health check as vLLM answers it) is /health, without a key", async () => {
+    const health = (await get("/health", {})).json;
+    for (const method of ["GET", "POST"]) {
+      const res = await fetch(`${server.url}/ping`, { method });
+      assert.equal(res.status, 200, method);
+      assert.deepEqual(await res.json(), health);
+    }
+  });
+
+  test("/load is vLLM's server_load, the requests running and queued: 0 when idle, with a key", async () => {
+    assert.deepEqual((await get("/load")).json, { server_load: 0 });
+    assert.equal((await get("/load", {})).status, 401);
+  });
+
   test("/get_server_info has no draft vocabulary when drafts range over every id", async () => {
     assert.equal((await get("/get_server_info")).json.draft_vocab, null);
   });
@@ -86,7 +100,6 @@ describe("server information, a draft vocabulary", () => {
   });
 });
 
-
 test("/health_generate is a 503 naming the cause when the engine cannot generate", async () => {
   const engine = new ScriptedEngine(() => ({ pieces: ["x"], failAfter: { tokens: 0, error: new EngineError("unavailable", "the model runner is down (test)") } }));
   const server = await serve(engine);
@@ -114,6 +127,41 @@ test("/health_generate probes arriving while one runs share its generation", asy
     assert.equal(calls, 1);
     assert.equal((await fetch(`${server.url}/health_generate`)).status, 200);
     assert.equal(calls, 2, "a later probe generates anew");
+  } finally {
+    await server.close();
+  }
+});
+
+test("/load counts a request while it runs", async () => {
+  const engine = new ScriptedEngine(() => ({ pieces: ["a", "b"], delayMs: 400 }));
+  const server = await serve(engine);
+  try {
+    const running = fetch(`${server.url}/v1/chat/completions`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }] }),
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    assert.deepEqual(await (await fetch(`${server.url}/load`)).json(), { server_load: 1 });
+    assert.equal((await running).status, 200);
+    assert.deepEqual(await (await fetch(`${server.url}/load`)).json(), { server_load: 0 });
+  } finally {
+    await server.close();
+  }
+});
+
+test("/ping is a 503 in the error envelope when the engine is unhealthy, as /health is", async () => {
+  class Down extends ScriptedEngine {
+    override health() {
+      return { ok: false, reason: "the model runner is down (test)" };
+    }
+  }
+  const server = await serve(new Down(() => ({ pieces: ["x"] })));
+  try {
+    for (const path of ["/health", "/ping"]) {
+      const res = await fetch(`${server.url}${path}`);
+      assert.equal(res.status, 503, path);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, "engine_unavailable");
+    }
   } finally {
     await server.close();
   }

@@ -1,6 +1,8 @@
 /**
- * Operational routes: GET /health (liveness, no key needed), GET /metrics
- * (Prometheus text) and GET /user/balance (spec §A.1, the key's budget less its spend in the ledger).
+ * Operational routes: GET /health (liveness, no key needed; also GET and POST /ping, the
+ * SageMaker health check vLLM answers), GET /load (vLLM's {"server_load": requests in flight},
+ * for routers that balance on it), GET /metrics (Prometheus text) and GET /user/balance
+ * (spec §A.1, the key's budget less its spend in the ledger).
  */
 import type { FastifyInstance } from "fastify";
 import type { ServerContext } from "../context.js";
@@ -8,10 +10,10 @@ import { engineUnavailable } from "../errors.js";
 import { prometheusText } from "../metrics.js";
 
 export function opsRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get("/health", async () => {
+  const health = async () => {
     // A 503 in the error envelope when nothing can be served, so a liveness probe restarts it.
-    const health = ctx.engine.health();
-    if (!health.ok) throw engineUnavailable(`unhealthy: ${health.reason}`);
+    const h = ctx.engine.health();
+    if (!h.ok) throw engineUnavailable(`unhealthy: ${h.reason}`);
     const m = ctx.engine.metrics();
     return {
       status: "ok",
@@ -22,6 +24,16 @@ export function opsRoutes(app: FastifyInstance, ctx: ServerContext): void {
       active_sequences: m.active_sequences,
       queued_requests: m.queued_requests,
     };
+  };
+  app.get("/health", health);
+  app.get("/ping", health);
+  app.post("/ping", health);
+
+  // vLLM counts the requests it is serving only under --enable-server-load-tracking and
+  // answers 0 otherwise; here the count is always kept (running and queued).
+  app.get("/load", async () => {
+    const m = ctx.engine.metrics();
+    return { server_load: m.active_sequences + m.queued_requests };
   });
 
   app.get("/metrics", async (_request, reply) => {
