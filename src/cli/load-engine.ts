@@ -78,6 +78,7 @@ export function speculativeOptions(mode: string | undefined, draftVocab: string 
   const m = speculativeOption(mode);
   const n = intOption("draft-vocab", draftVocab, 1);
   if (n === undefined) return m;
+  if (m === "off") throw new CliError("--draft-vocab restricts what drafts propose, but --speculative is off: drop one of them", 2);
   return { ...(m ? { mode: m } : {}), draftVocab: n };
 }
 

@@ -74,6 +74,10 @@ export function resolveSpeculation(cfg: ModelConfig, option: SpeculativeMode | S
   if (spec.draftVocab !== undefined && (!Number.isInteger(spec.draftVocab) || spec.draftVocab < 1)) {
     throw new EngineError("invalid_request", `speculative.draftVocab: ${spec.draftVocab} is not a positive integer (a count of token ids)`, { param: "draftVocab" });
   }
+  if (spec.draftVocab !== undefined && drafter === null) {
+    const why = mode === "off" ? "speculative decoding is off" : "this checkpoint has no drafter (no MTP block, no DSpark stages)";
+    throw new EngineError("invalid_request", `speculative.draftVocab restricts what drafts propose, but ${why}; drop it or turn speculation on`, { param: "draftVocab" });
+  }
   const restricts = drafter !== null && spec.draftVocab !== undefined && spec.draftVocab < cfg.vocabSize;
   return { mode, drafter, maxDrafts, ...(spec.drafts !== undefined ? { forced: Math.min(spec.drafts, maxDrafts) } : {}), ...(restricts ? { draftVocab: spec.draftVocab } : {}) };
 }

@@ -11,3 +11,9 @@ test("--draft-vocab takes a positive integer: anything else is a usage error bef
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /--draft-vocab must be an integer ≥ 1, got "lots"/);
 });
+
+test("--draft-vocab with --speculative off is refused in one line before the weights load", () => {
+  const r = spawnSync(process.execPath, [cli, "run", "--speculative", "off", "--draft-vocab", "1000", "hi"], { encoding: "utf8", timeout: 120_000 });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /^dsv4: error: --draft-vocab restricts what drafts propose, but --speculative is off: drop one of them\n$/);
+});

@@ -19,12 +19,16 @@ test("speculative.draftVocab must be a positive integer; one the size of the voc
   }
   assert.equal(resolveSpeculation(cfg, { mode: "dspark", draftVocab: 300 }).draftVocab, 300);
   assert.equal(resolveSpeculation(cfg, { mode: "dspark", draftVocab: cfg.vocabSize }).draftVocab, undefined);
-  assert.equal(resolveSpeculation(cfg, { mode: "off", draftVocab: 300 }).draftVocab, undefined);
+});
+
+test("a draft vocabulary with speculation off is refused, saying why", async () => {
+  const cfg = loadConfig(await checkpoint("micro-0731"));
+  assert.throws(() => resolveSpeculation(cfg, { mode: "off", draftVocab: 300 }), /speculative\.draftVocab restricts what drafts propose, but speculative decoding is off; drop it or turn speculation on/);
 });
 
 test("the engine's model info says how many ids drafts range over, and nothing without a draft vocabulary", async () => {
   const dir = await checkpoint("micro-0731");
-  for (const [speculative, want] of [[{ mode: "dspark" as const, draftVocab: 300 }, 300], [{ mode: "dspark" as const }, undefined], [{ mode: "off" as const, draftVocab: 300 }, undefined]] as const) {
+  for (const [speculative, want] of [[{ mode: "dspark" as const, draftVocab: 300 }, 300], [{ mode: "dspark" as const }, undefined], [{ mode: "off" as const }, undefined]] as const) {
     const engine = await Engine.load(dir, { prefixCache: { enabled: false }, speculative });
     try {
       assert.equal(engine.model.draftVocab, want, JSON.stringify(speculative));
