@@ -162,7 +162,7 @@ export class Engine implements EngineApi {
       // The 0731 DSpark stages are MTP-numbered layers too; only the April block is "MTP".
       hasMtp: cfg.drafter === "mtp",
       drafter: this.drafter,
-      ...(this.drafter && this.speculation.draftVocab !== undefined ? { draftVocab: this.draftVocabIds() } : {}),
+      ...(this.drafter && runner.info.draftVocabIds < cfg.vocabSize ? { draftVocab: runner.info.draftVocabIds } : {}),
       release: encoder.release,
       encoding: encoder.encoding,
       layers: cfg.layers.length,
@@ -262,14 +262,7 @@ export class Engine implements EngineApi {
   private draftPrior(): number | undefined {
     const given = typeof this.opts.speculative === "object" ? this.opts.speculative.priorDraftSteps : undefined;
     if (given === null) return undefined;
-    return given ?? draftBytesRatio(this.cfg, this.draftVocabIds()) ?? undefined;
-  }
-
-  /** How many token ids drafts may propose: the draft vocabulary's, else the whole vocabulary. */
-  private draftVocabIds(): number {
-    const n = this.speculation.draftVocab;
-    if (n === undefined) return this.cfg.vocabSize;
-    return draftVocabRanges(this.cfg.vocabSize, n, this.tokenizer ? (id) => this.tokenizer!.isAdded(id) : null).reduce((s, [a, b]) => s + b - a, 0);
+    return given ?? draftBytesRatio(this.cfg, this.runner.info.draftVocabIds) ?? undefined;
   }
 
   /** Loads a model directory (config, tokenizer when present, weights) with progress events. */

@@ -46,6 +46,7 @@ export class ModelHost {
       backend: model.backend.name,
       bytesPerValue: model.backend.alloc(1).BYTES_PER_ELEMENT,
       weightBytes: model.weightBytes,
+      draftVocabIds: model.draftVocabSize,
     };
   }
 

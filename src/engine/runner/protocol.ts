@@ -114,6 +114,8 @@ export interface RunnerInfo {
   /** Bytes per state value (4 for float32, 8 for the float64 reference). */
   bytesPerValue: number;
   weightBytes: number;
+  /** Token ids drafts may propose (Dsv4Model.draftVocabSize): the vocabulary size unless a draft vocabulary restricts them. */
+  draftVocabIds: number;
 }
 
 /**
