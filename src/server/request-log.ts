@@ -67,10 +67,13 @@ export function requestIdFrom(header: string | string[] | undefined): string {
   return value !== undefined && SANE_ID.test(value) ? value : randomUUID();
 }
 
-/** Liveness probes and metric scrapes would drown the requests that matter. */
+const QUIET_GETS = new Set(["/health", "/health_generate", "/metrics", "/load"]);
+
+/** Liveness probes, load polls and metric scrapes would drown the requests that matter. */
 export function isQuietRoute(method: string, url: string): boolean {
   const path = url.split("?")[0]!;
-  return ((method === "GET" || method === "POST") && path === "/ping") || (method === "GET" && (path === "/health" || path === "/health_generate" || path === "/metrics" || path === "/load"));
+  if (path === "/ping") return method === "GET" || method === "POST";
+  return method === "GET" && QUIET_GETS.has(path);
 }
 
 export function requestRecord(request: FastifyRequest, reply: FastifyReply, now: number): RequestRecord {
