@@ -75,7 +75,8 @@ function randomStored(s: Shape): StoredMatrix {
   let scale: Uint8Array | undefined;
   if (s.format === "fp8") scale = new Uint8Array(Math.ceil(s.out / 128) * Math.ceil(s.in / 128)).fill(120);
   if (s.format === "fp4") scale = new Uint8Array((s.out * s.in) / 32).fill(124);
-  return { name: s.name, format: s.format, outFeatures: s.out, inFeatures: s.in, readData: () => data, location: null, scale, scaleDtype: scale ? "F8_E8M0" : undefined };
+  // FP4 as the model holds its routed experts: repacked where the backend does (StoredMatrix.repack).
+  return { name: s.name, format: s.format, outFeatures: s.out, inFeatures: s.in, readData: () => data, location: null, scale, scaleDtype: scale ? "F8_E8M0" : undefined, repack: s.format === "fp4" };
 }
 
 /**

@@ -122,9 +122,10 @@ Napi::Value CreateMatrix(const Napi::CallbackInfo& info) {
     src.scale_length = scale.length;
     src.scale_f32 = info[8].ToBoolean().Value();
   }
+  src.fp4_repack = info.Length() > 12 && info[12].ToBoolean().Value();
   std::unique_ptr<Matrix> m;
   described([&] { return std::string("createMatrix (") + format_name(src.format) + " " + sizes({n, k}) + ")"; }, [&] { m = make_matrix(src); });
-  const int64_t kept = static_cast<int64_t>(m->owned.size() + m->scales.size() * sizeof(float) + m->scale_e8m0.size());
+  const int64_t kept = static_cast<int64_t>(m->owned.size() + m->packed_bytes + m->scales.size() * sizeof(float) + m->scale_e8m0.size());
   Napi::MemoryManagement::AdjustExternalMemory(env, kept);
   return Napi::External<Matrix>::New(env, m.release(), [kept](Napi::Env e, Matrix* p) {
     Napi::MemoryManagement::AdjustExternalMemory(e, -kept);

@@ -39,6 +39,9 @@ struct KernelTable {
   void (*hc_collapse_row)(const float* X, int hc, int dim, const double* pre, float* out);
   // out[k][i] = post[k] * y[i] + sum_j comb[j * hc + k] * X[j][i], for k < hc.
   void (*hc_expand_row)(const float* y, const float* X, int hc, int dim, const double* post, const double* comb, float* out);
+  // Whether this table's FP4 kernels read repacked matrices (Matrix::fp4_packed). Matrices
+  // are repacked only when the table in use at their creation does; the others refuse them.
+  bool packs_fp4;
 };
 
 const KernelTable* kernels_scalar();

@@ -64,6 +64,15 @@ inline Layout layout_of(const Matrix& w) {
   return Layout::Natural;
 }
 
+// Repacked FP4 matrices (Matrix::fp4_packed) are read by fp4_pairs (tiles_avx512.h), which
+// takes every FP4 product of the AVX-512 tables whose layout is Fp4Group64 (the only ones
+// repacked); the other tables' FP4 kernels read rows in place.
+#ifdef DSV4_AVX512
+constexpr bool kPacksFp4Impl = true;
+#else
+constexpr bool kPacksFp4Impl = false;
+#endif
+
 // Position of natural element e inside its permuted group.
 // Fp8Group32 (see fp8_decode32): vector p of a 32-input group holds byte p of each 32-bit
 // lane, i.e. lane i of vector p is input 4i + p.

@@ -1,6 +1,8 @@
 #include "linear.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 
 #include "kernels.h"
 #include "scratch.h"
@@ -32,7 +34,15 @@ int tile_rows(const Matrix& w, int threads) {
 }
 }  // namespace
 
+void check_readable(const Matrix& w) {
+  if (w.fp4_packed && !kernels().packs_fp4) {
+    throw std::runtime_error(std::string("this fp4 matrix was repacked for the AVX-512 kernels and the ") + kernels().isa +
+                             " table cannot read it: select the kernel table before loading the weights");
+  }
+}
+
 void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* out) {
+  check_readable(w);
   const KernelTable& k = kernels();
   const size_t width = k.prepared_width(w);
   // 64-byte aligned: the kernels read it with 32-byte loads, and from malloc's 16-byte

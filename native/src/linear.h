@@ -11,4 +11,8 @@ void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* ou
 // thread: for products inside a pool task (routed_experts).
 void linear_prepared(const Matrix& w, const float* prepared, int rows, float* out);
 
+// Throws std::runtime_error when the kernel table in use cannot read w: an FP4 matrix repacked
+// for another table (Matrix::fp4_packed), after a switch of tables. Call before a pool runs.
+void check_readable(const Matrix& w);
+
 }  // namespace dsv4

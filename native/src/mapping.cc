@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -88,7 +89,10 @@ std::shared_ptr<Mapping> Mapping::find(const std::string& path) {
 Mapping::~Mapping() { munmap(const_cast<uint8_t*>(data_), size_); }
 
 std::string Mapping::lock() const {
-  if (mlock(data_, size_) == 0) return "";
+  if (mlock(data_, size_) == 0) {
+    locked_ = true;
+    return "";
+  }
   const int err = errno;
   std::string why = std::string("mlock of ") + std::to_string(size_) + " bytes failed: " + std::strerror(err);
   struct rlimit lim;
@@ -97,6 +101,16 @@ std::string Mapping::lock() const {
                                          : " (the locked-memory limit, ulimit -l, is " + std::to_string(lim.rlim_cur / 1024) + " KiB)";
   }
   return why;
+}
+
+void Mapping::release(size_t offset, size_t length) const {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data_) + offset + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data_) + std::min(size_, offset + length)) & ~(page - 1);
+  if (end <= begin) return;
+  void* p = reinterpret_cast<void*>(begin);
+  if (locked_) munlock(p, end - begin);
+  madvise(p, end - begin, MADV_DONTNEED);
 }
 
 }  // namespace dsv4

@@ -23,11 +23,17 @@ class Mapping {
   // Keeps the whole file in memory (mlock): read in now, never paged out. Empty on success,
   // else what failed and why, with the locked-memory limit where that was the cause.
   std::string lock() const;
+  bool locked() const { return locked_; }
+  // The whole pages inside [offset, offset + length) leave this process (munlock, then
+  // MADV_DONTNEED): for bytes that were copied elsewhere and will not be read here again. A
+  // later read would fault them back in from the file.
+  void release(size_t offset, size_t length) const;
 
  private:
   Mapping(const uint8_t* data, size_t size) : data_(data), size_(size) {}
   const uint8_t* data_;
   size_t size_;
+  mutable bool locked_ = false;
 };
 
 

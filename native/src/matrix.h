@@ -32,6 +32,9 @@ inline const char* format_name(Format f) {
 constexpr int kFp8Block = 128;  // weight scale blocks are 128x128
 constexpr int kFp4Block = 32;   // FP4 scales cover 32 inputs of one row
 constexpr int kActBlock = 128;  // activation quantisation block
+// FP4 matrices repacked for the AVX-512 kernels (Matrix::fp4_packed) keep their rows in tiles of
+// this many, each 64-input group of a tile's rows one contiguous run (see Matrix::fp4_group).
+constexpr int kFp4PackRows = 4;
 
 // A weight matrix [N, K] kept in its checkpoint format. `data` points into a file mapping
 // when the tensor has a location, else into `owned`.
@@ -56,6 +59,16 @@ struct Matrix {
   // not reproduce, so the portable kernel is used.
   bool scale_special = false;
   int scale_cols = 0;
+  // FP4 only: the rows are repacked (fp4_pack in matrix_io.cc) so that a kernel taking a tile
+  // of kFp4PackRows rows reads one sequential stream: per tile and 64-input group, the rows'
+  // 32 bytes one after another (128 bytes), and the scales likewise (2 bytes a row, 8 a
+  // group). Only tables whose FP4 kernels step through fp4_group / fp4_scales read such a
+  // matrix (KernelTable::packs_fp4); row() and scale_bytes() do not apply to it.
+  bool fp4_packed = false;
+  // The packed rows' memory (2 MiB aligned, in transparent huge pages where the kernel gives
+  // them) and its size.
+  std::shared_ptr<uint8_t> packed;
+  size_t packed_bytes = 0;
   std::shared_ptr<Bf16RangeScan> bf16_range = std::make_shared<Bf16RangeScan>();
 
   size_t row_bytes() const {
@@ -74,6 +87,21 @@ struct Matrix {
   const uint8_t* scale_bytes(int n) const {
     return (scale_e8m0_mapped ? scale_e8m0_mapped : scale_e8m0.data()) + static_cast<size_t>(n) * scale_cols;
   }
+  // FP4, either layout: row n's 32 bytes of inputs [k, k + 64) (k a multiple of 64), its two
+  // scale bytes there, and how far the next group's bytes lie from these.
+  const uint8_t* fp4_group(int n, int k) const {
+    if (!fp4_packed) return row(n) + k / 2;
+    const size_t tile = static_cast<size_t>(n / kFp4PackRows) * kFp4PackRows * row_bytes();
+    return data + tile + static_cast<size_t>(k / 64) * (kFp4PackRows * 32) + static_cast<size_t>(n % kFp4PackRows) * 32;
+  }
+  const uint8_t* fp4_scales(int n, int k) const {
+    if (!fp4_packed) return scale_bytes(n) + k / kFp4Block;
+    const uint8_t* base = scale_e8m0_mapped ? scale_e8m0_mapped : scale_e8m0.data();
+    const size_t tile = static_cast<size_t>(n / kFp4PackRows) * kFp4PackRows * scale_cols;
+    return base + tile + static_cast<size_t>(k / 64) * (kFp4PackRows * 2) + static_cast<size_t>(n % kFp4PackRows) * 2;
+  }
+  size_t fp4_group_stride() const { return fp4_packed ? kFp4PackRows * 32 : 32; }
+  size_t fp4_scale_stride() const { return fp4_packed ? kFp4PackRows * 2 : 2; }
 };
 
 }  // namespace dsv4

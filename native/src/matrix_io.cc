@@ -1,9 +1,13 @@
 #include "matrix_io.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <stdexcept>
+#include <sys/mman.h>
 
+#include "kernels.h"
 #include "quant_inline.h"
 
 namespace dsv4 {
@@ -16,6 +20,55 @@ size_t scale_count(const Matrix& m) {
     case Format::FP8: return ceil_div(m.N, kFp8Block) * ceil_div(m.K, kFp8Block);
     case Format::FP4: return static_cast<size_t>(m.N) * (m.K / kFp4Block);
     default: return 0;
+  }
+}
+
+// m's rows and scales into the packed layout (Matrix::fp4_packed), in memory of its own; the
+// mapped bytes it read are let go (Mapping::release), so the weights are not held twice.
+// The copy is locked in memory when the file's mapping is.
+void fp4_pack(Matrix& m, const MatrixSource& src) {
+  const size_t bytes = m.row_bytes() * static_cast<size_t>(m.N);
+  const size_t ns = scale_count(m);
+  // In 2 MiB pages where the kernel has them (transparent huge pages are often "madvise"
+  // only): the mapped checkpoint it replaces sits in the page cache's large folios, and in
+  // 4 KiB pages the packed copy streamed 0.9-1.0x as fast as the mapped rows it replaces.
+  constexpr size_t kHuge = 2u << 20;
+  const size_t alloc = (bytes + kHuge - 1) / kHuge * kHuge;
+  uint8_t* d = static_cast<uint8_t*>(std::aligned_alloc(kHuge, alloc));
+  if (!d) throw std::runtime_error("out of memory repacking an fp4 matrix (" + std::to_string(alloc) + " bytes)");
+  std::shared_ptr<uint8_t> packed(d, [](uint8_t* p) { std::free(p); });
+  madvise(d, alloc, MADV_HUGEPAGE);
+  std::vector<uint8_t> scales(ns);
+  const int groups = m.K / 64;
+  for (int n0 = 0; n0 < m.N; n0 += kFp4PackRows) {
+    uint8_t* t = d + static_cast<size_t>(n0) * m.row_bytes();
+    uint8_t* ts = scales.data() + static_cast<size_t>(n0) * m.scale_cols;
+    for (int r = 0; r < kFp4PackRows; r++) {
+      const uint8_t* row = m.row(n0 + r);
+      const uint8_t* sr = m.scale_bytes(n0 + r);
+      for (int g = 0; g < groups; g++) {
+        std::memcpy(t + (static_cast<size_t>(g) * kFp4PackRows + r) * 32, row + 32 * static_cast<size_t>(g), 32);
+        std::memcpy(ts + (static_cast<size_t>(g) * kFp4PackRows + r) * 2, sr + 2 * static_cast<size_t>(g), 2);
+      }
+    }
+  }
+  const bool locked = (m.mapping && m.mapping->locked()) || (m.scale_mapping && m.scale_mapping->locked());
+  if (m.mapping) m.mapping->release(src.offset, bytes);
+  if (m.scale_e8m0_mapped) {
+    const Mapping* sm = m.scale_mapping ? m.scale_mapping.get() : m.mapping.get();
+    if (sm) sm->release(src.scale_offset, ns);
+  }
+  m.packed = std::move(packed);
+  m.packed_bytes = alloc;
+  m.data = d;
+  m.mapping.reset();
+  m.scale_mapping.reset();
+  m.scale_e8m0 = std::move(scales);
+  m.scale_e8m0_mapped = nullptr;
+  m.fp4_packed = true;
+  if (locked) {
+    mlock(d, alloc);
+    mlock(m.scale_e8m0.data(), m.scale_e8m0.size());
   }
 }
 }  // namespace
@@ -83,6 +136,9 @@ std::unique_ptr<Matrix> make_matrix(const MatrixSource& src) {
     }
     m->scale_cols = static_cast<int>(src.format == Format::FP8 ? ceil_div(src.K, kFp8Block) : src.K / kFp4Block);
   }
+  if (src.fp4_repack && m->format == Format::FP4 && kernels().packs_fp4 && m->N % kFp4PackRows == 0 && m->K % 64 == 0 && !m->scale_special) {
+    fp4_pack(*m, src);
+  }
   return m;
 }
 
@@ -95,11 +151,14 @@ void decode_row(const Matrix& m, int n, float* out) {
       break;
     }
     case Format::FP4: {
-      const uint8_t* s = m.scale_bytes(n);
       for (int k = 0; k < m.K; k += 2) {
-        float sc = e8m0_value(s[k / kFp4Block]);
-        out[k] = e2m1_value(r[k >> 1] & 15u) * sc;
-        out[k + 1] = e2m1_value(r[k >> 1] >> 4) * sc;
+        // Either layout: 64 inputs (32 bytes, 2 scales) of a row lie together in both.
+        const uint8_t* g = m.fp4_group(n, k & ~63);
+        const uint8_t* s = m.fp4_scales(n, k & ~63);
+        const uint8_t b = g[(k & 63) >> 1];
+        const float sc = e8m0_value(s[(k & 63) / kFp4Block]);
+        out[k] = e2m1_value(b & 15u) * sc;
+        out[k + 1] = e2m1_value(b >> 4) * sc;
       }
       break;
     }

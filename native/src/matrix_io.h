@@ -24,6 +24,9 @@ struct MatrixSource {
   const uint8_t* scale = nullptr;
   size_t scale_length = 0;
   bool scale_f32 = false;
+  // FP4: repack the rows for the kernel table in use when it reads packed matrices
+  // (Matrix::fp4_packed), into memory of the matrix's own; the file's pages are let go.
+  bool fp4_repack = false;
 };
 
 // Validates shapes and sizes; throws std::runtime_error with the reason.

@@ -24,6 +24,11 @@ bool same_preparation(const Matrix& a, const Matrix& b) { return a.format == b.f
 void routed_experts(const RoutedExpert* experts, int n, const float* x, int dim, const int32_t* row_index, const double* row_weights,
                     int inter, double limit, float* y) {
   if (n <= 0) return;
+  for (int e = 0; e < n; e++) {
+    check_readable(*experts[e].w1);
+    check_readable(*experts[e].w2);
+    check_readable(*experts[e].w3);
+  }
   const KernelTable& k = kernels();
   const int total = experts[n - 1].first + experts[n - 1].count;
   float* outs = static_cast<float*>(scratch(Scratch::ExpertOut, static_cast<size_t>(total) * dim * sizeof(float)));

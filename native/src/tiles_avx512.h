@@ -311,20 +311,21 @@ __attribute__((always_inline)) inline void fp4_rows_begin(const Matrix& w, int n
                                                           const uint8_t* (&q)[2 * P], __m512 (&acc)[P][RB]) {
   for (int i = 0; i < 2 * P; i++) {
     const int row = n + imin(i, count - 1);
-    p[i] = w.row(row) + k0 / 2;
-    q[i] = w.scale_bytes(row) + k0 / kFp4Block;
+    p[i] = w.fp4_group(row, k0);
+    q[i] = w.fp4_scales(row, k0);
   }
   for (int j = 0; j < P; j++)
     for (int r = 0; r < RB; r++) acc[j][r] = k0 > 0 ? _mm512_load_ps(carry + (j * kFp4PairRows + r) * 16) : _mm512_setzero_ps();
 }
 
-// Every row's pointers one 64-input group on.
+// Every row's pointers one 64-input group on (gs, qs: the matrix's fp4_group_stride and
+// fp4_scale_stride).
 template <int P>
-__attribute__((always_inline)) inline void fp4_rows_step(const uint8_t* (&p)[2 * P], const uint8_t* (&q)[2 * P]) {
+__attribute__((always_inline)) inline void fp4_rows_step(const uint8_t* (&p)[2 * P], const uint8_t* (&q)[2 * P], size_t gs, size_t qs) {
 #pragma GCC unroll 4
   for (int i = 0; i < 2 * P; i++) {
-    p[i] += 32;
-    q[i] += 64 / kFp4Block;
+    p[i] += gs;
+    q[i] += qs;
   }
 }
 
@@ -359,6 +360,7 @@ void fp4_rows_k(const Matrix& w, int n, int count, const float* x, size_t ldx, f
   __m512 acc[P][RB];
   fp4_rows_begin<P, RB>(w, n, count, k0, carry, p, q, acc);
   const size_t ahead = 2 * P * w.row_bytes();
+  const size_t gs = w.fp4_group_stride(), qs = w.fp4_scale_stride();
   const float* xg = x + k0;
   for (int g = k0; g < k1; g += 64, xg += 64) {
     __m512 f[P][8], s[P];
@@ -369,7 +371,7 @@ void fp4_rows_k(const Matrix& w, int n, int count, const float* x, size_t ldx, f
       fp4_decode_pair(p[2 * j], p[2 * j + 1], f[j]);
       s[j] = fp4_scale_pairs(q[2 * j], q[2 * j + 1]);
     }
-    fp4_rows_step<P>(p, q);
+    fp4_rows_step<P>(p, q, gs, qs);
 #pragma GCC unroll 8
     for (int r = 0; r < RB; r++) {
       const float* xr = xg + r * ldx;
@@ -440,7 +442,11 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
   // rows) once per 64 bytes, i.e. every other group. Against asking every group 2P rows
   // ahead, alternating in one process: 1 row 1.01-1.02x, 2 rows 1.04-1.05x, 4-8 rows
   // 1.05-1.16x; without a prefetch the hardware's alone gave 0.64-0.91x.
+  // A packed matrix (Matrix::fp4_packed) has a group's 2P rows in 64P contiguous bytes: the
+  // next tile's line of each pair, every group.
   const size_t ahead = (RB == 1 ? 2 : 4) * P * w.row_bytes();
+  const size_t gs = w.fp4_group_stride(), qs = w.fp4_scale_stride();
+  const bool packed = w.fp4_packed;
   const float* xg = x + k0 / 2;
   const __m512i table = fp4_bf16_table();
   for (int g = k0; g < k1; g += 64, xg += 32) {
@@ -448,14 +454,16 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
     __m512 s[P];
 #pragma GCC unroll 2
     for (int j = 0; j < P; j++) {
-      if ((g & 64) == 0) {
+      if (packed) {
+        _mm_prefetch(reinterpret_cast<const char*>(p[2 * j] + ahead), _MM_HINT_T0);
+      } else if ((g & 64) == 0) {
         _mm_prefetch(reinterpret_cast<const char*>(p[2 * j] + ahead), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(p[2 * j + 1] + ahead), _MM_HINT_T0);
       }
       fp4_decode_pair_bf16(p[2 * j], p[2 * j + 1], table, f[j]);
       s[j] = fp4_scale_pairs(q[2 * j], q[2 * j + 1]);
     }
-    fp4_rows_step<P>(p, q);
+    fp4_rows_step<P>(p, q, gs, qs);
 #pragma GCC unroll 8
     for (int r = 0; r < RB; r++) {
       const float* xr = xg + r * ldx;
@@ -474,6 +482,60 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
   fp4_rows_end<P, RB>(w, n, count, k1, out, ldo, carry, acc);
 }
 
+// fp4_rows_bf16_k<2, RB> for one whole tile of a packed matrix (Matrix::fp4_packed; n a
+// multiple of kFp4PackRows): the same operations in the same order, with what the packing
+// allows. A pair's 64 bytes are one load (not two and an insert), the tile's eight scale
+// bytes one load spread to both pairs' lanes by a byte permute each (not two scalar loads,
+// a merge, a widening and a dword permute per pair), one pointer for all four rows, and one
+// sequential stream to prefetch.
+template <int RB>
+void fp4_tile_bf16_k(const Matrix& w, int n, int /*count*/, const float* x, size_t ldx, float* out, size_t ldo, int k0, int k1, float* carry) {
+  const uint8_t* t = w.fp4_group(n, k0);
+  const uint8_t* sc = w.fp4_scales(n, k0);
+  __m512 acc[2][RB];
+  for (int j = 0; j < 2; j++)
+    for (int r = 0; r < RB; r++) acc[j][r] = k0 > 0 ? _mm512_load_ps(carry + (j * kFp4PairRows + r) * 16) : _mm512_setzero_ps();
+  const size_t ahead = (RB == 1 ? 1 : 2) * kFp4PackRows * w.row_bytes();
+  const float* xg = x + k0 / 2;
+  const __m512i table = fp4_bf16_table();
+  const __m512i order = _mm512_maskz_broadcast_i32x4(0xFFFF, _mm_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15));
+  // Lane i of pair j takes scale byte 4j + i / 4 into its byte 2 (then << 7: the byte << 23 of
+  // fp4_scale_pairs); the other bytes are zeroed.
+  const __m512i spread0 = _mm512_setr_epi32(0x000000, 0x000000, 0x000000, 0x000000, 0x010000, 0x010000, 0x010000, 0x010000,
+                                            0x020000, 0x020000, 0x020000, 0x020000, 0x030000, 0x030000, 0x030000, 0x030000);
+  const __m512i spread1 = _mm512_add_epi32(spread0, _mm512_set1_epi32(0x040000));
+  constexpr __mmask64 kByte2 = 0x4444444444444444ull;
+  for (int g = k0; g < k1; g += 64, xg += 32, t += kFp4PackRows * 32, sc += kFp4PackRows * 2) {
+    _mm_prefetch(reinterpret_cast<const char*>(t + ahead), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(t + ahead + 64), _MM_HINT_T0);
+    __m512bh f[2][4];
+    __m512 s[2];
+    const __m512i bytes = _mm512_zextsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc)));
+    for (int j = 0; j < 2; j++) {
+      const __m512i raw = _mm512_shuffle_epi8(_mm512_loadu_si512(t + 64 * j), order);
+      f[j][0] = as_bf16x32(_mm512_permutexvar_epi16(raw, table));
+      f[j][1] = as_bf16x32(_mm512_permutexvar_epi16(_mm512_srli_epi16(raw, 4), table));
+      f[j][2] = as_bf16x32(_mm512_permutexvar_epi16(_mm512_srli_epi16(raw, 8), table));
+      f[j][3] = as_bf16x32(_mm512_permutexvar_epi16(_mm512_srli_epi16(raw, 12), table));
+      s[j] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_maskz_permutexvar_epi8(kByte2, j == 0 ? spread0 : spread1, bytes), 7));
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; r++) {
+      const float* xr = xg + r * ldx;
+      __m512 a[2], b[2];
+      for (int j = 0; j < 2; j++) a[j] = b[j] = _mm512_setzero_ps();
+      for (int v = 0; v < 4; v++) {
+        const __m512bh xv = as_bf16x32(_mm512_maskz_broadcast_i64x4(0xFF, _mm256_load_si256(reinterpret_cast<const __m256i*>(xr + 8 * v))));
+        for (int j = 0; j < 2; j++) {
+          if (v < 2) a[j] = _mm512_dpbf16_ps(a[j], f[j][v], xv);
+          else b[j] = _mm512_dpbf16_ps(b[j], f[j][v], xv);
+        }
+      }
+      for (int j = 0; j < 2; j++) acc[j][r] = _mm512_fmadd_ps(_mm512_add_ps(a[j], b[j]), s[j], acc[j][r]);
+    }
+  }
+  fp4_rows_end<2, RB>(w, n, kFp4PackRows, k1, out, ldo, carry, acc);
+}
 
 // Whether rows [r0, r0 + rb) of a prepared block may take the bf16 path.
 inline bool fp4_bf16_rows(const Matrix& w, const float* xp, size_t ldx, int r0, int rb) {
@@ -494,6 +556,21 @@ inline Fp4RowsFn fp4_kernel() {
 #endif
   return fp4_rows_k<P, RB>;
 }
+
+#ifdef DSV4_AVX512_BF16
+inline Fp4RowsFn fp4_tile_bf16_for(int rb) {
+  switch (rb) {
+    case 1: return fp4_tile_bf16_k<1>;
+    case 2: return fp4_tile_bf16_k<2>;
+    case 3: return fp4_tile_bf16_k<3>;
+    case 4: return fp4_tile_bf16_k<4>;
+    case 5: return fp4_tile_bf16_k<5>;
+    case 6: return fp4_tile_bf16_k<6>;
+    case 7: return fp4_tile_bf16_k<7>;
+    default: return fp4_tile_bf16_k<8>;
+  }
+}
+#endif
 
 template <int P, bool Bf16>
 inline Fp4RowsFn fp4_rows_for(int rb) {
@@ -522,7 +599,7 @@ void fp4_pairs(const Matrix& w, const float* xp, size_t ldx, int rows, float* ou
     bool whole_k = rb == 1;
 #ifdef DSV4_AVX512_BF16
     if (fp4_bf16_rows(w, xp, ldx, r0, rb)) {
-      quad = fp4_rows_for<2, true>(rb);
+      quad = w.fp4_packed && n0 % kFp4PackRows == 0 ? fp4_tile_bf16_for(rb) : fp4_rows_for<2, true>(rb);
       pair = fp4_rows_for<1, true>(rb);
       x += w.K;
       // Half the activation bytes per input, read by half the instructions: the whole K in

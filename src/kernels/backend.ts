@@ -29,6 +29,12 @@ export interface StoredMatrix {
   scaleDtype?: "F8_E8M0" | "F32";
   /** Where the scale bytes sit in a checkpoint file, when they do: a backend that maps them need not read `scale`. */
   scaleLocation?: { file: string; offset: number; byteLength: number } | null;
+  /**
+   * The backend may keep these weights in a layout of its own when its kernels stream that
+   * faster (a copy, the file's pages let go): the native backend does for FP4 on AVX-512.
+   * Products are the same bits either way.
+   */
+  repack?: boolean;
 }
 
 /** Opaque handle a backend returns for an uploaded matrix. */

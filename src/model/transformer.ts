@@ -98,6 +98,13 @@ export interface LoadOptions {
   prefetch?: PrefetchMode;
   /** Keep the mapped weights in memory, never paged out (prefetch.ts lockCheckpoint); default false. */
   mlock?: boolean;
+  /**
+   * Let the backend copy each routed expert, on its first use, into the layout its kernels
+   * stream fastest (StoredMatrix.repack: the native backend's FP4 tiles on AVX-512, the same
+   * products bit for bit), letting the mapped pages go; default true. false keeps every
+   * weight read in place from the checkpoint's mapping (llama.cpp's --no-repack).
+   */
+  repack?: boolean;
 }
 
 /**
@@ -120,7 +127,7 @@ export class Dsv4Model {
     const cfg = loadConfig(dir);
     const ckpt = Checkpoint.open(dir);
     try {
-      const { weights, loader } = loadWeights(ckpt, cfg, opts.backend, opts.onProgress);
+      const { weights, loader } = loadWeights(ckpt, cfg, opts.backend, opts.onProgress, { repack: opts.repack });
       prefetchCheckpoint(ckpt, opts.backend, opts.prefetch ?? "auto", opts.onProgress);
       if (opts.mlock) lockCheckpoint(ckpt, opts.backend);
       return new Dsv4Model(cfg, weights, opts.backend, loader.bytes, ckpt);

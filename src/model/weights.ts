@@ -133,7 +133,8 @@ export function drafterLayout(cfg: ModelConfig): string {
 
 class WeightLoader {
   bytes = 0;
-  constructor(readonly ckpt: Checkpoint, readonly backend: Backend) {}
+  /** repack: routed experts may be kept in a layout of the backend's own (StoredMatrix.repack). */
+  constructor(readonly ckpt: Checkpoint, readonly backend: Backend, private readonly repack = false) {}
 
   values(name: string): Float64Array {
     const info = this.ckpt.info(name);
@@ -154,10 +155,10 @@ class WeightLoader {
     };
   }
 
-  private matrix(name: string, format: WeightFormat, out: number, inp: number, scaled: boolean): MatrixHandle {
+  private matrix(name: string, format: WeightFormat, out: number, inp: number, scaled: boolean, repack = false): MatrixHandle {
     const s = scaled ? this.scales(`${name}.scale`) : undefined;
     const h = this.backend.uploadMatrix({
-      name, format, outFeatures: out, inFeatures: inp, ...this.source(`${name}.weight`),
+      name, format, outFeatures: out, inFeatures: inp, ...this.source(`${name}.weight`), repack,
       scaleDtype: s?.dtype,
       scaleLocation: s?.location,
       // Read only if the backend asks: the native one maps FP4 scales instead.
@@ -182,12 +183,12 @@ class WeightLoader {
   }
 
   /** A `name.weight` matrix in whichever stored format it has. */
-  linear(name: string): MatrixHandle {
+  linear(name: string, repack = false): MatrixHandle {
     const info = this.ckpt.info(`${name}.weight`);
     const [out, stored] = info.shape as [number, number];
     switch (info.dtype) {
       case "F8_E4M3": return this.matrix(name, "fp8", out, stored, true);
-      case "I8": return this.matrix(name, "fp4", out, stored * 2, true);
+      case "I8": return this.matrix(name, "fp4", out, stored * 2, true, repack);
       case "BF16": return this.matrix(name, "bf16", out, stored, false);
       case "F32": return this.matrix(name, "f32", out, stored, false);
       default: throw new CheckpointFormatError(`unsupported weight dtype ${info.dtype}`, info.file, `${name}.weight`);
@@ -282,8 +283,10 @@ class WeightLoader {
     return { wkv: this.linear(`${prefix}.wkv`), wgate: this.linear(`${prefix}.wgate`), ape: this.values(`${prefix}.ape`), norm: this.vec(`${prefix}.norm.weight`) };
   }
 
-  expert(prefix: string): ExpertWeights {
-    return { w1: this.linear(`${prefix}.w1`), w2: this.linear(`${prefix}.w2`), w3: this.linear(`${prefix}.w3`) };
+  /** routed: one of the routed experts, which the backend may repack (the shared ones are FP8, read in place). */
+  expert(prefix: string, routed = false): ExpertWeights {
+    const r = routed && this.repack;
+    return { w1: this.linear(`${prefix}.w1`, r), w2: this.linear(`${prefix}.w2`, r), w3: this.linear(`${prefix}.w3`, r) };
   }
 
   block(cfg: ModelConfig, layer: LayerSchedule): BlockWeights {
@@ -308,7 +311,7 @@ class WeightLoader {
       gate: this.linear(`${p}.ffn.gate`),
       bias: layer.hashRouted ? null : this.values(`${p}.ffn.gate.bias`),
       tid2eid: layer.hashRouted ? Int32Array.from(this.values(`${p}.ffn.gate.tid2eid`)) : null,
-      expert: (e) => (experts[e] ??= this.expert(`${p}.ffn.experts.${e}`)),
+      expert: (e) => (experts[e] ??= this.expert(`${p}.ffn.experts.${e}`, true)),
       shared: this.expert(`${p}.ffn.shared_experts`),
     };
     if (moe.tid2eid) {
@@ -365,9 +368,9 @@ export function loadDraftVocabParts(ckpt: Checkpoint, cfg: ModelConfig, backend:
   return ranges.map(([start, end]) => ({ start, end, head: l.rowRange("head", start, end), markovW2: markov ? l.rowRange(w2, start, end) : null }));
 }
 
-export function loadWeights(ckpt: Checkpoint, cfg: ModelConfig, backend: Backend, onProgress?: (p: LoadProgress) => void): { weights: ModelWeights; loader: { bytes: number } } {
+export function loadWeights(ckpt: Checkpoint, cfg: ModelConfig, backend: Backend, onProgress?: (p: LoadProgress) => void, opts: { repack?: boolean } = {}): { weights: ModelWeights; loader: { bytes: number } } {
   validateCheckpoint(ckpt, cfg);
-  const l = new WeightLoader(ckpt, backend);
+  const l = new WeightLoader(ckpt, backend, opts.repack ?? true);
   const total = cfg.layers.length + cfg.mtpLayers.length + 1;
   let done = 0;
   const tick = () => onProgress?.({ done: ++done, total, bytes: l.bytes });

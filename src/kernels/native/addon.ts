@@ -4,9 +4,13 @@ import { fileURLToPath } from "node:url";
 
 /** The C++ addon's functions (native/src/addon.cc); argument order mirrors Backend's. */
 export interface NativeAddon {
-  /** Scales come from `scale` bytes, or from the file range scaleFile/scaleOffset/scaleByteLength (E8M0, mapped) when scaleFile is given. */
+  /**
+   * Scales come from `scale` bytes, or from the file range scaleFile/scaleOffset/scaleByteLength (E8M0, mapped) when scaleFile is given.
+   * `fp4Repack`: an FP4 matrix is copied into the layout the AVX-512 kernels stream (when that table is in use), its mapped pages let go.
+   */
   createMatrix(format: number, outFeatures: number, inFeatures: number, file: string | null, offset: number, byteLength: number,
-    bytes: Uint8Array | null, scale: Uint8Array | null, scaleF32: boolean, scaleFile?: string | null, scaleOffset?: number, scaleByteLength?: number): NativeMatrixPtr;
+    bytes: Uint8Array | null, scale: Uint8Array | null, scaleF32: boolean, scaleFile?: string | null, scaleOffset?: number, scaleByteLength?: number,
+    fp4Repack?: boolean): NativeMatrixPtr;
   matrixRow(m: NativeMatrixPtr, row: number, out: Float32Array, outOffset: number): void;
   linear(x: Float32Array, rows: number, m: NativeMatrixPtr, actQuant: boolean, out: Float32Array): void;
   rmsNorm(x: Float32Array, rows: number, dim: number, weight: Float32Array | null, eps: number, out: Float32Array): void;

@@ -86,11 +86,11 @@ export class NativeBackend implements Backend {
     try {
       if (m.location) {
         ptr = this.addon.createMatrix(FORMAT_CODE[format], outFeatures, inFeatures, resolve(m.location.file), m.location.offset, m.location.byteLength, null, scale, scaleF32,
-          mappedScale && resolve(mappedScale.file), mappedScale?.offset, mappedScale?.byteLength);
+          mappedScale && resolve(mappedScale.file), mappedScale?.offset, mappedScale?.byteLength, m.repack === true);
         dataBytes = m.location.byteLength;
       } else {
         const data = m.readData();
-        ptr = this.addon.createMatrix(FORMAT_CODE[format], outFeatures, inFeatures, null, 0, 0, data, scale, scaleF32);
+        ptr = this.addon.createMatrix(FORMAT_CODE[format], outFeatures, inFeatures, null, 0, 0, data, scale, scaleF32, null, 0, 0, m.repack === true);
         dataBytes = data.byteLength;
       }
     } catch (err) {
