@@ -1,7 +1,7 @@
 /** Generation flags shared by `dsv4 run` and `dsv4 chat`. */
 import type { GenerateRequest } from "../engine/types.js";
 import { CliError, stringOption, type Command, type ParsedArgs } from "./command.js";
-import { DRAFT_VOCAB_HELP, encodingOption, intOption, MLOCK_HELP, numberOption, PREFETCH_HELP, prefetchOption, SPECULATIVE_HELP, speculativeOptions } from "./load-engine.js";
+import { DRAFT_VOCAB_HELP, encodingOption, intOption, MLOCK_HELP, NO_REPACK_HELP, numberOption, PREFETCH_HELP, prefetchOption, SPECULATIVE_HELP, speculativeOptions } from "./load-engine.js";
 import type { EngineOptions } from "../engine/types.js";
 
 export const GENERATE_FLAGS = {
@@ -19,6 +19,7 @@ export const GENERATE_FLAGS = {
   "draft-vocab": { type: "string" },
   prefetch: { type: "string" },
   mlock: { type: "boolean" },
+  "no-repack": { type: "boolean" },
 } as const;
 
 export const GENERATE_HELP = `  --model DIR          checkpoint directory (default: the embedded tiny random-weight model)
@@ -36,7 +37,8 @@ export const GENERATE_HELP = `  --model DIR          checkpoint directory (defau
   --speculative MODE   ${SPECULATIVE_HELP.replace(/\n {26}/g, "\n                       ")}
   --draft-vocab N      ${DRAFT_VOCAB_HELP.replace(/\n {26}/g, "\n                       ")}
   --prefetch MODE      ${PREFETCH_HELP.replace(/\n {26}/g, "\n                       ")}
-  --mlock              ${MLOCK_HELP.replace(/\n {26}/g, "\n                       ")}`;
+  --mlock              ${MLOCK_HELP.replace(/\n {26}/g, "\n                       ")}
+  --no-repack          ${NO_REPACK_HELP.replace(/\n {26}/g, "\n                       ")}`;
 
 export const EFFORTS = ["low", "high", "max"] as const;
 
@@ -66,5 +68,6 @@ export function engineOptions(command: Command, args: ParsedArgs): EngineOptions
   return {
     backend: opt("backend"), encoding: encodingOption(opt("encoding")), speculative: speculativeOptions(opt("speculative"), opt("draft-vocab")), prefetch: prefetchOption(opt("prefetch")),
     mlock: args.values.mlock === true,
+    repack: args.values["no-repack"] !== true,
   };
 }

@@ -102,6 +102,10 @@ export const PREFETCH_HELP = `read every page of the weights at load, so no requ
 export const MLOCK_HELP = `keep the weights in memory after loading them, never paged out (mlock;
                           needs ulimit -l to cover the checkpoint: loading says so otherwise)`;
 
+export const NO_REPACK_HELP = `read the routed experts in place from the mapped checkpoint instead of
+                          copying each, on its first use, into the layout the AVX-512 kernels
+                          stream faster (the same results; memory shared with the page cache)`;
+
 /** The --speculative help line, for every command that loads an engine to generate. */
 export const SPECULATIVE_HELP = `speculative decoding: auto (default: the checkpoint's drafter, DSpark or
                           MTP, where a measured cost model says drafts pay), dspark, mtp (always

@@ -299,6 +299,7 @@ export class Engine implements EngineApi {
       backend: opts.backend,
       prefetch: opts.prefetch,
       mlock: opts.mlock,
+      repack: opts.repack,
       ...(speculation.draftVocab !== undefined ? { draftVocab: draftVocabRanges(cfg.vocabSize, speculation.draftVocab, tokenizer ? (id) => tokenizer!.isAdded(id) : null) } : {}),
       onProgress: (p) => progress({ phase: p.phase ?? "weights", loaded: p.done, total: p.total, message: `${p.bytes} bytes` }),
     });

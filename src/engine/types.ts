@@ -131,6 +131,12 @@ export interface EngineOptions {
    * Default false.
    */
   mlock?: boolean;
+  /**
+   * Copy each routed expert, on its first use, into the layout the backend's kernels stream
+   * fastest (Dsv4Model LoadOptions.repack: FP4 tiles on AVX-512, the same results bit for bit),
+   * letting its mapped pages go; false reads every weight in place. Default true.
+   */
+  repack?: boolean;
   /** Public model name used in responses (default "deepseek-v4-flash"). */
   modelName?: string;
   /** Sequences decoded together in one step (default 16). */

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { CliError, parseCommandArgs, stringOption, untilSignal, untilUnhealthy, type Command } from "../command.js";
 import { closeSweepingIdle, DEFAULT_SHUTDOWN_TIMEOUT_S, drainAndClose } from "../shutdown.js";
-import { describeEncoder, DRAFT_VOCAB_HELP, encodingOption, intOption, loadEngine, numberOption, MLOCK_HELP, PREFETCH_HELP, prefetchOption, schedulingPolicyOption, SPECULATIVE_HELP, speculativeOptions } from "../load-engine.js";
+import { describeEncoder, DRAFT_VOCAB_HELP, encodingOption, intOption, loadEngine, numberOption, MLOCK_HELP, NO_REPACK_HELP, PREFETCH_HELP, prefetchOption, schedulingPolicyOption, SPECULATIVE_HELP, speculativeOptions } from "../load-engine.js";
 import { defaultModelDir } from "../default-model.js";
 import { describeLedger, KEY_OPTIONS_USAGE, keysFrom, ledgerFor } from "../ledger-options.js";
 import {
@@ -65,6 +65,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
   --draft-vocab N         ${DRAFT_VOCAB_HELP}
   --prefetch MODE         ${PREFETCH_HELP}
   --mlock                 ${MLOCK_HELP}
+  --no-repack             ${NO_REPACK_HELP}
   --keep-alive SECONDS    keep-alive interval for streams and slow responses (default 5)
   --reader-timeout SECONDS
                           a stream whose client stops reading pauses its generation; after
@@ -117,6 +118,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
       "draft-vocab": { type: "string" },
       prefetch: { type: "string" },
       mlock: { type: "boolean" },
+      "no-repack": { type: "boolean" },
       "keep-alive": { type: "string" },
       "reader-timeout": { type: "string" },
       "shutdown-timeout": { type: "string" },
@@ -157,6 +159,7 @@ ${KEY_OPTIONS_USAGE}  --encoding NAME         prompt encoder: april or 0731 (def
         speculative: speculativeOptions(opt("speculative"), opt("draft-vocab")),
         prefetch: prefetchOption(opt("prefetch")),
         mlock: args.values.mlock === true,
+        repack: args.values["no-repack"] !== true,
         modelName,
         maxConcurrentSequences: intOption("max-sequences", opt("max-sequences"), 1),
         maxQueuedRequests: intOption("max-queue", opt("max-queue"), 0),

@@ -13,9 +13,9 @@ export type { DraftOutput, DraftRequest, DraftSampling, DsparkDraftRequest, MtpD
 export type RunnerKind = "worker" | "inline";
 
 export async function startRunner(
-  dir: string, opts: { kind?: RunnerKind; backend?: string; prefetch?: PrefetchMode; mlock?: boolean; draftVocab?: Array<[number, number]>; onProgress?: (p: LoadProgress) => void },
+  dir: string, opts: { kind?: RunnerKind; backend?: string; prefetch?: PrefetchMode; mlock?: boolean; repack?: boolean; draftVocab?: Array<[number, number]>; onProgress?: (p: LoadProgress) => void },
 ): Promise<Runner> {
-  const load = { backend: opts.backend, prefetch: opts.prefetch, mlock: opts.mlock ?? false, ...(opts.draftVocab ? { draftVocab: opts.draftVocab } : {}) };
+  const load = { backend: opts.backend, prefetch: opts.prefetch, mlock: opts.mlock ?? false, repack: opts.repack ?? true, ...(opts.draftVocab ? { draftVocab: opts.draftVocab } : {}) };
   if ((opts.kind ?? "worker") === "worker") return WorkerRunner.start(dir, load, opts.onProgress);
   const model = Dsv4Model.load(dir, { ...load, backend: createBackend(opts.backend), onProgress: opts.onProgress });
   try {

@@ -9,6 +9,8 @@ export interface WorkerLoad {
   backend: string | undefined;
   prefetch: PrefetchMode | undefined;
   mlock: boolean;
+  /** Routed experts repacked for the kernels (LoadOptions.repack). */
+  repack: boolean;
   /** Draft vocabulary id ranges (Dsv4Model.setDraftVocab); absent: the whole vocabulary. */
   draftVocab?: Array<[number, number]>;
 }

@@ -17,7 +17,7 @@ let host: ModelHost;
 try {
   const cfg = workerData as WorkerConfig;
   const model = Dsv4Model.load(cfg.dir, {
-    backend: createBackend(cfg.backend), prefetch: cfg.prefetch, mlock: cfg.mlock, onProgress: (progress) => post({ type: "progress", progress }),
+    backend: createBackend(cfg.backend), prefetch: cfg.prefetch, mlock: cfg.mlock, repack: cfg.repack, onProgress: (progress) => post({ type: "progress", progress }),
   });
   if (cfg.draftVocab) model.setDraftVocab(cfg.draftVocab);
   host = new ModelHost(model);
