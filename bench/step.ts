@@ -6,7 +6,8 @@
  * same steps alternately in the same process, so the two are compared under the same load.
  *
  * Run: `node dist/bench/step.js [--preset flash-slice] [--rows 1,4,16,64] [--steps 4]
- * [--baseline PATH] [--json]`. MTP speculation plays no part: the model is called directly.
+ * [--baseline PATH] [--no-repack] [--json]`; `--no-repack` reads the routed experts in place (Dsv4Model
+ * LoadOptions.repack). MTP speculation plays no part: the model is called directly.
  */
 import { createRequire } from "node:module";
 import { loadavg } from "node:os";
@@ -71,7 +72,7 @@ function timedBackend(inner: Backend): { backend: Backend; times: Map<string, nu
   return { backend, times, timing: (v) => (on = v) };
 }
 
-export async function runStepBench(opts: { preset?: string; rows?: number[]; steps?: number; baseline?: string } = {}): Promise<StepBenchResult> {
+export async function runStepBench(opts: { preset?: string; rows?: number[]; steps?: number; baseline?: string; repack?: boolean } = {}): Promise<StepBenchResult> {
   const preset = opts.preset ?? "flash-slice";
   const rowCounts = opts.rows ?? [1, 4, 16, 64];
   const steps = opts.steps ?? 4;
@@ -82,7 +83,7 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
   if (opts.baseline) addons.push({ name: "baseline", addon: createRequire(import.meta.url)(resolve(opts.baseline)) as NativeAddon });
   const variants = addons.map((a) => {
     const t = timedBackend(new NativeBackend(a.addon));
-    return { name: a.name, ...t, ...loadModelForBench(dir, { backend: t.backend }) };
+    return { name: a.name, ...t, ...loadModelForBench(dir, { backend: t.backend, repack: opts.repack ?? true }) };
   });
   const V = variants[0]!.model.cfg.vocabSize;
   const rows: StepRow[] = [];
@@ -166,6 +167,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   };
   const result = await runStepBench({
     preset: get("preset"), rows: get("rows")?.split(",").map(Number), steps: get("steps") ? Number(get("steps")) : undefined, baseline: get("baseline"),
+    repack: !args.includes("--no-repack"),
   });
   if (args.includes("--json")) console.log(JSON.stringify(result));
   else printStepTable(result);
