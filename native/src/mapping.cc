@@ -75,7 +75,7 @@ std::shared_ptr<Mapping> Mapping::open(const std::string& path) {
   void* p = map_aligned(fd, size);
   ::close(fd);  // the mapping keeps the file referenced
   if (p == MAP_FAILED) throw std::runtime_error(system_error("cannot mmap", path));
-  std::shared_ptr<Mapping> m(new Mapping(static_cast<const uint8_t*>(p), size));
+  std::shared_ptr<Mapping> m(new Mapping(static_cast<const uint8_t*>(p), size, path));
   registry[path] = m;
   return m;
 }
@@ -111,6 +111,12 @@ void Mapping::release(size_t offset, size_t length) const {
   void* p = reinterpret_cast<void*>(begin);
   if (locked_) munlock(p, end - begin);
   madvise(p, end - begin, MADV_DONTNEED);
+  // And out of the page cache, unless another mapping holds them: repacking a checkpoint
+  // that only just fits otherwise waits on the kernel reclaiming the cache it displaces.
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  posix_fadvise(fd, static_cast<off_t>(begin - reinterpret_cast<uintptr_t>(data_)), static_cast<off_t>(end - begin), POSIX_FADV_DONTNEED);
+  ::close(fd);
 }
 
 }  // namespace dsv4

@@ -25,14 +25,16 @@ class Mapping {
   std::string lock() const;
   bool locked() const { return locked_; }
   // The whole pages inside [offset, offset + length) leave this process (munlock, then
-  // MADV_DONTNEED): for bytes that were copied elsewhere and will not be read here again. A
-  // later read would fault them back in from the file.
+  // MADV_DONTNEED) and the page cache where no other mapping holds them (POSIX_FADV_DONTNEED):
+  // for bytes that were copied elsewhere and will not be read here again. A later read would
+  // fault them back in from the file.
   void release(size_t offset, size_t length) const;
 
  private:
-  Mapping(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  Mapping(const uint8_t* data, size_t size, std::string path) : data_(data), size_(size), path_(std::move(path)) {}
   const uint8_t* data_;
   size_t size_;
+  std::string path_;
   mutable bool locked_ = false;
 };
 

@@ -1,5 +1,6 @@
 #include "matrix_io.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -8,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "kernels.h"
+#include "thread_pool.h"
 #include "quant_inline.h"
 
 namespace dsv4 {
@@ -40,18 +42,23 @@ void fp4_pack(Matrix& m, const MatrixSource& src) {
   madvise(d, alloc, MADV_HUGEPAGE);
   std::vector<uint8_t> scales(ns);
   const int groups = m.K / 64;
-  for (int n0 = 0; n0 < m.N; n0 += kFp4PackRows) {
-    uint8_t* t = d + static_cast<size_t>(n0) * m.row_bytes();
-    uint8_t* ts = scales.data() + static_cast<size_t>(n0) * m.scale_cols;
-    for (int r = 0; r < kFp4PackRows; r++) {
-      const uint8_t* row = m.row(n0 + r);
-      const uint8_t* sr = m.scale_bytes(n0 + r);
-      for (int g = 0; g < groups; g++) {
-        std::memcpy(t + (static_cast<size_t>(g) * kFp4PackRows + r) * 32, row + 32 * static_cast<size_t>(g), 32);
-        std::memcpy(ts + (static_cast<size_t>(g) * kFp4PackRows + r) * 2, sr + 2 * static_cast<size_t>(g), 2);
+  // Over the pool (a whole checkpoint's experts are repacked at load): tasks of 64 tiles.
+  const int tiles = m.N / kFp4PackRows, per = 64;
+  pool().run((tiles + per - 1) / per, [&](int task, int) {
+    for (int tile = task * per; tile < std::min(tiles, (task + 1) * per); tile++) {
+      const int n0 = tile * kFp4PackRows;
+      uint8_t* t = d + static_cast<size_t>(n0) * m.row_bytes();
+      uint8_t* ts = scales.data() + static_cast<size_t>(n0) * m.scale_cols;
+      for (int r = 0; r < kFp4PackRows; r++) {
+        const uint8_t* row = m.row(n0 + r);
+        const uint8_t* sr = m.scale_bytes(n0 + r);
+        for (int g = 0; g < groups; g++) {
+          std::memcpy(t + (static_cast<size_t>(g) * kFp4PackRows + r) * 32, row + 32 * static_cast<size_t>(g), 32);
+          std::memcpy(ts + (static_cast<size_t>(g) * kFp4PackRows + r) * 2, sr + 2 * static_cast<size_t>(g), 2);
+        }
       }
     }
-  }
+  });
   const bool locked = (m.mapping && m.mapping->locked()) || (m.scale_mapping && m.scale_mapping->locked());
   if (m.mapping) m.mapping->release(src.offset, bytes);
   if (m.scale_e8m0_mapped) {

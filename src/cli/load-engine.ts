@@ -22,6 +22,7 @@ export interface LoadedModel {
 const PHASE_LABELS: Partial<Record<EngineLoadProgress["phase"], string>> = {
   identity: "hashing the checkpoint (remembered for later loads)",
   prefetch: "reading the weights into memory (--prefetch off skips this)",
+  repack: "repacking the routed experts for the CPU kernels (--no-repack skips this)",
 };
 
 export async function loadEngine(modelDir: string | undefined, options: EngineOptions = {}, quiet = false): Promise<LoadedModel> {
@@ -103,8 +104,8 @@ export const MLOCK_HELP = `keep the weights in memory after loading them, never 
                           needs ulimit -l to cover the checkpoint: loading says so otherwise)`;
 
 export const NO_REPACK_HELP = `read the routed experts in place from the mapped checkpoint instead of
-                          copying each, on its first use, into the layout the AVX-512 kernels
-                          stream faster (the same results; memory shared with the page cache)`;
+                          copying them at load into the layout the AVX-512 kernels stream
+                          faster (the same results; a faster load, memory shared with the page cache)`;
 
 /** The --speculative help line, for every command that loads an engine to generate. */
 export const SPECULATIVE_HELP = `speculative decoding: auto (default: the checkpoint's drafter, DSpark or

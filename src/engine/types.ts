@@ -21,7 +21,7 @@ export interface LoadProgress {
    * "identity": hashing checkpoint shards not hashed before (every byte, once; minutes for a
    * full checkpoint the first time, a stat per shard after that).
    */
-  phase: "config" | "identity" | "tokenizer" | "weights" | "prefetch" | "prefix-cache" | "ready";
+  phase: "config" | "identity" | "tokenizer" | "weights" | "prefetch" | "repack" | "prefix-cache" | "ready";
   /** Units done / total in this phase (bytes for identity and weights, entries for the cache). */
   loaded: number;
   total: number;
@@ -132,9 +132,10 @@ export interface EngineOptions {
    */
   mlock?: boolean;
   /**
-   * Copy each routed expert, on its first use, into the layout the backend's kernels stream
-   * fastest (Dsv4Model LoadOptions.repack: FP4 tiles on AVX-512, the same results bit for bit),
-   * letting its mapped pages go; false reads every weight in place. Default true.
+   * Copy the routed experts at load into the layout the backend's kernels stream fastest
+   * (Dsv4Model LoadOptions.repack: FP4 tiles on AVX-512, the same results bit for bit) when the
+   * checkpoint fits in memory, letting their mapped pages go; false reads every weight in
+   * place. Default true.
    */
   repack?: boolean;
   /** Public model name used in responses (default "deepseek-v4-flash"). */

@@ -24,6 +24,15 @@ function fitsInMemory(checkpointBytes: number, available: number): boolean {
   return checkpointBytes + PREFETCH_HEADROOM_BYTES <= available;
 }
 
+/**
+ * Whether a load repacks the routed experts (LoadOptions.repack, default true): only a
+ * checkpoint that fits in memory, since the copies live in the process's own memory, which
+ * (without swap) is never given back, where a mapped checkpoint larger than memory pages.
+ */
+export function shouldRepack(requested: boolean | undefined, checkpointBytes: number, available = freemem()): boolean {
+  return (requested ?? true) && fitsInMemory(checkpointBytes, available);
+}
+
 /** `available`: bytes the system can give (Linux: MemAvailable, page cache included). */
 export function shouldPrefetch(mode: PrefetchMode, checkpointBytes: number, available = freemem()): boolean {
   if (mode === "off") return false;

@@ -8,8 +8,8 @@ import { moeForward, type MoeTrace } from "./moe.js";
 import { RopeTable } from "./rope.js";
 import { selectRows } from "./rows.js";
 import { SequenceState, type LayerState } from "./state.js";
-import { lockCheckpoint, prefetchCheckpoint, type PrefetchMode } from "./prefetch.js";
-import { drafterLayout, loadDraftVocabParts, loadWeights, type BlockWeights, type DraftVocabPart, type HcWeights, type LoadProgress, type ModelWeights } from "./weights.js";
+import { lockCheckpoint, shouldRepack, prefetchCheckpoint, type PrefetchMode } from "./prefetch.js";
+import { drafterLayout, loadDraftVocabParts, loadRoutedExperts, loadWeights, type BlockWeights, type DraftVocabPart, type HcWeights, type LoadProgress, type ModelWeights } from "./weights.js";
 
 /** Observation hooks for localising a mismatch (router and indexer choices). */
 export type ForwardTrace = AttentionTrace & MoeTrace;
@@ -99,10 +99,12 @@ export interface LoadOptions {
   /** Keep the mapped weights in memory, never paged out (prefetch.ts lockCheckpoint); default false. */
   mlock?: boolean;
   /**
-   * Let the backend copy each routed expert, on its first use, into the layout its kernels
-   * stream fastest (StoredMatrix.repack: the native backend's FP4 tiles on AVX-512, the same
-   * products bit for bit), letting the mapped pages go; default true. false keeps every
-   * weight read in place from the checkpoint's mapping (llama.cpp's --no-repack).
+   * Let the backend copy every routed expert at load into the layout its kernels stream
+   * fastest (StoredMatrix.repack: the native backend's FP4 tiles on AVX-512, the same
+   * products bit for bit), letting the mapped pages go. Default true, and only done when the
+   * checkpoint fits in available memory with 2 GiB to spare (a larger one stays mapped and
+   * paged, each expert created on its first use); false keeps every weight read in place from
+   * the checkpoint's mapping (llama.cpp's --no-repack).
    */
   repack?: boolean;
 }
@@ -127,9 +129,15 @@ export class Dsv4Model {
     const cfg = loadConfig(dir);
     const ckpt = Checkpoint.open(dir);
     try {
-      const { weights, loader } = loadWeights(ckpt, cfg, opts.backend, opts.onProgress, { repack: opts.repack });
+      // All experts repacked at once after the prefetch (and after the lock, so that each
+      // expert's mapped pages are unlocked and let go, not locked twice): no step then pays
+      // for an expert's copy (that took a 1-stream flash-slice step from 37 to 88 ms while
+      // new experts came in).
+      const repack = shouldRepack(opts.repack, ckpt.totalBytes());
+      const { weights, loader } = loadWeights(ckpt, cfg, opts.backend, opts.onProgress, { repack });
       prefetchCheckpoint(ckpt, opts.backend, opts.prefetch ?? "auto", opts.onProgress);
       if (opts.mlock) lockCheckpoint(ckpt, opts.backend);
+      if (repack) loadRoutedExperts(cfg, weights, opts.onProgress);
       return new Dsv4Model(cfg, weights, opts.backend, loader.bytes, ckpt);
     } catch (err) {
       ckpt.close();

@@ -342,8 +342,12 @@ class WeightLoader {
 }
 
 export interface LoadProgress {
-  /** "weights" (default): blocks loaded, of `total` (main layers + MTP + the top level); "prefetch": shards touched (prefetch.ts). */
-  phase?: "weights" | "prefetch";
+  /**
+   * "weights" (default): blocks loaded, of `total` (main layers + MTP + the top level);
+   * "prefetch": shards touched (prefetch.ts); "repack": blocks whose routed experts are loaded
+   * (loadRoutedExperts).
+   */
+  phase?: "weights" | "prefetch" | "repack";
   done: number;
   total: number;
   bytes: number;
@@ -391,4 +395,17 @@ export function loadWeights(ckpt: Checkpoint, cfg: ModelConfig, backend: Backend
   });
   const dspark = cfg.dspark ? l.dspark(cfg) : null;
   return { weights: { embed, head, norm, hcHead, blocks, mtp, dspark }, loader: l };
+}
+
+/**
+ * Every routed expert of every block (main and drafter) now, rather than on its first use:
+ * with repacking on, each is a copy the backend makes (StoredMatrix.repack), which a step
+ * should not wait for.
+ */
+export function loadRoutedExperts(cfg: ModelConfig, weights: ModelWeights, onProgress?: (p: LoadProgress) => void): void {
+  const blocks = [...weights.blocks, ...weights.mtp];
+  blocks.forEach((block, i) => {
+    for (let e = 0; e < cfg.numRoutedExperts; e++) block.moe.expert(e);
+    onProgress?.({ phase: "repack", done: i + 1, total: blocks.length, bytes: 0 });
+  });
 }

@@ -11,6 +11,7 @@ import { Engine } from "../../src/engine/engine.js";
 import { startRunner, type Runner, type StepRequest } from "../../src/engine/runner/index.js";
 import { checkpoint, promptIds, tempDir } from "./helpers.js";
 import { writeTinyCheckpoint } from "../../src/tiny/tiny.js";
+import { requireNativeAddon } from "../../src/kernels/native/addon.js";
 import { nativeSkip } from "../kernels/native-available.js";
 import { smapsBytesOf } from "../helpers/smaps.js";
 
@@ -104,7 +105,8 @@ describe("model runner", async () => {
   test("Engine.load with mlock has the runner thread lock every shard it mapped", { skip: nativeSkip() }, async (t) => {
     let engine: Engine;
     try {
-      engine = await Engine.load(dir, { backend: "native", mlock: true, prefixCache: { enabled: false } });
+      // Without repacking: repacked experts' mapped pages are unlocked and let go.
+      engine = await Engine.load(dir, { backend: "native", mlock: true, repack: false, prefixCache: { enabled: false } });
     } catch (err) {
       assert.match((err as Error).message, /--mlock: could not lock .* in memory: .*ulimit -l/);
       t.diagnostic(`mlock refused here: ${(err as Error).message}`);
@@ -121,6 +123,26 @@ describe("model runner", async () => {
     } finally {
       await engine.dispose();
     }
+  });
+
+  test("Engine.load repacks the routed experts on the runner thread by default (their mapped pages let go), not with repack: false", { skip: nativeSkip() }, async (t) => {
+    if (!requireNativeAddon().info().isa.startsWith("avx512")) return t.skip("only the AVX-512 tables repack");
+    const mapped = async (repack: boolean | undefined) => {
+      const engine = await Engine.load(dir, { backend: "native", ...(repack === undefined ? {} : { repack }), prefixCache: { enabled: false } });
+      try {
+        const shards = readdirSync(dir).filter((f) => f.endsWith(".safetensors")).map((f) => join(dir, f));
+        return shards.map((shard) => smapsBytesOf(shard, "Rss"));
+      } finally {
+        await engine.dispose();
+      }
+    };
+    const repacked = await mapped(undefined);
+    const inPlace = await mapped(false);
+    if (repacked.some((b) => b === null)) return t.skip("no /proc/self/smaps here");
+    const sum = (xs: Array<number | null>) => xs.reduce<number>((a, b) => a + b!, 0);
+    // Both loads read every page in (the prefetch); the repacked experts' whole pages then left
+    // the mapping (this checkpoint's experts are small: about 200 KiB of them).
+    assert.ok(sum(repacked) <= sum(inPlace) - 64 * 1024, `mapped and resident: ${sum(repacked)} repacked vs ${sum(inPlace)} in place`);
   });
 
   test("a checkpoint that fails to load on the runner thread rejects Engine.load with the loader's message", async () => {

@@ -6,7 +6,9 @@ import { after, describe, test } from "node:test";
 import type { MatrixHandle, StoredMatrix } from "../../src/kernels/backend.js";
 import { requireNativeAddon } from "../../src/kernels/native/addon.js";
 import { NativeBackend } from "../../src/kernels/native/backend.js";
+import { PREFETCH_HEADROOM_BYTES, shouldRepack } from "../../src/model/prefetch.js";
 import { Dsv4Model } from "../../src/model/transformer.js";
+import type { LoadProgress } from "../../src/model/weights.js";
 import { Golden } from "../model/conformance.js";
 import { nativeSkip } from "./native-available.js";
 
@@ -124,5 +126,30 @@ describe("repacked FP4 matrices (native backend)", { skip }, () => {
     const b = logits(false);
     assert.equal(a.length, ids.length);
     a.forEach((l, i) => assert.ok(sameBits(l, b[i]!), `position ${i}`));
+  });
+});
+
+describe("when a load repacks the routed experts", () => {
+  const GiB = 2 ** 30;
+  test("by default, when the checkpoint fits in available memory with the prefetch's headroom", () => {
+    assert.equal(shouldRepack(undefined, 10 * GiB, 10 * GiB + PREFETCH_HEADROOM_BYTES), true);
+  });
+
+  test("never for a checkpoint that does not fit (the copies could not be paged out), nor when turned off", () => {
+    assert.equal(shouldRepack(true, 10 * GiB, 10 * GiB + PREFETCH_HEADROOM_BYTES - 1), false);
+    assert.equal(shouldRepack(false, 1, 100 * GiB), false);
+  });
+
+  test("all at load, reported block by block after the prefetch, so that no step copies an expert", { skip }, () => {
+    const golden = new Golden("tiny-a");
+    const events: LoadProgress[] = [];
+    Dsv4Model.load(golden.dir, { backend: new NativeBackend(), prefetch: "on", onProgress: (p) => events.push(p) }).close();
+    const phases = events.map((e) => e.phase ?? "weights");
+    const repacks = events.filter((e) => e.phase === "repack");
+    assert.ok(repacks.length > 0 && repacks.at(-1)!.done === repacks.at(-1)!.total, JSON.stringify(repacks));
+    assert.ok(phases.lastIndexOf("prefetch") < phases.indexOf("repack"), phases.join(" "));
+    const none: LoadProgress[] = [];
+    Dsv4Model.load(golden.dir, { backend: new NativeBackend(), repack: false, onProgress: (p) => none.push(p) }).close();
+    assert.equal(none.filter((e) => e.phase === "repack").length, 0);
   });
 });
