@@ -125,7 +125,11 @@ Napi::Value CreateMatrix(const Napi::CallbackInfo& info) {
   src.fp4_repack = info.Length() > 12 && info[12].ToBoolean().Value();
   std::unique_ptr<Matrix> m;
   described([&] { return std::string("createMatrix (") + format_name(src.format) + " " + sizes({n, k}) + ")"; }, [&] { m = make_matrix(src); });
-  const int64_t kept = static_cast<int64_t>(m->owned.size() + m->packed_bytes + m->scales.size() * sizeof(float) + m->scale_e8m0.size());
+  // Not a repacked matrix's rows and scales, a loaded model's weights like the mapped ones:
+  // V8 collects in full whenever external memory passes half its old-generation limit, and
+  // counting a checkpoint's experts ran a mark-compact on every step (131 against 2 over a
+  // flash-slice step benchmark, 200-400 page faults a step).
+  const int64_t kept = static_cast<int64_t>(m->owned.size() + m->scales.size() * sizeof(float) + (m->fp4_packed ? 0 : m->scale_e8m0.size()));
   Napi::MemoryManagement::AdjustExternalMemory(env, kept);
   return Napi::External<Matrix>::New(env, m.release(), [kept](Napi::Env e, Matrix* p) {
     Napi::MemoryManagement::AdjustExternalMemory(e, -kept);
