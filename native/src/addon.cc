@@ -402,6 +402,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("isa", kernels().isa);
   o.Set("threads", pool().threads());
+  o.Set("repacksFp4", kernels().packs_fp4);
   Napi::Array isas = Napi::Array::New(env);
   uint32_t i = 0;
   for (const char* name : {"scalar", "avx2", "avx512", "avx512bf16", "neon"})

@@ -79,6 +79,11 @@ export interface Backend {
    * in its own memory).
    */
   lockFile?(path: string): string | null;
+  /**
+   * Whether uploading FP4 weights with `StoredMatrix.repack` copies them into a layout of the
+   * backend's own (the native backend on its AVX-512 kernel tables). Absent: never.
+   */
+  repacksFp4?(): boolean;
   /** One row of a matrix, decoded (embedding lookup). */
   matrixRow(m: MatrixHandle, row: number, out: Vec, outOffset: number): void;
 

@@ -133,7 +133,8 @@ export class Dsv4Model {
       // expert's mapped pages are unlocked and let go, not locked twice): no step then pays
       // for an expert's copy (that took a 1-stream flash-slice step from 37 to 88 ms while
       // new experts came in).
-      const repack = shouldRepack(opts.repack, ckpt.totalBytes());
+      // (A backend that would not repack them keeps loading each expert on its first use.)
+      const repack = shouldRepack(opts.repack, ckpt.totalBytes()) && opts.backend.repacksFp4?.() === true;
       const { weights, loader } = loadWeights(ckpt, cfg, opts.backend, opts.onProgress, { repack });
       prefetchCheckpoint(ckpt, opts.backend, opts.prefetch ?? "auto", opts.onProgress);
       if (opts.mlock) lockCheckpoint(ckpt, opts.backend);

@@ -6,6 +6,7 @@ import { after, describe, test } from "node:test";
 import type { MatrixHandle, StoredMatrix } from "../../src/kernels/backend.js";
 import { requireNativeAddon } from "../../src/kernels/native/addon.js";
 import { NativeBackend } from "../../src/kernels/native/backend.js";
+import { RefBackend } from "../../src/kernels/ref/index.js";
 import { PREFETCH_HEADROOM_BYTES, shouldRepack } from "../../src/model/prefetch.js";
 import { Dsv4Model } from "../../src/model/transformer.js";
 import type { LoadProgress } from "../../src/model/weights.js";
@@ -151,5 +152,11 @@ describe("when a load repacks the routed experts", () => {
     const none: LoadProgress[] = [];
     Dsv4Model.load(golden.dir, { backend: new NativeBackend(), repack: false, onProgress: (p) => none.push(p) }).close();
     assert.equal(none.filter((e) => e.phase === "repack").length, 0);
+  });
+
+  test("not with a backend that would not repack them (each expert still loads on its first use)", () => {
+    const events: LoadProgress[] = [];
+    Dsv4Model.load(new Golden("tiny-a").dir, { backend: new RefBackend(), onProgress: (p) => events.push(p) }).close();
+    assert.equal(events.filter((e) => e.phase === "repack").length, 0);
   });
 });

@@ -30,7 +30,8 @@ export interface NativeAddon {
   /** Routed experts as one operation: matrices holds w1, w3, w2 per expert, counts its picks (rows of rowIndex / rowWeights in order). */
   routedExperts(x: Float32Array, dim: number, rowIndex: Int32Array, rowWeights: Float64Array, counts: Int32Array, matrices: NativeMatrixPtr[],
     inter: number, limit: number, y: Float32Array): void;
-  info(): { isa: string; threads: number; isas: string[] };
+  /** repacksFp4: the kernel table in use reads repacked FP4 matrices (createMatrix's fp4Repack); absent from older builds. */
+  info(): { isa: string; threads: number; isas: string[]; repacksFp4?: boolean };
   /** Switch instruction set (tests); false when this CPU or build lacks it. */
   selectIsa(isa: string): boolean;
   /** Best GB/s of a multi-threaded read over a buffer of `bytes`. */

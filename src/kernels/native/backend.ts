@@ -103,6 +103,10 @@ export class NativeBackend implements Backend {
     return this.addon.prefetchMapping(path);
   }
 
+  repacksFp4(): boolean {
+    return this.addon.info().repacksFp4 === true;
+  }
+
   lockFile(path: string): string | null {
     if (typeof this.addon.lockMapping !== "function") return "the native addon was built from an older checkout and cannot lock memory: rebuild it (npm rebuild dsv4)";
     return this.addon.lockMapping(path);
