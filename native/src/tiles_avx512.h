@@ -441,12 +441,11 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
   // The prefetch asks for the same line of the rows 2P ahead (4P with several activation
   // rows) once per 64 bytes, i.e. every other group. Against asking every group 2P rows
   // ahead, alternating in one process: 1 row 1.01-1.02x, 2 rows 1.04-1.05x, 4-8 rows
-  // 1.05-1.16x; without a prefetch the hardware's alone gave 0.64-0.91x.
-  // A packed matrix (Matrix::fp4_packed) has a group's 2P rows in 64P contiguous bytes: the
-  // next tile's line of each pair, every group.
+  // 1.05-1.16x; without a prefetch the hardware's alone gave 0.64-0.91x. (A packed matrix's
+  // whole tiles take fp4_tile_bf16_k; here only its odd pairs, whose prefetch still lands
+  // in the next rows.)
   const size_t ahead = (RB == 1 ? 2 : 4) * P * w.row_bytes();
   const size_t gs = w.fp4_group_stride(), qs = w.fp4_scale_stride();
-  const bool packed = w.fp4_packed;
   const float* xg = x + k0 / 2;
   const __m512i table = fp4_bf16_table();
   for (int g = k0; g < k1; g += 64, xg += 32) {
@@ -454,9 +453,7 @@ void fp4_rows_bf16_k(const Matrix& w, int n, int count, const float* x, size_t l
     __m512 s[P];
 #pragma GCC unroll 2
     for (int j = 0; j < P; j++) {
-      if (packed) {
-        _mm_prefetch(reinterpret_cast<const char*>(p[2 * j] + ahead), _MM_HINT_T0);
-      } else if ((g & 64) == 0) {
+      if ((g & 64) == 0) {
         _mm_prefetch(reinterpret_cast<const char*>(p[2 * j] + ahead), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(p[2 * j + 1] + ahead), _MM_HINT_T0);
       }
@@ -517,7 +514,7 @@ void fp4_tile_bf16_k(const Matrix& w, int n, int /*count*/, const float* x, size
       f[j][1] = as_bf16x32(_mm512_permutexvar_epi16(_mm512_srli_epi16(raw, 4), table));
       f[j][2] = as_bf16x32(_mm512_permutexvar_epi16(_mm512_srli_epi16(raw, 8), table));
       f[j][3] = as_bf16x32(_mm512_permutexvar_epi16(_mm512_srli_epi16(raw, 12), table));
-      s[j] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_maskz_permutexvar_epi8(kByte2, j == 0 ? spread0 : spread1, bytes), 7));
+      s[j] = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_permutexvar_epi8(kByte2, j == 0 ? spread0 : spread1, bytes), 7));
     }
 #pragma GCC unroll 8
     for (int r = 0; r < RB; r++) {
