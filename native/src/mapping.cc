@@ -73,9 +73,12 @@ std::shared_ptr<Mapping> Mapping::open(const std::string& path) {
     throw std::runtime_error("cannot map empty file " + path);
   }
   void* p = map_aligned(fd, size);
-  ::close(fd);  // the mapping keeps the file referenced
-  if (p == MAP_FAILED) throw std::runtime_error(system_error("cannot mmap", path));
-  std::shared_ptr<Mapping> m(new Mapping(static_cast<const uint8_t*>(p), size, path));
+  if (p == MAP_FAILED) {
+    const std::string why = system_error("cannot mmap", path);
+    ::close(fd);
+    throw std::runtime_error(why);
+  }
+  std::shared_ptr<Mapping> m(new Mapping(static_cast<const uint8_t*>(p), size, fd));
   registry[path] = m;
   return m;
 }
@@ -86,7 +89,10 @@ std::shared_ptr<Mapping> Mapping::find(const std::string& path) {
   return it == registry.end() ? nullptr : it->second.lock();
 }
 
-Mapping::~Mapping() { munmap(const_cast<uint8_t*>(data_), size_); }
+Mapping::~Mapping() {
+  munmap(const_cast<uint8_t*>(data_), size_);
+  ::close(fd_);
+}
 
 std::string Mapping::lock() const {
   if (mlock(data_, size_) == 0) {
@@ -113,10 +119,7 @@ void Mapping::release(size_t offset, size_t length) const {
   madvise(p, end - begin, MADV_DONTNEED);
   // And out of the page cache, unless another mapping holds them: repacking a checkpoint
   // that only just fits otherwise waits on the kernel reclaiming the cache it displaces.
-  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  posix_fadvise(fd, static_cast<off_t>(begin - reinterpret_cast<uintptr_t>(data_)), static_cast<off_t>(end - begin), POSIX_FADV_DONTNEED);
-  ::close(fd);
+  posix_fadvise(fd_, static_cast<off_t>(begin - reinterpret_cast<uintptr_t>(data_)), static_cast<off_t>(end - begin), POSIX_FADV_DONTNEED);
 }
 
 }  // namespace dsv4

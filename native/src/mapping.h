@@ -31,10 +31,10 @@ class Mapping {
   void release(size_t offset, size_t length) const;
 
  private:
-  Mapping(const uint8_t* data, size_t size, std::string path) : data_(data), size_(size), path_(std::move(path)) {}
+  Mapping(const uint8_t* data, size_t size, int fd) : data_(data), size_(size), fd_(fd) {}
   const uint8_t* data_;
   size_t size_;
-  std::string path_;
+  int fd_;  // kept open for release()'s page-cache advice (one per shard)
   mutable bool locked_ = false;
 };
 
