@@ -12,8 +12,9 @@ import { Dsv4Model } from "../../src/model/transformer.js";
 import type { LoadProgress } from "../../src/model/weights.js";
 import { Golden } from "../model/conformance.js";
 import { nativeSkip } from "./native-available.js";
+import { randomMatrix } from "./native-random.js";
 
-// Routed FP4 experts are copied, on their first use, into tiles of four rows whose 64-input
+// Routed FP4 experts are copied at load into tiles of four rows whose 64-input
 // groups lie together (native/src/matrix.h fp4_packed), which the AVX-512 kernels stream as
 // one sequence. Only the layout changes: every product must be the mapped rows' bit for bit.
 
@@ -22,22 +23,6 @@ const dir = skip ? "" : mkdtempSync(join(tmpdir(), "dsv4-repack-"));
 after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-function bytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s >>> 24;
-  }
-  return out;
-}
-
-function fp4(N: number, K: number, seed: number): StoredMatrix {
-  const data = bytes((N * K) / 2, seed);
-  const scale = Uint8Array.from({ length: (N * K) / 32 }, (_, i) => 117 + ((i * 7 + seed) % 13));
-  return { name: `fp4 ${N}x${K}`, format: "fp4", outFeatures: N, inFeatures: K, readData: () => data, location: null, scale, scaleDtype: "F8_E8M0" };
-}
 
 const sameBits = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
@@ -52,7 +37,7 @@ describe("repacked FP4 matrices (native backend)", { skip }, () => {
 
   test("give the row-major matrix's products bit for bit, at every row count", () => {
     for (const [N, K] of [[8, 64], [20, 192], [36, 128], [256, 2048], [128, 4096]] as const) {
-      const stored = fp4(N, K, N + K);
+      const stored = randomMatrix("fp4", N, K, N + K);
       const rows = be.uploadMatrix(stored);
       const packed = be.uploadMatrix({ ...stored, repack: true });
       for (const r of [1, 2, 3, 5, 8, 9, 16]) {
@@ -74,15 +59,15 @@ describe("repacked FP4 matrices (native backend)", { skip }, () => {
   test("read from a mapped file, the copy is the mapped rows' (and the file's pages are let go unharmed)", () => {
     const N = 64;
     const K = 1024;
-    const stored = fp4(N, K, 5);
+    const stored = randomMatrix("fp4", N, K, 5);
     const data = stored.readData();
     const file = join(dir, "experts.bin");
     const offset = 3 * 4096 + 40;
     const fd = openSync(file, "w");
-    writeSync(fd, bytes(offset, 1));
+    writeSync(fd, new Uint8Array(offset));
     writeSync(fd, data);
     writeSync(fd, stored.scale!);
-    writeSync(fd, bytes(8192, 2));
+    writeSync(fd, new Uint8Array(8192));
     closeSync(fd);
     const mapped: StoredMatrix = {
       ...stored,
@@ -101,7 +86,7 @@ describe("repacked FP4 matrices (native backend)", { skip }, () => {
     const addon = requireNativeAddon();
     const { isa } = addon.info();
     if (!isa.startsWith("avx512")) return t.skip(`the ${isa} table does not repack`);
-    const packed = be.uploadMatrix({ ...fp4(8, 64, 3), repack: true });
+    const packed = be.uploadMatrix({ ...randomMatrix("fp4", 8, 64, 3), repack: true });
     try {
       assert.ok(addon.selectIsa("avx2"));
       assert.throws(() => be.linear(new Float32Array(64).fill(1), 1, packed, true, new Float32Array(8)), /repacked for the AVX-512 kernels and the avx2 table cannot read it/);
