@@ -785,6 +785,8 @@ export class Engine implements EngineApi {
       id: seq.state!.id, tokens: [seq.pending!], logits: "last", residualLast: spec && this.drafter === "mtp" ? 1 : 0, ...dspark,
       ...(rings ? { mainXLast: 1 } : {}),
     };
+    const choice = seq.runnerChoice();
+    if (choice) request.choose = choice;
     const insert = this.planInsert(seq, start + 1, true);
     if (insert?.capture) request.captureFrom = insert.capture.from;
     return { seq, start, request, insert };
@@ -801,6 +803,10 @@ export class Engine implements EngineApi {
       const from = seq.state!.length;
       const next = w.tokens.map((_, i) => seq.promptLogprobAfter(from + i));
       if (next.some((t) => t !== null)) request.promptLogprobs = { next, top: seq.req.promptLogprobs };
+    }
+    if (w.final && !request.promptLogprobs) {
+      const choice = seq.runnerChoice();
+      if (choice) request.choose = choice;
     }
     if (spec && this.drafter === "dspark") {
       // Every position writes its DSpark ring entries; the last one's main input seeds the first block.
@@ -831,8 +837,8 @@ export class Engine implements EngineApi {
     seq.prefilled += w.tokens.length;
     seq.prefillProgress();
     if (!w.final) return;
-    const logits = out.logits[0]!;
-    const token = seq.choose(logits);
+    const logits = out.logits[0] ?? null;
+    const token = out.token ?? seq.choose(logits!);
     if (seq.req.speculative && this.drafter === "mtp") {
       const P = seq.contextLength;
       seq.mtpEntries = out.residual.map((hidden, k) => {
@@ -857,8 +863,8 @@ export class Engine implements EngineApi {
 
   private afterDecode(seq: Sequence, out: StepOutput, start: number, draft: Proposal | undefined): void {
     if (!draft) {
-      const logits = out.logits[0]!;
-      const token = seq.choose(logits);
+      const logits = out.logits[0] ?? null;
+      const token = out.token ?? seq.choose(logits!);
       this.keepDrafterInputs(seq, out, start, [token]);
       seq.accept(token, logits);
       return;

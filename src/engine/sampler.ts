@@ -112,10 +112,18 @@ export function drawAt(probs: Float64Array, uniform: number, mass = 1): number {
 let drawScratch = new Float64Array(0);
 
 export function sampleToken(logits: Vec | ArrayLike<number>, p: SamplingParams, rng: Rng): number {
+  return isGreedy(p) ? argmax(logits) : sampleTokenAt(logits, p, rng.next());
+}
+
+/**
+ * sampleToken's draw for uniform `u` (unused when greedy): pure, so the runner thread can
+ * choose a token exactly as the engine would have with the uniform the engine drew.
+ */
+export function sampleTokenAt(logits: Vec | ArrayLike<number>, p: SamplingParams, u: number): number {
   if (isGreedy(p)) return argmax(logits);
   if (drawScratch.length < logits.length) drawScratch = new Float64Array(logits.length);
   const k = weigh(logits, p, drawScratch);
-  return drawKept(k.w, k.V, k.threshold, k.atThreshold, k.lowest, rng.next() * k.mass);
+  return drawKept(k.w, k.V, k.threshold, k.atThreshold, k.lowest, u * k.mass);
 }
 
 export interface RawLogprob {

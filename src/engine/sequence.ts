@@ -13,7 +13,8 @@ import { EventQueue } from "./event-queue.js";
 import type { CacheAnchor } from "./prefix-cache.js";
 import type { ResolvedRequest } from "./request.js";
 import { Rng } from "./rng.js";
-import { sampleToken, tokenLogprobs, type RawLogprob } from "./sampler.js";
+import type { RowChoice } from "./runner/protocol.js";
+import { isGreedy, sampleToken, tokenLogprobs, type RawLogprob } from "./sampler.js";
 import type { EngineUsage, GenerationEvent, GenerationResult, GenerationStats, LogitsProcessor, TokenLogprob, TokenPhase } from "./types.js";
 
 export interface SequenceEnv {
@@ -216,8 +217,26 @@ export class Sequence {
    */
   processLogits(logits: Vec): void {
     this.env.logitsProcessor?.({ id: this.id, generated: this.generated, logits });
-    if (this.generated.length < this.req.minTokens) logits[this.env.eosId] = -Infinity;
-    if (this.generated.length < this.req.stopsAfter) for (const id of this.req.stopTokenIds) logits[id] = -Infinity;
+    for (const id of this.maskedIds()) logits[id] = -Infinity;
+  }
+
+  /** The ids processLogits masks at this position (after the hook). */
+  private maskedIds(): number[] {
+    const ids = this.generated.length < this.req.minTokens ? [this.env.eosId] : [];
+    if (this.generated.length < this.req.stopsAfter) ids.push(...this.req.stopTokenIds);
+    return ids;
+  }
+
+  /**
+   * The next token's choice as data for the runner (StepRequest.choose), when choose() would
+   * need nothing of the logits but a plain draw: no logits hook, constraint, logprobs or
+   * forced token. The uniform is drawn here, as choose() would have drawn it, and the token
+   * comes back with the step (StepOutput.token). Null: the step returns logits for choose().
+   */
+  runnerChoice(): RowChoice | null {
+    if (this.env.logitsProcessor || this.constraint || this.req.logprobs || this.forcedToken() !== undefined) return null;
+    const params = this.req.sampling;
+    return isGreedy(params) ? { params, masked: this.maskedIds() } : { params, uniform: this.rng.next(), masked: this.maskedIds() };
   }
 
   private view(): DecodeView {

@@ -9,8 +9,8 @@ import type { Vec } from "../../kernels/backend.js";
 import type { SequenceState, TailUndo } from "../../model/state.js";
 import { captureBlock, restoreBlocks, type StateBlock } from "../../model/state-blocks.js";
 import type { Dsv4Model, ForwardOutput, ForwardRequest } from "../../model/transformer.js";
-import { argmax, drawAt, samplingProbs, tokenLogprobs, type RawLogprob } from "../sampler.js";
-import type { DraftOutput, DraftRequest, DraftSampling, DsparkDraftRequest, MtpDraftRequest, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
+import { argmax, drawAt, samplingProbs, sampleTokenAt, tokenLogprobs, type RawLogprob } from "../sampler.js";
+import type { DraftOutput, DraftRequest, DraftSampling, DsparkDraftRequest, MtpDraftRequest, RowChoice, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
 
 /**
  * The token a draft position gets: argmax under greedy, else a draw from q_i with the engine's
@@ -33,6 +33,14 @@ function promptLogprobs(all: Vec[], r: StepRequest): { logits: Vec[]; logprobs: 
   const logprobs = all.map((row, i) => (next[i] === null || next[i] === undefined ? null : tokenLogprobs(row, next[i]!, top)));
   const logits = r.logits === "all" ? all : r.logits === "last" && all.length > 0 ? [all[all.length - 1]!.slice() as Vec] : [];
   return { logits, logprobs };
+}
+
+/** StepRequest.choose carried out on the last row of a step's logits. */
+function chooseToken(rows: Vec[], c: RowChoice): number {
+  const logits = rows[rows.length - 1];
+  if (!logits) throw new Error("runner: a step that chooses its token must return the last position's logits");
+  for (const id of c.masked) logits[id] = -Infinity;
+  return sampleTokenAt(logits, c.params, c.uniform ?? 0);
 }
 
 export class ModelHost {
@@ -120,8 +128,11 @@ export class ModelHost {
     return requests.map((r, i) => {
       const seq = forward[i]!.seq;
       const reduced = r.promptLogprobs ? promptLogprobs(out[i]!.logits, r) : null;
+      const rows = reduced ? reduced.logits : out[i]!.logits;
+      const chosen = r.choose ? chooseToken(rows, r.choose) : undefined;
       return {
-        logits: reduced ? reduced.logits : out[i]!.logits,
+        logits: chosen !== undefined ? [] : rows,
+        ...(chosen !== undefined ? { token: chosen } : {}),
         ...(reduced ? { promptLogprobs: reduced.logprobs } : {}),
         residual: out[i]!.residual,
         ...(r.mainXLast ? { mainX: out[i]!.mainX } : {}),

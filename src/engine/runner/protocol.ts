@@ -1,7 +1,8 @@
 /**
  * What the engine asks of the model runner and what comes back. The engine
  * (main thread) owns scheduling, sampling and the prefix cache; the runner owns
- * the model and every sequence's decoding state, addressed by a numeric id.
+ * the model and every sequence's decoding state, addressed by a numeric id. A
+ * plain draw the engine may hand over with its inputs (StepRequest.choose).
  * Everything here is plain data, so it crosses a worker boundary unchanged.
  */
 import type { Vec } from "../../kernels/backend.js";
@@ -34,10 +35,33 @@ export interface StepRequest {
    * these (StepOutput.promptLogprobs); `logits` still says which rows come back whole.
    */
   promptLogprobs?: { next: Array<number | null>; top: number };
+  /**
+   * Choose the next token here from the last position's logits (StepOutput.token), which
+   * then stay on the runner's side: `logits` must be "last". For a sequence that needs nothing
+   * of its logits but the choice (no logprobs, constraint or logits hook), this spares the
+   * main thread a vocabulary-sized array per row and step: received at 16 rows, those arrays
+   * kept its garbage collector busy while the step computed (see RowChoice).
+   */
+  choose?: RowChoice;
+}
+
+/**
+ * What the engine's choice of a token would do (Sequence.choose), as data: the masked ids'
+ * logits become -Infinity, then the token is sampleTokenAt's for the engine's params and the
+ * uniform it drew from the sequence's seeded rng (none when greedy), so the token is the one
+ * the engine would have chosen.
+ */
+export interface RowChoice {
+  params: SamplingParams;
+  uniform?: number;
+  masked: number[];
 }
 
 export interface StepOutput {
+  /** The rows StepRequest.logits asked for; none when the runner chose the token (`token`). */
   logits: Vec[];
+  /** The token chosen by StepRequest.choose. */
+  token?: number;
   residual: Vec[];
   /** DSpark main inputs ([dim] per position) for the last StepRequest.mainXLast positions. */
   mainX?: Vec[];
