@@ -779,6 +779,8 @@ export class Engine implements EngineApi {
         id: seq.state!.id, tokens: [seq.pending!, ...draft.tokens], logits: "all", saveTail: k,
         residualLast: this.drafter === "mtp" ? k + 1 : 0, ...dspark, ...(this.drafter === "dspark" ? { mainXLast: k + 1 } : {}),
       };
+      const masks = seq.verifyMasks(k);
+      if (masks) request.argmaxes = masks;
       return { seq, start, draft, request, insert: null };
     }
     const request: StepRequest = {
@@ -875,11 +877,13 @@ export class Engine implements EngineApi {
     const emitted: number[] = [];
     let next: number | null = null;
     let finished = false;
+    // Greedy with out.argmaxes: judgeDraft's greedy rule on the runner's masked argmaxes.
+    const argmaxes = out.argmaxes;
     while (emitted.length < k && !finished) {
       const i = emitted.length;
-      const row = out.logits[i]!;
-      seq.processLogits(row);
-      const j = judgeDraft(draft, i, row, seq.req.sampling, seq.rng);
+      const row = argmaxes ? null : out.logits[i]!;
+      if (row) seq.processLogits(row);
+      const j = row ? judgeDraft(draft, i, row, seq.req.sampling, seq.rng) : argmaxes![i] === draft.tokens[i] ? { accepted: true as const } : { accepted: false as const, token: argmaxes![i]! };
       if (!j.accepted) {
         next = j.token;
         break;
@@ -899,9 +903,9 @@ export class Engine implements EngineApi {
       seq.state!.length -= k - accepted;
     }
     // The correction after a rejection, or the bonus token after k kept drafts.
-    const token = next ?? seq.choose(out.logits[k]!);
+    const token = next ?? (argmaxes ? argmaxes[k]! : seq.choose(out.logits[k]!));
     emitted.push(token);
     this.keepDrafterInputs(seq, out, start, emitted);
-    seq.accept(token, out.logits[accepted]!);
+    seq.accept(token, argmaxes ? null : out.logits[accepted]!);
   }
 }

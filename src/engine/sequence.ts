@@ -220,11 +220,23 @@ export class Sequence {
     for (const id of this.maskedIds()) logits[id] = -Infinity;
   }
 
-  /** The ids processLogits masks at this position (after the hook). */
-  private maskedIds(): number[] {
-    const ids = this.generated.length < this.req.minTokens ? [this.env.eosId] : [];
-    if (this.generated.length < this.req.stopsAfter) ids.push(...this.req.stopTokenIds);
+  /** The ids processLogits masks at this position (after the hook), or `ahead` tokens later. */
+  private maskedIds(ahead = 0): number[] {
+    const n = this.generated.length + ahead;
+    const ids = n < this.req.minTokens ? [this.env.eosId] : [];
+    if (n < this.req.stopsAfter) ids.push(...this.req.stopTokenIds);
     return ids;
+  }
+
+  /**
+   * For a greedy verification of `k` drafts (StepRequest.argmaxes): each of the k + 1
+   * positions' masked ids, as processLogits would mask them with the drafts before it kept, when
+   * judging and choosing there need nothing but the argmax (greedy, no logits hook, constraint,
+   * logprobs or reasoning budget). Null: the step returns logits.
+   */
+  verifyMasks(k: number): number[][] | null {
+    if (!isGreedy(this.req.sampling) || this.env.logitsProcessor || this.constraint || this.req.logprobs || this.req.reasoningBudget !== null) return null;
+    return Array.from({ length: k + 1 }, (_, i) => this.maskedIds(i));
   }
 
   /**

@@ -9,7 +9,7 @@ import { Engine } from "../../src/engine/engine.js";
 import { ModelHost } from "../../src/engine/runner/model-host.js";
 import type { StepRequest } from "../../src/engine/runner/protocol.js";
 import { argmax, sampleTokenAt, type SamplingParams } from "../../src/engine/sampler.js";
-import type { EngineOptions, GenerateRequest } from "../../src/engine/types.js";
+import type { EngineOptions, GenerateRequest, SpeculativeOptions } from "../../src/engine/types.js";
 import { createBackend } from "../../src/kernels/index.js";
 import { Dsv4Model } from "../../src/model/transformer.js";
 import { checkpoint, promptIds } from "./helpers.js";
@@ -104,4 +104,65 @@ describe("the engine's tokens do not depend on where they are chosen", async () 
       await engine.dispose();
     }
   });
+});
+
+describe("greedy verification on the runner's side (StepRequest.argmaxes)", async () => {
+  const dir = await checkpoint("micro");
+  const host = new ModelHost(Dsv4Model.load(dir, { backend: createBackend("ref") }));
+  const ids = promptIds(9, 4);
+
+  test("each position's argmax after its own masks, and no logits travel back", () => {
+    host.create(1);
+    const [plain] = host.step([{ id: 1, tokens: ids, logits: "all", residualLast: 0 }]);
+    host.free(1);
+    host.create(2);
+    const best = plain!.logits.map((row) => argmax(row));
+    const masks = best.map((b, i) => (i % 2 === 0 ? [b] : []));
+    const [out] = host.step([{ id: 2, tokens: ids, logits: "all", residualLast: 0, argmaxes: masks }]);
+    host.free(2);
+    assert.equal(out!.logits.length, 0);
+    assert.deepEqual(
+      out!.argmaxes,
+      plain!.logits.map((row, i) => {
+        const r = row.slice();
+        for (const id of masks[i]!) r[id] = -Infinity;
+        return argmax(r);
+      }),
+    );
+    assert.notDeepEqual(out!.argmaxes, best, "the masks changed the even positions' choice");
+  });
+
+  /** The main model's greedy continuation, cut where `cut` says and wrong after: that many drafts are kept. */
+  const oracle = (truth: number[][], cut: (generated: number, k: number) => number): SpeculativeOptions["draftOverride"] => ({ generated, k }) => {
+    const t = truth.find((x) => generated.every((g, i) => x[i] === g)) ?? [];
+    const rest = t.slice(generated.length);
+    const a = Math.min(cut(generated.length, k), rest.length);
+    return [...rest.slice(0, a), ...Array.from({ length: k - a }, (_, i) => ((rest[a + i] ?? 7) + 1 + i) % 1024)];
+  };
+
+  for (const { preset, mode } of [{ preset: "micro", mode: "mtp" as const }, { preset: "micro-0731", mode: "dspark" as const }]) {
+    test(`${mode}: oracle drafts kept 0…k at a time give plain greedy tokens, judged on the runner's side`, async () => {
+      const d = await checkpoint(preset);
+      const prompts = [promptIds(30, 1), promptIds(7, 2), promptIds(3, 4)];
+      const run = async (speculative: EngineOptions["speculative"]) => {
+        const engine = await Engine.load(d, { prefixCache: { enabled: false }, speculative, runner: "inline" });
+        const runner = (engine as unknown as { runner: { step(r: StepRequest[]): Promise<unknown> } }).runner;
+        const step = runner.step.bind(runner);
+        let judged = 0;
+        runner.step = (r) => ((judged += r.filter((x) => x.argmaxes).length), step(r));
+        try {
+          const tokens = await Promise.all(prompts.map((p) => engine.generate({ prompt_tokens: p, max_tokens: 30, temperature: 0 }).result().then((g) => g.tokens)));
+          return { tokens, judged, perStep: engine.metrics().speculative_accepted_per_step };
+        } finally {
+          await engine.dispose();
+        }
+      };
+      const plain = await run("off");
+      const k = 3;
+      const spec = await run({ mode, drafts: k, maxMtpDrafts: 5, draftOverride: oracle(plain.tokens, (g, kk) => (g * 2654435761) % 7 % (kk + 1)) });
+      assert.deepEqual(spec.tokens, plain.tokens);
+      assert.ok(spec.judged > 0, "verify steps asked the runner for argmaxes");
+      for (let a = 0; a <= k; a++) assert.ok(spec.perStep[a]! > 0, `no step kept exactly ${a} drafts`);
+    });
+  }
 });

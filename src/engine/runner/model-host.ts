@@ -43,6 +43,15 @@ function chooseToken(rows: Vec[], c: RowChoice): number {
   return sampleTokenAt(logits, c.params, c.uniform ?? 0);
 }
 
+/** StepRequest.argmaxes carried out on every row of a step's logits. */
+function maskedArgmaxes(rows: Vec[], masks: number[][]): number[] {
+  if (rows.length !== masks.length) throw new Error(`runner: ${masks.length} argmax masks for a step of ${rows.length} logits rows`);
+  return rows.map((row, i) => {
+    for (const id of masks[i]!) row[id] = -Infinity;
+    return argmax(row);
+  });
+}
+
 export class ModelHost {
   private readonly states = new Map<number, SequenceState>();
   private readonly tails = new Map<number, TailUndo>();
@@ -130,9 +139,11 @@ export class ModelHost {
       const reduced = r.promptLogprobs ? promptLogprobs(out[i]!.logits, r) : null;
       const rows = reduced ? reduced.logits : out[i]!.logits;
       const chosen = r.choose ? chooseToken(rows, r.choose) : undefined;
+      const argmaxes = r.argmaxes ? maskedArgmaxes(rows, r.argmaxes) : undefined;
       return {
-        logits: chosen !== undefined ? [] : rows,
+        logits: chosen !== undefined || argmaxes ? [] : rows,
         ...(chosen !== undefined ? { token: chosen } : {}),
+        ...(argmaxes ? { argmaxes } : {}),
         ...(reduced ? { promptLogprobs: reduced.logprobs } : {}),
         residual: out[i]!.residual,
         ...(r.mainXLast ? { mainX: out[i]!.mainX } : {}),

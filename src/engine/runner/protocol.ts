@@ -43,6 +43,11 @@ export interface StepRequest {
    * kept its garbage collector busy while the step computed (see RowChoice).
    */
   choose?: RowChoice;
+  /**
+   * Greedy verification: per position of the step, the ids masked before its argmax
+   * (StepOutput.argmaxes); the logits then stay on the runner's side. `logits` must be "all".
+   */
+  argmaxes?: number[][];
 }
 
 /**
@@ -62,6 +67,8 @@ export interface StepOutput {
   logits: Vec[];
   /** The token chosen by StepRequest.choose. */
   token?: number;
+  /** Each position's argmax, StepRequest.argmaxes' masks applied. */
+  argmaxes?: number[];
   residual: Vec[];
   /** DSpark main inputs ([dim] per position) for the last StepRequest.mainXLast positions. */
   mainX?: Vec[];
