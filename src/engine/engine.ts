@@ -711,6 +711,8 @@ export class Engine implements EngineApi {
       }
       this.postprocess(planned[i]!, out[i]!);
     }
+    // Nothing keeps a step's logits past its postprocessing (a logits hook must copy what it keeps).
+    this.runner.recycle(out.flatMap((o) => o.logits));
 
     const now = performance.now();
     for (const seq of [...this.scheduler.running]) {

@@ -107,7 +107,9 @@ export interface SpeculativeOptions {
  * Test hook: sees (and may overwrite in place) the logits of every position a
  * sequence samples from, before constraints, sampling and logprobs read them.
  * Meant for deterministic tests with random-weight models (e.g. forcing a
- * token script); not part of the serving API.
+ * token script); not part of the serving API. The array is valid during the
+ * call only (its buffer goes back to the runner thread after the step): copy
+ * what you keep.
  */
 export type LogitsProcessor = (ctx: { id: string; generated: readonly number[]; logits: Float32Array | Float64Array }) => void;
 

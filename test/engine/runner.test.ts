@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
 import { startRunner, type Runner, type StepRequest } from "../../src/engine/runner/index.js";
+import { BufferPool } from "../../src/engine/runner/transfer.js";
 import { checkpoint, promptIds, tempDir } from "./helpers.js";
 import { writeTinyCheckpoint } from "../../src/tiny/tiny.js";
 import { requireNativeAddon } from "../../src/kernels/native/addon.js";
@@ -63,6 +64,43 @@ describe("model runner", async () => {
     const [worker, inline] = results;
     assert.equal(worker!.length, inline!.length);
     worker!.forEach((v, i) => assert.deepEqual(v, inline![i], `output ${i}`));
+  });
+
+  test("logits handed back (recycle) leave this thread, and the steps after them still give the inline runner's logits", async () => {
+    const [worker, inline] = [await startRunner(dir, { kind: "worker" }), await startRunner(dir, { kind: "inline" })];
+    try {
+      const steps: StepRequest[][] = [
+        [{ id: 1, tokens: promptIds(9, 1), logits: "all", residualLast: 0 }],
+        [{ id: 1, tokens: [5, 6], logits: "all", residualLast: 0 }],
+        [{ id: 1, tokens: [7], logits: "last", residualLast: 0 }, { id: 2, tokens: promptIds(4, 2), logits: "all", residualLast: 0 }],
+      ];
+      for (const r of [worker, inline]) {
+        r.create(1);
+        r.create(2);
+      }
+      for (const [i, requests] of steps.entries()) {
+        const [w, want] = [await worker.step(requests), await inline.step(requests)];
+        const got = w.flatMap((o) => o.logits);
+        assert.deepEqual(got.map((row) => row.slice()), want.flatMap((o) => o.logits), `step ${i}`);
+        worker.recycle(got);
+        assert.ok(got.every((row) => row.length === 0), "recycled rows were transferred back to the runner thread");
+      }
+    } finally {
+      await worker.close();
+      await inline.close();
+    }
+  });
+
+  test("a buffer pool hands a given buffer out again for a row of its size, with that row's values", () => {
+    const pool = new BufferPool();
+    const given = new ArrayBuffer(16);
+    pool.give([given, new ArrayBuffer(8)]);
+    const row = Float32Array.of(1, 2, 3, 4);
+    const copy = pool.copy(row);
+    assert.equal(copy.buffer, given);
+    assert.deepEqual(copy, row);
+    assert.notEqual(pool.copy(row).buffer, given, "a buffer is handed out once");
+    assert.ok(pool.copy(Float64Array.of(9)) instanceof Float64Array);
   });
 
   test("an error in a call without a reply fails the next step, and the runner goes on", async () => {

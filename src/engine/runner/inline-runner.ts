@@ -29,6 +29,9 @@ export class InlineRunner implements Runner {
   dropTail(id: number, count: number): void {
     this.host.dropTail(id, count);
   }
+  recycle(): void {
+    // The logits never left this thread: nothing to hand back.
+  }
   async step(requests: StepRequest[]): Promise<StepOutput[]> {
     return this.host.step(requests);
   }

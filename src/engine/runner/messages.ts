@@ -22,6 +22,7 @@ export interface WorkerConfig extends WorkerLoad {
 export type ToWorker =
   | { op: "create" | "free"; id: number }
   | { op: "dropTail"; id: number; count: number }
+  | { op: "recycle"; buffers: ArrayBuffer[] }
   | { op: "restore"; id: number; chain: StateBlock[] }
   | { op: "step"; call: number; requests: StepRequest[] }
   | { op: "draft"; call: number; requests: DraftRequest[] }

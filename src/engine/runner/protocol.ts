@@ -170,6 +170,11 @@ export interface Runner {
   /** Drops the last `count` tokens of the sequence's previous step, which must have saved at least that many. */
   dropTail(id: number, count: number): void;
   step(requests: StepRequest[]): Promise<StepOutput[]>;
+  /**
+   * Hands a step's logits rows back once nothing reads them any more (their buffers may be
+   * transferred away: the arrays then read as empty). A no-op where steps do not cross threads.
+   */
+  recycle(logits: readonly Vec[]): void;
   /** Drafts per request (all of one kind or mixed), batched across sequences. */
   draft(requests: DraftRequest[]): Promise<DraftOutput[]>;
   close(): Promise<void>;

@@ -8,12 +8,14 @@ import { createBackend } from "../../kernels/index.js";
 import { Dsv4Model } from "../../model/transformer.js";
 import type { FromWorker, ToWorker, WorkerConfig } from "./messages.js";
 import { ModelHost } from "./model-host.js";
-import { outputBuffers } from "./transfer.js";
+import type { StepOutput } from "./protocol.js";
+import { BufferPool, outputBuffers } from "./transfer.js";
 
 const port = parentPort!;
 const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
 let host: ModelHost;
+const logitsPool = new BufferPool();
 try {
   const cfg = workerData as WorkerConfig;
   const model = Dsv4Model.load(cfg.dir, {
@@ -29,7 +31,8 @@ try {
 
 port.on("message", (m: ToWorker) => {
   if (!("call" in m)) {
-    if (m.op === "restore") host.restore(m.id, m.chain);
+    if (m.op === "recycle") logitsPool.give(m.buffers);
+    else if (m.op === "restore") host.restore(m.id, m.chain);
     else if (m.op === "dropTail") host.dropTail(m.id, m.count);
     else host[m.op](m.id);
     return;
@@ -41,10 +44,16 @@ port.on("message", (m: ToWorker) => {
       port.close();
       return;
     }
-    const value = m.op === "step" ? host.step(m.requests) : host.draft(m.requests);
+    const value = m.op === "step" ? pooled(host.step(m.requests)) : host.draft(m.requests);
     post({ type: "result", call: m.call, value }, outputBuffers(value));
   } catch (err) {
     const e = err as Error;
     post({ type: "error", call: m.call, message: e.message, stack: e.stack });
   }
 });
+
+/** A step's logits rows in pooled buffers (the engine recycles them; BufferPool). */
+function pooled(outputs: StepOutput[]): StepOutput[] {
+  for (const o of outputs) o.logits = o.logits.map((row) => logitsPool.copy(row));
+  return outputs;
+}

@@ -5,6 +5,7 @@
  * (create, free, restore, dropTail) are in place before the next step.
  */
 import { Worker } from "node:worker_threads";
+import type { Vec } from "../../kernels/backend.js";
 import type { StateBlock } from "../../model/state-blocks.js";
 import type { LoadProgress } from "../../model/weights.js";
 import type { FromWorker, ToWorker, WorkerConfig, WorkerLoad } from "./messages.js";
@@ -103,6 +104,10 @@ export class WorkerRunner implements Runner {
   }
   dropTail(id: number, count: number): void {
     this.send({ op: "dropTail", id, count });
+  }
+  recycle(logits: readonly Vec[]): void {
+    const buffers = [...new Set(logits.flatMap((row) => (row.buffer instanceof ArrayBuffer && row.buffer.byteLength === row.byteLength ? [row.buffer] : [])))];
+    if (buffers.length > 0 && !this.failure) this.worker.postMessage({ op: "recycle", buffers } satisfies ToWorker, buffers);
   }
   step(requests: StepRequest[]): Promise<StepOutput[]> {
     return this.call((call) => ({ op: "step", call, requests }));
