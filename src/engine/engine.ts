@@ -753,6 +753,7 @@ export class Engine implements EngineApi {
     if (!(spec.overrideOnly && spec.draftOverride)) this.policy.recordDraft(dspark ? plans.length : plans.reduce((n, p) => n + p.k, 0), performance.now() - t0);
     // A DSpark draft writes whatever its sequence still owed before it reads the rings.
     if (dspark) for (const { seq } of plans) seq.state!.owed = 0;
+    const draftLogits = [...proposals.values()].flatMap((p) => p.logits ?? []);
     for (const { seq, k } of plans) {
       const p = proposals.get(seq)!;
       const keep = this.policy.trim(Math.min(k, p.tokens.length), decode.length, p.confidence);
@@ -762,6 +763,8 @@ export class Engine implements EngineApi {
       if (keep === 0) proposals.delete(seq);
       else draftDistributions(p, seq.req.sampling);
     }
+    // q holds what verification needs of them.
+    this.runner.recycle(draftLogits);
     return proposals;
   }
 

@@ -8,7 +8,7 @@ import { createBackend } from "../../kernels/index.js";
 import { Dsv4Model } from "../../model/transformer.js";
 import type { FromWorker, ToWorker, WorkerConfig } from "./messages.js";
 import { ModelHost } from "./model-host.js";
-import type { StepOutput } from "./protocol.js";
+import type { DraftOutput, StepOutput } from "./protocol.js";
 import { BufferPool, outputBuffers } from "./transfer.js";
 
 const port = parentPort!;
@@ -44,7 +44,7 @@ port.on("message", (m: ToWorker) => {
       port.close();
       return;
     }
-    const value = m.op === "step" ? pooled(host.step(m.requests)) : host.draft(m.requests);
+    const value = m.op === "step" ? pooled(host.step(m.requests)) : pooled(host.draft(m.requests));
     post({ type: "result", call: m.call, value }, outputBuffers(value));
   } catch (err) {
     const e = err as Error;
@@ -52,8 +52,8 @@ port.on("message", (m: ToWorker) => {
   }
 });
 
-/** A step's logits rows in pooled buffers (the engine recycles them; BufferPool). */
-function pooled(outputs: StepOutput[]): StepOutput[] {
+/** A step's or a draft's logits rows in pooled buffers (the engine recycles them; BufferPool). */
+function pooled<T extends StepOutput | DraftOutput>(outputs: T[]): T[] {
   for (const o of outputs) o.logits = o.logits.map((row) => logitsPool.copy(row));
   return outputs;
 }
