@@ -83,7 +83,7 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
   if (opts.baseline) addons.push({ name: "baseline", addon: createRequire(import.meta.url)(resolve(opts.baseline)) as NativeAddon });
   const variants = addons.map((a) => {
     const t = timedBackend(new NativeBackend(a.addon));
-    return { name: a.name, ...t, ...loadModelForBench(dir, { backend: t.backend, repack: opts.repack ?? true }) };
+    return { name: a.name, ...t, ...loadModelForBench(dir, { backend: t.backend, repack: opts.repack }) };
   });
   const V = variants[0]!.model.cfg.vocabSize;
   const rows: StepRow[] = [];

@@ -31,7 +31,7 @@ import { ChatSessionImpl } from "./session.js";
 import { draftDistributions, draftTokens, draftVocabRanges, resolveSpeculation, trimEntries, type DrafterKind, type Proposal, type Speculation } from "./drafter.js";
 import { SpecPolicy, type SpecPolicyState } from "./spec-policy.js";
 import { draftBytesRatio } from "../model/draft-cost.js";
-import { judgeDraft } from "./speculative.js";
+import { judgeDraft, judgeGreedy } from "./speculative.js";
 import { Histogram } from "./histogram.js";
 import { RequestMetrics } from "./request-metrics.js";
 import { stateBytes } from "../model/state-size.js";
@@ -882,13 +882,13 @@ export class Engine implements EngineApi {
     const emitted: number[] = [];
     let next: number | null = null;
     let finished = false;
-    // Greedy with out.argmaxes: judgeDraft's greedy rule on the runner's masked argmaxes.
+    // Greedy with out.argmaxes: the runner took each position's masked argmax.
     const argmaxes = out.argmaxes;
     while (emitted.length < k && !finished) {
       const i = emitted.length;
       const row = argmaxes ? null : out.logits[i]!;
       if (row) seq.processLogits(row);
-      const j = row ? judgeDraft(draft, i, row, seq.req.sampling, seq.rng) : argmaxes![i] === draft.tokens[i] ? { accepted: true as const } : { accepted: false as const, token: argmaxes![i]! };
+      const j = row ? judgeDraft(draft, i, row, seq.req.sampling, seq.rng) : judgeGreedy(draft, i, argmaxes![i]!);
       if (!j.accepted) {
         next = j.token;
         break;

@@ -220,6 +220,11 @@ export class Sequence {
     for (const id of this.maskedIds()) logits[id] = -Infinity;
   }
 
+  /** Whether choosing a token reads more of the logits than a draw: a logits hook, a constraint, logprobs. */
+  private get readsLogits(): boolean {
+    return this.env.logitsProcessor !== undefined || this.constraint !== null || this.req.logprobs;
+  }
+
   /** The ids processLogits masks at this position (after the hook), or `ahead` tokens later. */
   private maskedIds(ahead = 0): number[] {
     const n = this.generated.length + ahead;
@@ -235,7 +240,7 @@ export class Sequence {
    * logprobs or reasoning budget). Null: the step returns logits.
    */
   verifyMasks(k: number): number[][] | null {
-    if (!isGreedy(this.req.sampling) || this.env.logitsProcessor || this.constraint || this.req.logprobs || this.req.reasoningBudget !== null) return null;
+    if (!isGreedy(this.req.sampling) || this.readsLogits || this.req.reasoningBudget !== null) return null;
     return Array.from({ length: k + 1 }, (_, i) => this.maskedIds(i));
   }
 
@@ -246,7 +251,7 @@ export class Sequence {
    * comes back with the step (StepOutput.token). Null: the step returns logits for choose().
    */
   runnerChoice(): RowChoice | null {
-    if (this.env.logitsProcessor || this.constraint || this.req.logprobs || this.forcedToken() !== undefined) return null;
+    if (this.readsLogits || this.forcedToken() !== undefined) return null;
     const params = this.req.sampling;
     return isGreedy(params) ? { params, masked: this.maskedIds() } : { params, uniform: this.rng.next(), masked: this.maskedIds() };
   }

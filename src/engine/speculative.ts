@@ -16,13 +16,15 @@ import { argmax, drawFrom, isGreedy, samplingProbs, type SamplingParams } from "
 
 export type Judgement = { accepted: true } | { accepted: false; token: number };
 
+/** Greedy: draft `i` stays while it is the argmax (`best`) of the position before it. */
+export function judgeGreedy(proposal: Proposal, i: number, best: number): Judgement {
+  return best === proposal.tokens[i] ? { accepted: true } : { accepted: false, token: best };
+}
+
 /** Judges draft `i` of `proposal` against the main model's logits at the position before it. */
 export function judgeDraft(proposal: Proposal, i: number, row: Vec, sampling: SamplingParams, rng: Rng): Judgement {
   const d = proposal.tokens[i]!;
-  if (isGreedy(sampling) || !proposal.q) {
-    const t = argmax(row);
-    return t === d ? { accepted: true } : { accepted: false, token: t };
-  }
+  if (isGreedy(sampling) || !proposal.q) return judgeGreedy(proposal, i, argmax(row));
   const P = samplingProbs(row, sampling);
   const q = proposal.q[i]!;
   const ratio = q[d]! > 0 ? P[d]! / q[d]! : 0;

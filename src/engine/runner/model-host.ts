@@ -35,21 +35,23 @@ function promptLogprobs(all: Vec[], r: StepRequest): { logits: Vec[]; logprobs: 
   return { logits, logprobs };
 }
 
+/** `row` with the ids' logits at -Infinity (Sequence.processLogits' masks). */
+function masked(row: Vec, ids: readonly number[]): Vec {
+  for (const id of ids) row[id] = -Infinity;
+  return row;
+}
+
 /** StepRequest.choose carried out on the last row of a step's logits. */
 function chooseToken(rows: Vec[], c: RowChoice): number {
   const logits = rows[rows.length - 1];
   if (!logits) throw new Error("runner: a step that chooses its token must return the last position's logits");
-  for (const id of c.masked) logits[id] = -Infinity;
-  return sampleTokenAt(logits, c.params, c.uniform ?? 0);
+  return sampleTokenAt(masked(logits, c.masked), c.params, c.uniform ?? 0);
 }
 
 /** StepRequest.argmaxes carried out on every row of a step's logits. */
 function maskedArgmaxes(rows: Vec[], masks: number[][]): number[] {
   if (rows.length !== masks.length) throw new Error(`runner: ${masks.length} argmax masks for a step of ${rows.length} logits rows`);
-  return rows.map((row, i) => {
-    for (const id of masks[i]!) row[id] = -Infinity;
-    return argmax(row);
-  });
+  return rows.map((row, i) => argmax(masked(row, masks[i]!)));
 }
 
 export class ModelHost {
