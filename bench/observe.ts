@@ -1,8 +1,8 @@
 import type { Backend, ExpertPicks, MatrixHandle } from "../src/kernels/backend.js";
 
-/** The weight products an op performs, with their activation rows: a linear's one, routedExperts' three per expert. */
+/** The weight products an op performs, with their activation rows: a linear's (or greedyRows') one, routedExperts' three per expert. */
 export function productsOf(name: string, args: unknown[]): Array<{ w: MatrixHandle; rows: number }> {
-  if (name === "linear") return [{ w: args[2] as MatrixHandle, rows: args[1] as number }];
+  if (name === "linear" || name === "greedyRows") return [{ w: args[2] as MatrixHandle, rows: args[1] as number }];
   if (name === "routedExperts") return (args[2] as ExpertPicks[]).flatMap((e) => [e.w1, e.w3, e.w2].map((w) => ({ w, rows: e.rows.length })));
   return [];
 }

@@ -5,8 +5,12 @@
  * products, everything else). With `--baseline ADDON` a second build of the addon runs the
  * same steps alternately in the same process, so the two are compared under the same load.
  *
+ * With `--greedy` the first model's steps also run taking only each row's greedy token
+ * (ForwardRequest.greedy, what the engine asks for under greedy decoding), alternating with
+ * the steps that return logits.
+ *
  * Run: `node dist/bench/step.js [--preset flash-slice] [--rows 1,4,16,64] [--steps 4]
- * [--baseline PATH] [--no-repack] [--json]`; `--no-repack` reads the routed experts in place (Dsv4Model
+ * [--baseline PATH] [--greedy] [--no-repack] [--json]`; `--no-repack` reads the routed experts in place (Dsv4Model
  * LoadOptions.repack). MTP speculation plays no part: the model is called directly.
  */
 import { createRequire } from "node:module";
@@ -72,7 +76,7 @@ function timedBackend(inner: Backend): { backend: Backend; times: Map<string, nu
   return { backend, times, timing: (v) => (on = v) };
 }
 
-export async function runStepBench(opts: { preset?: string; rows?: number[]; steps?: number; baseline?: string; repack?: boolean } = {}): Promise<StepBenchResult> {
+export async function runStepBench(opts: { preset?: string; rows?: number[]; steps?: number; baseline?: string; repack?: boolean; greedy?: boolean } = {}): Promise<StepBenchResult> {
   const preset = opts.preset ?? "flash-slice";
   const rowCounts = opts.rows ?? [1, 4, 16, 64];
   const steps = opts.steps ?? 4;
@@ -81,10 +85,13 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
   const main = requireNativeAddon();
   const addons: Array<{ name: string; addon: NativeAddon }> = [{ name: "native", addon: main }];
   if (opts.baseline) addons.push({ name: "baseline", addon: createRequire(import.meta.url)(resolve(opts.baseline)) as NativeAddon });
-  const variants = addons.map((a) => {
+  const variants: Array<ReturnType<typeof timedBackend> & ReturnType<typeof loadModelForBench> & { name: string; greedy: boolean }> = addons.map((a) => {
     const t = timedBackend(new NativeBackend(a.addon));
-    return { name: a.name, ...t, ...loadModelForBench(dir, { backend: t.backend, repack: opts.repack }) };
+    return { name: a.name, greedy: false, ...t, ...loadModelForBench(dir, { backend: t.backend, repack: opts.repack }) };
   });
+  // The same model's steps taking only the greedy token (the engine's greedy decoding:
+  // ForwardRequest.greedy), alternating with the steps that return logits.
+  if (opts.greedy) variants.push({ ...variants[0]!, name: "greedy", greedy: true });
   const V = variants[0]!.model.cfg.vocabSize;
   const rows: StepRow[] = [];
   try {
@@ -92,8 +99,10 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
     // expert once, then one untimed step of the most rows per variant.
     const most = Math.max(...rowCounts);
     for (const v of variants) {
-      warmExperts(v.model);
-      const s = Array.from({ length: most }, (_, i) => ({ seq: v.model.newSequence(), tokens: [((i + 3) * 15485863 + 7) % V] }));
+      // (The greedy variant's model is the first one's, warmed already; its first greedy step
+      // finds the head's row norms.)
+      if (!v.greedy) warmExperts(v.model);
+      const s = Array.from({ length: most }, (_, i) => ({ seq: v.model.newSequence(), tokens: [((i + 3) * 15485863 + 7) % V], ...(v.greedy ? { greedy: [[]] } : {}) }));
       v.model.forward(s, { logits: "last" });
       v.model.forward(s.map((x, i) => ({ seq: x.seq, tokens: [(i * 7 + 1) % V] })), { logits: "last" });
     }
@@ -112,7 +121,7 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
       // the split shown is the best step's.
       const step = (i: number) => {
         const v = variants[i]!;
-        const reqs = seqs[i]!.map((s, j) => ({ seq: s.seq, tokens: [((j + 31 * pos) * 104729 + 5) % V] }));
+        const reqs = seqs[i]!.map((s, j) => ({ seq: s.seq, tokens: [((j + 31 * pos) * 104729 + 5) % V], ...(v.greedy ? { greedy: [[]] } : {}) }));
         v.times.clear();
         v.timing(true);
         const f0 = process.resourceUsage().minorPageFault;
@@ -137,7 +146,7 @@ export async function runStepBench(opts: { preset?: string; rows?: number[]; ste
       variants.forEach((v, i) => rows.push({ addon: v.name, rows: n, step_ms: best[i]!, tok_s: (1000 * n) / best[i]!, ops_ms: bestOps[i]!, faults_per_step: faults[i]! / steps }));
     }
   } finally {
-    for (const v of variants) v.model.close();
+    for (const model of new Set(variants.map((v) => v.model))) model.close();
   }
   const vs_1: Record<string, Record<string, number>> = {};
   for (const v of variants) {
@@ -167,7 +176,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   };
   const result = await runStepBench({
     preset: get("preset"), rows: get("rows")?.split(",").map(Number), steps: get("steps") ? Number(get("steps")) : undefined, baseline: get("baseline"),
-    repack: !args.includes("--no-repack"),
+    repack: !args.includes("--no-repack"), greedy: args.includes("--greedy"),
   });
   if (args.includes("--json")) console.log(JSON.stringify(result));
   else printStepTable(result);

@@ -16,6 +16,7 @@
       "sources": [
         "src/addon.cc",
         "src/dispatch.cc",
+        "src/greedy_head.cc",
         "src/heap_tuning.cc",
         "src/kernels_scalar.cc",
         "src/linear.cc",

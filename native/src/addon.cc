@@ -11,6 +11,7 @@
 
 #include "heap_tuning.h"
 #include "kernels.h"
+#include "greedy_head.h"
 #include "linear.h"
 #include "mapping.h"
 #include "prefetch.h"
@@ -163,6 +164,33 @@ Napi::Value Linear(const Napi::CallbackInfo& info) {
   if (rows == 0) return env.Undefined();
   described([&] { return std::string("linear (") + format_name(m.format) + " " + sizes({m.N, m.K}) + ", " + std::to_string(rows) + " rows)"; },
             [&] { linear(m, x.data, static_cast<int>(rows), act_quant, out.data); });
+  return env.Undefined();
+}
+
+// greedyRows(w, x, rows, masked, maskAt, out, exact|null): greedy_head.h's greedy_rows.
+Napi::Value GreedyRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Matrix& m = matrix_of(info[0]);
+  Span<float> x = f32(info[1], "x");
+  const int64_t rows = integer(info[2], "rows");
+  Span<int32_t> masked = i32(info[3], "masked ids");
+  Span<int32_t> mask_at = i32(info[4], "mask offsets");
+  Span<int32_t> out = i32(info[5], "out");
+  int32_t* exact = nullptr;
+  if (!info[6].IsNull() && !info[6].IsUndefined()) {
+    Span<int32_t> e = i32(info[6], "exact counts");
+    need(env, static_cast<size_t>(rows) <= e.length, "exact counts shorter than rows");
+    exact = e.data;
+  }
+  need(env, rows < (1LL << 24), "too many rows");
+  need(env, static_cast<size_t>(rows) * m.K <= x.length, "input shorter than rows x inFeatures");
+  need(env, static_cast<size_t>(rows) <= out.length, "out shorter than rows");
+  need(env, static_cast<size_t>(rows) + 1 <= mask_at.length, "mask offsets need rows + 1 entries");
+  for (int64_t r = 0; r < rows; r++)
+    need(env, mask_at.data[r] >= 0 && mask_at.data[r] <= mask_at.data[r + 1] && static_cast<size_t>(mask_at.data[r + 1]) <= masked.length, "mask offsets out of order or past the masked ids");
+  if (rows == 0) return env.Undefined();
+  described([&] { return std::string("greedyRows (") + format_name(m.format) + " " + sizes({m.N, m.K}) + ", " + std::to_string(rows) + " rows)"; },
+            [&] { greedy_rows(m, x.data, static_cast<int>(rows), masked.data, mask_at.data, out.data, exact); });
   return env.Undefined();
 }
 
@@ -567,6 +595,7 @@ struct Entry {
 const Entry kEntries[] = {
     {"createMatrix", CreateMatrix},   {"matrixRow", MatrixRow},
     {"linear", Linear},               {"hcCollapse", HcCollapse},
+    {"greedyRows", GreedyRows},
     {"hcExpand", HcExpand},           {"swiglu", Swiglu},
     {"addRows", AddRows},             {"rmsNorm", RmsNorm},
     {"routedExperts", RoutedExperts},

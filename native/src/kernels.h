@@ -42,6 +42,10 @@ struct KernelTable {
   // Whether this table's FP4 kernels read repacked matrices (Matrix::fp4_packed). Matrices
   // are repacked only when the table in use at their creation does; the others refuse them.
   bool packs_fp4;
+  // Whether products of the BF16 matrix w with activation rows of bf16 values run on bf16 dot
+  // products (twice the multiply-adds per instruction of the float path): the avx512bf16 table,
+  // K a multiple of 32 and every weight in that path's range.
+  bool (*bf16_dot_ready)(const Matrix& w);
 };
 
 const KernelTable* kernels_scalar();

@@ -289,6 +289,17 @@ void fp4_simulate_impl(float* x, int n, int block) {
   for (int i = 0; i < n; i += block) qdq_e2m1(x + i, x + i, imin(block, n - i));
 }
 
+// Whether products of the BF16 matrix w with rows of bf16 values take the dot-product path
+// (greedy_head.cc's first pass pays only then).
+bool bf16_dot_ready_impl(const Matrix& w) {
+#ifdef DSV4_AVX512_BF16
+  return w.format == Format::BF16 && w.K % 32 == 0 && bf16_weights_in_dot_range(w);
+#else
+  (void)w;
+  return false;
+#endif
+}
+
 // ---------------------------------------------------------------------------------------
 // Activation preparation.
 

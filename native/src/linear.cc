@@ -57,12 +57,15 @@ void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* ou
   } else {
     k.prepare(w, x, rows, act_quant, prepared);
   }
-  const float* xp = prepared;
+  linear_pooled(w, prepared, rows, out);
+}
 
-  const size_t row_bytes = w.row_bytes();
-  const size_t work = row_bytes * static_cast<size_t>(w.N) * static_cast<size_t>(rows);
+void linear_pooled(const Matrix& w, const float* prepared, int rows, float* out) {
+  const KernelTable& k = kernels();
+  ThreadPool& p = pool();
+  const size_t work = w.row_bytes() * static_cast<size_t>(w.N) * static_cast<size_t>(rows);
   if (p.threads() == 1 || work < kParallelWork) {
-    k.linear(w, xp, rows, out, w.N, 0, w.N);
+    k.linear(w, prepared, rows, out, w.N, 0, w.N);
     return;
   }
   const int tile = tile_rows(w, p.threads());
@@ -70,7 +73,7 @@ void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* ou
   p.run(tasks, [&](int t, int) {
     const int n0 = t * tile;
     const int n1 = std::min(w.N, n0 + tile);
-    k.linear(w, xp, rows, out, w.N, n0, n1);
+    k.linear(w, prepared, rows, out, w.N, n0, n1);
   });
 }
 

@@ -7,6 +7,9 @@ namespace dsv4 {
 // quantisation when act_quant; split over the thread pool in tiles of output rows.
 void linear(const Matrix& w, const float* x, int rows, bool act_quant, float* out);
 
+// linear() for rows already prepared (KernelTable::prepare), split over the pool as linear() does.
+void linear_pooled(const Matrix& w, const float* prepared, int rows, float* out);
+
 // out = w(x) for rows the table's prepare() has laid out (prepared_width apart), on the calling
 // thread: for products inside a pool task (routed_experts).
 void linear_prepared(const Matrix& w, const float* prepared, int rows, float* out);

@@ -17,6 +17,14 @@ struct Bf16RangeScan {
   bool in_dot_range = false;
 };
 
+// BF16: each row's Euclidean norm rounded up to a float (+infinity where not finite) and the
+// largest, computed on the first use by greedy_head.cc.
+struct RowNorms {
+  std::once_flag once;
+  std::vector<float> norms;
+  float largest = 0;
+};
+
 enum class Format : int { FP8 = 0, FP4 = 1, BF16 = 2, F32 = 3 };
 
 inline const char* format_name(Format f) {
@@ -70,6 +78,7 @@ struct Matrix {
   std::shared_ptr<uint8_t> packed;
   size_t packed_bytes = 0;
   std::shared_ptr<Bf16RangeScan> bf16_range = std::make_shared<Bf16RangeScan>();
+  std::shared_ptr<RowNorms> row_norms = std::make_shared<RowNorms>();
 
   size_t row_bytes() const {
     switch (format) {

@@ -143,6 +143,14 @@ export interface Backend {
    * has it when running the experts as one operation saves the per-product hand-offs.
    */
   routedExperts?(x: Vec, dim: number, experts: readonly ExpertPicks[], inter: number, limit: number, y: Vec): void;
+  /**
+   * The greedy token of each of `rows` rows of x·wᵀ for a BF16 w (the head): the first index
+   * of the largest output among those not in `masked[r]`, exactly what argmax over `linear`'s
+   * outputs gives with the masked ones at -Infinity, found without computing every output
+   * exactly. -1 where the backend does not decide a row (the caller then takes its exact
+   * outputs). `exact`, when given, gets how many outputs of each row were computed exactly.
+   */
+  greedyRows?(x: Vec, rows: number, w: MatrixHandle, masked: ReadonlyArray<readonly number[]>, exact?: Int32Array): Int32Array;
 }
 
 /** A routed expert's matrices and the batch rows (with their routing weights) that picked it. */

@@ -34,6 +34,14 @@ export interface ForwardRequest {
   mainXLast?: number;
   /** Return the taps [targets·dim] for the last this-many positions (goldens, tests). */
   tapsLast?: number;
+  /**
+   * Greedy positions: one list of masked ids for each position this request gets logits for
+   * (`logits`), in order. Those positions return their greedy token (ForwardOutput.greedy: the
+   * first index of the largest logit outside the masked ids, what argmax over the logits
+   * gives) instead of their logits, which a backend with greedyRows finds without computing
+   * every logit exactly.
+   */
+  greedy?: ReadonlyArray<readonly number[]>;
 }
 
 export interface ForwardOptions {
@@ -53,6 +61,8 @@ export interface ForwardOutput {
   mainX: Vec[];
   /** DSpark taps [targets·dim] of the last `tapsLast` positions, in position order. */
   taps: Vec[];
+  /** The greedy token of each logits position when the request asked for `greedy` (its logits are then not returned). */
+  greedy: number[];
 }
 
 /** One sequence to draft for: the main model has committed position t = seq.length − 1. */
@@ -209,6 +219,8 @@ export class Dsv4Model {
     const want = (mode: ForwardOptions["logits"] | number, i: number, n: number) =>
       mode === "all" || (mode === "last" && i === n - 1) || (typeof mode === "number" && i >= n - mode);
     const logitRows: number[] = [];
+    // Per logits row: the masked ids of a greedy position, else undefined.
+    const greedyMasks: Array<readonly number[] | undefined> = [];
     const residualRows: number[] = [];
     // DSpark: rows whose taps are needed (ring writes, main_x or taps out), ascending.
     const tapRows: number[] = [];
@@ -224,13 +236,21 @@ export class Dsv4Model {
       if (owe > 0 && r.seq.inTail) throw new Error('dspark "defer" on a step whose tail may be dropped: owed rows would outlive dropped positions; write the rings (dspark: true) on verify steps');
       const taps = Math.max(ring, owe, r.mainXLast ?? 0, r.tapsLast ?? 0);
       if (taps > 0 && !this.weights.dspark) throw new Error(`this checkpoint has no DSpark drafter (drafter: ${drafterLayout(cfg)}); dspark, mainXLast and tapsLast need a 0731 checkpoint`);
+      const firstLogit = logitRows.length;
       for (let i = 0; i < n; i++) {
-        if (want(r.logits ?? opts.logits ?? "last", i, n)) logitRows.push(at + i);
+        if (want(r.logits ?? opts.logits ?? "last", i, n)) {
+          if (r.greedy) greedyMasks.push(r.greedy[logitRows.length - firstLogit]);
+          else greedyMasks.push(undefined);
+          logitRows.push(at + i);
+        }
         if (want(r.residual ?? opts.residual ?? "none", i, n)) residualRows.push(at + i);
         if (i >= n - taps) tapRows.push(at + i);
         if (i >= n - ring) ringRows.push(at + i);
         if (i >= n - owe) owedRows.push(at + i);
         if (i >= n - Math.max(ring, r.mainXLast ?? 0)) mxRows.push(at + i);
+      }
+      if (r.greedy && r.greedy.length !== logitRows.length - firstLogit) {
+        throw new Error(`forward: ${r.greedy.length} greedy masks for a request with ${logitRows.length - firstLogit} logits positions`);
       }
       at += n;
     }
@@ -272,7 +292,7 @@ export class Dsv4Model {
       });
     }
 
-    const logits = this.head(X, logitRows.map((row) => slot.get(row)!), this.weights.hcHead, this.weights.norm);
+    const heads = this.mainHead(X, logitRows.map((row) => slot.get(row)!), greedyMasks);
     const outputs: ForwardOutput[] = [];
     at = 0;
     for (const r of requests) {
@@ -281,8 +301,10 @@ export class Dsv4Model {
         const from = at + n - Math.min(count ?? 0, n);
         return srcRows.flatMap((row, k) => (row >= from && row < at + n ? [src.slice(k * width, (k + 1) * width) as Vec] : []));
       };
+      const mine = (row: number) => row >= at && row < at + n;
       outputs.push({
-        logits: logitRows.flatMap((row, k) => (row >= at && row < at + n ? [logits[k]!] : [])),
+        logits: logitRows.flatMap((row, k) => (mine(row) && heads.logits[k] ? [heads.logits[k]!] : [])),
+        greedy: logitRows.flatMap((row, k) => (mine(row) && heads.tokens[k] !== null ? [heads.tokens[k]!] : [])),
         residual: residualRows
           .filter((row) => row >= at && row < at + n)
           .map((row) => X.slice(slot.get(row)! * hc * D, (slot.get(row)! + 1) * hc * D) as Vec),
@@ -509,10 +531,53 @@ export class Dsv4Model {
    */
   private head(X: Vec, rowIndices: number[], hc: HcWeights, norm: Vec, vocab: DraftVocabPart[] | null = null): Vec[] {
     if (rowIndices.length === 0) return [];
+    return this.project(this.headInput(X, rowIndices, hc, norm), rowIndices.length, vocab);
+  }
+
+  /**
+   * The main head for a forward's logits rows: logits where `masks[i]` is undefined, else the
+   * greedy token with those ids masked (through the backend's greedyRows where it has it; the
+   * rows it leaves undecided, and every row without it, from their exact logits).
+   */
+  private mainHead(X: Vec, rowIndices: number[], masks: ReadonlyArray<readonly number[] | undefined>): { logits: Array<Vec | null>; tokens: Array<number | null> } {
+    const n = rowIndices.length;
+    const logits: Array<Vec | null> = new Array(n).fill(null);
+    const tokens: Array<number | null> = new Array(n).fill(null);
+    if (n === 0) return { logits, tokens };
+    const D = this.cfg.dim;
+    const y = this.headInput(X, rowIndices, this.weights.hcHead, this.weights.norm);
+    const subset = (idx: number[]) => (idx.length === n ? y : selectRows(this.backend, y, idx, D));
+    const greedyIdx = masks.flatMap((m, i) => (m ? [i] : []));
+    const exactIdx = masks.flatMap((m, i) => (m ? [] : [i]));
+    if (greedyIdx.length > 0 && this.backend.greedyRows) {
+      const found = this.backend.greedyRows(subset(greedyIdx), greedyIdx.length, this.weights.head, greedyIdx.map((i) => masks[i]!));
+      greedyIdx.forEach((i, k) => (found[k]! >= 0 ? (tokens[i] = found[k]!) : exactIdx.push(i)));
+    } else {
+      exactIdx.push(...greedyIdx);
+    }
+    exactIdx.sort((a, b) => a - b);
+    if (exactIdx.length > 0) {
+      const rows = this.project(subset(exactIdx), exactIdx.length, null);
+      exactIdx.forEach((i, k) => {
+        const m = masks[i];
+        if (m) tokens[i] = greedyToken(rows[k]!, m);
+        else logits[i] = rows[k]!;
+      });
+    }
+    return { logits, tokens };
+  }
+
+  /** The head's input for the given rows of X: the streams collapsed (HCHead) and normalised. */
+  private headInput(X: Vec, rowIndices: number[], hc: HcWeights, norm: Vec): Vec {
     const cfg = this.cfg;
     const rows = rowIndices.length;
     const sel = selectRows(this.backend, X, rowIndices, cfg.hcMult * cfg.dim);
-    const y = this.backend.rmsNorm(hcHead(this.backend, cfg, sel, rows, hc), rows, cfg.dim, norm, cfg.normEps);
+    return this.backend.rmsNorm(hcHead(this.backend, cfg, sel, rows, hc), rows, cfg.dim, norm, cfg.normEps);
+  }
+
+  /** Logits rows of the head's input y (with `vocab`, only onto its ids: -Infinity elsewhere). */
+  private project(y: Vec, rows: number, vocab: DraftVocabPart[] | null): Vec[] {
+    const cfg = this.cfg;
     const V = cfg.vocabSize;
     let logits: Vec;
     if (vocab) {
@@ -522,7 +587,7 @@ export class Dsv4Model {
     } else {
       logits = this.backend.linear(y, rows, this.weights.head, false);
     }
-    return rowIndices.map((_, i) => logits.subarray(i * V, (i + 1) * V) as Vec);
+    return Array.from({ length: rows }, (_, i) => logits.subarray(i * V, (i + 1) * V) as Vec);
   }
 
   /** Row `row` of each draft vocabulary part's logits into its ids' places in row `row` of `out` (full-vocabulary rows). */
@@ -537,6 +602,24 @@ export class Dsv4Model {
   close(): void {
     this.ckpt?.close();
   }
+}
+
+/**
+ * The first index of the largest logit outside `masked` (0 when none is above -Infinity): the
+ * engine's argmax (softmax.ts) over the row with the masked ids at -Infinity.
+ */
+function greedyToken(row: ArrayLike<number>, masked: readonly number[]): number {
+  const skip = new Set(masked);
+  let best = 0;
+  let bestV = -Infinity;
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i]!;
+    if (v > bestV && !skip.has(i)) {
+      bestV = v;
+      best = i;
+    }
+  }
+  return best;
 }
 
 function argmax(row: ArrayLike<number>): number {

@@ -9,7 +9,7 @@ import type { Vec } from "../../kernels/backend.js";
 import type { SequenceState, TailUndo } from "../../model/state.js";
 import { captureBlock, restoreBlocks, type StateBlock } from "../../model/state-blocks.js";
 import type { Dsv4Model, ForwardOutput, ForwardRequest } from "../../model/transformer.js";
-import { argmax, drawAt, samplingProbs, sampleTokenAt, tokenLogprobs, type RawLogprob } from "../sampler.js";
+import { argmax, drawAt, isGreedy, samplingProbs, sampleTokenAt, tokenLogprobs, type RawLogprob } from "../sampler.js";
 import type { DraftOutput, DraftRequest, DraftSampling, DsparkDraftRequest, MtpDraftRequest, RowChoice, RunnerInfo, StepOutput, StepRequest } from "./protocol.js";
 
 /**
@@ -46,6 +46,18 @@ function chooseToken(rows: Vec[], c: RowChoice): number {
   const logits = rows[rows.length - 1];
   if (!logits) throw new Error("runner: a step that chooses its token must return the last position's logits");
   return sampleTokenAt(masked(logits, c.masked), c.params, c.uniform ?? 0);
+}
+
+/**
+ * The masks of a step's positions that need only their greedy token (ForwardRequest.greedy):
+ * a greedy choice on the last position, or greedy verification's argmaxes, when nothing else
+ * reads the logits. Undefined otherwise.
+ */
+function greedyPositions(r: StepRequest): number[][] | undefined {
+  if (r.promptLogprobs) return undefined;
+  if (r.argmaxes && !r.choose) return r.argmaxes;
+  if (r.choose && !r.argmaxes && r.logits === "last" && isGreedy(r.choose.params)) return [r.choose.masked];
+  return undefined;
 }
 
 /** StepRequest.argmaxes carried out on every row of a step's logits. */
@@ -117,6 +129,8 @@ export class ModelHost {
       const seq = this.state(r.id);
       this.tails.delete(r.id);
       const f: ForwardRequest = { seq, tokens: r.tokens, logits: r.promptLogprobs ? "all" : r.logits, residual: r.residualLast };
+      const greedy = greedyPositions(r);
+      if (greedy) f.greedy = greedy;
       if (r.dspark) f.dspark = r.dspark;
       if (r.mainXLast) f.mainXLast = r.mainXLast;
       return f;
@@ -140,8 +154,9 @@ export class ModelHost {
       const seq = forward[i]!.seq;
       const reduced = r.promptLogprobs ? promptLogprobs(out[i]!.logits, r) : null;
       const rows = reduced ? reduced.logits : out[i]!.logits;
-      const chosen = r.choose ? chooseToken(rows, r.choose) : undefined;
-      const argmaxes = r.argmaxes ? maskedArgmaxes(rows, r.argmaxes) : undefined;
+      const greedy = forward[i]!.greedy ? out[i]!.greedy : null;
+      const chosen = r.choose ? (greedy ? greedy[greedy.length - 1]! : chooseToken(rows, r.choose)) : undefined;
+      const argmaxes = r.argmaxes ? (greedy ?? maskedArgmaxes(rows, r.argmaxes)) : undefined;
       return {
         logits: chosen !== undefined || argmaxes ? [] : rows,
         ...(chosen !== undefined ? { token: chosen } : {}),

@@ -13,6 +13,8 @@ export interface NativeAddon {
     fp4Repack?: boolean): NativeMatrixPtr;
   matrixRow(m: NativeMatrixPtr, row: number, out: Float32Array, outOffset: number): void;
   linear(x: Float32Array, rows: number, m: NativeMatrixPtr, actQuant: boolean, out: Float32Array): void;
+  /** greedy_head.h: each row's greedy token into out (-1: undecided); masked ids of row r at [maskAt[r], maskAt[r + 1]). */
+  greedyRows?(m: NativeMatrixPtr, x: Float32Array, rows: number, masked: Int32Array, maskAt: Int32Array, out: Int32Array, exact: Int32Array | null): void;
   rmsNorm(x: Float32Array, rows: number, dim: number, weight: Float32Array | null, eps: number, out: Float32Array): void;
   rope(x: Float32Array, start: number, segments: number, stride: number, cos: Float64Array, sin: Float64Array, inverse: boolean): void;
   fp8Simulate(x: Float32Array, start: number, length: number, block: number): void;

@@ -56,6 +56,7 @@ export class NativeBackend implements Backend {
     // An addon built from an older checkout has no routedExperts: the model then runs the
     // experts one product at a time, as before.
     if (typeof addon.routedExperts !== "function") (this as { routedExperts?: unknown }).routedExperts = undefined;
+    if (typeof addon.greedyRows !== "function") (this as { greedyRows?: unknown }).greedyRows = undefined;
     keepFreedMemory(addon);
   }
 
@@ -131,6 +132,20 @@ export class NativeBackend implements Backend {
     }
     if (out && out !== y) out.set(y);
     return out ?? y;
+  }
+
+  greedyRows(x: Vec, rows: number, w: MatrixHandle, masked: ReadonlyArray<readonly number[]>, exact?: Int32Array): Int32Array {
+    const maskAt = new Int32Array(rows + 1);
+    for (let r = 0; r < rows; r++) maskAt[r + 1] = maskAt[r]! + (masked[r]?.length ?? 0);
+    const ids = new Int32Array(maskAt[rows]!);
+    for (let r = 0; r < rows; r++) ids.set(masked[r] ?? [], maskAt[r]!);
+    const out = new Int32Array(rows);
+    try {
+      this.addon.greedyRows!((w as NativeMatrix).ptr, asF32(x), rows, ids, maskAt, out, exact ?? null);
+    } catch (err) {
+      throw withMatrixName(err, w.name);
+    }
+    return out;
   }
 
   rmsNorm(x: Vec, rows: number, dim: number, weight: Vec | null, eps: number, out?: Vec): Vec {
