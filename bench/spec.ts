@@ -3,7 +3,8 @@
  * 2 main layers + 3 DSpark stages, block 5, Markov rank 256), on the model directly:
  * one plain decode step, one DSpark block draft, verification of k+1 tokens against the
  * plain step, measured speed-ups with the oracle drafter forcing j accepted drafts per step,
- * the per-op split of each, and a projection to the 43-layer model.
+ * the per-op split of each, and a projection to the 43-layer model. The main model's steps
+ * (plain and verification) take only their greedy tokens, as the engine's greedy decoding does.
  * With a draft vocabulary (`--draft-vocab N`, default 32768; 0: none) the draft and the forced
  * speed-ups are measured again with drafts restricted to the N lowest ids and the added tokens.
  * Run: `dsv4 bench spec [--preset flash-slice-0731] [--prompt N] [--tokens N] [--draft-vocab N] [--json]`.
@@ -23,6 +24,13 @@ import { loadModelForBench } from "./locked-load.js";
 import { cachedPreset } from "./checkpoints.js";
 import { benchPrompts, engineRun, type EngineRun } from "./engine-runs.js";
 import { observeBackend, productsOf } from "./observe.js";
+
+/**
+ * The main model's steps take only their greedy tokens (ForwardRequest.greedy, nothing masked),
+ * as the engine's greedy decoding and greedy verification ask for them.
+ */
+const NONE_MASKED: ReadonlyArray<readonly number[]> = [[]];
+const unmasked = (positions: number): number[][] => Array.from({ length: positions }, () => []);
 
 export interface SpecBenchOptions {
   preset?: string;
@@ -214,8 +222,8 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   // The oracle: the main model's own greedy continuation, one token per step.
   const greedy: number[] = [first];
   for (let i = 0; greedy.length < N + 1; i++) {
-    const out = model.forward([{ seq, tokens: [greedy[i]!], logits: "last" }])[0]!;
-    greedy.push(argmax(out.logits[0]!));
+    const out = model.forward([{ seq, tokens: [greedy[i]!], logits: "last", greedy: NONE_MASKED }])[0]!;
+    greedy.push(out.greedy[0]!);
   }
   // The plain run over the same tokens, in ms per token. Its first pass (the greedy one
   // above) also paid for creating the experts each token routed to; the forced runs below
@@ -223,7 +231,7 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
   const plainMsPerToken = (): number => {
     reset(seq);
     const t0 = performance.now();
-    for (let i = 0; i < N; i++) model.forward([{ seq, tokens: [greedy[i]!], logits: "last" }]);
+    for (let i = 0; i < N; i++) model.forward([{ seq, tokens: [greedy[i]!], logits: "last", greedy: NONE_MASKED }]);
     return (performance.now() - t0) / N;
   };
 
@@ -232,16 +240,16 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
     f();
   };
   // Each ratio below comes from its two sides timed alternately (bestAlternating).
-  const decodeStep = once(() => model.forward([{ seq, tokens: [first], logits: "last" }]));
+  const decodeStep = once(() => model.forward([{ seq, tokens: [first], logits: "last", greedy: NONE_MASKED }]));
   let decodeMs = Infinity;
-  const decodeRingsMs = best(repeats, once(() => model.forward([{ seq, tokens: [first], logits: "last", dspark: true, mainXLast: 1 }])));
+  const decodeRingsMs = best(repeats, once(() => model.forward([{ seq, tokens: [first], logits: "last", greedy: NONE_MASKED, dspark: true, mainXLast: 1 }])));
   reset(seq);
   const draftMs = best(repeats, () => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }]));
   const verifyMs: Record<string, number> = {};
   const ratio: Record<string, number> = {};
   for (let k = 1; k <= B; k++) {
     const toks = greedy.slice(0, k + 1);
-    const verify = once(() => model.forward([{ seq, tokens: toks, logits: "all", dspark: true, mainXLast: k + 1 }]));
+    const verify = once(() => model.forward([{ seq, tokens: toks, logits: "all", greedy: unmasked(k + 1), dspark: true, mainXLast: k + 1 }]));
     const [plain, verified] = bestAlternating(repeats, () => best(1, decodeStep), () => best(1, verify));
     verifyMs[k] = verified;
     decodeMs = Math.min(decodeMs, plain);
@@ -279,12 +287,12 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
     f();
     return timed.bytes() - b0;
   };
-  const decodeBytes = byteCount(once(() => model.forward([{ seq, tokens: [first], logits: "last" }])));
+  const decodeBytes = byteCount(once(() => model.forward([{ seq, tokens: [first], logits: "last", greedy: NONE_MASKED }])));
   const draftBytes = byteCount(once(() => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }])));
   const perOp = {
-    decode: split(once(() => model.forward([{ seq, tokens: [first], logits: "last" }]))),
+    decode: split(once(() => model.forward([{ seq, tokens: [first], logits: "last", greedy: NONE_MASKED }]))),
     draft: split(once(() => model.dsparkDraft([{ seq, mainX: mainX0, anchor: first }]))),
-    verify: split(once(() => model.forward([{ seq, tokens: greedy.slice(0, B + 1), logits: "all", dspark: true, mainXLast: B + 1 }]))),
+    verify: split(once(() => model.forward([{ seq, tokens: greedy.slice(0, B + 1), logits: "all", greedy: unmasked(B + 1), dspark: true, mainXLast: B + 1 }]))),
   };
 
   // Forced acceptance: the oracle proposes the greedy continuation, so j drafts are accepted
@@ -300,8 +308,8 @@ export async function runSpecBench(opts: SpecBenchOptions = {}): Promise<SpecBen
       const at = i;
       const drafted = model.dsparkDraft([{ seq, mainX, anchor: greedy[at]!, choose: (q, row) => greedy[at + 1 + q] ?? argmax(row) }])[0]!;
       const toks = [greedy[at]!, ...drafted.tokens.slice(0, j)];
-      const out = model.forward([{ seq, tokens: toks, logits: "all", dspark: true, mainXLast: 1 }])[0]!;
-      for (let m = 0; m <= j; m++) if (argmax(out.logits[m]!) !== greedy[at + 1 + m]) mismatches++;
+      const out = model.forward([{ seq, tokens: toks, logits: "all", greedy: unmasked(j + 1), dspark: true, mainXLast: 1 }])[0]!;
+      for (let m = 0; m <= j; m++) if (out.greedy[m] !== greedy[at + 1 + m]) mismatches++;
       mainX = out.mainX[0]!;
       i += j + 1;
     }
