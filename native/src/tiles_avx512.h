@@ -34,6 +34,8 @@ constexpr size_t kBf16BlockBytes = 256 * 1024;  // their activations, to stay in
 constexpr int kBf16ChunkK = 1024;
 constexpr int kBf16ChunkTiles = 16;
 constexpr int kBf16ChunkRows = 12;
+// With bf16 dot products (pairs: half the bytes per input) up to this many rows.
+constexpr int kBf16DotChunkRows = 16;
 
 // Sixteen BF16 weights (32 bytes) as [even inputs | odd inputs] floats. (The zero-masked
 // intrinsics: GCC 12 warns about the plain ones' undefined pass-through source.)
@@ -148,17 +150,21 @@ inline __m512bh as_bf16x32(__m512i v) { return (__m512bh)v; }
 // permute put G0's and G1's weight of each lane into its high and low halves, as the pairs
 // hold the activations. Twice the products per instruction, a third of the instructions per
 // weight byte.
+// Word 2L (low half of lane L) <- G1's input of lane L, word 2L + 1 <- G0's; lanes 0-7 the
+// even inputs of each 16, 8-15 the odd ones.
+inline __m512i bf16_dot_order() {
+  return _mm512_setr_epi32(16 | (0 << 16), 18 | (2 << 16), 20 | (4 << 16), 22 | (6 << 16), 24 | (8 << 16), 26 | (10 << 16), 28 | (12 << 16), 30 | (14 << 16),
+                           17 | (1 << 16), 19 | (3 << 16), 21 | (5 << 16), 23 | (7 << 16), 25 | (9 << 16), 27 | (11 << 16), 29 | (13 << 16), 31 | (15 << 16));
+}
+
+// bf16_dot_micro's products over inputs [k0, k1) (multiples of 32), added to c; x: prepared
+// rows (their pairs at x + K).
 template <int MR, int NR>
-void bf16_dot_micro(const uint8_t* w, size_t row_bytes, int K, const float* x, size_t ldx, float* out, size_t ldo, size_t ahead) {
-  // Word 2L (low half of lane L) <- G1's input of lane L, word 2L + 1 <- G0's; lanes 0-7 the
-  // even inputs of each 16, 8-15 the odd ones.
-  const __m512i order = _mm512_setr_epi32(16 | (0 << 16), 18 | (2 << 16), 20 | (4 << 16), 22 | (6 << 16), 24 | (8 << 16), 26 | (10 << 16), 28 | (12 << 16), 30 | (14 << 16),
-                                          17 | (1 << 16), 19 | (3 << 16), 21 | (5 << 16), 23 | (7 << 16), 25 | (9 << 16), 27 | (11 << 16), 29 | (13 << 16), 31 | (15 << 16));
+__attribute__((always_inline)) inline void bf16_dot_span(const uint8_t* w, size_t row_bytes, int K, int k0, int k1, const float* x, size_t ldx, size_t ahead,
+                                                         __m512 (&c)[MR][NR]) {
+  const __m512i order = bf16_dot_order();
   const float* pairs = x + K;
-  __m512 c[MR][NR];
-  for (int j = 0; j < MR; j++)
-    for (int r = 0; r < NR; r++) c[j][r] = _mm512_setzero_ps();
-  for (int i = 0; i < K; i += 32) {
+  for (int i = k0; i < k1; i += 32) {
     if (ahead)
       for (int j = 0; j < MR; j++) _mm_prefetch(reinterpret_cast<const char*>(w + j * row_bytes + 2 * i + ahead), _MM_HINT_T0);
     __m512bh wv[MR];
@@ -168,12 +174,42 @@ void bf16_dot_micro(const uint8_t* w, size_t row_bytes, int K, const float* x, s
       for (int j = 0; j < MR; j++) c[j][r] = _mm512_dpbf16_ps(c[j][r], wv[j], xv);
     }
   }
+}
+
+template <int MR, int NR>
+void bf16_dot_micro(const uint8_t* w, size_t row_bytes, int K, const float* x, size_t ldx, float* out, size_t ldo, size_t ahead) {
+  __m512 c[MR][NR];
+  for (int j = 0; j < MR; j++)
+    for (int r = 0; r < NR; r++) c[j][r] = _mm512_setzero_ps();
+  bf16_dot_span<MR, NR>(w, row_bytes, K, 0, K, x, ldx, ahead, c);
   bf16_store_outputs<MR, NR>(c, out, ldo);
+}
+
+// bf16_dot_micro over inputs [k0, k1) only, the accumulators carried as bf16_micro_chunk's are:
+// per output the same instructions in the same order. (K, not k1, locates the pairs.)
+template <int MR, int NR>
+void bf16_dot_micro_chunk(const uint8_t* w, size_t row_bytes, int K, int k0, int k1, bool first, bool last, const float* x, size_t ldx, float* out, size_t ldo,
+                          size_t ahead, float* carry) {
+  __m512 c[MR][NR];
+  for (int j = 0; j < MR; j++)
+    for (int r = 0; r < NR; r++) c[j][r] = first ? _mm512_setzero_ps() : _mm512_load_ps(carry + (j * NR + r) * 16);
+  bf16_dot_span<MR, NR>(w, row_bytes, K, k0, k1, x, ldx, ahead, c);
+  if (last) {
+    bf16_store_outputs<MR, NR>(c, out, ldo);
+    return;
+  }
+  for (int j = 0; j < MR; j++)
+    for (int r = 0; r < NR; r++) _mm512_store_ps(carry + (j * NR + r) * 16, c[j][r]);
 }
 
 template <int MR, int NR>
 struct Bf16DotMicro {
   static constexpr Bf16Micro run = bf16_dot_micro<MR, NR>;
+};
+using Bf16DotMicroChunk = void (*)(const uint8_t*, size_t, int, int, int, bool, bool, const float*, size_t, float*, size_t, size_t, float*);
+template <int MR, int NR>
+struct Bf16DotChunkMicro {
+  static constexpr Bf16DotMicroChunk run = bf16_dot_micro_chunk<MR, NR>;
 };
 
 // Whether activation rows [r0, r0 + nr) all carry bf16_prepare_pairs' flag.
@@ -195,6 +231,9 @@ void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
   bool dot_rows = false;
   for (int r = 0; r < rows && !dot_rows; r++) dot_rows = bf16_dot_rows(K, xp, ldx, r, 1);
   const bool dot_weights = dot_rows && K % 32 == 0 && bf16_weights_in_dot_range(w);
+  const bool dot_rows_any = dot_weights;
+#else
+  const bool dot_rows_any = false;
 #endif
   const int most = imax(kBf16Group, imin(kBf16Block, static_cast<int>(kBf16BlockBytes / (4 * static_cast<size_t>(K)))));
   const int blocks = (rows + most - 1) / most;
@@ -211,11 +250,11 @@ void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
     // 1.20-1.28x, 3 1.30x, 4 1.20x, 5-6 1.11-1.13x, 8 1.05x; 16 rows (three groups) 0.96-0.99x,
     // so more rows keep whole-K tiles.
     const int KC = kBf16ChunkK;
-    if (br <= kBf16ChunkRows && K > KC && K % KC == 0
+    bool dot_block = false;
 #ifdef DSV4_AVX512_BF16
-        && !dot_weights
+    dot_block = dot_weights && bf16_dot_rows(K, xp, ldx, b0, br);
 #endif
-    ) {
+    if ((br <= kBf16ChunkRows || (dot_block && br <= kBf16DotChunkRows)) && K > KC && K % KC == 0 && (dot_block || !dot_rows_any)) {
       const int TB = kBf16ChunkTiles;
       float* carry = static_cast<float*>(scratch(Scratch::Carry, static_cast<size_t>(TB) * groups * kBf16Tile * kBf16Group * 16 * sizeof(float)));
       for (int nb = n0; nb < n1; nb += TB * kBf16Tile) {
@@ -227,8 +266,16 @@ void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
             for (int n = nb, t = 0; n < nbe; n += kBf16Tile, t++) {
               const int mr = imin(kBf16Tile, nbe - n);
               float* cy = carry + (static_cast<size_t>(t) * groups + g) * kBf16Tile * kBf16Group * 16;
-              bf16_micro_for<Bf16ChunkMicro>(mr, nr)(w.row(n), row_bytes, k0, k1, k0 == 0, k1 == K, xp + static_cast<size_t>(r0) * ldx, ldx,
-                                           out + static_cast<size_t>(r0) * ldo + n, ldo, g == 0 ? mr * row_bytes : 0, cy);
+              const float* xg = xp + static_cast<size_t>(r0) * ldx;
+              float* og = out + static_cast<size_t>(r0) * ldo + n;
+              const size_t ahead = g == 0 ? mr * row_bytes : 0;
+#ifdef DSV4_AVX512_BF16
+              if (dot_block) {
+                bf16_micro_for<Bf16DotChunkMicro>(mr, nr)(w.row(n), row_bytes, K, k0, k1, k0 == 0, k1 == K, xg, ldx, og, ldo, ahead, cy);
+                continue;
+              }
+#endif
+              bf16_micro_for<Bf16ChunkMicro>(mr, nr)(w.row(n), row_bytes, k0, k1, k0 == 0, k1 == K, xg, ldx, og, ldo, ahead, cy);
             }
             r0 += nr;
           }

@@ -237,11 +237,13 @@ void check_linear(const KernelTable& t) {
       Rng r(seed++);
       const std::vector<float> x = activations(r, static_cast<size_t>(rows) * s.K);
       const std::vector<float> xb = bf16_rows(x, rows, s.K);
-      // aq 0: float activations; 1: E4M3-quantised by prepare; 2: bf16 values (the head's input), not quantised.
-      for (int aq = 0; aq < 3; aq++) {
+      const std::vector<float> xc = bf16_rows(x, 1, s.K);  // every row bf16 values in the dot path's range
+      // aq 0: float activations; 1: E4M3-quantised by prepare; 2: bf16 values (the head's input), not quantised;
+      // 3: the same with no row outside the dot path (greedy_head.cc's first pass: whole blocks on it).
+      for (int aq = 0; aq < 4; aq++) {
         Aligned xp(static_cast<size_t>(rows) * width);
         std::memset(xp.p, 0, static_cast<size_t>(rows) * width * 4);
-        t.prepare(m, (aq == 2 ? xb : x).data(), rows, aq == 1, xp.p);
+        t.prepare(m, (aq == 2 ? xb : aq == 3 ? xc : x).data(), rows, aq == 1, xp.p);
         // FP4 and BF16 rows are K floats in every table but avx512bf16, which adds their bf16
         // copy after them (checked through the products that read it).
         const size_t common = s.format == Format::FP4 || s.format == Format::BF16 ? static_cast<size_t>(s.K) : width;
