@@ -26,12 +26,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "kernels.h"
 #include "linear.h"
+#include "quant_inline.h"
 #include "scratch.h"
 #include "thread_pool.h"
 
@@ -46,12 +46,8 @@ constexpr size_t kMostCandidates = 4096;
 // Round to nearest even bf16 (|v| < 2^50, finite), 0 below kSmallest.
 float bf16_round(float v) {
   if (std::fabs(v) < kSmallest) return 0.0f;
-  uint32_t b;
-  std::memcpy(&b, &v, 4);
-  b = (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
-  float r;
-  std::memcpy(&r, &b, 4);
-  return r;
+  const uint32_t b = f2u(v);
+  return u2f((b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u);
 }
 
 // The smallest float not below v (v >= 0).
@@ -73,10 +69,8 @@ const RowNorms& row_norms(const Matrix& w) {
         const uint16_t* v = reinterpret_cast<const uint16_t*>(w.row(n));
         double s = 0;
         for (int k = 0; k < w.K; k++) {
-          const uint32_t bits = static_cast<uint32_t>(v[k]) << 16;
-          float f;
-          std::memcpy(&f, &bits, 4);
-          s += static_cast<double>(f) * f;
+          const double f = bf16_value(v[k]);
+          s += f * f;
         }
         const double norm = std::sqrt(s) * inflate;
         rn.norms[n] = std::isfinite(norm) ? round_up(norm) : std::numeric_limits<float>::infinity();
@@ -92,8 +86,11 @@ const RowNorms& row_norms(const Matrix& w) {
 int32_t decide(const Matrix& w, const RowNorms& rn, float* A, const float* xe, const int32_t* masked, int masks, double c1, double c0, int32_t* exact) {
   const KernelTable& k = kernels();
   const int N = w.N;
-  for (int i = 0; i < masks; i++)
-    if (masked[i] >= 0 && masked[i] < N) A[masked[i]] = -std::numeric_limits<float>::infinity();
+  const auto mask = [&] {
+    for (int i = 0; i < masks; i++)
+      if (masked[i] >= 0 && masked[i] < N) A[masked[i]] = -std::numeric_limits<float>::infinity();
+  };
+  mask();
   const auto is_masked = [&](int n) { return std::find(masked, masked + masks, n) != masked + masks; };
   thread_local std::vector<int32_t> cands;
   cands.clear();
@@ -117,8 +114,7 @@ int32_t decide(const Matrix& w, const RowNorms& rn, float* A, const float* xe, c
   cands.resize(kept);
   if (cands.size() > kMostCandidates) {
     k.linear(w, xe, 1, A, N, 0, N);
-    for (int i = 0; i < masks; i++)
-      if (masked[i] >= 0 && masked[i] < N) A[masked[i]] = -std::numeric_limits<float>::infinity();
+    mask();
     cands.resize(N);
     for (int n = 0; n < N; n++) cands[n] = n;
   } else {
@@ -149,10 +145,9 @@ void greedy_rows(const Matrix& w, const float* x, int rows, const int32_t* maske
   if (rows <= 0 || w.format != Format::BF16 || !k.bf16_dot_ready(w)) return;
   const RowNorms& rn = row_norms(w);
   const int K = w.K, N = w.N;
-  // x̂ of every row, and each row's bound factors (0: the row goes to the caller).
+  // x̂ of every row, and each row's bound factor (negative: the row goes to the caller).
   float* xh = static_cast<float*>(scratch(Scratch::GreedyInput, static_cast<size_t>(rows) * K * sizeof(float)));
-  std::vector<double> c1(rows, 0.0);
-  std::vector<char> bounded(rows, 0);
+  std::vector<double> c1(rows, -1.0);
   const double m = K + 64.0, u = 0x1p-24;
   const double gamma = m * u / (1 - m * u);
   bool any = false;
@@ -176,7 +171,6 @@ void greedy_rows(const Matrix& w, const float* x, int rows, const int32_t* maske
     // Every |L_n| stays below |w_n| |x| (1 + γ): far from float's overflow here.
     if (ok && static_cast<double>(rn.largest) * std::sqrt(x2) < 0x1p120) {
       c1[r] = (std::sqrt(d2) + gamma * (std::sqrt(x2) + std::sqrt(h2))) * (1 + 0x1p-20);
-      bounded[r] = 1;
       any = true;
     } else {
       std::fill(hr, hr + K, 0.0f);
@@ -190,7 +184,7 @@ void greedy_rows(const Matrix& w, const float* x, int rows, const int32_t* maske
   linear_pooled(w, prepared, rows, A);
   constexpr double c0 = 0x1p-100;
   pool().run(rows, [&](int r, int) {
-    if (!bounded[r]) return;
+    if (c1[r] < 0) return;
     float* xe = static_cast<float*>(scratch(Scratch::GreedyExact, width * sizeof(float)));
     k.prepare(w, x + static_cast<size_t>(r) * K, 1, false, xe);
     out[r] = decide(w, rn, A + static_cast<size_t>(r) * N, xe, masked + mask_at[r], mask_at[r + 1] - mask_at[r], c1[r], c0, exact ? exact + r : nullptr);

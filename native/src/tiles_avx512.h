@@ -225,15 +225,13 @@ inline bool bf16_dot_rows(int K, const float* xp, size_t ldx, int r0, int nr) {
 void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
   const int K = w.K;
   const size_t row_bytes = w.row_bytes();
+  bool dot_weights = false;
 #ifdef DSV4_AVX512_BF16
   // The weights are scanned (once per matrix, a pass over all of it) only when some row could
   // take the dot path: the model's rows are float today, and its head is a gigabyte.
   bool dot_rows = false;
   for (int r = 0; r < rows && !dot_rows; r++) dot_rows = bf16_dot_rows(K, xp, ldx, r, 1);
-  const bool dot_weights = dot_rows && K % 32 == 0 && bf16_weights_in_dot_range(w);
-  const bool dot_rows_any = dot_weights;
-#else
-  const bool dot_rows_any = false;
+  dot_weights = dot_rows && K % 32 == 0 && bf16_weights_in_dot_range(w);
 #endif
   const int most = imax(kBf16Group, imin(kBf16Block, static_cast<int>(kBf16BlockBytes / (4 * static_cast<size_t>(K)))));
   const int blocks = (rows + most - 1) / most;
@@ -254,7 +252,7 @@ void bf16_tiled(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
 #ifdef DSV4_AVX512_BF16
     dot_block = dot_weights && bf16_dot_rows(K, xp, ldx, b0, br);
 #endif
-    if ((br <= kBf16ChunkRows || (dot_block && br <= kBf16DotChunkRows)) && K > KC && K % KC == 0 && (dot_block || !dot_rows_any)) {
+    if ((br <= kBf16ChunkRows || (dot_block && br <= kBf16DotChunkRows)) && K > KC && K % KC == 0 && (dot_block || !dot_weights)) {
       const int TB = kBf16ChunkTiles;
       float* carry = static_cast<float*>(scratch(Scratch::Carry, static_cast<size_t>(TB) * groups * kBf16Tile * kBf16Group * 16 * sizeof(float)));
       for (int nb = n0; nb < n1; nb += TB * kBf16Tile) {

@@ -239,8 +239,7 @@ export class Dsv4Model {
       const firstLogit = logitRows.length;
       for (let i = 0; i < n; i++) {
         if (want(r.logits ?? opts.logits ?? "last", i, n)) {
-          if (r.greedy) greedyMasks.push(r.greedy[logitRows.length - firstLogit]);
-          else greedyMasks.push(undefined);
+          greedyMasks.push(r.greedy?.[logitRows.length - firstLogit]);
           logitRows.push(at + i);
         }
         if (want(r.residual ?? opts.residual ?? "none", i, n)) residualRows.push(at + i);

@@ -28,6 +28,13 @@ describe("greedyRows", { skip }, () => {
   // row is left to the caller.
   const decides = !skip && nb.info().isa === "avx512bf16";
 
+  /** A head of Gaussian weights (times wScale) and `rows` Gaussian activation rows (times xScale), drawn from seed. */
+  function gaussianCase(N: number, K: number, rows: number, seed: number, wScale: number, xScale = 1): { w: MatrixHandle; x: Float32Array } {
+    const g = gaussian(rng(seed));
+    const w = bf16Matrix(nb, N, K, () => wScale * g());
+    return { w, x: Float32Array.from({ length: rows * K }, () => xScale * g()) };
+  }
+
   /** argmax over linear()'s outputs, the masked ones at -Infinity. */
   function exactGreedy(x: Float32Array, rows: number, w: MatrixHandle, masked: number[][]): number[] {
     const N = w.outFeatures;
@@ -57,10 +64,8 @@ describe("greedyRows", { skip }, () => {
   test("random heads and activations: the exact argmax, with few outputs computed exactly", () => {
     const N = 3000;
     const K = 256;
-    const g = gaussian(rng(11));
-    const w = bf16Matrix(nb, N, K, () => 0.05 * g());
     const rows = 24;
-    const x = Float32Array.from({ length: rows * K }, () => 3 * g());
+    const { w, x } = gaussianCase(N, K, rows, 11, 0.05, 3);
     const exact = agrees(x, rows, w);
     if (decides) {
       const total = exact.reduce((a, b) => a + b, 0);
@@ -71,9 +76,7 @@ describe("greedyRows", { skip }, () => {
   test("masked ids are never chosen: the largest of the rest", () => {
     const N = 500;
     const K = 64;
-    const g = gaussian(rng(12));
-    const w = bf16Matrix(nb, N, K, () => 0.1 * g());
-    const x = Float32Array.from({ length: 3 * K }, () => g());
+    const { w, x } = gaussianCase(N, K, 3, 12, 0.1);
     const unmasked = exactGreedy(x, 3, w, [[], [], []]);
     // Each row's own winner masked, with ids past the vocabulary and repeats, which mask nothing.
     const masked = unmasked.map((t, r) => [t, N + 5, t, (t + r + 1) % N]);
@@ -168,9 +171,7 @@ describe("greedyRows", { skip }, () => {
   test("rows the bound does not cover are left to the caller: NaN, infinity, 2^60, every id masked", () => {
     const N = 64;
     const K = 64;
-    const g = gaussian(rng(14));
-    const w = bf16Matrix(nb, N, K, () => 0.1 * g());
-    const x = Float32Array.from({ length: 5 * K }, () => g());
+    const { w, x } = gaussianCase(N, K, 5, 14, 0.1);
     x[3] = NaN;
     x[K + 9] = Infinity;
     x[2 * K + 1] = 2 ** 60;
