@@ -39,8 +39,13 @@ export interface KernelBenchResult {
   threads: number | null;
   isa: string | null;
   gemv: GemvResult[];
-  /** Matrix-matrix products (prefill): weight GB/s and fp32 GFLOP/s, native only; fraction_of_peak: of compute_peak's fp32 figure. */
-  gemm: Array<{ name: string; rows: number; backend: string; gbs: number; gflops: number; fraction_of_peak?: number | null }>;
+  /**
+   * Matrix-matrix products (prefill): weight GB/s and GFLOP/s, native only. fraction_of_peak:
+   * of the peak of the instructions the product runs on (compute_peak's bf16 figure where the
+   * table has bf16 dot products, which quantised rows then take; else its fp32 figure);
+   * fraction_of_fp32_peak: of the FMA peak.
+   */
+  gemm: Array<{ name: string; rows: number; backend: string; gbs: number; gflops: number; fraction_of_peak?: number | null; fraction_of_fp32_peak?: number | null }>;
   /** The FMA peak of the instruction set in use at `threads` threads (the compute probe); null without the native addon. */
   compute_peak?: ComputePeak | null;
   /** Native GEMV bandwidth at 1, 2, ... threads up to nproc, each against the bandwidth probe at that thread count. */
@@ -201,7 +206,11 @@ export async function runKernelBench(opts: { ref?: boolean; quick?: boolean } = 
         }
       }
       result.compute_peak = betterPeak(peakBefore, measureComputePeak(addon!, opts.quick));
-      for (const g of result.gemm) g.fraction_of_peak = g.gflops / result.compute_peak.fp32_gflops;
+      const peak = result.compute_peak;
+      for (const g of result.gemm) {
+        g.fraction_of_peak = g.gflops / productPeak(peak, true);
+        g.fraction_of_fp32_peak = g.gflops / peak.fp32_gflops;
+      }
       result.thread_scaling = runThreadScaling(addon!, { quick: opts.quick });
     }
   }
@@ -219,7 +228,7 @@ export function printKernelTable(r: KernelBenchResult): void {
   }
   if (r.gemm.length) {
     console.log("  GEMM (prefill rows)             backend   rows   weight GB/s   GFLOP/s");
-    for (const g of r.gemm) console.log(`  ${g.name.padEnd(31)} ${g.backend.padEnd(7)} ${String(g.rows).padStart(6)} ${g.gbs.toFixed(2).padStart(13)} ${g.gflops.toFixed(1).padStart(9)}   ${pct(g.fraction_of_peak ?? null)} of peak`);
+    for (const g of r.gemm) console.log(`  ${g.name.padEnd(31)} ${g.backend.padEnd(7)} ${String(g.rows).padStart(6)} ${g.gbs.toFixed(2).padStart(13)} ${g.gflops.toFixed(1).padStart(9)}   ${pct(g.fraction_of_peak ?? null)} of ${r.compute_peak?.bf16_gflops ? "bf16 dot-product" : "FMA"} peak (${pct(g.fraction_of_fp32_peak ?? null)} of FMA)`);
   }
   printComputeAndScaling(r);
 }
@@ -232,8 +241,17 @@ export interface ComputePeak {
   threads: number;
   /** GFLOP/s of the kernel table's FP32 multiply-add loop, every pool thread's best window summed. */
   fp32_gflops: number;
-  /** BF16 dot-product peak; null while the kernel tables have no BF16 probe. */
+  /** BF16 dot-product (vdpbf16ps) peak; null where the kernel table has no bf16 dot products. */
   bf16_gflops: number | null;
+}
+
+/**
+ * The peak a product is measured against: the bf16 dot-product peak when the table has those
+ * and the product's activations take them (quantised rows always, on avx512bf16; bf16-valued
+ * rows of BF16 weights), else the FMA peak.
+ */
+export function productPeak(peak: { fp32_gflops: number; bf16_gflops: number | null }, dotRows: boolean): number {
+  return dotRows && peak.bf16_gflops ? peak.bf16_gflops : peak.fp32_gflops;
 }
 
 export interface ThreadScalingRow {
@@ -250,11 +268,13 @@ const SCALING_SHAPES = [SHAPES[0]!, SHAPES[1]!, SHAPES[3]!];
 
 export function measureComputePeak(addon: NativeAddon, quick = false): ComputePeak {
   const info = addon.info();
-  return { isa: info.isa, threads: info.threads, fp32_gflops: addon.fmaPeak(quick ? 50 : 300), bf16_gflops: null };
+  const dot = addon.dotPeak(quick ? 50 : 300);
+  return { isa: info.isa, threads: info.threads, fp32_gflops: addon.fmaPeak(quick ? 50 : 300), bf16_gflops: dot > 0 ? dot : null };
 }
 
 function betterPeak(a: ComputePeak, b: ComputePeak): ComputePeak {
-  return a.fp32_gflops >= b.fp32_gflops ? a : b;
+  const best = (x: number | null, y: number | null) => (x === null ? y : y === null ? x : Math.max(x, y));
+  return { ...a, fp32_gflops: Math.max(a.fp32_gflops, b.fp32_gflops), bf16_gflops: best(a.bf16_gflops, b.bf16_gflops) };
 }
 
 /** 1, 2, 3, 4, then doubling, always ending at nproc. */
@@ -335,6 +355,7 @@ export interface RowsResult {
   /** Weight bytes (data + scales) per second. */
   gbs: number;
   fraction_of_bandwidth: number;
+  /** Of the peak of the instructions this product runs on (productPeak). */
   fraction_of_peak: number;
   roofline: number;
 }
@@ -343,6 +364,8 @@ export interface RowsBenchResult {
   bandwidth_gbs: number;
   /** Best multi-threaded GFLOP/s of the kernel table's FMA loop. */
   fma_peak_gflops: number;
+  /** The same for its bf16 dot products; null where it has none. */
+  dot_peak_gflops: number | null;
   threads: number;
   isa: string;
   results: RowsResult[];
@@ -374,7 +397,7 @@ export async function runRowsBench(opts: { baseline?: string; smallHead?: boolea
   const addon = loaded.addon;
   const variants: Array<{ name: string; backend: NativeBackend }> = [{ name: "native", backend: new NativeBackend(addon) }];
   if (opts.baseline) variants.push({ name: "baseline", backend: new NativeBackend(loadAddon(opts.baseline)) });
-  const probe = () => ({ bw: addon.memoryBandwidth(opts.quick ? 256 * 2 ** 20 : 2 ** 30, opts.quick ? 3 : 8), peak: addon.fmaPeak(opts.quick ? 50 : 300) });
+  const probe = () => ({ bw: addon.memoryBandwidth(opts.quick ? 256 * 2 ** 20 : 2 ** 30, opts.quick ? 3 : 8), peak: addon.fmaPeak(opts.quick ? 50 : 300), dot: addon.dotPeak(opts.quick ? 50 : 300) });
   const before = probe();
   const info = addon.info();
   const results: RowsResult[] = [];
@@ -418,20 +441,23 @@ export async function runRowsBench(opts: { baseline?: string; smallHead?: boolea
     rmSync(dir, { recursive: true, force: true });
   }
   const after = probe();
-  const bw = Math.max(before.bw, after.bw), peak = Math.max(before.peak, after.peak);
+  const bw = Math.max(before.bw, after.bw), fma = Math.max(before.peak, after.peak), dot = Math.max(before.dot, after.dot);
+  const peaks = { fp32_gflops: fma, bf16_gflops: dot > 0 ? dot : null };
   for (const t of timings) {
     const flops = 2 * t.rows * t.shape.out * t.shape.in;
     const gflops = flops / (t.ms / 1000) / 1e9, gbs = t.bytes / (t.ms / 1000) / 1e9;
+    const peak = productPeak(peaks, t.shape.format !== "bf16" || !!opts.bf16Activations);
     const floorMs = Math.max(t.bytes / (bw * 1e6), flops / (peak * 1e6));
     results.push({ name: t.shape.name, addon: t.variant, rows: t.rows, ms_per_call: t.ms, gflops, gbs, fraction_of_bandwidth: gbs / bw, fraction_of_peak: gflops / peak, roofline: floorMs / t.ms });
   }
-  return { bandwidth_gbs: bw, fma_peak_gflops: peak, threads: info.threads, isa: info.isa, results };
+  return { bandwidth_gbs: bw, fma_peak_gflops: fma, dot_peak_gflops: peaks.bf16_gflops, threads: info.threads, isa: info.isa, results };
 }
 
 export function printRowsTable(r: RowsBenchResult): void {
   const pct = (f: number) => `${(100 * f).toFixed(0).padStart(3)}%`;
   const baseline = r.results.some((x) => x.addon === "baseline");
-  console.log(`kernels by rows: memory bandwidth ${r.bandwidth_gbs.toFixed(1)} GB/s, FMA peak ${r.fma_peak_gflops.toFixed(0)} GFLOP/s (${r.threads} threads, ${r.isa})`);
+  const dot = r.dot_peak_gflops === null ? "" : `, bf16 dot-product peak ${r.dot_peak_gflops.toFixed(0)}`;
+  console.log(`kernels by rows: memory bandwidth ${r.bandwidth_gbs.toFixed(1)} GB/s, FMA peak ${r.fma_peak_gflops.toFixed(0)}${dot} GFLOP/s (${r.threads} threads, ${r.isa}; of peak: of the instructions each product runs on)`);
   console.log(`  shape                          addon     rows   ms/call   GFLOP/s  weight GB/s  of bw  of peak  roofline${baseline ? "  speedup" : ""}`);
   for (const x of r.results) {
     const base = r.results.find((b) => b.addon === "baseline" && b.name === x.name && b.rows === x.rows);

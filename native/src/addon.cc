@@ -457,6 +457,13 @@ Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), fma_peak(static_cast<int>(reps)));
 }
 
+// dotPeak(reps): fmaPeak for bf16 dot products (two multiply-adds per lane per instruction),
+// the products the avx512bf16 table's quantised and bf16 paths run on; 0 on other tables.
+Napi::Value DotPeak(const Napi::CallbackInfo& info) {
+  const int64_t reps = integer(info[0], "reps");
+  return Napi::Number::New(info.Env(), fma_peak(static_cast<int>(reps), true));
+}
+
 // setThreads(n): the pool's thread count from now on (benchmarks of thread scaling).
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   const int64_t n = integer(info[0], "threads");
@@ -604,7 +611,7 @@ const Entry kEntries[] = {
     {"attention", Attention},         {"softmaxPool", SoftmaxPool},
     {"indexerScores", IndexerScores}, {"info", Info},
     {"selectIsa", SelectIsa},         {"memoryBandwidth", MemoryBandwidth},
-    {"fmaPeak", FmaPeak},             {"setThreads", SetThreads},
+    {"fmaPeak", FmaPeak},             {"dotPeak", DotPeak},             {"setThreads", SetThreads},
     {"poolOverhead", PoolOverhead},   {"failAllocationsAfter", FailAllocationsAfter},
     {"prefetchMapping", PrefetchMapping}, {"lockMapping", LockMapping}, {"setNotsentLowat", SetNotsentLowat}, {"setReceiveBuffer", SetReceiveBuffer},
     {"shiftedExp", ShiftedExp}, {"maxOf", MaxOf}, {"argmax", ArgmaxOf}, {"drawKept", DrawKept},

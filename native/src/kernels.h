@@ -33,6 +33,9 @@ struct KernelTable {
   // Runs `rounds` rounds of independent multiply-adds at this table's vector width and
   // returns the floating-point operations done: the FMA-peak probe.
   double (*fma_peak)(long rounds);
+  // The same with bf16 dot products (two multiply-adds per lane per instruction); returns 0
+  // where the table's products use none.
+  double (*dot_peak)(long rounds);
   // One row of the hyper-connection mixes (ops.cc hc_collapse / hc_expand: in double, each
   // added term rounded to float), compiled per table so that the wider tables vectorise them.
   // out[i] = sum_j pre[j] * X[j][i];  X: hc rows of dim floats.

@@ -671,7 +671,7 @@ double neon_fma_peak(long rounds) {
 
 const KernelTable* kernels_neon() {
   static const KernelTable table = {"neon",      prepared_width_impl, prepare_impl, neon_linear,   neon_dot,     neon_axpy,
-                                    fp8_simulate_impl, fp4_simulate_impl,   neon_attend,  neon_read_sum, neon_fma_peak,
+                                    fp8_simulate_impl, fp4_simulate_impl,   neon_attend,  neon_read_sum, neon_fma_peak, dot_peak_impl,
                                     hc_collapse_row_impl, hc_expand_row_impl, false, bf16_dot_ready_impl};
   return &table;
 }

@@ -213,10 +213,12 @@ double memory_bandwidth(size_t bytes, int reps) {
   return best;
 }
 
-double fma_peak(int reps) {
+double fma_peak(int reps, bool dot) {
   const KernelTable& k = kernels();
   ThreadPool& p = pool();
   constexpr long kRounds = 100000;  // ~0.5 ms at a few GHz
+  const auto probe = dot ? k.dot_peak : k.fma_peak;
+  if (dot && probe(1) == 0) return 0;
   // One task per thread, each keeping its own best window: the sum is what the cores can do
   // when they are not shared, which is the peak a kernel is measured against (a product that
   // ran while another process held a core is slowed down exactly like a probe window).
@@ -224,7 +226,7 @@ double fma_peak(int reps) {
   p.run(p.threads(), [&](int task, int) {
     for (int r = 0; r < reps; r++) {
       auto t0 = std::chrono::steady_clock::now();
-      const double flops = k.fma_peak(kRounds);
+      const double flops = probe(kRounds);
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       best[static_cast<size_t>(task)] = std::max(best[static_cast<size_t>(task)], flops / dt / 1e9);
     }

@@ -40,8 +40,9 @@ void add_rows(float* y, const float* src, const int32_t* row_index, int n, int d
 // Best GB/s of a multi-threaded read of a `bytes` buffer over `reps` passes.
 double memory_bandwidth(size_t bytes, int reps);
 // GFLOP/s of the kernel table's multiply-add loop: each pool thread's best of `reps` windows
-// of about half a millisecond (a busy machine only ever lowers a window), summed.
-double fma_peak(int reps);
+// of about half a millisecond (a busy machine only ever lowers a window), summed. With `dot`,
+// the same for its bf16 dot-product loop (0 when the table has none).
+double fma_peak(int reps, bool dot = false);
 // Microseconds per pool run() of `tasks` empty tasks: the best of 5 windows of `calls` runs.
 double pool_overhead_us(int tasks, int calls);
 

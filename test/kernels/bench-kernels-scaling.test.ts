@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runRowsBench, runThreadScaling, scalingThreadCounts } from "../../bench/kernels.js";
+import { productPeak, runRowsBench, runThreadScaling, scalingThreadCounts } from "../../bench/kernels.js";
 import { requireNativeAddon } from "../../src/kernels/native/addon.js";
 import { nativeSkip } from "./native-available.js";
 
@@ -32,4 +32,24 @@ test("bench kernels --rows --formats fp4 --row-counts 1,2: only the FP4 shapes, 
     r.results.map((x) => `${x.name.split(" ")[0]}:${x.rows}`),
     ["fp4:1", "fp4:2", "fp4:1", "fp4:2"],
   );
+});
+
+test("the bf16 dot-product probe counts on tables with those products, and reads 0 on the others", { skip: nativeSkip() }, () => {
+  const addon = requireNativeAddon();
+  const isa = addon.info().isa;
+  try {
+    assert.equal(addon.dotPeak(2) > 0, isa === "avx512bf16", isa);
+    if (isa === "avx512bf16") {
+      assert.ok(addon.selectIsa("avx512"));
+      assert.equal(addon.dotPeak(2), 0);
+    }
+  } finally {
+    addon.selectIsa(isa);
+  }
+});
+
+test("a product is measured against the dot-product peak only where it runs on dot products", () => {
+  assert.equal(productPeak({ fp32_gflops: 400, bf16_gflops: 800 }, true), 800);
+  assert.equal(productPeak({ fp32_gflops: 400, bf16_gflops: 800 }, false), 400);
+  assert.equal(productPeak({ fp32_gflops: 400, bf16_gflops: null }, true), 400);
 });

@@ -40,6 +40,8 @@ export interface NativeAddon {
   memoryBandwidth(bytes: number, reps: number): number;
   /** GFLOP/s of the selected kernels' multiply-add loop: each pool thread's best of `reps` ~0.5 ms windows, summed. */
   fmaPeak(reps: number): number;
+  /** fmaPeak for bf16 dot products (vdpbf16ps), which the avx512bf16 table's quantised and bf16 products use; 0 on tables without them. */
+  dotPeak(reps: number): number;
   /** Restarts the thread pool with `threads` threads (1-1024; benchmarks of thread scaling); returns the count it got. */
   setThreads(threads: number): number;
   /**
