@@ -303,6 +303,77 @@ bool bf16_dot_ready_impl(const Matrix& w) {
 // ---------------------------------------------------------------------------------------
 // Activation preparation.
 
+// d[k + Slot(e)] = d[k + e] for every G-float group of [0, K) (K a multiple of G; G = 16, 32
+// or 64): each group permuted in registers. The per-element loop through a temporary it
+// replaces cost ~2 ns per activation value (FP8 4096 inputs x 16 rows: 142 us a call on one
+// Zen 5 core, as much as a 128-row group's products; now 6.5 us), paid by every product of a
+// permuted layout at every row count.
+template <int G, int (*Slot)(int)>
+inline void permute_groups(float* d, int K) {
+#ifdef DSV4_AVX512
+  static_assert(G == 16 || G == 32 || G == 64, "groups of 1, 2 or 4 vectors");
+  constexpr int V = G / 16;
+  // Output lane j of vector v takes input inv[16v + j]: its low five bits index a pair of
+  // input vectors, bit 5 says which pair (G = 64).
+  alignas(64) static int32_t idx[V][16];
+  static __mmask16 upper[V];
+  static const bool ready = [] {
+    int inv[G];
+    for (int e = 0; e < G; e++) inv[Slot(e)] = e;
+    for (int v = 0; v < V; v++) {
+      upper[v] = 0;
+      for (int j = 0; j < 16; j++) {
+        idx[v][j] = inv[16 * v + j] & 31;
+        if (inv[16 * v + j] >= 32) upper[v] = static_cast<__mmask16>(upper[v] | (1u << j));
+      }
+    }
+    return true;
+  }();
+  (void)ready;
+  __m512i ix[V];
+  for (int v = 0; v < V; v++) ix[v] = _mm512_load_si512(idx[v]);
+  for (int k = 0; k < K; k += G) {
+    __m512 in[V], out[V];
+    for (int v = 0; v < V; v++) in[v] = _mm512_loadu_ps(d + k + 16 * v);
+    for (int v = 0; v < V; v++) {
+      if constexpr (G == 16) {
+        out[v] = _mm512_maskz_permutexvar_ps(0xFFFF, ix[v], in[0]);
+      } else if constexpr (G == 32) {
+        out[v] = _mm512_permutex2var_ps(in[0], ix[v], in[1]);
+      } else {
+        out[v] = _mm512_mask_blend_ps(upper[v], _mm512_permutex2var_ps(in[0], ix[v], in[1]), _mm512_permutex2var_ps(in[2], ix[v], in[3]));
+      }
+    }
+    for (int v = 0; v < V; v++) _mm512_storeu_ps(d + k + 16 * v, out[v]);
+  }
+#else
+  float g[G];
+  for (int k = 0; k < K; k += G) {
+    for (int e = 0; e < G; e++) g[e] = d[k + e];
+    for (int e = 0; e < G; e++) d[k + Slot(e)] = g[e];
+  }
+#endif
+}
+
+// The largest magnitude among x[0, n), NaNs ignored, 0 when there is none.
+inline float abs_max(const float* x, int n) {
+  int i = 0;
+  float m = 0;
+#ifdef DSV4_AVX512
+  // max_ps returns its second operand when either is NaN: the running maximum, never NaN.
+  __m512 acc = _mm512_setzero_ps();
+  for (; i + 16 <= n; i += 16) acc = _mm512_maskz_max_ps(0xFFFF, _mm512_abs_ps(_mm512_loadu_ps(x + i)), acc);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, acc);
+  for (float v : lanes) m = v > m ? v : m;
+#endif
+  for (; i < n; i++) {
+    const float v = x[i] < 0 ? -x[i] : x[i];
+    if (v > m) m = v;
+  }
+  return m;
+}
+
 // Fp8Group32 rows carry, after their K activations, the largest magnitude of each 128-input
 // block (fp8_prescale picks its power of two from them), padded to whole vectors.
 size_t prepared_width_impl(const Matrix& w) {
@@ -343,31 +414,19 @@ void prepare_impl(const Matrix& w, const float* x, int rows, bool act_quant, flo
     } else {
       for (int k = 0; k < K; k++) d[k] = xr[k];
     }
-    float g[64];
     if (layout == Layout::Fp8Group32) {
-      for (int k = 0; k < K; k += 32) {
-        for (int e = 0; e < 32; e++) g[e] = d[k + e];
-        for (int e = 0; e < 32; e++) d[k + fp8_slot(e)] = g[e];
-      }
+      permute_groups<32, fp8_slot>(d, K);
       float* block_max = d + K;
       for (size_t i = 0; i < width - K; i++) block_max[i] = 0;
-      for (int k = 0; k < K; k++) {
-        const float v = d[k] < 0 ? -d[k] : d[k];
-        if (v > block_max[k / kFp8Block]) block_max[k / kFp8Block] = v;
-      }
+      // (The permutation keeps each 32-input group inside its 128-input block.)
+      for (int k = 0; k < K; k += kFp8Block) block_max[k / kFp8Block] = abs_max(d + k, imin(kFp8Block, K - k));
     } else if (layout == Layout::Fp4Group64) {
 #ifdef DSV4_AVX512_BF16
       fp4_prepare_bf16(d, K, act_quant);  // from the natural order
 #endif
-      for (int k = 0; k < K; k += 64) {
-        for (int e = 0; e < 64; e++) g[e] = d[k + e];
-        for (int e = 0; e < 64; e++) d[k + fp4_slot(e)] = g[e];
-      }
+      permute_groups<64, fp4_slot>(d, K);
     } else if (layout == Layout::Bf16Group16) {
-      for (int k = 0; k < K; k += 16) {
-        for (int e = 0; e < 16; e++) g[e] = d[k + e];
-        for (int e = 0; e < 16; e++) d[k + bf16_slot(e)] = g[e];
-      }
+      permute_groups<16, bf16_slot>(d, K);
 #ifdef DSV4_AVX512_BF16
       bf16_prepare_pairs(d, K);
 #endif
