@@ -93,6 +93,76 @@ inline int fp4_slot(int e) {
 // Bf16Group16: vector 0 = the even elements, vector 1 = the odd ones (see bf16_decode16).
 inline int bf16_slot(int e) { return (e & 1) * 8 + (e >> 1); }
 
+// Fp8Group32 rows: K floats, then each 128-input block's largest magnitude (padded to whole
+// vectors); on the avx512bf16 table also each block's smallest nonzero magnitude, the row's
+// bf16 pairs and a flag (fp8_prepare_row_bf16).
+inline size_t fp8_blocks_padded(int K) { return static_cast<size_t>(((K + kFp8Block - 1) / kFp8Block + 7) / 8 * 8); }
+
+#ifdef DSV4_AVX512_BF16
+// Where in a prepared FP8 row the block minima, the bf16 pairs (K / 2 floats' room) and the
+// flag (then the row's exponent c0, as a float) lie.
+inline size_t fp8_block_min_at(int K) { return static_cast<size_t>(K) + fp8_blocks_padded(K); }
+inline size_t fp8_pairs_at(int K) { return static_cast<size_t>(K) + 2 * fp8_blocks_padded(K); }
+inline size_t fp8_flag_at(int K) { return fp8_pairs_at(K) + static_cast<size_t>(K) / 2; }
+
+// The bf16 pairs fp8_gemv8_rows reads with bf16 dot products, made once per row instead of
+// once per 128-row weight group: the permuted row times 2^(c0 - 120), c0 the row's own power
+// of two (the one fp8_prescale would pick with every weight scale 1), per 32 inputs 8 words
+// (4i, 4i + 1) then 8 words (4i + 2, 4i + 3). A group's weight scales and its own power of
+// two are applied afterwards to each 128-input block's chain sum (fp8_group_factors): every
+// such factor is a power of two, so where no value involved is a denormal or overflows, each
+// chain is the prescaled chain divided by it, exactly. The flag allows that path only when
+// every value is 0 or a bf16 value with x 2^c0 in [2^10, 2^110), as fp8_prepare_bf16 required
+// of the prescaled rows; the block minima let each group check its own range.
+inline void fp8_prepare_row_bf16(float* d, int K) {
+  const size_t nb = fp8_blocks_padded(K);
+  float* block_max = d + K;
+  float* block_min = d + fp8_block_min_at(K);
+  float m = 0;
+  for (size_t b = 0; b < nb; b++) {
+    block_min[b] = 0;
+    m = block_max[b] > m ? block_max[b] : m;
+  }
+  // (K is a multiple of 32; a block's values NaN or infinite fail the check below anyway.)
+  const __m512 none = _mm512_set1_ps(INFINITY);
+  for (int k = 0; k < K; k += kFp8Block) {
+    __m512 lo = none;
+    for (int i = k; i < imin(K, k + kFp8Block); i += 16) {
+      const __m512 v = _mm512_abs_ps(_mm512_loadu_ps(d + i));
+      lo = _mm512_mask_min_ps(lo, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_OQ), v, lo);
+    }
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, lo);
+    float m = INFINITY;
+    for (float v : lanes) m = v < m ? v : m;
+    block_min[k / kFp8Block] = m == INFINITY ? 0 : m;
+  }
+  float* flag = d + fp8_flag_at(K);
+  flag[0] = 0;
+  flag[1] = 0;
+  if (!(m > 0 && m <= 3.0e38f)) return;
+  const int c0 = imin(127, imax(-126, 100 - ilogbf(m)));
+  const __m512 up = _mm512_set1_ps(ldexpf(1.0f, c0)), down = _mm512_set1_ps(0x1p-120f);
+  const __m512 low = _mm512_set1_ps(0x1p10f), high = _mm512_set1_ps(0x1p110f);
+  const __m512i low16 = _mm512_set1_epi32(0xFFFF);
+  const __m256i top = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+  uint32_t* pairs = reinterpret_cast<uint32_t*>(d + fp8_pairs_at(K));
+  for (int k = 0; k < K; k += 16) {
+    // Lanes 0-7: inputs 4i + p of a 32-input group, lanes 8-15: 4i + p + 1 (p = 0 or 2).
+    const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(d + k), up);
+    const __m512 mag = _mm512_abs_ps(v);
+    const __mmask16 bad = (_mm512_cmp_ps_mask(mag, low, _CMP_LT_OQ) & _mm512_cmp_ps_mask(mag, _mm512_setzero_ps(), _CMP_NEQ_UQ)) |
+                          _mm512_cmp_ps_mask(mag, high, _CMP_NLT_UQ) | _mm512_test_epi32_mask(_mm512_castps_si512(v), low16);
+    if (bad) return;
+    const __m512i bits = _mm512_castps_si512(_mm512_mul_ps(v, down));
+    const __m256i pair = _mm256_or_si256(_mm256_and_si256(_mm512_maskz_extracti64x4_epi64(0xFF, bits, 0), top), _mm256_srli_epi32(_mm512_maskz_extracti64x4_epi64(0xFF, bits, 1), 16));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(pairs + k / 2), pair);
+  }
+  flag[0] = 1;
+  flag[1] = static_cast<float>(c0);
+}
+#endif
+
 #ifdef DSV4_AVX512_BF16
 // The bf16 copy of an FP4 activation row that fp4_rows_bf16 reads, made from the row in
 // natural order (before the Fp4Group64 permutation): per 64-input group 32 pairs, four
@@ -378,7 +448,10 @@ inline float abs_max(const float* x, int n) {
 // block (fp8_prescale picks its power of two from them), padded to whole vectors.
 size_t prepared_width_impl(const Matrix& w) {
   size_t width = static_cast<size_t>(w.K);
-  if (layout_of(w) == Layout::Fp8Group32) width += ((w.K + kFp8Block - 1) / kFp8Block + 7) / 8 * 8;
+  if (layout_of(w) == Layout::Fp8Group32) width += fp8_blocks_padded(w.K);
+#ifdef DSV4_AVX512_BF16
+  if (layout_of(w) == Layout::Fp8Group32) width = fp8_flag_at(w.K) + 16;
+#endif
 #ifdef DSV4_AVX512_BF16
   // After the K floats: their bf16 pairs for bf16_dot_micro (K / 2 floats' room), then a
   // vector whose first float says whether the row may take that path.
@@ -417,9 +490,12 @@ void prepare_impl(const Matrix& w, const float* x, int rows, bool act_quant, flo
     if (layout == Layout::Fp8Group32) {
       permute_groups<32, fp8_slot>(d, K);
       float* block_max = d + K;
-      for (size_t i = 0; i < width - K; i++) block_max[i] = 0;
+      for (size_t i = 0; i < fp8_blocks_padded(K); i++) block_max[i] = 0;
       // (The permutation keeps each 32-input group inside its 128-input block.)
       for (int k = 0; k < K; k += kFp8Block) block_max[k / kFp8Block] = abs_max(d + k, imin(kFp8Block, K - k));
+#ifdef DSV4_AVX512_BF16
+      fp8_prepare_row_bf16(d, K);
+#endif
     } else if (layout == Layout::Fp4Group64) {
 #ifdef DSV4_AVX512_BF16
       fp4_prepare_bf16(d, K, act_quant);  // from the natural order
@@ -1288,29 +1364,75 @@ void decode_tile(const Matrix& w, int n0, int nt, float* tile) {
 }
 
 
-// x times the scales of 128-row group g, block by block along K, and times 2^c per row, with
-// c chosen so that the row's largest scaled activation is about 2^100. Weights decode as
-// value * 2^-120 (fp8_decode32), so the largest product is about 2^-10 and the products that
-// matter stay far from fp32's denormal range; post[r] = 2^(120 - c) undoes both exactly.
-void fp8_prescale(const Matrix& w, int g, const float* xp, size_t ldx, int rows, float* dst, double* post) {
+// Prescaling for 128-row group g: x times the group's scales, block by block along K, and
+// times 2^c per row, with c chosen so that the row's largest scaled activation is about
+// 2^100. Weights decode as value * 2^-120 (fp8_decode32), so the largest product is about
+// 2^-10 and the products that matter stay far from fp32's denormal range; post[r] =
+// 2^(120 - c) undoes both exactly. fp8_group_exponents picks c and post, fp8_prescale writes
+// the prescaled rows (which the bf16 dot products do without: fp8_group_factors).
+void fp8_group_exponents(const Matrix& w, int g, const float* xp, size_t ldx, int rows, int* c, double* post) {
   const float* s = w.scales.data() + static_cast<size_t>(g) * w.scale_cols;
   for (int r = 0; r < rows; r++) {
-    const float* x = xp + r * ldx;
-    float* d = dst + r * ldx;
-    const float* block_max = x + w.K;
+    const float* block_max = xp + r * ldx + w.K;
     float m = 0;
     for (int b = 0; b < w.scale_cols; b++) {
       const float v = block_max[b] * s[b];
       m = v > m ? v : m;
     }
-    int c = 0;
-    if (m > 0 && m <= 3.0e38f) c = imin(127, imax(-126, 100 - ilogbf(m)));
-    post[r] = ldexp(1.0, 120 - c);
-    const __m256 t = _mm256_set1_ps(ldexpf(1.0f, c));
+    c[r] = 0;
+    if (m > 0 && m <= 3.0e38f) c[r] = imin(127, imax(-126, 100 - ilogbf(m)));
+    post[r] = ldexp(1.0, 120 - c[r]);
+  }
+}
+
+void fp8_prescale(const Matrix& w, int g, const float* xp, size_t ldx, int rows, const int* c, float* dst) {
+  const float* s = w.scales.data() + static_cast<size_t>(g) * w.scale_cols;
+  for (int r = 0; r < rows; r++) {
+    const float* x = xp + r * ldx;
+    float* d = dst + r * ldx;
+    const __m256 t = _mm256_set1_ps(ldexpf(1.0f, c[r]));
     for (int k = 0; k < w.K; k += 8)
       _mm256_storeu_ps(d + k, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + k), _mm256_set1_ps(s[k / kFp8Block])), t));
   }
 }
+
+#ifdef DSV4_AVX512_BF16
+// The factor each 128-input block's chain sum of the rows' own bf16 pairs (fp8_prepare_row_bf16)
+// is multiplied by to become the chain sum of group g's prescaled rows, f[r * ldf + b] =
+// s_b * 2^(c_r - c0_r), when that is exact for every row and block, else false (the group
+// then prescales). Exact means: every weight scale a power of two; x * s_b exact (0 or
+// normal), as the float kernels' first multiply is; the prescaled values 0 or in [2^10,
+// 2^110), where the chains of both forms have only normal partial sums (fp8_gemv8_rows_bf16);
+// and f a normal float, so that scaling a normal chain sum by it is exact.
+bool fp8_group_factors(const Matrix& w, int g, const float* xp, size_t ldx, int rows, const int* c, float* f, size_t ldf) {
+  const float* s = w.scales.data() + static_cast<size_t>(g) * w.scale_cols;
+  const int K = w.K;
+  // Exponents of normal floats (every comparison below is between powers of two times a
+  // significand in [1, 2), so exponents decide it); 0 and subnormals give -127.
+  const auto exponent = [](float v) { return static_cast<int>((f2u(v) >> 23) & 0xFF) - 127; };
+  for (int r = 0; r < rows; r++) {
+    const float* x = xp + r * ldx;
+    const float* flag = x + fp8_flag_at(K);
+    if (flag[0] != 1.0f) return false;
+    const int c0 = static_cast<int>(flag[1]);
+    const float* block_max = x + K;
+    const float* block_min = x + fp8_block_min_at(K);
+    for (int b = 0; b < w.scale_cols; b++) {
+      const uint32_t sb = f2u(s[b]);
+      if ((sb & 0x807FFFFFu) != 0 || (sb >> 23) == 0 || (sb >> 23) == 255) return false;
+      const int es = static_cast<int>(sb >> 23) - 127;
+      const int e = es + c[r] - c0;
+      if (e < -126 || e > 127) return false;
+      f[r * ldf + b] = u2f(static_cast<uint32_t>(e + 127) << 23);
+      if (block_max[b] == 0) continue;
+      const int lo = exponent(block_min[b]), hi = exponent(block_max[b]);
+      // x * s_b normal and finite; x * s_b * 2^c in [2^10, 2^110).
+      if (lo == -127 || lo + es < -126 || hi + es > 127 || lo + es + c[r] < 10 || hi + es + c[r] > 109) return false;
+    }
+  }
+  return true;
+}
+#endif
 
 template <bool Tiled>
 using Fp8Fn = void (*)(const Matrix&, const float*, const float*, size_t, float*, size_t, int, const double*);
@@ -1318,10 +1440,10 @@ using Fp8Fn = void (*)(const Matrix&, const float*, const float*, size_t, float*
 // Output rows [n0, n1) of one 128-row scale group, for all activation rows.
 // xb: the rows' bf16 pairs when they may take the avx512bf16 table's dot products, else null.
 void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post,
-               [[maybe_unused]] const uint32_t* xb, [[maybe_unused]] size_t ldb) {
+               [[maybe_unused]] const uint32_t* xb, [[maybe_unused]] size_t ldb, [[maybe_unused]] const float* f, [[maybe_unused]] size_t ldf) {
   const size_t K = static_cast<size_t>(w.K);
 #ifdef DSV4_AVX512
-  return fp8_rows(w, xs, ldx, rows, out, ldo, n0, n1, post, xb, ldb);
+  return fp8_rows(w, xs, ldx, rows, out, ldo, n0, n1, post, xb, ldb, f, ldf);
 #endif
   if (rows >= kTiledRows) {
     static const Fp8Fn<true> micro[4][3] = {
@@ -1377,23 +1499,34 @@ void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* ou
 
 
 void fp8_linear(const Matrix& w, const float* xp, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1) {
-  float* xs = static_cast<float*>(scratch(Scratch::Prescaled, static_cast<size_t>(rows) * ldx * sizeof(float)));
-  double* post = static_cast<double*>(scratch(Scratch::Post, static_cast<size_t>(rows) * sizeof(double)));
-  // The prescaled rows' bf16 pairs, for fp8_gemv8_rows_bf16 (tiles_avx512.h).
-  const size_t ldb = static_cast<size_t>(w.K) / 2;
-  uint32_t* xb = nullptr;
+  double* post = static_cast<double*>(scratch(Scratch::Post, static_cast<size_t>(rows) * (sizeof(double) + sizeof(int))));
+  int* c = reinterpret_cast<int*>(post + rows);
+  float* xs = nullptr;
+  const auto prescaled = [&](int g) {
+    if (!xs) xs = static_cast<float*>(scratch(Scratch::Prescaled, static_cast<size_t>(rows) * ldx * sizeof(float)));
+    fp8_prescale(w, g, xp, ldx, rows, c, xs);
+    return xs;
+  };
+  // With bf16 dot products: the rows' own bf16 pairs (in the prepared rows) and each block's
+  // factor for this group (fp8_group_factors).
 #ifdef DSV4_AVX512_BF16
-  xb = static_cast<uint32_t*>(scratch(Scratch::Bf16Pairs, static_cast<size_t>(rows) * ldb * sizeof(uint32_t)));
+  const size_t ldf = static_cast<size_t>(w.scale_cols);
+  float* f = static_cast<float*>(scratch(Scratch::Bf16Pairs, static_cast<size_t>(rows) * ldf * sizeof(float)));
 #endif
   for (int n = n0; n < n1;) {
     const int g = n / kFp8Block;
     const int end = imin(n1, (g + 1) * kFp8Block);
-    fp8_prescale(w, g, xp, ldx, rows, xs, post);
-    bool dot = false;
+    fp8_group_exponents(w, g, xp, ldx, rows, c, post);
 #ifdef DSV4_AVX512_BF16
-    dot = end - n >= kFp8GemvRows && fp8_prepare_bf16(xs, ldx, rows, w.K, xb, ldb);
+    if (end - n >= kFp8GemvRows && fp8_group_factors(w, g, xp, ldx, rows, c, f, ldf)) {
+      // The last (end - n) mod 8 rows take the float kernels (fp8_tiled), from prescaled rows.
+      const float* tail = (end - n) % kFp8GemvRows ? prescaled(g) : nullptr;
+      fp8_rows(w, tail, ldx, rows, out, ldo, n, end, post, reinterpret_cast<const uint32_t*>(xp + fp8_pairs_at(w.K)), ldx, f, ldf);
+      n = end;
+      continue;
+    }
 #endif
-    fp8_group(w, xs, ldx, rows, out, ldo, n, end, post, dot ? xb : nullptr, ldb);
+    fp8_group(w, prescaled(g), ldx, rows, out, ldo, n, end, post, nullptr, 0, nullptr, 0);
     n = end;
   }
 }

@@ -785,6 +785,8 @@ struct Fp8FloatGroups {
   const float* x;
   size_t ldx;
   Fp8FloatGroups from_row(int r0) const { return {x + static_cast<size_t>(r0) * ldx, ldx}; }
+  // Row r's chain sum of 128-input block b as the prescaled rows' (these are).
+  __m512 block_sum(int /*r*/, int /*b*/, __m512 c) const { return c; }
   template <int R, int Q>
   __attribute__((always_inline)) void step(const uint8_t* w, size_t k, int g, __m512 (&c)[R][Q]) const {
 #pragma GCC unroll 4
@@ -821,7 +823,7 @@ void fp8_gemv8_rows(const uint8_t* w, int K, const Groups& rows, float* out, siz
       groups.template step<R, Q>(w, k, g, c);
     }
     for (int r = 0; r < R; r++)
-      for (int q = 0; q < Q; q++) _mm512_store_ps(t[r][q], _mm512_add_ps(_mm512_load_ps(t[r][q]), c[r][q]));
+      for (int q = 0; q < Q; q++) _mm512_store_ps(t[r][q], _mm512_add_ps(_mm512_load_ps(t[r][q]), groups.block_sum(r, kb / kFp8Block, c[r][q])));
   }
   for (int r = 0; r < R; r++)
     for (int q = 0; q < Q; q++) {
@@ -860,7 +862,7 @@ inline Fp8RowsFn<Groups> fp8_rows_for(int r) {
 // - weights: E4M3 values (subnormals and the 0x7F code's 480 included, as fp8_decode32 reads
 //   it) as normal bf16 from a 128-entry table (vpermi2b), not the float path's value * 2^-120;
 // - activations: the prescaled rows times 2^-120, so that every product is the float path's;
-//   fp8_prepare_bf16 allows a row only when each value is 0 or of magnitude in [2^10, 2^110)
+//   fp8_prepare_row_bf16 and fp8_group_factors allow a row only when each value is 0 or of magnitude in [2^10, 2^110)
 //   (times 2^-120: normal) and a bf16 value (the E4M3 activations times powers of two are);
 // - products: a weight's E4M3 grid (2^-9) times an activation's bf16 grid (at least 2^3) times
 //   2^-120 is a multiple of 2^-126, so every partial sum, rounded or not, is 0 or normal, and
@@ -913,40 +915,19 @@ inline void fp8_decode32_pair_bf16(const uint8_t* p0, const uint8_t* p1, const F
   b = as_bf16x32(_mm512_unpackhi_epi8(lo, hi));
 }
 
-// The bf16 pairs (K / 2 words per row, ldb apart) of `rows` prescaled Fp8Group32 rows, times
-// 2^-120: per 32 inputs, 8 words (4i, 4i + 1) then 8 words (4i + 2, 4i + 3). True when every
-// row may take fp8_gemv8_rows_bf16 (see there); the pairs are then complete.
-inline bool fp8_prepare_bf16(const float* xs, size_t ldx, int rows, int K, uint32_t* xb, size_t ldb) {
-  const __m512 down = _mm512_set1_ps(0x1p-120f);
-  const __m512 low = _mm512_set1_ps(0x1p10f), high = _mm512_set1_ps(0x1p110f);
-  const __m512i low16 = _mm512_set1_epi32(0xFFFF);
-  const __m256i top = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
-  for (int r = 0; r < rows; r++) {
-    const float* x = xs + static_cast<size_t>(r) * ldx;
-    uint32_t* d = xb + static_cast<size_t>(r) * ldb;
-    for (int k = 0; k < K; k += 16) {
-      // Lanes 0-7: inputs 4i + p of a 32-input group, lanes 8-15: 4i + p + 1 (p = 0 or 2).
-      const __m512 v = _mm512_loadu_ps(x + k);
-      const __m512 mag = _mm512_abs_ps(v);
-      const __mmask16 bad = (_mm512_cmp_ps_mask(mag, low, _CMP_LT_OQ) & _mm512_cmp_ps_mask(mag, _mm512_setzero_ps(), _CMP_NEQ_UQ)) |
-                            _mm512_cmp_ps_mask(mag, high, _CMP_NLT_UQ) | _mm512_test_epi32_mask(_mm512_castps_si512(v), low16);
-      if (bad) return false;
-      const __m512i bits = _mm512_castps_si512(_mm512_mul_ps(v, down));
-      const __m256i pair = _mm256_or_si256(_mm256_and_si256(_mm512_maskz_extracti64x4_epi64(0xFF, bits, 0), top), _mm256_srli_epi32(_mm512_maskz_extracti64x4_epi64(0xFF, bits, 1), 16));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k / 2), pair);
-    }
-  }
-  return true;
-}
-
-// As Fp8FloatGroups, from the rows' bf16 pairs (fp8_prepare_bf16, ldb words apart): two
-// vdpbf16ps per pair and row where that takes four FMAs.
+// As Fp8FloatGroups, from the rows' own bf16 pairs (fp8_prepare_row_bf16, ldb words apart):
+// two vdpbf16ps per pair and row where that takes four FMAs. Each 128-input block's chain sum
+// is then scaled by the row's factor for the block (fp8_group_factors, ldf apart), which makes
+// it the prescaled rows' chain sum exactly.
 struct Fp8Bf16Groups {
   static constexpr bool kWidePasses = true;
   const uint32_t* xb;
   size_t ldb;
+  const float* f;
+  size_t ldf;
   Fp8Bf16Tables tables;
-  Fp8Bf16Groups from_row(int r0) const { return {xb + static_cast<size_t>(r0) * ldb, ldb, tables}; }
+  Fp8Bf16Groups from_row(int r0) const { return {xb + static_cast<size_t>(r0) * ldb, ldb, f + static_cast<size_t>(r0) * ldf, ldf, tables}; }
+  __m512 block_sum(int r, int b, __m512 c) const { return _mm512_mul_ps(c, _mm512_set1_ps(f[static_cast<size_t>(r) * ldf + b])); }
   template <int R, int Q>
   __attribute__((always_inline)) void step(const uint8_t* w, size_t k, int g, __m512 (&c)[R][Q]) const {
     if constexpr (Q == 2) {
@@ -1047,10 +1028,14 @@ void fp8_passes(const Matrix& w, const Groups& groups, int rows, float* out, siz
   fp8_passes_of<4>(w, groups, rows, out, ldo, n0, n1, post);
 }
 
-void fp8_rows(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post, const uint32_t* xb, size_t ldb) {
+// xb, f: the rows' own bf16 pairs and this group's block factors (fp8_group_factors), for
+// bf16 dot products; null: the float kernels on the prescaled rows xs. xs may be null when
+// n1 - n0 is a multiple of 8 (only fp8_tiled reads it then).
+void fp8_rows(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post, const uint32_t* xb, size_t ldb,
+              const float* f, size_t ldf) {
 #ifdef DSV4_AVX512_BF16
   if (xb)
-    fp8_passes(w, Fp8Bf16Groups{xb, ldb, fp8_bf16_tables()}, rows, out, ldo, n0, n1, post);
+    fp8_passes(w, Fp8Bf16Groups{xb, ldb, f, ldf, fp8_bf16_tables()}, rows, out, ldo, n0, n1, post);
   else
 #endif
     fp8_passes(w, Fp8FloatGroups{xs, ldx}, rows, out, ldo, n0, n1, post);

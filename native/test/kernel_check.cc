@@ -9,6 +9,7 @@
 // Inputs are made from integer bits only, so they are the same on every architecture. A
 // line carries nothing table-specific except through its hash (prepared_width is part of
 // the prepare lines: the vector tables pad rows alike, the scalar one does not).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -101,8 +102,13 @@ struct Aligned {
 // BF16 has no scales: there Normal is random weights with some subnormals (the float path in
 // every table), InRange the same without subnormals (the avx512bf16 table's dot-product path),
 // Extreme in range but for one 2^-60 (the float path again).
-enum class Scales { Normal, Extreme, Special, InRange };
-const char* scales_name(Scales s) { return s == Scales::Normal ? "normal" : s == Scales::Extreme ? "extreme" : s == Scales::Special ? "special" : "in-range"; }
+// FP8 Wide: the scale of every odd 128-input block column is 2^-40, of the others 1, and the
+// activations of odd blocks are 2^-60 times the usual: every row is in the avx512bf16 table's
+// own-pairs range, but a group's prescaled odd blocks fall below it (fp8_group_factors).
+enum class Scales { Normal, Extreme, Special, InRange, Wide };
+const char* scales_name(Scales s) {
+  return s == Scales::Normal ? "normal" : s == Scales::Extreme ? "extreme" : s == Scales::Special ? "special" : s == Scales::Wide ? "wide" : "in-range";
+}
 struct Shape {
   Format format;
   int N, K;
@@ -143,10 +149,11 @@ Matrix make_matrix(const Shape& s, uint64_t seed) {
       }
       m.scale_cols = static_cast<int>((k + 127) / 128);
       m.scales.resize(((n + 127) / 128) * m.scale_cols);
-      for (auto& v : m.scales) {
+      for (size_t i = 0; i < m.scales.size(); i++) {
         uint8_t b = scale_byte(r, s.scales);
         if (b == 255) b = 254;
-        v = e8m0(b);
+        if (s.scales == Scales::Wide) b = (i % m.scale_cols) % 2 ? 87 : 127;
+        m.scales[i] = e8m0(b);
       }
       break;
     }
@@ -215,7 +222,7 @@ void check_linear(const KernelTable& t) {
   const Shape shapes[] = {
       {Format::FP8, 9, 32}, {Format::FP8, 130, 96}, {Format::FP8, 5, 128}, {Format::FP8, 12, 160},
       {Format::FP8, 131, 256}, {Format::FP8, 6, 1024}, {Format::FP8, 10, 256, Scales::Extreme},
-      {Format::FP8, 4, 100}, {Format::FP8, 3, 48}, {Format::FP8, 20, 1024},
+      {Format::FP8, 4, 100}, {Format::FP8, 3, 48}, {Format::FP8, 20, 1024}, {Format::FP8, 16, 512, Scales::Wide},
       {Format::FP4, 8, 64}, {Format::FP4, 9, 128}, {Format::FP4, 5, 192}, {Format::FP4, 4, 4096},
       {Format::FP4, 6, 256, Scales::Extreme}, {Format::FP4, 5, 256, Scales::Special},
       {Format::FP4, 6, 32}, {Format::FP4, 7, 96}, {Format::FP4, 40, 4096},
@@ -235,7 +242,10 @@ void check_linear(const KernelTable& t) {
     std::snprintf(name, sizeof name, "%s N=%d K=%d scales=%s", format_name(s.format), s.N, s.K, scales_name(s.scales));
     for (int rows : row_counts) {
       Rng r(seed++);
-      const std::vector<float> x = activations(r, static_cast<size_t>(rows) * s.K);
+      std::vector<float> x = activations(r, static_cast<size_t>(rows) * s.K);
+      if (s.scales == Scales::Wide)
+        for (size_t i = 0; i < x.size(); i++)
+          if ((i % s.K) / 128 % 2) x[i] *= 0x1p-60f;
       const std::vector<float> xb = bf16_rows(x, rows, s.K);
       const std::vector<float> xc = bf16_rows(x, 1, s.K);  // every row bf16 values in the dot path's range
       // aq 0: float activations; 1: E4M3-quantised by prepare; 2: bf16 values (the head's input), not quantised;
@@ -245,8 +255,10 @@ void check_linear(const KernelTable& t) {
         std::memset(xp.p, 0, static_cast<size_t>(rows) * width * 4);
         t.prepare(m, (aq == 2 ? xb : aq == 3 ? xc : x).data(), rows, aq == 1, xp.p);
         // FP4 and BF16 rows are K floats in every table but avx512bf16, which adds their bf16
-        // copy after them (checked through the products that read it).
-        const size_t common = s.format == Format::FP4 || s.format == Format::BF16 ? static_cast<size_t>(s.K) : width;
+        // copy after them (checked through the products that read it); FP8 rows are K floats and
+        // the block maxima, after which avx512bf16 adds the block minima and a bf16 copy.
+        size_t common = s.format == Format::FP4 || s.format == Format::BF16 ? static_cast<size_t>(s.K) : width;
+        if (s.format == Format::FP8) common = std::min(width, static_cast<size_t>(s.K) + static_cast<size_t>(((s.K + 127) / 128 + 7) / 8 * 8));
         Hash hp;
         for (int row = 0; row < rows; row++) hp.add(xp.p + static_cast<size_t>(row) * width, common);
         char what[256];
