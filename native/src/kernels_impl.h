@@ -116,30 +116,16 @@ inline size_t fp8_flag_at(int K) { return fp8_pairs_at(K) + static_cast<size_t>(
 // of the prescaled rows; the block minima let each group check its own range.
 inline void fp8_prepare_row_bf16(float* d, int K) {
   const size_t nb = fp8_blocks_padded(K);
-  float* block_max = d + K;
+  const float* block_max = d + K;
   float* block_min = d + fp8_block_min_at(K);
+  float* flag = d + fp8_flag_at(K);
+  flag[0] = 0;
+  flag[1] = 0;
   float m = 0;
   for (size_t b = 0; b < nb; b++) {
     block_min[b] = 0;
     m = block_max[b] > m ? block_max[b] : m;
   }
-  // (K is a multiple of 32; a block's values NaN or infinite fail the check below anyway.)
-  const __m512 none = _mm512_set1_ps(INFINITY);
-  for (int k = 0; k < K; k += kFp8Block) {
-    __m512 lo = none;
-    for (int i = k; i < imin(K, k + kFp8Block); i += 16) {
-      const __m512 v = _mm512_abs_ps(_mm512_loadu_ps(d + i));
-      lo = _mm512_mask_min_ps(lo, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_OQ), v, lo);
-    }
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, lo);
-    float m = INFINITY;
-    for (float v : lanes) m = v < m ? v : m;
-    block_min[k / kFp8Block] = m == INFINITY ? 0 : m;
-  }
-  float* flag = d + fp8_flag_at(K);
-  flag[0] = 0;
-  flag[1] = 0;
   if (!(m > 0 && m <= 3.0e38f)) return;
   const int c0 = imin(127, imax(-126, 100 - ilogbf(m)));
   const __m512 up = _mm512_set1_ps(ldexpf(1.0f, c0)), down = _mm512_set1_ps(0x1p-120f);
@@ -147,6 +133,7 @@ inline void fp8_prepare_row_bf16(float* d, int K) {
   const __m512i low16 = _mm512_set1_epi32(0xFFFF);
   const __m256i top = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
   uint32_t* pairs = reinterpret_cast<uint32_t*>(d + fp8_pairs_at(K));
+  // Rows that are not E4M3-quantised (the float products') fail on their first values.
   for (int k = 0; k < K; k += 16) {
     // Lanes 0-7: inputs 4i + p of a 32-input group, lanes 8-15: 4i + p + 1 (p = 0 or 2).
     const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(d + k), up);
@@ -157,6 +144,20 @@ inline void fp8_prepare_row_bf16(float* d, int K) {
     const __m512i bits = _mm512_castps_si512(_mm512_mul_ps(v, down));
     const __m256i pair = _mm256_or_si256(_mm256_and_si256(_mm512_maskz_extracti64x4_epi64(0xFF, bits, 0), top), _mm256_srli_epi32(_mm512_maskz_extracti64x4_epi64(0xFF, bits, 1), 16));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(pairs + k / 2), pair);
+  }
+  // (K is a multiple of 32; NaN and infinite values failed above.)
+  const __m512 none = _mm512_set1_ps(INFINITY);
+  for (int k = 0; k < K; k += kFp8Block) {
+    __m512 lo = none;
+    for (int i = k; i < imin(K, k + kFp8Block); i += 16) {
+      const __m512 v = _mm512_abs_ps(_mm512_loadu_ps(d + i));
+      lo = _mm512_mask_min_ps(lo, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_OQ), v, lo);
+    }
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, lo);
+    float mn = INFINITY;
+    for (float v : lanes) mn = v < mn ? v : mn;
+    block_min[k / kFp8Block] = mn == INFINITY ? 0 : mn;
   }
   flag[0] = 1;
   flag[1] = static_cast<float>(c0);
@@ -1390,9 +1391,21 @@ void fp8_prescale(const Matrix& w, int g, const float* xp, size_t ldx, int rows,
   for (int r = 0; r < rows; r++) {
     const float* x = xp + r * ldx;
     float* d = dst + r * ldx;
-    const __m256 t = _mm256_set1_ps(ldexpf(1.0f, c[r]));
+    const float t = ldexpf(1.0f, c[r]);
+#ifdef DSV4_AVX512
+    // (K is a multiple of 32 here.) Each block's scale once, 16 lanes at a time: per value the
+    // same two multiplies.
+    const __m512 tv = _mm512_set1_ps(t);
+    for (int kb = 0; kb < w.K; kb += kFp8Block) {
+      const __m512 sv = _mm512_set1_ps(s[kb / kFp8Block]);
+      for (int k = kb; k < imin(w.K, kb + kFp8Block); k += 16)
+        _mm512_storeu_ps(d + k, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + k), sv), tv));
+    }
+#else
+    const __m256 tv = _mm256_set1_ps(t);
     for (int k = 0; k < w.K; k += 8)
-      _mm256_storeu_ps(d + k, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + k), _mm256_set1_ps(s[k / kFp8Block])), t));
+      _mm256_storeu_ps(d + k, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + k), _mm256_set1_ps(s[k / kFp8Block])), tv));
+#endif
   }
 }
 
