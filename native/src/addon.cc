@@ -138,6 +138,24 @@ Napi::Value CreateMatrix(const Napi::CallbackInfo& info) {
   });
 }
 
+// matrixStorage(m): where a matrix's rows live: "mapped" (the checkpoint file's pages),
+// "owned" (bytes copied at creation), "copied" (mapped rows copied to an aligned place of
+// its own) or "packed" (FP4 repacked).
+Napi::Value MatrixStorage(const Napi::CallbackInfo& info) {
+  const Matrix& m = matrix_of(info[0]);
+  const char* where = m.fp4_packed ? "packed" : m.packed ? "copied" : m.mapping ? "mapped" : "owned";
+  return Napi::String::New(info.Env(), where);
+}
+
+// alignMatrix(m): align_rows (matrix_io.h); true when it copied. Called at load, before any
+// product runs on m.
+Napi::Value AlignMatrix(const Napi::CallbackInfo& info) {
+  Matrix& m = const_cast<Matrix&>(matrix_of(info[0]));
+  bool copied = false;
+  described([&] { return std::string("alignMatrix (") + format_name(m.format) + " " + sizes({m.N, m.K}) + ")"; }, [&] { copied = align_rows(m); });
+  return Napi::Boolean::New(info.Env(), copied);
+}
+
 Napi::Value MatrixRow(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Matrix& m = matrix_of(info[0]);
@@ -600,7 +618,7 @@ struct Entry {
 };
 
 const Entry kEntries[] = {
-    {"createMatrix", CreateMatrix},   {"matrixRow", MatrixRow},
+    {"createMatrix", CreateMatrix},   {"matrixRow", MatrixRow},         {"matrixStorage", MatrixStorage}, {"alignMatrix", AlignMatrix},
     {"linear", Linear},               {"hcCollapse", HcCollapse},
     {"greedyRows", GreedyRows},
     {"hcExpand", HcExpand},           {"swiglu", Swiglu},

@@ -73,8 +73,9 @@ struct Matrix {
   // group). Only tables whose FP4 kernels step through fp4_group / fp4_scales read such a
   // matrix (KernelTable::packs_fp4); row() and scale_bytes() do not apply to it.
   bool fp4_packed = false;
-  // The packed rows' memory (2 MiB aligned, in transparent huge pages where the kernel gives
-  // them) and its size.
+  // The memory of the matrix's own rows when it keeps them (the packed FP4 rows, or an aligned
+  // copy: align_rows), 2 MiB aligned, in transparent huge pages where the kernel
+  // gives them; and its size.
   std::shared_ptr<uint8_t> packed;
   size_t packed_bytes = 0;
   std::shared_ptr<Bf16RangeScan> bf16_range = std::make_shared<Bf16RangeScan>();

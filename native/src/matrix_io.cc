@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "kernels.h"
+#include "scratch.h"
 #include "thread_pool.h"
 #include "quant_inline.h"
 
@@ -148,6 +149,37 @@ std::unique_ptr<Matrix> make_matrix(const MatrixSource& src) {
     fp4_pack(*m, src);
   }
   return m;
+}
+
+// Checkpoints place tensors at any byte offset (a safetensors header is padded to 8 bytes,
+// tensors follow one another), so mapped rows that do not start on a cache line split a load
+// in two at every line or, at 64-byte loads, always. A flash-slice model's FP8 products from
+// its own checkpoint (rows 52 bytes past a line), copy against mapping in one process, one
+// row: wo_b 1.13-1.23x, shared w1 1.11-1.12x, wq_a / wq_b / wo_a 1.02-1.08x; the head (8
+// bytes past) 1.02-1.15x.
+bool align_rows(Matrix& m) {
+  if (!m.mapping || m.format == Format::FP4 || reinterpret_cast<uintptr_t>(m.data) % 64 == 0) return false;
+  const size_t bytes = m.row_bytes() * static_cast<size_t>(m.N);
+  const size_t offset = static_cast<size_t>(m.data - m.mapping->data());
+  constexpr size_t kHuge = 2u << 20;
+  const size_t alloc = (bytes + kHuge - 1) / kHuge * kHuge;
+  uint8_t* d = static_cast<uint8_t*>(std::aligned_alloc(kHuge, alloc));
+  if (!d) allocation_failed(alloc, "an aligned copy of a matrix");
+  std::shared_ptr<uint8_t> copy(d, [](uint8_t* p) { std::free(p); });
+  madvise(d, alloc, MADV_HUGEPAGE);
+  constexpr size_t kChunk = 1u << 20;
+  const uint8_t* from = m.data;
+  pool().run(static_cast<int>((bytes + kChunk - 1) / kChunk), [&](int c, int) {
+    const size_t at = static_cast<size_t>(c) * kChunk;
+    std::memcpy(d + at, from + at, std::min(kChunk, bytes - at));
+  });
+  if (m.mapping->locked()) mlock(d, alloc);
+  m.mapping->release(offset, bytes);
+  m.packed = std::move(copy);
+  m.packed_bytes = alloc;
+  m.data = d;
+  m.mapping.reset();
+  return true;
 }
 
 void decode_row(const Matrix& m, int n, float* out) {

@@ -32,6 +32,11 @@ struct MatrixSource {
 // Validates shapes and sizes; throws std::runtime_error with the reason.
 std::unique_ptr<Matrix> make_matrix(const MatrixSource& src);
 
+// Mapped FP8, BF16 or F32 rows that do not start on a cache line copied into 2 MiB-aligned
+// memory of the matrix's own, locked when its mapping is, the mapped bytes let go (as FP4
+// repacking does). Returns whether it copied. Not while products may run on m.
+bool align_rows(Matrix& m);
+
 // Row n decoded to float with its scales applied (embedding lookup).
 void decode_row(const Matrix& m, int n, float* out);
 

@@ -84,6 +84,12 @@ export interface Backend {
    * backend's own (the native backend on its AVX-512 kernel tables). Absent: never.
    */
   repacksFp4?(): boolean;
+  /**
+   * Copy a mapped matrix whose rows do not start on a cache line into aligned memory of the
+   * backend's own (locked if its file is), letting the mapped pages go; true if it copied.
+   * Products are the same bits either way. Only at load, before any product runs on it.
+   */
+  alignRows?(m: MatrixHandle): boolean;
   /** One row of a matrix, decoded (embedding lookup). */
   matrixRow(m: MatrixHandle, row: number, out: Vec, outOffset: number): void;
 

@@ -111,10 +111,11 @@ export interface LoadOptions {
   /**
    * Let the backend copy every routed expert at load into the layout its kernels stream
    * fastest (StoredMatrix.repack: the native backend's FP4 tiles on AVX-512, the same
-   * products bit for bit), letting the mapped pages go. Default true, and only done when the
-   * checkpoint fits in available memory with 2 GiB to spare (a larger one stays mapped and
-   * paged, each expert created on its first use); false keeps every weight read in place from
-   * the checkpoint's mapping (llama.cpp's --no-repack).
+   * products bit for bit), and the dense matrices whose mapped rows do not start on a cache
+   * line into aligned memory (Backend.alignRows), letting the mapped pages go. Default true,
+   * and only done when the checkpoint fits in available memory with 2 GiB to spare (a larger
+   * one stays mapped and paged, each expert created on its first use); false keeps every
+   * weight read in place from the checkpoint's mapping (llama.cpp's --no-repack).
    */
   repack?: boolean;
 }
@@ -144,10 +145,14 @@ export class Dsv4Model {
       // for an expert's copy (that took a 1-stream flash-slice step from 37 to 88 ms while
       // new experts came in).
       // (A backend that would not repack them keeps loading each expert on its first use.)
-      const repack = shouldRepack(opts.repack, ckpt.totalBytes()) && opts.backend.repacksFp4?.() === true;
+      const own = shouldRepack(opts.repack, ckpt.totalBytes());
+      const repack = own && opts.backend.repacksFp4?.() === true;
       const { weights, loader } = loadWeights(ckpt, cfg, opts.backend, opts.onProgress, { repack });
       prefetchCheckpoint(ckpt, opts.backend, opts.prefetch ?? "auto", opts.onProgress);
       if (opts.mlock) lockCheckpoint(ckpt, opts.backend);
+      // Dense matrices whose mapped rows do not start on a cache line are copied where they do
+      // (Backend.alignRows), like the experts after the lock.
+      if (own && opts.backend.alignRows) for (const h of loader.dense) opts.backend.alignRows(h);
       if (repack) loadRoutedExperts(cfg, weights, opts.onProgress);
       return new Dsv4Model(cfg, weights, opts.backend, loader.bytes, ckpt);
     } catch (err) {

@@ -133,6 +133,8 @@ export function drafterLayout(cfg: ModelConfig): string {
 
 class WeightLoader {
   bytes = 0;
+  /** The FP8, BF16 and F32 matrices products read (not the tables looked up by row): Backend.alignRows candidates. */
+  readonly dense: MatrixHandle[] = [];
   /** repack: routed experts may be kept in a layout of the backend's own (StoredMatrix.repack). */
   constructor(readonly ckpt: Checkpoint, readonly backend: Backend, private readonly repack = false) {}
 
@@ -155,7 +157,7 @@ class WeightLoader {
     };
   }
 
-  private matrix(name: string, format: WeightFormat, out: number, inp: number, scaled: boolean, repack = false): MatrixHandle {
+  private matrix(name: string, format: WeightFormat, out: number, inp: number, scaled: boolean, repack = false, lookup = false): MatrixHandle {
     const s = scaled ? this.scales(`${name}.scale`) : undefined;
     const h = this.backend.uploadMatrix({
       name, format, outFeatures: out, inFeatures: inp, ...this.source(`${name}.weight`), repack,
@@ -167,6 +169,7 @@ class WeightLoader {
       },
     });
     this.bytes += h.bytes;
+    if (format !== "fp4" && !lookup) this.dense.push(h);
     return h;
   }
 
@@ -182,15 +185,15 @@ class WeightLoader {
     };
   }
 
-  /** A `name.weight` matrix in whichever stored format it has. */
-  linear(name: string, repack = false): MatrixHandle {
+  /** A `name.weight` matrix in whichever stored format it has; `lookup`: a table read by row (an embedding). */
+  linear(name: string, repack = false, lookup = false): MatrixHandle {
     const info = this.ckpt.info(`${name}.weight`);
     const [out, stored] = info.shape as [number, number];
     switch (info.dtype) {
-      case "F8_E4M3": return this.matrix(name, "fp8", out, stored, true);
-      case "I8": return this.matrix(name, "fp4", out, stored * 2, true, repack);
-      case "BF16": return this.matrix(name, "bf16", out, stored, false);
-      case "F32": return this.matrix(name, "f32", out, stored, false);
+      case "F8_E4M3": return this.matrix(name, "fp8", out, stored, true, false, lookup);
+      case "I8": return this.matrix(name, "fp4", out, stored * 2, true, repack, lookup);
+      case "BF16": return this.matrix(name, "bf16", out, stored, false, false, lookup);
+      case "F32": return this.matrix(name, "f32", out, stored, false, false, lookup);
       default: throw new CheckpointFormatError(`unsupported weight dtype ${info.dtype}`, info.file, `${name}.weight`);
     }
   }
@@ -217,6 +220,7 @@ class WeightLoader {
           ...this.source(`${name}.weight`, g * rows * inp, rows * inp),
           scale: scale.subarray(g * sRows * kb, (g + 1) * sRows * kb), scaleDtype,
         });
+        this.dense.push(h);
       } else {
         const data = this.ckpt.readRange(`${name}.weight`, g * rows * inp, rows * inp);
         const scales = decodeToFloat64(scaleDtype, scale);
@@ -258,6 +262,7 @@ class WeightLoader {
     const [out, inp] = info.shape as [number, number];
     const h = this.backend.uploadMatrix({ name, format: info.dtype === "BF16" ? "bf16" : "f32", outFeatures: out, inFeatures: inp, ...this.source(name) });
     this.bytes += h.bytes;
+    this.dense.push(h);
     return h;
   }
 
@@ -269,7 +274,7 @@ class WeightLoader {
       mainNorm: this.vec(`${first}.main_norm.weight`),
       norm: this.vec(`${last}.norm.weight`),
       hcHead: this.hc(`${last}.`, "head"),
-      markovW1: this.linear(`${last}.markov_head.markov_w1`),
+      markovW1: this.linear(`${last}.markov_head.markov_w1`, false, true),
       markovW2: this.linear(`${last}.markov_head.markov_w2`),
       confidence: this.linear(`${last}.confidence_head.proj`),
     };
@@ -372,13 +377,13 @@ export function loadDraftVocabParts(ckpt: Checkpoint, cfg: ModelConfig, backend:
   return ranges.map(([start, end]) => ({ start, end, head: l.rowRange("head", start, end), markovW2: markov ? l.rowRange(w2, start, end) : null }));
 }
 
-export function loadWeights(ckpt: Checkpoint, cfg: ModelConfig, backend: Backend, onProgress?: (p: LoadProgress) => void, opts: { repack?: boolean } = {}): { weights: ModelWeights; loader: { bytes: number } } {
+export function loadWeights(ckpt: Checkpoint, cfg: ModelConfig, backend: Backend, onProgress?: (p: LoadProgress) => void, opts: { repack?: boolean } = {}): { weights: ModelWeights; loader: { bytes: number; dense: MatrixHandle[] } } {
   validateCheckpoint(ckpt, cfg);
   const l = new WeightLoader(ckpt, backend, opts.repack ?? true);
   const total = cfg.layers.length + cfg.mtpLayers.length + 1;
   let done = 0;
   const tick = () => onProgress?.({ done: ++done, total, bytes: l.bytes });
-  const embed = l.linear("embed");
+  const embed = l.linear("embed", false, true);
   const head = l.linear("head");
   const norm = l.vec("norm.weight");
   const hcHead: HcWeights = { fn: l.bareMatrix("hc_head_fn"), base: l.values("hc_head_base"), scale: l.values("hc_head_scale") };

@@ -12,6 +12,10 @@ export interface NativeAddon {
     bytes: Uint8Array | null, scale: Uint8Array | null, scaleF32: boolean, scaleFile?: string | null, scaleOffset?: number, scaleByteLength?: number,
     fp4Repack?: boolean): NativeMatrixPtr;
   matrixRow(m: NativeMatrixPtr, row: number, out: Float32Array, outOffset: number): void;
+  /** Where a matrix's rows live: the checkpoint's mapped pages, bytes copied at creation, an aligned copy of mapped rows (alignMatrix), or FP4 repacked. */
+  matrixStorage(m: NativeMatrixPtr): "mapped" | "owned" | "copied" | "packed";
+  /** Copies a mapped matrix whose rows do not start on a cache line to aligned memory of its own (native/src/matrix_io.h align_rows); true when it did. */
+  alignMatrix(m: NativeMatrixPtr): boolean;
   linear(x: Float32Array, rows: number, m: NativeMatrixPtr, actQuant: boolean, out: Float32Array): void;
   /** greedy_head.h: each row's greedy token into out (-1: undecided); masked ids of row r at [maskAt[r], maskAt[r + 1]). */
   greedyRows?(m: NativeMatrixPtr, x: Float32Array, rows: number, masked: Int32Array, maskAt: Int32Array, out: Int32Array, exact: Int32Array | null): void;

@@ -108,6 +108,11 @@ export class NativeBackend implements Backend {
     return this.addon.info().repacksFp4 === true;
   }
 
+  alignRows(m: MatrixHandle): boolean {
+    // (An addon built from an older checkout has no alignMatrix: its matrices stay mapped.)
+    return typeof this.addon.alignMatrix === "function" && this.addon.alignMatrix((m as NativeMatrix).ptr);
+  }
+
   lockFile(path: string): string | null {
     if (typeof this.addon.lockMapping !== "function") return "the native addon was built from an older checkout and cannot lock memory: rebuild it (npm rebuild dsv4)";
     return this.addon.lockMapping(path);
