@@ -1,7 +1,7 @@
 // Built with -mavx512f -mavx512bw -mavx512bf16 -mavx512vbmi -mavx2 -mfma -mf16c (see
 // binding.gyp); only called when the CPU has them. The avx512 table plus AVX512_BF16: FP4 and
 // FP8 products from E4M3 activations take bf16 dot products (fp4_rows_bf16_k and
-// fp8_gemv8_rows_bf16 in tiles_avx512.h), with the same results bit for bit.
+// Fp8Bf16Groups in tiles_avx512.h), with the same results bit for bit.
 #include "kernels_impl.h"
 #include "kernels_table.inc"
 

@@ -112,8 +112,8 @@ inline size_t fp8_flag_at(int K) { return fp8_pairs_at(K) + static_cast<size_t>(
 // two are applied afterwards to each 128-input block's chain sum (fp8_group_factors): every
 // such factor is a power of two, so where no value involved is a denormal or overflows, each
 // chain is the prescaled chain divided by it, exactly. The flag allows that path only when
-// every value is 0 or a bf16 value with x 2^c0 in [2^10, 2^110), as fp8_prepare_bf16 required
-// of the prescaled rows; the block minima let each group check its own range.
+// every value is 0 or a bf16 value with x 2^c0 in [2^10, 2^110), as the prescaled rows' pairs
+// once had to be; the block minima let each group check its own range.
 inline void fp8_prepare_row_bf16(float* d, int K) {
   const size_t nb = fp8_blocks_padded(K);
   const float* block_max = d + K;
@@ -1415,7 +1415,7 @@ void fp8_prescale(const Matrix& w, int g, const float* xp, size_t ldx, int rows,
 // s_b * 2^(c_r - c0_r), when that is exact for every row and block, else false (the group
 // then prescales). Exact means: every weight scale a power of two; x * s_b exact (0 or
 // normal), as the float kernels' first multiply is; the prescaled values 0 or in [2^10,
-// 2^110), where the chains of both forms have only normal partial sums (fp8_gemv8_rows_bf16);
+// 2^110), where the chains of both forms have only normal partial sums (Fp8Bf16Groups in tiles_avx512.h);
 // and f a normal float, so that scaling a normal chain sum by it is exact.
 bool fp8_group_factors(const Matrix& w, int g, const float* xp, size_t ldx, int rows, const int* c, float* f, size_t ldf) {
   const float* s = w.scales.data() + static_cast<size_t>(g) * w.scale_cols;
@@ -1524,7 +1524,7 @@ void fp8_linear(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
   // factor for this group (fp8_group_factors).
 #ifdef DSV4_AVX512_BF16
   const size_t ldf = static_cast<size_t>(w.scale_cols);
-  float* f = static_cast<float*>(scratch(Scratch::Bf16Pairs, static_cast<size_t>(rows) * ldf * sizeof(float)));
+  float* f = static_cast<float*>(scratch(Scratch::Fp8Factors, static_cast<size_t>(rows) * ldf * sizeof(float)));
 #endif
   for (int n = n0; n < n1;) {
     const int g = n / kFp8Block;

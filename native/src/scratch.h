@@ -9,7 +9,7 @@ namespace dsv4 {
 // threads and the calling JS threads live as long as the process). One slot per use, since
 // a caller may hold several at once. Compiled at the baseline ISA, so every kernel table
 // shares the one definition.
-enum class Scratch { Prepared, Carry, Tile, Prescaled, Post, Paired, Bf16Pairs, ExpertHidden, ExpertOut, GreedyInput, GreedyExact, GreedyLogits, Count };
+enum class Scratch { Prepared, Carry, Tile, Prescaled, Post, Paired, Fp8Factors, ExpertHidden, ExpertOut, GreedyInput, GreedyExact, GreedyLogits, Count };
 
 // At least `bytes` bytes for `slot` on this thread; the contents are not kept when it grows.
 // Throws AllocationFailure when the memory is not there.
