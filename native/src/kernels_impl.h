@@ -1740,52 +1740,39 @@ uint64_t read_sum_impl(const uint8_t* p, size_t bytes) {
 #endif
 }
 
-// The FMA-peak probe. Twelve independent chains keep two FMA pipes busy through a latency of
-// up to six cycles. Written in assembly because the compiler kept the chains of the C++ form
-// in memory (one load and store per FMA: half the peak).
+// The compute-peak probes' loop: twelve independent chains of `OP` (three operands: the
+// chain last) over registers `REG` ("zmm" or "ymm"), zeroed with `ZERO`, `rounds` times. Twelve
+// chains keep two pipes busy through a latency of up to six cycles. Written in assembly
+// because the compiler kept the chains of the C++ form in memory (one load and store per FMA:
+// half the peak).
+#define DSV4_PEAK_R(REG, i) "%%" REG #i
+#define DSV4_PEAK_MOV(REG, i) "vmovaps " DSV4_PEAK_R(REG, 0) ", " DSV4_PEAK_R(REG, i) "\n\t"
+#define DSV4_PEAK_OP(OP, REG, i) OP " " DSV4_PEAK_R(REG, 15) ", " DSV4_PEAK_R(REG, 14) ", " DSV4_PEAK_R(REG, i) "\n\t"
+#define DSV4_PEAK_LOOP(ZERO, OP, REG, rounds)                                                                                            \
+  do {                                                                                                                                   \
+    long n = (rounds);                                                                                                                   \
+    __asm__ volatile(ZERO " " DSV4_PEAK_R(REG, 0) ", " DSV4_PEAK_R(REG, 0) ", " DSV4_PEAK_R(REG, 0) "\n\t" DSV4_PEAK_MOV(REG, 1)          \
+                         DSV4_PEAK_MOV(REG, 2) DSV4_PEAK_MOV(REG, 3) DSV4_PEAK_MOV(REG, 4) DSV4_PEAK_MOV(REG, 5) DSV4_PEAK_MOV(REG, 6)     \
+                             DSV4_PEAK_MOV(REG, 7) DSV4_PEAK_MOV(REG, 8) DSV4_PEAK_MOV(REG, 9) DSV4_PEAK_MOV(REG, 10)                   \
+                                 DSV4_PEAK_MOV(REG, 11) DSV4_PEAK_MOV(REG, 14) DSV4_PEAK_MOV(REG, 15) "1:\n\t" DSV4_PEAK_OP(OP, REG, 0) \
+                                     DSV4_PEAK_OP(OP, REG, 1) DSV4_PEAK_OP(OP, REG, 2) DSV4_PEAK_OP(OP, REG, 3) DSV4_PEAK_OP(OP, REG, 4)  \
+                                         DSV4_PEAK_OP(OP, REG, 5) DSV4_PEAK_OP(OP, REG, 6) DSV4_PEAK_OP(OP, REG, 7)                      \
+                                             DSV4_PEAK_OP(OP, REG, 8) DSV4_PEAK_OP(OP, REG, 9) DSV4_PEAK_OP(OP, REG, 10)                 \
+                                                 DSV4_PEAK_OP(OP, REG, 11) "dec %0\n\tjnz 1b\n\tvzeroupper"                             \
+                     : "+r"(n)                                                                                                           \
+                     :                                                                                                                   \
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm14", "xmm15", \
+                       "cc");                                                                                                            \
+  } while (0)
+
+// The FMA-peak probe: the multiply-adds of the table's vector width.
 double fma_peak_impl(long rounds) {
 #if defined(DSV4_AVX512)
-  // The same with 512-bit vectors: the avx512 table's strip kernels run at this width.
-  long n = rounds;
-  __asm__ volatile(
-      "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
-      "vmovaps %%zmm0, %%zmm1\n\tvmovaps %%zmm0, %%zmm2\n\tvmovaps %%zmm0, %%zmm3\n\t"
-      "vmovaps %%zmm0, %%zmm4\n\tvmovaps %%zmm0, %%zmm5\n\tvmovaps %%zmm0, %%zmm6\n\t"
-      "vmovaps %%zmm0, %%zmm7\n\tvmovaps %%zmm0, %%zmm8\n\tvmovaps %%zmm0, %%zmm9\n\t"
-      "vmovaps %%zmm0, %%zmm10\n\tvmovaps %%zmm0, %%zmm11\n\tvmovaps %%zmm0, %%zmm14\n\tvmovaps %%zmm0, %%zmm15\n\t"
-      "1:\n\t"
-      "vfmadd213ps %%zmm15, %%zmm14, %%zmm0\n\tvfmadd213ps %%zmm15, %%zmm14, %%zmm1\n\t"
-      "vfmadd213ps %%zmm15, %%zmm14, %%zmm2\n\tvfmadd213ps %%zmm15, %%zmm14, %%zmm3\n\t"
-      "vfmadd213ps %%zmm15, %%zmm14, %%zmm4\n\tvfmadd213ps %%zmm15, %%zmm14, %%zmm5\n\t"
-      "vfmadd213ps %%zmm15, %%zmm14, %%zmm6\n\tvfmadd213ps %%zmm15, %%zmm14, %%zmm7\n\t"
-      "vfmadd213ps %%zmm15, %%zmm14, %%zmm8\n\tvfmadd213ps %%zmm15, %%zmm14, %%zmm9\n\t"
-      "vfmadd213ps %%zmm15, %%zmm14, %%zmm10\n\tvfmadd213ps %%zmm15, %%zmm14, %%zmm11\n\t"
-      "dec %0\n\tjnz 1b\n\t"
-      "vzeroupper"
-      : "+r"(n)
-      :
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm14", "xmm15", "cc");
+  // 512-bit vectors: the avx512 table's strip kernels run at this width.
+  DSV4_PEAK_LOOP("vpxord", "vfmadd213ps", "zmm", rounds);
   return 2.0 * 16 * 12 * static_cast<double>(rounds);
 #elif defined(DSV4_AVX2)
-  long n = rounds;
-  __asm__ volatile(
-      "vxorps %%ymm0, %%ymm0, %%ymm0\n\t"
-      "vmovaps %%ymm0, %%ymm1\n\tvmovaps %%ymm0, %%ymm2\n\tvmovaps %%ymm0, %%ymm3\n\t"
-      "vmovaps %%ymm0, %%ymm4\n\tvmovaps %%ymm0, %%ymm5\n\tvmovaps %%ymm0, %%ymm6\n\t"
-      "vmovaps %%ymm0, %%ymm7\n\tvmovaps %%ymm0, %%ymm8\n\tvmovaps %%ymm0, %%ymm9\n\t"
-      "vmovaps %%ymm0, %%ymm10\n\tvmovaps %%ymm0, %%ymm11\n\tvmovaps %%ymm0, %%ymm14\n\tvmovaps %%ymm0, %%ymm15\n\t"
-      "1:\n\t"
-      "vfmadd213ps %%ymm15, %%ymm14, %%ymm0\n\tvfmadd213ps %%ymm15, %%ymm14, %%ymm1\n\t"
-      "vfmadd213ps %%ymm15, %%ymm14, %%ymm2\n\tvfmadd213ps %%ymm15, %%ymm14, %%ymm3\n\t"
-      "vfmadd213ps %%ymm15, %%ymm14, %%ymm4\n\tvfmadd213ps %%ymm15, %%ymm14, %%ymm5\n\t"
-      "vfmadd213ps %%ymm15, %%ymm14, %%ymm6\n\tvfmadd213ps %%ymm15, %%ymm14, %%ymm7\n\t"
-      "vfmadd213ps %%ymm15, %%ymm14, %%ymm8\n\tvfmadd213ps %%ymm15, %%ymm14, %%ymm9\n\t"
-      "vfmadd213ps %%ymm15, %%ymm14, %%ymm10\n\tvfmadd213ps %%ymm15, %%ymm14, %%ymm11\n\t"
-      "dec %0\n\tjnz 1b\n\t"
-      "vzeroupper"
-      : "+r"(n)
-      :
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm14", "xmm15", "cc");
+  DSV4_PEAK_LOOP("vxorps", "vfmadd213ps", "ymm", rounds);
   return 2.0 * 8 * 12 * static_cast<double>(rounds);
 #else
   // Portable: the compiler's own code for twelve independent multiply-add chains.
@@ -1806,31 +1793,18 @@ double fma_peak_impl(long rounds) {
 // tables without them, whose products never use bf16 dot products.
 double dot_peak_impl(long rounds) {
 #if defined(DSV4_AVX512_BF16)
-  long n = rounds;
-  __asm__ volatile(
-      "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
-      "vmovaps %%zmm0, %%zmm1\n\tvmovaps %%zmm0, %%zmm2\n\tvmovaps %%zmm0, %%zmm3\n\t"
-      "vmovaps %%zmm0, %%zmm4\n\tvmovaps %%zmm0, %%zmm5\n\tvmovaps %%zmm0, %%zmm6\n\t"
-      "vmovaps %%zmm0, %%zmm7\n\tvmovaps %%zmm0, %%zmm8\n\tvmovaps %%zmm0, %%zmm9\n\t"
-      "vmovaps %%zmm0, %%zmm10\n\tvmovaps %%zmm0, %%zmm11\n\tvmovaps %%zmm0, %%zmm14\n\tvmovaps %%zmm0, %%zmm15\n\t"
-      "1:\n\t"
-      "vdpbf16ps %%zmm15, %%zmm14, %%zmm0\n\tvdpbf16ps %%zmm15, %%zmm14, %%zmm1\n\t"
-      "vdpbf16ps %%zmm15, %%zmm14, %%zmm2\n\tvdpbf16ps %%zmm15, %%zmm14, %%zmm3\n\t"
-      "vdpbf16ps %%zmm15, %%zmm14, %%zmm4\n\tvdpbf16ps %%zmm15, %%zmm14, %%zmm5\n\t"
-      "vdpbf16ps %%zmm15, %%zmm14, %%zmm6\n\tvdpbf16ps %%zmm15, %%zmm14, %%zmm7\n\t"
-      "vdpbf16ps %%zmm15, %%zmm14, %%zmm8\n\tvdpbf16ps %%zmm15, %%zmm14, %%zmm9\n\t"
-      "vdpbf16ps %%zmm15, %%zmm14, %%zmm10\n\tvdpbf16ps %%zmm15, %%zmm14, %%zmm11\n\t"
-      "dec %0\n\tjnz 1b\n\t"
-      "vzeroupper"
-      : "+r"(n)
-      :
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm14", "xmm15", "cc");
+  DSV4_PEAK_LOOP("vpxord", "vdpbf16ps", "zmm", rounds);
   return 4.0 * 16 * 12 * static_cast<double>(rounds);
 #else
   (void)rounds;
   return 0;
 #endif
 }
+
+#undef DSV4_PEAK_LOOP
+#undef DSV4_PEAK_OP
+#undef DSV4_PEAK_MOV
+#undef DSV4_PEAK_R
 
 }  // namespace
 }  // namespace dsv4
