@@ -451,11 +451,10 @@ size_t prepared_width_impl(const Matrix& w) {
   size_t width = static_cast<size_t>(w.K);
   if (layout_of(w) == Layout::Fp8Group32) width += fp8_blocks_padded(w.K);
 #ifdef DSV4_AVX512_BF16
+  // FP8: then the block minima, bf16 pairs and flag (fp8_prepare_row_bf16). BF16: after the K
+  // floats their bf16 pairs for bf16_dot_micro (K / 2 floats' room), then a vector whose first
+  // float says whether the row may take that path.
   if (layout_of(w) == Layout::Fp8Group32) width = fp8_flag_at(w.K) + 16;
-#endif
-#ifdef DSV4_AVX512_BF16
-  // After the K floats: their bf16 pairs for bf16_dot_micro (K / 2 floats' room), then a
-  // vector whose first float says whether the row may take that path.
   if (layout_of(w) == Layout::Bf16Group16) width = bf16_dot_flag(w.K) + 16;
 #endif
 #ifdef DSV4_VECTOR_LAYOUTS
@@ -1450,13 +1449,12 @@ bool fp8_group_factors(const Matrix& w, int g, const float* xp, size_t ldx, int 
 template <bool Tiled>
 using Fp8Fn = void (*)(const Matrix&, const float*, const float*, size_t, float*, size_t, int, const double*);
 
-// Output rows [n0, n1) of one 128-row scale group, for all activation rows.
-// xb: the rows' bf16 pairs when they may take the avx512bf16 table's dot products, else null.
-void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post,
-               [[maybe_unused]] const uint32_t* xb, [[maybe_unused]] size_t ldb, [[maybe_unused]] const float* f, [[maybe_unused]] size_t ldf) {
+// Output rows [n0, n1) of one 128-row scale group, for all prescaled activation rows (the
+// float kernels; fp8_linear takes the bf16 dot products itself).
+void fp8_group(const Matrix& w, const float* xs, size_t ldx, int rows, float* out, size_t ldo, int n0, int n1, const double* post) {
   const size_t K = static_cast<size_t>(w.K);
 #ifdef DSV4_AVX512
-  return fp8_rows(w, xs, ldx, rows, out, ldo, n0, n1, post, xb, ldb, f, ldf);
+  return fp8_rows(w, xs, ldx, rows, out, ldo, n0, n1, post, nullptr, 0, nullptr, 0);
 #endif
   if (rows >= kTiledRows) {
     static const Fp8Fn<true> micro[4][3] = {
@@ -1539,7 +1537,7 @@ void fp8_linear(const Matrix& w, const float* xp, size_t ldx, int rows, float* o
       continue;
     }
 #endif
-    fp8_group(w, prescaled(g), ldx, rows, out, ldo, n, end, post, nullptr, 0, nullptr, 0);
+    fp8_group(w, prescaled(g), ldx, rows, out, ldo, n, end, post);
     n = end;
   }
 }

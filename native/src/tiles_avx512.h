@@ -930,7 +930,6 @@ constexpr int kFp8DecodeOnceK = 2048;
 template <int Mode = kFp8Decode>
 struct Fp8Bf16Groups {
   static constexpr bool kWidePasses = true;
-  static constexpr int kMode = Mode;
   const uint32_t* xb;
   size_t ldb;
   const float* f;
@@ -1031,6 +1030,20 @@ void fp8_passes_of(const Matrix& w, const Groups& groups, int rows, float* out, 
   constexpr int most = Q == 2 ? kFp8WideRows : kFp8RowsMost;
   const int passes = (rows + most - 1) / most;
   const int end = n0 + (n1 - n0) / kFp8GemvRows * kFp8GemvRows;
+  // Every 2Q weight rows, the first pass through `first` (which asks for the next rows), the
+  // others through `later`.
+  const auto run = [&](const auto& first, const auto& later) {
+    for (int n = n0; n < end; n += 2 * Q)
+      for (int p = 0, r0 = 0; p < passes; p++) {
+        const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
+        float* o = out + static_cast<size_t>(r0) * ldo + n;
+        if (p == 0)
+          fp8_rows_for<std::decay_t<decltype(first)>, Q>(rb)(w.row(n), w.K, first.from_row(r0), o, ldo, post + r0, true);
+        else
+          fp8_rows_for<std::decay_t<decltype(later)>, Q>(rb)(w.row(n), w.K, later.from_row(r0), o, ldo, post + r0, false);
+        r0 += rb;
+      }
+  };
 #ifdef DSV4_AVX512_BF16
   // With bf16 dot products and several passes, the first decodes each group of four weight
   // rows and keeps the pairs (K / 32 x 4 vectors), the later ones read them. Up to K = 2048
@@ -1042,28 +1055,11 @@ void fp8_passes_of(const Matrix& w, const Groups& groups, int rows, float* out, 
   if constexpr (Q == 2 && std::is_same_v<Groups, Fp8Bf16Groups<kFp8Decode>>) {
     if (passes > 1 && w.K <= kFp8DecodeOnceK) {
       __m512i* buffer = static_cast<__m512i*>(scratch(Scratch::Tile, static_cast<size_t>(w.K / 32) * 2 * Q * sizeof(__m512i)));
-      const auto store = groups.template with_mode<kFp8DecodeStore>(buffer);
-      const auto load = groups.template with_mode<kFp8Load>(buffer);
-      for (int n = n0; n < end; n += 2 * Q)
-        for (int p = 0, r0 = 0; p < passes; p++) {
-          const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
-          float* o = out + static_cast<size_t>(r0) * ldo + n;
-          if (p == 0)
-            fp8_rows_for<decltype(store), Q>(rb)(w.row(n), w.K, store.from_row(r0), o, ldo, post + r0, true);
-          else
-            fp8_rows_for<decltype(load), Q>(rb)(w.row(n), w.K, load.from_row(r0), o, ldo, post + r0, false);
-          r0 += rb;
-        }
-      return;
+      return run(groups.template with_mode<kFp8DecodeStore>(buffer), groups.template with_mode<kFp8Load>(buffer));
     }
   }
 #endif
-  for (int n = n0; n < end; n += 2 * Q)
-    for (int p = 0, r0 = 0; p < passes; p++) {
-      const int rb = (rows - r0 + (passes - p) - 1) / (passes - p);
-      fp8_rows_for<Groups, Q>(rb)(w.row(n), w.K, groups.from_row(r0), out + static_cast<size_t>(r0) * ldo + n, ldo, post + r0, p == 0);
-      r0 += rb;
-    }
+  run(groups, groups);
 }
 
 // With bf16 dot products, from 5 rows: balanced passes of up to 6 rows over two pairs at a time
