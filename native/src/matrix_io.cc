@@ -26,22 +26,30 @@ size_t scale_count(const Matrix& m) {
   }
 }
 
+// Memory of a matrix's own for `bytes` of rows (fp4_pack, align_rows): 2 MiB aligned, `alloc`
+// bytes, in 2 MiB pages where the kernel has them (transparent huge pages are often "madvise"
+// only): the mapped checkpoint it replaces sits in the page cache's large folios. A
+// flash-slice layer's experts, 2 threads: a copy in 4 KiB pages streamed 1.1x the mapped rows,
+// in 2 MiB pages 1.2x. Null when the memory is not there.
+std::shared_ptr<uint8_t> own_rows(size_t bytes, size_t& alloc) {
+  constexpr size_t kHuge = 2u << 20;
+  alloc = (bytes + kHuge - 1) / kHuge * kHuge;
+  uint8_t* d = static_cast<uint8_t*>(std::aligned_alloc(kHuge, alloc));
+  if (!d) return nullptr;
+  madvise(d, alloc, MADV_HUGEPAGE);
+  return std::shared_ptr<uint8_t>(d, [](uint8_t* p) { std::free(p); });
+}
+
 // m's rows and scales into the packed layout (Matrix::fp4_packed), in memory of its own; the
 // mapped bytes it read are let go (Mapping::release), so the weights are not held twice.
 // The copy is locked in memory when the file's mapping is.
 void fp4_pack(Matrix& m, const MatrixSource& src) {
   const size_t bytes = m.row_bytes() * static_cast<size_t>(m.N);
   const size_t ns = scale_count(m);
-  // In 2 MiB pages where the kernel has them (transparent huge pages are often "madvise"
-  // only): the mapped checkpoint it replaces sits in the page cache's large folios. A
-  // flash-slice layer's experts, 2 threads: the copy in 4 KiB pages streamed 1.1x the mapped
-  // rows, in 2 MiB pages 1.2x.
-  constexpr size_t kHuge = 2u << 20;
-  const size_t alloc = (bytes + kHuge - 1) / kHuge * kHuge;
-  uint8_t* d = static_cast<uint8_t*>(std::aligned_alloc(kHuge, alloc));
-  if (!d) throw std::runtime_error("out of memory repacking an fp4 matrix (" + std::to_string(alloc) + " bytes)");
-  std::shared_ptr<uint8_t> packed(d, [](uint8_t* p) { std::free(p); });
-  madvise(d, alloc, MADV_HUGEPAGE);
+  size_t alloc = 0;
+  std::shared_ptr<uint8_t> packed = own_rows(bytes, alloc);
+  if (!packed) throw std::runtime_error("out of memory repacking an fp4 matrix (" + std::to_string(alloc) + " bytes)");
+  uint8_t* d = packed.get();
   std::vector<uint8_t> scales(ns);
   const int groups = m.K / 64;
   // Over the pool (a whole checkpoint's experts are repacked at load): tasks of 64 tiles.
@@ -161,12 +169,10 @@ bool align_rows(Matrix& m) {
   if (!m.mapping || m.format == Format::FP4 || reinterpret_cast<uintptr_t>(m.data) % 64 == 0) return false;
   const size_t bytes = m.row_bytes() * static_cast<size_t>(m.N);
   const size_t offset = static_cast<size_t>(m.data - m.mapping->data());
-  constexpr size_t kHuge = 2u << 20;
-  const size_t alloc = (bytes + kHuge - 1) / kHuge * kHuge;
-  uint8_t* d = static_cast<uint8_t*>(std::aligned_alloc(kHuge, alloc));
-  if (!d) allocation_failed(alloc, "an aligned copy of a matrix");
-  std::shared_ptr<uint8_t> copy(d, [](uint8_t* p) { std::free(p); });
-  madvise(d, alloc, MADV_HUGEPAGE);
+  size_t alloc = 0;
+  std::shared_ptr<uint8_t> copy = own_rows(bytes, alloc);
+  if (!copy) allocation_failed(alloc, "an aligned copy of a matrix");
+  uint8_t* d = copy.get();
   constexpr size_t kChunk = 1u << 20;
   const uint8_t* from = m.data;
   pool().run(static_cast<int>((bytes + kChunk - 1) / kChunk), [&](int c, int) {
